@@ -1,0 +1,114 @@
+//! HTTP plumbing shared by adapters: a client per camera system (its CA, its time limit), and the reading of
+//! what a failed exchange means: was the request sent, and when may we come back.
+
+use std::time::Duration;
+
+use super::Delivery;
+use crate::config::CameraSystemConfig;
+
+pub fn client(system: &CameraSystemConfig, timeout: Duration) -> Result<reqwest::Client, String> {
+    let mut builder = reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout.min(Duration::from_secs(5)))
+        .user_agent(concat!("tillmark/", env!("CARGO_PKG_VERSION")));
+    if let Some(ca) = &system.tls_ca {
+        let pem =
+            std::fs::read(ca).map_err(|e| format!("cannot read tls_ca {}: {e}", ca.display()))?;
+        let cert = reqwest::Certificate::from_pem(&pem)
+            .map_err(|e| format!("tls_ca {} is not a PEM certificate: {e}", ca.display()))?;
+        builder = builder.add_root_certificate(cert);
+    }
+    if system.tls_insecure {
+        tracing::warn!(system = %system.id, "TLS certificate checks are off for this camera system (tls_insecure).");
+        builder = builder.danger_accept_invalid_certs(true);
+    }
+    builder
+        .build()
+        .map_err(|e| format!("cannot build an HTTP client: {e}"))
+}
+
+/// A transport failure: a connect error never reached the server; anything later might have.
+pub fn transport_error(what: &str, e: &reqwest::Error, maybe_created: bool) -> Delivery {
+    let sent = !e.is_connect();
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "could not connect"
+    } else {
+        "failed"
+    };
+    // The URL is left out of the message: a query string may carry a token.
+    let mut cause = String::from("request error");
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        cause = s.to_string();
+        source = s.source();
+    }
+    Delivery::Retry {
+        error: format!("{what} {kind}: {cause}"),
+        retry_after: None,
+        maybe_created: maybe_created || sent,
+    }
+}
+
+/// `Retry-After` in seconds or as an HTTP date.
+pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let value = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    let delta = when.timestamp_millis() - chrono::Utc::now().timestamp_millis();
+    Some(Duration::from_millis(delta.max(0) as u64))
+}
+
+/// The vendor's own words from an error body: a JSON `errorString`/`message`/`error` field, or the text.
+pub fn vendor_message(body: &str) -> String {
+    if let Ok(v) = serde_json::from_str::<serde_json::Value>(body) {
+        for key in ["errorString", "errorMsg", "message", "error", "detail"] {
+            if let Some(s) = v.get(key).and_then(|x| x.as_str())
+                && !s.is_empty()
+            {
+                return s.to_string();
+            }
+        }
+    }
+    let text: String = body.trim().chars().take(300).collect();
+    if text.is_empty() {
+        "no details given".into()
+    } else {
+        text
+    }
+}
+
+/// What a non-success status means for a create: 408/429/5xx come back later, other 4xx never will.
+pub fn status_outcome(
+    what: &str,
+    status: reqwest::StatusCode,
+    headers: &reqwest::header::HeaderMap,
+    body: &str,
+) -> Delivery {
+    let message = format!("{what}: HTTP {status}: {}", vendor_message(body));
+    if status == reqwest::StatusCode::TOO_MANY_REQUESTS
+        || status == reqwest::StatusCode::REQUEST_TIMEOUT
+    {
+        Delivery::Retry {
+            error: message,
+            retry_after: retry_after(headers),
+            maybe_created: false,
+        }
+    } else if status.is_server_error() {
+        // The server may have stored it before failing: look before creating again.
+        Delivery::Retry {
+            error: message,
+            retry_after: retry_after(headers),
+            maybe_created: true,
+        }
+    } else {
+        Delivery::Failed { error: message }
+    }
+}

@@ -1,0 +1,111 @@
+//! Running camera-system integrations: one [`CameraSystem`] per `[[camera_systems]]` entry, each able to make a
+//! bookmark for a claimed outbox row and to say where its footage opens.
+//!
+//! An adapter reports what the vendor's answer means for the row (made, retry, failed) and whether the
+//! bookmark may now exist on the vendor's side; the delivery layer turns that into the schedule.
+
+mod http;
+mod nx;
+mod template;
+pub mod text;
+mod webhook;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+use crate::config::{CameraSystemConfig, Config, Integration};
+use crate::store::Job;
+
+pub use template::check as check_template;
+
+/// What one delivery attempt came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    /// The bookmark exists: created now, or found from an earlier attempt.
+    Made {
+        vendor_id: Option<String>,
+        detail: String,
+    },
+    /// Worth trying again. `maybe_created`: the bookmark may exist now (a timeout or 5xx after sending).
+    Retry {
+        error: String,
+        retry_after: Option<Duration>,
+        maybe_created: bool,
+    },
+    /// Will never succeed as it is (bad credentials, unknown camera): shown to the operator.
+    Failed { error: String },
+}
+
+#[async_trait]
+pub trait CameraSystem: Send + Sync {
+    async fn deliver(&self, job: &Job) -> Delivery;
+}
+
+/// A link that opens footage at a moment.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct FootageLink {
+    pub label: String,
+    pub url: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("camera system {system}: {message}")]
+pub struct BuildError {
+    pub system: String,
+    pub message: String,
+}
+
+/// The running set of camera systems, by id.
+#[derive(Clone, Default)]
+pub struct Cameras {
+    systems: HashMap<String, Arc<dyn CameraSystem>>,
+}
+
+impl Cameras {
+    pub fn build(config: &Config) -> Result<Cameras, BuildError> {
+        let mut systems: HashMap<String, Arc<dyn CameraSystem>> = HashMap::new();
+        for sys in &config.camera_systems {
+            let client =
+                http::client(sys, config.delivery.timeout.as_std()).map_err(|message| {
+                    BuildError {
+                        system: sys.id.clone(),
+                        message,
+                    }
+                })?;
+            let adapter: Arc<dyn CameraSystem> = match sys.integration {
+                Integration::NxWitness => Arc::new(nx::NxWitness::new(sys, client)),
+                Integration::Webhook => Arc::new(webhook::Webhook::new(sys, client)),
+            };
+            systems.insert(sys.id.clone(), adapter);
+        }
+        Ok(Cameras { systems })
+    }
+
+    pub fn get(&self, system: &str) -> Option<&Arc<dyn CameraSystem>> {
+        self.systems.get(system)
+    }
+}
+
+/// Where the footage of a bookmark opens: the vendor's client link and, if configured, a browser link.
+pub fn footage_links(system: &CameraSystemConfig, device: &str, start_ms: i64) -> Vec<FootageLink> {
+    let mut links = Vec::new();
+    if system.integration == Integration::NxWitness {
+        links.push(FootageLink {
+            label: "Nx client".into(),
+            url: nx::client_link(system, device, start_ms),
+        });
+    }
+    if let Some(tpl) = &system.web_viewer_url
+        && let Ok(url) = template::render_link(tpl, system, device, start_ms)
+    {
+        links.push(FootageLink {
+            label: "Web viewer".into(),
+            url,
+        });
+    }
+    links
+}

@@ -1,0 +1,106 @@
+//! What the subcommands do, kept out of `main.rs` so they can be tested and reused.
+
+use std::path::Path;
+
+use anyhow::Context;
+
+use crate::Daemon;
+use crate::config::Config;
+use crate::store;
+
+/// Runs until SIGINT or SIGTERM, then shuts down in order; a second signal exits at once.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let daemon = Daemon::start(config).await?;
+    wait_for_signal().await;
+    tracing::info!(
+        "Shutting down: stopping intake, then finishing deliveries. Signal again to exit at once."
+    );
+    tokio::spawn(async {
+        wait_for_signal().await;
+        tracing::warn!("Second signal: exiting now.");
+        std::process::exit(130);
+    });
+    daemon.shutdown().await;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// A summary of a valid config, for `check-config`.
+pub fn describe(config: &Config, file: Option<&Path>) -> String {
+    let source = file
+        .map(|f| f.display().to_string())
+        .unwrap_or_else(|| "the embedded defaults".into());
+    let broker = match &config.mqtt.url {
+        Some(url) => url.to_string(),
+        None => format!("embedded, on {}", config.mqtt.embedded_listen),
+    };
+    let types: Vec<&str> = config.bookmarks.types.iter().map(|t| t.as_str()).collect();
+    format!(
+        "{source} is valid.\n  broker: {broker} (topics: {})\n  database: {}\n  web index: http://{}/\n  \
+         bookmarks: {} (pre-roll {}, post-roll {})\n  stores: {}, camera systems: {}, cameras: {}",
+        config.mqtt.topics.join(", "),
+        config.database.url,
+        config.web.listen,
+        types.join(", "),
+        config.bookmarks.pre_roll,
+        config.bookmarks.post_roll,
+        config.stores.len(),
+        config.camera_systems.len(),
+        config.cameras.len(),
+    )
+}
+
+pub async fn dead_letters(config: &Config, limit: i64) -> anyhow::Result<()> {
+    let store = store::open(&config.database.url)
+        .await
+        .with_context(|| format!("opening {}", config.database.url))?;
+    let list = store.dead_letters(limit).await?;
+    if list.is_empty() {
+        println!("No rejected messages.");
+    }
+    for d in list {
+        println!(
+            "{}  {}\n  reason: {}\n  payload: {}\n",
+            crate::web::iso_utc(d.received_ms),
+            d.topic,
+            d.reason,
+            d.raw
+        );
+    }
+    store.close().await;
+    Ok(())
+}
+
+pub async fn retry_failed(config: &Config, system: Option<&str>) -> anyhow::Result<()> {
+    let store = store::open(&config.database.url)
+        .await
+        .with_context(|| format!("opening {}", config.database.url))?;
+    let n = store.retry_failed(system, crate::clock::now_ms()).await?;
+    println!(
+        "{n} failed bookmark{} queued again; a running daemon delivers them within seconds.",
+        if n == 1 { "" } else { "s" }
+    );
+    store.close().await;
+    Ok(())
+}

@@ -1,0 +1,88 @@
+//! Durations as people write them in a config file: `"10s"`, `"1.5s"`, `"250ms"`, `"2m"`, `"1h"`, and signed
+//! (`"-2.5s"`) where a correction can go either way. Kept to milliseconds, the precision every camera API uses.
+
+use std::fmt;
+
+/// A signed span of time in whole milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Millis(pub i64);
+
+impl Millis {
+    pub fn as_std(self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.0.max(0) as u64)
+    }
+}
+
+impl fmt::Display for Millis {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ms = self.0;
+        if ms % 3_600_000 == 0 && ms != 0 {
+            write!(f, "{}h", ms / 3_600_000)
+        } else if ms % 60_000 == 0 && ms != 0 {
+            write!(f, "{}m", ms / 60_000)
+        } else if ms % 1000 == 0 {
+            write!(f, "{}s", ms / 1000)
+        } else {
+            write!(f, "{ms}ms")
+        }
+    }
+}
+
+/// Parses `"<number><unit>"` with unit `ms`, `s`, `m` or `h`. A bare number is refused: a unit-less `10`
+/// could mean seconds or milliseconds, and guessing wrong puts a bookmark at the wrong moment.
+pub fn parse(text: &str) -> Result<Millis, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| c.is_ascii_alphabetic()).ok_or_else(|| {
+        format!("\"{text}\" has no unit: write it like \"10s\", \"250ms\", \"2m\" or \"1h\"")
+    })?;
+    let (number, unit) = t.split_at(split);
+    let scale: f64 = match unit {
+        "ms" => 1.0,
+        "s" => 1000.0,
+        "m" | "min" => 60_000.0,
+        "h" => 3_600_000.0,
+        _ => {
+            return Err(format!(
+                "\"{text}\" has an unknown unit \"{unit}\": use ms, s, m or h"
+            ));
+        }
+    };
+    let value: f64 = number.trim().parse().map_err(|_| {
+        format!("\"{text}\" is not a duration: write it like \"10s\", \"250ms\", \"2m\" or \"1h\"")
+    })?;
+    let ms = (value * scale).round();
+    if !ms.is_finite() || ms.abs() > 366.0 * 86_400_000.0 {
+        return Err(format!("\"{text}\" is out of range"));
+    }
+    Ok(Millis(ms as i64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_with_units_parse_to_milliseconds() {
+        assert_eq!(parse("10s"), Ok(Millis(10_000)));
+        assert_eq!(parse("1.5s"), Ok(Millis(1_500)));
+        assert_eq!(parse("250ms"), Ok(Millis(250)));
+        assert_eq!(parse("2m"), Ok(Millis(120_000)));
+        assert_eq!(parse("1h"), Ok(Millis(3_600_000)));
+        assert_eq!(parse("-2.5s"), Ok(Millis(-2_500)));
+    }
+
+    #[test]
+    fn a_number_without_a_unit_is_refused_with_an_example() {
+        let err = parse("10").unwrap_err();
+        assert!(err.contains("has no unit"), "{err}");
+        assert!(parse("10 parsecs").unwrap_err().contains("unknown unit"));
+        assert!(parse("abcs").is_err());
+    }
+
+    #[test]
+    fn durations_display_in_their_largest_whole_unit() {
+        assert_eq!(Millis(10_000).to_string(), "10s");
+        assert_eq!(Millis(120_000).to_string(), "2m");
+        assert_eq!(Millis(1_500).to_string(), "1500ms");
+    }
+}

@@ -1,0 +1,832 @@
+//! The config file: its model, its defaults, and its validation. Every problem in a file is reported at once,
+//! each with its key path and line, and a `Config` that exists is valid: the rest of the daemon never re-checks it.
+//!
+//! Secrets are never in the file: it names environment variables (`password_env`), read here into [`Secret`]s.
+
+mod duration;
+mod reader;
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+pub use duration::{Millis, parse as parse_duration};
+pub use reader::ConfigError;
+use reader::{At, Doc, Table};
+
+use crate::event::{EventType, is_valid_id};
+
+/// A value that must not be shown: its `Debug` and `Display` print a placeholder.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("**REDACTED**")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("**REDACTED**")
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub mqtt: MqttConfig,
+    pub database: DatabaseConfig,
+    pub web: WebConfig,
+    pub bookmarks: BookmarkConfig,
+    pub delivery: DeliveryConfig,
+    pub stores: Vec<StoreConfig>,
+    pub camera_systems: Vec<CameraSystemConfig>,
+    pub cameras: Vec<CameraConfig>,
+}
+
+/// `[mqtt]`: where register events come from.
+#[derive(Debug, Clone)]
+pub struct MqttConfig {
+    /// An external broker. Default: none, which starts the embedded broker.
+    pub url: Option<BrokerUrl>,
+    /// Where the embedded broker listens. Default `127.0.0.1:1883`.
+    pub embedded_listen: SocketAddr,
+    /// Client id; stable so the broker keeps the session (and queued events) while the daemon is down.
+    /// Default `tillmark`.
+    pub client_id: String,
+    /// Topic filters. Default `["pos/+/+/events"]`.
+    pub topics: Vec<String>,
+    /// Default: none.
+    pub username: Option<String>,
+    /// From the variable named by `password_env`. Default: none.
+    pub password: Option<Secret>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerUrl {
+    pub host: String,
+    pub port: u16,
+    pub tls: bool,
+}
+
+impl fmt::Display for BrokerUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let scheme = if self.tls { "mqtts" } else { "mqtt" };
+        write!(f, "{scheme}://{}:{}", self.host, self.port)
+    }
+}
+
+impl BrokerUrl {
+    /// Accepts `mqtt://`, `tcp://`, `mqtts://`, `ssl://` URLs and a bare `host:port`.
+    pub fn parse(text: &str) -> Result<BrokerUrl, String> {
+        let with_scheme = if text.contains("://") {
+            text.to_string()
+        } else {
+            format!("mqtt://{text}")
+        };
+        let url = url::Url::parse(&with_scheme)
+            .map_err(|e| format!("\"{text}\" is not a broker URL ({e})"))?;
+        let tls = match url.scheme() {
+            "mqtt" | "tcp" => false,
+            "mqtts" | "ssl" => true,
+            other => {
+                return Err(format!(
+                    "scheme \"{other}\" is not supported: use mqtt:// or mqtts://"
+                ));
+            }
+        };
+        let host = url
+            .host_str()
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| format!("\"{text}\" has no host"))?;
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        let port = url.port().unwrap_or(if tls { 8883 } else { 1883 });
+        Ok(BrokerUrl { host, port, tls })
+    }
+}
+
+/// `[database]`.
+#[derive(Debug, Clone)]
+pub struct DatabaseConfig {
+    /// Default `sqlite://tillmark.db`, created if missing.
+    pub url: String,
+}
+
+/// `[web]`.
+#[derive(Debug, Clone)]
+pub struct WebConfig {
+    /// Default `127.0.0.1:8080`. Loopback only until the index has sign-in.
+    pub listen: SocketAddr,
+}
+
+/// `[bookmarks]`: which events become bookmarks and how long they span.
+#[derive(Debug, Clone)]
+pub struct BookmarkConfig {
+    /// Default: void, item_void, correction, refund, no_sale, drawer_open, paid_out.
+    pub types: BTreeSet<EventType>,
+    /// Time before the event. Default `10s`.
+    pub pre_roll: Millis,
+    /// Time after the event. Default `20s`.
+    pub post_roll: Millis,
+}
+
+/// `[delivery]`: how bookmarks reach camera systems.
+#[derive(Debug, Clone)]
+pub struct DeliveryConfig {
+    /// Waits between attempts; the last repeats for as long as it takes. Default
+    /// `["1s", "5s", "15s", "30s", "1m", "2m", "5m"]`. Each wait gets ±20% jitter.
+    pub retry: Vec<Millis>,
+    /// Requests in flight per camera system. Default 4.
+    pub concurrency: usize,
+    /// Time limit of one HTTP request. Default `10s`.
+    pub timeout: Millis,
+}
+
+/// `[[stores]]`.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    pub id: String,
+    /// Default: the id.
+    pub name: String,
+    /// IANA zone, required: times in the index are shown in it.
+    pub timezone: chrono_tz::Tz,
+}
+
+/// Which vendor definition talks to a camera system.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Integration {
+    NxWitness,
+    Webhook,
+}
+
+impl Integration {
+    pub const NAMES: [&'static str; 2] = ["nx-witness", "webhook"];
+
+    pub fn parse(name: &str) -> Option<Integration> {
+        match name {
+            "nx-witness" => Some(Integration::NxWitness),
+            "webhook" => Some(Integration::Webhook),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Integration::NxWitness => "nx-witness",
+            Integration::Webhook => "webhook",
+        }
+    }
+}
+
+/// `[[camera_systems]]`: one NVR, VMS or cloud account.
+#[derive(Debug, Clone)]
+pub struct CameraSystemConfig {
+    pub id: String,
+    pub integration: Integration,
+    /// The server (Nx: `https://HOST:7001`) or, for a webhook, the URL to POST to.
+    pub url: url::Url,
+    pub username: Option<String>,
+    /// From `password_env`.
+    pub password: Option<Secret>,
+    /// From `api_key_env`; a webhook sends it as `Authorization: Bearer`.
+    pub api_key: Option<Secret>,
+    /// A CA certificate (PEM) to trust for this system, for self-signed NVRs.
+    pub tls_ca: Option<PathBuf>,
+    /// Accept any certificate. An explicit opt-out, warned about at start.
+    pub tls_insecure: bool,
+    /// A template for a browser link to the footage; variables: `device`, `start_ms`, `start_s`, `start_iso`, `host`.
+    pub web_viewer_url: Option<String>,
+    /// Vendor specifics: Nx `cloud_host` (default `nxvms.com`), webhook `body` (a JSON template) and `method`.
+    pub options: serde_json::Map<String, serde_json::Value>,
+}
+
+impl CameraSystemConfig {
+    pub fn option_str(&self, key: &str) -> Option<&str> {
+        self.options.get(key).and_then(|v| v.as_str())
+    }
+}
+
+/// `[[cameras]]`.
+#[derive(Debug, Clone)]
+pub struct CameraConfig {
+    pub system: String,
+    /// The camera's id in its system.
+    pub device: String,
+    /// Default: the device id.
+    pub name: String,
+    /// `store/register` pairs this camera watches.
+    pub registers: Vec<RegisterRef>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RegisterRef {
+    pub store: String,
+    pub register: String,
+}
+
+impl fmt::Display for RegisterRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.store, self.register)
+    }
+}
+
+/// Why a config could not be used: every problem found, in file order.
+#[derive(Debug, thiserror::Error)]
+pub struct ConfigErrors {
+    pub file: Option<PathBuf>,
+    pub errors: Vec<ConfigError>,
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.errors.len();
+        match &self.file {
+            Some(file) => writeln!(
+                f,
+                "{} has {n} error{}:",
+                file.display(),
+                if n == 1 { "" } else { "s" }
+            )?,
+            None => writeln!(
+                f,
+                "the config has {n} error{}:",
+                if n == 1 { "" } else { "s" }
+            )?,
+        }
+        for e in &self.errors {
+            writeln!(f, "  - {e}")?;
+        }
+        Ok(())
+    }
+}
+
+pub const DEFAULT_TOPIC: &str = "pos/+/+/events";
+pub const DEFAULT_RETRY: [i64; 7] = [1_000, 5_000, 15_000, 30_000, 60_000, 120_000, 300_000];
+
+impl Default for Config {
+    /// The embedded defaults: embedded broker, SQLite file, index on localhost, no cameras.
+    fn default() -> Self {
+        Config::parse("", &|_| None).expect("the empty config is valid")
+    }
+}
+
+impl Config {
+    /// Reads `path`, or the embedded defaults when `None`. Secrets come from the process environment.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigErrors> {
+        let Some(path) = path else {
+            return Ok(Config::default());
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigErrors {
+            file: Some(path.to_path_buf()),
+            errors: vec![ConfigError {
+                path: String::new(),
+                line: None,
+                message: format!("cannot read it: {e}"),
+            }],
+        })?;
+        Config::parse(&text, &|name| std::env::var(name).ok()).map_err(|errors| ConfigErrors {
+            file: Some(path.to_path_buf()),
+            errors,
+        })
+    }
+
+    /// Parses and validates a config document; `env` looks up the variables that hold secrets.
+    pub fn parse(
+        text: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, Vec<ConfigError>> {
+        let root = match toml::de::DeTable::parse(text) {
+            Ok(root) => root,
+            Err(e) => {
+                let doc = Doc::new(text);
+                let line = e.span().map(|s| doc.line_of(&s));
+                return Err(vec![ConfigError {
+                    path: String::new(),
+                    line,
+                    message: e.message().to_string(),
+                }]);
+            }
+        };
+        let doc = Doc::new(text);
+        let top = Table::root(&doc, &root);
+        let config = Builder { doc: &doc, env }.build(&top);
+        top.finish();
+        match config {
+            Some(config) if !doc.has_errors() => Ok(config),
+            _ => Err(doc.into_errors()),
+        }
+    }
+
+    pub fn store(&self, id: &str) -> Option<&StoreConfig> {
+        self.stores.iter().find(|s| s.id == id)
+    }
+
+    pub fn camera_system(&self, id: &str) -> Option<&CameraSystemConfig> {
+        self.camera_systems.iter().find(|s| s.id == id)
+    }
+}
+
+struct Builder<'a> {
+    doc: &'a Doc<'a>,
+    env: &'a dyn Fn(&str) -> Option<String>,
+}
+
+impl Builder<'_> {
+    fn build(&self, top: &Table) -> Option<Config> {
+        let mqtt = self.mqtt(top.opt_table("mqtt").as_ref());
+        let database = self.database(top.opt_table("database").as_ref());
+        let web = self.web(top.opt_table("web").as_ref());
+        let bookmarks = self.bookmarks(top.opt_table("bookmarks").as_ref());
+        let delivery = self.delivery(top.opt_table("delivery").as_ref());
+        let stores: Vec<StoreConfig> = top
+            .tables("stores")
+            .iter()
+            .filter_map(|t| self.store(t))
+            .collect();
+        let systems: Vec<CameraSystemConfig> = top
+            .tables("camera_systems")
+            .iter()
+            .filter_map(|t| self.camera_system(t))
+            .collect();
+        let cameras = top
+            .tables("cameras")
+            .iter()
+            .filter_map(|t| self.camera(t, &stores, &systems))
+            .collect();
+        self.unique(top, "stores", stores.iter().map(|s| s.id.as_str()));
+        self.unique(top, "camera_systems", systems.iter().map(|s| s.id.as_str()));
+        Some(Config {
+            mqtt: mqtt?,
+            database: database?,
+            web: web?,
+            bookmarks: bookmarks?,
+            delivery: delivery?,
+            stores,
+            camera_systems: systems,
+            cameras,
+        })
+    }
+
+    fn unique<'s>(&self, top: &Table, key: &'static str, ids: impl Iterator<Item = &'s str>) {
+        let mut seen = HashSet::new();
+        for id in ids {
+            if !seen.insert(id) {
+                top.error(key, format!("id \"{id}\" is used twice"));
+            }
+        }
+    }
+
+    fn secret(&self, t: &Table, key: &'static str) -> Option<Secret> {
+        let name = t.opt_str(key)?;
+        match (self.env)(&name.value) {
+            Some(value) if !value.is_empty() => Some(Secret::new(value)),
+            _ => {
+                self.doc.push(
+                    name.path,
+                    Some(name.line),
+                    format!("environment variable {} is not set", name.value),
+                );
+                None
+            }
+        }
+    }
+
+    fn mqtt(&self, t: Option<&Table>) -> Option<MqttConfig> {
+        let mut cfg = MqttConfig {
+            url: None,
+            embedded_listen: "127.0.0.1:1883".parse().ok()?,
+            client_id: "tillmark".into(),
+            topics: vec![DEFAULT_TOPIC.into()],
+            username: None,
+            password: None,
+        };
+        let Some(t) = t else { return Some(cfg) };
+        if let Some(url) = t.opt_str("url") {
+            match BrokerUrl::parse(&url.value) {
+                Ok(u) => cfg.url = Some(u),
+                Err(e) => t.error("url", e),
+            }
+        }
+        if let Some(addr) = t.opt_str("embedded_listen") {
+            match addr.value.parse() {
+                Ok(a) => cfg.embedded_listen = a,
+                Err(_) => t.error(
+                    "embedded_listen",
+                    format!("\"{}\" is not an address like 127.0.0.1:1883", addr.value),
+                ),
+            }
+        }
+        if let Some(id) = t.opt_str("client_id") {
+            if id.value.is_empty() || id.value.len() > 128 {
+                t.error("client_id", "must be 1 to 128 characters");
+            }
+            cfg.client_id = id.value;
+        }
+        if let Some(topics) = t.opt_str_list("topics") {
+            if topics.is_empty() {
+                t.error("topics", "must name at least one topic filter");
+            }
+            for topic in &topics {
+                if let Err(e) = check_topic_filter(&topic.value) {
+                    self.doc.push(topic.path.clone(), Some(topic.line), e);
+                }
+            }
+            cfg.topics = topics.into_iter().map(|a| a.value).collect();
+        }
+        cfg.username = t.opt_str("username").map(|a| a.value);
+        cfg.password = self.secret(t, "password_env");
+        if cfg.password.is_some() && cfg.username.is_none() {
+            t.error("username", "is required when password_env is set");
+        }
+        t.finish();
+        Some(cfg)
+    }
+
+    fn database(&self, t: Option<&Table>) -> Option<DatabaseConfig> {
+        let mut cfg = DatabaseConfig {
+            url: "sqlite://tillmark.db".into(),
+        };
+        let Some(t) = t else { return Some(cfg) };
+        if let Some(url) = t.opt_str("url") {
+            if url.value.starts_with("sqlite:") {
+                cfg.url = url.value;
+            } else if url.value.starts_with("postgres://") || url.value.starts_with("postgresql://")
+            {
+                t.error(
+                    "url",
+                    "PostgreSQL is not available in this version yet: use a sqlite:// URL",
+                );
+            } else {
+                t.error(
+                    "url",
+                    format!("\"{}\" is not a database URL: use sqlite://FILE", url.value),
+                );
+            }
+        }
+        t.finish();
+        Some(cfg)
+    }
+
+    fn web(&self, t: Option<&Table>) -> Option<WebConfig> {
+        let mut cfg = WebConfig {
+            listen: "127.0.0.1:8080".parse().ok()?,
+        };
+        let Some(t) = t else { return Some(cfg) };
+        if let Some(listen) = t.opt_str("listen") {
+            match listen.value.parse::<SocketAddr>() {
+                Ok(a) if a.ip().is_loopback() => cfg.listen = a,
+                Ok(_) => t.error(
+                    "listen",
+                    "the index has no sign-in yet, so it only listens on a loopback address such as 127.0.0.1:8080",
+                ),
+                Err(_) => t.error("listen", format!("\"{}\" is not an address like 127.0.0.1:8080", listen.value)),
+            }
+        }
+        t.finish();
+        Some(cfg)
+    }
+
+    fn bookmarks(&self, t: Option<&Table>) -> Option<BookmarkConfig> {
+        let mut cfg = BookmarkConfig {
+            types: EventType::ALL
+                .into_iter()
+                .filter(|t| t.bookmarked_by_default())
+                .collect(),
+            pre_roll: Millis(10_000),
+            post_roll: Millis(20_000),
+        };
+        let Some(t) = t else { return Some(cfg) };
+        if let Some(types) = t.opt_str_list("types") {
+            cfg.types.clear();
+            for ty in types {
+                match EventType::parse(&ty.value) {
+                    Some(kind) => {
+                        cfg.types.insert(kind);
+                    }
+                    None => self.doc.push(
+                        ty.path,
+                        Some(ty.line),
+                        format!(
+                            "unknown event type \"{}\"; known types: {}",
+                            ty.value,
+                            EventType::names().join(", ")
+                        ),
+                    ),
+                }
+            }
+        }
+        for (key, slot) in [
+            ("pre_roll", &mut cfg.pre_roll),
+            ("post_roll", &mut cfg.post_roll),
+        ] {
+            if let Some(d) = t.opt_duration(key) {
+                if d.0 < 0 || d.0 > 3_600_000 {
+                    t.error(key, "must be between 0s and 1h");
+                }
+                *slot = d;
+            }
+        }
+        if cfg.pre_roll.0 + cfg.post_roll.0 == 0 {
+            t.error(
+                "post_roll",
+                "pre_roll and post_roll cannot both be zero: a bookmark needs a length",
+            );
+        }
+        t.finish();
+        Some(cfg)
+    }
+
+    fn delivery(&self, t: Option<&Table>) -> Option<DeliveryConfig> {
+        let mut cfg = DeliveryConfig {
+            retry: DEFAULT_RETRY.iter().map(|ms| Millis(*ms)).collect(),
+            concurrency: 4,
+            timeout: Millis(10_000),
+        };
+        let Some(t) = t else { return Some(cfg) };
+        if let Some(steps) = t.opt_str_list("retry") {
+            if steps.is_empty() {
+                t.error("retry", "must have at least one wait");
+            }
+            cfg.retry = steps
+                .into_iter()
+                .filter_map(|s| match parse_duration(&s.value) {
+                    Ok(d) if d.0 > 0 && d.0 <= 86_400_000 => Some(d),
+                    Ok(_) => {
+                        self.doc
+                            .push(s.path, Some(s.line), "must be between 1ms and 24h");
+                        None
+                    }
+                    Err(e) => {
+                        self.doc.push(s.path, Some(s.line), e);
+                        None
+                    }
+                })
+                .collect();
+        }
+        if let Some(n) = t.opt_int("concurrency", 1..257) {
+            cfg.concurrency = n as usize;
+        }
+        if let Some(d) = t.opt_duration("timeout") {
+            if d.0 < 100 || d.0 > 300_000 {
+                t.error("timeout", "must be between 100ms and 5m");
+            }
+            cfg.timeout = d;
+        }
+        t.finish();
+        Some(cfg)
+    }
+
+    fn store(&self, t: &Table) -> Option<StoreConfig> {
+        let id = t.req_str("id");
+        if let Some(id) = &id
+            && !is_valid_id(&id.value)
+        {
+            t.error(
+                "id",
+                "must be 1 to 64 of A-Z a-z 0-9 . _ - (as in the event contract)",
+            );
+        }
+        let name = t.opt_str("name");
+        let tz = t
+            .req_str("timezone")
+            .and_then(|tz| match tz.value.parse::<chrono_tz::Tz>() {
+                Ok(z) => Some(z),
+                Err(_) => {
+                    t.error(
+                        "timezone",
+                        format!(
+                            "\"{}\" is not an IANA time zone such as Asia/Tokyo",
+                            tz.value
+                        ),
+                    );
+                    None
+                }
+            });
+        t.finish();
+        let id = id?.value;
+        Some(StoreConfig {
+            name: name.map(|n| n.value).unwrap_or_else(|| id.clone()),
+            id,
+            timezone: tz?,
+        })
+    }
+
+    fn camera_system(&self, t: &Table) -> Option<CameraSystemConfig> {
+        let id = t.req_str("id");
+        let integration =
+            t.req_str("integration")
+                .and_then(|i| match Integration::parse(&i.value) {
+                    Some(x) => Some(x),
+                    None => {
+                        t.error(
+                            "integration",
+                            format!(
+                                "unknown integration \"{}\"; available: {}",
+                                i.value,
+                                Integration::NAMES.join(", ")
+                            ),
+                        );
+                        None
+                    }
+                });
+        let url = t
+            .req_str("url")
+            .and_then(|u| match url::Url::parse(&u.value) {
+                Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
+                    Some(url)
+                }
+                _ => {
+                    t.error(
+                        "url",
+                        format!("\"{}\" is not an http:// or https:// URL", u.value),
+                    );
+                    None
+                }
+            });
+        let username = t.opt_str("username").map(|u| u.value);
+        let password = self.secret(t, "password_env");
+        let api_key = self.secret(t, "api_key_env");
+        if t.has("password") || t.has("api_key") {
+            let key = if t.has("password") {
+                "password"
+            } else {
+                "api_key"
+            };
+            t.error(key, format!("secrets do not belong in the file: put it in an environment variable and name it with {key}_env"));
+        }
+        let tls_ca = t.opt_str("tls_ca").map(|p| PathBuf::from(p.value));
+        if let Some(ca) = &tls_ca
+            && let Err(e) = std::fs::read(ca)
+        {
+            t.error("tls_ca", format!("cannot read {}: {e}", ca.display()));
+        }
+        let tls_insecure = t.opt_bool("tls_insecure").unwrap_or(false);
+        let web_viewer_url = t.opt_str("web_viewer_url").map(|w| w.value);
+        if let Some(tpl) = &web_viewer_url
+            && let Err(e) = crate::camera::check_template(tpl)
+        {
+            t.error("web_viewer_url", e);
+        }
+        let options = t.opt_scalar_map("options");
+        if integration == Some(Integration::NxWitness) {
+            if username.is_none() {
+                t.error("username", "is required by nx-witness");
+            }
+            if password.is_none() && !t.has("password_env") {
+                t.error("password_env", "is required by nx-witness");
+            }
+        }
+        if integration == Some(Integration::Webhook)
+            && let Some(body) = options.get("body").and_then(|b| b.as_str())
+            && let Err(e) = crate::camera::check_template(body)
+        {
+            self.doc.push(
+                format!("{}.options.body", t.path()),
+                Some(t.line_of("options")),
+                e,
+            );
+        }
+        t.finish();
+        Some(CameraSystemConfig {
+            id: id?.value,
+            integration: integration?,
+            url: url?,
+            username,
+            password,
+            api_key,
+            tls_ca,
+            tls_insecure,
+            web_viewer_url,
+            options,
+        })
+    }
+
+    fn camera(
+        &self,
+        t: &Table,
+        stores: &[StoreConfig],
+        systems: &[CameraSystemConfig],
+    ) -> Option<CameraConfig> {
+        let system = t.req_str("system");
+        if let Some(s) = &system
+            && !systems.iter().any(|x| x.id == s.value)
+        {
+            t.error(
+                "system",
+                format!("no [[camera_systems]] has id \"{}\"", s.value),
+            );
+        }
+        let device = t.req_str("device");
+        let name = t.opt_str("name").map(|n| n.value);
+        let mut registers = Vec::new();
+        let list = t.opt_str_list("registers");
+        if list.is_none() {
+            t.error(
+                "registers",
+                "is required: the registers this camera watches, as \"store/register\"",
+            );
+        }
+        for r in list.unwrap_or_default() {
+            match parse_register_ref(&r, stores) {
+                Ok(reg) => registers.push(reg),
+                Err(e) => self.doc.push(r.path, Some(r.line), e),
+            }
+        }
+        t.finish();
+        let device = device?.value;
+        Some(CameraConfig {
+            system: system?.value,
+            name: name.unwrap_or_else(|| device.clone()),
+            device,
+            registers,
+        })
+    }
+}
+
+fn parse_register_ref(r: &At<String>, stores: &[StoreConfig]) -> Result<RegisterRef, String> {
+    let Some((store, register)) = r.value.split_once('/') else {
+        return Err(format!(
+            "\"{}\" must be \"store/register\", e.g. \"shibuya-01/r2\"",
+            r.value
+        ));
+    };
+    if !is_valid_id(store) || !is_valid_id(register) {
+        return Err(format!(
+            "\"{}\": store and register ids use A-Z a-z 0-9 . _ -",
+            r.value
+        ));
+    }
+    if !stores.iter().any(|s| s.id == store) {
+        return Err(format!(
+            "no [[stores]] has id \"{store}\" (it needs one, for its time zone)"
+        ));
+    }
+    Ok(RegisterRef {
+        store: store.to_string(),
+        register: register.to_string(),
+    })
+}
+
+fn check_topic_filter(filter: &str) -> Result<(), String> {
+    if filter.is_empty() {
+        return Err("a topic filter cannot be empty".into());
+    }
+    let levels: Vec<&str> = filter.split('/').collect();
+    for (i, level) in levels.iter().enumerate() {
+        if level.contains('#') && (*level != "#" || i != levels.len() - 1) {
+            return Err(format!("\"{filter}\": # must be a whole last level"));
+        }
+        if level.contains('+') && *level != "+" {
+            return Err(format!("\"{filter}\": + must be a whole level"));
+        }
+    }
+    Ok(())
+}
+
+/// Which cameras watch which register, built once from the config for the ingest hot path.
+#[derive(Debug, Default, Clone)]
+pub struct Watchers {
+    by_register: HashMap<RegisterRef, Vec<usize>>,
+}
+
+impl Watchers {
+    pub fn new(config: &Config) -> Self {
+        let mut by_register: HashMap<RegisterRef, Vec<usize>> = HashMap::new();
+        for (i, camera) in config.cameras.iter().enumerate() {
+            for r in &camera.registers {
+                let list = by_register.entry(r.clone()).or_default();
+                if !list.contains(&i) {
+                    list.push(i);
+                }
+            }
+        }
+        Watchers { by_register }
+    }
+
+    /// Indexes into `config.cameras` of the cameras watching `store/register`.
+    pub fn cameras(&self, store: &str, register: &str) -> &[usize] {
+        self.by_register
+            .get(&RegisterRef {
+                store: store.to_string(),
+                register: register.to_string(),
+            })
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,368 @@
+//! Reads a TOML document field by field, collecting every problem instead of stopping at the first, so
+//! `tillmark check-config` can show an operator all that is wrong in one run, each with its key path and line.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::ops::Range;
+
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+use super::duration::{self, Millis};
+
+/// One problem in a config file: where it is and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Key path such as `camera_systems[0].password_env`; empty for the whole file.
+    pub path: String,
+    /// 1-based line in the file, where known.
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.path[..], self.line) {
+            ("", Some(line)) => write!(f, "line {line}: {}", self.message),
+            ("", None) => write!(f, "{}", self.message),
+            (path, Some(line)) => write!(f, "{path} (line {line}): {}", self.message),
+            (path, None) => write!(f, "{path}: {}", self.message),
+        }
+    }
+}
+
+/// Shared state of one read: the source (to turn byte offsets into lines) and the errors so far.
+pub struct Doc<'s> {
+    source: &'s str,
+    errors: RefCell<Vec<ConfigError>>,
+}
+
+impl<'s> Doc<'s> {
+    pub fn new(source: &'s str) -> Self {
+        Doc {
+            source,
+            errors: RefCell::new(Vec::new()),
+        }
+    }
+
+    pub fn line_of(&self, span: &Range<usize>) -> usize {
+        let end = span.start.min(self.source.len());
+        self.source.as_bytes()[..end]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count()
+            + 1
+    }
+
+    pub fn push(&self, path: impl Into<String>, line: Option<usize>, message: impl Into<String>) {
+        self.errors.borrow_mut().push(ConfigError {
+            path: path.into(),
+            line,
+            message: message.into(),
+        });
+    }
+
+    pub fn into_errors(self) -> Vec<ConfigError> {
+        self.errors.into_inner()
+    }
+
+    pub fn has_errors(&self) -> bool {
+        !self.errors.borrow().is_empty()
+    }
+}
+
+/// A TOML table being read. Every key read is remembered, so `finish` can name the keys nobody asked for.
+pub struct Table<'a, 'i> {
+    doc: &'a Doc<'a>,
+    path: String,
+    table: &'a DeTable<'i>,
+    line: usize,
+    known: RefCell<Vec<&'static str>>,
+}
+
+/// A value with where it was found, for checks made after reading (cross references, duplicates).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct At<T> {
+    pub value: T,
+    pub path: String,
+    pub line: usize,
+}
+
+impl<'a, 'i> Table<'a, 'i> {
+    pub fn root(doc: &'a Doc<'a>, table: &'a Spanned<DeTable<'i>>) -> Self {
+        Table::new(
+            doc,
+            String::new(),
+            table.get_ref(),
+            doc.line_of(&table.span()),
+        )
+    }
+
+    fn new(doc: &'a Doc<'a>, path: String, table: &'a DeTable<'i>, line: usize) -> Self {
+        Table {
+            doc,
+            path,
+            table,
+            line,
+            known: RefCell::new(Vec::new()),
+        }
+    }
+
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    pub fn key_path(&self, key: &str) -> String {
+        if self.path.is_empty() {
+            key.to_string()
+        } else {
+            format!("{}.{key}", self.path)
+        }
+    }
+
+    fn get(&self, key: &'static str) -> Option<&'a Spanned<DeValue<'i>>> {
+        self.known.borrow_mut().push(key);
+        self.table
+            .iter()
+            .find(|(k, _)| k.get_ref().as_ref() == key)
+            .map(|(_, v)| v)
+    }
+
+    /// The line of `key` if present, else the table's own line.
+    pub fn line_of(&self, key: &'static str) -> usize {
+        self.get(key)
+            .map(|v| self.doc.line_of(&v.span()))
+            .unwrap_or(self.line)
+    }
+
+    /// Records a problem with `key` (which may be absent).
+    pub fn error(&self, key: &'static str, message: impl Into<String>) {
+        self.doc
+            .push(self.key_path(key), Some(self.line_of(key)), message);
+    }
+
+    fn wrong_type(&self, key: &'static str, value: &Spanned<DeValue<'i>>, expected: &str) {
+        self.doc.push(
+            self.key_path(key),
+            Some(self.doc.line_of(&value.span())),
+            format!("expected {expected}, found {}", value.get_ref().type_str()),
+        );
+    }
+
+    pub fn has(&self, key: &'static str) -> bool {
+        self.get(key).is_some()
+    }
+
+    pub fn opt_str(&self, key: &'static str) -> Option<At<String>> {
+        let v = self.get(key)?;
+        match v.get_ref() {
+            DeValue::String(s) => Some(At {
+                value: s.to_string(),
+                path: self.key_path(key),
+                line: self.doc.line_of(&v.span()),
+            }),
+            _ => {
+                self.wrong_type(key, v, "a string");
+                None
+            }
+        }
+    }
+
+    pub fn req_str(&self, key: &'static str) -> Option<At<String>> {
+        if !self.has(key) {
+            self.doc
+                .push(self.key_path(key), Some(self.line), "is required");
+            return None;
+        }
+        let s = self.opt_str(key)?;
+        if s.value.trim().is_empty() {
+            self.error(key, "must not be empty");
+            return None;
+        }
+        Some(s)
+    }
+
+    pub fn opt_bool(&self, key: &'static str) -> Option<bool> {
+        let v = self.get(key)?;
+        match v.get_ref() {
+            DeValue::Boolean(b) => Some(*b),
+            _ => {
+                self.wrong_type(key, v, "true or false");
+                None
+            }
+        }
+    }
+
+    pub fn opt_int(&self, key: &'static str, range: Range<i64>) -> Option<i64> {
+        let v = self.get(key)?;
+        let parsed = match v.get_ref() {
+            DeValue::Integer(i) => {
+                i64::from_str_radix(&i.as_str().replace('_', ""), i.radix()).ok()
+            }
+            _ => {
+                self.wrong_type(key, v, "an integer");
+                return None;
+            }
+        };
+        match parsed {
+            Some(n) if range.contains(&n) => Some(n),
+            _ => {
+                self.error(
+                    key,
+                    format!("must be between {} and {}", range.start, range.end - 1),
+                );
+                None
+            }
+        }
+    }
+
+    pub fn opt_duration(&self, key: &'static str) -> Option<Millis> {
+        let s = self.opt_str(key)?;
+        match duration::parse(&s.value) {
+            Ok(d) => Some(d),
+            Err(message) => {
+                self.doc.push(s.path, Some(s.line), message);
+                None
+            }
+        }
+    }
+
+    /// A list of strings; each element keeps its own path (`topics[1]`) for later checks.
+    pub fn opt_str_list(&self, key: &'static str) -> Option<Vec<At<String>>> {
+        let v = self.get(key)?;
+        let DeValue::Array(items) = v.get_ref() else {
+            self.wrong_type(key, v, "a list of strings");
+            return None;
+        };
+        let mut out = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let path = format!("{}[{i}]", self.key_path(key));
+            let line = self.doc.line_of(&item.span());
+            match item.get_ref() {
+                DeValue::String(s) => out.push(At {
+                    value: s.to_string(),
+                    path,
+                    line,
+                }),
+                other => self.doc.push(
+                    path,
+                    Some(line),
+                    format!("expected a string, found {}", other.type_str()),
+                ),
+            }
+        }
+        Some(out)
+    }
+
+    pub fn opt_table(&self, key: &'static str) -> Option<Table<'a, 'i>> {
+        let v = self.get(key)?;
+        match v.get_ref() {
+            DeValue::Table(t) => Some(Table::new(
+                self.doc,
+                self.key_path(key),
+                t,
+                self.doc.line_of(&v.span()),
+            )),
+            _ => {
+                self.wrong_type(key, v, "a table");
+                None
+            }
+        }
+    }
+
+    /// `[[key]]` sections, each read as its own table with path `key[i]`.
+    pub fn tables(&self, key: &'static str) -> Vec<Table<'a, 'i>> {
+        let Some(v) = self.get(key) else {
+            return Vec::new();
+        };
+        let DeValue::Array(items) = v.get_ref() else {
+            self.wrong_type(key, v, format!("a list of [[{key}]] sections").as_str());
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let path = format!("{}[{i}]", self.key_path(key));
+            let line = self.doc.line_of(&item.span());
+            match item.get_ref() {
+                DeValue::Table(t) => out.push(Table::new(self.doc, path, t, line)),
+                other => self.doc.push(
+                    path,
+                    Some(line),
+                    format!("expected a table, found {}", other.type_str()),
+                ),
+            }
+        }
+        out
+    }
+
+    /// A free-form table of scalars (vendor options) as JSON values, for templates.
+    pub fn opt_scalar_map(&self, key: &'static str) -> serde_json::Map<String, serde_json::Value> {
+        let mut out = serde_json::Map::new();
+        let Some(t) = self.opt_table(key) else {
+            return out;
+        };
+        for (k, v) in t.table.iter() {
+            let name = k.get_ref().to_string();
+            let json = match v.get_ref() {
+                DeValue::String(s) => serde_json::Value::from(s.to_string()),
+                DeValue::Boolean(b) => serde_json::Value::from(*b),
+                DeValue::Integer(i) => {
+                    match i64::from_str_radix(&i.as_str().replace('_', ""), i.radix()) {
+                        Ok(n) => serde_json::Value::from(n),
+                        Err(_) => {
+                            self.doc.push(
+                                t.key_path_owned(&name),
+                                Some(self.doc.line_of(&v.span())),
+                                "integer out of range",
+                            );
+                            continue;
+                        }
+                    }
+                }
+                DeValue::Float(f) => match f.as_str().replace('_', "").parse::<f64>() {
+                    Ok(x) => serde_json::Value::from(x),
+                    Err(_) => continue,
+                },
+                other => {
+                    self.doc.push(
+                        t.key_path_owned(&name),
+                        Some(self.doc.line_of(&v.span())),
+                        format!(
+                            "expected a string, number or boolean, found {}",
+                            other.type_str()
+                        ),
+                    );
+                    continue;
+                }
+            };
+            out.insert(name, json);
+        }
+        out
+    }
+
+    fn key_path_owned(&self, key: &str) -> String {
+        if self.path.is_empty() {
+            key.to_string()
+        } else {
+            format!("{}.{key}", self.path)
+        }
+    }
+
+    /// Reports every key that was never read: a misspelt key must not be silently ignored.
+    pub fn finish(&self) {
+        let known = self.known.borrow().clone();
+        for (k, _) in self.table.iter() {
+            let key = k.get_ref().as_ref();
+            if !known.contains(&key) {
+                let mut expected: Vec<&str> = known.clone();
+                expected.sort_unstable();
+                expected.dedup();
+                self.doc.push(
+                    self.key_path_owned(key),
+                    Some(self.doc.line_of(&k.span())),
+                    format!("unknown key; expected one of: {}", expected.join(", ")),
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! MQTT intake: the embedded broker (when no external one is configured), the event-loop poller, and the
+//! writer that commits events before acknowledging them.
+//!
+//! Guarantee: a message is acknowledged to the broker only after the transaction holding it (as an event or a
+//! dead letter) has committed. Everything before that may be lost to a crash; the broker then redelivers.
+
+mod broker;
+mod plan;
+mod poller;
+mod writer;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rumqttc::{AsyncClient, MqttOptions, Transport};
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use broker::{BrokerError, start as start_embedded_broker};
+pub use plan::{Plan, plan};
+
+use crate::config::{BrokerUrl, Config, Watchers};
+use crate::store::Store;
+
+pub struct Ingest {
+    poller: JoinHandle<()>,
+    writer: JoinHandle<()>,
+    intake: CancellationToken,
+    stop: CancellationToken,
+}
+
+/// Largest packet accepted from the broker. Far above the contract's 64 KiB, so an oversized event is received
+/// and dead-lettered rather than failing the connection (which would make the broker redeliver it forever).
+const MAX_INCOMING_PACKET: usize = 4 * 1024 * 1024;
+
+pub fn start(
+    config: Arc<Config>,
+    broker: &BrokerUrl,
+    store: Arc<dyn Store>,
+    wake: Arc<Notify>,
+) -> Ingest {
+    let mut options = MqttOptions::new(
+        config.mqtt.client_id.clone(),
+        broker.host.clone(),
+        broker.port,
+    );
+    options
+        .set_clean_session(false)
+        .set_manual_acks(true)
+        .set_keep_alive(Duration::from_secs(30))
+        .set_max_packet_size(MAX_INCOMING_PACKET, 1024 * 1024);
+    if broker.tls {
+        options.set_transport(Transport::tls_with_default_config());
+    }
+    if let (Some(user), Some(password)) = (&config.mqtt.username, &config.mqtt.password) {
+        options.set_credentials(user.clone(), password.expose().to_string());
+    } else if let Some(user) = &config.mqtt.username {
+        options.set_credentials(user.clone(), "");
+    }
+    let (client, eventloop) = AsyncClient::new(options, 1024);
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let generation = poller::Generation::default();
+    let intake = CancellationToken::new();
+    let stop = CancellationToken::new();
+    let poller = tokio::spawn(poller::run(
+        eventloop,
+        tx,
+        generation.clone(),
+        broker.to_string(),
+        intake.clone(),
+        stop.clone(),
+    ));
+    let watchers = Watchers::new(&config);
+    let writer = writer::Writer {
+        config,
+        watchers,
+        store,
+        client,
+        generation,
+        wake,
+    };
+    let writer = tokio::spawn(writer.run(rx, intake.clone()));
+    Ingest {
+        poller,
+        writer,
+        intake,
+        stop,
+    }
+}
+
+impl Ingest {
+    /// Stops taking new messages, writes and acknowledges those already received, then disconnects.
+    pub async fn shutdown(self) {
+        self.intake.cancel();
+        if let Err(e) = self.writer.await {
+            tracing::error!(error = %e, "The ingest task ended abnormally.");
+        }
+        // The poller exits when it has sent the DISCONNECT; the bound covers a broker that is already gone.
+        let stop = self.stop.clone();
+        let mut poller = self.poller;
+        if tokio::time::timeout(Duration::from_secs(3), &mut poller)
+            .await
+            .is_err()
+        {
+            stop.cancel();
+            let _ = poller.await;
+        }
+    }
+}

@@ -1,0 +1,160 @@
+//! The ingest task: validates, masks, plans bookmarks, commits a batch in one transaction, and only then
+//! acknowledges the batch's messages to the broker, in arrival order.
+
+use std::sync::Arc;
+
+use rumqttc::{AsyncClient, QoS};
+use tokio::sync::Notify;
+use tokio::sync::mpsc::UnboundedReceiver;
+use tokio_util::sync::CancellationToken;
+
+use super::plan::plan;
+use super::poller::{Generation, Inbound};
+use crate::clock::now_ms;
+use crate::config::{Config, Watchers};
+use crate::event;
+use crate::store::{Intake, IntakeOutcome, Store};
+
+/// Most messages in one transaction: large enough to amortise the fsync, small enough to ack promptly.
+const MAX_BATCH: usize = 500;
+
+pub struct Writer {
+    pub config: Arc<Config>,
+    pub watchers: Watchers,
+    pub store: Arc<dyn Store>,
+    pub client: AsyncClient,
+    pub generation: Generation,
+    pub wake: Arc<Notify>,
+}
+
+impl Writer {
+    pub async fn run(self, mut rx: UnboundedReceiver<Inbound>, intake: CancellationToken) {
+        let mut batch: Vec<(rumqttc::Publish, u64, i64)> = Vec::new();
+        loop {
+            let first = tokio::select! {
+                msg = rx.recv() => msg,
+                _ = intake.cancelled() => None,
+            };
+            let Some(first) = first else { break };
+            self.take(first, &mut batch).await;
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(msg) => self.take(msg, &mut batch).await,
+                    Err(_) => break,
+                }
+            }
+            self.commit(&mut batch).await;
+        }
+        // Intake stopped: what already arrived is still written and acknowledged.
+        while let Ok(msg) = rx.try_recv() {
+            self.take(msg, &mut batch).await;
+            if batch.len() >= MAX_BATCH {
+                self.commit(&mut batch).await;
+            }
+        }
+        self.commit(&mut batch).await;
+        if let Err(e) = self.client.disconnect().await {
+            tracing::debug!(error = %e, "MQTT disconnect was not sent.");
+        }
+    }
+
+    async fn take(&self, msg: Inbound, batch: &mut Vec<(rumqttc::Publish, u64, i64)>) {
+        match msg {
+            Inbound::Publish {
+                publish,
+                generation,
+                received_ms,
+            } => batch.push((publish, generation, received_ms)),
+            Inbound::Subscribe => {
+                let topics = self
+                    .config
+                    .mqtt
+                    .topics
+                    .iter()
+                    .map(|t| rumqttc::SubscribeFilter::new(t.clone(), QoS::AtLeastOnce));
+                match self.client.subscribe_many(topics).await {
+                    Ok(()) => tracing::info!(topics = ?self.config.mqtt.topics, "Subscribed."),
+                    Err(e) => {
+                        tracing::error!(error = %e, "Could not subscribe; no events will arrive.")
+                    }
+                }
+            }
+        }
+    }
+
+    async fn commit(&self, batch: &mut Vec<(rumqttc::Publish, u64, i64)>) {
+        if batch.is_empty() {
+            return;
+        }
+        let intakes: Vec<Intake> = batch
+            .iter()
+            .map(|(p, _, received_ms)| self.read(p, *received_ms))
+            .collect();
+        let mut delay = std::time::Duration::from_millis(100);
+        let outcomes = loop {
+            match self.store.ingest(&intakes, now_ms()).await {
+                Ok(outcomes) => break outcomes,
+                Err(e) => {
+                    // Nothing is acknowledged until this succeeds: the broker keeps the messages meanwhile.
+                    tracing::error!(error = %e, batch = intakes.len(), "Could not store received events; retrying.");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(std::time::Duration::from_secs(10));
+                }
+            }
+        };
+        let mut new_bookmarks = 0;
+        for (intake, outcome) in intakes.iter().zip(&outcomes) {
+            match (intake, outcome) {
+                (Intake::Event { event, .. }, IntakeOutcome::Stored { bookmarks, .. }) => {
+                    new_bookmarks += bookmarks;
+                    tracing::debug!(store = %event.store, register = %event.register, id = %event.id,
+                        kind = %event.kind, bookmarks, "Event stored.");
+                }
+                (Intake::Event { event, .. }, IntakeOutcome::Duplicate) => {
+                    tracing::debug!(store = %event.store, id = %event.id, "Duplicate event ignored.");
+                }
+                (Intake::DeadLetter { topic, reason, .. }, _) => {
+                    tracing::warn!(%topic, %reason, "Message rejected; kept in the dead-letter list.");
+                }
+                _ => {}
+            }
+        }
+        if new_bookmarks > 0 {
+            self.wake.notify_one();
+        }
+        let current = self.generation.current();
+        for (publish, generation, _) in batch.drain(..) {
+            if publish.qos == QoS::AtMostOnce || generation != current {
+                continue;
+            }
+            if let Err(e) = self.client.ack(&publish).await {
+                tracing::debug!(error = %e, "Acknowledgement not sent; the broker will redeliver.");
+            }
+        }
+    }
+
+    fn read(&self, publish: &rumqttc::Publish, received_ms: i64) -> Intake {
+        let topic = publish.topic.clone();
+        let parsed = event::parse(&publish.payload);
+        match parsed.result {
+            Ok(event) => {
+                let plan = plan(&self.config, &self.watchers, &event);
+                Intake::Event {
+                    event,
+                    raw: parsed.raw,
+                    topic,
+                    received_ms,
+                    flagged: plan.flagged,
+                    mapped: plan.mapped,
+                    bookmarks: plan.bookmarks,
+                }
+            }
+            Err(rejected) => Intake::DeadLetter {
+                topic,
+                received_ms,
+                reason: rejected.reason(),
+                raw: parsed.raw,
+            },
+        }
+    }
+}

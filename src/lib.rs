@@ -1,0 +1,169 @@
+//! tillmark: cash-register events over MQTT become bookmarks on the store's camera recordings, and a web index
+//! leads from any flagged event to its footage.
+//!
+//! The flow (each stage a module): [`ingest`] (MQTT) → [`store`] (events and the bookmark outbox, one
+//! transaction) → [`delivery`] (outbox workers) → [`camera`] (vendor APIs); [`web`] reads the store.
+//! This file wires them from a [`config::Config`] and shuts them down in order.
+
+pub mod camera;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod delivery;
+pub mod event;
+pub mod ingest;
+pub mod money;
+pub mod store;
+pub mod web;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{BrokerUrl, Config};
+use crate::store::Store;
+
+/// A running daemon. Dropping it without [`Daemon::shutdown`] leaves its tasks running.
+pub struct Daemon {
+    ingest: ingest::Ingest,
+    delivery: JoinHandle<()>,
+    delivery_cancel: CancellationToken,
+    web: JoinHandle<()>,
+    web_cancel: CancellationToken,
+    store: Arc<dyn Store>,
+    web_addr: SocketAddr,
+    broker: BrokerUrl,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Broker(#[from] ingest::BrokerError),
+    #[error("cannot open the database {url}: {source}")]
+    Store {
+        url: String,
+        source: store::StoreError,
+    },
+    #[error(transparent)]
+    Camera(#[from] camera::BuildError),
+    #[error(
+        "cannot serve the web index on {addr}: {source}. Choose another address with `[web] listen`."
+    )]
+    Web {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+impl Daemon {
+    pub async fn start(config: Config) -> Result<Daemon, StartError> {
+        let config = Arc::new(config);
+        let store =
+            store::open(&config.database.url)
+                .await
+                .map_err(|source| StartError::Store {
+                    url: config.database.url.clone(),
+                    source,
+                })?;
+        let released =
+            store
+                .release_orphaned_claims()
+                .await
+                .map_err(|source| StartError::Store {
+                    url: config.database.url.clone(),
+                    source,
+                })?;
+        if released > 0 {
+            tracing::info!(
+                released,
+                "Picked up bookmarks a previous run had in flight; each is checked before it is created again."
+            );
+        }
+        let cameras = camera::Cameras::build(&config)?;
+
+        let broker = match &config.mqtt.url {
+            Some(url) => url.clone(),
+            None => {
+                let addr = ingest::start_embedded_broker(config.mqtt.embedded_listen)?;
+                tracing::info!(%addr, "Embedded MQTT broker listening.");
+                BrokerUrl {
+                    host: addr.ip().to_string(),
+                    port: addr.port(),
+                    tls: false,
+                }
+            }
+        };
+
+        let listener = tokio::net::TcpListener::bind(config.web.listen)
+            .await
+            .map_err(|source| StartError::Web {
+                addr: config.web.listen,
+                source,
+            })?;
+        let web_addr = listener.local_addr().map_err(|source| StartError::Web {
+            addr: config.web.listen,
+            source,
+        })?;
+        let web_cancel = CancellationToken::new();
+        let state = web::AppState {
+            store: store.clone(),
+            config: config.clone(),
+        };
+        let web = tokio::spawn({
+            let cancel = web_cancel.clone();
+            async move {
+                if let Err(e) = web::serve(listener, state, cancel).await {
+                    tracing::error!(error = %e, "The web index stopped.");
+                }
+            }
+        });
+        tracing::info!(url = %format!("http://{web_addr}/"), "Web index listening.");
+
+        let wake = Arc::new(Notify::new());
+        let delivery_cancel = CancellationToken::new();
+        let worker = delivery::Worker {
+            store: store.clone(),
+            cameras,
+            config: config.delivery.clone(),
+            wake: wake.clone(),
+        };
+        let delivery = tokio::spawn(worker.run(delivery_cancel.clone()));
+        let ingest = ingest::start(config.clone(), &broker, store.clone(), wake);
+        Ok(Daemon {
+            ingest,
+            delivery,
+            delivery_cancel,
+            web,
+            web_cancel,
+            store,
+            web_addr,
+            broker,
+        })
+    }
+
+    pub fn web_addr(&self) -> SocketAddr {
+        self.web_addr
+    }
+
+    /// The broker events are read from (the embedded one's address when it runs).
+    pub fn broker(&self) -> &BrokerUrl {
+        &self.broker
+    }
+
+    /// Stops in order: intake (what arrived is written and acknowledged), then delivery (in-flight attempts
+    /// finish), then the web index, then the database.
+    pub async fn shutdown(self) {
+        self.ingest.shutdown().await;
+        self.delivery_cancel.cancel();
+        if let Err(e) = self.delivery.await {
+            tracing::error!(error = %e, "The delivery task ended abnormally.");
+        }
+        self.web_cancel.cancel();
+        let _ = self.web.await;
+        self.store.close().await;
+        tracing::info!("Stopped.");
+    }
+}

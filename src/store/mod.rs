@@ -1,0 +1,253 @@
+//! Durable state: events, the bookmark outbox, attempts and dead letters, behind one [`Store`] trait so a
+//! PostgreSQL backend can join the SQLite one without touching callers.
+//!
+//! Invariants every backend keeps:
+//! - [`Store::ingest`] writes a whole batch (events, their bookmark rows, dead letters) in one transaction and
+//!   returns only once it is durable: the caller acknowledges the broker after it returns, never before.
+//! - `(store, id)` is unique: a redelivered event changes nothing and makes no second bookmark.
+//! - A bookmark row is handed to one worker at a time ([`Store::claim_due`]) and remembers when an attempt may
+//!   have reached the camera system (`maybe_created`), so the next attempt looks before it creates.
+
+mod sqlite;
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+pub use sqlite::SqliteStore;
+
+use crate::event::Event;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// A bookmark to make for a new event: which camera, which window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewBookmark {
+    pub system: String,
+    pub device: String,
+    pub camera: String,
+    pub start_ms: i64,
+    pub duration_ms: i64,
+}
+
+/// One received message, ready to be written.
+#[derive(Debug, Clone)]
+pub enum Intake {
+    Event {
+        event: Event,
+        raw: String,
+        topic: String,
+        received_ms: i64,
+        flagged: bool,
+        mapped: bool,
+        bookmarks: Vec<NewBookmark>,
+    },
+    DeadLetter {
+        topic: String,
+        received_ms: i64,
+        reason: String,
+        raw: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IntakeOutcome {
+    Stored { seq: i64, bookmarks: usize },
+    Duplicate,
+    DeadLettered,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BookmarkState {
+    Pending,
+    Made,
+    Failed,
+}
+
+impl BookmarkState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BookmarkState::Pending => "pending",
+            BookmarkState::Made => "made",
+            BookmarkState::Failed => "failed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<BookmarkState> {
+        match text {
+            "pending" => Some(BookmarkState::Pending),
+            "made" => Some(BookmarkState::Made),
+            "failed" => Some(BookmarkState::Failed),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BookmarkRecord {
+    pub id: i64,
+    pub system: String,
+    pub device: String,
+    pub camera: String,
+    pub start_ms: i64,
+    pub duration_ms: i64,
+    pub state: BookmarkState,
+    pub attempts: i64,
+    pub next_attempt_ms: Option<i64>,
+    pub vendor_id: Option<String>,
+    pub last_error: Option<String>,
+    pub made_ms: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AttemptRecord {
+    pub at_ms: i64,
+    pub outcome: String,
+    pub detail: Option<String>,
+}
+
+/// An event as stored, with its bookmarks: what the index and the API show.
+#[derive(Debug, Clone, Serialize)]
+pub struct EventRecord {
+    pub seq: i64,
+    pub key: String,
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub at: String,
+    pub at_ms: i64,
+    pub received_ms: i64,
+    pub store: String,
+    pub register: String,
+    pub cashier: Option<String>,
+    pub transaction: Option<String>,
+    pub amount: Option<i64>,
+    pub currency: Option<String>,
+    pub reason: Option<String>,
+    pub lines: Vec<String>,
+    pub attributes: serde_json::Map<String, serde_json::Value>,
+    pub flagged: bool,
+    pub mapped: bool,
+    pub topic: String,
+    pub bookmarks: Vec<BookmarkRecord>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DeadLetter {
+    pub id: i64,
+    pub received_ms: i64,
+    pub topic: String,
+    pub reason: String,
+    pub raw: String,
+}
+
+/// Filters of the event list; every field narrows, `None` does not.
+#[derive(Debug, Clone, Default)]
+pub struct EventQuery {
+    pub store: Option<String>,
+    pub register: Option<String>,
+    pub kind: Option<String>,
+    pub cashier: Option<String>,
+    pub from_ms: Option<i64>,
+    pub to_ms: Option<i64>,
+    pub flagged_only: bool,
+    /// Only events older than this one (by time, then sequence): the next page.
+    pub before: Option<(i64, i64)>,
+    pub limit: i64,
+}
+
+/// A bookmark handed to a worker, with its event.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub bookmark: BookmarkRecord,
+    /// An earlier attempt may have created it on the camera system.
+    pub maybe_created: bool,
+    pub event: EventRecord,
+}
+
+/// What an attempt ended in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Made {
+        vendor_id: Option<String>,
+        detail: String,
+    },
+    Retry {
+        at_ms: i64,
+        error: String,
+        maybe_created: bool,
+    },
+    Failed {
+        error: String,
+    },
+}
+
+/// Counts for health and the index header.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Counts {
+    pub events: i64,
+    pub pending: i64,
+    pub failed: i64,
+    pub dead_letters: i64,
+    pub last_received_ms: Option<i64>,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Writes a batch in one transaction and returns once it is durable, one outcome per intake, in order.
+    async fn ingest(&self, batch: &[Intake], now_ms: i64)
+    -> Result<Vec<IntakeOutcome>, StoreError>;
+
+    /// Hands out up to `limit` due bookmarks, leased until `now_ms + lease_ms`.
+    async fn claim_due(
+        &self,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<Job>, StoreError>;
+
+    /// Records the end of an attempt and releases the lease.
+    async fn finish(
+        &self,
+        bookmark_id: i64,
+        outcome: &Outcome,
+        now_ms: i64,
+    ) -> Result<(), StoreError>;
+
+    /// When the earliest pending bookmark is due (a claimed one counts from its lease end).
+    async fn next_due_ms(&self) -> Result<Option<i64>, StoreError>;
+
+    /// Releases leases left by a daemon that stopped without finishing (single-instance backends only).
+    async fn release_orphaned_claims(&self) -> Result<u64, StoreError>;
+
+    /// Puts failed bookmarks back in the queue (after an operator fixed credentials or a camera id).
+    async fn retry_failed(&self, system: Option<&str>, now_ms: i64) -> Result<u64, StoreError>;
+
+    async fn events(&self, query: &EventQuery) -> Result<Vec<EventRecord>, StoreError>;
+    async fn event(&self, seq: i64) -> Result<Option<EventRecord>, StoreError>;
+    async fn attempts(&self, bookmark_id: i64) -> Result<Vec<AttemptRecord>, StoreError>;
+    async fn dead_letters(&self, limit: i64) -> Result<Vec<DeadLetter>, StoreError>;
+    async fn counts(&self) -> Result<Counts, StoreError>;
+
+    /// Closes connections after the last write.
+    async fn close(&self);
+}
+
+/// Opens the backend a URL names, running its migrations.
+pub async fn open(url: &str) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+    if url.starts_with("sqlite:") {
+        Ok(std::sync::Arc::new(SqliteStore::open(url).await?))
+    } else {
+        Err(StoreError::Invalid(format!(
+            "unsupported database URL \"{url}\": use sqlite://FILE"
+        )))
+    }
+}

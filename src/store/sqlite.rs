@@ -1,0 +1,473 @@
+//! The embedded backend: one SQLite file in WAL mode with `synchronous = FULL`, so a committed batch survives
+//! a power cut, not only a crash. All writes go through one connection (SQLite has one writer anyway, and a
+//! single writer never meets `SQLITE_BUSY`); reads use a small pool of their own so the index never waits on
+//! ingest.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
+
+use super::*;
+use crate::event::event_key;
+
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+const EVENT_COLUMNS: &str = "e.seq, e.event_key, e.id, e.type, e.at, e.at_ms, e.received_ms, e.store, e.register, \
+     e.cashier, e.txn, e.amount, e.currency, e.reason, e.lines, e.attributes, e.flagged, e.mapped, e.topic";
+const BOOKMARK_COLUMNS: &str = "b.id, b.system, b.device, b.camera, b.start_ms, b.duration_ms, b.state, b.attempts, \
+     b.next_attempt_ms, b.vendor_id, b.last_error, b.made_ms";
+
+impl SqliteStore {
+    pub async fn open(url: &str) -> Result<SqliteStore, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await?;
+        sqlx::migrate!("migrations/sqlite").run(&writer).await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options.read_only(true))
+            .await?;
+        Ok(SqliteStore { writer, reader })
+    }
+
+    async fn attach_bookmarks(&self, events: &mut [EventRecord]) -> Result<(), StoreError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut q = QueryBuilder::<Sqlite>::new(format!(
+            "SELECT b.event_seq, {BOOKMARK_COLUMNS} FROM bookmarks b WHERE b.event_seq IN ("
+        ));
+        let mut list = q.separated(", ");
+        for e in events.iter() {
+            list.push_bind(e.seq);
+        }
+        q.push(") ORDER BY b.id");
+        let rows = q.build().fetch_all(&self.reader).await?;
+        for row in rows {
+            let seq: i64 = row.try_get("event_seq")?;
+            let bookmark = bookmark_from_row(&row)?;
+            if let Some(e) = events.iter_mut().find(|e| e.seq == seq) {
+                e.bookmarks.push(bookmark);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn bookmark_from_row(row: &SqliteRow) -> Result<BookmarkRecord, StoreError> {
+    let state: String = row.try_get("state")?;
+    let state = BookmarkState::parse(&state)
+        .ok_or_else(|| StoreError::Invalid(format!("bookmark has unknown state \"{state}\"")))?;
+    Ok(BookmarkRecord {
+        id: row.try_get("id")?,
+        system: row.try_get("system")?,
+        device: row.try_get("device")?,
+        camera: row.try_get("camera")?,
+        start_ms: row.try_get("start_ms")?,
+        duration_ms: row.try_get("duration_ms")?,
+        next_attempt_ms: if state == BookmarkState::Pending {
+            row.try_get("next_attempt_ms")?
+        } else {
+            None
+        },
+        state,
+        attempts: row.try_get("attempts")?,
+        vendor_id: row.try_get("vendor_id")?,
+        last_error: row.try_get("last_error")?,
+        made_ms: row.try_get("made_ms")?,
+    })
+}
+
+fn event_from_row(row: &SqliteRow) -> Result<EventRecord, StoreError> {
+    let lines: String = row.try_get("lines")?;
+    let attributes: String = row.try_get("attributes")?;
+    Ok(EventRecord {
+        seq: row.try_get("seq")?,
+        key: row.try_get("event_key")?,
+        id: row.try_get("id")?,
+        kind: row.try_get("type")?,
+        at: row.try_get("at")?,
+        at_ms: row.try_get("at_ms")?,
+        received_ms: row.try_get("received_ms")?,
+        store: row.try_get("store")?,
+        register: row.try_get("register")?,
+        cashier: row.try_get("cashier")?,
+        transaction: row.try_get("txn")?,
+        amount: row.try_get("amount")?,
+        currency: row.try_get("currency")?,
+        reason: row.try_get("reason")?,
+        lines: serde_json::from_str(&lines).unwrap_or_default(),
+        attributes: serde_json::from_str(&attributes).unwrap_or_default(),
+        flagged: row.try_get("flagged")?,
+        mapped: row.try_get("mapped")?,
+        topic: row.try_get("topic")?,
+        bookmarks: Vec::new(),
+    })
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ingest(
+        &self,
+        batch: &[Intake],
+        now_ms: i64,
+    ) -> Result<Vec<IntakeOutcome>, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let mut outcomes = Vec::with_capacity(batch.len());
+        for intake in batch {
+            match intake {
+                Intake::Event {
+                    event,
+                    raw,
+                    topic,
+                    received_ms,
+                    flagged,
+                    mapped,
+                    bookmarks,
+                } => {
+                    let lines = serde_json::to_string(&event.lines).unwrap_or_else(|_| "[]".into());
+                    let attributes =
+                        serde_json::to_string(&event.attributes).unwrap_or_else(|_| "{}".into());
+                    let seq: Option<i64> = sqlx::query_scalar(
+                        "INSERT INTO events (store, id, event_key, type, at, at_ms, received_ms, register, cashier, \
+                         txn, amount, currency, reason, lines, attributes, raw, topic, flagged, mapped) \
+                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+                         ON CONFLICT (store, id) DO NOTHING RETURNING seq",
+                    )
+                    .bind(&event.store)
+                    .bind(&event.id)
+                    .bind(event_key(&event.store, &event.id))
+                    .bind(event.kind.as_str())
+                    .bind(event.at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+                    .bind(event.at_ms())
+                    .bind(received_ms)
+                    .bind(&event.register)
+                    .bind(&event.cashier)
+                    .bind(&event.transaction)
+                    .bind(event.amount)
+                    .bind(&event.currency)
+                    .bind(&event.reason)
+                    .bind(lines)
+                    .bind(attributes)
+                    .bind(raw)
+                    .bind(topic)
+                    .bind(flagged)
+                    .bind(mapped)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    let Some(seq) = seq else {
+                        outcomes.push(IntakeOutcome::Duplicate);
+                        continue;
+                    };
+                    for b in bookmarks {
+                        sqlx::query(
+                            "INSERT INTO bookmarks (event_seq, system, device, camera, start_ms, duration_ms, \
+                             next_attempt_ms, created_ms, updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
+                             ON CONFLICT (event_seq, system, device) DO NOTHING",
+                        )
+                        .bind(seq)
+                        .bind(&b.system)
+                        .bind(&b.device)
+                        .bind(&b.camera)
+                        .bind(b.start_ms)
+                        .bind(b.duration_ms)
+                        .bind(now_ms)
+                        .bind(now_ms)
+                        .bind(now_ms)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    outcomes.push(IntakeOutcome::Stored {
+                        seq,
+                        bookmarks: bookmarks.len(),
+                    });
+                }
+                Intake::DeadLetter {
+                    topic,
+                    received_ms,
+                    reason,
+                    raw,
+                } => {
+                    sqlx::query("INSERT INTO dead_letters (received_ms, topic, reason, raw) VALUES (?, ?, ?, ?)")
+                        .bind(received_ms)
+                        .bind(topic)
+                        .bind(reason)
+                        .bind(raw)
+                        .execute(&mut *tx)
+                        .await?;
+                    outcomes.push(IntakeOutcome::DeadLettered);
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(outcomes)
+    }
+
+    async fn claim_due(
+        &self,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<Job>, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        // SET reads the old row: a claim whose predecessor never reported back (in_flight still 1) may have
+        // reached the camera system, so it counts as maybe created.
+        let claimed: Vec<(i64, bool)> = sqlx::query_as(
+            "UPDATE bookmarks SET claimed_until_ms = ?1 + ?2, maybe_created = (maybe_created OR in_flight), \
+             in_flight = 1, attempts = attempts + 1, updated_ms = ?1 \
+             WHERE id IN (SELECT id FROM bookmarks WHERE state = 'pending' AND next_attempt_ms <= ?1 \
+                          AND (claimed_until_ms IS NULL OR claimed_until_ms <= ?1) \
+                          ORDER BY next_attempt_ms, id LIMIT ?3) \
+             RETURNING id, maybe_created",
+        )
+        .bind(now_ms)
+        .bind(lease_ms)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut jobs = Vec::with_capacity(claimed.len());
+        for (id, maybe_created) in claimed {
+            let row = sqlx::query(&format!(
+                "SELECT {EVENT_COLUMNS}, {BOOKMARK_COLUMNS} FROM bookmarks b JOIN events e ON e.seq = b.event_seq \
+                 WHERE b.id = ?"
+            ))
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+            jobs.push(Job {
+                bookmark: bookmark_from_row(&row)?,
+                maybe_created,
+                event: event_from_row(&row)?,
+            });
+        }
+        tx.commit().await?;
+        jobs.sort_by_key(|j| (j.bookmark.start_ms, j.bookmark.id));
+        Ok(jobs)
+    }
+
+    async fn finish(
+        &self,
+        bookmark_id: i64,
+        outcome: &Outcome,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let (label, detail) = match outcome {
+            Outcome::Made { vendor_id, detail } => {
+                sqlx::query(
+                    "UPDATE bookmarks SET state = 'made', vendor_id = ?, made_ms = ?, updated_ms = ?, in_flight = 0, \
+                     maybe_created = 0, claimed_until_ms = NULL, last_error = NULL WHERE id = ?",
+                )
+                .bind(vendor_id)
+                .bind(now_ms)
+                .bind(now_ms)
+                .bind(bookmark_id)
+                .execute(&mut *tx)
+                .await?;
+                ("made", detail.clone())
+            }
+            Outcome::Retry {
+                at_ms,
+                error,
+                maybe_created,
+            } => {
+                sqlx::query(
+                    "UPDATE bookmarks SET next_attempt_ms = ?, last_error = ?, maybe_created = ?, in_flight = 0, \
+                     claimed_until_ms = NULL, updated_ms = ? WHERE id = ?",
+                )
+                .bind(at_ms)
+                .bind(error)
+                .bind(maybe_created)
+                .bind(now_ms)
+                .bind(bookmark_id)
+                .execute(&mut *tx)
+                .await?;
+                ("retry", error.clone())
+            }
+            Outcome::Failed { error } => {
+                sqlx::query(
+                    "UPDATE bookmarks SET state = 'failed', last_error = ?, in_flight = 0, claimed_until_ms = NULL, \
+                     updated_ms = ? WHERE id = ?",
+                )
+                .bind(error)
+                .bind(now_ms)
+                .bind(bookmark_id)
+                .execute(&mut *tx)
+                .await?;
+                ("failed", error.clone())
+            }
+        };
+        sqlx::query("INSERT INTO bookmark_attempts (bookmark_id, at_ms, outcome, detail) VALUES (?, ?, ?, ?)")
+            .bind(bookmark_id)
+            .bind(now_ms)
+            .bind(label)
+            .bind(detail)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn next_due_ms(&self) -> Result<Option<i64>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT MIN(MAX(next_attempt_ms, COALESCE(claimed_until_ms, 0))) FROM bookmarks WHERE state = 'pending'",
+        )
+        .fetch_one(&self.reader)
+        .await?)
+    }
+
+    async fn release_orphaned_claims(&self) -> Result<u64, StoreError> {
+        // One SQLite file has one daemon, so at start-up every lease is a dead process's. `in_flight` stays set:
+        // that attempt may have reached the camera system.
+        let done = sqlx::query(
+            "UPDATE bookmarks SET claimed_until_ms = NULL WHERE claimed_until_ms IS NOT NULL",
+        )
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn retry_failed(&self, system: Option<&str>, now_ms: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE bookmarks SET state = 'pending', next_attempt_ms = ?1, updated_ms = ?1 \
+             WHERE state = 'failed' AND (?2 IS NULL OR system = ?2)",
+        )
+        .bind(now_ms)
+        .bind(system)
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn events(&self, query: &EventQuery) -> Result<Vec<EventRecord>, StoreError> {
+        let mut q = QueryBuilder::<Sqlite>::new(format!(
+            "SELECT {EVENT_COLUMNS} FROM events e WHERE 1 = 1"
+        ));
+        if let Some(store) = &query.store {
+            q.push(" AND e.store = ").push_bind(store);
+        }
+        if let Some(register) = &query.register {
+            q.push(" AND e.register = ").push_bind(register);
+        }
+        if let Some(kind) = &query.kind {
+            q.push(" AND e.type = ").push_bind(kind);
+        }
+        if let Some(cashier) = &query.cashier {
+            q.push(" AND e.cashier = ").push_bind(cashier);
+        }
+        if let Some(from) = query.from_ms {
+            q.push(" AND e.at_ms >= ").push_bind(from);
+        }
+        if let Some(to) = query.to_ms {
+            q.push(" AND e.at_ms < ").push_bind(to);
+        }
+        if query.flagged_only {
+            q.push(" AND e.flagged = 1");
+        }
+        if let Some((at_ms, seq)) = query.before {
+            q.push(" AND (e.at_ms < ").push_bind(at_ms);
+            q.push(" OR (e.at_ms = ").push_bind(at_ms);
+            q.push(" AND e.seq < ").push_bind(seq).push("))");
+        }
+        q.push(" ORDER BY e.at_ms DESC, e.seq DESC LIMIT ")
+            .push_bind(query.limit.clamp(1, 1000));
+        let rows = q.build().fetch_all(&self.reader).await?;
+        let mut events = rows
+            .iter()
+            .map(event_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        self.attach_bookmarks(&mut events).await?;
+        Ok(events)
+    }
+
+    async fn event(&self, seq: i64) -> Result<Option<EventRecord>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events e WHERE e.seq = ?"
+        ))
+        .bind(seq)
+        .fetch_optional(&self.reader)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let mut events = vec![event_from_row(&row)?];
+        self.attach_bookmarks(&mut events).await?;
+        Ok(events.pop())
+    }
+
+    async fn attempts(&self, bookmark_id: i64) -> Result<Vec<AttemptRecord>, StoreError> {
+        let rows: Vec<(i64, String, Option<String>)> = sqlx::query_as(
+            "SELECT at_ms, outcome, detail FROM bookmark_attempts WHERE bookmark_id = ? ORDER BY at_ms, rowid",
+        )
+        .bind(bookmark_id)
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(at_ms, outcome, detail)| AttemptRecord {
+                at_ms,
+                outcome,
+                detail,
+            })
+            .collect())
+    }
+
+    async fn dead_letters(&self, limit: i64) -> Result<Vec<DeadLetter>, StoreError> {
+        let rows: Vec<(i64, i64, String, String, String)> = sqlx::query_as(
+            "SELECT id, received_ms, topic, reason, raw FROM dead_letters ORDER BY received_ms DESC, id DESC LIMIT ?",
+        )
+        .bind(limit.clamp(1, 1000))
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, received_ms, topic, reason, raw)| DeadLetter {
+                id,
+                received_ms,
+                topic,
+                reason,
+                raw,
+            })
+            .collect())
+    }
+
+    async fn counts(&self) -> Result<Counts, StoreError> {
+        let (events, last_received_ms): (i64, Option<i64>) =
+            sqlx::query_as("SELECT COUNT(*), MAX(received_ms) FROM events")
+                .fetch_one(&self.reader)
+                .await?;
+        let (pending, failed): (i64, i64) = sqlx::query_as(
+            "SELECT COALESCE(SUM(state = 'pending'), 0), COALESCE(SUM(state = 'failed'), 0) FROM bookmarks",
+        )
+        .fetch_one(&self.reader)
+        .await?;
+        let dead_letters: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM dead_letters")
+            .fetch_one(&self.reader)
+            .await?;
+        Ok(Counts {
+            events,
+            pending,
+            failed,
+            dead_letters,
+            last_received_ms,
+        })
+    }
+
+    async fn close(&self) {
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+}

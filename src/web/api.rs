@@ -1,0 +1,183 @@
+//! The JSON API: `/api/events`, `/api/events/{seq}`, `/api/dead-letters`, `/healthz`.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use chrono::DateTime;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::error::ApiError;
+use super::view::{event_view, iso_utc};
+use crate::event::EventType;
+use crate::store::EventQuery;
+
+#[derive(Debug, Default, Deserialize)]
+pub struct EventParams {
+    pub store: Option<String>,
+    pub register: Option<String>,
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub cashier: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub flagged: Option<String>,
+    pub limit: Option<String>,
+    pub before: Option<String>,
+}
+
+fn non_empty(v: &Option<String>) -> Option<String> {
+    v.as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+}
+
+/// A time bound: RFC 3339 with an offset, or milliseconds since the epoch.
+pub fn parse_bound(name: &str, text: &str) -> Result<i64, ApiError> {
+    if let Ok(ms) = text.parse::<i64>() {
+        return Ok(ms);
+    }
+    DateTime::parse_from_rfc3339(text).map(|t| t.timestamp_millis()).map_err(|_| {
+        ApiError::bad_request(format!(
+            "{name}: \"{text}\" is not a time; use RFC 3339 with an offset (2026-11-21T18:00:00+09:00) or epoch milliseconds"
+        ))
+    })
+}
+
+impl EventParams {
+    pub fn to_query(&self) -> Result<EventQuery, ApiError> {
+        let kind = non_empty(&self.kind);
+        if let Some(k) = &kind
+            && EventType::parse(k).is_none()
+        {
+            return Err(ApiError::bad_request(format!(
+                "type: unknown type \"{k}\"; expected one of {}",
+                EventType::names().join(", ")
+            )));
+        }
+        let limit = match non_empty(&self.limit) {
+            Some(l) => l
+                .parse::<i64>()
+                .ok()
+                .filter(|n| (1..=1000).contains(n))
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!("limit: \"{l}\" must be a number from 1 to 1000"))
+                })?,
+            None => 100,
+        };
+        let flagged_only = match non_empty(&self.flagged).as_deref() {
+            None | Some("false") | Some("0") => false,
+            Some("true") | Some("1") | Some("on") => true,
+            Some(other) => {
+                return Err(ApiError::bad_request(format!(
+                    "flagged: \"{other}\" must be true or false"
+                )));
+            }
+        };
+        let before = match non_empty(&self.before) {
+            Some(cursor) => Some(parse_cursor(&cursor)?),
+            None => None,
+        };
+        Ok(EventQuery {
+            store: non_empty(&self.store),
+            register: non_empty(&self.register),
+            kind,
+            cashier: non_empty(&self.cashier),
+            from_ms: non_empty(&self.from)
+                .map(|f| parse_bound("from", &f))
+                .transpose()?,
+            to_ms: non_empty(&self.to)
+                .map(|t| parse_bound("to", &t))
+                .transpose()?,
+            flagged_only,
+            before,
+            limit,
+        })
+    }
+}
+
+/// The cursor of the next page: `<at_ms>.<seq>` of the last event shown.
+pub fn cursor(at_ms: i64, seq: i64) -> String {
+    format!("{at_ms}.{seq}")
+}
+
+fn parse_cursor(text: &str) -> Result<(i64, i64), ApiError> {
+    text.split_once('.')
+        .and_then(|(a, s)| Some((a.parse().ok()?, s.parse().ok()?)))
+        .ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "before: \"{text}\" is not a cursor from a previous page"
+            ))
+        })
+}
+
+pub async fn events(
+    State(state): State<AppState>,
+    Query(params): Query<EventParams>,
+) -> Result<Json<Value>, ApiError> {
+    let query = params.to_query()?;
+    let events = state.store.events(&query).await?;
+    let next = if events.len() as i64 == query.limit {
+        events.last().map(|e| cursor(e.at_ms, e.seq))
+    } else {
+        None
+    };
+    let events: Vec<_> = events
+        .into_iter()
+        .map(|e| event_view(&state.config, e))
+        .collect();
+    Ok(Json(json!({ "events": events, "next": next })))
+}
+
+pub async fn event(
+    State(state): State<AppState>,
+    Path(seq): Path<i64>,
+) -> Result<Json<Value>, ApiError> {
+    let event = state
+        .store
+        .event(seq)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no event {seq}")))?;
+    Ok(Json(json!({ "event": event_view(&state.config, event) })))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct DeadLetterParams {
+    pub limit: Option<i64>,
+}
+
+pub async fn dead_letters(
+    State(state): State<AppState>,
+    Query(params): Query<DeadLetterParams>,
+) -> Result<Json<Value>, ApiError> {
+    let list = state
+        .store
+        .dead_letters(params.limit.unwrap_or(100))
+        .await?;
+    let list: Vec<Value> = list
+        .into_iter()
+        .map(|d| {
+            json!({
+                "id": d.id,
+                "received_at": iso_utc(d.received_ms),
+                "topic": d.topic,
+                "reason": d.reason,
+                "raw": d.raw,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "dead_letters": list })))
+}
+
+pub async fn healthz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let counts = state.store.counts().await?;
+    Ok(Json(json!({
+        "status": "ok",
+        "events": counts.events,
+        "bookmarks_pending": counts.pending,
+        "bookmarks_failed": counts.failed,
+        "dead_letters": counts.dead_letters,
+        "last_received_at": counts.last_received_ms.map(iso_utc),
+    })))
+}
