@@ -148,6 +148,11 @@ impl Daemon {
         self.web_addr
     }
 
+    /// Connected to the broker with the subscription in place.
+    pub fn receiving(&self) -> bool {
+        self.ingest.status.receiving()
+    }
+
     /// The broker events are read from (the embedded one's address when it runs).
     pub fn broker(&self) -> &BrokerUrl {
         &self.broker

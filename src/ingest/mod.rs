@@ -23,7 +23,10 @@ pub use plan::{Plan, plan};
 use crate::config::{BrokerUrl, Config, Watchers};
 use crate::store::Store;
 
+pub use poller::Status;
+
 pub struct Ingest {
+    pub status: Status,
     poller: JoinHandle<()>,
     writer: JoinHandle<()>,
     intake: CancellationToken,
@@ -61,12 +64,14 @@ pub fn start(
     let (client, eventloop) = AsyncClient::new(options, 1024);
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let generation = poller::Generation::default();
+    let status = Status::default();
     let intake = CancellationToken::new();
     let stop = CancellationToken::new();
     let poller = tokio::spawn(poller::run(
         eventloop,
         tx,
         generation.clone(),
+        status.clone(),
         broker.to_string(),
         intake.clone(),
         stop.clone(),
@@ -82,6 +87,7 @@ pub fn start(
     };
     let writer = tokio::spawn(writer.run(rx, intake.clone()));
     Ingest {
+        status,
         poller,
         writer,
         intake,

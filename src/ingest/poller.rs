@@ -3,7 +3,7 @@
 //! is unbounded; the broker's in-flight window for unacknowledged QoS 1 messages is what bounds it).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use rumqttc::{ConnectionError, Event, EventLoop, Outgoing, Packet};
@@ -25,6 +25,24 @@ pub enum Inbound {
 
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
+/// Whether intake is live: connected, with the subscription in place. Shown by health checks.
+#[derive(Clone, Default)]
+pub struct Status {
+    connected: Arc<AtomicBool>,
+    subscribed: Arc<AtomicBool>,
+}
+
+impl Status {
+    pub fn connected(&self) -> bool {
+        self.connected.load(Ordering::SeqCst)
+    }
+
+    /// Connected, and the broker holds our subscription (from this connection or a kept session).
+    pub fn receiving(&self) -> bool {
+        self.connected() && self.subscribed.load(Ordering::SeqCst)
+    }
+}
+
 /// Counts connections, so a message received on an earlier connection is never acknowledged on a later one,
 /// where its packet id may name a different message. The broker redelivers it instead; the store drops the copy.
 #[derive(Clone, Default)]
@@ -40,6 +58,7 @@ pub async fn run(
     mut eventloop: EventLoop,
     tx: UnboundedSender<Inbound>,
     generation: Generation,
+    status: Status,
     broker: String,
     intake: CancellationToken,
     stop: CancellationToken,
@@ -61,9 +80,16 @@ pub async fn run(
                     tracing::info!(%broker, session_present = ack.session_present, "Connected to the MQTT broker.");
                 }
                 failures = 0;
+                status.connected.store(true, Ordering::SeqCst);
+                status
+                    .subscribed
+                    .store(ack.session_present, Ordering::SeqCst);
                 if !ack.session_present && tx.send(Inbound::Subscribe).is_err() {
                     return;
                 }
+            }
+            Ok(Event::Incoming(Packet::SubAck(_))) => {
+                status.subscribed.store(true, Ordering::SeqCst);
             }
             Ok(Event::Incoming(Packet::Publish(publish))) => {
                 // After intake stops, a message is left unacknowledged for the broker to redeliver next start.
@@ -81,6 +107,7 @@ pub async fn run(
             Ok(Event::Outgoing(Outgoing::Disconnect)) => return,
             Ok(_) => {}
             Err(e) => {
+                status.connected.store(false, Ordering::SeqCst);
                 failures += 1;
                 log_failure(&broker, &e, failures);
                 tokio::select! {

@@ -20,7 +20,7 @@ pub struct SqliteStore {
     reader: SqlitePool,
 }
 
-const EVENT_COLUMNS: &str = "e.seq, e.event_key, e.id, e.type, e.at, e.at_ms, e.received_ms, e.store, e.register, \
+const EVENT_COLUMNS: &str = "e.seq, e.event_key, e.id AS event_id, e.type, e.at, e.at_ms, e.received_ms, e.store, e.register, \
      e.cashier, e.txn, e.amount, e.currency, e.reason, e.lines, e.attributes, e.flagged, e.mapped, e.topic";
 const BOOKMARK_COLUMNS: &str = "b.id, b.system, b.device, b.camera, b.start_ms, b.duration_ms, b.state, b.attempts, \
      b.next_attempt_ms, b.vendor_id, b.last_error, b.made_ms";
@@ -99,7 +99,7 @@ fn event_from_row(row: &SqliteRow) -> Result<EventRecord, StoreError> {
     Ok(EventRecord {
         seq: row.try_get("seq")?,
         key: row.try_get("event_key")?,
-        id: row.try_get("id")?,
+        id: row.try_get("event_id")?,
         kind: row.try_get("type")?,
         at: row.try_get("at")?,
         at_ms: row.try_get("at_ms")?,

@@ -1,0 +1,223 @@
+//! The harness: brokers (the daemon's embedded one, one in the test process, or Mosquitto when
+//! `TILLMARK_TEST_MQTT_URL` is set), a publisher that waits for PUBACK, configs, and polling helpers.
+
+use std::future::Future;
+use std::time::Duration;
+
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use serde_json::Value;
+use tillmark::config::{BrokerUrl, Config};
+
+/// An external broker for tests that need one to outlive the daemon: Mosquitto when its URL is given,
+/// otherwise a broker started in this test process.
+pub fn external_broker() -> BrokerUrl {
+    match std::env::var("TILLMARK_TEST_MQTT_URL") {
+        Ok(url) if !url.is_empty() => BrokerUrl::parse(&url).expect("TILLMARK_TEST_MQTT_URL"),
+        _ => {
+            let addr = tillmark::ingest::start_embedded_broker("127.0.0.1:0".parse().unwrap())
+                .expect("test broker");
+            BrokerUrl {
+                host: addr.ip().to_string(),
+                port: addr.port(),
+                tls: false,
+            }
+        }
+    }
+}
+
+pub fn mosquitto_url() -> Option<String> {
+    std::env::var("TILLMARK_TEST_MQTT_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+}
+
+/// A unique name, so tests sharing one Mosquitto never see each other's messages.
+pub fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    )
+}
+
+pub struct Site {
+    pub dir: tempfile::TempDir,
+    pub topic_root: String,
+    pub client_id: String,
+}
+
+impl Site {
+    pub fn new() -> Site {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(
+                "info,rumqttd=off,tillmark=debug",
+            ))
+            .with_test_writer()
+            .try_init();
+        Site {
+            dir: tempfile::tempdir().expect("tempdir"),
+            topic_root: unique("pos"),
+            client_id: unique("tillmark"),
+        }
+    }
+
+    pub fn db_url(&self) -> String {
+        format!("sqlite://{}", self.dir.path().join("tillmark.db").display())
+    }
+
+    pub fn db_path(&self) -> std::path::PathBuf {
+        self.dir.path().join("tillmark.db")
+    }
+
+    pub fn topic(&self, store: &str, register: &str) -> String {
+        format!("{}/{store}/{register}/events", self.topic_root)
+    }
+
+    /// A config for one Tokyo store with two cameras on an Nx system at `nx_url`: "Counter 1" watches r1 and
+    /// r2, "Counter 2" watches r2. `broker` of `None` runs the daemon's embedded broker on a free port.
+    pub fn config_text(&self, broker: Option<&BrokerUrl>, nx_url: &str, extra: &str) -> String {
+        let mqtt = match broker {
+            Some(b) => format!("url = \"{b}\""),
+            None => "embedded_listen = \"127.0.0.1:0\"".to_string(),
+        };
+        format!(
+            r#"
+[mqtt]
+{mqtt}
+client_id = "{client}"
+topics = ["{root}/+/+/events"]
+
+[database]
+url = "{db}"
+
+[web]
+listen = "127.0.0.1:0"
+
+[delivery]
+retry = ["100ms", "200ms", "400ms"]
+timeout = "2s"
+
+{extra}
+
+[[stores]]
+id = "shibuya-01"
+name = "Shibuya"
+timezone = "Asia/Tokyo"
+
+[[camera_systems]]
+id = "nvr"
+integration = "nx-witness"
+url = "{nx_url}"
+username = "tillmark"
+password_env = "TEST_NX_PASSWORD"
+
+[[cameras]]
+system = "nvr"
+device = "{CAM1}"
+name = "Counter 1"
+registers = ["shibuya-01/r1", "shibuya-01/r2"]
+
+[[cameras]]
+system = "nvr"
+device = "{CAM2}"
+name = "Counter 2"
+registers = ["shibuya-01/r2"]
+"#,
+            client = self.client_id,
+            root = self.topic_root,
+            db = self.db_url(),
+        )
+    }
+
+    pub fn config(&self, broker: Option<&BrokerUrl>, nx_url: &str, extra: &str) -> Config {
+        let text = self.config_text(broker, nx_url, extra);
+        Config::parse(&text, &|name| {
+            (name == "TEST_NX_PASSWORD").then(|| NX_PASSWORD.to_string())
+        })
+        .unwrap_or_else(|e| panic!("test config is invalid: {e:?}"))
+    }
+}
+
+pub const CAM1: &str = "0b8c3a52-6d1e-4a53-9d55-51d1b0cfa1e2";
+pub const CAM2: &str = "7d2e1f00-1111-4a53-9d55-51d1b0cfa1e3";
+pub const NX_PASSWORD: &str = "s3cret-pw";
+
+/// A register bridge: publishes QoS 1 and returns once the broker acknowledged.
+pub struct Bridge {
+    client: AsyncClient,
+    acks: tokio::sync::mpsc::UnboundedReceiver<()>,
+}
+
+impl Bridge {
+    pub async fn connect(broker: &BrokerUrl) -> Bridge {
+        let mut options = MqttOptions::new(unique("bridge"), broker.host.clone(), broker.port);
+        options
+            .set_keep_alive(Duration::from_secs(10))
+            .set_max_packet_size(1 << 20, 1 << 20);
+        let (client, mut eventloop) = AsyncClient::new(options, 100);
+        let (tx, acks) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            loop {
+                match eventloop.poll().await {
+                    Ok(Event::Incoming(Packet::PubAck(_))) => {
+                        let _ = tx.send(());
+                    }
+                    Ok(_) => {}
+                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                }
+            }
+        });
+        Bridge { client, acks }
+    }
+
+    pub async fn publish_bytes(&mut self, topic: &str, payload: Vec<u8>) {
+        self.client
+            .publish(topic, QoS::AtLeastOnce, false, payload)
+            .await
+            .expect("publish");
+        tokio::time::timeout(Duration::from_secs(10), self.acks.recv())
+            .await
+            .expect("PUBACK within 10 s");
+    }
+
+    pub async fn publish(&mut self, topic: &str, event: &Value) {
+        self.publish_bytes(topic, event.to_string().into_bytes())
+            .await;
+    }
+}
+
+/// Polls `check` until it returns `Some`, or panics with `what` after `timeout`.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub async fn get_json(url: &str) -> Value {
+    reqwest::get(url)
+        .await
+        .expect("GET")
+        .json()
+        .await
+        .expect("JSON")
+}
+
+/// An event per the contract at a fixed register time.
+pub fn event(id: &str, kind: &str, register: &str, at: &str) -> Value {
+    serde_json::json!({
+        "id": id, "type": kind, "at": at, "store": "shibuya-01", "register": register,
+        "cashier": "c117", "transaction": "T-000981", "amount": 1280, "currency": "JPY",
+        "reason": "customer changed mind",
+        "lines": ["ONIGIRI SALMON      180", "GREEN TEA 500ML     150", "*** VOID ***"],
+    })
+}
