@@ -1,1 +1,231 @@
+//! Bad messages end in the dead-letter list with a reason naming the field, and card numbers never reach
+//! the database file or the camera system.
 
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tillmark::Daemon;
+
+use crate::fake_nx::FakeNx;
+use crate::support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_kind_of_bad_message_is_dead_lettered_with_a_reason_naming_the_field() {
+    let nx = FakeNx::start(&[CAM1, CAM2]).await;
+    let site = Site::new();
+    let daemon = Daemon::start(site.config(None, &nx.url, ""))
+        .await
+        .expect("daemon starts");
+    eventually(Duration::from_secs(10), "subscription", || async {
+        daemon.receiving().then_some(())
+    })
+    .await;
+    let mut bridge = Bridge::connect(daemon.broker()).await;
+    let topic = site.topic("shibuya-01", "r1");
+    let good = event("ok-1", "sale", "r1", "2026-11-21T18:42:07.310+09:00");
+    let with = |key: &str, value: Value| {
+        let mut e = good.clone();
+        e[key] = value;
+        e
+    };
+    let without = |key: &str| {
+        let mut e = good.clone();
+        e.as_object_mut().unwrap().remove(key);
+        e
+    };
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        (b"{not json".to_vec(), "payload is not valid JSON"),
+        (
+            b"[1,2,3]".to_vec(),
+            "payload must be a JSON object, found an array",
+        ),
+        (without("id").to_string().into_bytes(), "id: is required"),
+        (
+            without("type").to_string().into_bytes(),
+            "type: is required",
+        ),
+        (without("at").to_string().into_bytes(), "at: is required"),
+        (
+            without("store").to_string().into_bytes(),
+            "store: is required",
+        ),
+        (
+            without("register").to_string().into_bytes(),
+            "register: is required",
+        ),
+        (
+            with("amount", json!("1280")).to_string().into_bytes(),
+            "amount: must be an integer, found a string",
+        ),
+        (
+            with("amount", json!(12.5)).to_string().into_bytes(),
+            "amount: must be an integer in the currency's minor unit",
+        ),
+        (
+            with("id", json!("x".repeat(129))).to_string().into_bytes(),
+            "id: must be at most 128 characters",
+        ),
+        (
+            with("lines", json!(vec!["l"; 201]))
+                .to_string()
+                .into_bytes(),
+            "lines: must have at most 200 lines",
+        ),
+        (
+            with("type", json!("teleport")).to_string().into_bytes(),
+            "type: unknown type \"teleport\"",
+        ),
+        (
+            with("at", json!("2026-11-21T18:42:07"))
+                .to_string()
+                .into_bytes(),
+            "at: \"2026-11-21T18:42:07\" has no UTC offset",
+        ),
+        (
+            with("store", json!("shibuya 01")).to_string().into_bytes(),
+            "store: must use only A-Z a-z 0-9 . _ -",
+        ),
+        (
+            with("currency", json!("yen")).to_string().into_bytes(),
+            "currency: must be an ISO 4217 code",
+        ),
+        (
+            with("attributes", json!({"nested": {"a": 1}}))
+                .to_string()
+                .into_bytes(),
+            "attributes.nested: must be a string, number or boolean",
+        ),
+        (vec![b'{', 0xff, 0xfe, b'}'], "payload is not UTF-8"),
+        (
+            with("reason", json!("x".repeat(70_000)))
+                .to_string()
+                .into_bytes(),
+            "payload is 7",
+        ),
+    ];
+    for (payload, _) in &cases {
+        bridge.publish_bytes(&topic, payload.clone()).await;
+    }
+    // A good event after all of them: the daemon kept going.
+    bridge.publish(&topic, &good).await;
+    let base = format!("http://{}", daemon.web_addr());
+    let count = cases.len();
+    let letters = eventually(
+        Duration::from_secs(10),
+        "every bad message dead-lettered",
+        || {
+            let url = format!("{base}/api/dead-letters?limit=100");
+            async move {
+                let v = get_json(&url).await;
+                let list = v["dead_letters"].as_array()?.clone();
+                (list.len() == count).then_some(list)
+            }
+        },
+    )
+    .await;
+    for (_, reason) in &cases {
+        assert!(
+            letters
+                .iter()
+                .any(|d| d["reason"].as_str().unwrap_or_default().contains(reason)),
+            "no dead letter says {reason:?}; got {:#?}",
+            letters
+                .iter()
+                .map(|d| d["reason"].clone())
+                .collect::<Vec<_>>()
+        );
+    }
+    assert!(letters.iter().all(|d| d["topic"] == topic.as_str()));
+    let events = get_json(&format!("{base}/api/events")).await;
+    assert_eq!(
+        events["events"][0]["id"], "ok-1",
+        "the good event after the bad ones was stored"
+    );
+    daemon.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn card_numbers_never_reach_the_database_file_or_the_camera_system() {
+    let nx = FakeNx::start(&[CAM1, CAM2]).await;
+    let site = Site::new();
+    let daemon = Daemon::start(site.config(None, &nx.url, ""))
+        .await
+        .expect("daemon starts");
+    eventually(Duration::from_secs(10), "subscription", || async {
+        daemon.receiving().then_some(())
+    })
+    .await;
+    let mut bridge = Bridge::connect(daemon.broker()).await;
+    let topic = site.topic("shibuya-01", "r1");
+    let mut refund = event(
+        "refund-card",
+        "refund",
+        "r1",
+        "2026-11-21T18:42:07.310+09:00",
+    );
+    refund["lines"] = json!(["REFUND TO CARD", "VISA 4111 1111 1111 1111", "AUTH 123456"]);
+    refund["reason"] = json!("card 5500-0000-0000-0004 declined");
+    refund["attributes"] = json!({"pan": 4012888888881881_u64, "tender": "card"});
+    refund["pos_extra"] = json!("6011000990139424");
+    bridge.publish(&topic, &refund).await;
+    bridge
+        .publish_bytes(&topic, b"{broken json 4111111111111111".to_vec())
+        .await;
+
+    let mark = eventually(Duration::from_secs(10), "the refund bookmarked", || async {
+        nx.bookmarks().into_iter().next()
+    })
+    .await;
+    let base = format!("http://{}", daemon.web_addr());
+    eventually(Duration::from_secs(10), "the dead letter", || {
+        let url = format!("{base}/api/dead-letters");
+        async move { (get_json(&url).await["dead_letters"].as_array()?.len() == 1).then_some(()) }
+    })
+    .await;
+    let api = reqwest::get(format!("{base}/api/events"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let dead = reqwest::get(format!("{base}/api/dead-letters"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    daemon.shutdown().await;
+
+    let cards = [
+        "4111111111111111",
+        "4111 1111 1111 1111",
+        "5500-0000-0000-0004",
+        "4012888888881881",
+        "6011000990139424",
+    ];
+    let mut stored = Vec::new();
+    for entry in std::fs::read_dir(site.dir.path()).unwrap() {
+        stored.extend(std::fs::read(entry.unwrap().path()).unwrap());
+    }
+    let stored = String::from_utf8_lossy(&stored);
+    for card in cards {
+        assert!(!stored.contains(card), "{card} reached the database files");
+        assert!(
+            !mark.body.contains(card),
+            "{card} reached the camera system"
+        );
+        assert!(
+            !api.contains(card) && !dead.contains(card),
+            "{card} shown by the API"
+        );
+    }
+    assert!(
+        mark.description.contains("VISA 4111 11** **** 1111"),
+        "{}",
+        mark.description
+    );
+    assert!(
+        stored.contains("411111******1111"),
+        "the masked form is what is kept"
+    );
+}

@@ -1,1 +1,192 @@
+//! The camera system goes away and comes back: 503s for a while, sessions that end mid-run, creates that the
+//! server stored but answered with an error. Every bookmark is made exactly once, at its original moment.
 
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tillmark::Daemon;
+use tillmark::event::event_key;
+
+use crate::fake_nx::FakeNx;
+use crate::support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_nx_outage_with_expiring_sessions_and_lost_answers_still_makes_every_bookmark_exactly_once()
+ {
+    // Tokens live one second, so they are renewed many times during the run.
+    let nx = FakeNx::start_with_token_lifetime(&[CAM1, CAM2], 1).await;
+    nx.state.faults.outage.store(true, Ordering::SeqCst);
+    let site = Site::new();
+    let daemon = Daemon::start(site.config(None, &nx.url, ""))
+        .await
+        .expect("daemon starts");
+    eventually(Duration::from_secs(10), "subscription", || async {
+        daemon.receiving().then_some(())
+    })
+    .await;
+    let broker = daemon.broker().clone();
+    let mut bridge = Bridge::connect(&broker).await;
+
+    // 30 voids, a second apart at the register, alternating r1 (one camera) and r2 (two cameras).
+    let mut expected = Vec::new();
+    for i in 0..30 {
+        let register = if i % 2 == 0 { "r1" } else { "r2" };
+        let at_ms = 1_795_254_127_000 + i * 1000;
+        let at = chrono::DateTime::from_timestamp_millis(at_ms)
+            .unwrap()
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let id = format!("void-{i}");
+        bridge
+            .publish(
+                &site.topic("shibuya-01", register),
+                &event(&id, "void", register, &at),
+            )
+            .await;
+        let cameras = if register == "r1" {
+            vec![CAM1]
+        } else {
+            vec![CAM1, CAM2]
+        };
+        expected.push((event_key("shibuya-01", &id), at_ms, cameras));
+        if i == 10 {
+            // The server comes back, but its first three answers to creates are lost after it stored them.
+            nx.state.faults.store_then_fail.store(3, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            nx.state.faults.outage.store(false, Ordering::SeqCst);
+        }
+        if i == 20 {
+            nx.expire_sessions();
+        }
+    }
+    let total: usize = expected.iter().map(|(_, _, c)| c.len()).sum();
+    let base = format!("http://{}", daemon.web_addr());
+    eventually(
+        Duration::from_secs(30),
+        "every bookmark made in the index",
+        || {
+            let url = format!("{base}/api/events?limit=100");
+            async move {
+                let v = get_json(&url).await;
+                let made = v["events"]
+                    .as_array()?
+                    .iter()
+                    .flat_map(|e| e["bookmarks"].as_array().cloned().unwrap_or_default())
+                    .filter(|b| b["state"] == "made")
+                    .count();
+                (made == total).then_some(())
+            }
+        },
+    )
+    .await;
+
+    for (key, at_ms, cameras) in &expected {
+        let marks = nx.with_tag(key);
+        assert_eq!(
+            marks.len(),
+            cameras.len(),
+            "exactly one bookmark per camera for {key}: {marks:?}"
+        );
+        for cam in cameras {
+            let on_cam: Vec<_> = marks.iter().filter(|m| m.device == *cam).collect();
+            assert_eq!(on_cam.len(), 1, "{key} on {cam}");
+            assert_eq!(
+                on_cam[0].start_ms,
+                at_ms - 10_000,
+                "{key} keeps its original moment"
+            );
+            assert_eq!(on_cam[0].duration_ms, 30_000);
+        }
+    }
+    assert_eq!(nx.bookmarks().len(), total, "no duplicates on the server");
+    assert!(
+        nx.state.logins.load(Ordering::SeqCst) >= 2,
+        "sessions were renewed"
+    );
+    daemon.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_camera_ends_as_a_failed_bookmark_with_the_vendors_message_in_the_index() {
+    // The server knows only CAM1: the void on r2 fails on CAM2 and is made on CAM1.
+    let nx = FakeNx::start(&[CAM1]).await;
+    let site = Site::new();
+    let daemon = Daemon::start(site.config(None, &nx.url, ""))
+        .await
+        .expect("daemon starts");
+    eventually(Duration::from_secs(10), "subscription", || async {
+        daemon.receiving().then_some(())
+    })
+    .await;
+    let mut bridge = Bridge::connect(daemon.broker()).await;
+    bridge
+        .publish(
+            &site.topic("shibuya-01", "r2"),
+            &event("void-x", "void", "r2", "2026-11-21T18:42:07.310+09:00"),
+        )
+        .await;
+    let base = format!("http://{}", daemon.web_addr());
+    let bookmarks = eventually(Duration::from_secs(10), "both outcomes", || {
+        let url = format!("{base}/api/events");
+        async move {
+            let v = get_json(&url).await;
+            let b = v["events"][0]["bookmarks"].as_array()?.clone();
+            b.iter().all(|b| b["state"] != "pending").then_some(b)
+        }
+    })
+    .await;
+    let failed = bookmarks.iter().find(|b| b["device"] == CAM2).unwrap();
+    assert_eq!(failed["state"], "failed");
+    let error = failed["error"].as_str().unwrap();
+    assert!(
+        error.contains(&format!("Nx Witness has no camera \"{CAM2}\"")),
+        "{error}"
+    );
+    assert!(
+        error.contains("Resource"),
+        "the vendor's own words are kept: {error}"
+    );
+    let made = bookmarks.iter().find(|b| b["device"] == CAM1).unwrap();
+    assert_eq!(made["state"], "made");
+    daemon.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_nx_credentials_fail_the_bookmark_with_a_message_naming_the_user_and_never_the_password()
+ {
+    let nx = FakeNx::start(&[CAM1]).await;
+    let site = Site::new();
+    let text = site.config_text(None, &nx.url, "");
+    let config =
+        tillmark::config::Config::parse(&text, &|_| Some("wrong-password-123".into())).unwrap();
+    let daemon = Daemon::start(config).await.expect("daemon starts");
+    eventually(Duration::from_secs(10), "subscription", || async {
+        daemon.receiving().then_some(())
+    })
+    .await;
+    let mut bridge = Bridge::connect(daemon.broker()).await;
+    bridge
+        .publish(
+            &site.topic("shibuya-01", "r1"),
+            &event("void-pw", "void", "r1", "2026-11-21T18:42:07.310+09:00"),
+        )
+        .await;
+    let base = format!("http://{}", daemon.web_addr());
+    let b = eventually(Duration::from_secs(10), "a failed bookmark", || {
+        let url = format!("{base}/api/events");
+        async move {
+            let v = get_json(&url).await;
+            let b = v["events"][0]["bookmarks"][0].clone();
+            (b["state"] == "failed").then_some(b)
+        }
+    })
+    .await;
+    let error = b["error"].as_str().unwrap();
+    assert!(
+        error.contains("refused the login of user \"tillmark\""),
+        "{error}"
+    );
+    assert!(error.contains("Wrong user name or password."), "{error}");
+    assert!(!error.contains("wrong-password-123"));
+    assert!(nx.bookmarks().is_empty());
+    daemon.shutdown().await;
+}
