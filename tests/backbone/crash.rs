@@ -1,1 +1,176 @@
+//! `kill -9` in the middle of a busy stream: after a restart every flagged event is bookmarked exactly once,
+//! none is lost, and nothing the daemon logged holds a card number.
 
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tillmark::event::event_key;
+
+use crate::fake_nx::FakeNx;
+use crate::support::*;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn spawn_daemon(config: &std::path::Path, log: &std::path::Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_tillmark"))
+        .args(["run", "--config"])
+        .arg(config)
+        .env("TEST_NX_PASSWORD", NX_PASSWORD)
+        .env("RUST_LOG", "debug,rumqttd=off")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .expect("start tillmark")
+}
+
+async fn wait_for_log(log: &std::path::Path, text: &str) {
+    eventually(Duration::from_secs(15), text, || async {
+        std::fs::read_to_string(log)
+            .ok()
+            .filter(|l| l.contains(text))
+            .map(|_| ())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemon_killed_mid_stream_bookmarks_every_flagged_event_exactly_once_after_restart() {
+    let broker = external_broker();
+    let nx = FakeNx::start(&[CAM1, CAM2]).await;
+    // Slow creates, so some are in flight when the process dies.
+    nx.state.faults.create_delay_ms.store(150, Ordering::SeqCst);
+    let site = Site::new();
+    let web_port = free_port();
+    let text = site.config_text(Some(&broker), &nx.url, "").replace(
+        "listen = \"127.0.0.1:0\"",
+        &format!("listen = \"127.0.0.1:{web_port}\""),
+    );
+    let config_path = site.dir.path().join("tillmark.toml");
+    std::fs::write(&config_path, text).unwrap();
+    let log1 = site.dir.path().join("run1.log");
+    let log2 = site.dir.path().join("run2.log");
+
+    let mut daemon = spawn_daemon(&config_path, &log1);
+    wait_for_log(&log1, "Subscribed.").await;
+
+    // 150 events at about 60 a second: sales with drawer events, and every third a flagged one.
+    let mut expected = Vec::new();
+    let mut bridge = Bridge::connect(&broker).await;
+    let mut killed_at = None;
+    for i in 0..150i64 {
+        let register = if i % 2 == 0 { "r1" } else { "r2" };
+        let kind = match i % 6 {
+            0 => "void",
+            3 => "no_sale",
+            1 | 4 => "sale",
+            2 => "drawer_open",
+            _ => "drawer_close",
+        };
+        let at_ms = 1_795_254_127_000 + i * 250;
+        let at = chrono::DateTime::from_timestamp_millis(at_ms)
+            .unwrap()
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let id = format!("evt-{i}");
+        let mut e = event(&id, kind, register, &at);
+        e["lines"] = serde_json::json!(["CARD 4111 1111 1111 1111", "ONIGIRI 180"]);
+        bridge
+            .publish(&site.topic("shibuya-01", register), &e)
+            .await;
+        if matches!(kind, "void" | "no_sale" | "drawer_open") {
+            let cameras = if register == "r1" {
+                vec![CAM1]
+            } else {
+                vec![CAM1, CAM2]
+            };
+            expected.push((event_key("shibuya-01", &id), at_ms, cameras));
+        }
+        if i == 60 {
+            daemon.kill().expect("SIGKILL");
+            let _ = daemon.wait();
+            killed_at = Some(nx.bookmarks().len());
+        }
+        if i == 100 {
+            daemon = spawn_daemon(&config_path, &log2);
+        }
+        tokio::time::sleep(Duration::from_millis(15)).await;
+    }
+    let made_before_kill = killed_at.unwrap();
+    let total: usize = expected.iter().map(|(_, _, c)| c.len()).sum();
+    assert!(
+        made_before_kill < total,
+        "the kill happened mid-stream ({made_before_kill} of {total} made)"
+    );
+
+    let base = format!("http://127.0.0.1:{web_port}");
+    eventually(
+        Duration::from_secs(60),
+        "all 150 events stored and every bookmark made",
+        || {
+            let url = format!("{base}/api/events?limit=1000");
+            async move {
+                let v = reqwest::get(&url)
+                    .await
+                    .ok()?
+                    .json::<serde_json::Value>()
+                    .await
+                    .ok()?;
+                let events = v["events"].as_array()?;
+                let made = events
+                    .iter()
+                    .flat_map(|e| e["bookmarks"].as_array().cloned().unwrap_or_default())
+                    .filter(|b| b["state"] == "made")
+                    .count();
+                (events.len() == 150 && made == total).then_some(())
+            }
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    for (key, at_ms, cameras) in &expected {
+        for cam in cameras {
+            let on_cam: Vec<_> = nx
+                .with_tag(key)
+                .into_iter()
+                .filter(|m| m.device == *cam)
+                .collect();
+            assert_eq!(on_cam.len(), 1, "{key} on {cam}: exactly one bookmark");
+            assert_eq!(
+                on_cam[0].start_ms,
+                at_ms - 10_000,
+                "{key} at its original moment"
+            );
+        }
+    }
+    assert_eq!(nx.bookmarks().len(), total, "no duplicates");
+
+    terminate(&daemon);
+    let _ = daemon.wait();
+    for log in [&log1, &log2] {
+        let text = std::fs::read_to_string(log).unwrap();
+        assert!(
+            !text.contains("4111 1111 1111 1111") && !text.contains("4111111111111111"),
+            "a card number in {log:?}"
+        );
+    }
+    let second = std::fs::read_to_string(&log2).unwrap();
+    assert!(
+        second.contains("Stopped."),
+        "SIGTERM shuts down in order: {second}"
+    );
+}
+
+/// SIGTERM, the way a service manager stops the daemon.
+fn terminate(child: &Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+}

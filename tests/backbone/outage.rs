@@ -50,11 +50,14 @@ async fn an_nx_outage_with_expiring_sessions_and_lost_answers_still_makes_every_
         expected.push((event_key("shibuya-01", &id), at_ms, cameras));
         if i == 10 {
             // The server comes back, but its first three answers to creates are lost after it stored them.
-            nx.state.faults.store_then_fail.store(3, Ordering::SeqCst);
             tokio::time::sleep(Duration::from_millis(1500)).await;
+            nx.state.faults.store_then_fail.store(3, Ordering::SeqCst);
             nx.state.faults.outage.store(false, Ordering::SeqCst);
-        }
-        if i == 20 {
+            eventually(Duration::from_secs(10), "deliveries resuming", || async {
+                (nx.bookmarks().len() > 3).then_some(())
+            })
+            .await;
+            // Then every session ends, as when the server restarts: the next calls are refused with 403.
             nx.expire_sessions();
         }
     }
