@@ -104,3 +104,22 @@ pub async fn retry_failed(config: &Config, system: Option<&str>) -> anyhow::Resu
     store.close().await;
     Ok(())
 }
+
+/// Publishes until the duration ends or Ctrl-C, then prints what was published.
+pub async fn simulate(options: crate::simulate::SimulateOptions) -> anyhow::Result<()> {
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let on_signal = cancel.clone();
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        on_signal.cancel();
+    });
+    println!(
+        "Publishing about {} events/s to {} for {} s (Ctrl-C stops)...",
+        options.rate,
+        options.broker,
+        options.duration.as_secs()
+    );
+    let summary = crate::simulate::run(options, cancel).await?;
+    println!("{summary}");
+    Ok(())
+}

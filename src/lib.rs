@@ -13,6 +13,7 @@ pub mod delivery;
 pub mod event;
 pub mod ingest;
 pub mod money;
+pub mod simulate;
 pub mod store;
 pub mod web;
 

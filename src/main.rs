@@ -30,6 +30,30 @@ enum Command {
     Run(ConfigArg),
     /// Validate a config file and print every error in it.
     CheckConfig(ConfigArg),
+    /// Publish a realistic stream of register events, for demos and load tests.
+    Simulate {
+        /// The broker to publish to, e.g. mqtt://127.0.0.1:1883.
+        #[arg(long, default_value = "mqtt://127.0.0.1:1883")]
+        broker: String,
+        /// Number of stores (store-01, store-02, ...).
+        #[arg(long, default_value_t = 2)]
+        stores: u32,
+        /// Registers per store (r1, r2, ...).
+        #[arg(long, default_value_t = 2)]
+        registers: u32,
+        /// Events per second across all registers.
+        #[arg(long, default_value_t = 5.0)]
+        rate: f64,
+        /// How long to publish, in seconds.
+        #[arg(long, default_value_t = 60)]
+        duration: u64,
+        /// Makes the stream reproducible.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// First topic level: topics are PREFIX/STORE/REGISTER/events.
+        #[arg(long, default_value = "pos")]
+        topic_prefix: String,
+    },
     /// List rejected messages with their reasons.
     DeadLetters {
         #[command(flatten)]
@@ -86,6 +110,26 @@ async fn main() -> ExitCode {
             }
             Err(code) => return code,
         },
+        Command::Simulate {
+            broker,
+            stores,
+            registers,
+            rate,
+            duration,
+            seed,
+            topic_prefix,
+        } => {
+            let options = tillmark::simulate::SimulateOptions {
+                broker,
+                stores,
+                registers,
+                rate,
+                duration: std::time::Duration::from_secs(duration),
+                seed,
+                topic_prefix,
+            };
+            tillmark::cli::simulate(options).await
+        }
         Command::DeadLetters { config, limit } => match load(&config) {
             Ok(config) => tillmark::cli::dead_letters(&config, limit).await,
             Err(code) => return code,
