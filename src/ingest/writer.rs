@@ -140,7 +140,7 @@ impl Writer {
             Ok(event) => {
                 let plan = plan(&self.config, &self.watchers, &event);
                 Intake::Event {
-                    event,
+                    event: Box::new(event),
                     raw: parsed.raw,
                     topic,
                     received_ms,

@@ -41,7 +41,7 @@ pub struct NewBookmark {
 #[derive(Debug, Clone)]
 pub enum Intake {
     Event {
-        event: Event,
+        event: Box<Event>,
         raw: String,
         topic: String,
         received_ms: i64,

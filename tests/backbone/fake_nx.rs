@@ -174,9 +174,10 @@ async fn login(State(s): State<Arc<NxState>>, body: String) -> Response {
     .into_response()
 }
 
-fn authorize(s: &NxState, headers: &HeaderMap) -> Result<(), Response> {
+/// `None` when the request carries a live session token, else the server's refusal.
+fn refusal(s: &NxState, headers: &HeaderMap) -> Option<Response> {
     let Some(auth) = headers.get("authorization").and_then(|h| h.to_str().ok()) else {
-        return Err(nx_error(
+        return Some(nx_error(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
             "Authorization required",
@@ -190,12 +191,12 @@ fn authorize(s: &NxState, headers: &HeaderMap) -> Result<(), Response> {
         .get(token)
         .is_some_and(|exp| Instant::now() < *exp);
     if valid {
-        Ok(())
+        None
     } else {
         let mut resp = nx_error(StatusCode::FORBIDDEN, "forbidden", "Session expired");
         resp.headers_mut()
             .insert("x-auth-result", "Auth_WrongSessionToken".parse().unwrap());
-        Err(resp)
+        Some(resp)
     }
 }
 
@@ -221,7 +222,7 @@ async fn create(
             "Server is unavailable",
         );
     }
-    if let Err(resp) = authorize(&s, &headers) {
+    if let Some(resp) = refusal(&s, &headers) {
         return resp;
     }
     let delay = s.faults.create_delay_ms.load(Ordering::SeqCst);
@@ -314,7 +315,7 @@ async fn search(
             "Server is unavailable",
         );
     }
-    if let Err(resp) = authorize(&s, &headers) {
+    if let Some(resp) = refusal(&s, &headers) {
         return resp;
     }
     let from = q

@@ -233,3 +233,15 @@ async fn an_embedded_broker_port_already_taken_fails_start_up_and_says_how_to_us
         "{err}"
     );
 }
+
+#[test]
+fn the_sample_config_in_examples_is_valid() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/tillmark.toml"
+    ))
+    .unwrap();
+    let config =
+        tillmark::config::Config::parse(&text, &|_| Some("secret".into())).expect("valid sample");
+    assert_eq!(config.cameras[0].registers.len(), 2);
+}

@@ -25,12 +25,6 @@ pub fn external_broker() -> BrokerUrl {
     }
 }
 
-pub fn mosquitto_url() -> Option<String> {
-    std::env::var("TILLMARK_TEST_MQTT_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-}
-
 /// A unique name, so tests sharing one Mosquitto never see each other's messages.
 pub fn unique(prefix: &str) -> String {
     format!(
@@ -62,10 +56,6 @@ impl Site {
 
     pub fn db_url(&self) -> String {
         format!("sqlite://{}", self.dir.path().join("tillmark.db").display())
-    }
-
-    pub fn db_path(&self) -> std::path::PathBuf {
-        self.dir.path().join("tillmark.db")
     }
 
     pub fn topic(&self, store: &str, register: &str) -> String {
