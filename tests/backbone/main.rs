@@ -6,3 +6,4 @@ mod fake_nx;
 mod flow;
 mod outage;
 mod support;
+mod webhook;
