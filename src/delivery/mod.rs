@@ -19,7 +19,7 @@ pub use schedule::next_delay;
 use crate::camera::{Cameras, Delivery};
 use crate::clock::now_ms;
 use crate::config::DeliveryConfig;
-use crate::store::{Job, Outcome, Store};
+use crate::store::{Finished, Job, Outcome, Store};
 
 /// How long a claimed row stays with its worker; far above any attempt's requests, so a live worker never
 /// loses its row, and a row of a worker that died is picked up again after this.
@@ -39,6 +39,8 @@ pub struct Worker {
 
 impl Worker {
     pub async fn run(self, cancel: CancellationToken) {
+        let (done_tx, done_rx) = tokio::sync::mpsc::unbounded_channel();
+        let recorder = tokio::spawn(record(self.store.clone(), done_rx));
         let slots = Arc::new(Semaphore::new(self.config.concurrency * 4));
         let mut per_system: HashMap<String, Arc<Semaphore>> = HashMap::new();
         let mut tasks: JoinSet<()> = JoinSet::new();
@@ -64,17 +66,23 @@ impl Worker {
                                 })
                                 .clone();
                             let this = this.clone();
+                            let done = done_tx.clone();
                             tasks.spawn(async move {
                                 let _slot = slot;
                                 let Ok(_turn) = system.acquire_owned().await else {
                                     return;
                                 };
-                                this.attempt(job).await;
+                                let _ = done.send(this.attempt(job).await);
                             });
                         }
                     }
                     Err(e) => {
-                        tracing::warn!(error = %e, "Could not read the bookmark outbox; trying again.")
+                        tracing::warn!(error = %e, "Could not read the bookmark outbox; trying again in a second.");
+                        tokio::select! {
+                            _ = cancel.cancelled() => break,
+                            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        }
+                        continue;
                     }
                 }
             }
@@ -109,9 +117,15 @@ impl Worker {
                 );
             }
         }
+        // Attempts cut off above never report; their rows stay in flight and are checked before a retry.
+        drop(tasks);
+        drop(done_tx);
+        if let Err(e) = recorder.await {
+            tracing::error!(error = %e, "The delivery recorder ended abnormally.");
+        }
     }
 
-    async fn attempt(&self, job: Job) {
+    async fn attempt(&self, job: Job) -> Finished {
         let b = &job.bookmark;
         let delivery = match self.cameras.get(&b.system) {
             Some(system) => system.deliver(&job).await,
@@ -156,9 +170,39 @@ impl Worker {
                 Outcome::Failed { error }
             }
         };
-        // If this write fails the lease runs out and the row is tried again, looking first (in_flight is set).
-        if let Err(e) = self.store.finish(b.id, &outcome, now).await {
-            tracing::error!(event = %job.event.key, error = %e, "Could not record a delivery outcome.");
+        Finished {
+            bookmark_id: b.id,
+            outcome,
+            at_ms: now,
         }
+    }
+}
+
+/// Writes outcomes as they come, many to a transaction under load, so delivery does not take the database
+/// writer from ingest one fsync per bookmark. Until an outcome is written its row stays leased to us.
+async fn record(store: Arc<dyn Store>, mut done: tokio::sync::mpsc::UnboundedReceiver<Finished>) {
+    let mut batch = Vec::new();
+    while let Some(first) = done.recv().await {
+        batch.push(first);
+        while batch.len() < 500 {
+            match done.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        let mut delay = Duration::from_millis(100);
+        // If the database stays unavailable past the lease, the rows are claimed again and, being in flight,
+        // checked on the camera system before anything is created again.
+        for _ in 0..10 {
+            match store.finish(&batch).await {
+                Ok(()) => break,
+                Err(e) => {
+                    tracing::error!(error = %e, outcomes = batch.len(), "Could not record delivery outcomes; retrying.");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+        batch.clear();
     }
 }

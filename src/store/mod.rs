@@ -190,6 +190,14 @@ pub enum Outcome {
     },
 }
 
+/// The end of one attempt, to record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finished {
+    pub bookmark_id: i64,
+    pub outcome: Outcome,
+    pub at_ms: i64,
+}
+
 /// Counts for health and the index header.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Counts {
@@ -214,13 +222,8 @@ pub trait Store: Send + Sync + 'static {
         limit: i64,
     ) -> Result<Vec<Job>, StoreError>;
 
-    /// Records the end of an attempt and releases the lease.
-    async fn finish(
-        &self,
-        bookmark_id: i64,
-        outcome: &Outcome,
-        now_ms: i64,
-    ) -> Result<(), StoreError>;
+    /// Records the ends of attempts, releasing their leases, in one transaction.
+    async fn finish(&self, results: &[Finished]) -> Result<(), StoreError>;
 
     /// When the earliest pending bookmark is due (a claimed one counts from its lease end).
     async fn next_due_ms(&self) -> Result<Option<i64>, StoreError>;

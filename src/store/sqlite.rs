@@ -241,84 +241,94 @@ impl Store for SqliteStore {
         .fetch_all(&mut *tx)
         .await?;
         let mut jobs = Vec::with_capacity(claimed.len());
-        for (id, maybe_created) in claimed {
-            let row = sqlx::query(&format!(
+        if !claimed.is_empty() {
+            let mut q = QueryBuilder::<Sqlite>::new(format!(
                 "SELECT {EVENT_COLUMNS}, {BOOKMARK_COLUMNS} FROM bookmarks b JOIN events e ON e.seq = b.event_seq \
-                 WHERE b.id = ?"
-            ))
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await?;
-            jobs.push(Job {
-                bookmark: bookmark_from_row(&row)?,
-                maybe_created,
-                event: event_from_row(&row)?,
-            });
+                 WHERE b.id IN ("
+            ));
+            let mut list = q.separated(", ");
+            for (id, _) in &claimed {
+                list.push_bind(*id);
+            }
+            q.push(")");
+            for row in q.build().fetch_all(&mut *tx).await? {
+                let bookmark = bookmark_from_row(&row)?;
+                let maybe_created = claimed
+                    .iter()
+                    .any(|(id, maybe)| *id == bookmark.id && *maybe);
+                jobs.push(Job {
+                    bookmark,
+                    maybe_created,
+                    event: event_from_row(&row)?,
+                });
+            }
         }
         tx.commit().await?;
         jobs.sort_by_key(|j| (j.bookmark.start_ms, j.bookmark.id));
         Ok(jobs)
     }
 
-    async fn finish(
-        &self,
-        bookmark_id: i64,
-        outcome: &Outcome,
-        now_ms: i64,
-    ) -> Result<(), StoreError> {
+    async fn finish(&self, results: &[Finished]) -> Result<(), StoreError> {
         let mut tx = self.writer.begin().await?;
-        let (label, detail) = match outcome {
-            Outcome::Made { vendor_id, detail } => {
-                sqlx::query(
-                    "UPDATE bookmarks SET state = 'made', vendor_id = ?, made_ms = ?, updated_ms = ?, in_flight = 0, \
-                     maybe_created = 0, claimed_until_ms = NULL, last_error = NULL WHERE id = ?",
-                )
-                .bind(vendor_id)
-                .bind(now_ms)
-                .bind(now_ms)
+        for Finished {
+            bookmark_id,
+            outcome,
+            at_ms: now_ms,
+        } in results
+        {
+            let (label, detail) = match outcome {
+                Outcome::Made { vendor_id, detail } => {
+                    sqlx::query(
+                        "UPDATE bookmarks SET state = 'made', vendor_id = ?, made_ms = ?, updated_ms = ?, \
+                         in_flight = 0, maybe_created = 0, claimed_until_ms = NULL, last_error = NULL WHERE id = ?",
+                    )
+                    .bind(vendor_id)
+                    .bind(now_ms)
+                    .bind(now_ms)
+                    .bind(bookmark_id)
+                    .execute(&mut *tx)
+                    .await?;
+                    ("made", detail)
+                }
+                Outcome::Retry {
+                    at_ms,
+                    error,
+                    maybe_created,
+                } => {
+                    sqlx::query(
+                        "UPDATE bookmarks SET next_attempt_ms = ?, last_error = ?, maybe_created = ?, in_flight = 0, \
+                         claimed_until_ms = NULL, updated_ms = ? WHERE id = ?",
+                    )
+                    .bind(at_ms)
+                    .bind(error)
+                    .bind(maybe_created)
+                    .bind(now_ms)
+                    .bind(bookmark_id)
+                    .execute(&mut *tx)
+                    .await?;
+                    ("retry", error)
+                }
+                Outcome::Failed { error } => {
+                    sqlx::query(
+                        "UPDATE bookmarks SET state = 'failed', last_error = ?, in_flight = 0, \
+                         claimed_until_ms = NULL, updated_ms = ? WHERE id = ?",
+                    )
+                    .bind(error)
+                    .bind(now_ms)
+                    .bind(bookmark_id)
+                    .execute(&mut *tx)
+                    .await?;
+                    ("failed", error)
+                }
+            };
+            sqlx::query("INSERT INTO bookmark_attempts (bookmark_id, at_ms, outcome, detail) VALUES (?, ?, ?, ?)")
                 .bind(bookmark_id)
+                .bind(now_ms)
+                .bind(label)
+                .bind(detail)
                 .execute(&mut *tx)
                 .await?;
-                ("made", detail.clone())
-            }
-            Outcome::Retry {
-                at_ms,
-                error,
-                maybe_created,
-            } => {
-                sqlx::query(
-                    "UPDATE bookmarks SET next_attempt_ms = ?, last_error = ?, maybe_created = ?, in_flight = 0, \
-                     claimed_until_ms = NULL, updated_ms = ? WHERE id = ?",
-                )
-                .bind(at_ms)
-                .bind(error)
-                .bind(maybe_created)
-                .bind(now_ms)
-                .bind(bookmark_id)
-                .execute(&mut *tx)
-                .await?;
-                ("retry", error.clone())
-            }
-            Outcome::Failed { error } => {
-                sqlx::query(
-                    "UPDATE bookmarks SET state = 'failed', last_error = ?, in_flight = 0, claimed_until_ms = NULL, \
-                     updated_ms = ? WHERE id = ?",
-                )
-                .bind(error)
-                .bind(now_ms)
-                .bind(bookmark_id)
-                .execute(&mut *tx)
-                .await?;
-                ("failed", error.clone())
-            }
-        };
-        sqlx::query("INSERT INTO bookmark_attempts (bookmark_id, at_ms, outcome, detail) VALUES (?, ?, ?, ?)")
-            .bind(bookmark_id)
-            .bind(now_ms)
-            .bind(label)
-            .bind(detail)
-            .execute(&mut *tx)
-            .await?;
+        }
         tx.commit().await?;
         Ok(())
     }

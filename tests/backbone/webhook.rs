@@ -29,7 +29,12 @@ async fn start_receiver() -> (String, Receiver) {
                 requests.push((Instant::now(), headers, body));
                 if requests.len() == 1 {
                     // Busy: come back in a second.
-                    (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "1")], "slow down").into_response()
+                    (
+                        StatusCode::TOO_MANY_REQUESTS,
+                        [("retry-after", "1")],
+                        "slow down",
+                    )
+                        .into_response()
                 } else {
                     (StatusCode::CREATED, axum::Json(json!({ "id": 4242 }))).into_response()
                 }
@@ -79,12 +84,22 @@ registers = ["shibuya-01/r1"]
         root = site.topic_root,
         db = site.db_url(),
     );
-    let config = Config::parse(&text, &|name| (name == "HOOK_TOKEN").then(|| "tok-123".to_string()))
-        .unwrap_or_else(|e| panic!("{e:?}"));
+    let config = Config::parse(&text, &|name| {
+        (name == "HOOK_TOKEN").then(|| "tok-123".to_string())
+    })
+    .unwrap_or_else(|e| panic!("{e:?}"));
     let daemon = Daemon::start(config).await.expect("daemon starts");
-    eventually(Duration::from_secs(10), "subscription", || async { daemon.receiving().then_some(()) }).await;
+    eventually(Duration::from_secs(10), "subscription", || async {
+        daemon.receiving().then_some(())
+    })
+    .await;
     let mut bridge = Bridge::connect(daemon.broker()).await;
-    bridge.publish(&site.topic("shibuya-01", "r1"), &event("ref-1", "refund", "r1", "2026-11-21T18:42:07.310+09:00")).await;
+    bridge
+        .publish(
+            &site.topic("shibuya-01", "r1"),
+            &event("ref-1", "refund", "r1", "2026-11-21T18:42:07.310+09:00"),
+        )
+        .await;
 
     let base = format!("http://{}", daemon.web_addr());
     let bookmark = eventually(Duration::from_secs(10), "the webhook bookmark made", || {
@@ -99,10 +114,16 @@ registers = ["shibuya-01/r1"]
     let requests = receiver.requests.lock().unwrap().clone();
     assert_eq!(requests.len(), 2, "one 429, then one success");
     let waited = requests[1].0 - requests[0].0;
-    assert!(waited >= Duration::from_millis(950), "Retry-After: 1 was honoured (waited {waited:?})");
+    assert!(
+        waited >= Duration::from_millis(950),
+        "Retry-After: 1 was honoured (waited {waited:?})"
+    );
     let (_, headers, body) = &requests[1];
     assert_eq!(headers["authorization"], "Bearer tok-123");
-    assert_eq!(headers["idempotency-key"], format!("{}:door-cam", event_key("shibuya-01", "ref-1")));
+    assert_eq!(
+        headers["idempotency-key"],
+        format!("{}:door-cam", event_key("shibuya-01", "ref-1"))
+    );
     let body: Value = serde_json::from_str(body).unwrap();
     assert_eq!(
         body,
