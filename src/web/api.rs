@@ -12,7 +12,7 @@ use super::view::{event_view, iso_utc};
 use crate::event::EventType;
 use crate::store::EventQuery;
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 pub struct EventParams {
     pub store: Option<String>,
     pub register: Option<String>,
@@ -26,7 +26,7 @@ pub struct EventParams {
     pub before: Option<String>,
 }
 
-fn non_empty(v: &Option<String>) -> Option<String> {
+pub(super) fn non_empty(v: &Option<String>) -> Option<String> {
     v.as_deref()
         .map(str::trim)
         .filter(|s| !s.is_empty())
@@ -66,15 +66,7 @@ impl EventParams {
                 })?,
             None => 100,
         };
-        let flagged_only = match non_empty(&self.flagged).as_deref() {
-            None | Some("false") | Some("0") => false,
-            Some("true") | Some("1") | Some("on") => true,
-            Some(other) => {
-                return Err(ApiError::bad_request(format!(
-                    "flagged: \"{other}\" must be true or false"
-                )));
-            }
-        };
+        let flagged_only = parse_flagged(&self.flagged)?;
         let before = match non_empty(&self.before) {
             Some(cursor) => Some(parse_cursor(&cursor)?),
             None => None,
@@ -94,6 +86,17 @@ impl EventParams {
             before,
             limit,
         })
+    }
+}
+
+/// `flagged`: `true`, `1` or `on` (what a checked checkbox sends); absent, `false` or `0`.
+pub(super) fn parse_flagged(v: &Option<String>) -> Result<bool, ApiError> {
+    match non_empty(v).as_deref() {
+        None | Some("false") | Some("0") => Ok(false),
+        Some("true") | Some("1") | Some("on") => Ok(true),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "flagged: \"{other}\" must be true or false"
+        ))),
     }
 }
 

@@ -3,6 +3,8 @@
 
 mod api;
 mod error;
+mod format;
+mod pages;
 mod view;
 
 pub use view::iso_utc;
@@ -29,6 +31,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/events", get(api::events))
         .route("/api/events/{seq}", get(api::event))
         .route("/api/dead-letters", get(api::dead_letters))
+        .merge(pages::routes())
         .with_state(state)
 }
 

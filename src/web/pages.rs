@@ -1,0 +1,616 @@
+//! The pages people use: the event list with its filters (`/`), one event with its bookmarks and their attempts
+//! (`/events/{seq}`), the dead letters (`/dead-letters`), and their stylesheet.
+//!
+//! Templates and stylesheet are compiled into the binary, so the daemon serves them from any directory.
+//! Everything a register sends is untrusted text: templates are auto-escaped and pages carry a Content-Security-
+//! Policy that allows no script at all. The words a person reads live in the templates, so a translation swaps
+//! templates only; this module hands them data: times already in the right zone, amounts already formatted.
+//! Still in Rust: the API's own filter messages (type, limit, cursor), footage link labels from the camera
+//! module, skew units, and the plain-text answer when a template itself fails.
+
+use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::LazyLock;
+
+use axum::Router;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use minijinja::{Environment, UndefinedBehavior, Value, context};
+use serde::Serialize;
+
+use super::AppState;
+use super::api::{EventParams, cursor, non_empty, parse_bound, parse_flagged};
+use super::error::ApiError;
+use super::format::{self, FALLBACK, LocalTimeError, SKEW_WARNING_MS, Zone, ZoneLabel};
+use super::view::{BookmarkView, EventView, event_view};
+use crate::camera::text::kind_label;
+use crate::clock::now_ms;
+use crate::config::Config;
+use crate::event::EventType;
+use crate::money::format_amount;
+use crate::store::{AttemptRecord, EventQuery, EventRecord, StoreError};
+
+const TEMPLATES: [(&str, &str); 6] = [
+    ("base.html", include_str!("../../web/templates/base.html")),
+    (
+        "macros.html",
+        include_str!("../../web/templates/macros.html"),
+    ),
+    (
+        "events.html",
+        include_str!("../../web/templates/events.html"),
+    ),
+    ("event.html", include_str!("../../web/templates/event.html")),
+    (
+        "dead_letters.html",
+        include_str!("../../web/templates/dead_letters.html"),
+    ),
+    ("error.html", include_str!("../../web/templates/error.html")),
+];
+
+const STYLE: &str = include_str!("../../web/static/style.css");
+
+/// No script, no inline style, nothing from elsewhere; forms post only here; no framing.
+const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
+                   frame-ancestors 'none'; base-uri 'none'";
+
+/// How many dead letters the page lists, newest first.
+const DEAD_LETTERS_SHOWN: i64 = 200;
+
+/// The stylesheet's address carries a hash of its content, so browsers may keep it forever and still get a new
+/// one with a new build.
+static STYLE_HREF: LazyLock<String> = LazyLock::new(|| {
+    let mut hasher = DefaultHasher::new();
+    STYLE.hash(&mut hasher);
+    format!("/static/style.css?v={:016x}", hasher.finish())
+});
+
+static TEMPLATE_ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
+    let mut env = Environment::new();
+    // A misspelt variable fails the render (and the tests) instead of printing nothing.
+    env.set_undefined_behavior(UndefinedBehavior::SemiStrict);
+    // Our own constant: written as is, not entity-escaped like text from a register.
+    env.add_global("style_href", Value::from_safe_string(STYLE_HREF.clone()));
+    for (name, source) in TEMPLATES {
+        if let Err(e) = env.add_template(name, source) {
+            tracing::error!(template = name, error = %e, "A page template does not compile; its pages answer 500.");
+        }
+    }
+    env
+});
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(events))
+        .route("/events/{seq}", get(event))
+        .route("/dead-letters", get(dead_letters))
+        .route("/static/style.css", get(style))
+        .layer(axum::middleware::map_response(security_headers))
+}
+
+async fn security_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    // Footage links name the recorder and the moment: they must not leak to another site.
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    // Pages are evidence and change by the second; only the stylesheet sets a cache policy of its own.
+    headers
+        .entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    response
+}
+
+async fn style() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
+        ],
+        STYLE,
+    )
+}
+
+fn render(status: StatusCode, name: &str, ctx: Value) -> Response {
+    match TEMPLATE_ENV.get_template(name).and_then(|t| t.render(ctx)) {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(e) => {
+            tracing::error!(
+                template = name,
+                error = format!("{e:#}"),
+                "A page could not be rendered."
+            );
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "This page could not be rendered; the daemon's log says why.",
+            )
+                .into_response()
+        }
+    }
+}
+
+/// The header's and footer's counts.
+#[derive(Debug, Serialize)]
+struct Nav {
+    events: i64,
+    pending: i64,
+    failed: i64,
+    dead_letters: i64,
+    last_received: Option<String>,
+    zone: ZoneLabel,
+}
+
+async fn nav(state: &AppState) -> Result<Nav, PageError> {
+    let c = state.store.counts().await?;
+    Ok(Nav {
+        events: c.events,
+        pending: c.pending,
+        failed: c.failed,
+        dead_letters: c.dead_letters,
+        last_received: c.last_received_ms.map(|ms| FALLBACK.datetime(ms)),
+        zone: FALLBACK.label(c.last_received_ms.unwrap_or_else(now_ms)),
+    })
+}
+
+/// A page that could not be shown as asked; `problem` picks the template's sentence.
+#[derive(Debug)]
+pub struct PageError {
+    status: StatusCode,
+    problem: &'static str,
+    detail: Option<String>,
+    nav: Option<Nav>,
+}
+
+impl PageError {
+    fn not_found(what: String, nav: Nav) -> Self {
+        PageError {
+            status: StatusCode::NOT_FOUND,
+            problem: "no_event",
+            detail: Some(what),
+            nav: Some(nav),
+        }
+    }
+}
+
+impl From<StoreError> for PageError {
+    fn from(e: StoreError) -> Self {
+        // ApiError logs the cause once; the page gives the user one sentence and no internals.
+        let api = ApiError::from(e);
+        PageError {
+            status: api.status,
+            problem: "unavailable",
+            detail: None,
+            nav: None,
+        }
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        render(
+            self.status,
+            "error.html",
+            context! { page => "error", problem => self.problem, detail => self.detail, nav => self.nav },
+        )
+    }
+}
+
+/// One event as the pages show it: the API's view plus what a person reads (local times, labels, amounts).
+#[derive(Debug, Serialize)]
+struct EventPage {
+    e: EventView,
+    time: String,
+    zone: ZoneLabel,
+    received: String,
+    skew: String,
+    skew_high: bool,
+    type_label: String,
+    store_name: String,
+    store_known: bool,
+    amount: Option<String>,
+    /// In the register's order, values as text.
+    attributes: Vec<(String, String)>,
+    marks: Vec<Mark>,
+}
+
+/// One bookmark of an event, its times in the event's zone.
+#[derive(Debug, Serialize)]
+struct Mark {
+    b: BookmarkView,
+    /// `nx-witness`, `webhook`; `None` when the system left the config.
+    integration: Option<&'static str>,
+    start: String,
+    end: String,
+    next_attempt: Option<String>,
+    made: Option<String>,
+    history: Vec<Attempt>,
+}
+
+#[derive(Debug, Serialize)]
+struct Attempt {
+    at: String,
+    outcome: String,
+    detail: Option<String>,
+}
+
+/// `attempts`: each bookmark's history by bookmark id, for the event page; the list passes none.
+fn event_page(
+    config: &Config,
+    record: EventRecord,
+    mut attempts: HashMap<i64, Vec<AttemptRecord>>,
+) -> EventPage {
+    let zone = Zone::of_event(config, &record.store, &record.at);
+    let store = config.store(&record.store);
+    let (at_ms, received_ms) = (record.at_ms, record.received_ms);
+    // The view drops the row ids and raw times; keep them, in the view's order, for the page's own columns.
+    let extra: Vec<_> = record
+        .bookmarks
+        .iter()
+        .map(|b| (b.id, b.next_attempt_ms, b.made_ms))
+        .collect();
+    let mut e = event_view(config, record);
+    let marks = std::mem::take(&mut e.bookmarks)
+        .into_iter()
+        .zip(extra)
+        .map(|(b, (id, next_ms, made_ms))| Mark {
+            integration: config
+                .camera_system(&b.system)
+                .map(|s| s.integration.name()),
+            start: zone.datetime(b.start_ms),
+            end: zone.span_end(b.start_ms, b.start_ms.saturating_add(b.duration_ms)),
+            next_attempt: next_ms.map(|ms| zone.datetime(ms)),
+            made: made_ms.map(|ms| zone.datetime(ms)),
+            history: attempts
+                .remove(&id)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|a| Attempt {
+                    at: zone.datetime(a.at_ms),
+                    outcome: a.outcome,
+                    detail: a.detail,
+                })
+                .collect(),
+            b,
+        })
+        .collect();
+    EventPage {
+        time: zone.datetime(at_ms),
+        zone: zone.label(at_ms),
+        received: zone.datetime(received_ms),
+        skew: format::skew(e.skew_ms),
+        skew_high: e.skew_ms.unsigned_abs() > SKEW_WARNING_MS.unsigned_abs(),
+        type_label: kind_label(&e.kind),
+        store_name: store
+            .map(|s| s.name.clone())
+            .unwrap_or_else(|| e.store.clone()),
+        store_known: store.is_some(),
+        amount: e.amount.map(|a| format_amount(a, e.currency.as_deref())),
+        attributes: e
+            .attributes
+            .iter()
+            .map(|(k, v)| {
+                let text = match v {
+                    serde_json::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                (k.clone(), text)
+            })
+            .collect(),
+        marks,
+        e,
+    }
+}
+
+/// A filter the list cannot apply; the template words it.
+#[derive(Debug, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum Problem {
+    /// `from` or `to` is neither a wall time nor RFC 3339.
+    Time {
+        field: &'static str,
+        value: String,
+        error: LocalTimeError,
+    },
+    /// Refused by the API's own checks (type, limit, cursor...), in its words.
+    Filter { message: String },
+    /// The query string itself cannot be read (a field given twice, say).
+    Unreadable { message: String },
+}
+
+/// The form as the user left it, to show it again.
+#[derive(Debug, Default, Serialize)]
+struct Form {
+    store: String,
+    register: String,
+    #[serde(rename = "type")]
+    kind: String,
+    cashier: String,
+    from: String,
+    to: String,
+    flagged: bool,
+    limit: String,
+}
+
+#[derive(Debug, Serialize)]
+struct TypeOption {
+    value: &'static str,
+    label: String,
+    flagged: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct StoreOption<'a> {
+    id: &'a str,
+    name: &'a str,
+}
+
+/// A time bound from the form: a wall time in `zone` (what `datetime-local` sends), or what the API takes.
+fn read_bound(
+    zone: Zone,
+    field: &'static str,
+    text: &Option<String>,
+) -> Result<Option<i64>, Problem> {
+    let Some(text) = non_empty(text) else {
+        return Ok(None);
+    };
+    if let Ok(ms) = parse_bound(field, &text) {
+        return Ok(Some(ms));
+    }
+    zone.parse_local(&text)
+        .map(Some)
+        .map_err(|error| Problem::Time {
+            field,
+            value: text,
+            error,
+        })
+}
+
+/// The list's address with the same filters, and optionally a page cursor.
+fn list_href(params: &EventParams, before: Option<&str>) -> String {
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    let fields = [
+        ("store", &params.store),
+        ("register", &params.register),
+        ("type", &params.kind),
+        ("cashier", &params.cashier),
+        ("from", &params.from),
+        ("to", &params.to),
+        ("flagged", &params.flagged),
+        ("limit", &params.limit),
+    ];
+    for (name, value) in fields {
+        if let Some(v) = non_empty(value) {
+            query.append_pair(name, &v);
+        }
+    }
+    if let Some(b) = before {
+        query.append_pair("before", b);
+    }
+    let query = query.finish();
+    if query.is_empty() {
+        "/".into()
+    } else {
+        format!("/?{query}")
+    }
+}
+
+/// One page of events, and the cursor of the next when older events exist.
+async fn list(
+    state: &AppState,
+    query: &EventQuery,
+) -> Result<(Vec<EventRecord>, Option<String>), StoreError> {
+    let events = state.store.events(query).await?;
+    let next = match events.last() {
+        // A full page may be the last one: look for one older event so "older" never leads to an empty page.
+        Some(last) if events.len() as i64 >= query.limit => {
+            let probe = EventQuery {
+                before: Some((last.at_ms, last.seq)),
+                limit: 1,
+                ..query.clone()
+            };
+            let more = !state.store.events(&probe).await?.is_empty();
+            more.then(|| cursor(last.at_ms, last.seq))
+        }
+        _ => None,
+    };
+    Ok((events, next))
+}
+
+pub async fn events(
+    State(state): State<AppState>,
+    params: Result<Query<EventParams>, QueryRejection>,
+) -> Result<Response, PageError> {
+    let nav = nav(&state).await?;
+    let mut problems = Vec::new();
+    let params = match params {
+        Ok(Query(p)) => p,
+        Err(e) => {
+            problems.push(Problem::Unreadable {
+                message: e.body_text(),
+            });
+            EventParams::default()
+        }
+    };
+    let config = &state.config;
+    let store = non_empty(&params.store);
+    let zone = Zone::of_store(config, store.as_deref());
+
+    let from = read_bound(zone, "from", &params.from);
+    let to = read_bound(zone, "to", &params.to);
+    // Shown again as the input expects it; a bound that does not parse is shown as typed, next to its error.
+    let shown = |bound: &Result<Option<i64>, Problem>, typed: &Option<String>| match bound {
+        Ok(Some(ms)) => zone.input_value(*ms),
+        _ => typed.clone().unwrap_or_default(),
+    };
+    let form = Form {
+        store: params.store.clone().unwrap_or_default(),
+        register: params.register.clone().unwrap_or_default(),
+        kind: params.kind.clone().unwrap_or_default(),
+        cashier: params.cashier.clone().unwrap_or_default(),
+        from: shown(&from, &params.from),
+        to: shown(&to, &params.to),
+        // An unreadable value leaves the box unticked; to_query reports it.
+        flagged: parse_flagged(&params.flagged).unwrap_or(false),
+        limit: params.limit.clone().unwrap_or_default(),
+    };
+    let mut as_ms = |bound: Result<Option<i64>, Problem>| match bound {
+        Ok(ms) => ms.map(|ms| ms.to_string()),
+        Err(p) => {
+            problems.push(p);
+            None
+        }
+    };
+    // The API's checks see the bounds as epoch milliseconds, already read in the store's zone.
+    let checked = EventParams {
+        from: as_ms(from),
+        to: as_ms(to),
+        ..params.clone()
+    };
+    let query = match checked.to_query() {
+        Ok(q) => Some(q),
+        Err(e) => {
+            problems.push(Problem::Filter { message: e.message });
+            None
+        }
+    };
+
+    let (rows, older) = match query {
+        Some(q) if problems.is_empty() => {
+            let (records, next) = list(&state, &q).await?;
+            let rows: Vec<EventPage> = records
+                .into_iter()
+                .map(|r| event_page(config, r, HashMap::new()))
+                .collect();
+            (rows, next.map(|c| list_href(&params, Some(&c))))
+        }
+        _ => (Vec::new(), None),
+    };
+    // One zone for every row is said once, in the column header; a mix is said on each row.
+    let common_zone = rows
+        .first()
+        .map(|r| &r.zone)
+        .filter(|z| rows.iter().all(|r| &r.zone == *z));
+
+    let types: Vec<TypeOption> = EventType::ALL
+        .iter()
+        .map(|t| TypeOption {
+            value: t.as_str(),
+            label: t.label(),
+            flagged: config.bookmarks.types.contains(t),
+        })
+        .collect();
+    let stores: Vec<StoreOption> = config
+        .stores
+        .iter()
+        .map(|s| StoreOption {
+            id: &s.id,
+            name: &s.name,
+        })
+        .collect();
+    let form_store = store.as_deref().and_then(|id| config.store(id));
+    let status = if problems.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::BAD_REQUEST
+    };
+    Ok(render(
+        status,
+        "events.html",
+        context! {
+            page => "events",
+            nav,
+            f => form,
+            types,
+            stores,
+            form_zone => zone.label(now_ms()),
+            form_store => form_store.map(|s| &s.name),
+            form_store_unknown => store.is_some() && form_store.is_none(),
+            problems,
+            rows,
+            common_zone,
+            paged => non_empty(&params.before).is_some(),
+            older,
+            newest => list_href(&params, None),
+        },
+    ))
+}
+
+pub async fn event(
+    State(state): State<AppState>,
+    seq: Result<Path<String>, PathRejection>,
+) -> Result<Response, PageError> {
+    let nav = nav(&state).await?;
+    let text = seq.map(|Path(s)| s).unwrap_or_default();
+    let record = match text.parse::<i64>() {
+        Ok(seq) => state.store.event(seq).await?,
+        Err(_) => None,
+    };
+    let Some(record) = record else {
+        return Err(PageError::not_found(text, nav));
+    };
+    let mut attempts = HashMap::new();
+    for b in &record.bookmarks {
+        attempts.insert(b.id, state.store.attempts(b.id).await?);
+    }
+    let page = event_page(&state.config, record, attempts);
+    Ok(render(
+        StatusCode::OK,
+        "event.html",
+        context! { page => "event", nav, p => page },
+    ))
+}
+
+#[derive(Debug, Serialize)]
+struct Letter {
+    received: String,
+    topic: String,
+    reason: String,
+    raw: String,
+}
+
+pub async fn dead_letters(State(state): State<AppState>) -> Result<Response, PageError> {
+    let nav = nav(&state).await?;
+    let letters: Vec<Letter> = state
+        .store
+        .dead_letters(DEAD_LETTERS_SHOWN)
+        .await?
+        .into_iter()
+        .map(|d| Letter {
+            received: FALLBACK.datetime(d.received_ms),
+            topic: d.topic,
+            reason: d.reason,
+            raw: d.raw,
+        })
+        .collect();
+    Ok(render(
+        StatusCode::OK,
+        "dead_letters.html",
+        context! { page => "dead_letters", nav, letters, zone => FALLBACK.label(now_ms()) },
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{TEMPLATE_ENV, TEMPLATES};
+
+    #[test]
+    fn every_embedded_template_compiles() {
+        for (name, _) in TEMPLATES {
+            if let Err(e) = TEMPLATE_ENV.get_template(name) {
+                panic!("{name}: {e:#}");
+            }
+        }
+    }
+}

@@ -1,0 +1,591 @@
+//! The index pages as a user meets them: a real SQLite file filled through `Store::ingest`, bookmarks moved to
+//! made, failed and pending through `claim_due` + `finish`, the real router on a real port, fetched over HTTP.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use tillmark::config::Config;
+use tillmark::event::event_key;
+use tillmark::store::{Intake, IntakeOutcome, NewBookmark, Outcome, SqliteStore, Store};
+use tillmark::web::{AppState, router};
+
+const CONFIG: &str = r#"
+[[stores]]
+id = "shibuya-01"
+name = "Shibuya"
+timezone = "Asia/Tokyo"
+
+[[camera_systems]]
+id = "nvr"
+integration = "nx-witness"
+url = "https://nvr.example:7001"
+username = "tillmark"
+password_env = "NX_PW"
+
+[[cameras]]
+system = "nvr"
+device = "cam-1"
+name = "Counter 1"
+registers = ["shibuya-01/r1", "shibuya-01/r2"]
+
+[[cameras]]
+system = "nvr"
+device = "cam-2"
+name = "Counter 2"
+registers = ["shibuya-01/r2"]
+"#;
+
+const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
+                   frame-ancestors 'none'; base-uri 'none'";
+
+const VOID_AT: &str = "2026-11-21T09:42:07.310Z";
+const PRE_ROLL_MS: i64 = 10_000;
+const WINDOW_MS: i64 = 30_000;
+const CAMERA_NOT_FOUND: &str = "Nx answered 404: camera cam-2 is not on this server";
+
+fn ms(rfc3339: &str) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(rfc3339)
+        .unwrap()
+        .timestamp_millis()
+}
+
+/// One register event as a bridge would publish it.
+fn payload(id: &str, kind: &str, store: &str, register: &str, at: &str) -> Value {
+    json!({ "id": id, "type": kind, "at": at, "store": store, "register": register })
+}
+
+/// An event the daemon would have stored: bookmarked on `cameras` when flagged.
+fn intake(payload: &Value, flagged: bool, mapped: bool, cameras: &[(&str, &str)]) -> Intake {
+    let bytes = payload.to_string().into_bytes();
+    let parsed = tillmark::event::parse(&bytes);
+    let event = parsed.result.expect("a valid test event");
+    let at_ms = event.at_ms();
+    let bookmarks = cameras
+        .iter()
+        .map(|(device, name)| NewBookmark {
+            system: "nvr".into(),
+            device: (*device).into(),
+            camera: (*name).into(),
+            start_ms: at_ms - PRE_ROLL_MS,
+            duration_ms: WINDOW_MS,
+        })
+        .collect();
+    Intake::Event {
+        topic: format!("pos/{}/{}/events", event.store, event.register),
+        // The register's clock is 1.2 s behind the daemon's.
+        received_ms: at_ms + 1_200,
+        event: Box::new(event),
+        raw: parsed.raw,
+        flagged,
+        mapped,
+        bookmarks,
+    }
+}
+
+struct Site {
+    base: String,
+    store: Arc<SqliteStore>,
+    /// Sequence numbers by event id.
+    seqs: HashMap<String, i64>,
+    _dir: tempfile::TempDir,
+}
+
+impl Site {
+    async fn empty() -> Site {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let store = Arc::new(SqliteStore::open(&url).await.unwrap());
+        let config = Config::parse(CONFIG, &|name| {
+            (name == "NX_PW").then(|| "secret".to_string())
+        })
+        .unwrap_or_else(|e| panic!("test config is invalid: {e:?}"));
+        let state = AppState {
+            store: store.clone(),
+            config: Arc::new(config),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, router(state)).await });
+        Site {
+            base: format!("http://{addr}"),
+            store,
+            seqs: HashMap::new(),
+            _dir: dir,
+        }
+    }
+
+    /// A void with a made and a failed bookmark, a refund still pending, a sale, a drawer opened at a register
+    /// no camera watches, a void from a store the config does not know, and one dead letter.
+    async fn filled() -> Site {
+        let mut site = Site::empty().await;
+        let mut void = payload("void-1", "void", "shibuya-01", "r2", VOID_AT);
+        void["cashier"] = json!("c117");
+        void["transaction"] = json!("T-000981");
+        void["amount"] = json!(1280);
+        void["currency"] = json!("JPY");
+        void["reason"] = json!("customer changed mind");
+        void["lines"] = json!([
+            "ONIGIRI SALMON      180",
+            "<script>alert(1)</script>",
+            "*** VOID ***"
+        ]);
+        void["attributes"] = json!({ "manager": "m-07", "note": "<img src=x onerror=alert(2)>" });
+        let mut refund = payload(
+            "refund-1",
+            "refund",
+            "shibuya-01",
+            "r1",
+            "2026-11-21T18:50:00+09:00",
+        );
+        refund["amount"] = json!(500);
+        refund["currency"] = json!("JPY");
+        let mut sale = payload(
+            "sale-1",
+            "sale",
+            "shibuya-01",
+            "r1",
+            "2026-11-21T18:30:00+09:00",
+        );
+        sale["amount"] = json!(330);
+        sale["currency"] = json!("JPY");
+        let drawer = payload(
+            "drawer-1",
+            "no_sale",
+            "shibuya-01",
+            "r9",
+            "2026-11-21T18:20:00+09:00",
+        );
+        let elsewhere = payload(
+            "osaka-1",
+            "void",
+            "osaka-02",
+            "r1",
+            "2026-11-21T20:00:00+09:00",
+        );
+        let batch = vec![
+            intake(
+                &void,
+                true,
+                true,
+                &[("cam-1", "Counter 1"), ("cam-2", "Counter 2")],
+            ),
+            intake(&refund, true, true, &[("cam-1", "Counter 1")]),
+            intake(&sale, false, true, &[]),
+            intake(&drawer, true, false, &[]),
+            intake(&elsewhere, true, false, &[]),
+            Intake::DeadLetter {
+                topic: "pos/shibuya-01/r3/events".into(),
+                received_ms: ms("2026-11-21T09:00:00Z"),
+                reason: "amount: must be an integer, found a string".into(),
+                raw: r#"{"id":"x","amount":"1280","note":"<b>bold</b>"}"#.into(),
+            },
+        ];
+        let now = ms("2026-11-21T10:00:00Z");
+        let outcomes = site.store.ingest(&batch, now).await.unwrap();
+        for (item, outcome) in batch.iter().zip(outcomes) {
+            if let (Intake::Event { event, .. }, IntakeOutcome::Stored { seq, .. }) =
+                (item, outcome)
+            {
+                site.seqs.insert(event.id.clone(), seq);
+            }
+        }
+
+        for job in site.store.claim_due(now, 60_000, 100).await.unwrap() {
+            let outcome = match (job.event.id.as_str(), job.bookmark.device.as_str()) {
+                ("void-1", "cam-1") => Outcome::Made {
+                    vendor_id: Some("{bm-0001}".into()),
+                    detail: "created".into(),
+                },
+                ("void-1", _) => Outcome::Failed {
+                    error: CAMERA_NOT_FOUND.into(),
+                },
+                _ => Outcome::Retry {
+                    at_ms: now + 5_000,
+                    error: "connection refused".into(),
+                    maybe_created: false,
+                },
+            };
+            site.store
+                .finish(job.bookmark.id, &outcome, now + 100)
+                .await
+                .unwrap();
+        }
+        site
+    }
+
+    fn seq(&self, id: &str) -> i64 {
+        self.seqs[id]
+    }
+
+    async fn get(&self, path: &str) -> (u16, reqwest::header::HeaderMap, String) {
+        let resp = reqwest::get(format!("{}{path}", self.base)).await.unwrap();
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        (status, headers, resp.text().await.unwrap())
+    }
+
+    async fn page(&self, path: &str) -> String {
+        let (status, _, body) = self.get(path).await;
+        assert_eq!(status, 200, "GET {path}:\n{body}");
+        body
+    }
+}
+
+/// Undoes the HTML escaping of an attribute value, as a browser does before following a link.
+fn unescape(text: &str) -> String {
+    text.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#x27;", "'")
+        .replace("&#x2f;", "/")
+        .replace("&amp;", "&")
+}
+
+fn hrefs(html: &str) -> Vec<String> {
+    html.split("href=\"")
+        .skip(1)
+        .filter_map(|rest| rest.split_once('"').map(|(v, _)| unescape(v)))
+        .collect()
+}
+
+/// The rows of the event table (empty when there is no table).
+fn rows(html: &str) -> Vec<String> {
+    let Some((_, body)) = html.split_once("<tbody>") else {
+        return Vec::new();
+    };
+    let body = body.split("</tbody>").next().unwrap_or_default();
+    body.split("<tr").skip(1).map(str::to_string).collect()
+}
+
+#[tokio::test]
+async fn the_list_shows_register_time_in_the_stores_zone_and_the_amount_in_yen() {
+    let site = Site::filled().await;
+    let html = site.page("/").await;
+    let void = rows(&html)
+        .into_iter()
+        .find(|r| r.contains(&format!("/events/{}", site.seq("void-1"))))
+        .expect("a row for the void");
+    // 09:42:07 UTC is 18:42:07 in Tokyo.
+    assert!(void.contains("2026-11-21 18:42:07"), "{void}");
+    assert!(void.contains("¥1,280"), "{void}");
+    assert!(void.contains("Shibuya"), "{void}");
+    assert!(void.contains("VOID"), "{void}");
+    assert!(void.contains("c117") && void.contains("T-000981"), "{void}");
+    assert!(html.contains("JST"), "the zone is named");
+}
+
+#[tokio::test]
+async fn the_list_lists_newest_first() {
+    let site = Site::filled().await;
+    let html = site.page("/").await;
+    let order: Vec<i64> = rows(&html)
+        .iter()
+        .filter_map(|r| {
+            let rest = r.split("/events/").nth(1)?;
+            rest.split('"').next()?.parse().ok()
+        })
+        .collect();
+    let expected: Vec<i64> = ["osaka-1", "refund-1", "void-1", "sale-1", "drawer-1"]
+        .iter()
+        .map(|id| site.seq(id))
+        .collect();
+    assert_eq!(order, expected);
+}
+
+#[tokio::test]
+async fn a_failed_bookmark_shows_the_vendors_reason_as_text_beside_a_made_one() {
+    let site = Site::filled().await;
+    let html = site.page("/").await;
+    let void = rows(&html)
+        .into_iter()
+        .find(|r| r.contains("¥1,280"))
+        .unwrap();
+    assert!(void.contains(">failed<"), "{void}");
+    assert!(void.contains(&escaped_slashes(CAMERA_NOT_FOUND)), "{void}");
+    assert!(void.contains(">made<"), "{void}");
+    assert!(
+        void.contains("Counter 1") && void.contains("Counter 2"),
+        "{void}"
+    );
+    let refund = rows(&html)
+        .into_iter()
+        .find(|r| r.contains("REFUND"))
+        .unwrap();
+    assert!(refund.contains(">pending<"), "{refund}");
+    assert!(refund.contains("1 attempt: connection refused"), "{refund}");
+}
+
+/// What minijinja's escaping leaves of plain text: `/` becomes `&#x2f;`.
+fn escaped_slashes(text: &str) -> String {
+    text.replace('/', "&#x2f;")
+}
+
+#[tokio::test]
+async fn each_bookmark_opens_its_footage_in_the_nx_client_at_the_windows_start() {
+    let site = Site::filled().await;
+    let html = site.page("/").await;
+    let start_ms = ms(VOID_AT) - PRE_ROLL_MS;
+    let links = hrefs(&html);
+    for device in ["cam-1", "cam-2"] {
+        let want = format!(
+            "nx-vms://nxvms.com/client/nvr.example:7001/view?resources={device}&timestamp={start_ms}"
+        );
+        assert!(links.contains(&want), "no {want} in {links:#?}");
+    }
+}
+
+#[tokio::test]
+async fn a_register_no_camera_watches_is_named_so_a_forgotten_one_is_found() {
+    let site = Site::filled().await;
+    let html = site.page("/").await;
+    assert!(html.contains("No camera watches shibuya-01/r9"), "{html}");
+    assert!(html.contains("store osaka-02 is not in the config"));
+}
+
+#[tokio::test]
+async fn an_event_from_a_store_missing_from_the_config_shows_the_registers_own_offset() {
+    let site = Site::filled().await;
+    let html = site.page("/").await;
+    let row = rows(&html)
+        .into_iter()
+        .find(|r| r.contains(&format!("/events/{}", site.seq("osaka-1"))))
+        .unwrap();
+    assert!(row.contains("2026-11-21 20:00:00"), "{row}");
+    assert!(row.contains("+09:00"), "{row}");
+}
+
+#[tokio::test]
+async fn filtering_by_type_lists_only_events_of_that_type() {
+    let site = Site::filled().await;
+    let html = site.page("/?type=refund").await;
+    let rows = rows(&html);
+    assert_eq!(rows.len(), 1, "{html}");
+    assert!(rows[0].contains("REFUND"));
+    assert!(html.contains(r#"<option value="refund" selected>"#));
+}
+
+#[tokio::test]
+async fn flagged_only_and_register_filters_narrow_the_list() {
+    let site = Site::filled().await;
+    let flagged = rows(&site.page("/?flagged=true").await);
+    assert_eq!(flagged.len(), 4);
+    assert!(flagged.iter().all(|r| !r.contains(">SALE<")));
+    let r1 = rows(&site.page("/?store=shibuya-01&register=r1").await);
+    assert_eq!(r1.len(), 2);
+}
+
+#[tokio::test]
+async fn a_from_time_typed_in_the_form_is_read_in_the_chosen_stores_zone() {
+    let site = Site::filled().await;
+    // 18:45 in Tokyo: only the refund at 18:50 is later. Read as UTC it would exclude everything.
+    let html = site
+        .page("/?store=shibuya-01&from=2026-11-21T18%3A45")
+        .await;
+    let listed = rows(&html);
+    assert_eq!(listed.len(), 1, "{html}");
+    assert!(listed[0].contains("REFUND"));
+    assert!(
+        html.contains("Asia&#x2f;Tokyo"),
+        "the zone is named by the inputs"
+    );
+    assert!(html.contains(r#"name="from" value="2026-11-21T18:45:00""#));
+
+    // The same moment as RFC 3339 in the query string.
+    let html = site.page("/?from=2026-11-21T09%3A45%3A00Z").await;
+    assert_eq!(rows(&html).len(), 2, "the refund and the Osaka void");
+    assert!(html.contains("are in UTC"));
+}
+
+#[tokio::test]
+async fn a_time_that_does_not_parse_is_explained_beside_the_form_with_a_400() {
+    let site = Site::filled().await;
+    let (status, _, html) = site.get("/?from=yesterday&type=refund").await;
+    assert_eq!(status, 400);
+    assert!(
+        html.contains("“yesterday” is not a date and time"),
+        "{html}"
+    );
+    assert!(rows(&html).is_empty());
+    assert!(
+        html.contains(r#"value="yesterday""#),
+        "what was typed stays"
+    );
+    assert!(html.contains(r#"<option value="refund" selected>"#));
+}
+
+#[tokio::test]
+async fn no_query_string_can_make_the_list_fail() {
+    let site = Site::filled().await;
+    for query in [
+        "?store=a&store=b",
+        "?limit=abc",
+        "?limit=0",
+        "?before=zzz",
+        "?type=teleport",
+        "?flagged=maybe",
+        "?from=%FF%FE",
+        "?from=99999999999999999999",
+    ] {
+        let (status, _, html) = site.get(&format!("/{query}")).await;
+        assert_eq!(status, 400, "{query}: {html}");
+        assert!(html.contains("These filters cannot be used"), "{query}");
+    }
+    let (status, _, _) = site.get("/?unknown=1&from=").await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn receipt_lines_and_attributes_from_a_register_show_as_text_never_as_markup() {
+    let site = Site::filled().await;
+    let html = site.page(&format!("/events/{}", site.seq("void-1"))).await;
+    assert!(
+        html.contains("&lt;script&gt;alert(1)&lt;&#x2f;script&gt;"),
+        "{html}"
+    );
+    assert!(!html.contains("<script"));
+    assert!(html.contains("&lt;img src=x onerror=alert(2)&gt;"));
+    assert!(!html.contains("<img"));
+    // Receipt spacing is kept.
+    assert!(html.contains("ONIGIRI SALMON      180\n"));
+}
+
+#[tokio::test]
+async fn the_event_page_shows_every_field_each_bookmark_and_its_attempts() {
+    let site = Site::filled().await;
+    let html = site.page(&format!("/events/{}", site.seq("void-1"))).await;
+    for text in [
+        "2026-11-21 18:42:07",
+        "2026-11-21T09:42:07.310Z",
+        "2026-11-21 18:42:08",
+        "+1.2 s",
+        "Shibuya",
+        "shibuya-01",
+        "c117",
+        "T-000981",
+        "¥1,280",
+        "JPY",
+        "customer changed mind",
+        "void-1",
+        &event_key("shibuya-01", "void-1"),
+        "manager",
+        "m-07",
+        "Counter 1",
+        "Counter 2",
+        "nx-witness",
+        "2026-11-21 18:41:57 – 18:42:27",
+        "{bm-0001}",
+        &escaped_slashes(CAMERA_NOT_FOUND),
+        "created",
+    ] {
+        assert!(html.contains(text), "the event page lacks {text}:\n{html}");
+    }
+    let start_ms = ms(VOID_AT) - PRE_ROLL_MS;
+    assert!(
+        hrefs(&html)
+            .iter()
+            .any(|h| h.ends_with(&format!("resources=cam-1&timestamp={start_ms}")))
+    );
+    assert!(
+        !html.contains("skew-high"),
+        "1.2 s of skew is not highlighted"
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_or_non_numeric_event_number_is_a_404_page() {
+    let site = Site::filled().await;
+    for path in ["/events/999999", "/events/abc", "/events/%FF"] {
+        let (status, headers, html) = site.get(path).await;
+        assert_eq!(status, 404, "{path}");
+        assert!(html.contains("There is no event"), "{path}: {html}");
+        assert_eq!(headers["content-security-policy"], CSP);
+    }
+}
+
+#[tokio::test]
+async fn pages_carry_a_strict_policy_and_the_stylesheet_they_name_is_served() {
+    let site = Site::filled().await;
+    for path in ["/", "/dead-letters"] {
+        let (_, headers, _) = site.get(path).await;
+        assert_eq!(headers["content-security-policy"], CSP, "{path}");
+        assert_eq!(headers["x-content-type-options"], "nosniff");
+        assert_eq!(headers["referrer-policy"], "no-referrer");
+        assert_eq!(headers["cache-control"], "no-store");
+    }
+    let html = site.page("/").await;
+    let style = hrefs(&html)
+        .into_iter()
+        .find(|h| h.starts_with("/static/style.css"))
+        .expect("a stylesheet link");
+    let (status, headers, css) = site.get(&style).await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["content-type"], "text/css; charset=utf-8");
+    assert!(
+        headers["cache-control"]
+            .to_str()
+            .unwrap()
+            .contains("max-age")
+    );
+    assert!(css.contains("table.events"));
+}
+
+#[tokio::test]
+async fn the_dead_letter_page_shows_why_a_message_was_refused_and_its_payload_as_text() {
+    let site = Site::filled().await;
+    let html = site.page("/dead-letters").await;
+    assert!(html.contains("amount: must be an integer, found a string"));
+    assert!(html.contains("pos&#x2f;shibuya-01&#x2f;r3&#x2f;events"));
+    assert!(html.contains("2026-11-21 09:00:00"));
+    assert!(html.contains("&lt;b&gt;bold&lt;&#x2f;b&gt;"));
+    assert!(!html.contains("<b>bold"));
+    // The header counts it.
+    assert!(html.contains(r#"<span class="count count-warn">1</span>"#));
+}
+
+#[tokio::test]
+async fn an_older_events_link_appears_only_when_older_events_exist_and_keeps_the_filters() {
+    let site = Site::filled().await;
+    let html = site.page("/?store=shibuya-01&limit=2").await;
+    assert_eq!(rows(&html).len(), 2);
+    let older = hrefs(&html)
+        .into_iter()
+        .find(|h| h.contains("before="))
+        .expect("an older events link");
+    assert!(older.contains("store=shibuya-01") && older.contains("limit=2"));
+    assert!(html.contains("older events →"));
+
+    let html = site.page(&older).await;
+    let second = rows(&html);
+    assert_eq!(second.len(), 2, "{html}");
+    assert!(html.contains("← newest events"));
+    assert!(
+        !hrefs(&html).iter().any(|h| h.contains("before=")),
+        "four Shibuya events fill exactly two pages: no link to an empty third"
+    );
+
+    let html = site.page("/?limit=100").await;
+    assert!(!html.contains("older events"));
+}
+
+#[tokio::test]
+async fn an_empty_index_says_how_to_get_events() {
+    let site = Site::empty().await;
+    let html = site.page("/").await;
+    assert!(html.contains("No events yet."));
+    assert!(html.contains("tillmark simulate"));
+    let html = site.page("/dead-letters").await;
+    assert!(html.contains("No dead letters"));
+}
+
+#[tokio::test]
+async fn a_database_that_cannot_be_read_gives_a_503_page() {
+    let site = Site::filled().await;
+    site.store.close().await;
+    for path in ["/", "/events/1", "/dead-letters"] {
+        let (status, headers, html) = site.get(path).await;
+        assert_eq!(status, 503, "{path}");
+        assert!(html.contains("The database cannot be read right now"));
+        assert_eq!(headers["content-security-policy"], CSP);
+    }
+}
