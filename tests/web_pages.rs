@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 use tillmark::config::Config;
 use tillmark::event::event_key;
-use tillmark::store::{Intake, IntakeOutcome, NewBookmark, Outcome, SqliteStore, Store};
+use tillmark::store::{Finished, Intake, IntakeOutcome, NewBookmark, Outcome, SqliteStore, Store};
 use tillmark::web::{AppState, router};
 
 const CONFIG: &str = r#"
@@ -206,10 +206,12 @@ impl Site {
                     maybe_created: false,
                 },
             };
-            site.store
-                .finish(job.bookmark.id, &outcome, now + 100)
-                .await
-                .unwrap();
+            let done = Finished {
+                bookmark_id: job.bookmark.id,
+                outcome,
+                at_ms: now + 100,
+            };
+            site.store.finish(&[done]).await.unwrap();
         }
         site
     }
