@@ -326,7 +326,12 @@ impl Config {
         top.finish();
         match config {
             Some(config) if !doc.has_errors() => Ok(config),
-            _ => Err(doc.into_errors()),
+            _ => {
+                // Sections are read in a fixed order, not the file's: sort so the list reads top to bottom.
+                let mut errors = doc.into_errors();
+                errors.sort_by_key(|e| e.line);
+                Err(errors)
+            }
         }
     }
 
@@ -351,23 +356,30 @@ impl Builder<'_> {
         let web = self.web(top.opt_table("web").as_ref());
         let bookmarks = self.bookmarks(top.opt_table("bookmarks").as_ref());
         let delivery = self.delivery(top.opt_table("delivery").as_ref());
-        let stores: Vec<StoreConfig> = top
-            .tables("stores")
+        let store_tables = top.tables("stores");
+        let system_tables = top.tables("camera_systems");
+        // Cross references use every id the file declares, valid section or not: a store with a mistyped time
+        // zone still exists for the cameras that name it, and gets one error, not one more per camera.
+        let store_ids: Vec<At<String>> = store_tables
             .iter()
-            .filter_map(|t| self.store(t))
+            .filter_map(|t| t.peek_str("id"))
             .collect();
-        let systems: Vec<CameraSystemConfig> = top
-            .tables("camera_systems")
+        let system_ids: Vec<At<String>> = system_tables
+            .iter()
+            .filter_map(|t| t.peek_str("id"))
+            .collect();
+        let stores: Vec<StoreConfig> = store_tables.iter().filter_map(|t| self.store(t)).collect();
+        let systems: Vec<CameraSystemConfig> = system_tables
             .iter()
             .filter_map(|t| self.camera_system(t))
             .collect();
         let cameras = top
             .tables("cameras")
             .iter()
-            .filter_map(|t| self.camera(t, &stores, &systems))
+            .filter_map(|t| self.camera(t, &store_ids, &system_ids))
             .collect();
-        self.unique(top, "stores", stores.iter().map(|s| s.id.as_str()));
-        self.unique(top, "camera_systems", systems.iter().map(|s| s.id.as_str()));
+        self.unique(&store_ids);
+        self.unique(&system_ids);
         Some(Config {
             mqtt: mqtt?,
             database: database?,
@@ -380,11 +392,16 @@ impl Builder<'_> {
         })
     }
 
-    fn unique<'s>(&self, top: &Table, key: &'static str, ids: impl Iterator<Item = &'s str>) {
+    /// Reports each id that repeats an earlier one, where the repeat is.
+    fn unique(&self, ids: &[At<String>]) {
         let mut seen = HashSet::new();
         for id in ids {
-            if !seen.insert(id) {
-                top.error(key, format!("id \"{id}\" is used twice"));
+            if !seen.insert(id.value.as_str()) {
+                self.doc.push(
+                    id.path.clone(),
+                    Some(id.line),
+                    format!("id \"{}\" is used twice", id.value),
+                );
             }
         }
     }
@@ -717,12 +734,12 @@ impl Builder<'_> {
     fn camera(
         &self,
         t: &Table,
-        stores: &[StoreConfig],
-        systems: &[CameraSystemConfig],
+        stores: &[At<String>],
+        systems: &[At<String>],
     ) -> Option<CameraConfig> {
         let system = t.req_str("system");
         if let Some(s) = &system
-            && !systems.iter().any(|x| x.id == s.value)
+            && !systems.iter().any(|x| x.value == s.value)
         {
             t.error(
                 "system",
@@ -756,7 +773,7 @@ impl Builder<'_> {
     }
 }
 
-fn parse_register_ref(r: &At<String>, stores: &[StoreConfig]) -> Result<RegisterRef, String> {
+fn parse_register_ref(r: &At<String>, stores: &[At<String>]) -> Result<RegisterRef, String> {
     let Some((store, register)) = r.value.split_once('/') else {
         return Err(format!(
             "\"{}\" must be \"store/register\", e.g. \"shibuya-01/r2\"",
@@ -769,7 +786,7 @@ fn parse_register_ref(r: &At<String>, stores: &[StoreConfig]) -> Result<Register
             r.value
         ));
     }
-    if !stores.iter().any(|s| s.id == store) {
+    if !stores.iter().any(|s| s.value == store) {
         return Err(format!(
             "no [[stores]] has id \"{store}\" (it needs one, for its time zone)"
         ));

@@ -168,6 +168,24 @@ impl<'a, 'i> Table<'a, 'i> {
         }
     }
 
+    /// A string value read only to cross-reference it (a section's id): no error if absent or not a string, and
+    /// the key still counts as unread, so the section's own reading reports its problems once.
+    pub fn peek_str(&self, key: &str) -> Option<At<String>> {
+        let v = self
+            .table
+            .iter()
+            .find(|(k, _)| k.get_ref().as_ref() == key)
+            .map(|(_, v)| v)?;
+        match v.get_ref() {
+            DeValue::String(s) => Some(At {
+                value: s.to_string(),
+                path: self.key_path(key),
+                line: self.doc.line_of(&v.span()),
+            }),
+            _ => None,
+        }
+    }
+
     pub fn req_str(&self, key: &'static str) -> Option<At<String>> {
         if !self.has(key) {
             self.doc

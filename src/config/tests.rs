@@ -1,1 +1,892 @@
+//! Config files as operators write them: the product spec's sample, the empty file, and files full of the
+//! mistakes people make, each of which must come back with its key path and line, all in one run.
 
+use std::collections::BTreeSet;
+
+use super::*;
+
+/// The sample config of the product spec, verbatim.
+const SAMPLE: &str = r#"[mqtt]
+url = "mqtt://127.0.0.1:1883"
+client_id = "tillmark"
+topics = ["pos/+/+/events"]
+[database]
+url = "sqlite://tillmark.db"
+[web]
+listen = "127.0.0.1:8080"
+[bookmarks]
+types = ["void", "item_void", "correction", "refund", "no_sale", "drawer_open", "paid_out"]
+pre_roll = "10s"
+post_roll = "20s"
+[[stores]]
+id = "shibuya-01"
+name = "Shibuya"
+timezone = "Asia/Tokyo"
+[[camera_systems]]
+id = "nvr"
+integration = "nx-witness"
+url = "https://192.0.2.10:7001"
+username = "tillmark"
+password_env = "NX_PASSWORD"
+[[cameras]]
+system = "nvr"
+device = "0b8c3a52-6d1e-4a53-9d55-51d1b0cfa1e2"
+name = "Counter 1"
+registers = ["shibuya-01/r1", "shibuya-01/r2"]
+"#;
+
+const NX_PASSWORD: &str = "nx-pass-7f3a9c";
+
+/// The environment of the operator's shell: only NX_PASSWORD is set.
+fn env(name: &str) -> Option<String> {
+    (name == "NX_PASSWORD").then(|| NX_PASSWORD.to_string())
+}
+
+fn valid(text: &str) -> Config {
+    match Config::parse(text, &env) {
+        Ok(config) => config,
+        Err(errors) => panic!("expected a valid config, got: {errors:#?}"),
+    }
+}
+
+fn invalid(text: &str) -> Vec<ConfigError> {
+    match Config::parse(text, &env) {
+        Ok(config) => panic!("expected errors, got a config: {config:?}"),
+        Err(errors) => errors,
+    }
+}
+
+/// The 1-based line of `text` that contains `needle`, which must occur on exactly one line.
+fn line_of(text: &str, needle: &str) -> usize {
+    let hits: Vec<usize> = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.contains(needle))
+        .map(|(i, _)| i + 1)
+        .collect();
+    assert_eq!(hits.len(), 1, "{needle:?} is on lines {hits:?}");
+    hits[0]
+}
+
+/// The 1-based line of the `n`th (from 0) line of `text` that contains `needle`.
+fn nth_line_of(text: &str, needle: &str, n: usize) -> usize {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| l.contains(needle))
+        .map(|(i, _)| i + 1)
+        .nth(n)
+        .unwrap_or_else(|| panic!("{needle:?} is not on {} lines", n + 1))
+}
+
+fn error_at<'e>(errors: &'e [ConfigError], path: &str) -> &'e ConfigError {
+    errors
+        .iter()
+        .find(|e| e.path == path)
+        .unwrap_or_else(|| panic!("no error at {path}; errors: {errors:#?}"))
+}
+
+/// The sample's store, system and camera, followed by `extra`.
+fn with_site(extra: &str) -> String {
+    let start = SAMPLE.find("[[stores]]").expect("sample has stores");
+    format!("{}\n{extra}", &SAMPLE[start..])
+}
+
+// ---- Valid configs ----
+
+#[test]
+fn the_sample_config_is_valid_and_every_value_lands_where_it_should() {
+    let config = valid(SAMPLE);
+
+    assert_eq!(
+        config.mqtt.url,
+        Some(BrokerUrl {
+            host: "127.0.0.1".into(),
+            port: 1883,
+            tls: false
+        })
+    );
+    assert_eq!(config.mqtt.client_id, "tillmark");
+    assert_eq!(config.mqtt.topics, ["pos/+/+/events"]);
+    assert_eq!(config.mqtt.username, None);
+    assert!(config.mqtt.password.is_none());
+    assert_eq!(config.database.url, "sqlite://tillmark.db");
+    assert_eq!(config.web.listen.to_string(), "127.0.0.1:8080");
+
+    let types: Vec<&str> = config.bookmarks.types.iter().map(|t| t.as_str()).collect();
+    assert_eq!(
+        types,
+        [
+            "void",
+            "item_void",
+            "correction",
+            "refund",
+            "no_sale",
+            "drawer_open",
+            "paid_out"
+        ]
+    );
+    assert_eq!(config.bookmarks.pre_roll, Millis(10_000));
+    assert_eq!(config.bookmarks.post_roll, Millis(20_000));
+
+    assert_eq!(config.stores.len(), 1);
+    let store = config.store("shibuya-01").expect("the store");
+    assert_eq!(store.name, "Shibuya");
+    assert_eq!(store.timezone, chrono_tz::Asia::Tokyo);
+
+    assert_eq!(config.camera_systems.len(), 1);
+    let nvr = config.camera_system("nvr").expect("the camera system");
+    assert_eq!(nvr.integration, Integration::NxWitness);
+    assert_eq!(nvr.url.as_str(), "https://192.0.2.10:7001/");
+    assert_eq!(nvr.username.as_deref(), Some("tillmark"));
+    assert_eq!(nvr.password.as_ref().map(Secret::expose), Some(NX_PASSWORD));
+    assert!(nvr.api_key.is_none());
+    assert_eq!(nvr.tls_ca, None);
+    assert!(!nvr.tls_insecure);
+    assert_eq!(nvr.web_viewer_url, None);
+    assert!(nvr.options.is_empty());
+
+    assert_eq!(config.cameras.len(), 1);
+    let camera = &config.cameras[0];
+    assert_eq!(camera.system, "nvr");
+    assert_eq!(camera.device, "0b8c3a52-6d1e-4a53-9d55-51d1b0cfa1e2");
+    assert_eq!(camera.name, "Counter 1");
+    let registers: Vec<String> = camera.registers.iter().map(|r| r.to_string()).collect();
+    assert_eq!(registers, ["shibuya-01/r1", "shibuya-01/r2"]);
+}
+
+#[test]
+fn what_the_sample_leaves_out_gets_its_default() {
+    let config = valid(SAMPLE);
+    assert_eq!(config.mqtt.embedded_listen.to_string(), "127.0.0.1:1883");
+    let retry: Vec<String> = config
+        .delivery
+        .retry
+        .iter()
+        .map(|d| d.to_string())
+        .collect();
+    assert_eq!(retry, ["1s", "5s", "15s", "30s", "1m", "2m", "5m"]);
+    assert_eq!(config.delivery.concurrency, 4);
+    assert_eq!(config.delivery.timeout, Millis(10_000));
+}
+
+#[test]
+fn the_empty_config_is_valid_and_runs_on_the_embedded_defaults() {
+    let config = valid("");
+    assert_eq!(config.mqtt.url, None, "no url starts the embedded broker");
+    assert_eq!(config.mqtt.embedded_listen.to_string(), "127.0.0.1:1883");
+    assert_eq!(config.mqtt.client_id, "tillmark");
+    assert_eq!(config.mqtt.topics, ["pos/+/+/events"]);
+    assert_eq!(config.database.url, "sqlite://tillmark.db");
+    assert_eq!(config.web.listen.to_string(), "127.0.0.1:8080");
+    let defaults: BTreeSet<EventType> = [
+        EventType::Void,
+        EventType::ItemVoid,
+        EventType::Correction,
+        EventType::Refund,
+        EventType::NoSale,
+        EventType::DrawerOpen,
+        EventType::PaidOut,
+    ]
+    .into();
+    assert_eq!(config.bookmarks.types, defaults);
+    assert_eq!(config.bookmarks.pre_roll, Millis(10_000));
+    assert_eq!(config.bookmarks.post_roll, Millis(20_000));
+    let retry: Vec<i64> = config.delivery.retry.iter().map(|d| d.0).collect();
+    assert_eq!(retry, DEFAULT_RETRY);
+    assert_eq!(config.delivery.concurrency, 4);
+    assert!(config.stores.is_empty());
+    assert!(config.camera_systems.is_empty());
+    assert!(config.cameras.is_empty());
+}
+
+#[test]
+fn the_default_config_is_the_empty_config_and_needs_no_environment() {
+    let config = Config::default();
+    assert_eq!(config.database.url, "sqlite://tillmark.db");
+    assert_eq!(config.bookmarks.types.len(), 7);
+    assert!(Config::parse("", &|_| None).is_ok());
+    assert!(Config::parse("\n# nothing here yet\n", &|_| None).is_ok());
+}
+
+#[test]
+fn a_store_without_a_name_is_named_by_its_id_and_a_camera_by_its_device() {
+    let config = valid(
+        r#"
+[[stores]]
+id = "umeda-03"
+timezone = "Asia/Tokyo"
+[[camera_systems]]
+id = "hook"
+integration = "webhook"
+url = "https://hooks.example.com/tillmark"
+[[cameras]]
+system = "hook"
+device = "cam-7"
+registers = ["umeda-03/r1"]
+"#,
+    );
+    assert_eq!(config.stores[0].name, "umeda-03");
+    assert_eq!(config.cameras[0].name, "cam-7");
+    assert_eq!(config.camera_systems[0].integration, Integration::Webhook);
+}
+
+#[test]
+fn durations_and_delivery_settings_are_read_in_their_units() {
+    let config = valid(
+        r#"
+[bookmarks]
+pre_roll = "1.5s"
+post_roll = "2m"
+[delivery]
+retry = ["250ms", "1s", "1h"]
+concurrency = 16
+timeout = "30s"
+"#,
+    );
+    assert_eq!(config.bookmarks.pre_roll, Millis(1_500));
+    assert_eq!(config.bookmarks.post_roll, Millis(120_000));
+    assert_eq!(
+        config.delivery.retry,
+        [Millis(250), Millis(1_000), Millis(3_600_000)]
+    );
+    assert_eq!(config.delivery.concurrency, 16);
+    assert_eq!(config.delivery.timeout, Millis(30_000));
+}
+
+#[test]
+fn an_external_broker_with_credentials_reads_the_password_from_the_environment() {
+    let config = valid(
+        r#"
+[mqtt]
+url = "mqtts://broker.example.com"
+username = "tillmark"
+password_env = "NX_PASSWORD"
+topics = ["pos/+/+/events", "$share/tillmark/pos/#"]
+"#,
+    );
+    let url = config.mqtt.url.expect("a broker url");
+    assert_eq!(url.to_string(), "mqtts://broker.example.com:8883");
+    assert_eq!(config.mqtt.username.as_deref(), Some("tillmark"));
+    assert_eq!(
+        config.mqtt.password.as_ref().map(Secret::expose),
+        Some(NX_PASSWORD)
+    );
+    assert_eq!(config.mqtt.topics.len(), 2);
+}
+
+#[test]
+fn an_ipv6_loopback_address_is_accepted_for_the_web_index() {
+    let config = valid("[web]\nlisten = \"[::1]:9090\"\n");
+    assert_eq!(config.web.listen.to_string(), "[::1]:9090");
+}
+
+// ---- Watchers ----
+
+#[test]
+fn watchers_map_each_register_to_the_cameras_that_watch_it() {
+    let config = valid(&with_site(
+        r#"
+[[cameras]]
+system = "nvr"
+device = "cam-door"
+registers = ["shibuya-01/r2", "shibuya-01/r3"]
+"#,
+    ));
+    let watchers = Watchers::new(&config);
+    let names = |register: &str| -> Vec<&str> {
+        watchers
+            .cameras("shibuya-01", register)
+            .iter()
+            .map(|&i| config.cameras[i].name.as_str())
+            .collect()
+    };
+    assert_eq!(names("r1"), ["Counter 1"]);
+    assert_eq!(
+        names("r2"),
+        ["Counter 1", "cam-door"],
+        "a register watched by two cameras gets both"
+    );
+    assert_eq!(names("r3"), ["cam-door"]);
+    assert!(names("r4").is_empty());
+    assert!(watchers.cameras("shibuya-02", "r1").is_empty());
+}
+
+#[test]
+fn a_register_listed_twice_by_one_camera_gives_that_camera_once() {
+    let config = valid(&with_site(
+        r#"
+[[cameras]]
+system = "nvr"
+device = "cam-twice"
+registers = ["shibuya-01/r5", "shibuya-01/r5"]
+"#,
+    ));
+    assert_eq!(Watchers::new(&config).cameras("shibuya-01", "r5"), [1]);
+}
+
+// ---- Configs with mistakes ----
+
+/// One file with many of the mistakes operators make.
+const MISTAKES: &str = r#"colour = "blue"
+
+[mqtt]
+url = "http://broker.local:1883"
+retain = true
+
+[web]
+listen = "0.0.0.0:8080"
+
+[bookmarks]
+types = ["void", "voided", "refund"]
+pre_roll = "10"
+post_roll = "ten seconds"
+
+[[stores]]
+id = "shibuya-01"
+timezone = "Asia/Tokio"
+
+[[stores]]
+id = "shinjuku-02"
+timezone = "Asia/Tokyo"
+
+[[stores]]
+id = "shinjuku-02"
+timezone = "Asia/Tokyo"
+
+[[camera_systems]]
+id = "nvr"
+integration = "nx-witness"
+url = "https://192.0.2.10:7001"
+username = "tillmark"
+password_env = "NVR_PASSWORD"
+password = "hunter2"
+
+[[camera_systems]]
+id = "cloud"
+integration = "milestone-xyz"
+url = "ftp://x"
+
+[[cameras]]
+system = "nvr"
+devise = "0b8c3a52"
+registers = ["shibuya-01/r1", "shibuya-02/r1", "r3"]
+
+[[cameras]]
+system = "nvr-2"
+device = "cam-2"
+registers = ["shinjuku-02/r1"]
+"#;
+
+#[test]
+fn a_config_with_many_mistakes_reports_all_of_them_at_once_in_file_order() {
+    let errors = invalid(MISTAKES);
+    let found: Vec<(&str, Option<usize>)> =
+        errors.iter().map(|e| (e.path.as_str(), e.line)).collect();
+    let at = |needle: &str| Some(line_of(MISTAKES, needle));
+    assert_eq!(
+        found,
+        [
+            ("colour", at("colour")),
+            ("mqtt.url", at("http://broker.local")),
+            ("mqtt.retain", at("retain")),
+            ("web.listen", at("0.0.0.0:8080")),
+            ("bookmarks.types[1]", at("voided")),
+            ("bookmarks.pre_roll", at("pre_roll")),
+            ("bookmarks.post_roll", at("post_roll")),
+            ("stores[0].timezone", at("Asia/Tokio")),
+            // The repeat is reported, where it is: the third [[stores]].
+            (
+                "stores[2].id",
+                Some(nth_line_of(MISTAKES, "\"shinjuku-02\"", 1))
+            ),
+            ("camera_systems[0].password_env", at("NVR_PASSWORD")),
+            ("camera_systems[0].password", at("hunter2")),
+            ("camera_systems[1].integration", at("milestone-xyz")),
+            ("camera_systems[1].url", at("ftp://x")),
+            // A required key that is missing is placed on its section's header line.
+            (
+                "cameras[0].device",
+                Some(nth_line_of(MISTAKES, "[[cameras]]", 0))
+            ),
+            ("cameras[0].devise", at("devise")),
+            ("cameras[0].registers[1]", at("shibuya-02/r1")),
+            ("cameras[0].registers[2]", at("shibuya-02/r1")),
+            ("cameras[1].system", at("nvr-2")),
+        ]
+    );
+}
+
+#[test]
+fn the_duplicate_store_id_is_reported_on_the_line_of_its_second_use() {
+    let errors = invalid(MISTAKES);
+    let dup = error_at(&errors, "stores[2].id");
+    assert_eq!(
+        dup.line,
+        Some(nth_line_of(MISTAKES, "id = \"shinjuku-02\"", 1))
+    );
+    assert_eq!(dup.message, "id \"shinjuku-02\" is used twice");
+}
+
+#[test]
+fn each_mistake_comes_with_a_message_that_says_how_to_fix_it() {
+    let errors = invalid(MISTAKES);
+    let message = |path: &str| error_at(&errors, path).message.clone();
+    assert_eq!(
+        message("colour"),
+        "unknown key; expected one of: bookmarks, camera_systems, cameras, database, delivery, mqtt, stores, web"
+    );
+    assert_eq!(
+        message("mqtt.retain"),
+        "unknown key; expected one of: client_id, embedded_listen, password_env, topics, url, username"
+    );
+    assert_eq!(
+        message("mqtt.url"),
+        "scheme \"http\" is not supported: use mqtt:// or mqtts://"
+    );
+    assert_eq!(
+        message("web.listen"),
+        "the index has no sign-in yet, so it only listens on a loopback address such as 127.0.0.1:8080"
+    );
+    assert!(
+        message("bookmarks.types[1]").starts_with(
+            "unknown event type \"voided\"; known types: void, item_void, correction, refund,"
+        ),
+        "{}",
+        message("bookmarks.types[1]")
+    );
+    assert_eq!(
+        message("bookmarks.pre_roll"),
+        "\"10\" has no unit: write it like \"10s\", \"250ms\", \"2m\" or \"1h\""
+    );
+    assert!(message("bookmarks.post_roll").starts_with("\"ten seconds\" has an unknown unit"));
+    assert_eq!(
+        message("stores[0].timezone"),
+        "\"Asia/Tokio\" is not an IANA time zone such as Asia/Tokyo"
+    );
+    assert_eq!(
+        message("camera_systems[0].password_env"),
+        "environment variable NVR_PASSWORD is not set"
+    );
+    assert_eq!(
+        message("camera_systems[0].password"),
+        "secrets do not belong in the file: put it in an environment variable and name it with password_env"
+    );
+    assert_eq!(
+        message("camera_systems[1].integration"),
+        "unknown integration \"milestone-xyz\"; available: nx-witness, webhook"
+    );
+    assert_eq!(
+        message("camera_systems[1].url"),
+        "\"ftp://x\" is not an http:// or https:// URL"
+    );
+    assert_eq!(
+        message("cameras[0].devise"),
+        "unknown key; expected one of: device, name, registers, system"
+    );
+    assert_eq!(message("cameras[0].device"), "is required");
+    assert_eq!(
+        message("cameras[0].registers[1]"),
+        "no [[stores]] has id \"shibuya-02\" (it needs one, for its time zone)"
+    );
+    assert_eq!(
+        message("cameras[0].registers[2]"),
+        "\"r3\" must be \"store/register\", e.g. \"shibuya-01/r2\""
+    );
+    assert_eq!(
+        message("cameras[1].system"),
+        "no [[camera_systems]] has id \"nvr-2\""
+    );
+}
+
+#[test]
+fn a_password_written_in_the_file_is_never_echoed_in_an_error() {
+    for e in invalid(MISTAKES) {
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+    }
+}
+
+#[test]
+fn a_store_with_a_mistyped_time_zone_still_exists_for_the_cameras_that_name_it() {
+    let text = with_site("").replace("Asia/Tokyo", "Asia/Tokio");
+    let errors = invalid(&text);
+    let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        ["stores[0].timezone"],
+        "one mistake, one error: {errors:#?}"
+    );
+}
+
+#[test]
+fn a_camera_system_with_a_bad_url_still_exists_for_the_cameras_that_name_it() {
+    let text = with_site("").replace("https://192.0.2.10:7001", "192.0.2.10:7001");
+    let errors = invalid(&text);
+    let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(paths, ["camera_systems[0].url"], "{errors:#?}");
+}
+
+#[test]
+fn a_duplicate_camera_system_id_is_reported_at_the_repeat() {
+    let errors = invalid(&with_site(
+        r#"
+[[camera_systems]]
+id = "nvr"
+integration = "webhook"
+url = "https://hooks.example.com/"
+"#,
+    ));
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert_eq!(errors[0].path, "camera_systems[1].id");
+    assert_eq!(errors[0].message, "id \"nvr\" is used twice");
+}
+
+#[test]
+fn a_toml_syntax_error_is_one_error_with_its_line() {
+    let text = "[mqtt]\nclient_id = \"tillmark\"\ntopics = [\"pos/+/+/events\"\n\n[web]\n";
+    let errors = Config::parse(text, &env).unwrap_err();
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert_eq!(errors[0].path, "");
+    assert!(
+        errors[0].line.is_some_and(|l| (3..=5).contains(&l)),
+        "{errors:?}"
+    );
+    let bare = "[mqtt]\nclient_id = tillmark\n";
+    let errors = Config::parse(bare, &env).unwrap_err();
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert_eq!(errors[0].line, Some(2));
+    assert!(
+        errors[0].to_string().starts_with("line 2: "),
+        "{}",
+        errors[0]
+    );
+}
+
+#[test]
+fn a_value_of_the_wrong_toml_type_names_what_was_expected() {
+    let errors = invalid("[bookmarks]\npre_roll = 10\n[delivery]\nconcurrency = \"4\"\n");
+    assert_eq!(
+        error_at(&errors, "bookmarks.pre_roll").message,
+        "expected a string, found integer"
+    );
+    assert_eq!(error_at(&errors, "bookmarks.pre_roll").line, Some(2));
+    assert!(
+        error_at(&errors, "delivery.concurrency")
+            .message
+            .starts_with("expected an integer, found "),
+    );
+}
+
+#[test]
+fn a_section_written_as_a_plain_value_is_refused() {
+    let errors = invalid("mqtt = \"mqtt://127.0.0.1\"\n");
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert_eq!(errors[0].path, "mqtt");
+    assert!(errors[0].message.starts_with("expected a table, found "));
+}
+
+#[test]
+fn an_mqtt_password_needs_a_username() {
+    let errors = invalid("[mqtt]\nurl = \"mqtt://broker\"\npassword_env = \"NX_PASSWORD\"\n");
+    let e = error_at(&errors, "mqtt.username");
+    assert_eq!(e.message, "is required when password_env is set");
+}
+
+#[test]
+fn an_nx_witness_system_needs_a_username_and_a_password_variable() {
+    let errors = invalid(
+        r#"
+[[camera_systems]]
+id = "nvr"
+integration = "nx-witness"
+url = "https://192.0.2.10:7001"
+"#,
+    );
+    assert_eq!(
+        error_at(&errors, "camera_systems[0].username").message,
+        "is required by nx-witness"
+    );
+    assert_eq!(
+        error_at(&errors, "camera_systems[0].password_env").message,
+        "is required by nx-witness"
+    );
+}
+
+#[test]
+fn an_api_key_in_the_file_is_refused_like_a_password() {
+    let errors = invalid(
+        r#"
+[[camera_systems]]
+id = "hook"
+integration = "webhook"
+url = "https://hooks.example.com/"
+api_key = "sk-live-123"
+"#,
+    );
+    let e = error_at(&errors, "camera_systems[0].api_key");
+    assert!(e.message.contains("api_key_env"), "{}", e.message);
+    assert!(!e.to_string().contains("sk-live-123"));
+}
+
+#[test]
+fn an_empty_environment_variable_counts_as_unset() {
+    let text = with_site("");
+    let errors = Config::parse(&text, &|_| Some(String::new())).unwrap_err();
+    assert_eq!(
+        error_at(&errors, "camera_systems[0].password_env").message,
+        "environment variable NX_PASSWORD is not set"
+    );
+}
+
+#[test]
+fn rolls_must_be_within_an_hour_and_not_both_zero() {
+    let errors = invalid("[bookmarks]\npre_roll = \"2h\"\n");
+    assert_eq!(
+        error_at(&errors, "bookmarks.pre_roll").message,
+        "must be between 0s and 1h"
+    );
+    let errors = invalid("[bookmarks]\npre_roll = \"0s\"\npost_roll = \"0s\"\n");
+    assert_eq!(
+        error_at(&errors, "bookmarks.post_roll").message,
+        "pre_roll and post_roll cannot both be zero: a bookmark needs a length"
+    );
+}
+
+#[test]
+fn a_bad_retry_step_is_named_by_its_index() {
+    let errors = invalid("[delivery]\nretry = [\"1s\", \"5\", \"0s\"]\n");
+    assert!(
+        error_at(&errors, "delivery.retry[1]")
+            .message
+            .contains("has no unit")
+    );
+    assert_eq!(
+        error_at(&errors, "delivery.retry[2]").message,
+        "must be between 1ms and 24h"
+    );
+}
+
+#[test]
+fn a_malformed_topic_filter_is_named_by_its_index() {
+    let errors = invalid("[mqtt]\ntopics = [\"pos/+/+/events\", \"pos/#/events\", \"pos/r+/x\"]\n");
+    assert_eq!(
+        error_at(&errors, "mqtt.topics[1]").message,
+        "\"pos/#/events\": # must be a whole last level"
+    );
+    assert_eq!(
+        error_at(&errors, "mqtt.topics[2]").message,
+        "\"pos/r+/x\": + must be a whole level"
+    );
+}
+
+#[test]
+fn a_postgres_database_url_is_refused_for_now_and_other_urls_are_explained() {
+    let errors = invalid("[database]\nurl = \"postgres://db/tillmark\"\n");
+    assert_eq!(
+        errors[0].message,
+        "PostgreSQL is not available in this version yet: use a sqlite:// URL"
+    );
+    let errors = invalid("[database]\nurl = \"tillmark.db\"\n");
+    assert_eq!(
+        errors[0].message,
+        "\"tillmark.db\" is not a database URL: use sqlite://FILE"
+    );
+}
+
+#[test]
+fn a_store_id_outside_the_event_alphabet_is_refused() {
+    let errors = invalid("[[stores]]\nid = \"shibuya 01\"\ntimezone = \"Asia/Tokyo\"\n");
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert_eq!(errors[0].path, "stores[0].id");
+    assert_eq!(errors[0].line, Some(2));
+}
+
+#[test]
+fn a_store_needs_an_id_and_a_timezone_reported_on_its_header_line() {
+    let errors = invalid("\n[[stores]]\nname = \"Shibuya\"\n");
+    let found: Vec<(&str, Option<usize>, &str)> = errors
+        .iter()
+        .map(|e| (e.path.as_str(), e.line, e.message.as_str()))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("stores[0].id", Some(2), "is required"),
+            ("stores[0].timezone", Some(2), "is required"),
+        ]
+    );
+}
+
+#[test]
+fn a_camera_without_registers_is_told_what_to_list() {
+    let errors = invalid(&with_site(
+        "[[cameras]]\nsystem = \"nvr\"\ndevice = \"cam-9\"\n",
+    ));
+    assert_eq!(
+        error_at(&errors, "cameras[1].registers").message,
+        "is required: the registers this camera watches, as \"store/register\""
+    );
+}
+
+// ---- Display of errors ----
+
+#[test]
+fn a_config_error_reads_path_line_and_message() {
+    let e = ConfigError {
+        path: "bookmarks.pre_roll".into(),
+        line: Some(12),
+        message: "\"10\" has no unit".into(),
+    };
+    assert_eq!(
+        e.to_string(),
+        "bookmarks.pre_roll (line 12): \"10\" has no unit"
+    );
+    let whole = ConfigError {
+        path: String::new(),
+        line: Some(3),
+        message: "invalid string".into(),
+    };
+    assert_eq!(whole.to_string(), "line 3: invalid string");
+}
+
+#[test]
+fn the_error_list_names_the_file_counts_the_errors_and_lists_each_on_its_own_line() {
+    let errors = ConfigErrors {
+        file: Some(PathBuf::from("/etc/tillmark.toml")),
+        errors: invalid(MISTAKES),
+    };
+    let text = errors.to_string();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("/etc/tillmark.toml has 18 errors:"));
+    assert_eq!(
+        lines.next(),
+        Some(
+            "  - colour (line 1): unknown key; expected one of: bookmarks, camera_systems, cameras, database, \
+             delivery, mqtt, stores, web"
+        )
+    );
+    assert_eq!(lines.count(), 17);
+    let one = ConfigErrors {
+        file: None,
+        errors: invalid("[web]\nlisten = \"0.0.0.0:8080\"\n"),
+    };
+    assert!(
+        one.to_string()
+            .starts_with("the config has 1 error:\n  - web.listen (line 2): ")
+    );
+}
+
+#[test]
+fn loading_a_missing_file_says_it_cannot_be_read() {
+    let path = Path::new("/nonexistent/tillmark.toml");
+    let errors = Config::load(Some(path)).unwrap_err();
+    assert_eq!(errors.file.as_deref(), Some(path));
+    assert_eq!(errors.errors.len(), 1);
+    assert!(
+        errors.errors[0].message.starts_with("cannot read it: "),
+        "{}",
+        errors.errors[0].message
+    );
+    assert!(Config::load(None).is_ok(), "no file means the defaults");
+}
+
+// ---- Secrets ----
+
+#[test]
+fn a_secret_never_shows_its_value_in_debug_or_display() {
+    let secret = Secret::new("hunter2");
+    assert_eq!(format!("{secret:?}"), "**REDACTED**");
+    assert_eq!(format!("{secret}"), "**REDACTED**");
+    assert_eq!(format!("{secret:#?}"), "**REDACTED**");
+    assert_eq!(secret.expose(), "hunter2");
+}
+
+#[test]
+fn the_debug_form_of_a_config_never_contains_a_password_or_api_key() {
+    let text = format!(
+        "[mqtt]\nurl = \"mqtt://broker\"\nusername = \"u\"\npassword_env = \"NX_PASSWORD\"\n{}\n{}",
+        with_site(""),
+        r#"
+[[camera_systems]]
+id = "hook"
+integration = "webhook"
+url = "https://hooks.example.com/"
+api_key_env = "NX_PASSWORD"
+"#
+    );
+    let config = valid(&text);
+    assert!(config.mqtt.password.is_some());
+    assert!(config.camera_systems[1].api_key.is_some());
+    for debug in [format!("{config:?}"), format!("{config:#?}")] {
+        assert!(!debug.contains(NX_PASSWORD), "{debug}");
+        assert!(debug.contains("**REDACTED**"));
+    }
+}
+
+// ---- Broker URLs ----
+
+#[test]
+fn broker_urls_accept_mqtt_tcp_mqtts_and_a_bare_host_and_port() {
+    let parse = |text| BrokerUrl::parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+    assert_eq!(
+        parse("mqtt://broker.local:1884"),
+        BrokerUrl {
+            host: "broker.local".into(),
+            port: 1884,
+            tls: false
+        }
+    );
+    assert_eq!(
+        parse("tcp://10.0.0.5"),
+        BrokerUrl {
+            host: "10.0.0.5".into(),
+            port: 1883,
+            tls: false
+        }
+    );
+    assert_eq!(
+        parse("mqtts://broker.example.com"),
+        BrokerUrl {
+            host: "broker.example.com".into(),
+            port: 8883,
+            tls: true
+        }
+    );
+    assert_eq!(parse("ssl://broker.example.com:8884").port, 8884);
+    assert!(parse("ssl://broker.example.com").tls);
+    assert_eq!(
+        parse("127.0.0.1:1883"),
+        BrokerUrl {
+            host: "127.0.0.1".into(),
+            port: 1883,
+            tls: false
+        }
+    );
+    assert_eq!(parse("broker.local").port, 1883);
+    assert_eq!(parse("mqtt://[::1]:1883").host, "::1");
+}
+
+#[test]
+fn a_broker_url_displays_with_its_scheme_and_port() {
+    assert_eq!(
+        BrokerUrl::parse("broker.local").unwrap().to_string(),
+        "mqtt://broker.local:1883"
+    );
+    assert_eq!(
+        BrokerUrl::parse("ssl://b.example.com").unwrap().to_string(),
+        "mqtts://b.example.com:8883"
+    );
+}
+
+#[test]
+fn an_http_broker_url_is_refused_naming_the_schemes_to_use() {
+    assert_eq!(
+        BrokerUrl::parse("http://broker.local:1883").unwrap_err(),
+        "scheme \"http\" is not supported: use mqtt:// or mqtts://"
+    );
+    assert_eq!(
+        BrokerUrl::parse("ws://broker.local:8083/mqtt").unwrap_err(),
+        "scheme \"ws\" is not supported: use mqtt:// or mqtts://"
+    );
+    assert!(BrokerUrl::parse("mqtt://").is_err());
+    assert!(BrokerUrl::parse("").is_err());
+}

@@ -1,6 +1,8 @@
 //! Card-number masking. Runs before anything is written, sent or logged: any run of 13–19 digits (single spaces
 //! or dashes allowed between them) that passes the Luhn check keeps its first 6 and last 4 digits; the digits
-//! between become `*`. Separators stay, so a masked receipt line still reads like the printed one.
+//! between become `*`. Separators stay, so a masked receipt line still reads like the printed one. A longer run
+//! is searched for such a run made of its whole space- or dash-separated groups, so a card number printed next
+//! to an expiry date or an amount is masked too.
 
 use std::borrow::Cow;
 
@@ -14,8 +16,10 @@ pub fn mask_card_numbers(text: &str) -> Cow<'_, str> {
             i += 1;
             continue;
         }
-        // Collect one run: digits joined by at most one separator each.
+        // Collect one run: digits joined by at most one separator each; `groups` holds where each
+        // separator-delimited group of digits starts in `digits`.
         let mut digits: Vec<usize> = vec![i];
+        let mut groups: Vec<usize> = vec![0];
         let mut j = i + 1;
         loop {
             if j < bytes.len() && bytes[j].is_ascii_digit() {
@@ -25,15 +29,28 @@ pub fn mask_card_numbers(text: &str) -> Cow<'_, str> {
                 && matches!(bytes[j], b' ' | b'-')
                 && bytes[j + 1].is_ascii_digit()
             {
+                groups.push(digits.len());
                 j += 1;
             } else {
                 break;
             }
         }
-        if (13..=19).contains(&digits.len()) && luhn(digits.iter().map(|&p| bytes[p] - b'0')) {
-            let buf = out.get_or_insert_with(|| bytes.to_vec());
-            for &p in &digits[6..digits.len() - 4] {
-                buf[p] = b'*';
+        // The run may hold more than the card: "4111 1111 1111 1111 12/28", "QTY 1 4111-1111-1111-1111".
+        // So every span of whole groups is a candidate: from each group, the longest span that is a card is
+        // masked. Spans stop at 19 digits, which keeps this linear on a long run of short groups; spans may
+        // overlap, which can only mask more.
+        for g in 0..groups.len() {
+            let start = groups[g];
+            let card = (g + 1..=groups.len())
+                .map(|end| &digits[start..groups.get(end).copied().unwrap_or(digits.len())])
+                .take_while(|span| span.len() <= 19)
+                .filter(|span| span.len() >= 13 && luhn(span.iter().map(|&p| bytes[p] - b'0')))
+                .last();
+            if let Some(span) = card {
+                let buf = out.get_or_insert_with(|| bytes.to_vec());
+                for &p in &span[6..span.len() - 4] {
+                    buf[p] = b'*';
+                }
             }
         }
         i = j;

@@ -1,0 +1,308 @@
+//! The `tillmark` binary as an operator runs it: `check-config` on good, bad and missing files, the
+//! `TILLMARK_CONFIG` variable, and `dead-letters` on a fresh and on a used database.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use tillmark::store::{self, Intake};
+
+const GOOD: &str = r#"[mqtt]
+url = "mqtt://127.0.0.1:1883"
+client_id = "tillmark"
+topics = ["pos/+/+/events"]
+[web]
+listen = "127.0.0.1:8080"
+[bookmarks]
+types = ["void", "item_void", "correction", "refund", "no_sale", "drawer_open", "paid_out"]
+pre_roll = "10s"
+post_roll = "20s"
+[[stores]]
+id = "shibuya-01"
+name = "Shibuya"
+timezone = "Asia/Tokyo"
+[[camera_systems]]
+id = "nvr"
+integration = "nx-witness"
+url = "https://192.0.2.10:7001"
+username = "tillmark"
+password_env = "NX_PASSWORD"
+[[cameras]]
+system = "nvr"
+device = "0b8c3a52-6d1e-4a53-9d55-51d1b0cfa1e2"
+name = "Counter 1"
+registers = ["shibuya-01/r1", "shibuya-01/r2"]
+"#;
+
+/// Seven errors: a public listen address, a unit-less duration, a misspelt key, a store without a time zone,
+/// and a camera system without id or url whose integration does not exist.
+const BAD: &str = r#"[web]
+listen = "0.0.0.0:8080"
+[bookmarks]
+pre_roll = "10"
+colour = "blue"
+[[stores]]
+id = "shibuya-01"
+[[camera_systems]]
+integration = "milestone-xyz"
+"#;
+
+const NX_PASSWORD: &str = "nx-pass-7f3a9c";
+
+/// `tillmark` with none of the caller's configuration leaking in, run from `dir`.
+fn tillmark(dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tillmark"));
+    cmd.current_dir(dir)
+        .env_remove("TILLMARK_CONFIG")
+        .env_remove("NX_PASSWORD")
+        .env("RUST_LOG", "warn");
+    cmd
+}
+
+fn run(cmd: &mut Command) -> (Option<i32>, String, String) {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = cmd.output().expect("tillmark runs");
+    (
+        status.code(),
+        String::from_utf8_lossy(&stdout).into_owned(),
+        String::from_utf8_lossy(&stderr).into_owned(),
+    )
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write the config file");
+    path
+}
+
+#[test]
+fn check_config_on_a_file_with_mistakes_exits_1_and_prints_every_error_with_its_path_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "bad.toml", BAD);
+    let (code, stdout, stderr) = run(tillmark(dir.path())
+        .args(["check-config", "--config"])
+        .arg(&file));
+    assert_eq!(code, Some(1), "stderr: {stderr}");
+    assert_eq!(stdout, "");
+    assert_eq!(
+        stderr,
+        format!(
+            "{} has 7 errors:
+  - web.listen (line 2): the index has no sign-in yet, so it only listens on a loopback address such as 127.0.0.1:8080
+  - bookmarks.pre_roll (line 4): \"10\" has no unit: write it like \"10s\", \"250ms\", \"2m\" or \"1h\"
+  - bookmarks.colour (line 5): unknown key; expected one of: post_roll, pre_roll, types
+  - stores[0].timezone (line 6): is required
+  - camera_systems[0].id (line 8): is required
+  - camera_systems[0].url (line 8): is required
+  - camera_systems[0].integration (line 9): unknown integration \"milestone-xyz\"; available: nx-witness, webhook
+",
+            file.display()
+        )
+    );
+}
+
+#[test]
+fn check_config_on_a_good_file_exits_0_and_says_it_is_valid_with_a_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "tillmark.toml", GOOD);
+    let (code, stdout, stderr) = run(tillmark(dir.path())
+        .env("NX_PASSWORD", NX_PASSWORD)
+        .args(["check-config", "--config"])
+        .arg(&file));
+    assert_eq!(code, Some(0), "stderr: {stderr}");
+    assert!(
+        stdout.starts_with(&format!("{} is valid.\n", file.display())),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("broker: mqtt://127.0.0.1:1883 (topics: pos/+/+/events)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("database: sqlite://tillmark.db"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("web index: http://127.0.0.1:8080/"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "bookmarks: void, item_void, correction, refund, no_sale, drawer_open, paid_out \
+             (pre-roll 10s, post-roll 20s)"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("stores: 1, camera systems: 1, cameras: 1"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(NX_PASSWORD) && !stderr.contains(NX_PASSWORD));
+}
+
+#[test]
+fn check_config_without_the_password_variable_names_the_variable_to_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "tillmark.toml", GOOD);
+    let (code, _, stderr) = run(tillmark(dir.path())
+        .args(["check-config", "--config"])
+        .arg(&file));
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains(
+            "camera_systems[0].password_env (line 20): environment variable NX_PASSWORD is not set"
+        ),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn check_config_reads_the_file_named_by_tillmark_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = write(dir.path(), "bad.toml", BAD);
+    let (code, _, stderr) = run(tillmark(dir.path())
+        .env("TILLMARK_CONFIG", &bad)
+        .arg("check-config"));
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.starts_with(&format!("{} has 7 errors:", bad.display())),
+        "{stderr}"
+    );
+
+    let good = write(dir.path(), "good.toml", GOOD);
+    let (code, stdout, stderr) = run(tillmark(dir.path())
+        .env("TILLMARK_CONFIG", &good)
+        .env("NX_PASSWORD", NX_PASSWORD)
+        .arg("check-config"));
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stdout.starts_with(&format!("{} is valid.", good.display())),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn the_config_flag_wins_over_tillmark_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = write(dir.path(), "bad.toml", BAD);
+    let good = write(dir.path(), "good.toml", GOOD);
+    let (code, stdout, stderr) = run(tillmark(dir.path())
+        .env("TILLMARK_CONFIG", &bad)
+        .env("NX_PASSWORD", NX_PASSWORD)
+        .args(["check-config", "--config"])
+        .arg(&good));
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.starts_with(&format!("{} is valid.", good.display())));
+}
+
+#[test]
+fn check_config_without_a_file_validates_the_embedded_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, stdout, stderr) = run(tillmark(dir.path()).arg("check-config"));
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stdout.starts_with("the embedded defaults is valid."),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("broker: embedded, on 127.0.0.1:1883"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("stores: 0, camera systems: 0, cameras: 0"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn check_config_on_a_missing_file_exits_1_saying_it_cannot_read_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, stdout, stderr) =
+        run(tillmark(dir.path()).args(["check-config", "--config", "/nonexistent"]));
+    assert_eq!(code, Some(1));
+    assert_eq!(stdout, "");
+    assert!(
+        stderr.starts_with("/nonexistent has 1 error:\n  - cannot read it: "),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn check_config_on_a_toml_syntax_error_gives_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "broken.toml", "[mqtt]\nclient_id = tillmark\n");
+    let (code, _, stderr) = run(tillmark(dir.path())
+        .args(["check-config", "--config"])
+        .arg(&file));
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.starts_with(&format!("{} has 1 error:\n  - line 2: ", file.display())),
+        "{stderr}"
+    );
+}
+
+fn database_config(dir: &Path) -> (PathBuf, String) {
+    let url = format!("sqlite://{}", dir.join("x.db").display());
+    let file = write(
+        dir,
+        "tillmark.toml",
+        &format!("[database]\nurl = \"{url}\"\n"),
+    );
+    (file, url)
+}
+
+#[test]
+fn dead_letters_on_an_empty_database_says_there_are_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let (file, _) = database_config(dir.path());
+    let (code, stdout, stderr) = run(tillmark(dir.path())
+        .args(["dead-letters", "--config"])
+        .arg(&file));
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(stdout, "No rejected messages.\n");
+}
+
+#[tokio::test]
+async fn dead_letters_lists_a_rejected_message_with_its_reason_and_masked_payload() {
+    let dir = tempfile::tempdir().unwrap();
+    let (file, url) = database_config(dir.path());
+    let payload = br#"{"id":"e-9","type":"voided","at":"2026-11-21T18:42:07.310","store":"shibuya-01","register":"r2","lines":["VISA 4111111111111111"]}"#;
+    let parsed = tillmark::event::parse(payload);
+    let reason = parsed.result.expect_err("a bad message").reason();
+    let db = store::open(&url).await.expect("open the database");
+    db.ingest(
+        &[Intake::DeadLetter {
+            topic: "pos/shibuya-01/r2/events".into(),
+            received_ms: 1_795_254_127_310,
+            reason,
+            raw: parsed.raw,
+        }],
+        1_795_254_127_310,
+    )
+    .await
+    .expect("write the dead letter");
+    db.close().await;
+
+    let (code, stdout, stderr) = tokio::task::spawn_blocking(move || {
+        run(tillmark(dir.path())
+            .args(["dead-letters", "--config"])
+            .arg(&file))
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("pos/shibuya-01/r2/events"), "{stdout}");
+    assert!(
+        stdout.contains("reason: type: unknown type \"voided\""),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("at: \"2026-11-21T18:42:07.310\" has no UTC offset"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("VISA 411111******1111"), "{stdout}");
+    assert!(!stdout.contains("4111111111111111"), "{stdout}");
+    assert!(!stdout.contains("No rejected messages."));
+}
