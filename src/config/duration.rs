@@ -36,6 +36,11 @@ pub fn parse(text: &str) -> Result<Millis, String> {
         format!("\"{text}\" has no unit: write it like \"10s\", \"250ms\", \"2m\" or \"1h\"")
     })?;
     let (number, unit) = t.split_at(split);
+    if number.trim().is_empty() {
+        return Err(format!(
+            "\"{text}\" is not a duration: write it like \"10s\", \"250ms\", \"2m\" or \"1h\""
+        ));
+    }
     let scale: f64 = match unit {
         "ms" => 1.0,
         "s" => 1000.0,

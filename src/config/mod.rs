@@ -96,6 +96,9 @@ impl BrokerUrl {
         };
         let url = url::Url::parse(&with_scheme)
             .map_err(|e| format!("\"{text}\" is not a broker URL ({e})"))?;
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err("must not carry a user or password: use username and password_env".into());
+        }
         let tls = match url.scheme() {
             "mqtt" | "tcp" => false,
             "mqtts" | "ssl" => true,
@@ -503,7 +506,9 @@ impl Builder<'_> {
         };
         let Some(t) = t else { return Some(cfg) };
         if let Some(listen) = t.opt_str("listen") {
-            match listen.value.parse::<SocketAddr>() {
+            // "localhost" is what people write; it means the IPv4 loopback here.
+            let text = listen.value.replace("localhost:", "127.0.0.1:");
+            match text.parse::<SocketAddr>() {
                 Ok(a) if a.ip().is_loopback() => cfg.listen = a,
                 Ok(_) => t.error(
                     "listen",
@@ -662,6 +667,13 @@ impl Builder<'_> {
         let url = t
             .req_str("url")
             .and_then(|u| match url::Url::parse(&u.value) {
+                Ok(url) if !url.username().is_empty() || url.password().is_some() => {
+                    t.error(
+                        "url",
+                        "must not carry a user or password: use username and password_env",
+                    );
+                    None
+                }
                 Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
                     Some(url)
                 }

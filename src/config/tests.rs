@@ -458,7 +458,10 @@ fn each_mistake_comes_with_a_message_that_says_how_to_fix_it() {
         message("bookmarks.pre_roll"),
         "\"10\" has no unit: write it like \"10s\", \"250ms\", \"2m\" or \"1h\""
     );
-    assert!(message("bookmarks.post_roll").starts_with("\"ten seconds\" has an unknown unit"));
+    assert!(
+        message("bookmarks.post_roll")
+            .starts_with("\"ten seconds\" is not a duration: write it like \"10s\"")
+    );
     assert_eq!(
         message("stores[0].timezone"),
         "\"Asia/Tokio\" is not an IANA time zone such as Asia/Tokyo"
@@ -889,4 +892,31 @@ fn an_http_broker_url_is_refused_naming_the_schemes_to_use() {
     );
     assert!(BrokerUrl::parse("mqtt://").is_err());
     assert!(BrokerUrl::parse("").is_err());
+}
+
+#[test]
+fn credentials_inside_a_url_are_refused_so_they_never_sit_in_the_file() {
+    let text = r#"
+[mqtt]
+url = "mqtt://bridge:hunter2@broker.example:1883"
+[[camera_systems]]
+id = "nvr"
+integration = "webhook"
+url = "https://admin:hunter2@192.0.2.10/hook"
+"#;
+    let errors = Config::parse(text, &|_| None).unwrap_err();
+    let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(paths, ["mqtt.url", "camera_systems[0].url"], "{errors:?}");
+    assert!(
+        errors
+            .iter()
+            .all(|e| e.message.contains("use username and password_env")
+                && !e.message.contains("hunter2"))
+    );
+}
+
+#[test]
+fn the_index_may_be_bound_to_localhost_by_name() {
+    let config = Config::parse("[web]\nlisten = \"localhost:9090\"\n", &|_| None).unwrap();
+    assert_eq!(config.web.listen, "127.0.0.1:9090".parse().unwrap());
 }
