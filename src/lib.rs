@@ -109,9 +109,11 @@ impl Daemon {
             source,
         })?;
         let web_cancel = CancellationToken::new();
+        let intake = ingest::Status::default();
         let state = web::AppState {
             store: store.clone(),
             config: config.clone(),
+            intake: intake.clone(),
         };
         let web = tokio::spawn({
             let cancel = web_cancel.clone();
@@ -132,7 +134,7 @@ impl Daemon {
             wake: wake.clone(),
         };
         let delivery = tokio::spawn(worker.run(delivery_cancel.clone()));
-        let ingest = ingest::start(config.clone(), &broker, store.clone(), wake);
+        let ingest = ingest::start(config.clone(), &broker, store.clone(), wake, intake);
         Ok(Daemon {
             ingest,
             delivery,

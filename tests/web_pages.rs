@@ -103,6 +103,7 @@ impl Site {
         let state = AppState {
             store: store.clone(),
             config: Arc::new(config),
+            intake: Default::default(),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

@@ -42,6 +42,7 @@ pub fn start(
     broker: &BrokerUrl,
     store: Arc<dyn Store>,
     wake: Arc<Notify>,
+    status: Status,
 ) -> Ingest {
     let mut options = MqttOptions::new(
         config.mqtt.client_id.clone(),
@@ -64,7 +65,6 @@ pub fn start(
     let (client, eventloop) = AsyncClient::new(options, 1024);
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let generation = poller::Generation::default();
-    let status = Status::default();
     let intake = CancellationToken::new();
     let stop = CancellationToken::new();
     let poller = tokio::spawn(poller::run(

@@ -2,6 +2,7 @@
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
 use chrono::DateTime;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -173,14 +174,25 @@ pub async fn dead_letters(
     Ok(Json(json!({ "dead_letters": list })))
 }
 
-pub async fn healthz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+/// 200 while events can arrive and the database answers; 503 otherwise, so monitoring can alert.
+pub async fn healthz(State(state): State<AppState>) -> Result<(StatusCode, Json<Value>), ApiError> {
     let counts = state.store.counts().await?;
-    Ok(Json(json!({
-        "status": "ok",
-        "events": counts.events,
-        "bookmarks_pending": counts.pending,
-        "bookmarks_failed": counts.failed,
-        "dead_letters": counts.dead_letters,
-        "last_received_at": counts.last_received_ms.map(iso_utc),
-    })))
+    let receiving = state.intake.receiving();
+    let status = if receiving {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    Ok((
+        status,
+        Json(json!({
+            "status": if receiving { "ok" } else { "not receiving events: the MQTT broker is unreachable or the subscription is missing" },
+            "mqtt": { "connected": state.intake.connected(), "receiving": receiving },
+            "events": counts.events,
+            "bookmarks_pending": counts.pending,
+            "bookmarks_failed": counts.failed,
+            "dead_letters": counts.dead_letters,
+            "last_received_at": counts.last_received_ms.map(iso_utc),
+        })),
+    ))
 }

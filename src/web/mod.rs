@@ -23,6 +23,8 @@ use crate::store::Store;
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub config: Arc<Config>,
+    /// Whether events are arriving from the broker, for `/healthz`.
+    pub intake: crate::ingest::Status,
 }
 
 pub fn router(state: AppState) -> Router {

@@ -172,6 +172,13 @@ async fn events_through(daemon: &Daemon, broker: &BrokerUrl, site: &Site, nx: &F
     );
     assert_eq!(unmapped["flagged"], true);
 
+    let health = reqwest::get(format!("{base}/healthz")).await.unwrap();
+    assert_eq!(health.status(), 200);
+    let health: Value = health.json().await.unwrap();
+    assert_eq!(health["mqtt"]["receiving"], true);
+    assert_eq!(health["events"], 4);
+    assert_eq!(health["bookmarks_pending"], 0);
+
     let by_cashier = get_json(&format!("{base}/api/events?cashier=c200")).await;
     assert_eq!(by_cashier["events"].as_array().unwrap().len(), 1);
     let window = get_json(&format!(
@@ -244,4 +251,35 @@ fn the_sample_config_in_examples_is_valid() {
     let config =
         tillmark::config::Config::parse(&text, &|_| Some("secret".into())).expect("valid sample");
     assert_eq!(config.cameras[0].registers.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_turns_503_while_the_broker_is_unreachable() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let broker = BrokerUrl {
+        host: "127.0.0.1".into(),
+        port: closed.port(),
+        tls: false,
+    };
+    let site = Site::new();
+    let daemon = Daemon::start(site.config(Some(&broker), "http://127.0.0.1:9", ""))
+        .await
+        .expect("daemon starts");
+    let resp = reqwest::get(format!("http://{}/healthz", daemon.web_addr()))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 503);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["mqtt"]["connected"], false);
+    assert!(
+        body["status"]
+            .as_str()
+            .unwrap()
+            .contains("not receiving events"),
+        "{body}"
+    );
+    daemon.shutdown().await;
 }
