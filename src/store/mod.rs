@@ -137,6 +137,8 @@ pub struct EventRecord {
     pub flagged: bool,
     pub mapped: bool,
     pub topic: String,
+    /// Shown by the views beside the event, not inside it.
+    #[serde(skip)]
     pub bookmarks: Vec<BookmarkRecord>,
 }
 

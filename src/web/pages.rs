@@ -254,35 +254,31 @@ fn event_page(
     let zone = Zone::of_event(config, &record.store, &record.at);
     let store = config.store(&record.store);
     let (at_ms, received_ms) = (record.at_ms, record.received_ms);
-    // The view drops the row ids and raw times; keep them, in the view's order, for the page's own columns.
-    let extra: Vec<_> = record
-        .bookmarks
-        .iter()
-        .map(|b| (b.id, b.next_attempt_ms, b.made_ms))
-        .collect();
     let mut e = event_view(config, record);
     let marks = std::mem::take(&mut e.bookmarks)
         .into_iter()
-        .zip(extra)
-        .map(|(b, (id, next_ms, made_ms))| Mark {
-            integration: config
-                .camera_system(&b.system)
-                .map(|s| s.integration.name()),
-            start: zone.datetime(b.start_ms),
-            end: zone.span_end(b.start_ms, b.start_ms.saturating_add(b.duration_ms)),
-            next_attempt: next_ms.map(|ms| zone.datetime(ms)),
-            made: made_ms.map(|ms| zone.datetime(ms)),
-            history: attempts
-                .remove(&id)
-                .unwrap_or_default()
-                .into_iter()
-                .map(|a| Attempt {
-                    at: zone.datetime(a.at_ms),
-                    outcome: a.outcome,
-                    detail: a.detail,
-                })
-                .collect(),
-            b,
+        .map(|b| {
+            let r = &b.bookmark;
+            Mark {
+                integration: config
+                    .camera_system(&r.system)
+                    .map(|s| s.integration.name()),
+                start: zone.datetime(r.start_ms),
+                end: zone.span_end(r.start_ms, r.start_ms.saturating_add(r.duration_ms)),
+                next_attempt: r.next_attempt_ms.map(|ms| zone.datetime(ms)),
+                made: r.made_ms.map(|ms| zone.datetime(ms)),
+                history: attempts
+                    .remove(&r.id)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|a| Attempt {
+                        at: zone.datetime(a.at_ms),
+                        outcome: a.outcome,
+                        detail: a.detail,
+                    })
+                    .collect(),
+                b,
+            }
         })
         .collect();
     EventPage {
@@ -291,13 +287,17 @@ fn event_page(
         received: zone.datetime(received_ms),
         skew: format::skew(e.skew_ms),
         skew_high: e.skew_ms.unsigned_abs() > SKEW_WARNING_MS.unsigned_abs(),
-        type_label: kind_label(&e.kind),
+        type_label: kind_label(&e.event.kind),
         store_name: store
             .map(|s| s.name.clone())
-            .unwrap_or_else(|| e.store.clone()),
+            .unwrap_or_else(|| e.event.store.clone()),
         store_known: store.is_some(),
-        amount: e.amount.map(|a| format_amount(a, e.currency.as_deref())),
+        amount: e
+            .event
+            .amount
+            .map(|a| format_amount(a, e.event.currency.as_deref())),
         attributes: e
+            .event
             .attributes
             .iter()
             .map(|(k, v)| {

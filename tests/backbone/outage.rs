@@ -139,7 +139,7 @@ async fn an_unknown_camera_ends_as_a_failed_bookmark_with_the_vendors_message_in
     .await;
     let failed = bookmarks.iter().find(|b| b["device"] == CAM2).unwrap();
     assert_eq!(failed["state"], "failed");
-    let error = failed["error"].as_str().unwrap();
+    let error = failed["last_error"].as_str().unwrap();
     assert!(
         error.contains(&format!("Nx Witness has no camera \"{CAM2}\"")),
         "{error}"
@@ -183,7 +183,7 @@ async fn wrong_nx_credentials_fail_the_bookmark_with_a_message_naming_the_user_a
         }
     })
     .await;
-    let error = b["error"].as_str().unwrap();
+    let error = b["last_error"].as_str().unwrap();
     assert!(
         error.contains("refused the login of user \"tillmark\""),
         "{error}"
