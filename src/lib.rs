@@ -90,11 +90,7 @@ impl Daemon {
             None => {
                 let addr = ingest::start_embedded_broker(config.mqtt.embedded_listen)?;
                 tracing::info!(%addr, "Embedded MQTT broker listening.");
-                BrokerUrl {
-                    host: addr.ip().to_string(),
-                    port: addr.port(),
-                    tls: false,
-                }
+                BrokerUrl::plain(addr)
             }
         };
 

@@ -9,7 +9,6 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 use std::fmt;
-use std::net::Ipv6Addr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -20,6 +19,9 @@ use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, NetworkOptions, Outgoi
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+
+use crate::config::BrokerUrl;
+use crate::event::EventType;
 
 const DEFAULT_MQTT_PORT: u16 = 1883;
 const EXPECTED_BROKER_FORMS: &str = "mqtt://host:port, tcp://host:port or host:port";
@@ -81,7 +83,7 @@ pub struct SimulateSummary {
 }
 
 impl SimulateSummary {
-    fn record(&mut self, kind: EventKind) {
+    fn record(&mut self, kind: EventType) {
         self.published += 1;
         *self.by_type.entry(kind.as_str().to_string()).or_insert(0) += 1;
     }
@@ -129,7 +131,7 @@ pub async fn run(
     opts: SimulateOptions,
     cancel: CancellationToken,
 ) -> Result<SimulateSummary, SimulateError> {
-    let broker = BrokerAddr::parse(&opts.broker)?;
+    let broker = broker_url(&opts.broker)?;
     let period = validate(&opts)?;
     let mut generator = Generator::new(&opts, tokyo_now());
 
@@ -239,14 +241,14 @@ pub async fn run(
 }
 
 /// Kinds of publishes in the order rumqttc will take them from its request channel.
-type SentOrder = Arc<Mutex<VecDeque<EventKind>>>;
+type SentOrder = Arc<Mutex<VecDeque<EventType>>>;
 
 enum PumpReport {
-    Acked(EventKind),
+    Acked(EventType),
     Lost(String),
 }
 
-fn lock(order: &SentOrder) -> std::sync::MutexGuard<'_, VecDeque<EventKind>> {
+fn lock(order: &SentOrder) -> std::sync::MutexGuard<'_, VecDeque<EventType>> {
     // The queue holds plain data; a panic elsewhere cannot leave it inconsistent.
     order.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -272,7 +274,7 @@ async fn pump_eventloop(
     sent_order: SentOrder,
     reports: mpsc::UnboundedSender<PumpReport>,
 ) {
-    let mut in_flight: HashMap<u16, EventKind> = HashMap::new();
+    let mut in_flight: HashMap<u16, EventType> = HashMap::new();
     loop {
         match eventloop.poll().await {
             Ok(Event::Outgoing(Outgoing::Publish(pkid))) => match lock(&sent_order).pop_front() {
@@ -360,127 +362,17 @@ fn tokyo_now() -> DateTime<FixedOffset> {
     Utc::now().with_timezone(&tokyo_offset())
 }
 
-/// A broker's TCP address, as rumqttc wants it (IPv6 hosts keep their brackets so that
-/// `host:port` resolves).
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct BrokerAddr {
-    host: String,
-    port: u16,
-}
-
-impl fmt::Display for BrokerAddr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.host, self.port)
+/// The broker to publish to: the daemon's own URL parser, without TLS (the simulator speaks plain MQTT).
+fn broker_url(given: &str) -> Result<BrokerUrl, SimulateError> {
+    let bad = |reason: String| SimulateError::InvalidBroker {
+        given: given.to_string(),
+        reason,
+    };
+    let url = BrokerUrl::parse(given.trim()).map_err(bad)?;
+    if url.tls {
+        return Err(bad("TLS brokers are not supported".into()));
     }
-}
-
-impl BrokerAddr {
-    fn parse(given: &str) -> Result<Self, SimulateError> {
-        let bad = |reason: &str| SimulateError::InvalidBroker {
-            given: given.to_string(),
-            reason: reason.to_string(),
-        };
-        let trimmed = given.trim();
-        let authority = match trimmed.split_once("://") {
-            Some((scheme, rest)) => match scheme.to_ascii_lowercase().as_str() {
-                "mqtt" | "tcp" => rest,
-                "mqtts" | "ssl" | "tls" => return Err(bad("TLS brokers are not supported")),
-                "ws" | "wss" => return Err(bad("websocket brokers are not supported")),
-                _ => return Err(bad(&format!("unsupported scheme {scheme:?}"))),
-            },
-            None => trimmed,
-        };
-        let authority = authority.strip_suffix('/').unwrap_or(authority);
-        if authority.is_empty() {
-            return Err(bad("the host is missing"));
-        }
-        if authority.contains('@') {
-            return Err(bad("credentials in the address are not supported"));
-        }
-        if authority.contains(['/', '?', '#']) || authority.contains(char::is_whitespace) {
-            return Err(bad("only a host and port are allowed, no path or query"));
-        }
-
-        let (host, port) = if let Some(bracketed) = authority.strip_prefix('[') {
-            let (ip, tail) = bracketed
-                .split_once(']')
-                .ok_or_else(|| bad("the IPv6 address has no closing ']'"))?;
-            if ip.parse::<Ipv6Addr>().is_err() {
-                return Err(bad("the bracketed host is not an IPv6 address"));
-            }
-            let port = match tail {
-                "" => None,
-                _ => Some(
-                    tail.strip_prefix(':')
-                        .ok_or_else(|| bad("expected ':' and a port after the IPv6 address"))?,
-                ),
-            };
-            (format!("[{ip}]"), port)
-        } else {
-            match authority.split_once(':') {
-                Some((_, port)) if port.contains(':') => {
-                    return Err(bad(
-                        "IPv6 addresses must be written in brackets, e.g. [::1]:1883",
-                    ));
-                }
-                Some((host, port)) => (host.to_string(), Some(port)),
-                None => (authority.to_string(), None),
-            }
-        };
-        if host.is_empty() {
-            return Err(bad("the host is missing"));
-        }
-        let port = match port {
-            None => DEFAULT_MQTT_PORT,
-            Some(text) => match text.parse::<u16>() {
-                Ok(port) if port != 0 => port,
-                _ => {
-                    return Err(bad(&format!(
-                        "port {text:?} is not a number from 1 to 65535"
-                    )));
-                }
-            },
-        };
-        Ok(Self { host, port })
-    }
-}
-
-/// The event types of the register event contract.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum EventKind {
-    Void,
-    ItemVoid,
-    Correction,
-    Refund,
-    NoSale,
-    DrawerOpen,
-    DrawerClose,
-    Discount,
-    Sale,
-    PaidIn,
-    PaidOut,
-    SignOn,
-    SignOff,
-}
-
-impl EventKind {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Void => "void",
-            Self::ItemVoid => "item_void",
-            Self::Correction => "correction",
-            Self::Refund => "refund",
-            Self::NoSale => "no_sale",
-            Self::DrawerOpen => "drawer_open",
-            Self::DrawerClose => "drawer_close",
-            Self::Discount => "discount",
-            Self::Sale => "sale",
-            Self::PaidIn => "paid_in",
-            Self::PaidOut => "paid_out",
-            Self::SignOn => "sign_on",
-            Self::SignOff => "sign_off",
-        }
-    }
+    Ok(url)
 }
 
 struct Item {
@@ -579,7 +471,7 @@ const MIN_TRANSACTIONS_PER_SHIFT: u32 = 10;
 
 /// One planned event of a register, `gap_ms` after the register's previous event.
 struct Step {
-    kind: EventKind,
+    kind: EventType,
     gap_ms: i64,
     sign_on_cashier: Option<String>,
     transaction: Option<String>,
@@ -590,7 +482,7 @@ struct Step {
 }
 
 impl Step {
-    fn new(kind: EventKind, gap_ms: i64) -> Self {
+    fn new(kind: EventType, gap_ms: i64) -> Self {
         Self {
             kind,
             gap_ms,
@@ -648,7 +540,7 @@ struct Store {
 struct Emitted {
     topic: String,
     payload: Value,
-    kind: EventKind,
+    kind: EventType,
 }
 
 /// Deterministic (given a seed) model of every register of every store.
@@ -765,12 +657,12 @@ impl Generator {
         let store = &mut self.stores[register.store];
 
         let cashier = match step.kind {
-            EventKind::SignOn => {
+            EventType::SignOn => {
                 register.cashier = step.sign_on_cashier.clone();
                 register.transactions_this_shift = 0;
                 step.sign_on_cashier
             }
-            EventKind::SignOff => {
+            EventType::SignOff => {
                 let leaving = register.cashier.take();
                 // Only now may another register sign this cashier on.
                 if let Some(name) = &leaving {
@@ -820,7 +712,7 @@ impl Generator {
     fn plan(&mut self, index: usize) {
         if self.registers[index].cashier.is_none() {
             let cashier = self.take_off_duty(index);
-            let mut step = Step::new(EventKind::SignOn, self.rng.random_range(5_000..30_000));
+            let mut step = Step::new(EventType::SignOn, self.rng.random_range(5_000..30_000));
             step.sign_on_cashier = Some(cashier);
             self.registers[index].script.push_back(step);
             return;
@@ -929,7 +821,7 @@ impl Generator {
             let item = self.pick_item();
             let reason = self.pick(ITEM_VOID_REASONS);
             steps.push(
-                Step::new(EventKind::ItemVoid, gap + self.scan_time(2))
+                Step::new(EventType::ItemVoid, gap + self.scan_time(2))
                     .txn(&transaction)
                     .amount(item.price)
                     .reason(reason)
@@ -950,7 +842,7 @@ impl Generator {
                 corrected = Some(line);
                 let reason = self.pick(CORRECTION_REASONS);
                 steps.push(
-                    Step::new(EventKind::Correction, gap + self.scan_time(line + 1))
+                    Step::new(EventType::Correction, gap + self.scan_time(line + 1))
                         .txn(&transaction)
                         .amount(total)
                         .reason(reason)
@@ -971,7 +863,7 @@ impl Generator {
 
         if subtotal >= 100 && self.rng.random_bool(0.10) {
             let reason = self.pick(DISCOUNT_REASONS);
-            let mut step = Step::new(EventKind::Discount, gap + self.scan_time(basket.len()))
+            let mut step = Step::new(EventType::Discount, gap + self.scan_time(basket.len()))
                 .txn(&transaction)
                 .reason(reason);
             let discount = if self.rng.random_bool(0.5) {
@@ -991,7 +883,7 @@ impl Generator {
         }
 
         let items: i64 = basket.iter().map(|(_, quantity, _)| quantity).sum();
-        let mut sale = Step::new(EventKind::Sale, gap)
+        let mut sale = Step::new(EventType::Sale, gap)
             .txn(&transaction)
             .amount(amount)
             .lines(lines)
@@ -1030,8 +922,8 @@ impl Generator {
 
     fn drawer_cycle(&mut self, transaction: &str) -> [Step; 2] {
         [
-            Step::new(EventKind::DrawerOpen, self.rng.random_range(1_000..4_000)).txn(transaction),
-            Step::new(EventKind::DrawerClose, self.rng.random_range(4_000..15_000))
+            Step::new(EventType::DrawerOpen, self.rng.random_range(1_000..4_000)).txn(transaction),
+            Step::new(EventType::DrawerClose, self.rng.random_range(4_000..15_000))
                 .txn(transaction),
         ]
     }
@@ -1050,7 +942,7 @@ impl Generator {
         let gap =
             customer_gap + self.scan_time(basket.len()) + self.rng.random_range(3_000..20_000);
         vec![
-            Step::new(EventKind::Void, gap)
+            Step::new(EventType::Void, gap)
                 .txn(&transaction)
                 .amount(amount)
                 .reason(reason)
@@ -1063,7 +955,7 @@ impl Generator {
         let transaction = self.take_transaction(index);
         let reason = self.pick(NO_SALE_REASONS);
         let mut steps = vec![
-            Step::new(EventKind::NoSale, customer_gap)
+            Step::new(EventType::NoSale, customer_gap)
                 .txn(&transaction)
                 .reason(reason),
         ];
@@ -1092,7 +984,7 @@ impl Generator {
         };
         let mut steps = vec![
             Step::new(
-                EventKind::Refund,
+                EventType::Refund,
                 customer_gap + self.rng.random_range(10_000..40_000),
             )
             .txn(&transaction)
@@ -1113,7 +1005,7 @@ impl Generator {
         let reason = self.pick(PAID_OUT_REASONS);
         let amount = self.rng.random_range(30..=300) * 10;
         let mut steps = vec![
-            Step::new(EventKind::PaidOut, customer_gap)
+            Step::new(EventType::PaidOut, customer_gap)
                 .txn(&transaction)
                 .amount(amount)
                 .reason(reason),
@@ -1127,7 +1019,7 @@ impl Generator {
         let reason = self.pick(PAID_IN_REASONS);
         let amount = [5_000, 10_000, 20_000][self.rng.random_range(0..3)];
         let mut steps = vec![
-            Step::new(EventKind::PaidIn, customer_gap)
+            Step::new(EventType::PaidIn, customer_gap)
                 .txn(&transaction)
                 .amount(amount)
                 .reason(reason),
@@ -1139,10 +1031,10 @@ impl Generator {
     fn shift_change(&mut self, index: usize, customer_gap: i64) -> Vec<Step> {
         let served = self.registers[index].transactions_this_shift;
         let next = self.take_off_duty(index);
-        let mut sign_on = Step::new(EventKind::SignOn, self.rng.random_range(20_000..90_000));
+        let mut sign_on = Step::new(EventType::SignOn, self.rng.random_range(20_000..90_000));
         sign_on.sign_on_cashier = Some(next);
         vec![
-            Step::new(EventKind::SignOff, customer_gap).attr("transactions", served),
+            Step::new(EventType::SignOff, customer_gap).attr("transactions", served),
             sign_on,
         ]
     }
@@ -1174,7 +1066,7 @@ mod tests {
     use super::*;
 
     fn parsed(given: &str) -> (String, u16) {
-        let addr = BrokerAddr::parse(given).expect("valid broker address");
+        let addr = broker_url(given).expect("valid broker address");
         (addr.host, addr.port)
     }
 
@@ -1205,7 +1097,7 @@ mod tests {
             "mqtt://[::1",
             "mqtt://:1883",
         ] {
-            let err = BrokerAddr::parse(given).expect_err(given).to_string();
+            let err = broker_url(given).expect_err(given).to_string();
             assert!(err.contains(EXPECTED_BROKER_FORMS), "{given}: {err}");
         }
     }

@@ -87,6 +87,19 @@ impl fmt::Display for BrokerUrl {
 }
 
 impl BrokerUrl {
+    /// A plain-TCP broker at a socket address, such as the embedded one.
+    pub fn plain(addr: SocketAddr) -> BrokerUrl {
+        let host = match addr {
+            SocketAddr::V4(a) => a.ip().to_string(),
+            SocketAddr::V6(a) => format!("[{}]", a.ip()),
+        };
+        BrokerUrl {
+            host,
+            port: addr.port(),
+            tls: false,
+        }
+    }
+
     /// Accepts `mqtt://`, `tcp://`, `mqtts://`, `ssl://` URLs and a bare `host:port`.
     pub fn parse(text: &str) -> Result<BrokerUrl, String> {
         let with_scheme = if text.contains("://") {
@@ -112,11 +125,17 @@ impl BrokerUrl {
             .host_str()
             .filter(|h| !h.is_empty())
             .ok_or_else(|| format!("\"{text}\" has no host"))?;
-        let host = host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_string();
+        // IPv6 hosts keep their brackets: the MQTT client joins host and port with a colon.
+        let host = host.to_string();
+        if !matches!(url.path(), "" | "/") || url.query().is_some() || url.fragment().is_some() {
+            return Err(format!(
+                "\"{text}\" has a path or query: give only the host and port"
+            ));
+        }
         let port = url.port().unwrap_or(if tls { 8883 } else { 1883 });
+        if port == 0 {
+            return Err(format!("\"{text}\": the port must be between 1 and 65535"));
+        }
         Ok(BrokerUrl { host, port, tls })
     }
 }

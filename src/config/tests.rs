@@ -865,7 +865,11 @@ fn broker_urls_accept_mqtt_tcp_mqtts_and_a_bare_host_and_port() {
         }
     );
     assert_eq!(parse("broker.local").port, 1883);
-    assert_eq!(parse("mqtt://[::1]:1883").host, "::1");
+    assert_eq!(
+        parse("mqtt://[::1]:1883").host,
+        "[::1]",
+        "kept in brackets, as the client joins host and port"
+    );
 }
 
 #[test]

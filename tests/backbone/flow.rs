@@ -259,11 +259,7 @@ async fn health_turns_503_while_the_broker_is_unreachable() {
         .unwrap()
         .local_addr()
         .unwrap();
-    let broker = BrokerUrl {
-        host: "127.0.0.1".into(),
-        port: closed.port(),
-        tls: false,
-    };
+    let broker = BrokerUrl::plain(closed);
     let site = Site::new();
     let daemon = Daemon::start(site.config(Some(&broker), "http://127.0.0.1:9", ""))
         .await

@@ -16,11 +16,7 @@ pub fn external_broker() -> BrokerUrl {
         _ => {
             let addr = tillmark::ingest::start_embedded_broker("127.0.0.1:0".parse().unwrap())
                 .expect("test broker");
-            BrokerUrl {
-                host: addr.ip().to_string(),
-                port: addr.port(),
-                tls: false,
-            }
+            BrokerUrl::plain(addr)
         }
     }
 }
