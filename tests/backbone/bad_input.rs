@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tillmark::Daemon;
 
 use crate::fake_nx::FakeNx;
 use crate::support::*;
@@ -13,14 +12,7 @@ use crate::support::*;
 async fn each_kind_of_bad_message_is_dead_lettered_with_a_reason_naming_the_field() {
     let nx = FakeNx::start(&[CAM1, CAM2]).await;
     let site = Site::new();
-    let daemon = Daemon::start(site.config(None, &nx.url, ""))
-        .await
-        .expect("daemon starts");
-    eventually(Duration::from_secs(10), "subscription", || async {
-        daemon.receiving().then_some(())
-    })
-    .await;
-    let mut bridge = Bridge::connect(daemon.broker()).await;
+    let (daemon, mut bridge) = start_daemon(site.config(None, &nx.url, "")).await;
     let topic = site.topic("shibuya-01", "r1");
     let good = event("ok-1", "sale", "r1", "2026-11-21T18:42:07.310+09:00");
     let with = |key: &str, value: Value| {
@@ -148,14 +140,7 @@ async fn each_kind_of_bad_message_is_dead_lettered_with_a_reason_naming_the_fiel
 async fn card_numbers_never_reach_the_database_file_or_the_camera_system() {
     let nx = FakeNx::start(&[CAM1, CAM2]).await;
     let site = Site::new();
-    let daemon = Daemon::start(site.config(None, &nx.url, ""))
-        .await
-        .expect("daemon starts");
-    eventually(Duration::from_secs(10), "subscription", || async {
-        daemon.receiving().then_some(())
-    })
-    .await;
-    let mut bridge = Bridge::connect(daemon.broker()).await;
+    let (daemon, mut bridge) = start_daemon(site.config(None, &nx.url, "")).await;
     let topic = site.topic("shibuya-01", "r1");
     let mut refund = event(
         "refund-card",

@@ -4,7 +4,6 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use tillmark::Daemon;
 use tillmark::event::event_key;
 
 use crate::fake_nx::FakeNx;
@@ -17,15 +16,7 @@ async fn an_nx_outage_with_expiring_sessions_and_lost_answers_still_makes_every_
     let nx = FakeNx::start_with_token_lifetime(&[CAM1, CAM2], 1).await;
     nx.state.faults.outage.store(true, Ordering::SeqCst);
     let site = Site::new();
-    let daemon = Daemon::start(site.config(None, &nx.url, ""))
-        .await
-        .expect("daemon starts");
-    eventually(Duration::from_secs(10), "subscription", || async {
-        daemon.receiving().then_some(())
-    })
-    .await;
-    let broker = daemon.broker().clone();
-    let mut bridge = Bridge::connect(&broker).await;
+    let (daemon, mut bridge) = start_daemon(site.config(None, &nx.url, "")).await;
 
     // 30 voids, a second apart at the register, alternating r1 (one camera) and r2 (two cameras).
     let mut expected = Vec::new();
@@ -113,30 +104,14 @@ async fn an_unknown_camera_ends_as_a_failed_bookmark_with_the_vendors_message_in
     // The server knows only CAM1: the void on r2 fails on CAM2 and is made on CAM1.
     let nx = FakeNx::start(&[CAM1]).await;
     let site = Site::new();
-    let daemon = Daemon::start(site.config(None, &nx.url, ""))
-        .await
-        .expect("daemon starts");
-    eventually(Duration::from_secs(10), "subscription", || async {
-        daemon.receiving().then_some(())
-    })
-    .await;
-    let mut bridge = Bridge::connect(daemon.broker()).await;
+    let (daemon, mut bridge) = start_daemon(site.config(None, &nx.url, "")).await;
     bridge
         .publish(
             &site.topic("shibuya-01", "r2"),
             &event("void-x", "void", "r2", "2026-11-21T18:42:07.310+09:00"),
         )
         .await;
-    let base = format!("http://{}", daemon.web_addr());
-    let bookmarks = eventually(Duration::from_secs(10), "both outcomes", || {
-        let url = format!("{base}/api/events");
-        async move {
-            let v = get_json(&url).await;
-            let b = v["events"][0]["bookmarks"].as_array()?.clone();
-            b.iter().all(|b| b["state"] != "pending").then_some(b)
-        }
-    })
-    .await;
+    let bookmarks = settled_bookmarks(&daemon).await;
     let failed = bookmarks.iter().find(|b| b["device"] == CAM2).unwrap();
     assert_eq!(failed["state"], "failed");
     let error = failed["last_error"].as_str().unwrap();
@@ -161,28 +136,15 @@ async fn wrong_nx_credentials_fail_the_bookmark_with_a_message_naming_the_user_a
     let text = site.config_text(None, &nx.url, "");
     let config =
         tillmark::config::Config::parse(&text, &|_| Some("wrong-password-123".into())).unwrap();
-    let daemon = Daemon::start(config).await.expect("daemon starts");
-    eventually(Duration::from_secs(10), "subscription", || async {
-        daemon.receiving().then_some(())
-    })
-    .await;
-    let mut bridge = Bridge::connect(daemon.broker()).await;
+    let (daemon, mut bridge) = start_daemon(config).await;
     bridge
         .publish(
             &site.topic("shibuya-01", "r1"),
             &event("void-pw", "void", "r1", "2026-11-21T18:42:07.310+09:00"),
         )
         .await;
-    let base = format!("http://{}", daemon.web_addr());
-    let b = eventually(Duration::from_secs(10), "a failed bookmark", || {
-        let url = format!("{base}/api/events");
-        async move {
-            let v = get_json(&url).await;
-            let b = v["events"][0]["bookmarks"][0].clone();
-            (b["state"] == "failed").then_some(b)
-        }
-    })
-    .await;
+    let b = settled_bookmarks(&daemon).await.remove(0);
+    assert_eq!(b["state"], "failed");
     let error = b["last_error"].as_str().unwrap();
     assert!(
         error.contains("refused the login of user \"tillmark\""),

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use serde_json::Value;
+use tillmark::Daemon;
 use tillmark::config::{BrokerUrl, Config};
 
 /// An external broker for tests that need one to outlive the daemon: Mosquitto when its URL is given,
@@ -206,4 +207,32 @@ pub fn event(id: &str, kind: &str, register: &str, at: &str) -> Value {
         "reason": "customer changed mind",
         "lines": ["ONIGIRI SALMON      180", "GREEN TEA 500ML     150", "*** VOID ***"],
     })
+}
+
+/// Starts a daemon, waits until it receives events, and connects a register bridge to its broker.
+pub async fn start_daemon(config: Config) -> (Daemon, Bridge) {
+    let daemon = Daemon::start(config).await.expect("daemon starts");
+    eventually(
+        Duration::from_secs(10),
+        "the daemon to subscribe",
+        || async { daemon.receiving().then_some(()) },
+    )
+    .await;
+    let bridge = Bridge::connect(daemon.broker()).await;
+    (daemon, bridge)
+}
+
+/// The bookmarks of the newest event, once none is pending any more.
+pub async fn settled_bookmarks(daemon: &Daemon) -> Vec<Value> {
+    let url = format!("http://{}/api/events", daemon.web_addr());
+    eventually(Duration::from_secs(10), "the bookmarks to settle", || {
+        let url = url.clone();
+        async move {
+            let b = get_json(&url).await["events"][0]["bookmarks"]
+                .as_array()?
+                .clone();
+            (!b.is_empty() && b.iter().all(|b| b["state"] != "pending")).then_some(b)
+        }
+    })
+    .await
 }

@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use serde_json::{Value, json};
-use tillmark::Daemon;
 use tillmark::config::Config;
 use tillmark::event::event_key;
 
@@ -88,12 +87,7 @@ registers = ["shibuya-01/r1"]
         (name == "HOOK_TOKEN").then(|| "tok-123".to_string())
     })
     .unwrap_or_else(|e| panic!("{e:?}"));
-    let daemon = Daemon::start(config).await.expect("daemon starts");
-    eventually(Duration::from_secs(10), "subscription", || async {
-        daemon.receiving().then_some(())
-    })
-    .await;
-    let mut bridge = Bridge::connect(daemon.broker()).await;
+    let (daemon, mut bridge) = start_daemon(config).await;
     bridge
         .publish(
             &site.topic("shibuya-01", "r1"),
@@ -101,15 +95,8 @@ registers = ["shibuya-01/r1"]
         )
         .await;
 
-    let base = format!("http://{}", daemon.web_addr());
-    let bookmark = eventually(Duration::from_secs(10), "the webhook bookmark made", || {
-        let url = format!("{base}/api/events");
-        async move {
-            let b = get_json(&url).await["events"][0]["bookmarks"][0].clone();
-            (b["state"] == "made").then_some(b)
-        }
-    })
-    .await;
+    let bookmark = settled_bookmarks(&daemon).await.remove(0);
+    assert_eq!(bookmark["state"], "made");
     assert_eq!(bookmark["vendor_id"], "4242");
     let requests = receiver.requests.lock().unwrap().clone();
     assert_eq!(requests.len(), 2, "one 429, then one success");
