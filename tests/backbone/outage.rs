@@ -154,4 +154,25 @@ async fn wrong_nx_credentials_fail_the_bookmark_with_a_message_naming_the_user_a
     assert!(!error.contains("wrong-password-123"));
     assert!(nx.bookmarks().is_empty());
     daemon.shutdown().await;
+
+    // The operator fixes the password and queues the failed bookmark again (`tillmark retry-failed`).
+    let store = tillmark::store::open(&site.db_url()).await.unwrap();
+    assert_eq!(
+        store
+            .retry_failed(None, tillmark::clock::now_ms())
+            .await
+            .unwrap(),
+        1
+    );
+    store.close().await;
+    let (daemon, _bridge) = start_daemon(site.config(None, &nx.url, "")).await;
+    let b = settled_bookmarks(&daemon).await.remove(0);
+    assert_eq!(b["state"], "made", "{b}");
+    assert_eq!(nx.bookmarks().len(), 1);
+    assert_eq!(
+        nx.bookmarks()[0].start_ms,
+        1_795_254_127_310 - 10_000,
+        "still at the original moment"
+    );
+    daemon.shutdown().await;
 }
