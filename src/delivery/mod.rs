@@ -40,7 +40,7 @@ pub struct Worker {
 impl Worker {
     pub async fn run(self, cancel: CancellationToken) {
         let (done_tx, done_rx) = tokio::sync::mpsc::unbounded_channel();
-        let recorder = tokio::spawn(record(self.store.clone(), done_rx));
+        let recorder = tokio::spawn(record(self.store.clone(), done_rx, self.wake.clone()));
         let slots = Arc::new(Semaphore::new(self.config.concurrency * 4));
         let mut per_system: HashMap<String, Arc<Semaphore>> = HashMap::new();
         let mut tasks: JoinSet<()> = JoinSet::new();
@@ -180,7 +180,11 @@ impl Worker {
 
 /// Writes outcomes as they come, many to a transaction under load, so delivery does not take the database
 /// writer from ingest one fsync per bookmark. Until an outcome is written its row stays leased to us.
-async fn record(store: Arc<dyn Store>, mut done: tokio::sync::mpsc::UnboundedReceiver<Finished>) {
+async fn record(
+    store: Arc<dyn Store>,
+    mut done: tokio::sync::mpsc::UnboundedReceiver<Finished>,
+    wake: Arc<Notify>,
+) {
     let mut batch = Vec::new();
     while let Some(first) = done.recv().await {
         batch.push(first);
@@ -195,7 +199,16 @@ async fn record(store: Arc<dyn Store>, mut done: tokio::sync::mpsc::UnboundedRec
         // checked on the camera system before anything is created again.
         for _ in 0..10 {
             match store.finish(&batch).await {
-                Ok(()) => break,
+                Ok(()) => {
+                    // A made bookmark may have pulled rows forward (the store's recovery rule): look now.
+                    if batch
+                        .iter()
+                        .any(|f| matches!(f.outcome, Outcome::Made { .. }))
+                    {
+                        wake.notify_one();
+                    }
+                    break;
+                }
                 Err(e) => {
                     tracing::error!(error = %e, outcomes = batch.len(), "Could not record delivery outcomes; retrying.");
                     tokio::time::sleep(delay).await;

@@ -224,7 +224,8 @@ pub trait Store: Send + Sync + 'static {
         limit: i64,
     ) -> Result<Vec<Job>, StoreError>;
 
-    /// Records the ends of attempts, releasing their leases, in one transaction.
+    /// Records the ends of attempts, releasing their leases, in one transaction. A bookmark made on a camera
+    /// system makes that system's rows waiting after failures due now: it answers again.
     async fn finish(&self, results: &[Finished]) -> Result<(), StoreError>;
 
     /// When the earliest pending bookmark is due (a claimed one counts from its lease end).

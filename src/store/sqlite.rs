@@ -329,6 +329,29 @@ impl Store for SqliteStore {
                 .execute(&mut *tx)
                 .await?;
         }
+        // A bookmark made means its camera system answers again: what waits there after failures goes now,
+        // rather than each row sleeping out its own backoff.
+        let mut made_ids: Vec<i64> = Vec::new();
+        for f in results {
+            if matches!(f.outcome, Outcome::Made { .. }) {
+                made_ids.push(f.bookmark_id);
+            }
+        }
+        if let Some(now_ms) = results.iter().map(|f| f.at_ms).max()
+            && !made_ids.is_empty()
+        {
+            let mut q = QueryBuilder::<Sqlite>::new("UPDATE bookmarks SET next_attempt_ms = ");
+            q.push_bind(now_ms);
+            q.push(" WHERE state = 'pending' AND claimed_until_ms IS NULL AND last_error IS NOT NULL AND next_attempt_ms > ");
+            q.push_bind(now_ms);
+            q.push(" AND system IN (SELECT DISTINCT system FROM bookmarks WHERE id IN (");
+            let mut list = q.separated(", ");
+            for id in &made_ids {
+                list.push_bind(*id);
+            }
+            q.push("))");
+            q.build().execute(&mut *tx).await?;
+        }
         tx.commit().await?;
         Ok(())
     }

@@ -176,3 +176,59 @@ async fn wrong_nx_credentials_fail_the_bookmark_with_a_message_naming_the_user_a
     );
     daemon.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_camera_system_answers_again_the_bookmarks_waiting_out_their_backoff_go_at_once() {
+    let nx = FakeNx::start(&[CAM1, CAM2]).await;
+    nx.state.faults.outage.store(true, Ordering::SeqCst);
+    let site = Site::new();
+    // After one quick retry, a failed bookmark would wait ten minutes on its own.
+    let text = site.config_text(None, &nx.url, "").replace(
+        "retry = [\"100ms\", \"200ms\", \"400ms\"]",
+        "retry = [\"100ms\", \"10m\"]",
+    );
+    let config = tillmark::config::Config::parse(&text, &|_| Some(NX_PASSWORD.into())).unwrap();
+    let (daemon, mut bridge) = start_daemon(config).await;
+    for i in 0..5 {
+        let id = format!("early-{i}");
+        bridge
+            .publish(
+                &site.topic("shibuya-01", "r1"),
+                &event(&id, "void", "r1", "2026-11-21T18:42:07.310+09:00"),
+            )
+            .await;
+    }
+    let base = format!("http://{}", daemon.web_addr());
+    eventually(
+        Duration::from_secs(10),
+        "every early bookmark in its long wait",
+        || {
+            let url = format!("{base}/api/events");
+            async move {
+                let v = get_json(&url).await;
+                let waiting = v["events"]
+                    .as_array()?
+                    .iter()
+                    .filter(|e| e["bookmarks"][0]["attempts"].as_i64() >= Some(2))
+                    .count();
+                (waiting == 5).then_some(())
+            }
+        },
+    )
+    .await;
+    nx.state.faults.outage.store(false, Ordering::SeqCst);
+    // A new event is tried at once; its success shows the system is back.
+    bridge
+        .publish(
+            &site.topic("shibuya-01", "r1"),
+            &event("late", "void", "r1", "2026-11-21T18:45:00+09:00"),
+        )
+        .await;
+    eventually(
+        Duration::from_secs(10),
+        "all six bookmarks made within seconds, not minutes",
+        || async { (nx.bookmarks().len() == 6).then_some(()) },
+    )
+    .await;
+    daemon.shutdown().await;
+}
