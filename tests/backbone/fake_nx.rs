@@ -79,6 +79,11 @@ impl FakeNx {
     }
 
     pub async fn start_with_token_lifetime(devices: &[&str], token_lifetime_s: u64) -> FakeNx {
+        Self::start_at("127.0.0.1:0", devices, token_lifetime_s).await
+    }
+
+    /// A server on a given address: one that was unreachable until now, as after a network outage.
+    pub async fn start_at(addr: &str, devices: &[&str], token_lifetime_s: u64) -> FakeNx {
         let state = Arc::new(NxState {
             username: "tillmark".into(),
             password: "s3cret-pw".into(),
@@ -90,10 +95,10 @@ impl FakeNx {
             faults: Faults::default(),
             next: AtomicU64::new(1),
         });
-        Self::serve(state).await
+        Self::serve(state, addr).await
     }
 
-    async fn serve(state: Arc<NxState>) -> FakeNx {
+    async fn serve(state: Arc<NxState>, addr: &str) -> FakeNx {
         let app = axum::Router::new()
             .route("/rest/v4/login/sessions", post(login))
             .route(
@@ -101,7 +106,7 @@ impl FakeNx {
                 post(create).get(search),
             )
             .with_state(state.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        let listener = tokio::net::TcpListener::bind(addr)
             .await
             .expect("bind fake Nx");
         let url = format!("http://{}", listener.local_addr().expect("addr"));

@@ -232,3 +232,58 @@ async fn when_the_camera_system_answers_again_the_bookmarks_waiting_out_their_ba
     .await;
     daemon.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bookmarks_of_events_from_while_the_network_was_down_are_made_once_it_is_back_at_their_moments()
+ {
+    // Nothing answers at the camera system's address yet: connections are refused, as with a pulled cable.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let site = Site::new();
+    let (daemon, mut bridge) = start_daemon(site.config(None, &format!("http://{addr}"), "")).await;
+    let moments = [
+        "2026-11-21T18:42:07.310+09:00",
+        "2026-11-21T18:50:00.000+09:00",
+        "2026-11-21T19:01:30.500+09:00",
+    ];
+    for (i, at) in moments.iter().enumerate() {
+        bridge
+            .publish(
+                &site.topic("shibuya-01", "r1"),
+                &event(&format!("down-{i}"), "no_sale", "r1", at),
+            )
+            .await;
+    }
+    let base = format!("http://{}", daemon.web_addr());
+    let error = eventually(
+        Duration::from_secs(10),
+        "retries that could not connect",
+        || {
+            let url = format!("{base}/api/events");
+            async move {
+                let b = get_json(&url).await["events"][0]["bookmarks"][0].clone();
+                (b["attempts"].as_i64() >= Some(2))
+                    .then(|| b["last_error"].as_str().unwrap_or_default().to_string())
+            }
+        },
+    )
+    .await;
+    assert!(error.contains("could not connect"), "{error}");
+
+    let nx = FakeNx::start_at(&addr.to_string(), &[CAM1, CAM2], 3600).await;
+    eventually(Duration::from_secs(15), "the three bookmarks", || async {
+        (nx.bookmarks().len() >= 3).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut starts: Vec<i64> = nx.bookmarks().iter().map(|b| b.start_ms).collect();
+    starts.sort_unstable();
+    assert_eq!(
+        starts,
+        [1_795_254_117_310, 1_795_254_590_000, 1_795_255_280_500],
+        "each at its own moment, once"
+    );
+    daemon.shutdown().await;
+}
