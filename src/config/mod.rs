@@ -4,7 +4,7 @@
 //! Secrets are never in the file: it names environment variables (`password_env`), read here into [`Secret`]s.
 
 mod duration;
-mod reader;
+pub(crate) mod reader;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
@@ -330,31 +330,7 @@ impl Config {
         text: &str,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Config, Vec<ConfigError>> {
-        let root = match toml::de::DeTable::parse(text) {
-            Ok(root) => root,
-            Err(e) => {
-                let doc = Doc::new(text);
-                let line = e.span().map(|s| doc.line_of(&s));
-                return Err(vec![ConfigError {
-                    path: String::new(),
-                    line,
-                    message: e.message().to_string(),
-                }]);
-            }
-        };
-        let doc = Doc::new(text);
-        let top = Table::root(&doc, &root);
-        let config = Builder { doc: &doc, env }.build(&top);
-        top.finish();
-        match config {
-            Some(config) if !doc.has_errors() => Ok(config),
-            _ => {
-                // Sections are read in a fixed order, not the file's: sort so the list reads top to bottom.
-                let mut errors = doc.into_errors();
-                errors.sort_by_key(|e| e.line);
-                Err(errors)
-            }
-        }
+        reader::read_document(text, |doc, top| Builder { doc, env }.build(top))
     }
 
     pub fn store(&self, id: &str) -> Option<&StoreConfig> {

@@ -31,6 +31,38 @@ impl fmt::Display for ConfigError {
     }
 }
 
+/// Reads a whole TOML document with `build`, returning what it built or every problem found, in file order.
+/// `build` records problems on the `Doc`; any problem makes the result an error, even if `build` returned a value.
+pub fn read_document<T>(
+    text: &str,
+    build: impl FnOnce(&Doc, &Table) -> Option<T>,
+) -> Result<T, Vec<ConfigError>> {
+    let doc = Doc::new(text);
+    let root = match toml::de::DeTable::parse(text) {
+        Ok(root) => root,
+        Err(e) => {
+            let line = e.span().map(|s| doc.line_of(&s));
+            return Err(vec![ConfigError {
+                path: String::new(),
+                line,
+                message: e.message().to_string(),
+            }]);
+        }
+    };
+    let top = Table::root(&doc, &root);
+    let built = build(&doc, &top);
+    top.finish();
+    match built {
+        Some(value) if !doc.has_errors() => Ok(value),
+        _ => {
+            // Sections are read in a fixed order, not the file's: sort so the list reads top to bottom.
+            let mut errors = doc.into_errors();
+            errors.sort_by_key(|e| e.line);
+            Err(errors)
+        }
+    }
+}
+
 /// Shared state of one read: the source (to turn byte offsets into lines) and the errors so far.
 pub struct Doc<'s> {
     source: &'s str,
