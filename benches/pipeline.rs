@@ -87,6 +87,8 @@ embedded_listen = "127.0.0.1:0"
 url = "sqlite://{db}"
 [web]
 listen = "127.0.0.1:0"
+[integrations]
+dir = "{defs}"
 [delivery]
 concurrency = 16
 [[stores]]
@@ -94,17 +96,26 @@ id = "bench"
 timezone = "Asia/Tokyo"
 [[camera_systems]]
 id = "hook"
-integration = "webhook"
+integration = "bench-hook"
 url = "{hook}"
-[camera_systems.options]
-body = '{{"sent_us": {{{{ event.attributes.sent_us | tojson }}}}, "key": {{{{ key | tojson }}}}}}'
 [[cameras]]
 system = "hook"
 device = "cam"
 registers = ["bench/r1", "bench/r2", "bench/r3", "bench/r4"]
 "#,
         db = dir.path().join("bench.db").display(),
+        defs = dir.path().display(),
     );
+    // A definition whose body carries the publish instant, so the receiver can measure latency.
+    std::fs::write(
+        dir.path().join("bench-hook.toml"),
+        r#"name = "bench-hook"
+[create]
+url = "{{ system.url }}"
+body = '{"sent_us": {{ event.attributes.sent_us | tojson }}, "key": {{ key | tojson }}}'
+"#,
+    )
+    .expect("write the bench definition");
     let config = Config::parse(&text, &|_| None).expect("bench config");
     let daemon = Daemon::start(config).await.expect("daemon");
     while !daemon.receiving() {

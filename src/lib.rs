@@ -34,6 +34,8 @@ pub struct Daemon {
     delivery_cancel: CancellationToken,
     web: JoinHandle<()>,
     web_cancel: CancellationToken,
+    watcher: JoinHandle<()>,
+    watch_cancel: CancellationToken,
     store: Arc<dyn Store>,
     web_addr: SocketAddr,
     broker: BrokerUrl,
@@ -83,7 +85,18 @@ impl Daemon {
                 "Picked up bookmarks a previous run had in flight; each is checked before it is created again."
             );
         }
-        let cameras = camera::Cameras::build(&config)?;
+        let integrations = camera::Integrations::load(&config.integrations.dir);
+        let cameras = camera::Cameras::build(&config, &integrations)?;
+        for sys in &config.camera_systems {
+            if let config::Integration::Defined(name) = &sys.integration
+                && integrations.get(name).is_none()
+            {
+                tracing::warn!(system = %sys.id, integration = %name, dir = %config.integrations.dir.display(),
+                    "No valid definition for this camera system; its bookmarks wait until one appears.");
+            }
+        }
+        let watch_cancel = CancellationToken::new();
+        let watcher = tokio::spawn(integrations.clone().watch(watch_cancel.clone()));
 
         let broker = match &config.mqtt.url {
             Some(url) => url.clone(),
@@ -130,6 +143,13 @@ impl Daemon {
             wake: wake.clone(),
         };
         let delivery = tokio::spawn(worker.run(delivery_cancel.clone()));
+        tokio::spawn(expedite_on_new_definitions(
+            config.clone(),
+            integrations.clone(),
+            store.clone(),
+            wake.clone(),
+            watch_cancel.clone(),
+        ));
         let ingest = ingest::start(config.clone(), &broker, store.clone(), wake, intake);
         Ok(Daemon {
             ingest,
@@ -137,6 +157,8 @@ impl Daemon {
             delivery_cancel,
             web,
             web_cancel,
+            watcher,
+            watch_cancel,
             store,
             web_addr,
             broker,
@@ -167,7 +189,44 @@ impl Daemon {
         }
         self.web_cancel.cancel();
         let _ = self.web.await;
+        self.watch_cancel.cancel();
+        let _ = self.watcher.await;
         self.store.close().await;
         tracing::info!("Stopped.");
+    }
+}
+
+/// When new definitions go into service, the bookmarks that waited for them (or failed against the old ones
+/// with a retryable error) go now instead of after their backoff.
+async fn expedite_on_new_definitions(
+    config: Arc<Config>,
+    integrations: camera::Integrations,
+    store: Arc<dyn Store>,
+    wake: Arc<Notify>,
+    cancel: CancellationToken,
+) {
+    let systems: Vec<String> = config
+        .camera_systems
+        .iter()
+        .filter(|s| matches!(s.integration, config::Integration::Defined(_)))
+        .map(|s| s.id.clone())
+        .collect();
+    let mut swaps = integrations.swaps();
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            changed = swaps.changed() => if changed.is_err() { return },
+        }
+        match store.expedite(&systems, clock::now_ms()).await {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::info!(
+                    bookmarks = n,
+                    "New vendor definitions in service; retrying waiting bookmarks now."
+                );
+                wake.notify_one();
+            }
+            Err(e) => tracing::warn!(error = %e, "Could not reschedule waiting bookmarks."),
+        }
     }
 }

@@ -43,7 +43,7 @@ colour = "blue"
 [[stores]]
 id = "shibuya-01"
 [[camera_systems]]
-integration = "milestone-xyz"
+integration = "Milestone XYZ"
 "#;
 
 const NX_PASSWORD: &str = "nx-pass-7f3a9c";
@@ -96,7 +96,7 @@ fn check_config_on_a_file_with_mistakes_exits_1_and_prints_every_error_with_its_
   - stores[0].timezone (line 6): is required
   - camera_systems[0].id (line 8): is required
   - camera_systems[0].url (line 8): is required
-  - camera_systems[0].integration (line 9): unknown integration \"milestone-xyz\"; available: nx-witness, webhook
+  - camera_systems[0].integration (line 9): \"Milestone XYZ\" is not an integration name: use nx-witness or a definition's name (a-z, 0-9, -), such as webhook
 ",
             file.display()
         )

@@ -4,11 +4,13 @@
 //! An adapter reports what the vendor's answer means for the row (made, retry, failed) and whether the
 //! bookmark may now exist on the vendor's side; the delivery layer turns that into the schedule.
 
+mod defined;
+pub mod definition;
 mod http;
 mod nx;
+mod registry;
 mod template;
 pub mod text;
-mod webhook;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,6 +22,7 @@ use serde::Serialize;
 use crate::config::{CameraSystemConfig, Config, Integration};
 use crate::store::Job;
 
+pub use registry::Integrations;
 pub use template::check as check_template;
 
 /// What one delivery attempt came to.
@@ -66,7 +69,7 @@ pub struct Cameras {
 }
 
 impl Cameras {
-    pub fn build(config: &Config) -> Result<Cameras, BuildError> {
+    pub fn build(config: &Config, integrations: &Integrations) -> Result<Cameras, BuildError> {
         let mut systems: HashMap<String, Arc<dyn CameraSystem>> = HashMap::new();
         for sys in &config.camera_systems {
             let client =
@@ -76,9 +79,14 @@ impl Cameras {
                         message,
                     }
                 })?;
-            let adapter: Arc<dyn CameraSystem> = match sys.integration {
+            let adapter: Arc<dyn CameraSystem> = match &sys.integration {
                 Integration::NxWitness => Arc::new(nx::NxWitness::new(sys, client)),
-                Integration::Webhook => Arc::new(webhook::Webhook::new(sys, client)),
+                Integration::Defined(name) => Arc::new(defined::Defined::new(
+                    name,
+                    sys,
+                    client,
+                    integrations.clone(),
+                )),
             };
             systems.insert(sys.id.clone(), adapter);
         }

@@ -1,6 +1,13 @@
-//! Templates an operator writes in the config (web viewer links, webhook bodies), rendered with minijinja over
-//! the event, the bookmark window and the camera. Undefined variables are errors, so a typo shows up in
-//! `check-config` rather than as an empty field on the camera system.
+//! Templates written by operators and integrators (request URLs, headers and bodies in definitions, footage
+//! links), rendered with minijinja. Undefined variables are errors, so a typo fails `integrations check` or
+//! the attempt, loudly, instead of sending an empty field to a camera system.
+//!
+//! Variables of a request: `event` (the contract's fields), `key` (the event key), `bookmark_uuid` (a UUID v5
+//! of key and camera, stable across retries), `camera` (`system`, `device`, `name`), `system` (`id`, `url`
+//! without a trailing slash, `host`, `username`, `options`), `options`, `name` and `description` (the
+//! bookmark's text, cut to the definition's limits), and `window`: `start_ms`, `end_ms`, `duration_ms`,
+//! `start_s`, `end_s` (float seconds), `start_iso`, `end_iso` (UTC, milliseconds), `moment_ms`, `moment_s`,
+//! `moment_iso` (the event's own moment).
 
 use chrono::{TimeZone, Utc};
 use minijinja::{Environment, UndefinedBehavior, Value, context};
@@ -19,12 +26,20 @@ fn env() -> Environment<'static> {
     env
 }
 
-/// Compiles a template, for config validation.
+/// Compiles a template, for validation.
 pub fn check(source: &str) -> Result<(), String> {
-    let env = env();
-    env.template_from_str(source)
+    env()
+        .template_from_str(source)
         .map(|_| ())
         .map_err(|e| format!("template error: {e}"))
+}
+
+pub fn render(source: &str, ctx: &Value) -> Result<String, String> {
+    let env = env();
+    let tpl = env
+        .template_from_str(source)
+        .map_err(|e| format!("template error: {e}"))?;
+    tpl.render(ctx).map_err(|e| format!("template error: {e}"))
 }
 
 fn iso(ms: i64) -> String {
@@ -34,15 +49,20 @@ fn iso(ms: i64) -> String {
         .unwrap_or_default()
 }
 
-fn window(start_ms: i64, duration_ms: i64) -> Value {
+/// A span of time in the units vendors ask for; `moment_ms` is the event's own moment.
+pub fn window(start_ms: i64, duration_ms: i64, moment_ms: i64) -> Value {
+    let end_ms = start_ms + duration_ms;
     context! {
         start_ms => start_ms,
-        end_ms => start_ms + duration_ms,
+        end_ms => end_ms,
         duration_ms => duration_ms,
-        start_s => start_ms / 1000,
-        end_s => (start_ms + duration_ms) / 1000,
+        start_s => start_ms as f64 / 1000.0,
+        end_s => end_ms as f64 / 1000.0,
         start_iso => iso(start_ms),
-        end_iso => iso(start_ms + duration_ms),
+        end_iso => iso(end_ms),
+        moment_ms => moment_ms,
+        moment_s => moment_ms as f64 / 1000.0,
+        moment_iso => iso(moment_ms),
     }
 }
 
@@ -54,37 +74,54 @@ fn host(system: &CameraSystemConfig) -> String {
     }
 }
 
+fn system_value(system: &CameraSystemConfig) -> Value {
+    context! {
+        id => system.id.clone(),
+        url => system.url.as_str().trim_end_matches('/').to_string(),
+        host => host(system),
+        username => system.username.clone().unwrap_or_default(),
+        options => Value::from_serialize(&system.options),
+    }
+}
+
+/// A footage link at `start_ms` on a camera.
 pub fn render_link(
     source: &str,
     system: &CameraSystemConfig,
     device: &str,
     start_ms: i64,
 ) -> Result<String, String> {
-    let env = env();
-    let tpl = env.template_from_str(source).map_err(|e| e.to_string())?;
-    let w = window(start_ms, 0);
-    tpl.render(context! { device => device, host => host(system), options => Value::from_serialize(&system.options), ..w })
-        .map_err(|e| e.to_string())
+    let ctx = context! {
+        device => device,
+        host => host(system),
+        system => system_value(system),
+        options => Value::from_serialize(&system.options),
+        camera => context! { device => device },
+        window => window(start_ms, 0, start_ms),
+        ..window(start_ms, 0, start_ms)
+    };
+    render(source, &ctx)
 }
 
-/// Renders a webhook body over the whole job.
-pub fn render_body(
-    source: &str,
+/// Everything a request template can use, for one attempt at one bookmark.
+pub fn request_context(
     system: &CameraSystemConfig,
     job: &Job,
-    extra: Value,
-) -> Result<String, String> {
-    let env = env();
-    let tpl = env.template_from_str(source).map_err(|e| e.to_string())?;
+    window: Value,
+    name: String,
+    description: String,
+) -> Value {
     let b = &job.bookmark;
-    let ctx = context! {
+    let uuid_name = format!("{}:{}", job.event.key, b.device);
+    context! {
         event => Value::from_serialize(&job.event),
         key => job.event.key.clone(),
+        bookmark_uuid => uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, uuid_name.as_bytes()).to_string(),
         camera => context! { system => b.system.clone(), device => b.device.clone(), name => b.camera.clone() },
-        host => host(system),
+        system => system_value(system),
         options => Value::from_serialize(&system.options),
-        window => window(b.start_ms, b.duration_ms),
-        ..extra
-    };
-    tpl.render(ctx).map_err(|e| e.to_string())
+        name => name,
+        description => description,
+        window => window,
+    }
 }

@@ -49,6 +49,7 @@ pub struct Config {
     pub web: WebConfig,
     pub bookmarks: BookmarkConfig,
     pub delivery: DeliveryConfig,
+    pub integrations: IntegrationsConfig,
     pub stores: Vec<StoreConfig>,
     pub camera_systems: Vec<CameraSystemConfig>,
     pub cameras: Vec<CameraConfig>,
@@ -187,30 +188,40 @@ pub struct StoreConfig {
     pub timezone: chrono_tz::Tz,
 }
 
-/// Which vendor definition talks to a camera system.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What talks to a camera system: the Nx Witness adapter built in Rust, or a vendor definition by name
+/// (built in, or a file in the integrations folder).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Integration {
     NxWitness,
-    Webhook,
+    Defined(String),
 }
 
 impl Integration {
-    pub const NAMES: [&'static str; 2] = ["nx-witness", "webhook"];
-
+    /// `nx-witness`, or any definition name (a-z, 0-9, -); whether that definition exists is checked when
+    /// the definitions are loaded, so a missing one holds bookmarks instead of stopping the daemon.
     pub fn parse(name: &str) -> Option<Integration> {
         match name {
             "nx-witness" => Some(Integration::NxWitness),
-            "webhook" => Some(Integration::Webhook),
+            _ if crate::camera::definition::is_valid_name(name) => {
+                Some(Integration::Defined(name.to_string()))
+            }
             _ => None,
         }
     }
 
-    pub fn name(self) -> &'static str {
+    pub fn name(&self) -> &str {
         match self {
             Integration::NxWitness => "nx-witness",
-            Integration::Webhook => "webhook",
+            Integration::Defined(name) => name,
         }
     }
+}
+
+/// `[integrations]`: where vendor definitions are read from.
+#[derive(Debug, Clone)]
+pub struct IntegrationsConfig {
+    /// Default `integrations`, relative to the working directory. Watched: changes apply within seconds.
+    pub dir: PathBuf,
 }
 
 /// `[[camera_systems]]`: one NVR, VMS or cloud account.
@@ -354,6 +365,7 @@ impl Builder<'_> {
         let web = self.web(top.opt_table("web").as_ref());
         let bookmarks = self.bookmarks(top.opt_table("bookmarks").as_ref());
         let delivery = self.delivery(top.opt_table("delivery").as_ref());
+        let integrations = self.integrations(top.opt_table("integrations").as_ref());
         let store_tables = top.tables("stores");
         let system_tables = top.tables("camera_systems");
         // Cross references use every id the file declares, valid section or not: a store with a mistyped time
@@ -384,6 +396,7 @@ impl Builder<'_> {
             web: web?,
             bookmarks: bookmarks?,
             delivery: delivery?,
+            integrations,
             stores,
             camera_systems: systems,
             cameras,
@@ -566,6 +579,17 @@ impl Builder<'_> {
         Some(cfg)
     }
 
+    fn integrations(&self, t: Option<&Table>) -> IntegrationsConfig {
+        let dir = t.and_then(|t| {
+            let dir = t.opt_str("dir").map(|d| PathBuf::from(d.value));
+            t.finish();
+            dir
+        });
+        IntegrationsConfig {
+            dir: dir.unwrap_or_else(|| PathBuf::from("integrations")),
+        }
+    }
+
     fn delivery(&self, t: Option<&Table>) -> Option<DeliveryConfig> {
         let mut cfg = DeliveryConfig {
             retry: DEFAULT_RETRY.iter().map(|ms| Millis(*ms)).collect(),
@@ -651,9 +675,9 @@ impl Builder<'_> {
                         t.error(
                             "integration",
                             format!(
-                                "unknown integration \"{}\"; available: {}",
-                                i.value,
-                                Integration::NAMES.join(", ")
+                                "\"{}\" is not an integration name: use nx-witness or a definition's name \
+                                 (a-z, 0-9, -), such as webhook",
+                                i.value
                             ),
                         );
                         None
@@ -712,16 +736,6 @@ impl Builder<'_> {
             if password.is_none() && !t.has("password_env") {
                 t.error("password_env", "is required by nx-witness");
             }
-        }
-        if integration == Some(Integration::Webhook)
-            && let Some(body) = options.get("body").and_then(|b| b.as_str())
-            && let Err(e) = crate::camera::check_template(body)
-        {
-            self.doc.push(
-                format!("{}.options.body", t.path()),
-                Some(t.line_of("options")),
-                e,
-            );
         }
         t.finish();
         Some(CameraSystemConfig {

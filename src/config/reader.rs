@@ -140,10 +140,6 @@ impl<'a, 'i> Table<'a, 'i> {
         }
     }
 
-    pub fn path(&self) -> &str {
-        &self.path
-    }
-
     pub fn key_path(&self, key: &str) -> String {
         if self.path.is_empty() {
             key.to_string()
@@ -298,6 +294,65 @@ impl<'a, 'i> Table<'a, 'i> {
                     path,
                     Some(line),
                     format!("expected a string, found {}", other.type_str()),
+                ),
+            }
+        }
+        Some(out)
+    }
+
+    /// Every entry of a free-form table of strings (such as HTTP headers), each with its path and line.
+    pub fn string_entries(&self) -> Vec<(String, At<String>)> {
+        let mut out = Vec::new();
+        for (k, v) in self.table.iter() {
+            let key = k.get_ref().to_string();
+            let path = self.key_path_owned(&key);
+            let line = self.doc.line_of(&v.span());
+            match v.get_ref() {
+                DeValue::String(s) => out.push((
+                    key,
+                    At {
+                        value: s.to_string(),
+                        path,
+                        line,
+                    },
+                )),
+                other => self.doc.push(
+                    path,
+                    Some(line),
+                    format!("expected a string, found {}", other.type_str()),
+                ),
+            }
+        }
+        out
+    }
+
+    /// A list of integers within `range`, such as HTTP status codes.
+    pub fn opt_int_list(&self, key: &'static str, range: Range<i64>) -> Option<Vec<i64>> {
+        let v = self.get(key)?;
+        let DeValue::Array(items) = v.get_ref() else {
+            self.wrong_type(key, v, "a list of integers");
+            return None;
+        };
+        let mut out = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let path = format!("{}[{i}]", self.key_path(key));
+            let line = self.doc.line_of(&item.span());
+            let n = match item.get_ref() {
+                DeValue::Integer(n) => {
+                    i64::from_str_radix(&n.as_str().replace('_', ""), n.radix()).ok()
+                }
+                _ => None,
+            };
+            match n {
+                Some(n) if range.contains(&n) => out.push(n),
+                _ => self.doc.push(
+                    path,
+                    Some(line),
+                    format!(
+                        "expected an integer from {} to {}",
+                        range.start,
+                        range.end - 1
+                    ),
                 ),
             }
         }

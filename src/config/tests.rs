@@ -227,7 +227,10 @@ registers = ["umeda-03/r1"]
     );
     assert_eq!(config.stores[0].name, "umeda-03");
     assert_eq!(config.cameras[0].name, "cam-7");
-    assert_eq!(config.camera_systems[0].integration, Integration::Webhook);
+    assert_eq!(
+        config.camera_systems[0].integration,
+        Integration::Defined("webhook".into())
+    );
 }
 
 #[test]
@@ -363,7 +366,7 @@ password = "hunter2"
 
 [[camera_systems]]
 id = "cloud"
-integration = "milestone-xyz"
+integration = "Milestone XYZ"
 url = "ftp://x"
 
 [[cameras]]
@@ -401,7 +404,7 @@ fn a_config_with_many_mistakes_reports_all_of_them_at_once_in_file_order() {
             ),
             ("camera_systems[0].password_env", at("NVR_PASSWORD")),
             ("camera_systems[0].password", at("hunter2")),
-            ("camera_systems[1].integration", at("milestone-xyz")),
+            ("camera_systems[1].integration", at("Milestone XYZ")),
             ("camera_systems[1].url", at("ftp://x")),
             // A required key that is missing is placed on its section's header line.
             (
@@ -433,7 +436,7 @@ fn each_mistake_comes_with_a_message_that_says_how_to_fix_it() {
     let message = |path: &str| error_at(&errors, path).message.clone();
     assert_eq!(
         message("colour"),
-        "unknown key; expected one of: bookmarks, camera_systems, cameras, database, delivery, mqtt, stores, web"
+        "unknown key; expected one of: bookmarks, camera_systems, cameras, database, delivery, integrations, mqtt, stores, web"
     );
     assert_eq!(
         message("mqtt.retain"),
@@ -476,7 +479,7 @@ fn each_mistake_comes_with_a_message_that_says_how_to_fix_it() {
     );
     assert_eq!(
         message("camera_systems[1].integration"),
-        "unknown integration \"milestone-xyz\"; available: nx-witness, webhook"
+        "\"Milestone XYZ\" is not an integration name: use nx-witness or a definition's name (a-z, 0-9, -), such as webhook"
     );
     assert_eq!(
         message("camera_systems[1].url"),
@@ -764,7 +767,7 @@ fn the_error_list_names_the_file_counts_the_errors_and_lists_each_on_its_own_lin
         lines.next(),
         Some(
             "  - colour (line 1): unknown key; expected one of: bookmarks, camera_systems, cameras, database, \
-             delivery, mqtt, stores, web"
+             delivery, integrations, mqtt, stores, web"
         )
     );
     assert_eq!(lines.count(), 17);

@@ -228,6 +228,10 @@ pub trait Store: Send + Sync + 'static {
     /// system makes that system's rows waiting after failures due now: it answers again.
     async fn finish(&self, results: &[Finished]) -> Result<(), StoreError>;
 
+    /// Makes the bookmarks of these camera systems that wait after a failure due now, for when what failed
+    /// them is fixed (a definition appeared or changed).
+    async fn expedite(&self, systems: &[String], now_ms: i64) -> Result<u64, StoreError>;
+
     /// When the earliest pending bookmark is due (a claimed one counts from its lease end).
     async fn next_due_ms(&self) -> Result<Option<i64>, StoreError>;
 

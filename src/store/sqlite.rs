@@ -22,6 +22,9 @@ pub struct SqliteStore {
 
 const EVENT_COLUMNS: &str = "e.seq, e.event_key, e.id AS event_id, e.type, e.at, e.at_ms, e.received_ms, e.store, e.register, \
      e.cashier, e.txn, e.amount, e.currency, e.reason, e.lines, e.attributes, e.flagged, e.mapped, e.topic";
+/// Rows sleeping out a backoff after a failure, waiting past the bound that follows.
+const WAITING_AFTER_FAILURE: &str = " WHERE state = 'pending' AND claimed_until_ms IS NULL AND last_error IS NOT NULL AND next_attempt_ms > ";
+
 const BOOKMARK_COLUMNS: &str = "b.id, b.system, b.device, b.camera, b.start_ms, b.duration_ms, b.state, b.attempts, \
      b.next_attempt_ms, b.vendor_id, b.last_error, b.made_ms";
 
@@ -342,7 +345,7 @@ impl Store for SqliteStore {
         {
             let mut q = QueryBuilder::<Sqlite>::new("UPDATE bookmarks SET next_attempt_ms = ");
             q.push_bind(now_ms);
-            q.push(" WHERE state = 'pending' AND claimed_until_ms IS NULL AND last_error IS NOT NULL AND next_attempt_ms > ");
+            q.push(WAITING_AFTER_FAILURE);
             q.push_bind(now_ms);
             q.push(" AND system IN (SELECT DISTINCT system FROM bookmarks WHERE id IN (");
             let mut list = q.separated(", ");
@@ -354,6 +357,23 @@ impl Store for SqliteStore {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn expedite(&self, systems: &[String], now_ms: i64) -> Result<u64, StoreError> {
+        if systems.is_empty() {
+            return Ok(0);
+        }
+        let mut q = QueryBuilder::<Sqlite>::new("UPDATE bookmarks SET next_attempt_ms = ");
+        q.push_bind(now_ms);
+        q.push(WAITING_AFTER_FAILURE);
+        q.push_bind(now_ms);
+        q.push(" AND system IN (");
+        let mut list = q.separated(", ");
+        for system in systems {
+            list.push_bind(system);
+        }
+        q.push(")");
+        Ok(q.build().execute(&self.writer).await?.rows_affected())
     }
 
     async fn next_due_ms(&self) -> Result<Option<i64>, StoreError> {

@@ -230,7 +230,7 @@ struct EventPage {
 struct Mark {
     b: BookmarkView,
     /// `nx-witness`, `webhook`; `None` when the system left the config.
-    integration: Option<&'static str>,
+    integration: Option<String>,
     start: String,
     end: String,
     next_attempt: Option<String>,
@@ -262,7 +262,7 @@ fn event_page(
             Mark {
                 integration: config
                     .camera_system(&r.system)
-                    .map(|s| s.integration.name()),
+                    .map(|s| s.integration.name().to_string()),
                 start: zone.datetime(r.start_ms),
                 end: zone.span_end(r.start_ms, r.start_ms.saturating_add(r.duration_ms)),
                 next_attempt: r.next_attempt_ms.map(|ms| zone.datetime(ms)),

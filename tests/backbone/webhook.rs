@@ -1,4 +1,5 @@
-//! The generic webhook: the operator's body template, auth, the idempotency header, and `Retry-After`.
+//! The generic webhook and definitions derived from it: the built-in body, an integrator's own definition
+//! file, hot reload of that file while events flow, auth, the idempotency header, and `Retry-After`.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -16,7 +17,7 @@ struct Receiver {
     requests: Arc<Mutex<Vec<(Instant, HeaderMap, String)>>>,
 }
 
-async fn start_receiver() -> (String, Receiver) {
+async fn start_receiver(first_busy: bool) -> (String, Receiver) {
     let receiver = Receiver::default();
     let state = receiver.clone();
     let app = axum::Router::new().route(
@@ -26,7 +27,7 @@ async fn start_receiver() -> (String, Receiver) {
             async move {
                 let mut requests = state.requests.lock().unwrap();
                 requests.push((Instant::now(), headers, body));
-                if requests.len() == 1 {
+                if first_busy && requests.len() == 1 {
                     // Busy: come back in a second.
                     (
                         StatusCode::TOO_MANY_REQUESTS,
@@ -48,10 +49,7 @@ async fn start_receiver() -> (String, Receiver) {
     (url, receiver)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_webhook_gets_the_templated_body_with_auth_and_idempotency_key_and_honours_retry_after() {
-    let (url, receiver) = start_receiver().await;
-    let site = Site::new();
+fn hook_config(site: &Site, url: &str, integration: &str, dir: &std::path::Path) -> Config {
     let text = format!(
         r#"
 [mqtt]
@@ -64,30 +62,44 @@ url = "{db}"
 listen = "127.0.0.1:0"
 [delivery]
 retry = ["100ms"]
+[integrations]
+dir = "{dir}"
 [[stores]]
 id = "shibuya-01"
 timezone = "Asia/Tokyo"
 [[camera_systems]]
 id = "hook"
-integration = "webhook"
+integration = "{integration}"
 url = "{url}"
 api_key_env = "HOOK_TOKEN"
-[camera_systems.options]
-body = '{{"camera": {{{{ camera.device | tojson }}}}, "at_ms": {{{{ window.start_ms }}}}, "until": {{{{ window.end_iso | tojson }}}}, "title": {{{{ name | tojson }}}}, "receipt": {{{{ event.lines | tojson }}}}}}'
 [[cameras]]
 system = "hook"
 device = "door-cam"
+name = "Door"
 registers = ["shibuya-01/r1"]
 "#,
         client = site.client_id,
         root = site.topic_root,
         db = site.db_url(),
+        dir = dir.display(),
     );
-    let config = Config::parse(&text, &|name| {
+    Config::parse(&text, &|name| {
         (name == "HOOK_TOKEN").then(|| "tok-123".to_string())
     })
-    .unwrap_or_else(|e| panic!("{e:?}"));
-    let (daemon, mut bridge) = start_daemon(config).await;
+    .unwrap_or_else(|e| panic!("{e:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_built_in_webhook_posts_its_documented_body_with_bearer_auth_and_honours_retry_after() {
+    let (url, receiver) = start_receiver(true).await;
+    let site = Site::new();
+    let (daemon, mut bridge) = start_daemon(hook_config(
+        &site,
+        &url,
+        "webhook",
+        &site.dir.path().join("none"),
+    ))
+    .await;
     bridge
         .publish(
             &site.topic("shibuya-01", "r1"),
@@ -107,20 +119,176 @@ registers = ["shibuya-01/r1"]
     );
     let (_, headers, body) = &requests[1];
     assert_eq!(headers["authorization"], "Bearer tok-123");
-    assert_eq!(
-        headers["idempotency-key"],
-        format!("{}:door-cam", event_key("shibuya-01", "ref-1"))
-    );
+    let key = event_key("shibuya-01", "ref-1");
+    assert_eq!(headers["idempotency-key"], format!("{key}:door-cam"));
     let body: Value = serde_json::from_str(body).unwrap();
+    assert_eq!(body["key"], key);
+    assert_eq!(body["name"], "REFUND ¥1,280 · r1 · c117");
+    assert_eq!(body["start_ms"], 1_795_254_127_310_i64 - 10_000);
+    assert_eq!(body["duration_ms"], 30_000);
+    assert_eq!(
+        body["camera"],
+        json!({"system": "hook", "device": "door-cam", "name": "Door"})
+    );
+    assert_eq!(body["event"]["id"], "ref-1");
+    assert_eq!(body["event"]["at"], "2026-11-21T18:42:07.310+09:00");
+    assert_eq!(body["event"]["lines"][2], "*** VOID ***");
+    assert!(uuid::Uuid::parse_str(body["bookmark_id"].as_str().unwrap()).is_ok());
+    daemon.shutdown().await;
+}
+
+const ACME_V1: &str = r#"
+name = "acme-vms"
+title = "ACME VMS"
+moment = "point"
+[auth]
+scheme = "header"
+header = "X-Acme-Key"
+[create]
+url = "{{ system.url }}"
+body = '{"v": 1, "camera": {{ camera.device | tojson }}, "at_ms": {{ window.start_ms }}, "until": {{ window.end_iso | tojson }}, "title": {{ name | tojson }}, "receipt": {{ event.lines | tojson }}}'
+id = "id"
+[limits]
+name = 12
+"#;
+
+/// Writes like an editor that saves by rename.
+fn save(path: &std::path::Path, text: &str) {
+    let tmp = path.with_extension("toml.swp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+/// Publishes a void every half second until the receiver gets a body `accept`s.
+async fn publish_until<F: Fn(&Value) -> bool>(
+    bridge: &mut Bridge,
+    site: &Site,
+    receiver: &Receiver,
+    what: &str,
+    accept: F,
+) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let before = receiver.requests.lock().unwrap().len();
+        let id = format!("probe-{}", uuid::Uuid::new_v4().simple());
+        bridge
+            .publish(
+                &site.topic("shibuya-01", "r1"),
+                &event(&id, "void", "r1", "2026-11-21T18:42:07.310+09:00"),
+            )
+            .await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let requests = receiver.requests.lock().unwrap().clone();
+        let seen = requests[before..]
+            .iter()
+            .filter_map(|(_, _, body)| serde_json::from_str::<Value>(body).ok())
+            .any(|b| accept(&b));
+        if seen {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_integrators_definition_file_is_used_and_edits_apply_while_events_flow_without_a_restart()
+ {
+    let (url, receiver) = start_receiver(false).await;
+    let site = Site::new();
+    let dir = site.dir.path().join("integrations");
+    std::fs::create_dir(&dir).unwrap();
+    let file = dir.join("acme-vms.toml");
+    save(&file, ACME_V1);
+    let (daemon, mut bridge) = start_daemon(hook_config(&site, &url, "acme-vms", &dir)).await;
+
+    // Version 1: its own body, a point in time (the event's moment), the name cut to 12 characters.
+    bridge
+        .publish(
+            &site.topic("shibuya-01", "r1"),
+            &event("acme-1", "void", "r1", "2026-11-21T18:42:07.310+09:00"),
+        )
+        .await;
+    let made = settled_bookmarks(&daemon).await.remove(0);
+    assert_eq!(made["state"], "made");
+    let (_, headers, body) = receiver.requests.lock().unwrap()[0].clone();
+    assert_eq!(headers["x-acme-key"], "tok-123");
+    let body: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(
         body,
         json!({
+            "v": 1,
             "camera": "door-cam",
-            "at_ms": 1_795_254_127_310_i64 - 10_000,
-            "until": "2026-11-21T09:42:27.310Z",
-            "title": "REFUND ¥1,280 · r1 · c117",
+            "at_ms": 1_795_254_127_310_i64,
+            "until": "2026-11-21T09:42:07.310Z",
+            "title": "VOID ¥1,280 ",
             "receipt": ["ONIGIRI SALMON      180", "GREEN TEA 500ML     150", "*** VOID ***"],
         })
     );
+
+    // An edit is picked up within seconds.
+    save(&file, &ACME_V1.replace("\"v\": 1", "\"v\": 2"));
+    publish_until(&mut bridge, &site, &receiver, "version 2 in use", |b| {
+        b["v"] == 2
+    })
+    .await;
+
+    // A broken edit is reported and version 2 keeps delivering.
+    save(
+        &file,
+        &ACME_V1
+            .replace("\"v\": 1", "\"v\": 3")
+            .replace("{{ name | tojson }}", "{{ name | tojson }"),
+    );
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    publish_until(
+        &mut bridge,
+        &site,
+        &receiver,
+        "version 2 still in use",
+        |b| b["v"] == 2,
+    )
+    .await;
+
+    // Deleted: bookmarks wait, visibly. Back: they go out.
+    std::fs::remove_file(&file).unwrap();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    bridge
+        .publish(
+            &site.topic("shibuya-01", "r1"),
+            &event("while-gone", "void", "r1", "2026-11-21T18:50:00+09:00"),
+        )
+        .await;
+    let base = format!("http://{}", daemon.web_addr());
+    let waiting = eventually(
+        Duration::from_secs(10),
+        "the bookmark waiting for its definition",
+        || {
+            let url = format!("{base}/api/events?limit=1");
+            async move {
+                let b = get_json(&url).await["events"][0]["bookmarks"][0].clone();
+                let error = b["last_error"].as_str()?.to_string();
+                (b["state"] == "pending" && error.contains("no valid definition")).then_some(error)
+            }
+        },
+    )
+    .await;
+    assert!(waiting.contains("acme-vms"), "{waiting}");
+    save(&file, &ACME_V1.replace("\"v\": 1", "\"v\": 4"));
+    eventually(
+        Duration::from_secs(45),
+        "the waiting bookmark made with version 4",
+        || async {
+            let requests = receiver.requests.lock().unwrap().clone();
+            requests
+                .iter()
+                .filter_map(|(_, _, b)| serde_json::from_str::<Value>(b).ok())
+                .any(|b| b["v"] == 4 && b["at_ms"] == 1_795_254_600_000_i64)
+                .then_some(())
+        },
+    )
+    .await;
     daemon.shutdown().await;
 }
