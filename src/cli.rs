@@ -123,3 +123,46 @@ pub async fn simulate(options: crate::simulate::SimulateOptions) -> anyhow::Resu
     println!("{summary}");
     Ok(())
 }
+
+/// The report of `tillmark integrations check`, and whether everything would deliver.
+pub fn integrations_check(config: &Config, dir: Option<&Path>) -> (String, bool) {
+    use std::fmt::Write;
+    let dir = dir.unwrap_or(&config.integrations.dir);
+    let set = crate::camera::definition::load_all(dir);
+    let mut out = String::new();
+    let mut ok = true;
+    let _ = writeln!(out, "Definitions (built in, and in {}):", dir.display());
+    for (name, def) in &set.definitions {
+        let from = def
+            .source
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "built in".into());
+        let _ = writeln!(out, "  {name:<20} {from:<40} ok  ({})", def.title);
+    }
+    for file in &set.errors {
+        ok = false;
+        let _ = write!(out, "{file}");
+    }
+    if !config.camera_systems.is_empty() {
+        let _ = writeln!(out, "Camera systems:");
+    }
+    for sys in &config.camera_systems {
+        let name = sys.integration.name();
+        let state = match &sys.integration {
+            crate::config::Integration::NxWitness => "built into tillmark".to_string(),
+            crate::config::Integration::Defined(n) if set.definitions.contains_key(n) => {
+                "ok".to_string()
+            }
+            crate::config::Integration::Defined(_) => {
+                ok = false;
+                format!(
+                    "no valid definition: its bookmarks will wait until {}/{name}.toml is valid",
+                    dir.display()
+                )
+            }
+        };
+        let _ = writeln!(out, "  {:<20} -> {name:<20} {state}", sys.id);
+    }
+    (out, ok)
+}

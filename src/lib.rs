@@ -123,6 +123,7 @@ impl Daemon {
             store: store.clone(),
             config: config.clone(),
             intake: intake.clone(),
+            integrations: integrations.clone(),
         };
         let web = tokio::spawn({
             let cancel = web_cancel.clone();

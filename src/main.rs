@@ -54,6 +54,9 @@ enum Command {
         #[arg(long, default_value = "pos")]
         topic_prefix: String,
     },
+    /// Vendor definitions: check every file in the integrations folder.
+    #[command(subcommand)]
+    Integrations(IntegrationsCommand),
     /// List rejected messages with their reasons.
     DeadLetters {
         #[command(flatten)]
@@ -69,6 +72,19 @@ enum Command {
         /// Only this camera system's.
         #[arg(long)]
         system: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum IntegrationsCommand {
+    /// Validate every definition (built in and in the folder) and each camera system's link to one; prints
+    /// every error with its file, line and key; exit 1 if anything would not deliver.
+    Check {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The definitions folder, instead of the config's `[integrations] dir`.
+        #[arg(long)]
+        dir: Option<PathBuf>,
     },
 }
 
@@ -130,6 +146,18 @@ async fn main() -> ExitCode {
             };
             tillmark::cli::simulate(options).await
         }
+        Command::Integrations(IntegrationsCommand::Check { config, dir }) => match load(&config) {
+            Ok(config) => {
+                let (report, ok) = tillmark::cli::integrations_check(&config, dir.as_deref());
+                print!("{report}");
+                if ok {
+                    Ok(())
+                } else {
+                    return ExitCode::from(1);
+                }
+            }
+            Err(code) => return code,
+        },
         Command::DeadLetters { config, limit } => match load(&config) {
             Ok(config) => tillmark::cli::dead_letters(&config, limit).await,
             Err(code) => return code,

@@ -306,3 +306,49 @@ async fn dead_letters_lists_a_rejected_message_with_its_reason_and_masked_payloa
     assert!(!stdout.contains("4111111111111111"), "{stdout}");
     assert!(!stdout.contains("No rejected messages."));
 }
+
+#[test]
+fn integrations_check_lists_good_definitions_and_every_error_in_a_broken_one_with_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("acme-vms.toml"),
+        "name = \"acme-vms\"\n[create]\nurl = \"{{ system.url }}\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("broken.toml"),
+        "name = \"broken\"\nmoment = \"sometime\"\n[create]\nurl = \"{{ system.url }\"\nretry = [999]\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tillmark"))
+        .args(["integrations", "check", "--dir"])
+        .arg(dir.path())
+        .env_remove("TILLMARK_CONFIG")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("webhook") && text.contains("built in"),
+        "{text}"
+    );
+    assert!(
+        text.contains("acme-vms") && text.contains("acme-vms.toml"),
+        "{text}"
+    );
+    let broken = dir.path().join("broken.toml").display().to_string();
+    assert!(
+        text.contains(&format!("{broken}:2: moment: \"sometime\" is not a moment")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("{broken}:4: create.url: template error")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "{broken}:5: create.retry[0]: expected an integer from 100 to 599"
+        )),
+        "{text}"
+    );
+}

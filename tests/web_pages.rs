@@ -104,6 +104,9 @@ impl Site {
             store: store.clone(),
             config: Arc::new(config),
             intake: Default::default(),
+            integrations: tillmark::camera::Integrations::load(std::path::Path::new(
+                "integrations",
+            )),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

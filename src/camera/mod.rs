@@ -99,13 +99,29 @@ impl Cameras {
 }
 
 /// Where the footage of a bookmark opens: the vendor's client link and, if configured, a browser link.
-pub fn footage_links(system: &CameraSystemConfig, device: &str, start_ms: i64) -> Vec<FootageLink> {
+pub fn footage_links(
+    system: &CameraSystemConfig,
+    integrations: &Integrations,
+    device: &str,
+    start_ms: i64,
+) -> Vec<FootageLink> {
     let mut links = Vec::new();
-    if system.integration == Integration::NxWitness {
-        links.push(FootageLink {
+    match &system.integration {
+        Integration::NxWitness => links.push(FootageLink {
             label: "Nx client".into(),
             url: nx::client_link(system, device, start_ms),
-        });
+        }),
+        Integration::Defined(name) => {
+            if let Some(def) = integrations.get(name)
+                && let Some(tpl) = &def.footage_link
+                && let Ok(url) = template::render_link(tpl, system, device, start_ms)
+            {
+                links.push(FootageLink {
+                    label: def.title.clone(),
+                    url,
+                });
+            }
+        }
     }
     if let Some(tpl) = &system.web_viewer_url
         && let Ok(url) = template::render_link(tpl, system, device, start_ms)

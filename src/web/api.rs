@@ -129,7 +129,7 @@ pub async fn events(
     };
     let events: Vec<_> = events
         .into_iter()
-        .map(|e| event_view(&state.config, e))
+        .map(|e| event_view(&state.config, &state.integrations, e))
         .collect();
     Ok(Json(json!({ "events": events, "next": next })))
 }
@@ -143,7 +143,9 @@ pub async fn event(
         .event(seq)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no event {seq}")))?;
-    Ok(Json(json!({ "event": event_view(&state.config, event) })))
+    Ok(Json(
+        json!({ "event": event_view(&state.config, &state.integrations, event) }),
+    ))
 }
 
 #[derive(Debug, Deserialize)]

@@ -25,6 +25,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Whether events are arriving from the broker, for `/healthz`.
     pub intake: crate::ingest::Status,
+    /// Vendor definitions, for their footage links.
+    pub integrations: crate::camera::Integrations,
 }
 
 pub fn router(state: AppState) -> Router {

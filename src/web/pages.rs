@@ -26,6 +26,7 @@ use super::api::{EventParams, cursor, non_empty, parse_bound, parse_flagged};
 use super::error::ApiError;
 use super::format::{self, FALLBACK, LocalTimeError, SKEW_WARNING_MS, Zone, ZoneLabel};
 use super::view::{BookmarkView, EventView, event_view};
+use crate::camera::Integrations;
 use crate::camera::text::kind_label;
 use crate::clock::now_ms;
 use crate::config::Config;
@@ -248,13 +249,14 @@ struct Attempt {
 /// `attempts`: each bookmark's history by bookmark id, for the event page; the list passes none.
 fn event_page(
     config: &Config,
+    integrations: &Integrations,
     record: EventRecord,
     mut attempts: HashMap<i64, Vec<AttemptRecord>>,
 ) -> EventPage {
     let zone = Zone::of_event(config, &record.store, &record.at);
     let store = config.store(&record.store);
     let (at_ms, received_ms) = (record.at_ms, record.received_ms);
-    let mut e = event_view(config, record);
+    let mut e = event_view(config, integrations, record);
     let marks = std::mem::take(&mut e.bookmarks)
         .into_iter()
         .map(|b| {
@@ -491,7 +493,7 @@ pub async fn events(
             let (records, next) = list(&state, &q).await?;
             let rows: Vec<EventPage> = records
                 .into_iter()
-                .map(|r| event_page(config, r, HashMap::new()))
+                .map(|r| event_page(config, &state.integrations, r, HashMap::new()))
                 .collect();
             (rows, next.map(|c| list_href(&params, Some(&c))))
         }
@@ -564,7 +566,7 @@ pub async fn event(
     for b in &record.bookmarks {
         attempts.insert(b.id, state.store.attempts(b.id).await?);
     }
-    let page = event_page(&state.config, record, attempts);
+    let page = event_page(&state.config, &state.integrations, record, attempts);
     Ok(render(
         StatusCode::OK,
         "event.html",

@@ -4,7 +4,7 @@
 use chrono::{TimeZone, Utc};
 use serde::Serialize;
 
-use crate::camera::{FootageLink, footage_links};
+use crate::camera::{FootageLink, Integrations, footage_links};
 use crate::config::Config;
 use crate::store::{BookmarkRecord, EventRecord};
 
@@ -39,10 +39,10 @@ pub fn iso_utc(ms: i64) -> String {
         .unwrap_or_default()
 }
 
-fn bookmark_view(config: &Config, b: BookmarkRecord) -> BookmarkView {
+fn bookmark_view(config: &Config, integrations: &Integrations, b: BookmarkRecord) -> BookmarkView {
     let footage = config
         .camera_system(&b.system)
-        .map(|sys| footage_links(sys, &b.device, b.start_ms))
+        .map(|sys| footage_links(sys, integrations, &b.device, b.start_ms))
         .unwrap_or_default();
     BookmarkView {
         start: iso_utc(b.start_ms),
@@ -53,10 +53,10 @@ fn bookmark_view(config: &Config, b: BookmarkRecord) -> BookmarkView {
     }
 }
 
-pub fn event_view(config: &Config, mut e: EventRecord) -> EventView {
+pub fn event_view(config: &Config, integrations: &Integrations, mut e: EventRecord) -> EventView {
     let bookmarks = std::mem::take(&mut e.bookmarks)
         .into_iter()
-        .map(|b| bookmark_view(config, b))
+        .map(|b| bookmark_view(config, integrations, b))
         .collect();
     EventView {
         received_at: iso_utc(e.received_ms),

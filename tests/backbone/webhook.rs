@@ -148,6 +148,8 @@ header = "X-Acme-Key"
 url = "{{ system.url }}"
 body = '{"v": 1, "camera": {{ camera.device | tojson }}, "at_ms": {{ window.start_ms }}, "until": {{ window.end_iso | tojson }}, "title": {{ name | tojson }}, "receipt": {{ event.lines | tojson }}}'
 id = "id"
+[links]
+footage = "https://vms.example/cameras/{{ camera.device }}?t={{ start_ms }}"
 [limits]
 name = 12
 "#;
@@ -213,6 +215,12 @@ async fn an_integrators_definition_file_is_used_and_edits_apply_while_events_flo
         .await;
     let made = settled_bookmarks(&daemon).await.remove(0);
     assert_eq!(made["state"], "made");
+    assert_eq!(made["vendor_id"], "4242");
+    assert_eq!(
+        made["footage"][0],
+        json!({"label": "ACME VMS", "url": "https://vms.example/cameras/door-cam?t=1795254117310"}),
+        "the definition's footage link opens at the start of the bookmark window"
+    );
     let (_, headers, body) = receiver.requests.lock().unwrap()[0].clone();
     assert_eq!(headers["x-acme-key"], "tok-123");
     let body: Value = serde_json::from_str(&body).unwrap();
