@@ -242,7 +242,7 @@ pub struct CameraSystemConfig {
     pub tls_insecure: bool,
     /// A template for a browser link to the footage; variables: `device`, `start_ms`, `start_s`, `start_iso`, `host`.
     pub web_viewer_url: Option<String>,
-    /// Vendor specifics: Nx `cloud_host` (default `nxvms.com`), webhook `body` (a JSON template) and `method`.
+    /// Vendor specifics, for definitions' templates as `options.<key>`; Nx reads `cloud_host` (default `nxvms.com`).
     pub options: serde_json::Map<String, serde_json::Value>,
 }
 
