@@ -7,7 +7,9 @@
 //! without a trailing slash, `host`, `username`, `options`), `options`, `name` and `description` (the
 //! bookmark's text, cut to the definition's limits), and `window`: `start_ms`, `end_ms`, `duration_ms`,
 //! `start_s`, `end_s` (float seconds), `start_iso`, `end_iso` (UTC, milliseconds), `moment_ms`, `moment_s`,
-//! `moment_iso` (the event's own moment).
+//! `moment_iso` (the event's own moment). Filters beyond Jinja's: `tojson`, `urlencode` (query values),
+//! `b64encode`; and `secret`, the camera system's password and API key, for vendors that want them in a
+//! header or body (`secret.password`, `secret.api_key`), never logged.
 
 use chrono::{TimeZone, Utc};
 use minijinja::{Environment, UndefinedBehavior, Value, context};
@@ -22,6 +24,11 @@ fn env() -> Environment<'static> {
         serde_json::to_string(&v).map_err(|e| {
             minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, e.to_string())
         })
+    });
+    // For vendors whose Basic credentials are not plain `user:password` (Genetec: `user;appId:password`).
+    env.add_filter("b64encode", |v: String| -> String {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(v.as_bytes())
     });
     env
 }
@@ -120,6 +127,10 @@ pub fn request_context(
         camera => context! { system => b.system.clone(), device => b.device.clone(), name => b.camera.clone() },
         system => system_value(system),
         options => Value::from_serialize(&system.options),
+        secret => context! {
+            password => system.password.as_ref().map(|p| p.expose().to_string()).unwrap_or_default(),
+            api_key => system.api_key.as_ref().map(|k| k.expose().to_string()).unwrap_or_default(),
+        },
         name => name,
         description => description,
         window => window,
