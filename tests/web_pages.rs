@@ -195,7 +195,7 @@ impl Site {
             }
         }
 
-        for job in site.store.claim_due(now, 60_000, 100).await.unwrap() {
+        for job in site.store.claim_due(now, 60_000, 100, &[]).await.unwrap() {
             let outcome = match (job.event.id.as_str(), job.bookmark.device.as_str()) {
                 ("void-1", "cam-1") => Outcome::Made {
                     vendor_id: Some("{bm-0001}".into()),

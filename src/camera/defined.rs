@@ -2,8 +2,6 @@
 //! reading the answer as the definition says. The definition is looked up at every attempt, so an edited
 //! file applies to the next bookmark, and a missing one holds bookmarks until it appears.
 
-use std::time::Duration;
-
 use async_trait::async_trait;
 
 use super::definition::{Auth, Definition, Moment};
@@ -107,7 +105,8 @@ impl CameraSystem for Defined {
                     self.integrations.dir().display(),
                     self.name
                 ),
-                retry_after: Some(Duration::from_secs(30)),
+                // Not the vendor's word: no cooldown; the schedule paces it, and a new definition expedites it.
+                retry_after: None,
                 maybe_created: job.maybe_created,
             };
         };

@@ -8,6 +8,7 @@ mod schedule;
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{Notify, Semaphore};
@@ -37,42 +38,80 @@ pub struct Worker {
     pub wake: Arc<Notify>,
 }
 
+/// Most attempts in flight across all camera systems; each system also has its own limit.
+const MAX_IN_FLIGHT: usize = 256;
+/// Most rows claimed in one look at the outbox.
+const CLAIM_BATCH: usize = 64;
+
+/// One camera system's lane: its own concurrency, and a cooldown when the vendor asked to wait
+/// (`Retry-After` on a 429 or 503), so one system being slow or rate limited never holds up another.
+struct Lane {
+    permits: Arc<Semaphore>,
+    /// Epoch milliseconds until which nothing is sent to this system.
+    cool_until: Arc<AtomicI64>,
+}
+
 impl Worker {
     pub async fn run(self, cancel: CancellationToken) {
         let (done_tx, done_rx) = tokio::sync::mpsc::unbounded_channel();
         let recorder = tokio::spawn(record(self.store.clone(), done_rx, self.wake.clone()));
-        let slots = Arc::new(Semaphore::new(self.config.concurrency * 4));
-        let mut per_system: HashMap<String, Arc<Semaphore>> = HashMap::new();
+        let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+        let mut lanes: HashMap<String, Lane> = HashMap::new();
         let mut tasks: JoinSet<()> = JoinSet::new();
         let this = Arc::new(self);
         loop {
             if cancel.is_cancelled() {
                 break;
             }
-            let free = slots.available_permits();
+            let now = now_ms();
+            let skip: Vec<String> = lanes
+                .iter()
+                .filter(|(_, l)| {
+                    l.permits.available_permits() == 0 || l.cool_until.load(Ordering::SeqCst) > now
+                })
+                .map(|(id, _)| id.clone())
+                .collect();
+            let free = slots.available_permits().min(CLAIM_BATCH);
             let mut claimed = 0;
             if free > 0 {
-                match this.store.claim_due(now_ms(), LEASE_MS, free as i64).await {
+                match this
+                    .store
+                    .claim_due(now, LEASE_MS, free as i64, &skip)
+                    .await
+                {
                     Ok(jobs) => {
                         claimed = jobs.len();
                         for job in jobs {
                             let Ok(slot) = slots.clone().acquire_owned().await else {
                                 break;
                             };
-                            let system = per_system
-                                .entry(job.bookmark.system.clone())
-                                .or_insert_with(|| {
-                                    Arc::new(Semaphore::new(this.config.concurrency))
-                                })
-                                .clone();
+                            let lane =
+                                lanes
+                                    .entry(job.bookmark.system.clone())
+                                    .or_insert_with(|| Lane {
+                                        permits: Arc::new(Semaphore::new(this.config.concurrency)),
+                                        cool_until: Arc::new(AtomicI64::new(0)),
+                                    });
+                            let (permits, cool_until) =
+                                (lane.permits.clone(), lane.cool_until.clone());
                             let this = this.clone();
                             let done = done_tx.clone();
                             tasks.spawn(async move {
                                 let _slot = slot;
-                                let Ok(_turn) = system.acquire_owned().await else {
+                                let Ok(_turn) = permits.acquire_owned().await else {
                                     return;
                                 };
-                                let _ = done.send(this.attempt(job).await);
+                                // The system may have asked to wait while this row queued for its turn.
+                                let until = cool_until.load(Ordering::SeqCst);
+                                if until > now_ms() {
+                                    let _ = done.send(this.postpone(&job, until));
+                                    return;
+                                }
+                                let (finished, cooldown) = this.attempt(job).await;
+                                if let Some(until) = cooldown {
+                                    cool_until.fetch_max(until, Ordering::SeqCst);
+                                }
+                                let _ = done.send(finished);
                             });
                         }
                     }
@@ -90,11 +129,19 @@ impl Worker {
             if claimed > 0 && claimed == free {
                 continue;
             }
-            let sleep = match this.store.next_due_ms().await {
-                Ok(Some(due)) => Duration::from_millis(
-                    (due - now_ms()).clamp(0, IDLE_POLL.as_millis() as i64) as u64,
+            // Sleep until the next row of a system we may send to is due, or a cooldown ends.
+            let cooldown_ends = lanes
+                .values()
+                .map(|l| l.cool_until.load(Ordering::SeqCst))
+                .filter(|t| *t > now)
+                .min();
+            let due: Option<i64> = this.store.next_due_ms(&skip).await.unwrap_or_default();
+            let wake_at = [due, cooldown_ends].into_iter().flatten().min();
+            let sleep = match wake_at {
+                Some(at) => Duration::from_millis(
+                    (at - now_ms()).clamp(0, IDLE_POLL.as_millis() as i64) as u64,
                 ),
-                _ => IDLE_POLL,
+                None => IDLE_POLL,
             };
             tokio::select! {
                 _ = cancel.cancelled() => break,
@@ -125,7 +172,26 @@ impl Worker {
         }
     }
 
-    async fn attempt(&self, job: Job) -> Finished {
+    /// Gives a claimed row back unsent, due when its system's cooldown ends.
+    fn postpone(&self, job: &Job, until: i64) -> Finished {
+        let b = &job.bookmark;
+        let error = match &b.last_error {
+            Some(last) => last.clone(),
+            None => format!("{} asked to wait (Retry-After); not sent yet", b.system),
+        };
+        Finished {
+            bookmark_id: b.id,
+            outcome: Outcome::Retry {
+                at_ms: until,
+                error,
+                maybe_created: job.maybe_created,
+            },
+            at_ms: now_ms(),
+        }
+    }
+
+    /// One attempt; also returns until when the system asked not to be called (`Retry-After`), if it did.
+    async fn attempt(&self, job: Job) -> (Finished, Option<i64>) {
         let b = &job.bookmark;
         let delivery = match self.cameras.get(&b.system) {
             Some(system) => system.deliver(&job).await,
@@ -134,11 +200,12 @@ impl Worker {
                     "no camera system \"{}\" in the config; the bookmark waits for it",
                     b.system
                 ),
-                retry_after: Some(Duration::from_secs(60)),
+                retry_after: None,
                 maybe_created: job.maybe_created,
             },
         };
         let now = now_ms();
+        let mut cooldown = None;
         let outcome = match delivery {
             Delivery::Made { vendor_id, detail } => {
                 tracing::info!(event = %job.event.key, system = %b.system, device = %b.device, start_ms = b.start_ms,
@@ -150,6 +217,9 @@ impl Worker {
                 retry_after,
                 maybe_created,
             } => {
+                if let Some(after) = retry_after {
+                    cooldown = Some(now + after.as_millis() as i64);
+                }
                 let wait = next_delay(
                     &self.config.retry,
                     b.attempts,
@@ -170,11 +240,14 @@ impl Worker {
                 Outcome::Failed { error }
             }
         };
-        Finished {
-            bookmark_id: b.id,
-            outcome,
-            at_ms: now,
-        }
+        (
+            Finished {
+                bookmark_id: b.id,
+                outcome,
+                at_ms: now,
+            },
+            cooldown,
+        )
     }
 }
 

@@ -216,12 +216,13 @@ pub trait Store: Send + Sync + 'static {
     async fn ingest(&self, batch: &[Intake], now_ms: i64)
     -> Result<Vec<IntakeOutcome>, StoreError>;
 
-    /// Hands out up to `limit` due bookmarks, leased until `now_ms + lease_ms`.
+    /// Hands out up to `limit` due bookmarks, leased until `now_ms + lease_ms`, none of the `skip` systems'.
     async fn claim_due(
         &self,
         now_ms: i64,
         lease_ms: i64,
         limit: i64,
+        skip: &[String],
     ) -> Result<Vec<Job>, StoreError>;
 
     /// Records the ends of attempts, releasing their leases, in one transaction. A bookmark made on a camera
@@ -232,8 +233,9 @@ pub trait Store: Send + Sync + 'static {
     /// them is fixed (a definition appeared or changed).
     async fn expedite(&self, systems: &[String], now_ms: i64) -> Result<u64, StoreError>;
 
-    /// When the earliest pending bookmark is due (a claimed one counts from its lease end).
-    async fn next_due_ms(&self) -> Result<Option<i64>, StoreError>;
+    /// When the earliest pending bookmark is due (a claimed one counts from its lease end), leaving out the
+    /// `skip` systems'.
+    async fn next_due_ms(&self, skip: &[String]) -> Result<Option<i64>, StoreError>;
 
     /// Releases leases left by a daemon that stopped without finishing (single-instance backends only).
     async fn release_orphaned_claims(&self) -> Result<u64, StoreError>;

@@ -22,6 +22,19 @@ pub struct SqliteStore {
 
 const EVENT_COLUMNS: &str = "e.seq, e.event_key, e.id AS event_id, e.type, e.at, e.at_ms, e.received_ms, e.store, e.register, \
      e.cashier, e.txn, e.amount, e.currency, e.reason, e.lines, e.attributes, e.flagged, e.mapped, e.topic";
+/// Leaves out the rows of camera systems that are busy or cooling down.
+fn push_skip(q: &mut QueryBuilder<Sqlite>, skip: &[String]) {
+    if skip.is_empty() {
+        return;
+    }
+    q.push(" AND system NOT IN (");
+    let mut list = q.separated(", ");
+    for system in skip {
+        list.push_bind(system.clone());
+    }
+    q.push(")");
+}
+
 /// Rows sleeping out a backoff after a failure, waiting past the bound that follows.
 const WAITING_AFTER_FAILURE: &str = " WHERE state = 'pending' AND claimed_until_ms IS NULL AND last_error IS NOT NULL AND next_attempt_ms > ";
 
@@ -226,23 +239,25 @@ impl Store for SqliteStore {
         now_ms: i64,
         lease_ms: i64,
         limit: i64,
+        skip: &[String],
     ) -> Result<Vec<Job>, StoreError> {
         let mut tx = self.writer.begin().await?;
         // SET reads the old row: a claim whose predecessor never reported back (in_flight still 1) may have
         // reached the camera system, so it counts as maybe created.
-        let claimed: Vec<(i64, bool)> = sqlx::query_as(
-            "UPDATE bookmarks SET claimed_until_ms = ?1 + ?2, maybe_created = (maybe_created OR in_flight), \
-             in_flight = 1, attempts = attempts + 1, updated_ms = ?1 \
-             WHERE id IN (SELECT id FROM bookmarks WHERE state = 'pending' AND next_attempt_ms <= ?1 \
-                          AND (claimed_until_ms IS NULL OR claimed_until_ms <= ?1) \
-                          ORDER BY next_attempt_ms, id LIMIT ?3) \
-             RETURNING id, maybe_created",
-        )
-        .bind(now_ms)
-        .bind(lease_ms)
-        .bind(limit)
-        .fetch_all(&mut *tx)
-        .await?;
+        let mut q = QueryBuilder::<Sqlite>::new("UPDATE bookmarks SET claimed_until_ms = ");
+        q.push_bind(now_ms + lease_ms);
+        q.push(", maybe_created = (maybe_created OR in_flight), in_flight = 1, attempts = attempts + 1, updated_ms = ");
+        q.push_bind(now_ms);
+        q.push(" WHERE id IN (SELECT id FROM bookmarks WHERE state = 'pending' AND next_attempt_ms <= ");
+        q.push_bind(now_ms);
+        q.push(" AND (claimed_until_ms IS NULL OR claimed_until_ms <= ");
+        q.push_bind(now_ms);
+        q.push(")");
+        push_skip(&mut q, skip);
+        q.push(" ORDER BY next_attempt_ms, id LIMIT ");
+        q.push_bind(limit);
+        q.push(") RETURNING id, maybe_created");
+        let claimed: Vec<(i64, bool)> = q.build_query_as().fetch_all(&mut *tx).await?;
         let mut jobs = Vec::with_capacity(claimed.len());
         if !claimed.is_empty() {
             let mut q = QueryBuilder::<Sqlite>::new(format!(
@@ -376,12 +391,12 @@ impl Store for SqliteStore {
         Ok(q.build().execute(&self.writer).await?.rows_affected())
     }
 
-    async fn next_due_ms(&self) -> Result<Option<i64>, StoreError> {
-        Ok(sqlx::query_scalar(
+    async fn next_due_ms(&self, skip: &[String]) -> Result<Option<i64>, StoreError> {
+        let mut q = QueryBuilder::<Sqlite>::new(
             "SELECT MIN(MAX(next_attempt_ms, COALESCE(claimed_until_ms, 0))) FROM bookmarks WHERE state = 'pending'",
-        )
-        .fetch_one(&self.reader)
-        .await?)
+        );
+        push_skip(&mut q, skip);
+        Ok(q.build_query_scalar().fetch_one(&self.reader).await?)
     }
 
     async fn release_orphaned_claims(&self) -> Result<u64, StoreError> {

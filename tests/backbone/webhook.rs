@@ -300,3 +300,121 @@ async fn an_integrators_definition_file_is_used_and_edits_apply_while_events_flo
     .await;
     daemon.shutdown().await;
 }
+
+/// A receiver that always answers 429 with `Retry-After: 3`.
+async fn start_rate_limited() -> (String, Receiver) {
+    let receiver = Receiver::default();
+    let state = receiver.clone();
+    let app = axum::Router::new().route(
+        "/busy",
+        axum::routing::post(move |headers: HeaderMap, body: String| {
+            let state = state.clone();
+            async move {
+                state
+                    .requests
+                    .lock()
+                    .unwrap()
+                    .push((Instant::now(), headers, body));
+                (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    [("retry-after", "3")],
+                    "rate limited",
+                )
+                    .into_response()
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/busy", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (url, receiver)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limited_camera_system_cools_down_alone_and_never_delays_another() {
+    let (busy_url, busy) = start_rate_limited().await;
+    let (ok_url, ok) = start_receiver(false).await;
+    let site = Site::new();
+    let text = format!(
+        r#"
+[mqtt]
+embedded_listen = "127.0.0.1:0"
+client_id = "{client}"
+topics = ["{root}/+/+/events"]
+[database]
+url = "{db}"
+[web]
+listen = "127.0.0.1:0"
+[delivery]
+retry = ["100ms"]
+concurrency = 2
+[[stores]]
+id = "shibuya-01"
+timezone = "Asia/Tokyo"
+[[camera_systems]]
+id = "busy"
+integration = "webhook"
+url = "{busy_url}"
+[[camera_systems]]
+id = "fine"
+integration = "webhook"
+url = "{ok_url}"
+[[cameras]]
+system = "busy"
+device = "cam-busy"
+registers = ["shibuya-01/r1"]
+[[cameras]]
+system = "fine"
+device = "cam-fine"
+registers = ["shibuya-01/r1"]
+"#,
+        client = site.client_id,
+        root = site.topic_root,
+        db = site.db_url(),
+    );
+    let config = Config::parse(&text, &|_| None).unwrap_or_else(|e| panic!("{e:?}"));
+    let (daemon, mut bridge) = start_daemon(config).await;
+    let started = Instant::now();
+    for i in 0..10 {
+        bridge
+            .publish(
+                &site.topic("shibuya-01", "r1"),
+                &event(
+                    &format!("v{i}"),
+                    "void",
+                    "r1",
+                    "2026-11-21T18:42:07.310+09:00",
+                ),
+            )
+            .await;
+    }
+    eventually(
+        Duration::from_secs(5),
+        "all ten bookmarks on the healthy system",
+        || async { (ok.requests.lock().unwrap().len() >= 10).then_some(()) },
+    )
+    .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "the healthy system was not held up: {:?}",
+        started.elapsed()
+    );
+    tokio::time::sleep(
+        Duration::from_millis(2500) - started.elapsed().min(Duration::from_millis(2500)),
+    )
+    .await;
+    let sent_while_cooling = busy
+        .requests
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(t, _, _)| *t < started + Duration::from_millis(2500))
+        .count();
+    assert!(
+        (1..=2).contains(&sent_while_cooling),
+        "the rate-limited system got only what was in flight (concurrency 2) before its Retry-After: 3, not {sent_while_cooling}"
+    );
+    daemon.shutdown().await;
+}
