@@ -200,6 +200,19 @@ pub struct Finished {
     pub at_ms: i64,
 }
 
+/// How one camera system's bookmarks stand, for the integrations page.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SystemStats {
+    pub system: String,
+    pub pending: i64,
+    pub failed: i64,
+    pub made: i64,
+    pub last_made_ms: Option<i64>,
+    /// The newest error of a bookmark not made, and when it was recorded.
+    pub last_error: Option<String>,
+    pub last_error_ms: Option<i64>,
+}
+
 /// Counts for health and the index header.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Counts {
@@ -248,6 +261,7 @@ pub trait Store: Send + Sync + 'static {
     async fn attempts(&self, bookmark_id: i64) -> Result<Vec<AttemptRecord>, StoreError>;
     async fn dead_letters(&self, limit: i64) -> Result<Vec<DeadLetter>, StoreError>;
     async fn counts(&self) -> Result<Counts, StoreError>;
+    async fn system_stats(&self) -> Result<Vec<SystemStats>, StoreError>;
 
     /// Closes connections after the last write.
     async fn close(&self);

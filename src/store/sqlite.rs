@@ -534,6 +534,37 @@ impl Store for SqliteStore {
         })
     }
 
+    async fn system_stats(&self) -> Result<Vec<SystemStats>, StoreError> {
+        let rows: Vec<(String, i64, i64, i64, Option<i64>)> = sqlx::query_as(
+            "SELECT system, COALESCE(SUM(state = 'pending'), 0), COALESCE(SUM(state = 'failed'), 0), \
+             COALESCE(SUM(state = 'made'), 0), MAX(made_ms) FROM bookmarks GROUP BY system ORDER BY system",
+        )
+        .fetch_all(&self.reader)
+        .await?;
+        let mut stats = Vec::with_capacity(rows.len());
+        for (system, pending, failed, made, last_made_ms) in rows {
+            let last: Option<(String, i64)> = sqlx::query_as(
+                "SELECT last_error, updated_ms FROM bookmarks WHERE system = ? AND state != 'made' \
+                 AND last_error IS NOT NULL ORDER BY updated_ms DESC LIMIT 1",
+            )
+            .bind(&system)
+            .fetch_optional(&self.reader)
+            .await?;
+            let (last_error, last_error_ms) =
+                last.map(|(e, t)| (Some(e), Some(t))).unwrap_or_default();
+            stats.push(SystemStats {
+                system,
+                pending,
+                failed,
+                made,
+                last_made_ms,
+                last_error,
+                last_error_ms,
+            });
+        }
+        Ok(stats)
+    }
+
     async fn close(&self) {
         self.reader.close().await;
         self.writer.close().await;

@@ -29,12 +29,16 @@ use super::view::{BookmarkView, EventView, event_view};
 use crate::camera::Integrations;
 use crate::camera::text::kind_label;
 use crate::clock::now_ms;
-use crate::config::Config;
+use crate::config::{Config, Integration};
 use crate::event::EventType;
 use crate::money::format_amount;
 use crate::store::{AttemptRecord, EventQuery, EventRecord, StoreError};
 
-const TEMPLATES: [(&str, &str); 6] = [
+const TEMPLATES: [(&str, &str); 7] = [
+    (
+        "integrations.html",
+        include_str!("../../web/templates/integrations.html"),
+    ),
     ("base.html", include_str!("../../web/templates/base.html")),
     (
         "macros.html",
@@ -88,6 +92,7 @@ pub fn routes() -> Router<AppState> {
         .route("/", get(events))
         .route("/events/{seq}", get(event))
         .route("/dead-letters", get(dead_letters))
+        .route("/integrations", get(integrations))
         .route("/static/style.css", get(style))
         .layer(axum::middleware::map_response(security_headers))
 }
@@ -600,6 +605,90 @@ pub async fn dead_letters(State(state): State<AppState>) -> Result<Response, Pag
         StatusCode::OK,
         "dead_letters.html",
         context! { page => "dead_letters", nav, letters, zone => FALLBACK.label(now_ms()) },
+    ))
+}
+
+/// One camera system as the integrations page shows it.
+#[derive(Debug, Serialize)]
+struct SystemRow {
+    id: String,
+    integration: String,
+    /// Where its definition comes from, or why it has none.
+    definition: String,
+    missing: bool,
+    pending: i64,
+    failed: i64,
+    made: i64,
+    last_made: Option<String>,
+    last_error: Option<String>,
+    last_error_at: Option<String>,
+}
+
+/// Camera systems, their definitions, how their bookmarks stand, and what is wrong with any definition file.
+pub async fn integrations(State(state): State<AppState>) -> Result<Response, PageError> {
+    let nav = nav(&state).await?;
+    let stats = state.store.system_stats().await?;
+    let set = state.integrations.snapshot();
+    let systems: Vec<SystemRow> = state
+        .config
+        .camera_systems
+        .iter()
+        .map(|sys| {
+            let stat = stats
+                .iter()
+                .find(|s| s.system == sys.id)
+                .cloned()
+                .unwrap_or_default();
+            let (definition, missing) = match &sys.integration {
+                Integration::NxWitness => ("built into tillmark".to_string(), false),
+                Integration::Defined(name) => match set.definitions.get(name) {
+                    Some(def) => (
+                        def.source
+                            .as_ref()
+                            .map(|p| p.display().to_string())
+                            .unwrap_or_else(|| "built in".into()),
+                        false,
+                    ),
+                    None => (
+                        format!(
+                            "no valid definition in {}",
+                            state.integrations.dir().display()
+                        ),
+                        true,
+                    ),
+                },
+            };
+            SystemRow {
+                id: sys.id.clone(),
+                integration: sys.integration.name().to_string(),
+                definition,
+                missing,
+                pending: stat.pending,
+                failed: stat.failed,
+                made: stat.made,
+                last_made: stat.last_made_ms.map(|ms| FALLBACK.datetime(ms)),
+                last_error: stat.last_error,
+                last_error_at: stat.last_error_ms.map(|ms| FALLBACK.datetime(ms)),
+            }
+        })
+        .collect();
+    let errors: Vec<String> = set.errors.iter().map(|f| f.to_string()).collect();
+    let definitions: Vec<(String, String, String)> = set
+        .definitions
+        .values()
+        .map(|d| {
+            let from = d
+                .source
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "built in".into());
+            (d.name.clone(), d.title.clone(), from)
+        })
+        .collect();
+    Ok(render(
+        StatusCode::OK,
+        "integrations.html",
+        context! { page => "integrations", nav, systems, errors, definitions, zone => FALLBACK.label(now_ms()) },
     ))
 }
 

@@ -251,6 +251,21 @@ async fn an_integrators_definition_file_is_used_and_edits_apply_while_events_flo
             .replace("{{ name | tojson }}", "{{ name | tojson }"),
     );
     tokio::time::sleep(Duration::from_secs(4)).await;
+    let page = reqwest::get(format!("http://{}/integrations", daemon.web_addr()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Definition files with errors"), "{page}");
+    assert!(
+        page.contains("acme-vms.toml:10: create.body: template error"),
+        "the file, line and key: {page}"
+    );
+    assert!(
+        page.contains("acme-vms") && page.contains(" made · 0 pending"),
+        "{page}"
+    );
     publish_until(
         &mut bridge,
         &site,
