@@ -4,6 +4,7 @@ mod bad_input;
 mod crash;
 mod fake_nx;
 mod flow;
+mod genetec;
 mod outage;
 mod support;
 mod webhook;
