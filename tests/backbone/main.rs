@@ -4,6 +4,8 @@ mod bad_input;
 mod crash;
 mod fake_nx;
 mod flow;
+mod nx_legacy;
 mod outage;
+mod rhombus;
 mod support;
 mod webhook;
