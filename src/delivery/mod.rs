@@ -273,13 +273,9 @@ async fn record(
         for _ in 0..10 {
             match store.finish(&batch).await {
                 Ok(()) => {
-                    // A made bookmark may have pulled rows forward (the store's recovery rule): look now.
-                    if batch
-                        .iter()
-                        .any(|f| matches!(f.outcome, Outcome::Made { .. }))
-                    {
-                        wake.notify_one();
-                    }
+                    // Due times changed: a retry is rescheduled, a lease is released, and a made bookmark may
+                    // have pulled its system's waiting rows forward (the store's recovery rule). Look again.
+                    wake.notify_one();
                     break;
                 }
                 Err(e) => {

@@ -1,10 +1,12 @@
-//! End-to-end tests of the backbone: real MQTT brokers, real SQLite files, a fake Nx Witness server.
+//! End-to-end tests: real MQTT brokers, real SQLite files, fake camera-system servers written from VENDORS.md.
 
 mod bad_input;
 mod crash;
 mod fake_nx;
 mod flow;
 mod genetec;
+mod nx_legacy;
 mod outage;
+mod rhombus;
 mod support;
 mod webhook;
