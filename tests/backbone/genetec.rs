@@ -105,34 +105,14 @@ async fn start_web_sdk() -> (String, WebSdk) {
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    let url = serve(app).await;
     (url, sdk)
 }
 
 /// A site with one Genetec system and one camera, whose password variable holds `password`.
 fn genetec_config(site: &Site, url: &str, password: &str) -> Config {
     let text = format!(
-        r#"
-[mqtt]
-embedded_listen = "127.0.0.1:0"
-client_id = "{client}"
-topics = ["{root}/+/+/events"]
-[database]
-url = "{db}"
-[web]
-listen = "127.0.0.1:0"
-[delivery]
-retry = ["100ms"]
-[integrations]
-dir = "{dir}/integrations"
-[[stores]]
-id = "shibuya-01"
-timezone = "Asia/Tokyo"
-[[camera_systems]]
+        r#"{header}[[camera_systems]]
 id = "genetec"
 integration = "genetec"
 url = "{url}"
@@ -146,10 +126,7 @@ device = "{CAMERA_GUID}"
 name = "Door"
 registers = ["shibuya-01/r1"]
 "#,
-        client = site.client_id,
-        root = site.topic_root,
-        db = site.db_url(),
-        dir = env!("CARGO_MANIFEST_DIR"),
+        header = site.header(&repo_integrations()),
     );
     let password = password.to_string();
     Config::parse(&text, &|name| {

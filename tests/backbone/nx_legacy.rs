@@ -86,33 +86,13 @@ async fn start_fake_nx4() -> (String, FakeNx4) {
             axum::Json(stored).into_response()
         }
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    let url = serve(app).await;
     (url, fake)
 }
 
 fn nx4_config(site: &Site, url: &str) -> Config {
     let text = format!(
-        r#"
-[mqtt]
-embedded_listen = "127.0.0.1:0"
-client_id = "{client}"
-topics = ["{root}/+/+/events"]
-[database]
-url = "{db}"
-[web]
-listen = "127.0.0.1:0"
-[delivery]
-retry = ["100ms"]
-[integrations]
-dir = "{dir}/integrations"
-[[stores]]
-id = "shibuya-01"
-timezone = "Asia/Tokyo"
-[[camera_systems]]
+        r#"{header}[[camera_systems]]
 id = "nvr4"
 integration = "nx-witness-legacy"
 url = "{url}"
@@ -124,10 +104,7 @@ device = "{CAM1}"
 name = "Counter 1"
 registers = ["shibuya-01/r1"]
 "#,
-        client = site.client_id,
-        root = site.topic_root,
-        db = site.db_url(),
-        dir = env!("CARGO_MANIFEST_DIR"),
+        header = site.header(&repo_integrations()),
     );
     Config::parse(&text, &|name| {
         (name == "NX4_PASSWORD").then(|| NX_PASSWORD.to_string())

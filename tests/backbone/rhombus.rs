@@ -93,11 +93,7 @@ async fn start_fake_rhombus() -> (String, FakeRhombus) {
             }
         },
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    let url = serve(app).await;
     (url, fake)
 }
 
@@ -105,23 +101,7 @@ async fn start_fake_rhombus() -> (String, FakeRhombus) {
 /// and a second one configured for teal seekpoints without the overlay (till camera on r3).
 fn rhombus_config(site: &Site, url: &str, api_key: &str) -> Config {
     let text = format!(
-        r#"
-[mqtt]
-embedded_listen = "127.0.0.1:0"
-client_id = "{client}"
-topics = ["{root}/+/+/events"]
-[database]
-url = "{db}"
-[web]
-listen = "127.0.0.1:0"
-[delivery]
-retry = ["100ms"]
-[integrations]
-dir = "{dir}/integrations"
-[[stores]]
-id = "shibuya-01"
-timezone = "Asia/Tokyo"
-[[camera_systems]]
+        r#"{header}[[camera_systems]]
 id = "rhombus"
 integration = "rhombus"
 url = "{url}"
@@ -150,10 +130,7 @@ device = "{TILL_CAM}"
 name = "Till"
 registers = ["shibuya-01/r3"]
 "#,
-        client = site.client_id,
-        root = site.topic_root,
-        db = site.db_url(),
-        dir = env!("CARGO_MANIFEST_DIR"),
+        header = site.header(&repo_integrations()),
     );
     Config::parse(&text, &|name| {
         (name == "RHOMBUS_API_KEY").then(|| api_key.to_string())

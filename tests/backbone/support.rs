@@ -115,6 +115,34 @@ registers = ["shibuya-01/r2"]
         )
     }
 
+    /// The start of a vendor test's config: the embedded broker, this site's database and topics, quick retries,
+    /// definitions from `integrations`, and the Tokyo store. The test appends its camera systems and cameras.
+    pub fn header(&self, integrations: &std::path::Path) -> String {
+        format!(
+            r#"
+[mqtt]
+embedded_listen = "127.0.0.1:0"
+client_id = "{client}"
+topics = ["{root}/+/+/events"]
+[database]
+url = "{db}"
+[web]
+listen = "127.0.0.1:0"
+[delivery]
+retry = ["100ms"]
+[integrations]
+dir = "{dir}"
+[[stores]]
+id = "shibuya-01"
+timezone = "Asia/Tokyo"
+"#,
+            client = self.client_id,
+            root = self.topic_root,
+            db = self.db_url(),
+            dir = integrations.display(),
+        )
+    }
+
     pub fn config(&self, broker: Option<&BrokerUrl>, nx_url: &str, extra: &str) -> Config {
         let text = self.config_text(broker, nx_url, extra);
         Config::parse(&text, &|name| {
@@ -235,4 +263,21 @@ pub async fn settled_bookmarks(daemon: &Daemon) -> Vec<Value> {
         }
     })
     .await
+}
+
+/// The repository's integrations folder, where the built-in definitions' files live.
+pub fn repo_integrations() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("integrations")
+}
+
+/// Serves a fake vendor on a free loopback port until the test ends; returns `http://127.0.0.1:PORT`.
+pub async fn serve(app: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind a fake server");
+    let url = format!("http://{}", listener.local_addr().expect("its address"));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    url
 }

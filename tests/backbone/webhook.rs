@@ -41,33 +41,13 @@ async fn start_receiver(first_busy: bool) -> (String, Receiver) {
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hooks/bookmarks", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    let url = format!("{}/hooks/bookmarks", serve(app).await);
     (url, receiver)
 }
 
 fn hook_config(site: &Site, url: &str, integration: &str, dir: &std::path::Path) -> Config {
     let text = format!(
-        r#"
-[mqtt]
-embedded_listen = "127.0.0.1:0"
-client_id = "{client}"
-topics = ["{root}/+/+/events"]
-[database]
-url = "{db}"
-[web]
-listen = "127.0.0.1:0"
-[delivery]
-retry = ["100ms"]
-[integrations]
-dir = "{dir}"
-[[stores]]
-id = "shibuya-01"
-timezone = "Asia/Tokyo"
-[[camera_systems]]
+        r#"{header}[[camera_systems]]
 id = "hook"
 integration = "{integration}"
 url = "{url}"
@@ -78,10 +58,7 @@ device = "door-cam"
 name = "Door"
 registers = ["shibuya-01/r1"]
 "#,
-        client = site.client_id,
-        root = site.topic_root,
-        db = site.db_url(),
-        dir = dir.display(),
+        header = site.header(dir),
     );
     Config::parse(&text, &|name| {
         (name == "HOOK_TOKEN").then(|| "tok-123".to_string())
@@ -339,11 +316,7 @@ async fn start_rate_limited() -> (String, Receiver) {
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/busy", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    let url = format!("{}/busy", serve(app).await);
     (url, receiver)
 }
 
