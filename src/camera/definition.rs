@@ -71,8 +71,15 @@ pub const DEFAULT_RETRY: [u16; 6] = [408, 429, 500, 502, 503, 504];
 
 /// Definitions built into the binary, so they work from any working directory; a file of the same name in
 /// the integrations folder replaces one.
-pub const BUILT_IN: [(&str, &str); 1] =
-    [("webhook", include_str!("../../integrations/webhook.toml"))];
+pub const BUILT_IN: [(&str, &str); 4] = [
+    ("webhook", include_str!("../../integrations/webhook.toml")),
+    ("genetec", include_str!("../../integrations/genetec.toml")),
+    (
+        "nx-witness-legacy",
+        include_str!("../../integrations/nx-witness-legacy.toml"),
+    ),
+    ("rhombus", include_str!("../../integrations/rhombus.toml")),
+];
 
 /// Names the Rust adapters answer to; a definition cannot take them.
 pub const RUST_ADAPTERS: [&str; 1] = ["nx-witness"];
@@ -343,4 +350,41 @@ pub fn load_all(dir: &Path) -> Set {
         }
     }
     set
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_built_in_definition_is_valid_and_in_service_from_any_directory() {
+        let set = load_all(Path::new("/nonexistent/integrations"));
+        assert!(set.errors.is_empty(), "{:?}", set.errors);
+        let names: Vec<&str> = set.definitions.keys().map(String::as_str).collect();
+        assert_eq!(
+            names,
+            ["genetec", "nx-witness-legacy", "rhombus", "webhook"]
+        );
+        assert!(
+            set.definitions.values().all(|d| d.source.is_none()),
+            "built in, not read from a folder"
+        );
+    }
+
+    #[test]
+    fn a_definition_named_unlike_its_file_or_taking_a_rust_adapters_name_is_refused() {
+        let errors = parse("name = \"other\"\n[create]\nurl = \"x\"\n", "acme", None).unwrap_err();
+        assert_eq!(errors[0].path, "name");
+        assert!(errors[0].message.contains("they must match"), "{errors:?}");
+        let errors = parse(
+            "name = \"nx-witness\"\n[create]\nurl = \"x\"\n",
+            "nx-witness",
+            None,
+        )
+        .unwrap_err();
+        assert!(
+            errors[0].message.contains("built into tillmark"),
+            "{errors:?}"
+        );
+    }
 }

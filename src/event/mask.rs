@@ -79,7 +79,7 @@ fn luhn(digits: impl DoubleEndedIterator<Item = u8>) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// Masks every string (and every key) in a JSON value in place. A card number sent as a JSON number becomes a
