@@ -242,9 +242,7 @@ impl<'a, 'i> Table<'a, 'i> {
     pub fn opt_int(&self, key: &'static str, range: Range<i64>) -> Option<i64> {
         let v = self.get(key)?;
         let parsed = match v.get_ref() {
-            DeValue::Integer(i) => {
-                i64::from_str_radix(&i.as_str().replace('_', ""), i.radix()).ok()
-            }
+            DeValue::Integer(_) => int_value(v.get_ref()),
             _ => {
                 self.wrong_type(key, v, "an integer");
                 return None;
@@ -273,18 +271,37 @@ impl<'a, 'i> Table<'a, 'i> {
         }
     }
 
-    /// A list of strings; each element keeps its own path (`topics[1]`) for later checks.
-    pub fn opt_str_list(&self, key: &'static str) -> Option<Vec<At<String>>> {
+    /// The elements of a list, each with its path (`topics[1]`) and line; `None` when absent or not a list.
+    fn items(
+        &self,
+        key: &'static str,
+        expected: &str,
+    ) -> Option<Vec<(String, usize, &'a DeValue<'i>)>> {
         let v = self.get(key)?;
         let DeValue::Array(items) = v.get_ref() else {
-            self.wrong_type(key, v, "a list of strings");
+            self.wrong_type(key, v, expected);
             return None;
         };
+        Some(
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| {
+                    (
+                        format!("{}[{i}]", self.key_path(key)),
+                        self.doc.line_of(&item.span()),
+                        item.get_ref(),
+                    )
+                })
+                .collect(),
+        )
+    }
+
+    /// A list of strings; each element keeps its own path (`topics[1]`) for later checks.
+    pub fn opt_str_list(&self, key: &'static str) -> Option<Vec<At<String>>> {
         let mut out = Vec::new();
-        for (i, item) in items.iter().enumerate() {
-            let path = format!("{}[{i}]", self.key_path(key));
-            let line = self.doc.line_of(&item.span());
-            match item.get_ref() {
+        for (path, line, item) in self.items(key, "a list of strings")? {
+            match item {
                 DeValue::String(s) => out.push(At {
                     value: s.to_string(),
                     path,
@@ -328,22 +345,9 @@ impl<'a, 'i> Table<'a, 'i> {
 
     /// A list of integers within `range`, such as HTTP status codes.
     pub fn opt_int_list(&self, key: &'static str, range: Range<i64>) -> Option<Vec<i64>> {
-        let v = self.get(key)?;
-        let DeValue::Array(items) = v.get_ref() else {
-            self.wrong_type(key, v, "a list of integers");
-            return None;
-        };
         let mut out = Vec::new();
-        for (i, item) in items.iter().enumerate() {
-            let path = format!("{}[{i}]", self.key_path(key));
-            let line = self.doc.line_of(&item.span());
-            let n = match item.get_ref() {
-                DeValue::Integer(n) => {
-                    i64::from_str_radix(&n.as_str().replace('_', ""), n.radix()).ok()
-                }
-                _ => None,
-            };
-            match n {
+        for (path, line, item) in self.items(key, "a list of integers")? {
+            match int_value(item) {
                 Some(n) if range.contains(&n) => out.push(n),
                 _ => self.doc.push(
                     path,
@@ -411,19 +415,17 @@ impl<'a, 'i> Table<'a, 'i> {
             let json = match v.get_ref() {
                 DeValue::String(s) => serde_json::Value::from(s.to_string()),
                 DeValue::Boolean(b) => serde_json::Value::from(*b),
-                DeValue::Integer(i) => {
-                    match i64::from_str_radix(&i.as_str().replace('_', ""), i.radix()) {
-                        Ok(n) => serde_json::Value::from(n),
-                        Err(_) => {
-                            self.doc.push(
-                                t.key_path_owned(&name),
-                                Some(self.doc.line_of(&v.span())),
-                                "integer out of range",
-                            );
-                            continue;
-                        }
+                DeValue::Integer(_) => match int_value(v.get_ref()) {
+                    Some(n) => serde_json::Value::from(n),
+                    None => {
+                        self.doc.push(
+                            t.key_path_owned(&name),
+                            Some(self.doc.line_of(&v.span())),
+                            "integer out of range",
+                        );
+                        continue;
                     }
-                }
+                },
                 DeValue::Float(f) => match f.as_str().replace('_', "").parse::<f64>() {
                     Ok(x) => serde_json::Value::from(x),
                     Err(_) => continue,
@@ -469,5 +471,13 @@ impl<'a, 'i> Table<'a, 'i> {
                 );
             }
         }
+    }
+}
+
+/// A TOML integer as `i64`, whatever its radix; `None` for anything else or out of range.
+fn int_value(value: &DeValue) -> Option<i64> {
+    match value {
+        DeValue::Integer(n) => i64::from_str_radix(&n.as_str().replace('_', ""), n.radix()).ok(),
+        _ => None,
     }
 }

@@ -325,22 +325,12 @@ async fn a_rate_limited_camera_system_cools_down_alone_and_never_delays_another(
     let (busy_url, busy) = start_rate_limited().await;
     let (ok_url, ok) = start_receiver(false).await;
     let site = Site::new();
+    let header = site.header(&repo_integrations()).replace(
+        "retry = [\"100ms\"]",
+        "retry = [\"100ms\"]\nconcurrency = 2",
+    );
     let text = format!(
-        r#"
-[mqtt]
-embedded_listen = "127.0.0.1:0"
-client_id = "{client}"
-topics = ["{root}/+/+/events"]
-[database]
-url = "{db}"
-[web]
-listen = "127.0.0.1:0"
-[delivery]
-retry = ["100ms"]
-concurrency = 2
-[[stores]]
-id = "shibuya-01"
-timezone = "Asia/Tokyo"
+        r#"{header}
 [[camera_systems]]
 id = "busy"
 integration = "webhook"
@@ -357,10 +347,7 @@ registers = ["shibuya-01/r1"]
 system = "fine"
 device = "cam-fine"
 registers = ["shibuya-01/r1"]
-"#,
-        client = site.client_id,
-        root = site.topic_root,
-        db = site.db_url(),
+"#
     );
     let config = Config::parse(&text, &|_| None).unwrap_or_else(|e| panic!("{e:?}"));
     let (daemon, mut bridge) = start_daemon(config).await;
