@@ -67,6 +67,7 @@ fn intake(payload: &Value, flagged: bool, mapped: bool, cameras: &[(&str, &str)]
             system: "nvr".into(),
             device: (*device).into(),
             camera: (*name).into(),
+            moment_ms: at_ms,
             start_ms: at_ms - PRE_ROLL_MS,
             duration_ms: WINDOW_MS,
         })

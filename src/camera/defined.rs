@@ -56,9 +56,10 @@ impl Defined {
 
     fn request(&self, def: &Definition, job: &Job) -> Result<reqwest::RequestBuilder, String> {
         let b = &job.bookmark;
+        // The bookmark's moment, not the event's: it carries the camera's clock offset.
         let window = match def.moment {
-            Moment::Range => template::window(b.start_ms, b.duration_ms, job.event.at_ms),
-            Moment::Point => template::window(job.event.at_ms, 0, job.event.at_ms),
+            Moment::Range => template::window(b.start_ms, b.duration_ms, b.moment_ms),
+            Moment::Point => template::window(b.moment_ms, 0, b.moment_ms),
         };
         let name = cut(text::name(&job.event), def.max_name);
         let description = cut(text::description(&job.event), def.max_description);

@@ -18,7 +18,7 @@ use crate::config::reader::{Doc, Table, read_document};
 pub enum Moment {
     /// A span: pre-roll before the event to post-roll after it (bookmarks, exports).
     Range,
-    /// The event's own moment (markers, seekpoints, generic events).
+    /// The event's moment on the camera's clock (markers, seekpoints, generic events).
     Point,
 }
 

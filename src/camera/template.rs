@@ -4,17 +4,18 @@
 //!
 //! Variables of a request: `event` (the contract's fields), `key` (the event key), `bookmark_uuid` (a UUID v5
 //! of key and camera, stable across retries), `camera` (`system`, `device`, `name`), `system` (`id`, `url`
-//! without a trailing slash, `host`, `username`, `options`), `options`, `name` and `description` (the
-//! bookmark's text, cut to the definition's limits), and `window`: `start_ms`, `end_ms`, `duration_ms`,
+//! without a trailing slash, `host`, `username`, `client_id`, `options`), `options`, `name` and `description`
+//! (the bookmark's text, cut to the definition's limits), and `window`: `start_ms`, `end_ms`, `duration_ms`,
 //! `start_s`, `end_s` (float seconds), `start_iso`, `end_iso` (UTC, milliseconds), `moment_ms`, `moment_s`,
-//! `moment_iso` (the event's own moment). Filters beyond Jinja's: `tojson`, `urlencode` (query values),
-//! `b64encode`; and `secret`, the camera system's password and API key, for vendors that want them in a
-//! header or body (`secret.password`, `secret.api_key`), never logged.
+//! `moment_iso` (the event's moment on the camera's clock, its offset applied like the window's). Filters
+//! beyond Jinja's: `tojson`, `urlencode` (query values), `b64encode`; and `secret`, the camera system's
+//! secrets, for vendors that want them in a header or body (`secret.password`, `secret.api_key`,
+//! `secret.client_secret`, `secret.refresh_token`), never logged. An unset one is the empty string.
 
 use chrono::{TimeZone, Utc};
 use minijinja::{Environment, UndefinedBehavior, Value, context};
 
-use crate::config::CameraSystemConfig;
+use crate::config::{CameraSystemConfig, Secret};
 use crate::store::Job;
 
 fn env() -> Environment<'static> {
@@ -56,7 +57,7 @@ fn iso(ms: i64) -> String {
         .unwrap_or_default()
 }
 
-/// A span of time in the units vendors ask for; `moment_ms` is the event's own moment.
+/// A span of time in the units vendors ask for; `moment_ms` is the event's moment on the camera's clock.
 pub fn window(start_ms: i64, duration_ms: i64, moment_ms: i64) -> Value {
     let end_ms = start_ms + duration_ms;
     context! {
@@ -87,6 +88,7 @@ fn system_value(system: &CameraSystemConfig) -> Value {
         url => system.url.as_str().trim_end_matches('/').to_string(),
         host => host(system),
         username => system.username.clone().unwrap_or_default(),
+        client_id => system.client_id.clone().unwrap_or_default(),
         options => Value::from_serialize(&system.options),
     }
 }
@@ -110,6 +112,14 @@ pub fn render_link(
     render(source, &ctx)
 }
 
+/// A secret's value for a template, or the empty string when the system has none.
+fn exposed(secret: &Option<Secret>) -> String {
+    secret
+        .as_ref()
+        .map(|s| s.expose().to_string())
+        .unwrap_or_default()
+}
+
 /// Everything a request template can use, for one attempt at one bookmark.
 pub fn request_context(
     system: &CameraSystemConfig,
@@ -128,8 +138,10 @@ pub fn request_context(
         system => system_value(system),
         options => Value::from_serialize(&system.options),
         secret => context! {
-            password => system.password.as_ref().map(|p| p.expose().to_string()).unwrap_or_default(),
-            api_key => system.api_key.as_ref().map(|k| k.expose().to_string()).unwrap_or_default(),
+            password => exposed(&system.password),
+            api_key => exposed(&system.api_key),
+            client_secret => exposed(&system.client_secret),
+            refresh_token => exposed(&system.refresh_token),
         },
         name => name,
         description => description,

@@ -236,6 +236,12 @@ pub struct CameraSystemConfig {
     pub password: Option<Secret>,
     /// From `api_key_env`; a webhook sends it as `Authorization: Bearer`.
     pub api_key: Option<Secret>,
+    /// OAuth2 client id, for vendors whose API wants OAuth2 (templates: `system.client_id`). Default: none.
+    pub client_id: Option<String>,
+    /// OAuth2 client secret, from `client_secret_env` (templates: `secret.client_secret`). Default: none.
+    pub client_secret: Option<Secret>,
+    /// OAuth2 refresh token, from `refresh_token_env` (templates: `secret.refresh_token`). Default: none.
+    pub refresh_token: Option<Secret>,
     /// A CA certificate (PEM) to trust for this system, for self-signed NVRs.
     pub tls_ca: Option<PathBuf>,
     /// Accept any certificate. An explicit opt-out, warned about at start.
@@ -262,6 +268,13 @@ pub struct CameraConfig {
     pub name: String,
     /// `store/register` pairs this camera watches.
     pub registers: Vec<RegisterRef>,
+    /// How far the camera's recording clock is ahead of the register clock (negative: behind), within ±1h.
+    /// Its bookmarks are placed at the register's moment plus this. Default `0s`.
+    pub offset: Millis,
+    /// Time before the event. Default: `[bookmarks] pre_roll`.
+    pub pre_roll: Millis,
+    /// Time after the event. Default: `[bookmarks] post_roll`.
+    pub post_roll: Millis,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -308,6 +321,8 @@ impl fmt::Display for ConfigErrors {
 
 pub const DEFAULT_TOPIC: &str = "pos/+/+/events";
 pub const DEFAULT_RETRY: [i64; 7] = [1_000, 5_000, 15_000, 30_000, 60_000, 120_000, 300_000];
+/// The largest camera clock correction: beyond it the camera's clock, not tillmark's config, needs fixing.
+const MAX_OFFSET_MS: i64 = 3_600_000;
 
 impl Default for Config {
     /// The embedded defaults: embedded broker, SQLite file, index on localhost, no cameras.
@@ -386,7 +401,7 @@ impl Builder<'_> {
         let cameras = top
             .tables("cameras")
             .iter()
-            .filter_map(|t| self.camera(t, &store_ids, &system_ids))
+            .filter_map(|t| self.camera(t, &bookmarks, &store_ids, &system_ids))
             .collect();
         self.unique(&store_ids);
         self.unique(&system_ids);
@@ -394,7 +409,7 @@ impl Builder<'_> {
             mqtt: mqtt?,
             database: database?,
             web: web?,
-            bookmarks: bookmarks?,
+            bookmarks,
             delivery: delivery?,
             integrations,
             stores,
@@ -529,7 +544,7 @@ impl Builder<'_> {
         Some(cfg)
     }
 
-    fn bookmarks(&self, t: Option<&Table>) -> Option<BookmarkConfig> {
+    fn bookmarks(&self, t: Option<&Table>) -> BookmarkConfig {
         let mut cfg = BookmarkConfig {
             types: EventType::ALL
                 .into_iter()
@@ -538,7 +553,7 @@ impl Builder<'_> {
             pre_roll: Millis(10_000),
             post_roll: Millis(20_000),
         };
-        let Some(t) = t else { return Some(cfg) };
+        let Some(t) = t else { return cfg };
         if let Some(types) = t.opt_str_list("types") {
             cfg.types.clear();
             for ty in types {
@@ -558,10 +573,16 @@ impl Builder<'_> {
                 }
             }
         }
-        for (key, slot) in [
-            ("pre_roll", &mut cfg.pre_roll),
-            ("post_roll", &mut cfg.post_roll),
-        ] {
+        (cfg.pre_roll, cfg.post_roll) = self.rolls(t, (cfg.pre_roll, cfg.post_roll));
+        t.finish();
+        cfg
+    }
+
+    /// `pre_roll` and `post_roll` of `t`, each defaulting to its half of `defaults`. `[bookmarks]` and each
+    /// camera read them by the same rules, so a camera cannot set a window the section would refuse.
+    fn rolls(&self, t: &Table, defaults: (Millis, Millis)) -> (Millis, Millis) {
+        let (mut pre, mut post) = defaults;
+        for (key, slot) in [("pre_roll", &mut pre), ("post_roll", &mut post)] {
             if let Some(d) = t.opt_duration(key) {
                 if d.0 < 0 || d.0 > 3_600_000 {
                     t.error(key, "must be between 0s and 1h");
@@ -569,14 +590,14 @@ impl Builder<'_> {
                 *slot = d;
             }
         }
-        if cfg.pre_roll.0 + cfg.post_roll.0 == 0 {
+        // Only where this table sets a roll: zero defaults are the section's mistake, reported there once.
+        if (t.has("pre_roll") || t.has("post_roll")) && pre.0 + post.0 == 0 {
             t.error(
                 "post_roll",
                 "pre_roll and post_roll cannot both be zero: a bookmark needs a length",
             );
         }
-        t.finish();
-        Some(cfg)
+        (pre, post)
     }
 
     fn integrations(&self, t: Option<&Table>) -> IntegrationsConfig {
@@ -707,13 +728,20 @@ impl Builder<'_> {
         let username = t.opt_str("username").map(|u| u.value);
         let password = self.secret(t, "password_env");
         let api_key = self.secret(t, "api_key_env");
-        if t.has("password") || t.has("api_key") {
-            let key = if t.has("password") {
-                "password"
-            } else {
-                "api_key"
-            };
-            t.error(key, format!("secrets do not belong in the file: put it in an environment variable and name it with {key}_env"));
+        let client_id = t.opt_str("client_id").map(|c| c.value);
+        let client_secret = self.secret(t, "client_secret_env");
+        let refresh_token = self.secret(t, "refresh_token_env");
+        for key in ["password", "api_key", "client_secret", "refresh_token"] {
+            if t.has(key) {
+                t.error(key, format!("secrets do not belong in the file: put it in an environment variable and name it with {key}_env"));
+            }
+        }
+        // An OAuth2 secret or refresh token is always presented with the client id it was issued to.
+        if client_id.is_none() && (t.has("client_secret_env") || t.has("refresh_token_env")) {
+            t.error(
+                "client_id",
+                "is required when client_secret_env or refresh_token_env is set",
+            );
         }
         let tls_ca = t.opt_str("tls_ca").map(|p| PathBuf::from(p.value));
         if let Some(ca) = &tls_ca
@@ -745,6 +773,9 @@ impl Builder<'_> {
             username,
             password,
             api_key,
+            client_id,
+            client_secret,
+            refresh_token,
             tls_ca,
             tls_insecure,
             web_viewer_url,
@@ -755,6 +786,7 @@ impl Builder<'_> {
     fn camera(
         &self,
         t: &Table,
+        bookmarks: &BookmarkConfig,
         stores: &[At<String>],
         systems: &[At<String>],
     ) -> Option<CameraConfig> {
@@ -783,6 +815,15 @@ impl Builder<'_> {
                 Err(e) => self.doc.push(r.path, Some(r.line), e),
             }
         }
+        let offset = t.opt_duration("offset").unwrap_or_default();
+        if offset.0.abs() > MAX_OFFSET_MS {
+            t.error(
+                "offset",
+                "must be between -1h and 1h: a camera clock further off than that is misconfigured; \
+                 set its time (NTP) instead of correcting it here",
+            );
+        }
+        let (pre_roll, post_roll) = self.rolls(t, (bookmarks.pre_roll, bookmarks.post_roll));
         t.finish();
         let device = device?.value;
         Some(CameraConfig {
@@ -790,6 +831,9 @@ impl Builder<'_> {
             name: name.unwrap_or_else(|| device.clone()),
             device,
             registers,
+            offset,
+            pre_roll,
+            post_roll,
         })
     }
 }

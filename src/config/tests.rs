@@ -140,6 +140,9 @@ fn the_sample_config_is_valid_and_every_value_lands_where_it_should() {
     assert_eq!(nvr.username.as_deref(), Some("tillmark"));
     assert_eq!(nvr.password.as_ref().map(Secret::expose), Some(NX_PASSWORD));
     assert!(nvr.api_key.is_none());
+    assert_eq!(nvr.client_id, None);
+    assert!(nvr.client_secret.is_none());
+    assert!(nvr.refresh_token.is_none());
     assert_eq!(nvr.tls_ca, None);
     assert!(!nvr.tls_insecure);
     assert_eq!(nvr.web_viewer_url, None);
@@ -152,6 +155,9 @@ fn the_sample_config_is_valid_and_every_value_lands_where_it_should() {
     assert_eq!(camera.name, "Counter 1");
     let registers: Vec<String> = camera.registers.iter().map(|r| r.to_string()).collect();
     assert_eq!(registers, ["shibuya-01/r1", "shibuya-01/r2"]);
+    assert_eq!(camera.offset, Millis(0));
+    assert_eq!(camera.pre_roll, Millis(10_000));
+    assert_eq!(camera.post_roll, Millis(20_000));
 }
 
 #[test]
@@ -487,7 +493,7 @@ fn each_mistake_comes_with_a_message_that_says_how_to_fix_it() {
     );
     assert_eq!(
         message("cameras[0].devise"),
-        "unknown key; expected one of: device, name, registers, system"
+        "unknown key; expected one of: device, name, offset, post_roll, pre_roll, registers, system"
     );
     assert_eq!(message("cameras[0].device"), "is required");
     assert_eq!(
@@ -817,15 +823,217 @@ id = "hook"
 integration = "webhook"
 url = "https://hooks.example.com/"
 api_key_env = "NX_PASSWORD"
+client_id = "tillmark"
+client_secret_env = "NX_PASSWORD"
+refresh_token_env = "NX_PASSWORD"
 "#
     );
     let config = valid(&text);
     assert!(config.mqtt.password.is_some());
     assert!(config.camera_systems[1].api_key.is_some());
+    assert!(config.camera_systems[1].client_secret.is_some());
+    assert!(config.camera_systems[1].refresh_token.is_some());
     for debug in [format!("{config:?}"), format!("{config:#?}")] {
         assert!(!debug.contains(NX_PASSWORD), "{debug}");
         assert!(debug.contains("**REDACTED**"));
     }
+}
+
+// ---- Camera clock offsets and per-camera rolls ----
+
+/// A site whose [bookmarks] rolls are 5s and 15s, with the given `[[cameras]]` keys added to its camera.
+fn with_camera(keys: &str) -> String {
+    format!(
+        "[bookmarks]\npre_roll = \"5s\"\npost_roll = \"15s\"\n{}{keys}\n",
+        with_site("")
+    )
+}
+
+#[test]
+fn a_camera_offset_is_signed_and_its_rolls_default_to_the_bookmarks_section() {
+    for (written, ms) in [
+        ("\"-2.5s\"", -2_500),
+        ("\"1500ms\"", 1_500),
+        ("\"0s\"", 0),
+        ("\"+3s\"", 3_000),
+        ("\"-1h\"", -3_600_000),
+    ] {
+        let config = valid(&with_camera(&format!("offset = {written}")));
+        let camera = &config.cameras[0];
+        assert_eq!(camera.offset, Millis(ms), "offset = {written}");
+        assert_eq!(camera.pre_roll, Millis(5_000));
+        assert_eq!(camera.post_roll, Millis(15_000));
+    }
+    assert_eq!(valid(&with_camera("")).cameras[0].offset, Millis(0));
+}
+
+#[test]
+fn a_camera_sets_its_own_rolls_and_keeps_the_section_default_for_the_other() {
+    let config = valid(&with_camera("pre_roll = \"2s\""));
+    assert_eq!(config.cameras[0].pre_roll, Millis(2_000));
+    assert_eq!(config.cameras[0].post_roll, Millis(15_000));
+    let config = valid(&with_camera("pre_roll = \"0s\"\npost_roll = \"1m\""));
+    assert_eq!(config.cameras[0].pre_roll, Millis(0));
+    assert_eq!(config.cameras[0].post_roll, Millis(60_000));
+}
+
+#[test]
+fn a_camera_offset_that_is_not_a_duration_is_refused_on_its_line() {
+    for (written, says) in [
+        ("\"soon\"", "is not a duration"),
+        ("\"-2.5\"", "has no unit"),
+        ("\"2 fortnights\"", "unknown unit"),
+        ("\"--2s\"", "is not a duration"),
+    ] {
+        let text = with_camera(&format!("offset = {written}"));
+        let errors = invalid(&text);
+        let e = error_at(&errors, "cameras[0].offset");
+        assert!(
+            e.message.contains(says),
+            "offset = {written}: {}",
+            e.message
+        );
+        assert_eq!(e.line, Some(line_of(&text, "offset =")));
+    }
+    let errors = invalid(&with_camera("offset = -2500"));
+    assert_eq!(
+        error_at(&errors, "cameras[0].offset").message,
+        "expected a string, found integer"
+    );
+}
+
+#[test]
+fn a_camera_offset_beyond_an_hour_either_way_is_refused_as_a_misset_clock() {
+    for written in ["\"61m\"", "\"-2h\"", "\"3600001ms\""] {
+        let text = with_camera(&format!("offset = {written}"));
+        let errors = invalid(&text);
+        let e = error_at(&errors, "cameras[0].offset");
+        assert_eq!(
+            e.message,
+            "must be between -1h and 1h: a camera clock further off than that is misconfigured; \
+             set its time (NTP) instead of correcting it here",
+            "offset = {written}"
+        );
+        assert_eq!(e.line, Some(line_of(&text, "offset =")));
+    }
+}
+
+#[test]
+fn a_cameras_rolls_follow_the_bookmarks_rules_on_their_own_lines() {
+    let text = with_camera("pre_roll = \"0s\"\npost_roll = \"0s\"");
+    let errors = invalid(&text);
+    let e = error_at(&errors, "cameras[0].post_roll");
+    assert_eq!(
+        e.message,
+        "pre_roll and post_roll cannot both be zero: a bookmark needs a length"
+    );
+    assert_eq!(e.line, Some(nth_line_of(&text, "post_roll =", 1)));
+
+    let text = with_camera("pre_roll = \"-1s\"\npost_roll = \"2h\"");
+    let errors = invalid(&text);
+    for key in ["pre_roll", "post_roll"] {
+        let e = error_at(&errors, &format!("cameras[0].{key}"));
+        assert_eq!(e.message, "must be between 0s and 1h");
+        // Line 0 of each is the [bookmarks] one.
+        assert_eq!(e.line, Some(nth_line_of(&text, &format!("{key} ="), 1)));
+    }
+}
+
+#[test]
+fn a_camera_that_zeroes_the_one_roll_the_section_sets_has_no_length() {
+    let text = format!(
+        "[bookmarks]\npre_roll = \"0s\"\npost_roll = \"20s\"\n{}post_roll = \"0s\"\n",
+        with_site("")
+    );
+    let errors = invalid(&text);
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert_eq!(
+        error_at(&errors, "cameras[0].post_roll").message,
+        "pre_roll and post_roll cannot both be zero: a bookmark needs a length"
+    );
+}
+
+// ---- OAuth2 credentials ----
+
+const OAUTH_SYSTEM: &str = r#"
+[[camera_systems]]
+id = "cloud"
+integration = "webhook"
+url = "https://api.example.com/"
+client_id = "tillmark-site-7"
+client_secret_env = "CLOUD_CLIENT_SECRET"
+refresh_token_env = "CLOUD_REFRESH_TOKEN"
+"#;
+
+#[test]
+fn oauth2_credentials_read_the_client_id_from_the_file_and_the_secrets_from_the_environment() {
+    let env = |name: &str| match name {
+        "CLOUD_CLIENT_SECRET" => Some("cs-91d2".to_string()),
+        "CLOUD_REFRESH_TOKEN" => Some("rt-5e0b".to_string()),
+        _ => None,
+    };
+    let config = Config::parse(OAUTH_SYSTEM, &env).expect("valid");
+    let cloud = config.camera_system("cloud").expect("the system");
+    assert_eq!(cloud.client_id.as_deref(), Some("tillmark-site-7"));
+    assert_eq!(
+        cloud.client_secret.as_ref().map(Secret::expose),
+        Some("cs-91d2")
+    );
+    assert_eq!(
+        cloud.refresh_token.as_ref().map(Secret::expose),
+        Some("rt-5e0b")
+    );
+}
+
+#[test]
+fn an_unset_oauth2_variable_is_named_on_its_line() {
+    let errors = invalid(OAUTH_SYSTEM);
+    assert_eq!(errors.len(), 2, "{errors:#?}");
+    for (key, var) in [
+        ("client_secret_env", "CLOUD_CLIENT_SECRET"),
+        ("refresh_token_env", "CLOUD_REFRESH_TOKEN"),
+    ] {
+        let e = error_at(&errors, &format!("camera_systems[0].{key}"));
+        assert_eq!(e.message, format!("environment variable {var} is not set"));
+        assert_eq!(e.line, Some(line_of(OAUTH_SYSTEM, key)));
+    }
+}
+
+#[test]
+fn an_oauth2_secret_in_the_file_is_refused_like_a_password() {
+    let text = r#"
+[[camera_systems]]
+id = "cloud"
+integration = "webhook"
+url = "https://api.example.com/"
+client_id = "tillmark-site-7"
+client_secret = "cs-91d2"
+refresh_token = "rt-5e0b"
+"#;
+    let errors = invalid(text);
+    for key in ["client_secret", "refresh_token"] {
+        let e = error_at(&errors, &format!("camera_systems[0].{key}"));
+        assert_eq!(
+            e.message,
+            format!(
+                "secrets do not belong in the file: put it in an environment variable and name it with {key}_env"
+            )
+        );
+        assert_eq!(e.line, Some(line_of(text, &format!("{key} ="))));
+    }
+    for e in &errors {
+        assert!(!e.to_string().contains("cs-91d2") && !e.to_string().contains("rt-5e0b"));
+    }
+}
+
+#[test]
+fn an_oauth2_secret_without_a_client_id_asks_for_one() {
+    let text = OAUTH_SYSTEM.replace("client_id = \"tillmark-site-7\"\n", "");
+    let errors = Config::parse(&text, &|_| Some("set".into())).expect_err("no client id");
+    assert_eq!(
+        error_at(&errors, "camera_systems[0].client_id").message,
+        "is required when client_secret_env or refresh_token_env is set"
+    );
 }
 
 // ---- Broker URLs ----

@@ -33,6 +33,8 @@ pub struct NewBookmark {
     pub system: String,
     pub device: String,
     pub camera: String,
+    /// The event's moment on this camera's clock (the register's moment plus the camera's offset).
+    pub moment_ms: i64,
     pub start_ms: i64,
     pub duration_ms: i64,
 }
@@ -97,6 +99,8 @@ pub struct BookmarkRecord {
     pub system: String,
     pub device: String,
     pub camera: String,
+    /// The event's moment on this camera's clock: where a point marker goes.
+    pub moment_ms: i64,
     pub start_ms: i64,
     pub duration_ms: i64,
     pub state: BookmarkState,

@@ -38,8 +38,8 @@ fn push_skip(q: &mut QueryBuilder<Sqlite>, skip: &[String]) {
 /// Rows sleeping out a backoff after a failure, waiting past the bound that follows.
 const WAITING_AFTER_FAILURE: &str = " WHERE state = 'pending' AND claimed_until_ms IS NULL AND last_error IS NOT NULL AND next_attempt_ms > ";
 
-const BOOKMARK_COLUMNS: &str = "b.id, b.system, b.device, b.camera, b.start_ms, b.duration_ms, b.state, b.attempts, \
-     b.next_attempt_ms, b.vendor_id, b.last_error, b.made_ms";
+const BOOKMARK_COLUMNS: &str = "b.id, b.system, b.device, b.camera, b.moment_ms, b.start_ms, b.duration_ms, b.state, \
+     b.attempts, b.next_attempt_ms, b.vendor_id, b.last_error, b.made_ms";
 
 impl SqliteStore {
     pub async fn open(url: &str) -> Result<SqliteStore, StoreError> {
@@ -94,6 +94,7 @@ fn bookmark_from_row(row: &SqliteRow) -> Result<BookmarkRecord, StoreError> {
         system: row.try_get("system")?,
         device: row.try_get("device")?,
         camera: row.try_get("camera")?,
+        moment_ms: row.try_get("moment_ms")?,
         start_ms: row.try_get("start_ms")?,
         duration_ms: row.try_get("duration_ms")?,
         next_attempt_ms: if state == BookmarkState::Pending {
@@ -192,14 +193,15 @@ impl Store for SqliteStore {
                     };
                     for b in bookmarks {
                         sqlx::query(
-                            "INSERT INTO bookmarks (event_seq, system, device, camera, start_ms, duration_ms, \
-                             next_attempt_ms, created_ms, updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
+                            "INSERT INTO bookmarks (event_seq, system, device, camera, moment_ms, start_ms, duration_ms, \
+                             next_attempt_ms, created_ms, updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
                              ON CONFLICT (event_seq, system, device) DO NOTHING",
                         )
                         .bind(seq)
                         .bind(&b.system)
                         .bind(&b.device)
                         .bind(&b.camera)
+                        .bind(b.moment_ms)
                         .bind(b.start_ms)
                         .bind(b.duration_ms)
                         .bind(now_ms)

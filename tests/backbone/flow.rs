@@ -251,6 +251,10 @@ fn the_sample_config_in_examples_is_valid() {
     let config =
         tillmark::config::Config::parse(&text, &|_| Some("secret".into())).expect("valid sample");
     assert_eq!(config.cameras[0].registers.len(), 2);
+    assert_eq!(
+        config.cameras[0].offset.0, 0,
+        "the sample shows the default offset"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -98,7 +98,8 @@ async fn start_fake_rhombus() -> (String, FakeRhombus) {
 }
 
 /// One Rhombus organisation with default options (door camera on r1, a camera Rhombus does not know on r2),
-/// and a second one configured for teal seekpoints without the overlay (till camera on r3).
+/// and a second one configured for teal seekpoints without the overlay (till camera on r3, its clock 2.5 s behind
+/// the registers').
 fn rhombus_config(site: &Site, url: &str, api_key: &str) -> Config {
     let text = format!(
         r#"{header}[[camera_systems]]
@@ -129,6 +130,7 @@ system = "rhombus-teal"
 device = "{TILL_CAM}"
 name = "Till"
 registers = ["shibuya-01/r3"]
+offset = "-2.5s"
 "#,
         header = site.header(&repo_integrations()),
     );
@@ -223,7 +225,8 @@ async fn a_camera_rhombus_does_not_know_fails_with_its_error_message_and_options
     assert_eq!(creates.len(), 2, "a logical error is not retried");
     assert_eq!(creates[1].2["cameraUuid"], GONE_CAM);
 
-    // A camera system with options: its colour and overlay setting, and a trailing slash in its URL is harmless.
+    // A camera system with options: its colour and overlay setting, and a trailing slash in its URL is harmless;
+    // the camera's clock offset moves the seekpoint.
     bridge
         .publish(
             &site.topic("shibuya-01", "r3"),
@@ -253,8 +256,8 @@ async fn a_camera_rhombus_does_not_know_fails_with_its_error_message_and_options
         "a short name is sent whole"
     );
     assert_eq!(
-        body["footageSeekPoints"][0]["timestampMs"], 1_795_254_300_125_i64,
-        "18:45:00.125 in Tokyo, in epoch ms"
+        body["footageSeekPoints"][0]["timestampMs"], 1_795_254_297_625_i64,
+        "18:45:00.125 in Tokyo, in epoch ms, 2.5 s earlier on the till camera's clock"
     );
     assert_eq!(body["footageSeekPoints"][0]["color"], "TEAL");
     assert_eq!(body["footageSeekPoints"][0]["displayOverlay"], false);
