@@ -1,21 +1,36 @@
-//! The definition-driven adapter: makes a bookmark by rendering a vendor definition's create request and
-//! reading the answer as the definition says. The definition is looked up at every attempt, so an edited
-//! file applies to the next bookmark, and a missing one holds bookmarks until it appears.
+//! The definition-driven adapter: makes a bookmark by rendering a vendor definition's requests and reading
+//! the answers as the definition says. The definition is looked up at every attempt, so an edited file
+//! applies to the next bookmark, and a missing one holds bookmarks until it appears.
+//!
+//! One attempt: prepare the definition's setup values once (Verkada's event type); after an uncertain
+//! earlier attempt, look the bookmark up before making another; for a realtime vendor, make the fallback
+//! (an export of the window) when the mark can no longer land at the right moment; then create, and read it
+//! back when the definition asks.
+
+use std::collections::BTreeMap;
 
 use async_trait::async_trait;
+use minijinja::Value;
+use tokio::sync::Mutex;
 
-use super::definition::{Auth, Definition, Moment};
-use super::http::{retry_after, transport_error, vendor_message};
+use super::definition::{Answer, Definition, IdFrom, Lookup, Moment, Setup};
+use super::http::vendor_message;
 use super::registry::Integrations;
-use super::{CameraSystem, Delivery, template, text};
+use super::wire::{Reply, Trace, Wire, at_path, pause, render};
+use super::{CameraSystem, Delivery, Zones, template, text};
+use crate::clock::now_ms;
 use crate::config::CameraSystemConfig;
+use crate::money::format_amount;
 use crate::store::Job;
 
 pub struct Defined {
     name: String,
-    system: CameraSystemConfig,
-    http: reqwest::Client,
+    wire: Wire,
     integrations: Integrations,
+    /// Each store's time zone, for `window.*_local`.
+    zones: Zones,
+    /// Setup values found or made, by definition and setup name: prepared once, not per bookmark.
+    prepared: Mutex<BTreeMap<(String, String), String>>,
 }
 
 fn cut(text: String, limit: Option<usize>) -> String {
@@ -25,17 +40,27 @@ fn cut(text: String, limit: Option<usize>) -> String {
     }
 }
 
-/// A value at a dotted path (`data.id`) in a JSON answer, as text.
-fn at_path(value: &serde_json::Value, path: &str) -> Option<String> {
-    let found = path.split('.').try_fold(value, |v, key| match v {
-        serde_json::Value::Array(items) => key.parse::<usize>().ok().and_then(|i| items.get(i)),
-        _ => v.get(key),
-    })?;
-    match found {
-        serde_json::Value::String(s) => Some(s.clone()),
-        serde_json::Value::Number(n) => Some(n.to_string()),
-        serde_json::Value::Bool(b) => Some(b.to_string()),
-        _ => None,
+/// A template that answers yes or no (`create.when`, `lookup.match`).
+fn yes(source: &str, ctx: &Value) -> Result<bool, String> {
+    Ok(template::render(source, ctx)?
+        .trim()
+        .eq_ignore_ascii_case("true"))
+}
+
+/// An error field set in a success answer: `true`, a non-zero code, or a non-empty text.
+fn flagged(value: Option<String>) -> bool {
+    value.is_some_and(|v| !(v.is_empty() || v == "false" || v == "0"))
+}
+
+enum Found {
+    Yes(Option<String>),
+    No,
+}
+
+/// Nothing to do with the definition's author: the attempt failed before a request went out.
+fn broken(def: &Definition, e: String) -> Delivery {
+    Delivery::Failed {
+        error: format!("definition {}: {e}", def.name),
     }
 }
 
@@ -45,53 +70,349 @@ impl Defined {
         system: &CameraSystemConfig,
         http: reqwest::Client,
         integrations: Integrations,
+        zones: Zones,
+        trace: Option<Trace>,
     ) -> Self {
         Defined {
             name: name.to_string(),
-            system: system.clone(),
-            http,
+            wire: Wire::new(system, http, trace),
             integrations,
+            zones,
+            prepared: Mutex::new(BTreeMap::new()),
         }
     }
 
-    fn request(&self, def: &Definition, job: &Job) -> Result<reqwest::RequestBuilder, String> {
-        let b = &job.bookmark;
-        // The bookmark's moment, not the event's: it carries the camera's clock offset.
-        let window = match def.moment {
-            Moment::Range => template::window(b.start_ms, b.duration_ms, b.moment_ms),
-            Moment::Point => template::window(b.moment_ms, 0, b.moment_ms),
+    pub fn rate_limit_waits(&self) -> u64 {
+        self.wire.rate_limit_waits()
+    }
+
+    /// The setup values, found or created on first use.
+    async fn setup(&self, def: &Definition) -> Result<Value, Delivery> {
+        let mut values = BTreeMap::new();
+        for step in &def.setup {
+            let key = (def.name.clone(), step.name.clone());
+            let mut prepared = self.prepared.lock().await;
+            let value = match prepared.get(&key) {
+                Some(v) => v.clone(),
+                None => {
+                    let v = self.prepare(def, step).await?;
+                    prepared.insert(key, v.clone());
+                    v
+                }
+            };
+            values.insert(step.name.clone(), value);
+        }
+        Ok(Value::from_serialize(&values))
+    }
+
+    async fn prepare(&self, def: &Definition, step: &Setup) -> Result<String, Delivery> {
+        let ctx = template::login_context(&self.wire.system, "");
+        let what = format!("{} setup {}", def.title, step.name);
+        if let Found::Yes(Some(value)) = self.find(def, &step.find, &ctx, &what, false).await? {
+            return Ok(value);
+        }
+        let rendered = render(&step.create, &ctx).map_err(|e| broken(def, e))?;
+        let reply = self.wire.send(def, &what, &rendered, false).await?;
+        if !reply.status.is_success() {
+            return Err(self.refusal(def, &def.create.answer, &what, &reply, &ctx, false));
+        }
+        at_path(&reply.json(), &step.create_value).ok_or_else(|| Delivery::Retry {
+            error: format!("{what}: the answer has no {}", step.create_value),
+            retry_after: None,
+            maybe_created: false,
+        })
+    }
+
+    /// Runs a lookup: our bookmark (or setup value) with its id, or none.
+    async fn find(
+        &self,
+        def: &Definition,
+        lookup: &Lookup,
+        ctx: &Value,
+        what: &str,
+        maybe_created: bool,
+    ) -> Result<Found, Delivery> {
+        let rendered = render(&lookup.request, ctx).map_err(|e| broken(def, e))?;
+        let reply = self.wire.send(def, what, &rendered, maybe_created).await?;
+        if lookup.not_found.contains(&reply.status.as_u16()) {
+            return Ok(Found::No);
+        }
+        if !reply.status.is_success() {
+            let status = reply.status.as_u16();
+            let error = format!(
+                "{what}: HTTP {}: {}",
+                reply.status,
+                vendor_message(&reply.body)
+            );
+            // A search that cannot be made leaves an earlier attempt unaccounted for: wait, never guess.
+            return Err(if status == 408 || status == 429 || status >= 500 {
+                Delivery::Retry {
+                    error,
+                    retry_after: pause(def, &reply),
+                    maybe_created,
+                }
+            } else {
+                Delivery::Failed { error }
+            });
+        }
+        let answer = reply.json();
+        let candidates: Vec<serde_json::Value> = match &lookup.items {
+            None => vec![answer],
+            Some(path) => {
+                let list = if path.is_empty() {
+                    Some(&answer)
+                } else {
+                    path.split('.').try_fold(&answer, |v, k| v.get(k))
+                };
+                match list {
+                    Some(serde_json::Value::Array(items)) => items.clone(),
+                    _ => {
+                        return Err(Delivery::Retry {
+                            error: format!("{what}: the answer has no list at \"{path}\""),
+                            retry_after: None,
+                            maybe_created,
+                        });
+                    }
+                }
+            }
         };
+        for item in candidates {
+            let ours = match &lookup.matches {
+                None => true,
+                Some(m) => {
+                    let item_ctx =
+                        minijinja::context! { item => Value::from_serialize(&item), ..ctx.clone() };
+                    yes(m, &item_ctx).map_err(|e| broken(def, format!("lookup.match: {e}")))?
+                }
+            };
+            if ours {
+                return Ok(Found::Yes(
+                    lookup.id.as_ref().and_then(|p| at_path(&item, p)),
+                ));
+            }
+        }
+        Ok(Found::No)
+    }
+
+    /// A failure answer in the operator's words: the definition's message for the status, else the vendor's.
+    fn refusal(
+        &self,
+        def: &Definition,
+        answer: &Answer,
+        what: &str,
+        reply: &Reply,
+        ctx: &Value,
+        maybe_created: bool,
+    ) -> Delivery {
+        let status = reply.status.as_u16();
+        let said = answer
+            .error_message
+            .as_ref()
+            .and_then(|p| at_path(&reply.json(), p))
+            .unwrap_or_else(|| vendor_message(&reply.body));
+        let error = match answer.messages.get(&status) {
+            Some(tpl) => match template::render(tpl, ctx) {
+                Ok(m) => format!("{} {m} (HTTP {}): {said}", def.title, reply.status),
+                Err(e) => format!(
+                    "{what}: HTTP {}: {said} (messages.{status}: {e})",
+                    reply.status
+                ),
+            },
+            None => format!("{what}: HTTP {}: {said}", reply.status),
+        };
+        if answer.retry.contains(&status) {
+            Delivery::Retry {
+                error,
+                retry_after: pause(def, reply),
+                // The server may have stored it before failing: look before creating again.
+                maybe_created: maybe_created || reply.status.is_server_error(),
+            }
+        } else {
+            Delivery::Failed { error }
+        }
+    }
+
+    /// Reads the answer to a creating request.
+    fn made(
+        &self,
+        def: &Definition,
+        answer: &Answer,
+        what: &str,
+        reply: &Reply,
+        ctx: &Value,
+        maybe_created: bool,
+    ) -> Delivery {
+        let succeeded = if answer.success.is_empty() {
+            reply.status.is_success()
+        } else {
+            answer.success.contains(&reply.status.as_u16())
+        };
+        if !succeeded {
+            return self.refusal(def, answer, what, reply, ctx, maybe_created);
+        }
+        let json = reply.json();
+        let failed = answer
+            .error_flag
+            .as_ref()
+            .is_some_and(|flag| flagged(at_path(&json, flag)))
+            || answer
+                .success_flag
+                .as_ref()
+                .is_some_and(|flag| !flagged(at_path(&json, flag)));
+        if failed {
+            let why = answer
+                .error_message
+                .as_ref()
+                .and_then(|p| at_path(&json, p))
+                .unwrap_or_else(|| vendor_message(&reply.body));
+            return Delivery::Failed {
+                error: format!("{what}: HTTP {} with an error: {why}", reply.status),
+            };
+        }
+        let vendor_id = match &answer.id {
+            IdFrom::None => None,
+            IdFrom::Path(p) => at_path(&json, p),
+            IdFrom::Template(t) => template::render(t, ctx).ok(),
+        };
+        Delivery::Made {
+            vendor_id,
+            detail: format!("created (HTTP {})", reply.status.as_u16()),
+        }
+    }
+
+    fn context(&self, def: &Definition, job: &Job, setup: Value) -> Value {
+        let b = &job.bookmark;
+        let now = now_ms();
+        let zone = self
+            .zones
+            .get(&job.event.store)
+            .copied()
+            .unwrap_or(chrono_tz::Tz::UTC);
+        let (start_ms, duration_ms) = match def.moment {
+            Moment::Range | Moment::Realtime => (b.start_ms, b.duration_ms),
+            Moment::Point => (b.moment_ms, 0),
+        };
+        let window = template::window(template::Times {
+            start_ms,
+            duration_ms,
+            // The bookmark's moment, not the event's: it carries the camera's clock offset.
+            moment_ms: b.moment_ms,
+            now_ms: now,
+            zone,
+        });
         let name = cut(text::name(&job.event), def.max_name);
         let description = cut(text::description(&job.event), def.max_description);
-        let ctx = template::request_context(&self.system, job, window, name, description);
-        let url = template::render(&def.create.url, &ctx)?;
-        let mut req = self.http.request(def.create.method.clone(), url.trim());
-        for (header, value) in &def.create.headers {
-            req = req.header(header.as_str(), template::render(value, &ctx)?);
+        let base = template::request_context(&self.wire.system, job, window, name, description);
+        minijinja::context! {
+            setup => setup,
+            tags => text::tags(&job.event),
+            amount_text => job.event.amount.map(|a| format_amount(a, job.event.currency.as_deref())).unwrap_or_default(),
+            now_ms => now,
+            ..base
         }
-        if let Some(body) = &def.create.body {
-            let rendered = template::render(body, &ctx)?;
-            let json: serde_json::Value = serde_json::from_str(&rendered)
-                .map_err(|e| format!("the body did not render to JSON: {e}"))?;
-            req = req.json(&json);
-        }
-        Ok(match &def.auth {
-            Auth::None => req,
-            Auth::Basic => match (&self.system.username, &self.system.password) {
-                (Some(user), password) => {
-                    req.basic_auth(user, password.as_ref().map(|p| p.expose()))
+    }
+
+    async fn attempt(&self, def: &Definition, job: &Job) -> Delivery {
+        let setup = match self.setup(def).await {
+            Ok(s) => s,
+            Err(d) => return d,
+        };
+        let ctx = self.context(def, job, setup);
+        if job.maybe_created
+            && let Some(lookup) = &def.lookup
+        {
+            let what = format!("{} search", def.title);
+            match self.find(def, lookup, &ctx, &what, true).await {
+                Ok(Found::Yes(vendor_id)) => {
+                    return Delivery::Made {
+                        vendor_id,
+                        detail: "found from an earlier attempt".into(),
+                    };
                 }
-                _ => req,
-            },
-            Auth::Bearer => match &self.system.api_key {
-                Some(key) => req.bearer_auth(key.expose()),
-                None => req,
-            },
-            Auth::Header(name) => match &self.system.api_key {
-                Some(key) => req.header(name.as_str(), key.expose()),
-                None => req,
-            },
-        })
+                Ok(Found::No) => {}
+                Err(d) => return d,
+            }
+        }
+        if let (Some(when), Some(fallback)) = (&def.create.when, &def.fallback) {
+            match yes(when, &ctx) {
+                Ok(true) => {}
+                Ok(false) => {
+                    let what = format!("{} {}", def.title, fallback.label);
+                    let rendered = match render(&fallback.request, &ctx) {
+                        Ok(r) => r,
+                        Err(e) => return broken(def, format!("fallback: {e}")),
+                    };
+                    return match self
+                        .wire
+                        .send(def, &what, &rendered, job.maybe_created)
+                        .await
+                    {
+                        Ok(reply) => match self.made(
+                            def,
+                            &fallback.answer,
+                            &what,
+                            &reply,
+                            &ctx,
+                            job.maybe_created,
+                        ) {
+                            Delivery::Made { vendor_id, .. } => Delivery::Made {
+                                vendor_id,
+                                detail: format!(
+                                    "{} instead (too late for a live mark; HTTP {})",
+                                    fallback.label,
+                                    reply.status.as_u16()
+                                ),
+                            },
+                            other => other,
+                        },
+                        Err(d) => d,
+                    };
+                }
+                Err(e) => return broken(def, format!("create.when: {e}")),
+            }
+        }
+        let what = format!("{} create", def.title);
+        let rendered = match render(&def.create.request, &ctx) {
+            Ok(r) => r,
+            Err(e) => return broken(def, e),
+        };
+        let reply = match self
+            .wire
+            .send(def, &what, &rendered, job.maybe_created)
+            .await
+        {
+            Ok(reply) => reply,
+            Err(d) => return d,
+        };
+        let made = self.made(
+            def,
+            &def.create.answer,
+            &what,
+            &reply,
+            &ctx,
+            job.maybe_created,
+        );
+        match (made, &def.lookup) {
+            (Delivery::Made { vendor_id, detail }, Some(lookup)) if def.create.read_back => {
+                let what = format!("{} read-back", def.title);
+                match self.find(def, lookup, &ctx, &what, true).await {
+                    Ok(Found::Yes(found)) => Delivery::Made {
+                        vendor_id: vendor_id.or(found),
+                        detail: format!("{detail}, read back"),
+                    },
+                    Ok(Found::No) => Delivery::Retry {
+                        error: format!(
+                            "{what}: accepted (HTTP {}) but not there when read back",
+                            reply.status.as_u16()
+                        ),
+                        retry_after: None,
+                        maybe_created: true,
+                    },
+                    Err(d) => d,
+                }
+            }
+            (made, _) => made,
+        }
     }
 }
 
@@ -111,56 +432,18 @@ impl CameraSystem for Defined {
                 maybe_created: job.maybe_created,
             };
         };
-        let req = match self.request(&def, job) {
-            Ok(req) => req,
-            Err(e) => {
-                return Delivery::Failed {
-                    error: format!("definition {}: {e}", def.name),
-                };
-            }
-        };
-        let what = format!("{} create", def.name);
-        let resp = match req.send().await {
-            Ok(resp) => resp,
-            Err(e) => return transport_error(&what, &e, job.maybe_created),
-        };
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let body = resp.text().await.unwrap_or_default();
-        let succeeded = if def.success.is_empty() {
-            status.is_success()
-        } else {
-            def.success.contains(&status.as_u16())
-        };
-        if succeeded {
-            let answer: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
-            if let Some(flag) = &def.error_flag
-                && at_path(&answer, flag).as_deref() == Some("true")
-            {
-                let why = def
-                    .error_message
-                    .as_ref()
-                    .and_then(|p| at_path(&answer, p))
-                    .unwrap_or_else(|| vendor_message(&body));
-                return Delivery::Failed {
-                    error: format!("{what}: HTTP {status} with an error: {why}"),
-                };
-            }
-            let vendor_id = def.id_path.as_ref().and_then(|p| at_path(&answer, p));
-            return Delivery::Made {
-                vendor_id,
-                detail: format!("created (HTTP {})", status.as_u16()),
-            };
-        }
-        let message = format!("{what}: HTTP {status}: {}", vendor_message(&body));
-        if def.retry.contains(&status.as_u16()) {
+        match self.attempt(&def, job).await {
+            // An earlier attempt's uncertainty stands until a lookup or a create settles it.
             Delivery::Retry {
-                error: message,
-                retry_after: retry_after(&headers),
-                maybe_created: job.maybe_created || status.is_server_error(),
-            }
-        } else {
-            Delivery::Failed { error: message }
+                error,
+                retry_after,
+                maybe_created,
+            } => Delivery::Retry {
+                error,
+                retry_after,
+                maybe_created: maybe_created || job.maybe_created,
+            },
+            other => other,
         }
     }
 }

@@ -84,31 +84,3 @@ pub fn vendor_message(body: &str) -> String {
         text
     }
 }
-
-/// What a non-success status means for a create: 408/429/5xx come back later, other 4xx never will.
-pub fn status_outcome(
-    what: &str,
-    status: reqwest::StatusCode,
-    headers: &reqwest::header::HeaderMap,
-    body: &str,
-) -> Delivery {
-    let message = format!("{what}: HTTP {status}: {}", vendor_message(body));
-    if status == reqwest::StatusCode::TOO_MANY_REQUESTS
-        || status == reqwest::StatusCode::REQUEST_TIMEOUT
-    {
-        Delivery::Retry {
-            error: message,
-            retry_after: retry_after(headers),
-            maybe_created: false,
-        }
-    } else if status.is_server_error() {
-        // The server may have stored it before failing: look before creating again.
-        Delivery::Retry {
-            error: message,
-            retry_after: retry_after(headers),
-            maybe_created: true,
-        }
-    } else {
-        Delivery::Failed { error: message }
-    }
-}

@@ -6,11 +6,12 @@
 
 mod defined;
 pub mod definition;
+mod digest;
 mod http;
-mod nx;
 mod registry;
 mod template;
 pub mod text;
+mod wire;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,10 +20,15 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::Serialize;
 
-use crate::config::{CameraSystemConfig, Config, Integration};
+use crate::config::{CameraSystemConfig, Config};
 use crate::store::Job;
+use defined::Defined;
 
 pub use registry::Integrations;
+pub use wire::Trace;
+
+/// Each store's time zone, by store id.
+pub type Zones = Arc<HashMap<String, chrono_tz::Tz>>;
 pub use template::check as check_template;
 
 /// What one delivery attempt came to.
@@ -72,23 +78,10 @@ impl Cameras {
     pub fn build(config: &Config, integrations: &Integrations) -> Result<Cameras, BuildError> {
         let mut systems: HashMap<String, Arc<dyn CameraSystem>> = HashMap::new();
         for sys in &config.camera_systems {
-            let client =
-                http::client(sys, config.delivery.timeout.as_std()).map_err(|message| {
-                    BuildError {
-                        system: sys.id.clone(),
-                        message,
-                    }
-                })?;
-            let adapter: Arc<dyn CameraSystem> = match &sys.integration {
-                Integration::NxWitness => Arc::new(nx::NxWitness::new(sys, client)),
-                Integration::Defined(name) => Arc::new(defined::Defined::new(
-                    name,
-                    sys,
-                    client,
-                    integrations.clone(),
-                )),
-            };
-            systems.insert(sys.id.clone(), adapter);
+            systems.insert(
+                sys.id.clone(),
+                Arc::new(adapter(config, sys, integrations, None)?),
+            );
         }
         Ok(Cameras { systems })
     }
@@ -96,6 +89,35 @@ impl Cameras {
     pub fn get(&self, system: &str) -> Option<&Arc<dyn CameraSystem>> {
         self.systems.get(system)
     }
+}
+
+/// The adapter of one camera system; `trace` writes its exchanges down (`tillmark integrations test`).
+pub fn adapter(
+    config: &Config,
+    sys: &CameraSystemConfig,
+    integrations: &Integrations,
+    trace: Option<Trace>,
+) -> Result<Defined, BuildError> {
+    let zones: Zones = Arc::new(
+        config
+            .stores
+            .iter()
+            .map(|s| (s.id.clone(), s.timezone))
+            .collect(),
+    );
+    let client =
+        http::client(sys, config.delivery.timeout.as_std()).map_err(|message| BuildError {
+            system: sys.id.clone(),
+            message,
+        })?;
+    Ok(Defined::new(
+        sys.integration.name(),
+        sys,
+        client,
+        integrations.clone(),
+        zones,
+        trace,
+    ))
 }
 
 /// Where the footage of a bookmark opens: the vendor's client link and, if configured, a browser link.
@@ -106,22 +128,14 @@ pub fn footage_links(
     start_ms: i64,
 ) -> Vec<FootageLink> {
     let mut links = Vec::new();
-    match &system.integration {
-        Integration::NxWitness => links.push(FootageLink {
-            label: "Nx client".into(),
-            url: nx::client_link(system, device, start_ms),
-        }),
-        Integration::Defined(name) => {
-            if let Some(def) = integrations.get(name)
-                && let Some(tpl) = &def.footage_link
-                && let Ok(url) = template::render_link(tpl, system, device, start_ms)
-            {
-                links.push(FootageLink {
-                    label: def.title.clone(),
-                    url,
-                });
-            }
-        }
+    if let Some(def) = integrations.get(system.integration.name())
+        && let Some(tpl) = &def.footage_link
+        && let Ok(url) = template::render_link(tpl, system, device, start_ms)
+    {
+        links.push(FootageLink {
+            label: def.title.clone(),
+            url,
+        });
     }
     if let Some(tpl) = &system.web_viewer_url
         && let Ok(url) = template::render_link(tpl, system, device, start_ms)

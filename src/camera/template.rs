@@ -2,20 +2,17 @@
 //! links), rendered with minijinja. Undefined variables are errors, so a typo fails `integrations check` or
 //! the attempt, loudly, instead of sending an empty field to a camera system.
 //!
-//! Variables of a request: `event` (the contract's fields), `key` (the event key), `bookmark_uuid` (a UUID v5
-//! of key and camera, stable across retries), `camera` (`system`, `device`, `name`), `system` (`id`, `url`
-//! without a trailing slash, `host`, `username`, `client_id`, `options`), `options`, `name` and `description`
-//! (the bookmark's text, cut to the definition's limits), and `window`: `start_ms`, `end_ms`, `duration_ms`,
-//! `start_s`, `end_s` (float seconds), `start_iso`, `end_iso` (UTC, milliseconds), `moment_ms`, `moment_s`,
-//! `moment_iso` (the event's moment on the camera's clock, its offset applied like the window's). Filters
-//! beyond Jinja's: `tojson`, `urlencode` (query values), `b64encode`; and `secret`, the camera system's
-//! secrets, for vendors that want them in a header or body (`secret.password`, `secret.api_key`,
-//! `secret.client_secret`, `secret.refresh_token`), never logged. An unset one is the empty string.
+//! The variables each kind of template sees are listed in `integrations/README.md`; request templates see
+//! the event, the bookmark window (on the camera's clock: its offset applied) in the units vendors ask for,
+//! the camera, the system and its `secret`s, which are never logged. Filters beyond Jinja's: `tojson`,
+//! `urlencode` (query values), `b64encode`, `utc` (epoch ms in a strftime layout); and the function
+//! `version_at_least`.
 
 use chrono::{TimeZone, Utc};
+use chrono_tz::Tz;
 use minijinja::{Environment, UndefinedBehavior, Value, context};
 
-use crate::config::{CameraSystemConfig, Secret};
+use crate::config::CameraSystemConfig;
 use crate::store::Job;
 
 fn env() -> Environment<'static> {
@@ -25,6 +22,27 @@ fn env() -> Environment<'static> {
         serde_json::to_string(&v).map_err(|e| {
             minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, e.to_string())
         })
+    });
+    // Vendors that want a time in their own layout (Axis: `2024-05-01 09:30:00`, UTC).
+    env.add_filter(
+        "utc",
+        |ms: i64, layout: String| -> Result<String, minijinja::Error> {
+            let bad = |what: &str| {
+                minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, what.to_string())
+            };
+            let at = Utc
+                .timestamp_millis_opt(ms)
+                .single()
+                .ok_or_else(|| bad("time out of range"))?;
+            let items = chrono::format::StrftimeItems::new(&layout)
+                .parse()
+                .map_err(|_| bad(&format!("bad time layout {layout:?}")))?;
+            Ok(at.format_with_items(items.into_iter()).to_string())
+        },
+    );
+    // Vendors whose API changed between versions (Frigate's pre_capture from 0.18).
+    env.add_function("version_at_least", |have: String, want: String| -> bool {
+        version_at_least(&have, &want)
     });
     // For vendors whose Basic credentials are not plain `user:password` (Genetec: `user;appId:password`).
     env.add_filter("b64encode", |v: String| -> String {
@@ -50,6 +68,33 @@ pub fn render(source: &str, ctx: &Value) -> Result<String, String> {
     tpl.render(ctx).map_err(|e| format!("template error: {e}"))
 }
 
+/// Dotted version numbers compared numerically (`0.18.1` ≥ `0.18`); a part that is not a number counts as 0.
+fn version_at_least(have: &str, want: &str) -> bool {
+    let parts = |v: &str| -> Vec<u64> {
+        v.trim_start_matches('v')
+            .split('.')
+            .map(|p| {
+                p.chars()
+                    .take_while(char::is_ascii_digit)
+                    .collect::<String>()
+                    .parse()
+                    .unwrap_or(0)
+            })
+            .collect()
+    };
+    let (have, want) = (parts(have), parts(want));
+    for i in 0..have.len().max(want.len()) {
+        let (h, w) = (
+            have.get(i).copied().unwrap_or(0),
+            want.get(i).copied().unwrap_or(0),
+        );
+        if h != w {
+            return h > w;
+        }
+    }
+    true
+}
+
 fn iso(ms: i64) -> String {
     Utc.timestamp_millis_opt(ms)
         .single()
@@ -57,10 +102,42 @@ fn iso(ms: i64) -> String {
         .unwrap_or_default()
 }
 
-/// A span of time in the units vendors ask for; `moment_ms` is the event's moment on the camera's clock.
-pub fn window(start_ms: i64, duration_ms: i64, moment_ms: i64) -> Value {
+fn local(ms: i64, zone: Tz) -> String {
+    zone.timestamp_millis_opt(ms)
+        .single()
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, false))
+        .unwrap_or_default()
+}
+
+/// The times of a request: the window and the event's own moment in the units vendors ask for, in the
+/// store's zone too, and how long ago they were (realtime vendors place marks at their own "now").
+#[derive(Debug, Clone, Copy)]
+pub struct Times {
+    pub start_ms: i64,
+    pub duration_ms: i64,
+    pub moment_ms: i64,
+    pub now_ms: i64,
+    pub zone: Tz,
+}
+
+pub fn window(t: Times) -> Value {
+    let Times {
+        start_ms,
+        duration_ms,
+        moment_ms,
+        now_ms,
+        zone,
+    } = t;
     let end_ms = start_ms + duration_ms;
+    let ago_s = |ms: i64| ((now_ms - ms).max(0) + 999) / 1000;
     context! {
+        start_local => local(start_ms, zone),
+        end_local => local(end_ms, zone),
+        moment_local => local(moment_ms, zone),
+        since_start_s => ago_s(start_ms),
+        since_moment_s => ago_s(moment_ms),
+        since_moment_ms => now_ms - moment_ms,
+        until_end_s => ((end_ms - now_ms).max(0) + 999) / 1000,
         start_ms => start_ms,
         end_ms => end_ms,
         duration_ms => duration_ms,
@@ -93,6 +170,16 @@ fn system_value(system: &CameraSystemConfig) -> Value {
     }
 }
 
+fn link_window(start_ms: i64) -> Value {
+    window(Times {
+        start_ms,
+        duration_ms: 0,
+        moment_ms: start_ms,
+        now_ms: start_ms,
+        zone: Tz::UTC,
+    })
+}
+
 /// A footage link at `start_ms` on a camera.
 pub fn render_link(
     source: &str,
@@ -106,18 +193,35 @@ pub fn render_link(
         system => system_value(system),
         options => Value::from_serialize(&system.options),
         camera => context! { device => device },
-        window => window(start_ms, 0, start_ms),
-        ..window(start_ms, 0, start_ms)
+        window => link_window(start_ms),
+        ..link_window(start_ms)
     };
     render(source, &ctx)
 }
 
-/// A secret's value for a template, or the empty string when the system has none.
-fn exposed(secret: &Option<Secret>) -> String {
-    secret
-        .as_ref()
-        .map(|s| s.expose().to_string())
-        .unwrap_or_default()
+fn secret_value(system: &CameraSystemConfig) -> Value {
+    let expose = |s: &Option<crate::config::Secret>| {
+        s.as_ref()
+            .map(|s| s.expose().to_string())
+            .unwrap_or_default()
+    };
+    context! {
+        password => expose(&system.password),
+        api_key => expose(&system.api_key),
+        client_secret => expose(&system.client_secret),
+        refresh_token => expose(&system.refresh_token),
+    }
+}
+
+/// What a login, setup or `auth.when` template can use: the camera system, its secrets, and the newest
+/// refresh token (OAuth2 vendors rotate them).
+pub fn login_context(system: &CameraSystemConfig, refresh_token: &str) -> Value {
+    context! {
+        system => system_value(system),
+        options => Value::from_serialize(&system.options),
+        secret => secret_value(system),
+        refresh_token => refresh_token,
+    }
 }
 
 /// Everything a request template can use, for one attempt at one bookmark.
@@ -137,12 +241,7 @@ pub fn request_context(
         camera => context! { system => b.system.clone(), device => b.device.clone(), name => b.camera.clone() },
         system => system_value(system),
         options => Value::from_serialize(&system.options),
-        secret => context! {
-            password => exposed(&system.password),
-            api_key => exposed(&system.api_key),
-            client_secret => exposed(&system.client_secret),
-            refresh_token => exposed(&system.refresh_token),
-        },
+        secret => secret_value(system),
         name => name,
         description => description,
         window => window,

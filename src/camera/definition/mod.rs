@@ -1,0 +1,420 @@
+//! Vendor definitions: how to make a bookmark on one kind of camera system, written as a TOML file in the
+//! integrations folder instead of Rust. A definition names its auth scheme, the create request (method, URL,
+//! headers, JSON body, all templates), how to read the answer (success statuses, the vendor's id, logical
+//! errors inside a 2xx), which statuses are worth retrying, the footage link, and limits on text fields.
+//!
+//! Loading checks everything — every template compiles, every key is known — and reports every problem with
+//! its file, line and key, so an integrator fixes a file in one pass.
+
+mod read;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::ConfigError;
+use crate::config::reader::read_document;
+
+/// Where the bookmark sits on the vendor's timeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Moment {
+    /// A span: pre-roll before the event to post-roll after it (bookmarks, exports).
+    Range,
+    /// The event's own moment (markers, seekpoints, generic events).
+    Point,
+    /// The vendor places it at its own "now" (Frigate, Safie): the create request must go out promptly, and
+    /// `create.when` decides whether it still can; otherwise the `fallback` request (an export) is made.
+    Realtime,
+}
+
+/// How requests authenticate, with the camera system's credentials.
+#[derive(Debug, Clone)]
+pub enum Auth {
+    None,
+    /// `username` and `password_env`.
+    Basic,
+    /// `username` and `password_env`, answered to the server's Digest challenge.
+    Digest,
+    /// `api_key_env`, sent as `Authorization: Bearer`.
+    Bearer,
+    /// `api_key_env`, sent in the named header.
+    Header(String),
+    /// A token from a login request, renewed before it expires and when the vendor says it has.
+    Session(Box<Session>),
+}
+
+/// Where a login answer carries its token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenFrom {
+    /// A dotted path in the JSON answer.
+    Body(String),
+    /// A `Set-Cookie` of this name (Frigate's `frigate_token`).
+    Cookie(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// `login`, `oauth2-password` or `oauth2-refresh`, for messages.
+    pub scheme: String,
+    pub login: Request,
+    pub token: TokenFrom,
+    /// Dotted path of the token's lifetime in seconds in the answer (`expiresInS`, `expires_in`).
+    pub lifetime_path: Option<String>,
+    /// The lifetime when the answer does not say (Verkada: 30 minutes).
+    pub lifetime: Duration,
+    /// Where the token goes on each request, and how (a template over `token`).
+    pub header: String,
+    pub value: String,
+    /// Statuses meaning the token is no longer good; the request is sent again once with a fresh token.
+    pub expired_status: Vec<u16>,
+    /// A response header that, with any status, means the same (Nx: `x-auth-result: Auth_WrongSessionToken`).
+    pub expired_header: Option<(String, String)>,
+    /// Dotted path of a new refresh token in the answer (OAuth2 rotation), used for the next login.
+    pub refresh_token_path: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Body {
+    None,
+    /// A template that renders to JSON.
+    Json(String),
+    /// Form fields (`application/x-www-form-urlencoded`), each value a template.
+    Form(Vec<(String, String)>),
+}
+
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: reqwest::Method,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Body,
+}
+
+/// How to read the answer to a request that makes something (the bookmark, or the fallback export).
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// Statuses that mean created; empty means any 2xx.
+    pub success: Vec<u16>,
+    /// Statuses worth trying again; other failures are final and shown with the vendor's words.
+    pub retry: Vec<u16>,
+    pub id: IdFrom,
+    /// A field that, when set in a success answer, means it failed after all (Rhombus answers 200 with
+    /// `"error": true`); or one that must be set for success (Frigate's `"success": true`).
+    pub error_flag: Option<String>,
+    pub success_flag: Option<String>,
+    /// The field that says why, in a failure answer or one flagged as failed.
+    pub error_message: Option<String>,
+    /// What a status means, in the operator's words (`404` → `has no camera "…"`), templates.
+    pub messages: BTreeMap<u16, String>,
+}
+
+#[derive(Debug, Clone)]
+pub enum IdFrom {
+    None,
+    /// A dotted path in the answer (`id`, `data.event_id`, `items.0.id`).
+    Path(String),
+    /// A template: the id the request itself supplied (Nx 4.x's `guid`), when the answer has none.
+    Template(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Create {
+    pub request: Request,
+    pub answer: Answer,
+    /// A template that renders `true` when the create request can still place the mark at the right moment
+    /// (realtime vendors); otherwise the fallback is made.
+    pub when: Option<String>,
+    /// Look the bookmark up right after a successful create, and count it made only if it is there.
+    pub read_back: bool,
+}
+
+/// A search for an existing bookmark, so an attempt after an uncertain outcome does not make a second one.
+#[derive(Debug, Clone)]
+pub struct Lookup {
+    pub request: Request,
+    /// Dotted path to the list of candidates; none: the answer is the one candidate.
+    pub items: Option<String>,
+    /// A template over `item` that renders `true` for ours; none: any candidate is ours.
+    pub matches: Option<String>,
+    /// Dotted path, inside the candidate, of the vendor's id.
+    pub id: Option<String>,
+    /// Statuses meaning "no such bookmark".
+    pub not_found: Vec<u16>,
+}
+
+/// A value prepared once per camera system before the first bookmark (Verkada's event type): found by a
+/// search, or created when missing; templates see it as `setup.<name>`.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    pub name: String,
+    pub find: Lookup,
+    pub create: Request,
+    /// Dotted path of the value in the create answer.
+    pub create_value: String,
+}
+
+/// The fallback of a realtime vendor: made when the create request can no longer land at the right moment.
+#[derive(Debug, Clone)]
+pub struct Fallback {
+    /// What it is, shown in the index (`export of the window`).
+    pub label: String,
+    pub request: Request,
+    pub answer: Answer,
+}
+
+#[derive(Debug, Clone)]
+pub struct Definition {
+    pub name: String,
+    pub title: String,
+    pub moment: Moment,
+    pub auth: Auth,
+    /// A template: authenticate only when it renders `true` (Frigate's internal port takes no login).
+    pub auth_when: Option<String>,
+    pub setup: Vec<Setup>,
+    pub lookup: Option<Lookup>,
+    pub create: Create,
+    pub fallback: Option<Fallback>,
+    pub footage_link: Option<String>,
+    /// A still of the camera at the moment, fetched by tillmark with the system's credentials.
+    pub thumbnail: Option<Request>,
+    pub max_name: Option<usize>,
+    pub max_description: Option<usize>,
+    /// Requests per minute the vendor allows this camera system, all requests counted.
+    pub requests_per_minute: Option<u32>,
+    /// How long to leave the vendor alone after a 429 that gives no `Retry-After` (Verkada: 5 s).
+    pub cooldown: Option<Duration>,
+    /// The file it came from, or `None` for one built into tillmark.
+    pub source: Option<PathBuf>,
+}
+
+pub const DEFAULT_RETRY: [u16; 6] = [408, 429, 500, 502, 503, 504];
+
+/// Definitions built into the binary, so they work from any working directory; a file of the same name in
+/// the integrations folder replaces one.
+pub const BUILT_IN: [(&str, &str); 11] = [
+    (
+        "webhook",
+        include_str!("../../../integrations/webhook.toml"),
+    ),
+    (
+        "nx-witness",
+        include_str!("../../../integrations/nx-witness.toml"),
+    ),
+    (
+        "nx-witness-legacy",
+        include_str!("../../../integrations/nx-witness-legacy.toml"),
+    ),
+    (
+        "verkada-helix",
+        include_str!("../../../integrations/verkada-helix.toml"),
+    ),
+    (
+        "rhombus",
+        include_str!("../../../integrations/rhombus.toml"),
+    ),
+    (
+        "frigate",
+        include_str!("../../../integrations/frigate.toml"),
+    ),
+    (
+        "milestone",
+        include_str!("../../../integrations/milestone.toml"),
+    ),
+    (
+        "genetec",
+        include_str!("../../../integrations/genetec.toml"),
+    ),
+    (
+        "axis-camera-station",
+        include_str!("../../../integrations/axis-camera-station.toml"),
+    ),
+    (
+        "eagle-eye",
+        include_str!("../../../integrations/eagle-eye.toml"),
+    ),
+    ("safie", include_str!("../../../integrations/safie.toml")),
+];
+
+/// Definition names: 1 to 64 of a-z, 0-9 and -.
+pub fn is_valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// One definition's problems, with the file they are in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileErrors {
+    pub file: String,
+    pub errors: Vec<ConfigError>,
+}
+
+impl std::fmt::Display for FileErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for e in &self.errors {
+            match e.line {
+                Some(line) => writeln!(f, "{}:{line}: {}: {}", self.file, e.path, e.message)?,
+                None => writeln!(f, "{}: {}: {}", self.file, e.path, e.message)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Parses one definition; `name` is what the file is called (its stem), which the definition must match.
+pub fn parse(
+    text: &str,
+    name: &str,
+    source: Option<&Path>,
+) -> Result<Definition, Vec<ConfigError>> {
+    read_document(text, |doc, top| read::definition(doc, top, name, source))
+}
+
+/// A loaded set: the definitions by name, and the files that could not be used.
+#[derive(Debug, Clone, Default)]
+pub struct Set {
+    pub definitions: BTreeMap<String, Arc<Definition>>,
+    pub errors: Vec<FileErrors>,
+}
+
+/// Reads the built-in definitions, then every `*.toml` in `dir` (a missing folder holds none).
+pub fn load_all(dir: &Path) -> Set {
+    let mut set = Set::default();
+    for (name, text) in BUILT_IN {
+        match parse(text, name, None) {
+            Ok(def) => {
+                set.definitions.insert(name.to_string(), Arc::new(def));
+            }
+            Err(errors) => set.errors.push(FileErrors {
+                file: format!("(built in) {name}.toml"),
+                errors,
+            }),
+        }
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return set;
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml") && p.is_file())
+        .collect();
+    files.sort();
+    for path in files {
+        let file = path.display().to_string();
+        let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else {
+            continue;
+        };
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) => {
+                let error = ConfigError {
+                    path: String::new(),
+                    line: None,
+                    message: format!("cannot read it: {e}"),
+                };
+                set.errors.push(FileErrors {
+                    file,
+                    errors: vec![error],
+                });
+                continue;
+            }
+        };
+        match parse(&text, stem, Some(&path)) {
+            Ok(def) => {
+                set.definitions.insert(stem.to_string(), Arc::new(def));
+            }
+            Err(errors) => set.errors.push(FileErrors { file, errors }),
+        }
+    }
+    set
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_built_in_definition_is_valid_and_in_service_from_any_directory() {
+        let set = load_all(Path::new("/nonexistent/integrations"));
+        assert!(set.errors.is_empty(), "{:?}", set.errors);
+        let names: Vec<&str> = set.definitions.keys().map(String::as_str).collect();
+        assert_eq!(
+            names,
+            [
+                "axis-camera-station",
+                "eagle-eye",
+                "frigate",
+                "genetec",
+                "milestone",
+                "nx-witness",
+                "nx-witness-legacy",
+                "rhombus",
+                "safie",
+                "verkada-helix",
+                "webhook"
+            ]
+        );
+        assert!(
+            set.definitions.values().all(|d| d.source.is_none()),
+            "built in, not read from a folder"
+        );
+    }
+
+    #[test]
+    fn a_definition_named_unlike_its_file_is_refused() {
+        let errors = parse("name = \"other\"\n[create]\nurl = \"x\"\n", "acme", None).unwrap_err();
+        assert_eq!(errors[0].path, "name");
+        assert!(errors[0].message.contains("they must match"), "{errors:?}");
+    }
+
+    #[test]
+    fn every_mistake_in_the_new_sections_is_reported_with_its_line() {
+        let text = r#"name = "acme"
+moment = "sometimes"
+[auth]
+scheme = "login"
+lifetime = "soon"
+[auth.login]
+url = "{{ system.url }}/login"
+body = "{}"
+form = { user = "x" }
+[create]
+url = "{{ system.url }}/events"
+when = "{{ true }}"
+read_back = true
+[create.messages]
+teapot = "is a teapot"
+[[setup]]
+name = "event type"
+[thumbnail]
+url = "{{ unclosed"
+"#;
+        let errors = parse(text, "acme", None).unwrap_err();
+        let got: Vec<(usize, &str)> = errors
+            .iter()
+            .map(|e| (e.line.unwrap_or(0), e.path.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (2, "moment"),
+                (3, "auth.token"),
+                (5, "auth.lifetime"),
+                (9, "auth.login.form"),
+                (12, "create.when"),
+                (13, "create.read_back"),
+                (14, "create.messages"),
+                (16, "setup[0].find"),
+                (16, "setup[0].create"),
+                (17, "setup[0].name"),
+                (19, "thumbnail.url"),
+            ],
+            "{errors:#?}"
+        );
+        assert!(errors[4].message.contains("needs a [fallback] section"));
+        assert!(errors[5].message.contains("needs a [lookup] section"));
+    }
+}

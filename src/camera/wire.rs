@@ -1,0 +1,556 @@
+//! One camera system's connection: renders a definition's request, paces it to the vendor's rate limit,
+//! authenticates it (a static credential, a Digest answer, or a session token renewed before it expires and
+//! whenever the vendor says it has), sends it, and records the exchange when asked to (for
+//! `tillmark integrations test`), with every secret blanked.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex as SyncMutex};
+use std::time::{Duration, Instant};
+
+use minijinja::Value;
+use reqwest::header::HeaderMap;
+use tokio::sync::Mutex;
+
+use super::Delivery;
+use super::definition::{Auth, Body, Definition, Request, Session, TokenFrom};
+use super::digest::Challenge;
+use super::http::{retry_after, transport_error, vendor_message};
+use super::template;
+use crate::config::CameraSystemConfig;
+
+/// A request with its templates rendered, ready to send (and to send again after a new token).
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    pub method: reqwest::Method,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: RenderedBody,
+}
+
+#[derive(Debug, Clone)]
+pub enum RenderedBody {
+    None,
+    Json(serde_json::Value),
+    Form(Vec<(String, String)>),
+}
+
+pub fn render(req: &Request, ctx: &Value) -> Result<Rendered, String> {
+    let url = template::render(&req.url, ctx)?.trim().to_string();
+    let headers = req
+        .headers
+        .iter()
+        .map(|(k, v)| Ok((k.clone(), template::render(v, ctx)?)))
+        .collect::<Result<Vec<_>, String>>()?;
+    let body = match &req.body {
+        Body::None => RenderedBody::None,
+        Body::Json(tpl) => {
+            let text = template::render(tpl, ctx)?;
+            RenderedBody::Json(
+                serde_json::from_str(&text)
+                    .map_err(|e| format!("the body did not render to JSON: {e}"))?,
+            )
+        }
+        Body::Form(fields) => RenderedBody::Form(
+            fields
+                .iter()
+                .map(|(k, v)| Ok((k.clone(), template::render(v, ctx)?)))
+                .collect::<Result<Vec<_>, String>>()?,
+        ),
+    };
+    Ok(Rendered {
+        method: req.method.clone(),
+        url,
+        headers,
+        body,
+    })
+}
+
+/// What came back.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: reqwest::StatusCode,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_default()
+    }
+}
+
+/// How long the vendor wants to be left alone: its `Retry-After`, or the definition's cooldown after a 429.
+pub fn pause(def: &Definition, reply: &Reply) -> Option<Duration> {
+    retry_after(&reply.headers).or_else(|| {
+        (reply.status == reqwest::StatusCode::TOO_MANY_REQUESTS)
+            .then_some(def.cooldown)
+            .flatten()
+    })
+}
+
+/// A value at a dotted path (`data.id`, `items.0.id`) in a JSON answer, as text.
+pub fn at_path(value: &serde_json::Value, path: &str) -> Option<String> {
+    let found = if path.is_empty() {
+        value
+    } else {
+        path.split('.').try_fold(value, |v, key| match v {
+            serde_json::Value::Array(items) => key.parse::<usize>().ok().and_then(|i| items.get(i)),
+            _ => v.get(key),
+        })?
+    };
+    match found {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        serde_json::Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// A session token and when to renew it.
+struct Token {
+    value: String,
+    renew_at: Instant,
+}
+
+/// Spaces requests to a rate: a bucket refilled continuously, holding ten seconds' worth, so a backlog drains
+/// at the vendor's pace instead of in a burst that earns a 429.
+struct Pacer {
+    state: Mutex<(f64, Instant)>,
+    waits: AtomicU64,
+}
+
+impl Pacer {
+    async fn wait(&self, per_minute: Option<u32>) {
+        let Some(per_minute) = per_minute else {
+            return;
+        };
+        let rate = f64::from(per_minute) / 60.0;
+        let capacity = (rate * 10.0).max(1.0);
+        let delay = {
+            let mut state = self.state.lock().await;
+            let (tokens, last) = &mut *state;
+            let now = Instant::now();
+            *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * rate).min(capacity);
+            *last = now;
+            // Taking the token now, even into debt, queues waiters in order without a lock held while asleep.
+            *tokens -= 1.0;
+            (*tokens < 0.0).then(|| Duration::from_secs_f64(-*tokens / rate))
+        };
+        if let Some(delay) = delay {
+            self.waits.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(delay).await;
+        }
+    }
+}
+
+/// Exchanges written down for `tillmark integrations test`, secrets already blanked.
+pub type Trace = Arc<SyncMutex<Vec<String>>>;
+
+pub struct Wire {
+    pub system: CameraSystemConfig,
+    http: reqwest::Client,
+    session: Mutex<Option<Token>>,
+    /// The newest refresh token, when the vendor rotates them (OAuth2).
+    refresh_token: SyncMutex<Option<String>>,
+    digest: SyncMutex<Option<Challenge>>,
+    pacer: Pacer,
+    trace: Option<Trace>,
+}
+
+/// An expired or revoked token, by the definition's signals.
+fn expired(s: &Session, reply: &Reply) -> bool {
+    s.expired_status.contains(&reply.status.as_u16())
+        || s.expired_header.as_ref().is_some_and(|(name, value)| {
+            reply
+                .headers
+                .get(name.as_str())
+                .and_then(|v| v.to_str().ok())
+                == Some(value.as_str())
+        })
+}
+
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|c| {
+            let pair = c.split(';').next()?;
+            let (k, v) = pair.split_once('=')?;
+            (k.trim() == name).then(|| v.trim().to_string())
+        })
+}
+
+impl Wire {
+    pub fn new(system: &CameraSystemConfig, http: reqwest::Client, trace: Option<Trace>) -> Wire {
+        Wire {
+            system: system.clone(),
+            http,
+            session: Mutex::new(None),
+            refresh_token: SyncMutex::new(None),
+            digest: SyncMutex::new(None),
+            pacer: Pacer {
+                state: Mutex::new((f64::MAX, Instant::now())),
+                waits: AtomicU64::new(0),
+            },
+            trace,
+        }
+    }
+
+    /// How many requests had to wait for the rate limit.
+    pub fn rate_limit_waits(&self) -> u64 {
+        self.pacer.waits.load(Ordering::Relaxed)
+    }
+
+    fn secrets(&self) -> Vec<String> {
+        let mut out: Vec<String> = [
+            self.system.password.as_ref(),
+            self.system.api_key.as_ref(),
+            self.system.client_secret.as_ref(),
+            self.system.refresh_token.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        .map(|s| s.expose().to_string())
+        .collect();
+        if let Ok(t) = self.session.try_lock()
+            && let Some(t) = t.as_ref()
+        {
+            out.push(t.value.clone());
+        }
+        if let Some(r) = self.refresh_token.lock().ok().and_then(|r| r.clone()) {
+            out.push(r);
+        }
+        out.retain(|s| s.len() >= 4);
+        out
+    }
+
+    fn record(&self, what: &str, req: &reqwest::Request, reply: Result<&Reply, &str>) {
+        let Some(trace) = &self.trace else {
+            return;
+        };
+        let mut text = format!("--- {what}\n> {} {}\n", req.method(), req.url());
+        for (k, v) in req.headers() {
+            let sensitive = matches!(
+                k.as_str(),
+                "authorization" | "cookie" | "x-api-key" | "x-auth-apikey" | "safie-api-key"
+            ) || k.as_str().contains("auth")
+                || k.as_str().contains("key")
+                || k.as_str().contains("token");
+            let value = if sensitive {
+                "[redacted]"
+            } else {
+                v.to_str().unwrap_or("(binary)")
+            };
+            text.push_str(&format!("> {k}: {value}\n"));
+        }
+        if let Some(body) = req.body().and_then(|b| b.as_bytes()) {
+            text.push_str(&format!("> {}\n", String::from_utf8_lossy(body)));
+        }
+        match reply {
+            Ok(r) => {
+                text.push_str(&format!("< HTTP {}\n", r.status));
+                for (k, v) in &r.headers {
+                    let value = if k == reqwest::header::SET_COOKIE {
+                        "[redacted]"
+                    } else {
+                        v.to_str().unwrap_or("(binary)")
+                    };
+                    text.push_str(&format!("< {k}: {value}\n"));
+                }
+                let body: String = r.body.chars().take(2000).collect();
+                text.push_str(&format!("< {body}\n"));
+            }
+            Err(e) => text.push_str(&format!("< {e}\n")),
+        }
+        for secret in self.secrets() {
+            text = text.replace(&secret, "[redacted]");
+        }
+        if let Ok(mut t) = trace.lock() {
+            t.push(text);
+        }
+    }
+
+    fn build(&self, r: &Rendered) -> Result<reqwest::Request, String> {
+        let mut req = self.http.request(r.method.clone(), &r.url);
+        for (k, v) in &r.headers {
+            req = req.header(k.as_str(), v.as_str());
+        }
+        req = match &r.body {
+            RenderedBody::None => req,
+            RenderedBody::Json(v) => req.json(v),
+            RenderedBody::Form(fields) => req.form(fields),
+        };
+        req.build()
+            .map_err(|e| format!("cannot build the request: {e}"))
+    }
+
+    /// Sends one request, no auth added: the login itself, or a vendor without auth.
+    async fn exchange(
+        &self,
+        what: &str,
+        mut req: reqwest::Request,
+        def: &Definition,
+        maybe_created: bool,
+        auth_header: Option<(&str, String)>,
+    ) -> Result<Reply, Delivery> {
+        if let Some((name, value)) = auth_header {
+            let value =
+                reqwest::header::HeaderValue::from_str(&value).map_err(|_| Delivery::Failed {
+                    error: format!("{what}: the credential is not a valid header value"),
+                })?;
+            let name = reqwest::header::HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                Delivery::Failed {
+                    error: format!("{what}: \"{name}\" is not a valid header name"),
+                }
+            })?;
+            req.headers_mut().insert(name, value);
+        }
+        self.pacer.wait(def.requests_per_minute).await;
+        let copy = self.trace.as_ref().and_then(|_| req.try_clone());
+        let resp = match self.http.execute(req).await {
+            Ok(resp) => resp,
+            Err(e) => {
+                if let Some(c) = &copy {
+                    self.record(what, c, Err(&e.to_string()));
+                }
+                return Err(transport_error(what, &e, maybe_created));
+            }
+        };
+        let reply = Reply {
+            status: resp.status(),
+            headers: resp.headers().clone(),
+            body: resp.text().await.unwrap_or_default(),
+        };
+        if let Some(c) = &copy {
+            self.record(what, c, Ok(&reply));
+        }
+        Ok(reply)
+    }
+
+    /// The credential for a request, by the definition's scheme; `None` when it sends none.
+    async fn credential(
+        &self,
+        def: &Definition,
+        r: &Rendered,
+        renew: bool,
+    ) -> Result<Option<(String, String)>, Delivery> {
+        let sys = &self.system;
+        if let Some(when) = &def.auth_when {
+            let ctx = template::login_context(sys, "");
+            let on = template::render(when, &ctx).map_err(|e| Delivery::Failed {
+                error: format!("definition {}: auth.when: {e}", def.name),
+            })?;
+            if !on.trim().eq_ignore_ascii_case("true") {
+                return Ok(None);
+            }
+        }
+        Ok(match &def.auth {
+            Auth::None => None,
+            Auth::Basic => sys.username.as_ref().map(|user| {
+                use base64::Engine;
+                let pass = sys.password.as_ref().map(|p| p.expose()).unwrap_or("");
+                let pair =
+                    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
+                ("Authorization".into(), format!("Basic {pair}"))
+            }),
+            Auth::Bearer => sys
+                .api_key
+                .as_ref()
+                .map(|k| ("Authorization".into(), format!("Bearer {}", k.expose()))),
+            Auth::Header(name) => sys
+                .api_key
+                .as_ref()
+                .map(|k| (name.clone(), k.expose().to_string())),
+            Auth::Digest => {
+                let mut cached = self.digest.lock().map_err(|_| Delivery::Failed {
+                    error: "digest state poisoned".into(),
+                })?;
+                match cached.as_mut() {
+                    Some(challenge) => {
+                        let url = url::Url::parse(&r.url).map_err(|e| Delivery::Failed {
+                            error: format!("bad URL {}: {e}", r.url),
+                        })?;
+                        let uri = match url.query() {
+                            Some(q) => format!("{}?{q}", url.path()),
+                            None => url.path().to_string(),
+                        };
+                        Some((
+                            "Authorization".into(),
+                            challenge.authorization(
+                                r.method.as_str(),
+                                &uri,
+                                sys.username.as_deref().unwrap_or(""),
+                                sys.password.as_ref().map(|p| p.expose()).unwrap_or(""),
+                            ),
+                        ))
+                    }
+                    // The first request goes without: the server's challenge tells how to answer.
+                    None => None,
+                }
+            }
+            Auth::Session(s) => {
+                let token = self.token(def, s, renew).await?;
+                let ctx = minijinja::context! { token => token };
+                let value = template::render(&s.value, &ctx).map_err(|e| Delivery::Failed {
+                    error: format!("definition {}: auth.value: {e}", def.name),
+                })?;
+                Some((s.header.clone(), value))
+            }
+        })
+    }
+
+    /// A valid token: logs in when there is none, when it is near its end, or when `renew` says the vendor
+    /// rejected it.
+    async fn token(&self, def: &Definition, s: &Session, renew: bool) -> Result<String, Delivery> {
+        let mut session = self.session.lock().await;
+        if !renew
+            && let Some(t) = session.as_ref()
+            && Instant::now() < t.renew_at
+        {
+            return Ok(t.value.clone());
+        }
+        let refresh = self
+            .refresh_token
+            .lock()
+            .ok()
+            .and_then(|r| r.clone())
+            .or_else(|| {
+                self.system
+                    .refresh_token
+                    .as_ref()
+                    .map(|r| r.expose().to_string())
+            })
+            .unwrap_or_default();
+        let ctx = template::login_context(&self.system, &refresh);
+        let rendered = render(&s.login, &ctx).map_err(|e| Delivery::Failed {
+            error: format!("definition {}: auth login: {e}", def.name),
+        })?;
+        let req = self
+            .build(&rendered)
+            .map_err(|error| Delivery::Failed { error })?;
+        let what = format!("{} login", def.title);
+        let reply = self.exchange(&what, req, def, false, None).await?;
+        if !reply.status.is_success() {
+            let message = format!(
+                "{} refused the login of user \"{}\" (HTTP {}): {}",
+                def.title,
+                self.system
+                    .username
+                    .as_deref()
+                    .or(self.system.client_id.as_deref())
+                    .unwrap_or(""),
+                reply.status,
+                vendor_message(&reply.body)
+            );
+            let status = reply.status.as_u16();
+            // A failed login makes no bookmark: retrying it is safe, and only worth it when the vendor is busy.
+            return Err(if status == 408 || status == 429 || status >= 500 {
+                Delivery::Retry {
+                    error: message,
+                    retry_after: pause(def, &reply),
+                    maybe_created: false,
+                }
+            } else {
+                Delivery::Failed { error: message }
+            });
+        }
+        let answer = reply.json();
+        let token = match &s.token {
+            TokenFrom::Body(path) => at_path(&answer, path),
+            TokenFrom::Cookie(name) => cookie(&reply.headers, name),
+        };
+        let Some(token) = token.filter(|t| !t.is_empty()) else {
+            return Err(Delivery::Retry {
+                error: format!("{what} answered without a token"),
+                retry_after: None,
+                maybe_created: false,
+            });
+        };
+        if let Some(path) = &s.refresh_token_path
+            && let Some(next) = at_path(&answer, path)
+            && let Ok(mut r) = self.refresh_token.lock()
+        {
+            *r = Some(next);
+        }
+        let lifetime = s
+            .lifetime_path
+            .as_ref()
+            .and_then(|p| at_path(&answer, p))
+            .and_then(|v| v.parse::<f64>().ok())
+            .filter(|secs| *secs > 0.0)
+            .map(Duration::from_secs_f64)
+            .unwrap_or(s.lifetime);
+        // Renew at 90% of the lifetime, so a token never expires between check and use.
+        *session = Some(Token {
+            value: token.clone(),
+            renew_at: Instant::now() + lifetime.mul_f64(0.9),
+        });
+        Ok(token)
+    }
+
+    /// Sends a rendered request with the definition's auth. A rejected session token is renewed and the
+    /// request sent once more; a Digest challenge is answered the same way.
+    pub async fn send(
+        &self,
+        def: &Definition,
+        what: &str,
+        r: &Rendered,
+        maybe_created: bool,
+    ) -> Result<Reply, Delivery> {
+        let mut renew = false;
+        for attempt in 0..2 {
+            let req = self.build(r).map_err(|error| Delivery::Failed { error })?;
+            let credential = self.credential(def, r, renew).await?;
+            let reply = self
+                .exchange(
+                    what,
+                    req,
+                    def,
+                    maybe_created,
+                    credential.as_ref().map(|(k, v)| (k.as_str(), v.clone())),
+                )
+                .await?;
+            if attempt == 1 {
+                return Ok(reply);
+            }
+            match &def.auth {
+                Auth::Session(s) if expired(s, &reply) => {
+                    tracing::info!(system = %self.system.id, "{} session ended; logging in again.", def.title);
+                    renew = true;
+                }
+                Auth::Digest if reply.status == reqwest::StatusCode::UNAUTHORIZED => {
+                    let headers = reply
+                        .headers
+                        .get_all(reqwest::header::WWW_AUTHENTICATE)
+                        .iter()
+                        .filter_map(|v| v.to_str().ok());
+                    match super::digest::pick(headers) {
+                        Some(Ok(challenge)) => {
+                            let had = self.digest.lock().ok().is_some_and(|d| d.is_some());
+                            if had && !challenge.is_stale() && credential.is_some() {
+                                // Our answer to a fresh challenge was refused: wrong credentials.
+                                return Ok(reply);
+                            }
+                            if let Ok(mut d) = self.digest.lock() {
+                                *d = Some(challenge);
+                            }
+                        }
+                        Some(Err(e)) => {
+                            return Err(Delivery::Failed {
+                                error: format!(
+                                    "{what}: cannot answer the server's Digest challenge: {e}"
+                                ),
+                            });
+                        }
+                        None => return Ok(reply),
+                    }
+                }
+                _ => return Ok(reply),
+            }
+        }
+        Err(Delivery::Failed {
+            error: format!("{what}: the server kept refusing fresh credentials"),
+        })
+    }
+}
