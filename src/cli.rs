@@ -149,18 +149,14 @@ pub fn integrations_check(config: &Config, dir: Option<&Path>) -> (String, bool)
     }
     for sys in &config.camera_systems {
         let name = sys.integration.name();
-        let state = match &sys.integration {
-            crate::config::Integration::NxWitness => "built into tillmark".to_string(),
-            crate::config::Integration::Defined(n) if set.definitions.contains_key(n) => {
-                "ok".to_string()
-            }
-            crate::config::Integration::Defined(_) => {
-                ok = false;
-                format!(
-                    "no valid definition: its bookmarks will wait until {}/{name}.toml is valid",
-                    dir.display()
-                )
-            }
+        let state = if set.definitions.contains_key(name) {
+            "ok".to_string()
+        } else {
+            ok = false;
+            format!(
+                "no valid definition: its bookmarks will wait until {}/{name}.toml is valid",
+                dir.display()
+            )
         };
         let _ = writeln!(out, "  {:<20} -> {name:<20} {state}", sys.id);
     }

@@ -88,9 +88,8 @@ impl Daemon {
         let integrations = camera::Integrations::load(&config.integrations.dir);
         let cameras = camera::Cameras::build(&config, &integrations)?;
         for sys in &config.camera_systems {
-            if let config::Integration::Defined(name) = &sys.integration
-                && integrations.get(name).is_none()
-            {
+            let name = sys.integration.name();
+            if integrations.get(name).is_none() {
                 tracing::warn!(system = %sys.id, integration = %name, dir = %config.integrations.dir.display(),
                     "No valid definition for this camera system; its bookmarks wait until one appears.");
             }
@@ -206,12 +205,7 @@ async fn expedite_on_new_definitions(
     wake: Arc<Notify>,
     cancel: CancellationToken,
 ) {
-    let systems: Vec<String> = config
-        .camera_systems
-        .iter()
-        .filter(|s| matches!(s.integration, config::Integration::Defined(_)))
-        .map(|s| s.id.clone())
-        .collect();
+    let systems: Vec<String> = config.camera_systems.iter().map(|s| s.id.clone()).collect();
     let mut swaps = integrations.swaps();
     loop {
         tokio::select! {

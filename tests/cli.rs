@@ -96,7 +96,7 @@ fn check_config_on_a_file_with_mistakes_exits_1_and_prints_every_error_with_its_
   - stores[0].timezone (line 6): is required
   - camera_systems[0].id (line 8): is required
   - camera_systems[0].url (line 8): is required
-  - camera_systems[0].integration (line 9): \"Milestone XYZ\" is not an integration name: use nx-witness or a definition's name (a-z, 0-9, -), such as webhook
+  - camera_systems[0].integration (line 9): \"Milestone XYZ\" is not an integration name: use a definition's name (a-z, 0-9, -), such as nx-witness or webhook
 ",
             file.display()
         )

@@ -188,32 +188,19 @@ pub struct StoreConfig {
     pub timezone: chrono_tz::Tz,
 }
 
-/// What talks to a camera system: the Nx Witness adapter built in Rust, or a vendor definition by name
-/// (built in, or a file in the integrations folder).
+/// The vendor definition a camera system uses, by name (built in, or a file in the integrations folder).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Integration {
-    NxWitness,
-    Defined(String),
-}
+pub struct Integration(String);
 
 impl Integration {
-    /// `nx-witness`, or any definition name (a-z, 0-9, -); whether that definition exists is checked when
-    /// the definitions are loaded, so a missing one holds bookmarks instead of stopping the daemon.
+    /// Any definition name (a-z, 0-9, -); whether that definition exists is checked when the definitions are
+    /// loaded, so a missing one holds bookmarks instead of stopping the daemon.
     pub fn parse(name: &str) -> Option<Integration> {
-        match name {
-            "nx-witness" => Some(Integration::NxWitness),
-            _ if crate::camera::definition::is_valid_name(name) => {
-                Some(Integration::Defined(name.to_string()))
-            }
-            _ => None,
-        }
+        crate::camera::definition::is_valid_name(name).then(|| Integration(name.to_string()))
     }
 
     pub fn name(&self) -> &str {
-        match self {
-            Integration::NxWitness => "nx-witness",
-            Integration::Defined(name) => name,
-        }
+        &self.0
     }
 }
 
@@ -383,6 +370,7 @@ impl Builder<'_> {
         let integrations = self.integrations(top.opt_table("integrations").as_ref());
         let store_tables = top.tables("stores");
         let system_tables = top.tables("camera_systems");
+        let definitions = crate::camera::definition::load_all(&integrations.dir);
         // Cross references use every id the file declares, valid section or not: a store with a mistyped time
         // zone still exists for the cameras that name it, and gets one error, not one more per camera.
         let store_ids: Vec<At<String>> = store_tables
@@ -396,7 +384,7 @@ impl Builder<'_> {
         let stores: Vec<StoreConfig> = store_tables.iter().filter_map(|t| self.store(t)).collect();
         let systems: Vec<CameraSystemConfig> = system_tables
             .iter()
-            .filter_map(|t| self.camera_system(t))
+            .filter_map(|t| self.camera_system(t, &definitions))
             .collect();
         let cameras = top
             .tables("cameras")
@@ -686,7 +674,11 @@ impl Builder<'_> {
         })
     }
 
-    fn camera_system(&self, t: &Table) -> Option<CameraSystemConfig> {
+    fn camera_system(
+        &self,
+        t: &Table,
+        definitions: &crate::camera::definition::Set,
+    ) -> Option<CameraSystemConfig> {
         let id = t.req_str("id");
         let integration =
             t.req_str("integration")
@@ -696,8 +688,8 @@ impl Builder<'_> {
                         t.error(
                             "integration",
                             format!(
-                                "\"{}\" is not an integration name: use nx-witness or a definition's name \
-                                 (a-z, 0-9, -), such as webhook",
+                                "\"{}\" is not an integration name: use a definition's name \
+                                 (a-z, 0-9, -), such as nx-witness or webhook",
                                 i.value
                             ),
                         );
@@ -757,12 +749,28 @@ impl Builder<'_> {
             t.error("web_viewer_url", e);
         }
         let options = t.opt_scalar_map("options");
-        if integration == Some(Integration::NxWitness) {
-            if username.is_none() {
-                t.error("username", "is required by nx-witness");
-            }
-            if password.is_none() && !t.has("password_env") {
-                t.error("password_env", "is required by nx-witness");
+        // The credentials the definition's auth needs, while the line that would need them is known; a missing
+        // or broken definition is reported by the definitions check, and holds bookmarks until it is fixed.
+        if let Some(def) = integration
+            .as_ref()
+            .and_then(|i| definitions.definitions.get(i.name()))
+        {
+            for need in def.needs() {
+                let present = match need {
+                    "username" => username.is_some(),
+                    "client_id" => client_id.is_some(),
+                    secret => t.has(secret),
+                };
+                if !present {
+                    t.error(
+                        need,
+                        format!(
+                            "is required by the {} definition ({} auth)",
+                            def.name,
+                            def.auth.scheme()
+                        ),
+                    );
+                }
             }
         }
         t.finish();

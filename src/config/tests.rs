@@ -135,7 +135,7 @@ fn the_sample_config_is_valid_and_every_value_lands_where_it_should() {
 
     assert_eq!(config.camera_systems.len(), 1);
     let nvr = config.camera_system("nvr").expect("the camera system");
-    assert_eq!(nvr.integration, Integration::NxWitness);
+    assert_eq!(nvr.integration.name(), "nx-witness");
     assert_eq!(nvr.url.as_str(), "https://192.0.2.10:7001/");
     assert_eq!(nvr.username.as_deref(), Some("tillmark"));
     assert_eq!(nvr.password.as_ref().map(Secret::expose), Some(NX_PASSWORD));
@@ -235,7 +235,7 @@ registers = ["umeda-03/r1"]
     assert_eq!(config.cameras[0].name, "cam-7");
     assert_eq!(
         config.camera_systems[0].integration,
-        Integration::Defined("webhook".into())
+        Integration::parse("webhook").unwrap()
     );
 }
 
@@ -485,7 +485,7 @@ fn each_mistake_comes_with_a_message_that_says_how_to_fix_it() {
     );
     assert_eq!(
         message("camera_systems[1].integration"),
-        "\"Milestone XYZ\" is not an integration name: use nx-witness or a definition's name (a-z, 0-9, -), such as webhook"
+        "\"Milestone XYZ\" is not an integration name: use a definition's name (a-z, 0-9, -), such as nx-witness or webhook"
     );
     assert_eq!(
         message("camera_systems[1].url"),
@@ -615,11 +615,11 @@ url = "https://192.0.2.10:7001"
     );
     assert_eq!(
         error_at(&errors, "camera_systems[0].username").message,
-        "is required by nx-witness"
+        "is required by the nx-witness definition (login auth)"
     );
     assert_eq!(
         error_at(&errors, "camera_systems[0].password_env").message,
-        "is required by nx-witness"
+        "is required by the nx-witness definition (login auth)"
     );
 }
 

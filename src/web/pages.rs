@@ -29,7 +29,7 @@ use super::view::{BookmarkView, EventView, event_view};
 use crate::camera::Integrations;
 use crate::camera::text::kind_label;
 use crate::clock::now_ms;
-use crate::config::{Config, Integration};
+use crate::config::Config;
 use crate::event::EventType;
 use crate::money::format_amount;
 use crate::store::{AttemptRecord, EventQuery, EventRecord, StoreError};
@@ -639,24 +639,21 @@ pub async fn integrations(State(state): State<AppState>) -> Result<Response, Pag
                 .find(|s| s.system == sys.id)
                 .cloned()
                 .unwrap_or_default();
-            let (definition, missing) = match &sys.integration {
-                Integration::NxWitness => ("built into tillmark".to_string(), false),
-                Integration::Defined(name) => match set.definitions.get(name) {
-                    Some(def) => (
-                        def.source
-                            .as_ref()
-                            .map(|p| p.display().to_string())
-                            .unwrap_or_else(|| "built in".into()),
-                        false,
+            let (definition, missing) = match set.definitions.get(sys.integration.name()) {
+                Some(def) => (
+                    def.source
+                        .as_ref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_else(|| "built in".into()),
+                    false,
+                ),
+                None => (
+                    format!(
+                        "no valid definition in {}",
+                        state.integrations.dir().display()
                     ),
-                    None => (
-                        format!(
-                            "no valid definition in {}",
-                            state.integrations.dir().display()
-                        ),
-                        true,
-                    ),
-                },
+                    true,
+                ),
             };
             SystemRow {
                 id: sys.id.clone(),

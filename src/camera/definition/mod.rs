@@ -190,6 +190,58 @@ pub struct Definition {
 
 pub const DEFAULT_RETRY: [u16; 6] = [408, 429, 500, 502, 503, 504];
 
+impl Auth {
+    pub fn scheme(&self) -> &str {
+        match self {
+            Auth::None => "none",
+            Auth::Basic => "basic",
+            Auth::Digest => "digest",
+            Auth::Bearer => "bearer",
+            Auth::Header(_) => "header",
+            Auth::Session(s) => &s.scheme,
+        }
+    }
+}
+
+impl Definition {
+    /// The camera-system keys its auth cannot do without. A login template's needs are read from what it
+    /// uses; an auth that applies only sometimes (`auth.when`) needs nothing for certain.
+    pub fn needs(&self) -> Vec<&'static str> {
+        if self.auth_when.is_some() {
+            return Vec::new();
+        }
+        match &self.auth {
+            Auth::None => vec![],
+            Auth::Basic | Auth::Digest => vec!["username", "password_env"],
+            Auth::Bearer | Auth::Header(_) => vec!["api_key_env"],
+            Auth::Session(s) if s.scheme == "oauth2-refresh" => {
+                vec!["client_id", "client_secret_env", "refresh_token_env"]
+            }
+            Auth::Session(s) => {
+                let mut text = s.login.url.clone();
+                for (_, v) in &s.login.headers {
+                    text.push_str(v);
+                }
+                match &s.login.body {
+                    Body::None => {}
+                    Body::Json(b) => text.push_str(b),
+                    Body::Form(fields) => fields.iter().for_each(|(_, v)| text.push_str(v)),
+                }
+                [
+                    ("system.username", "username"),
+                    ("secret.password", "password_env"),
+                    ("secret.api_key", "api_key_env"),
+                    ("system.client_id", "client_id"),
+                ]
+                .into_iter()
+                .filter(|(used, _)| text.contains(used))
+                .map(|(_, key)| key)
+                .collect()
+            }
+        }
+    }
+}
+
 /// Definitions built into the binary, so they work from any working directory; a file of the same name in
 /// the integrations folder replaces one.
 pub const BUILT_IN: [(&str, &str); 11] = [
