@@ -162,3 +162,146 @@ pub fn integrations_check(config: &Config, dir: Option<&Path>) -> (String, bool)
     }
     (out, ok)
 }
+
+/// `tillmark integrations test --camera ID`: makes one real test bookmark on a camera now, through the same
+/// adapter the daemon uses, and returns every exchange (secrets blanked) and whether it was made.
+pub async fn integrations_test(
+    config: &Config,
+    dir: Option<&Path>,
+    camera: &str,
+    system: Option<&str>,
+) -> anyhow::Result<(String, bool)> {
+    use std::fmt::Write;
+    let matches: Vec<&crate::config::CameraConfig> = config
+        .cameras
+        .iter()
+        .filter(|c| {
+            (c.device == camera || c.name == camera) && system.is_none_or(|s| c.system == s)
+        })
+        .collect();
+    let cam = match matches.as_slice() {
+        [one] => *one,
+        [] => anyhow::bail!(
+            "no camera \"{camera}\"{} in the config; cameras: {}",
+            system
+                .map(|s| format!(" on system \"{s}\""))
+                .unwrap_or_default(),
+            config
+                .cameras
+                .iter()
+                .map(|c| format!("{} ({})", c.name, c.system))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        _ => anyhow::bail!("\"{camera}\" is a camera of several systems; name one with --system"),
+    };
+    let sys = config
+        .camera_system(&cam.system)
+        .context("the camera's system is not in the config")?;
+    let dir = dir.unwrap_or(&config.integrations.dir);
+    let integrations = crate::camera::Integrations::load(dir);
+    let def = integrations.get(sys.integration.name()).with_context(|| {
+        format!(
+            "no valid definition \"{}\": run tillmark integrations check",
+            sys.integration.name()
+        )
+    })?;
+    let trace = crate::camera::Trace::default();
+    let adapter = crate::camera::adapter(config, sys, &integrations, Some(trace.clone()))?;
+    let job = test_job(config, cam);
+    let mut out = String::new();
+    let b = &job.bookmark;
+    let _ = writeln!(
+        out,
+        "Test bookmark on camera {} (system {}, definition {}): moment {}, window {} to {}\n",
+        cam.name,
+        sys.id,
+        def.name,
+        crate::web::iso_utc(b.moment_ms),
+        crate::web::iso_utc(b.start_ms),
+        crate::web::iso_utc(b.start_ms + b.duration_ms),
+    );
+    let outcome = crate::camera::CameraSystem::deliver(&adapter, &job).await;
+    for exchange in trace.lock().map(|t| t.clone()).unwrap_or_default() {
+        let _ = writeln!(out, "{exchange}");
+    }
+    let made = matches!(outcome, crate::camera::Delivery::Made { .. });
+    let _ = match outcome {
+        crate::camera::Delivery::Made { vendor_id, detail } => writeln!(
+            out,
+            "Made: {detail}{}",
+            vendor_id
+                .map(|v| format!("; vendor id {v}"))
+                .unwrap_or_default()
+        ),
+        crate::camera::Delivery::Retry { error, .. } => {
+            writeln!(out, "Not made (the daemon would retry): {error}")
+        }
+        crate::camera::Delivery::Failed { error } => writeln!(out, "Failed: {error}"),
+    };
+    Ok((out, made))
+}
+
+/// A test event at this moment on the camera's first register, planned as the daemon plans any other.
+fn test_job(config: &Config, cam: &crate::config::CameraConfig) -> store::Job {
+    use chrono::TimeZone;
+    let now = crate::clock::now_ms();
+    let (store_id, register) = cam
+        .registers
+        .first()
+        .map(|r| (r.store.clone(), r.register.clone()))
+        .unwrap_or_else(|| ("test".into(), "test".into()));
+    let moment_ms = now + cam.offset.0;
+    let zone = config
+        .stores
+        .iter()
+        .find(|s| s.id == store_id)
+        .map(|s| s.timezone)
+        .unwrap_or(chrono_tz::UTC);
+    let at = zone
+        .timestamp_millis_opt(now)
+        .single()
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, false))
+        .unwrap_or_else(|| crate::web::iso_utc(now));
+    let event = store::EventRecord {
+        seq: 0,
+        key: format!("tm-test-{}", uuid::Uuid::new_v4()),
+        id: format!("tillmark-test-{now}"),
+        kind: "test".into(),
+        at,
+        at_ms: now,
+        received_ms: now,
+        store: store_id,
+        register,
+        cashier: None,
+        transaction: None,
+        amount: None,
+        currency: None,
+        reason: Some("tillmark integrations test".into()),
+        lines: Vec::new(),
+        attributes: serde_json::Map::new(),
+        flagged: true,
+        mapped: true,
+        topic: String::new(),
+        bookmarks: Vec::new(),
+    };
+    store::Job {
+        bookmark: store::BookmarkRecord {
+            id: 0,
+            system: cam.system.clone(),
+            device: cam.device.clone(),
+            camera: cam.name.clone(),
+            moment_ms,
+            start_ms: moment_ms - cam.pre_roll.0,
+            duration_ms: cam.pre_roll.0 + cam.post_roll.0,
+            state: store::BookmarkState::Pending,
+            attempts: 0,
+            next_attempt_ms: None,
+            vendor_id: None,
+            last_error: None,
+            made_ms: None,
+        },
+        maybe_created: false,
+        event,
+    }
+}

@@ -86,6 +86,21 @@ enum IntegrationsCommand {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// Make one real test bookmark on a camera now, and print every request and answer (secrets blanked), to
+    /// prove the wiring on site; exit 1 if it was not made.
+    Test {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The camera, by its device id or name.
+        #[arg(long)]
+        camera: String,
+        /// The camera system, when the camera id is on several.
+        #[arg(long)]
+        system: Option<String>,
+        /// The definitions folder, instead of the config's `[integrations] dir`.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
 }
 
 fn init_tracing() {
@@ -154,6 +169,34 @@ async fn main() -> ExitCode {
                     Ok(())
                 } else {
                     return ExitCode::from(1);
+                }
+            }
+            Err(code) => return code,
+        },
+        Command::Integrations(IntegrationsCommand::Test {
+            config,
+            camera,
+            system,
+            dir,
+        }) => match load(&config) {
+            Ok(config) => {
+                match tillmark::cli::integrations_test(
+                    &config,
+                    dir.as_deref(),
+                    &camera,
+                    system.as_deref(),
+                )
+                .await
+                {
+                    Ok((report, made)) => {
+                        print!("{report}");
+                        if made {
+                            Ok(())
+                        } else {
+                            return ExitCode::from(1);
+                        }
+                    }
+                    Err(e) => Err(e),
                 }
             }
             Err(code) => return code,

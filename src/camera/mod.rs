@@ -22,7 +22,7 @@ use serde::Serialize;
 
 use crate::config::{CameraSystemConfig, Config};
 use crate::store::Job;
-use defined::Defined;
+pub use defined::Defined;
 
 pub use registry::Integrations;
 pub use wire::Trace;

@@ -143,6 +143,60 @@ impl Pacer {
     }
 }
 
+/// Whether a field's name says its value is a credential.
+fn sensitive(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    [
+        "authorization",
+        "token",
+        "password",
+        "secret",
+        "apikey",
+        "api-key",
+        "api_key",
+        "cookie",
+    ]
+    .iter()
+    .any(|s| name.contains(s))
+        || name.ends_with("auth")
+        || name.ends_with("-key")
+        || name == "key"
+}
+
+/// A body with the values of credential fields blanked: JSON fields at any depth, or form fields.
+fn blank_fields(body: &str) -> String {
+    fn walk(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(map) => {
+                for (k, v) in map.iter_mut() {
+                    if sensitive(k) && v.is_string() {
+                        *v = serde_json::Value::from("[redacted]");
+                    } else {
+                        walk(v);
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    if let Ok(mut json) = serde_json::from_str::<serde_json::Value>(body) {
+        walk(&mut json);
+        return json.to_string();
+    }
+    if body.contains('=') && !body.contains(char::is_whitespace) {
+        return body
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((k, _)) if sensitive(k) => format!("{k}=[redacted]"),
+                _ => pair.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join("&");
+    }
+    body.to_string()
+}
+
 /// Exchanges written down for `tillmark integrations test`, secrets already blanked.
 pub type Trace = Arc<SyncMutex<Vec<String>>>;
 
@@ -231,13 +285,7 @@ impl Wire {
         };
         let mut text = format!("--- {what}\n> {} {}\n", req.method(), req.url());
         for (k, v) in req.headers() {
-            let sensitive = matches!(
-                k.as_str(),
-                "authorization" | "cookie" | "x-api-key" | "x-auth-apikey" | "safie-api-key"
-            ) || k.as_str().contains("auth")
-                || k.as_str().contains("key")
-                || k.as_str().contains("token");
-            let value = if sensitive {
+            let value = if sensitive(k.as_str()) {
                 "[redacted]"
             } else {
                 v.to_str().unwrap_or("(binary)")
@@ -245,20 +293,23 @@ impl Wire {
             text.push_str(&format!("> {k}: {value}\n"));
         }
         if let Some(body) = req.body().and_then(|b| b.as_bytes()) {
-            text.push_str(&format!("> {}\n", String::from_utf8_lossy(body)));
+            text.push_str(&format!(
+                "> {}\n",
+                blank_fields(&String::from_utf8_lossy(body))
+            ));
         }
         match reply {
             Ok(r) => {
                 text.push_str(&format!("< HTTP {}\n", r.status));
                 for (k, v) in &r.headers {
-                    let value = if k == reqwest::header::SET_COOKIE {
+                    let value = if k == reqwest::header::SET_COOKIE || sensitive(k.as_str()) {
                         "[redacted]"
                     } else {
                         v.to_str().unwrap_or("(binary)")
                     };
                     text.push_str(&format!("< {k}: {value}\n"));
                 }
-                let body: String = r.body.chars().take(2000).collect();
+                let body: String = blank_fields(&r.body).chars().take(2000).collect();
                 text.push_str(&format!("< {body}\n"));
             }
             Err(e) => text.push_str(&format!("< {e}\n")),

@@ -7,6 +7,7 @@ mod flow;
 mod genetec;
 mod nx_legacy;
 mod outage;
+mod probe;
 mod rhombus;
 mod support;
 mod webhook;
