@@ -227,7 +227,9 @@ pub async fn integrations_test(
     }
     let made = matches!(outcome, crate::camera::Delivery::Made { .. });
     let _ = match outcome {
-        crate::camera::Delivery::Made { vendor_id, detail } => writeln!(
+        crate::camera::Delivery::Made {
+            vendor_id, detail, ..
+        } => writeln!(
             out,
             "Made: {detail}{}",
             vendor_id
@@ -300,6 +302,7 @@ fn test_job(config: &Config, cam: &crate::config::CameraConfig) -> store::Job {
             vendor_id: None,
             last_error: None,
             made_ms: None,
+            made_as: None,
         },
         maybe_created: false,
         event,

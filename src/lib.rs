@@ -123,6 +123,7 @@ impl Daemon {
             config: config.clone(),
             intake: intake.clone(),
             integrations: integrations.clone(),
+            cameras: cameras.clone(),
         };
         let web = tokio::spawn({
             let cancel = web_cancel.clone();

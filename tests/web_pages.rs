@@ -108,6 +108,7 @@ impl Site {
             integrations: tillmark::camera::Integrations::load(std::path::Path::new(
                 "integrations",
             )),
+            cameras: Default::default(),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -201,6 +202,7 @@ impl Site {
                 ("void-1", "cam-1") => Outcome::Made {
                     vendor_id: Some("{bm-0001}".into()),
                     detail: "created".into(),
+                    made_as: None,
                 },
                 ("void-1", _) => Outcome::Failed {
                     error: CAMERA_NOT_FOUND.into(),

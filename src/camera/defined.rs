@@ -17,7 +17,7 @@ use super::definition::{Answer, Definition, IdFrom, Lookup, Moment, Setup};
 use super::http::vendor_message;
 use super::registry::Integrations;
 use super::wire::{Reply, Trace, Wire, at_path, pause, render};
-use super::{CameraSystem, Delivery, Zones, template, text};
+use super::{CameraSystem, Delivery, Thumbnail, Zones, template, text};
 use crate::clock::now_ms;
 use crate::config::CameraSystemConfig;
 use crate::money::format_amount;
@@ -142,7 +142,7 @@ impl Defined {
             let error = format!(
                 "{what}: HTTP {}: {}",
                 reply.status,
-                vendor_message(&reply.body)
+                vendor_message(&reply.text())
             );
             // A search that cannot be made leaves an earlier attempt unaccounted for: wait, never guess.
             return Err(if status == 408 || status == 429 || status >= 500 {
@@ -209,7 +209,7 @@ impl Defined {
             .error_message
             .as_ref()
             .and_then(|p| at_path(&reply.json(), p))
-            .unwrap_or_else(|| vendor_message(&reply.body));
+            .unwrap_or_else(|| vendor_message(&reply.text()));
         let error = match answer.messages.get(&status) {
             Some(tpl) => match template::render(tpl, ctx) {
                 Ok(m) => format!("{} {m} (HTTP {}): {said}", def.title, reply.status),
@@ -264,7 +264,7 @@ impl Defined {
                 .error_message
                 .as_ref()
                 .and_then(|p| at_path(&json, p))
-                .unwrap_or_else(|| vendor_message(&reply.body));
+                .unwrap_or_else(|| vendor_message(&reply.text()));
             return Delivery::Failed {
                 error: format!("{what}: HTTP {} with an error: {why}", reply.status),
             };
@@ -277,6 +277,7 @@ impl Defined {
         Delivery::Made {
             vendor_id,
             detail: format!("created (HTTP {})", reply.status.as_u16()),
+            made_as: None,
         }
     }
 
@@ -327,6 +328,7 @@ impl Defined {
                     return Delivery::Made {
                         vendor_id,
                         detail: "found from an earlier attempt".into(),
+                        made_as: None,
                     };
                 }
                 Ok(Found::No) => {}
@@ -357,6 +359,7 @@ impl Defined {
                         ) {
                             Delivery::Made { vendor_id, .. } => Delivery::Made {
                                 vendor_id,
+                                made_as: Some(fallback.label.clone()),
                                 detail: format!(
                                     "{} instead (too late for a live mark; HTTP {})",
                                     fallback.label,
@@ -393,12 +396,20 @@ impl Defined {
             job.maybe_created,
         );
         match (made, &def.lookup) {
-            (Delivery::Made { vendor_id, detail }, Some(lookup)) if def.create.read_back => {
+            (
+                Delivery::Made {
+                    vendor_id,
+                    detail,
+                    made_as,
+                },
+                Some(lookup),
+            ) if def.create.read_back => {
                 let what = format!("{} read-back", def.title);
                 match self.find(def, lookup, &ctx, &what, true).await {
                     Ok(Found::Yes(found)) => Delivery::Made {
                         vendor_id: vendor_id.or(found),
                         detail: format!("{detail}, read back"),
+                        made_as,
                     },
                     Ok(Found::No) => Delivery::Retry {
                         error: format!(
@@ -445,5 +456,50 @@ impl CameraSystem for Defined {
             },
             other => other,
         }
+    }
+
+    async fn thumbnail(&self, job: &Job) -> Result<Option<Thumbnail>, String> {
+        let Some(def) = self.integrations.get(&self.name) else {
+            return Ok(None);
+        };
+        let Some(request) = &def.thumbnail else {
+            return Ok(None);
+        };
+        let ctx = self.context(
+            &def,
+            job,
+            Value::from_serialize(BTreeMap::<String, String>::new()),
+        );
+        let rendered = render(request, &ctx)
+            .map_err(|e| format!("definition {}: thumbnail: {e}", def.name))?;
+        let what = format!("{} thumbnail", def.title);
+        let reply = match self.wire.send(&def, &what, &rendered, false).await {
+            Ok(reply) => reply,
+            Err(Delivery::Retry { error, .. } | Delivery::Failed { error }) => return Err(error),
+            Err(Delivery::Made { .. }) => return Err(format!("{what}: no image")),
+        };
+        if !reply.status.is_success() {
+            return Err(format!(
+                "{what}: HTTP {}: {}",
+                reply.status,
+                vendor_message(&reply.text())
+            ));
+        }
+        let content_type = reply
+            .headers
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        // Only an image goes back to the browser: anything else from a vendor is not shown as one.
+        if !content_type.starts_with("image/") {
+            return Err(format!(
+                "{what}: the answer is not an image ({content_type})"
+            ));
+        }
+        Ok(Some(Thumbnail {
+            content_type,
+            bytes: reply.body,
+        }))
     }
 }

@@ -38,6 +38,8 @@ pub enum Delivery {
     Made {
         vendor_id: Option<String>,
         detail: String,
+        /// What was made instead of a live mark (`export of the window`), when the event came too late.
+        made_as: Option<String>,
     },
     /// Worth trying again. `maybe_created`: the bookmark may exist now (a timeout or 5xx after sending).
     Retry {
@@ -49,9 +51,19 @@ pub enum Delivery {
     Failed { error: String },
 }
 
+/// A still of the camera at a bookmark's moment, as the vendor served it.
+#[derive(Debug, Clone)]
+pub struct Thumbnail {
+    pub content_type: String,
+    pub bytes: Vec<u8>,
+}
+
 #[async_trait]
 pub trait CameraSystem: Send + Sync {
     async fn deliver(&self, job: &Job) -> Delivery;
+
+    /// The still the vendor offers at the bookmark's moment; `Ok(None)` when it offers none.
+    async fn thumbnail(&self, job: &Job) -> Result<Option<Thumbnail>, String>;
 }
 
 /// A link that opens footage at a moment.

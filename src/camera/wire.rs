@@ -70,12 +70,17 @@ pub fn render(req: &Request, ctx: &Value) -> Result<Rendered, String> {
 pub struct Reply {
     pub status: reqwest::StatusCode,
     pub headers: HeaderMap,
-    pub body: String,
+    /// Bytes, not text: a thumbnail is an image.
+    pub body: Vec<u8>,
 }
 
 impl Reply {
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.body).unwrap_or_default()
+        serde_json::from_slice(&self.body).unwrap_or_default()
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
     }
 }
 
@@ -309,7 +314,7 @@ impl Wire {
                     };
                     text.push_str(&format!("< {k}: {value}\n"));
                 }
-                let body: String = blank_fields(&r.body).chars().take(2000).collect();
+                let body: String = blank_fields(&r.text()).chars().take(2000).collect();
                 text.push_str(&format!("< {body}\n"));
             }
             Err(e) => text.push_str(&format!("< {e}\n")),
@@ -371,7 +376,7 @@ impl Wire {
         let reply = Reply {
             status: resp.status(),
             headers: resp.headers().clone(),
-            body: resp.text().await.unwrap_or_default(),
+            body: resp.bytes().await.map(|b| b.to_vec()).unwrap_or_default(),
         };
         if let Some(c) = &copy {
             self.record(what, c, Ok(&reply));
@@ -492,7 +497,7 @@ impl Wire {
                     .or(self.system.client_id.as_deref())
                     .unwrap_or(""),
                 reply.status,
-                vendor_message(&reply.body)
+                vendor_message(&reply.text())
             );
             let status = reply.status.as_u16();
             // A failed login makes no bookmark: retrying it is safe, and only worth it when the vendor is busy.

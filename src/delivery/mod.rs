@@ -207,10 +207,18 @@ impl Worker {
         let now = now_ms();
         let mut cooldown = None;
         let outcome = match delivery {
-            Delivery::Made { vendor_id, detail } => {
+            Delivery::Made {
+                vendor_id,
+                detail,
+                made_as,
+            } => {
                 tracing::info!(event = %job.event.key, system = %b.system, device = %b.device, start_ms = b.start_ms,
                     vendor_id = vendor_id.as_deref().unwrap_or(""), "Bookmark made.");
-                Outcome::Made { vendor_id, detail }
+                Outcome::Made {
+                    vendor_id,
+                    detail,
+                    made_as,
+                }
             }
             Delivery::Retry {
                 error,

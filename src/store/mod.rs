@@ -109,6 +109,8 @@ pub struct BookmarkRecord {
     pub vendor_id: Option<String>,
     pub last_error: Option<String>,
     pub made_ms: Option<i64>,
+    /// What a realtime vendor made instead of a live mark, when the event came too late.
+    pub made_as: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -185,6 +187,7 @@ pub enum Outcome {
     Made {
         vendor_id: Option<String>,
         detail: String,
+        made_as: Option<String>,
     },
     Retry {
         at_ms: i64,

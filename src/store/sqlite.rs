@@ -39,7 +39,7 @@ fn push_skip(q: &mut QueryBuilder<Sqlite>, skip: &[String]) {
 const WAITING_AFTER_FAILURE: &str = " WHERE state = 'pending' AND claimed_until_ms IS NULL AND last_error IS NOT NULL AND next_attempt_ms > ";
 
 const BOOKMARK_COLUMNS: &str = "b.id, b.system, b.device, b.camera, b.moment_ms, b.start_ms, b.duration_ms, b.state, \
-     b.attempts, b.next_attempt_ms, b.vendor_id, b.last_error, b.made_ms";
+     b.attempts, b.next_attempt_ms, b.vendor_id, b.last_error, b.made_ms, b.made_as";
 
 impl SqliteStore {
     pub async fn open(url: &str) -> Result<SqliteStore, StoreError> {
@@ -107,6 +107,7 @@ fn bookmark_from_row(row: &SqliteRow) -> Result<BookmarkRecord, StoreError> {
         vendor_id: row.try_get("vendor_id")?,
         last_error: row.try_get("last_error")?,
         made_ms: row.try_get("made_ms")?,
+        made_as: row.try_get("made_as")?,
     })
 }
 
@@ -297,12 +298,17 @@ impl Store for SqliteStore {
         } in results
         {
             let (label, detail) = match outcome {
-                Outcome::Made { vendor_id, detail } => {
+                Outcome::Made {
+                    vendor_id,
+                    detail,
+                    made_as,
+                } => {
                     sqlx::query(
-                        "UPDATE bookmarks SET state = 'made', vendor_id = ?, made_ms = ?, updated_ms = ?, \
+                        "UPDATE bookmarks SET state = 'made', vendor_id = ?, made_as = ?, made_ms = ?, updated_ms = ?, \
                          in_flight = 0, maybe_created = 0, claimed_until_ms = NULL, last_error = NULL WHERE id = ?",
                     )
                     .bind(vendor_id)
+                    .bind(made_as)
                     .bind(now_ms)
                     .bind(now_ms)
                     .bind(bookmark_id)

@@ -5,6 +5,7 @@ mod api;
 mod error;
 mod format;
 mod pages;
+mod thumbnail;
 mod view;
 
 pub use view::iso_utc;
@@ -27,6 +28,8 @@ pub struct AppState {
     pub intake: crate::ingest::Status,
     /// Vendor definitions, for their footage links.
     pub integrations: crate::camera::Integrations,
+    /// The camera systems, for the thumbnails they serve.
+    pub cameras: crate::camera::Cameras,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -35,6 +38,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/events", get(api::events))
         .route("/api/events/{seq}", get(api::event))
         .route("/api/dead-letters", get(api::dead_letters))
+        .route(
+            "/events/{seq}/bookmarks/{id}/thumbnail",
+            get(thumbnail::bookmark_thumbnail),
+        )
         .merge(pages::routes())
         .with_state(state)
 }

@@ -30,6 +30,8 @@ pub struct BookmarkView {
     pub next_attempt: Option<String>,
     pub made_at: Option<String>,
     pub footage: Vec<FootageLink>,
+    /// Where tillmark serves a still of the camera at the moment, when the vendor offers one.
+    pub thumbnail: Option<String>,
 }
 
 pub fn iso_utc(ms: i64) -> String {
@@ -39,12 +41,22 @@ pub fn iso_utc(ms: i64) -> String {
         .unwrap_or_default()
 }
 
-fn bookmark_view(config: &Config, integrations: &Integrations, b: BookmarkRecord) -> BookmarkView {
-    let footage = config
-        .camera_system(&b.system)
+fn bookmark_view(
+    config: &Config,
+    integrations: &Integrations,
+    seq: i64,
+    b: BookmarkRecord,
+) -> BookmarkView {
+    let system = config.camera_system(&b.system);
+    let footage = system
         .map(|sys| footage_links(sys, integrations, &b.device, b.start_ms))
         .unwrap_or_default();
+    let thumbnail = system
+        .and_then(|sys| integrations.get(sys.integration.name()))
+        .filter(|def| def.thumbnail.is_some())
+        .map(|_| format!("/events/{seq}/bookmarks/{}/thumbnail", b.id));
     BookmarkView {
+        thumbnail,
         start: iso_utc(b.start_ms),
         next_attempt: b.next_attempt_ms.map(iso_utc),
         made_at: b.made_ms.map(iso_utc),
@@ -56,7 +68,7 @@ fn bookmark_view(config: &Config, integrations: &Integrations, b: BookmarkRecord
 pub fn event_view(config: &Config, integrations: &Integrations, mut e: EventRecord) -> EventView {
     let bookmarks = std::mem::take(&mut e.bookmarks)
         .into_iter()
-        .map(|b| bookmark_view(config, integrations, b))
+        .map(|b| bookmark_view(config, integrations, e.seq, b))
         .collect();
     EventView {
         received_at: iso_utc(e.received_ms),

@@ -8,6 +8,7 @@ mod genetec;
 mod nx_legacy;
 mod outage;
 mod probe;
+mod realtime;
 mod rhombus;
 mod support;
 mod webhook;

@@ -252,13 +252,25 @@ pub async fn start_daemon(config: Config) -> (Daemon, Bridge) {
 
 /// The bookmarks of the newest event, once none is pending any more.
 pub async fn settled_bookmarks(daemon: &Daemon) -> Vec<Value> {
+    settled(daemon, None).await
+}
+
+/// The bookmarks of the event with this id, once none is pending any more.
+pub async fn settled_bookmarks_of(daemon: &Daemon, event_id: &str) -> Vec<Value> {
+    settled(daemon, Some(event_id)).await
+}
+
+async fn settled(daemon: &Daemon, event_id: Option<&str>) -> Vec<Value> {
     let url = format!("http://{}/api/events", daemon.web_addr());
     eventually(Duration::from_secs(10), "the bookmarks to settle", || {
         let url = url.clone();
         async move {
-            let b = get_json(&url).await["events"][0]["bookmarks"]
-                .as_array()?
-                .clone();
+            let events = get_json(&url).await["events"].as_array()?.clone();
+            let event = match event_id {
+                None => events.first()?,
+                Some(id) => events.iter().find(|e| e["id"] == id)?,
+            };
+            let b = event["bookmarks"].as_array()?.clone();
             (!b.is_empty() && b.iter().all(|b| b["state"] != "pending")).then_some(b)
         }
     })
