@@ -82,10 +82,6 @@ impl Defined {
         }
     }
 
-    pub fn rate_limit_waits(&self) -> u64 {
-        self.wire.rate_limit_waits()
-    }
-
     /// The setup values, found or created on first use.
     async fn setup(&self, def: &Definition) -> Result<Value, Delivery> {
         let mut values = BTreeMap::new();
@@ -456,6 +452,10 @@ impl CameraSystem for Defined {
             },
             other => other,
         }
+    }
+
+    fn rate_limit_waits(&self) -> u64 {
+        self.wire.rate_limit_waits()
     }
 
     async fn thumbnail(&self, job: &Job) -> Result<Option<Thumbnail>, String> {

@@ -64,6 +64,9 @@ pub trait CameraSystem: Send + Sync {
 
     /// The still the vendor offers at the bookmark's moment; `Ok(None)` when it offers none.
     async fn thumbnail(&self, job: &Job) -> Result<Option<Thumbnail>, String>;
+
+    /// How many requests have waited for the vendor's rate limit since start.
+    fn rate_limit_waits(&self) -> u64;
 }
 
 /// A link that opens footage at a moment.

@@ -120,11 +120,18 @@ struct Token {
 /// Spaces requests to a rate: a bucket refilled continuously, holding ten seconds' worth, so a backlog drains
 /// at the vendor's pace instead of in a burst that earns a 429.
 struct Pacer {
-    state: Mutex<(f64, Instant)>,
+    state: Mutex<(f64, tokio::time::Instant)>,
     waits: AtomicU64,
 }
 
 impl Pacer {
+    fn new() -> Pacer {
+        Pacer {
+            state: Mutex::new((f64::MAX, tokio::time::Instant::now())),
+            waits: AtomicU64::new(0),
+        }
+    }
+
     async fn wait(&self, per_minute: Option<u32>) {
         let Some(per_minute) = per_minute else {
             return;
@@ -134,7 +141,7 @@ impl Pacer {
         let delay = {
             let mut state = self.state.lock().await;
             let (tokens, last) = &mut *state;
-            let now = Instant::now();
+            let now = tokio::time::Instant::now();
             *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * rate).min(capacity);
             *last = now;
             // Taking the token now, even into debt, queues waiters in order without a lock held while asleep.
@@ -248,10 +255,7 @@ impl Wire {
             session: Mutex::new(None),
             refresh_token: SyncMutex::new(None),
             digest: SyncMutex::new(None),
-            pacer: Pacer {
-                state: Mutex::new((f64::MAX, Instant::now())),
-                waits: AtomicU64::new(0),
-            },
+            pacer: Pacer::new(),
             trace,
         }
     }
@@ -608,5 +612,41 @@ impl Wire {
         Err(Delivery::Failed {
             error: format!("{what}: the server kept refusing fresh credentials"),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_backlog_goes_out_at_the_vendors_rate_after_a_burst_of_ten_seconds_worth() {
+        let pacer = Pacer::new();
+        let start = tokio::time::Instant::now();
+        let mut sent_at = Vec::new();
+        for _ in 0..14 {
+            pacer.wait(Some(60)).await;
+            sent_at.push(start.elapsed().as_millis());
+        }
+        // 60 a minute: ten go at once, then one a second.
+        assert_eq!(sent_at[..10], [0; 10]);
+        assert_eq!(sent_at[10..], [1000, 2000, 3000, 4000]);
+        assert_eq!(pacer.waits.load(Ordering::Relaxed), 4);
+        // Without a limit nothing waits.
+        pacer.wait(None).await;
+        assert_eq!(start.elapsed().as_millis(), 4000);
+    }
+
+    #[test]
+    fn credentials_in_bodies_are_blanked_at_any_depth_in_json_and_in_forms() {
+        assert_eq!(
+            blank_fields(r#"{"username":"u","password":"p","data":{"access_token":"t","n":1}}"#),
+            r#"{"username":"u","password":"[redacted]","data":{"access_token":"[redacted]","n":1}}"#
+        );
+        assert_eq!(
+            blank_fields("grant_type=refresh_token&refresh_token=abc&client_id=c"),
+            "grant_type=refresh_token&refresh_token=[redacted]&client_id=c"
+        );
+        assert_eq!(blank_fields("plain text"), "plain text");
     }
 }

@@ -622,6 +622,9 @@ struct SystemRow {
     last_made: Option<String>,
     last_error: Option<String>,
     last_error_at: Option<String>,
+    /// The definition's rate limit, and how many requests have waited for it since start.
+    requests_per_minute: Option<u32>,
+    rate_limit_waits: u64,
 }
 
 /// Camera systems, their definitions, how their bookmarks stand, and what is wrong with any definition file.
@@ -639,7 +642,8 @@ pub async fn integrations(State(state): State<AppState>) -> Result<Response, Pag
                 .find(|s| s.system == sys.id)
                 .cloned()
                 .unwrap_or_default();
-            let (definition, missing) = match set.definitions.get(sys.integration.name()) {
+            let def = set.definitions.get(sys.integration.name());
+            let (definition, missing) = match def {
                 Some(def) => (
                     def.source
                         .as_ref()
@@ -666,6 +670,12 @@ pub async fn integrations(State(state): State<AppState>) -> Result<Response, Pag
                 last_made: stat.last_made_ms.map(|ms| FALLBACK.datetime(ms)),
                 last_error: stat.last_error,
                 last_error_at: stat.last_error_ms.map(|ms| FALLBACK.datetime(ms)),
+                requests_per_minute: def.and_then(|d| d.requests_per_minute),
+                rate_limit_waits: state
+                    .cameras
+                    .get(&sys.id)
+                    .map(|c| c.rate_limit_waits())
+                    .unwrap_or(0),
             }
         })
         .collect();
