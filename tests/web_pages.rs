@@ -598,3 +598,189 @@ async fn a_database_that_cannot_be_read_gives_a_503_page() {
         assert_eq!(headers["content-security-policy"], CSP);
     }
 }
+
+/// A shift at Shibuya r1 on 2026-11-22 (Tokyo): c201 signs on, the drawer opens without a cashier on the
+/// message, a sale, a no-sale, a refund, a paid-out whose reason looks like a formula, c201 signs off, then a
+/// void nobody is signed on for. Plus what must stay out: another register, and a refund after the span.
+async fn shift_site() -> Site {
+    let mut site = Site::empty().await;
+    let at = |hm: &str| format!("2026-11-22T{hm}:00+09:00");
+    let mut events = Vec::new();
+    let mut add = |id: &str, kind: &str, register: &str, hm: &str, edit: &dyn Fn(&mut Value)| {
+        let mut p = payload(id, kind, "shibuya-01", register, &at(hm));
+        edit(&mut p);
+        events.push(p);
+    };
+    add("on", "sign_on", "r1", "09:00", &|p| {
+        p["cashier"] = json!("c201")
+    });
+    add("open", "drawer_open", "r1", "09:05", &|_| {});
+    add("sale", "sale", "r1", "09:06", &|p| {
+        p["amount"] = json!(880);
+        p["currency"] = json!("JPY");
+    });
+    add("nosale", "no_sale", "r1", "09:10", &|p| {
+        p["cashier"] = json!("c201")
+    });
+    add("ref", "refund", "r1", "09:20", &|p| {
+        p["amount"] = json!(500);
+        p["currency"] = json!("JPY");
+        p["cashier"] = json!("c201");
+        p["reason"] = json!("返品");
+    });
+    add("out", "paid_out", "r1", "09:30", &|p| {
+        p["amount"] = json!(3000);
+        p["currency"] = json!("JPY");
+        p["reason"] = json!("=HYPERLINK(\"http://x\")");
+    });
+    add("off", "sign_off", "r1", "09:40", &|p| {
+        p["cashier"] = json!("c201")
+    });
+    add("void", "void", "r1", "09:50", &|p| {
+        p["amount"] = json!(1280);
+        p["currency"] = json!("JPY");
+    });
+    add("other", "refund", "r2", "09:15", &|p| {
+        p["amount"] = json!(999)
+    });
+    add("later", "refund", "r1", "10:30", &|p| {
+        p["amount"] = json!(777)
+    });
+    let batch: Vec<Intake> = events.iter().map(|p| intake(p, false, true, &[])).collect();
+    let now = ms("2026-11-22T03:00:00Z");
+    for (item, outcome) in batch
+        .iter()
+        .zip(site.store.ingest(&batch, now).await.unwrap())
+    {
+        if let (Intake::Event { event, .. }, IntakeOutcome::Stored { seq, .. }) = (item, outcome) {
+            site.seqs.insert(event.id.clone(), seq);
+        }
+    }
+    site
+}
+
+const SHIFT: &str =
+    "/timeline?store=shibuya-01&register=r1&from=2026-11-22T09:00&to=2026-11-22T10:00";
+
+#[tokio::test]
+async fn a_shift_timeline_lists_every_cash_event_in_order_with_the_cashier_on_the_register_and_totals()
+ {
+    let site = shift_site().await;
+    let html = site.page(SHIFT).await;
+    let table = html
+        .split("timeline-lines")
+        .nth(1)
+        .expect("the lines table");
+    let lines = rows(table);
+    let kinds: Vec<&str> = lines
+        .iter()
+        .map(|r| {
+            let t = r.split("data-label=\"Type\">").nth(1).unwrap();
+            t.split('<').next().unwrap()
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "SIGN ON",
+            "DRAWER OPEN",
+            "NO SALE",
+            "REFUND",
+            "PAID OUT",
+            "SIGN OFF",
+            "VOID"
+        ],
+        "in order; the sale, the other register and the later refund stay out"
+    );
+    // The drawer open carried no cashier: c201 was signed on. The void after sign-off has nobody.
+    assert!(
+        lines[1].contains("data-label=\"Cashier\">c201<"),
+        "{}",
+        lines[1]
+    );
+    assert!(
+        lines[6].contains("data-label=\"Cashier\">—<"),
+        "{}",
+        lines[6]
+    );
+    assert!(lines[1].contains("2026-11-22 09:05:00"), "{}", lines[1]);
+    // Not bookmarked, yet its footage is there: the camera watching r1 at the moment less the pre-roll.
+    let open_ms = ms("2026-11-22T09:05:00+09:00") - PRE_ROLL_MS;
+    assert!(
+        unescape(&lines[1]).contains(&format!("resources=cam-1&timestamp={open_ms}")),
+        "{}",
+        lines[1]
+    );
+    for (label, count, total) in [
+        ("DRAWER OPEN", "1", "—"),
+        ("NO SALE", "1", "—"),
+        ("VOID", "1", "¥1,280"),
+        ("REFUND", "1", "¥500"),
+        ("PAID OUT", "1", "¥3,000"),
+    ] {
+        let row = format!(
+            "<td data-label=\"Type\">{label}</td><td data-label=\"Count\" class=\"num\">{count}</td><td data-label=\"Total\" class=\"num\">{total}</td>"
+        );
+        assert!(html.contains(&row), "totals row {row}");
+    }
+    // The shift itself is offered as a one-click span.
+    assert!(html.contains("2026-11-22 09:00:00 – 09:40:00"), "{html}");
+}
+
+#[tokio::test]
+async fn the_timeline_exports_as_csv_a_spreadsheet_reads_without_running_register_text() {
+    let site = shift_site().await;
+    let csv = site
+        .get(&SHIFT.replace("/timeline?", "/timeline.csv?"))
+        .await;
+    assert_eq!(csv.0, 200);
+    assert_eq!(csv.1["content-type"], "text/csv; charset=utf-8");
+    assert_eq!(
+        csv.1["content-disposition"],
+        "attachment; filename=\"timeline-shibuya-01-r1-2026-11-22090000.csv\""
+    );
+    let text = csv.2;
+    assert!(
+        text.starts_with('\u{feff}'),
+        "a BOM for spreadsheet programs"
+    );
+    let rows: Vec<&str> = text.trim_start_matches('\u{feff}').split("\r\n").collect();
+    assert_eq!(
+        rows[0],
+        "time (JST),type,cashier,transaction,amount,reason,footage"
+    );
+    assert_eq!(
+        rows.len(),
+        7,
+        "header, five cash lines, and the final empty line: {rows:?}"
+    );
+    assert!(
+        rows[3].starts_with(r#""2026-11-22 09:20:00","refund","c201","","¥500","返品","nx-vms://"#),
+        "{}",
+        rows[3]
+    );
+    assert!(
+        rows[4].contains(r#""'=HYPERLINK(""http://x"")""#),
+        "a formula is neutralised: {}",
+        rows[4]
+    );
+}
+
+#[tokio::test]
+async fn a_timeline_needs_a_known_store_and_a_span_that_runs_forward() {
+    let site = shift_site().await;
+    let (status, _, html) = site.get("/timeline?store=nowhere&register=r1").await;
+    assert_eq!(status, 400);
+    assert!(
+        html.contains("Store nowhere is not in the config."),
+        "{html}"
+    );
+    let (status, _, html) = site
+        .get("/timeline?store=shibuya-01&register=r1&from=2026-11-22T10:00&to=2026-11-22T09:00")
+        .await;
+    assert_eq!(status, 400);
+    assert!(html.contains("From must be before to."), "{html}");
+    let html = site.page("/timeline").await;
+    assert!(html.contains("Choose a store"), "a form, no lines yet");
+    assert!(!html.contains("class=\"events timeline-lines\""));
+}

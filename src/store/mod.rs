@@ -172,6 +172,19 @@ pub struct EventQuery {
     pub limit: i64,
 }
 
+/// What [`Store::register_activity`] reads: one register's events in a span.
+#[derive(Debug, Clone)]
+pub struct RegisterActivity<'a> {
+    pub store: &'a str,
+    pub register: &'a str,
+    pub from_ms: i64,
+    pub to_ms: i64,
+    pub types: &'a [&'a str],
+    pub limit: i64,
+    /// The newest `limit` (still returned oldest first): what came just before a span.
+    pub newest_first: bool,
+}
+
 /// A bookmark handed to a worker, with its event.
 #[derive(Debug, Clone)]
 pub struct Job {
@@ -265,6 +278,12 @@ pub trait Store: Send + Sync + 'static {
 
     async fn events(&self, query: &EventQuery) -> Result<Vec<EventRecord>, StoreError>;
     async fn event(&self, seq: i64) -> Result<Option<EventRecord>, StoreError>;
+    /// Events at one register with `from_ms <= at < to_ms`, oldest first, of the given types (all when
+    /// empty), with their bookmarks; at most `limit`. `newest_first` gives the last ones before `to_ms`.
+    async fn register_activity(
+        &self,
+        register: &RegisterActivity<'_>,
+    ) -> Result<Vec<EventRecord>, StoreError>;
     async fn attempts(&self, bookmark_id: i64) -> Result<Vec<AttemptRecord>, StoreError>;
     async fn dead_letters(&self, limit: i64) -> Result<Vec<DeadLetter>, StoreError>;
     async fn counts(&self) -> Result<Counts, StoreError>;

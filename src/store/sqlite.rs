@@ -471,6 +471,42 @@ impl Store for SqliteStore {
         Ok(events)
     }
 
+    async fn register_activity(
+        &self,
+        r: &RegisterActivity<'_>,
+    ) -> Result<Vec<EventRecord>, StoreError> {
+        let mut q = QueryBuilder::<Sqlite>::new(format!(
+            "SELECT {EVENT_COLUMNS} FROM events e WHERE e.store = "
+        ));
+        q.push_bind(r.store)
+            .push(" AND e.register = ")
+            .push_bind(r.register)
+            .push(" AND e.at_ms >= ")
+            .push_bind(r.from_ms)
+            .push(" AND e.at_ms < ")
+            .push_bind(r.to_ms);
+        if !r.types.is_empty() {
+            let mut types = q.push(" AND e.type IN (").separated(", ");
+            for t in r.types {
+                types.push_bind(*t);
+            }
+            types.push_unseparated(")");
+        }
+        let order = if r.newest_first { "DESC" } else { "ASC" };
+        q.push(format!(" ORDER BY e.at_ms {order}, e.seq {order} LIMIT "))
+            .push_bind(r.limit.max(1));
+        let rows = q.build().fetch_all(&self.reader).await?;
+        let mut events = rows
+            .iter()
+            .map(event_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        if r.newest_first {
+            events.reverse();
+        }
+        self.attach_bookmarks(&mut events).await?;
+        Ok(events)
+    }
+
     async fn event(&self, seq: i64) -> Result<Option<EventRecord>, StoreError> {
         let row = sqlx::query(&format!(
             "SELECT {EVENT_COLUMNS} FROM events e WHERE e.seq = ?"

@@ -6,6 +6,7 @@ mod error;
 mod format;
 mod pages;
 mod thumbnail;
+mod timeline;
 mod view;
 
 pub use view::iso_utc;

@@ -34,7 +34,11 @@ use crate::event::EventType;
 use crate::money::format_amount;
 use crate::store::{AttemptRecord, EventQuery, EventRecord, StoreError};
 
-const TEMPLATES: [(&str, &str); 7] = [
+const TEMPLATES: [(&str, &str); 8] = [
+    (
+        "timeline.html",
+        include_str!("../../web/templates/timeline.html"),
+    ),
     (
         "integrations.html",
         include_str!("../../web/templates/integrations.html"),
@@ -93,6 +97,8 @@ pub fn routes() -> Router<AppState> {
         .route("/events/{seq}", get(event))
         .route("/dead-letters", get(dead_letters))
         .route("/integrations", get(integrations))
+        .route("/timeline", get(super::timeline::page))
+        .route("/timeline.csv", get(super::timeline::csv))
         .route("/static/style.css", get(style))
         .layer(axum::middleware::map_response(security_headers))
 }
@@ -129,7 +135,7 @@ async fn style() -> impl IntoResponse {
     )
 }
 
-fn render(status: StatusCode, name: &str, ctx: Value) -> Response {
+pub(super) fn render(status: StatusCode, name: &str, ctx: Value) -> Response {
     match TEMPLATE_ENV.get_template(name).and_then(|t| t.render(ctx)) {
         Ok(html) => (status, Html(html)).into_response(),
         Err(e) => {
@@ -149,7 +155,7 @@ fn render(status: StatusCode, name: &str, ctx: Value) -> Response {
 
 /// The header's and footer's counts.
 #[derive(Debug, Serialize)]
-struct Nav {
+pub(super) struct Nav {
     events: i64,
     pending: i64,
     failed: i64,
@@ -158,7 +164,7 @@ struct Nav {
     zone: ZoneLabel,
 }
 
-async fn nav(state: &AppState) -> Result<Nav, PageError> {
+pub(super) async fn nav(state: &AppState) -> Result<Nav, PageError> {
     let c = state.store.counts().await?;
     Ok(Nav {
         events: c.events,

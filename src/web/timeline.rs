@@ -1,0 +1,477 @@
+//! The shortage timeline (`/timeline`): for one register over a shift, every event that moves cash or undoes a
+//! sale, in order, with the cashier on the register at that moment, a footage link on each line, and the
+//! amounts summed by type; printable, and as CSV (`/timeline.csv`) for the investigator's report.
+
+use std::collections::BTreeMap;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use minijinja::context;
+use serde::{Deserialize, Serialize};
+
+use super::AppState;
+use super::format::{LocalTimeError, Zone};
+use super::pages::{PageError, nav, render};
+use crate::camera::text::kind_label;
+use crate::camera::{FootageLink, footage_links};
+use crate::clock::now_ms;
+use crate::config::Config;
+use crate::money::format_amount;
+use crate::store::{EventRecord, RegisterActivity};
+
+/// What a shortage is made of: drawer opens, no-sales, undone sales and cash taken out.
+const CASH_TYPES: [&str; 7] = [
+    "drawer_open",
+    "no_sale",
+    "void",
+    "item_void",
+    "refund",
+    "correction",
+    "paid_out",
+];
+const SIGN_TYPES: [&str; 2] = ["sign_on", "sign_off"];
+/// More lines than a person reads; the page says when it stopped there.
+const MAX_LINES: i64 = 5_000;
+/// How far back shifts are offered.
+const SHIFT_DAYS: i64 = 14;
+const DAY_MS: i64 = 86_400_000;
+
+#[derive(Debug, Default, Clone, Deserialize)]
+pub struct TimelineParams {
+    store: Option<String>,
+    register: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+}
+
+/// One line of the timeline.
+#[derive(Debug, Serialize)]
+struct Line {
+    seq: i64,
+    time: String,
+    kind: String,
+    label: String,
+    /// A sign-on or sign-off: context, not cash.
+    context: bool,
+    cashier: Option<String>,
+    transaction: Option<String>,
+    amount: Option<String>,
+    reason: Option<String>,
+    footage: Vec<FootageLink>,
+}
+
+#[derive(Debug, Serialize)]
+struct Total {
+    label: String,
+    count: usize,
+    /// Per currency, formatted (`¥12,800`).
+    amounts: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct Shift {
+    cashier: Option<String>,
+    from: String,
+    to: Option<String>,
+    href: String,
+}
+
+/// A read timeline, or what is missing to read one.
+struct Read {
+    store: String,
+    register: String,
+    zone: Zone,
+    from_ms: i64,
+    to_ms: i64,
+    lines: Vec<Line>,
+    totals: Vec<Total>,
+    truncated: bool,
+}
+
+enum Problem {
+    /// Store and register are needed first.
+    Incomplete,
+    UnknownStore(String),
+    Time(&'static str, String, LocalTimeError),
+    Order,
+}
+
+fn bound(zone: Zone, field: &'static str, text: &Option<String>) -> Result<Option<i64>, Problem> {
+    match text.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        None => Ok(None),
+        Some(t) => zone
+            .parse_local(t)
+            .map(Some)
+            .map_err(|e| Problem::Time(field, t.to_string(), e)),
+    }
+}
+
+/// Footage at an event's moment on every camera that watches its register, with or without a bookmark:
+/// a drawer open is not bookmarked by default, yet the investigator must see it.
+fn footage(config: &Config, state: &AppState, e: &EventRecord) -> Vec<FootageLink> {
+    if !e.bookmarks.is_empty() {
+        return e
+            .bookmarks
+            .iter()
+            .filter_map(|b| {
+                config
+                    .camera_system(&b.system)
+                    .map(|sys| footage_links(sys, &state.integrations, &b.device, b.start_ms))
+            })
+            .flatten()
+            .collect();
+    }
+    config
+        .cameras
+        .iter()
+        .filter(|c| {
+            c.registers
+                .iter()
+                .any(|r| r.store == e.store && r.register == e.register)
+        })
+        .filter_map(|c| {
+            let start = e.at_ms + c.offset.0 - c.pre_roll.0;
+            config
+                .camera_system(&c.system)
+                .map(|sys| footage_links(sys, &state.integrations, &c.device, start))
+        })
+        .flatten()
+        .collect()
+}
+
+async fn read(state: &AppState, p: &TimelineParams) -> Result<Result<Read, Problem>, PageError> {
+    let config = &state.config;
+    let (Some(store), Some(register)) = (
+        p.store.as_deref().map(str::trim).filter(|s| !s.is_empty()),
+        p.register
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty()),
+    ) else {
+        return Ok(Err(Problem::Incomplete));
+    };
+    if config.store(store).is_none() {
+        return Ok(Err(Problem::UnknownStore(store.to_string())));
+    }
+    let zone = Zone::of_store(config, Some(store));
+    let now = now_ms();
+    let (from, to) = match (bound(zone, "from", &p.from), bound(zone, "to", &p.to)) {
+        (Ok(f), Ok(t)) => (f, t),
+        (Err(e), _) | (_, Err(e)) => return Ok(Err(e)),
+    };
+    // Without times: the last 24 hours, the span of a day's shifts.
+    let to_ms = to.unwrap_or(now);
+    let from_ms = from.unwrap_or(to_ms - DAY_MS);
+    if from_ms >= to_ms {
+        return Ok(Err(Problem::Order));
+    }
+    let activity =
+        |from_ms, to_ms, types: &'static [&'static str], limit, newest_first| RegisterActivity {
+            store,
+            register,
+            from_ms,
+            to_ms,
+            types,
+            limit,
+            newest_first,
+        };
+    // Who was signed on when the span opened: the last sign-on or sign-off before it.
+    let before = state
+        .store
+        .register_activity(&activity(
+            from_ms - 30 * DAY_MS,
+            from_ms,
+            &SIGN_TYPES,
+            1,
+            true,
+        ))
+        .await?;
+    let mut on_register = before
+        .last()
+        .filter(|e| e.kind == "sign_on")
+        .and_then(|e| e.cashier.clone());
+    const SHOWN: [&str; 9] = [
+        "drawer_open",
+        "no_sale",
+        "void",
+        "item_void",
+        "refund",
+        "correction",
+        "paid_out",
+        "sign_on",
+        "sign_off",
+    ];
+    let events = state
+        .store
+        .register_activity(&activity(from_ms, to_ms, &SHOWN, MAX_LINES + 1, false))
+        .await?;
+    let truncated = events.len() as i64 > MAX_LINES;
+    let mut totals: BTreeMap<&str, (usize, BTreeMap<String, i64>)> = BTreeMap::new();
+    let mut lines = Vec::new();
+    for e in events.iter().take(MAX_LINES as usize) {
+        let context = SIGN_TYPES.contains(&e.kind.as_str());
+        match e.kind.as_str() {
+            "sign_on" => on_register = e.cashier.clone(),
+            "sign_off" => {}
+            kind => {
+                let t = totals
+                    .entry(
+                        CASH_TYPES
+                            .iter()
+                            .find(|k| **k == kind)
+                            .copied()
+                            .unwrap_or("other"),
+                    )
+                    .or_default();
+                t.0 += 1;
+                if let Some(amount) = e.amount {
+                    *t.1.entry(e.currency.clone().unwrap_or_default())
+                        .or_default() += amount;
+                }
+            }
+        }
+        lines.push(Line {
+            seq: e.seq,
+            time: zone.datetime(e.at_ms),
+            kind: e.kind.clone(),
+            label: kind_label(&e.kind),
+            context,
+            // The register's own word first; else whoever signed on last.
+            cashier: e.cashier.clone().or_else(|| on_register.clone()),
+            transaction: e.transaction.clone(),
+            amount: e.amount.map(|a| format_amount(a, e.currency.as_deref())),
+            reason: e.reason.clone(),
+            footage: footage(config, state, e),
+        });
+        if e.kind == "sign_off" {
+            on_register = None;
+        }
+    }
+    let totals = CASH_TYPES
+        .iter()
+        .filter_map(|k| {
+            totals.get(k).map(|(count, sums)| Total {
+                label: kind_label(k),
+                count: *count,
+                amounts: sums
+                    .iter()
+                    .map(|(cur, sum)| {
+                        format_amount(*sum, (!cur.is_empty()).then_some(cur.as_str()))
+                    })
+                    .collect(),
+            })
+        })
+        .collect();
+    Ok(Ok(Read {
+        store: store.to_string(),
+        register: register.to_string(),
+        zone,
+        from_ms,
+        to_ms,
+        lines,
+        totals,
+        truncated,
+    }))
+}
+
+fn href(path: &str, store: &str, register: &str, zone: Zone, from_ms: i64, to_ms: i64) -> String {
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("store", store)
+        .append_pair("register", register)
+        .append_pair("from", &zone.input_value(from_ms))
+        .append_pair("to", &zone.input_value(to_ms))
+        .finish();
+    format!("{path}?{query}")
+}
+
+/// The register's shifts of the last two weeks, newest first: a sign-on to the sign-off after it.
+async fn shifts(state: &AppState, r: &Read) -> Result<Vec<Shift>, PageError> {
+    let now = now_ms();
+    let signs = state
+        .store
+        .register_activity(&RegisterActivity {
+            store: &r.store,
+            register: &r.register,
+            from_ms: now - SHIFT_DAYS * DAY_MS,
+            to_ms: now + 1,
+            types: &SIGN_TYPES,
+            limit: 500,
+            newest_first: true,
+        })
+        .await?;
+    let mut out = Vec::new();
+    for (i, e) in signs.iter().enumerate() {
+        if e.kind != "sign_on" {
+            continue;
+        }
+        let end = signs[i + 1..]
+            .iter()
+            .find(|n| n.kind == "sign_off" || n.kind == "sign_on");
+        let end_ms = end.map(|n| n.at_ms);
+        out.push(Shift {
+            cashier: e.cashier.clone(),
+            from: r.zone.datetime(e.at_ms),
+            to: end_ms.map(|ms| r.zone.span_end(e.at_ms, ms)),
+            href: href(
+                "/timeline",
+                &r.store,
+                &r.register,
+                r.zone,
+                e.at_ms,
+                end_ms.map(|ms| ms + 1).unwrap_or(now),
+            ),
+        });
+    }
+    out.reverse();
+    Ok(out)
+}
+
+pub async fn page(
+    State(state): State<AppState>,
+    params: Result<Query<TimelineParams>, QueryRejection>,
+) -> Result<Response, PageError> {
+    let nav = nav(&state).await?;
+    let params = params.map(|Query(p)| p).unwrap_or_default();
+    let stores: Vec<(String, String)> = state
+        .config
+        .stores
+        .iter()
+        .map(|s| (s.id.clone(), s.name.clone()))
+        .collect();
+    let form = context! {
+        store => params.store.clone().unwrap_or_default(),
+        register => params.register.clone().unwrap_or_default(),
+    };
+    let (problem, t) = match read(&state, &params).await? {
+        Ok(r) => {
+            let shifts = shifts(&state, &r).await?;
+            let csv = href(
+                "/timeline.csv",
+                &r.store,
+                &r.register,
+                r.zone,
+                r.from_ms,
+                r.to_ms,
+            );
+            let t = context! {
+                from_input => r.zone.input_value(r.from_ms),
+                to_input => r.zone.input_value(r.to_ms),
+                from => r.zone.datetime(r.from_ms),
+                to => r.zone.datetime(r.to_ms),
+                zone => r.zone.label(r.from_ms),
+                lines => r.lines,
+                totals => r.totals,
+                truncated => r.truncated,
+                max_lines => MAX_LINES,
+                shifts,
+                csv,
+            };
+            (None, Some(t))
+        }
+        Err(Problem::Incomplete) => (None, None),
+        Err(Problem::UnknownStore(s)) => {
+            (Some(context! { kind => "unknown_store", store => s }), None)
+        }
+        Err(Problem::Time(field, value, error)) => {
+            (Some(context! { kind => "time", field, value, error }), None)
+        }
+        Err(Problem::Order) => (Some(context! { kind => "order" }), None),
+    };
+    let status = if problem.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    Ok(render(
+        status,
+        "timeline.html",
+        context! { page => "timeline", nav, stores, f => form, problem, t },
+    ))
+}
+
+/// A CSV cell: quoted, and a leading `=`, `+`, `-`, `@` neutralised so a spreadsheet never runs register
+/// text as a formula.
+fn cell(text: &str) -> String {
+    let guarded = if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{text}")
+    } else {
+        text.to_string()
+    };
+    format!("\"{}\"", guarded.replace('"', "\"\""))
+}
+
+pub async fn csv(
+    State(state): State<AppState>,
+    params: Result<Query<TimelineParams>, QueryRejection>,
+) -> Result<Response, PageError> {
+    let params = params.map(|Query(p)| p).unwrap_or_default();
+    let r = match read(&state, &params).await? {
+        Ok(r) => r,
+        Err(_) => {
+            return Ok((
+                StatusCode::BAD_REQUEST,
+                "store, register and a valid from/to are needed; open /timeline to choose them",
+            )
+                .into_response());
+        }
+    };
+    let zone = r.zone.label(r.from_ms);
+    // A byte-order mark: spreadsheet programs in Japan read UTF-8 without one as Shift_JIS.
+    let mut out = String::from("\u{feff}");
+    out.push_str(&format!(
+        "time ({}),type,cashier,transaction,amount,reason,footage\r\n",
+        zone.abbr
+    ));
+    for l in r.lines.iter().filter(|l| !l.context) {
+        let fields = [
+            l.time.as_str(),
+            l.kind.as_str(),
+            l.cashier.as_deref().unwrap_or(""),
+            l.transaction.as_deref().unwrap_or(""),
+            l.amount.as_deref().unwrap_or(""),
+            l.reason.as_deref().unwrap_or(""),
+            l.footage.first().map(|f| f.url.as_str()).unwrap_or(""),
+        ];
+        let row: Vec<String> = fields.iter().map(|f| cell(f)).collect();
+        out.push_str(&row.join(","));
+        out.push_str("\r\n");
+    }
+    let name = format!(
+        "timeline-{}-{}-{}.csv",
+        r.store,
+        r.register,
+        r.zone.input_value(r.from_ms).replace([':', 'T'], "")
+    );
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!(
+                    "attachment; filename=\"{}\"",
+                    name.replace(
+                        |c: char| !c.is_ascii_alphanumeric() && c != '-' && c != '.',
+                        "_"
+                    )
+                ),
+            ),
+        ],
+        out,
+    )
+        .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cell;
+
+    #[test]
+    fn a_cell_is_quoted_and_never_a_formula() {
+        assert_eq!(cell("T-000981"), "\"T-000981\"");
+        assert_eq!(cell("-¥500"), "\"'-¥500\"");
+        assert_eq!(cell("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
+        assert_eq!(cell("返品 ¥1,280"), "\"返品 ¥1,280\"");
+    }
+}
