@@ -432,14 +432,14 @@ impl Wire {
         let what = format!("{} login", def.title);
         let reply = self.exchange(&what, req, def, false, None).await?;
         if !reply.status.is_success() {
+            // An OAuth2 refresh grant logs in as a client, not a user: name what the operator should look for.
+            let who = match (&self.system.username, &self.system.client_id) {
+                (None, Some(client)) => format!("OAuth2 client \"{client}\""),
+                (user, _) => format!("user \"{}\"", user.as_deref().unwrap_or("")),
+            };
             let message = format!(
-                "{} refused the login of user \"{}\" (HTTP {}): {}",
+                "{} refused the login of {who} (HTTP {}): {}",
                 def.title,
-                self.system
-                    .username
-                    .as_deref()
-                    .or(self.system.client_id.as_deref())
-                    .unwrap_or(""),
                 reply.status,
                 vendor_message(&reply.body)
             );
