@@ -512,6 +512,14 @@ impl Wire {
                 )
                 .await?;
             if attempt == 1 {
+                if matches!(def.auth, Auth::Digest)
+                    && reply.status == reqwest::StatusCode::UNAUTHORIZED
+                    && let Ok(mut d) = self.digest.lock()
+                {
+                    // Our answer to a fresh challenge was refused: wrong credentials. Forget the challenge, so
+                    // the next request asks for a new one instead of sending an answer known to be refused.
+                    *d = None;
+                }
                 return Ok(reply);
             }
             match &def.auth {
@@ -527,11 +535,16 @@ impl Wire {
                         .filter_map(|v| v.to_str().ok());
                     match super::digest::pick(headers) {
                         Some(Ok(challenge)) => {
-                            let had = self.digest.lock().ok().is_some_and(|d| d.is_some());
-                            if had && !challenge.is_stale() && credential.is_some() {
-                                // Our answer to a fresh challenge was refused: wrong credentials.
-                                return Ok(reply);
-                            }
+                            // Answered once. A refused answer to a kept challenge says nothing about the
+                            // credentials: its nonce expired (`stale=true`), or a restarted server forgot it and
+                            // can only send a fresh challenge (RFC 7616 section 3.3).
+                            tracing::debug!(
+                                system = %self.system.id,
+                                answered = credential.is_some(),
+                                stale = challenge.is_stale(),
+                                "{} sent a Digest challenge; answering it.",
+                                def.title
+                            );
                             if let Ok(mut d) = self.digest.lock() {
                                 *d = Some(challenge);
                             }
