@@ -6,7 +6,9 @@
 //!
 //! The caller sends a request, reads the `WWW-Authenticate` headers of the 401 with [`pick`], and sends again
 //! with [`Challenge::authorization`]; it keeps the challenge for later requests (the nonce count goes up) until
-//! the server answers 401 again, with [`Challenge::is_stale`] telling a merely expired nonce from bad credentials.
+//! the server answers 401 again. A refused answer to a kept challenge is answered once more with the new one (the
+//! nonce expired, [`Challenge::is_stale`], or a restarted server forgot it); only a refused answer to a fresh
+//! challenge means bad credentials.
 
 use std::fmt::Write as _;
 

@@ -66,9 +66,17 @@ pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     Some(Duration::from_millis(delta.max(0) as u64))
 }
 
-/// The vendor's own words from an error body: a JSON `errorString`/`message`/`error` field, or the text.
+/// The vendor's own words from an error body: a JSON `errorString`/`message`/`error` field, or the text. An
+/// OAuth2 error (RFC 6749 section 5.2) keeps its `error_description`, which says why the code was given.
 pub fn vendor_message(body: &str) -> String {
     if let Ok(v) = serde_json::from_str::<serde_json::Value>(body) {
+        if let (Some(code), Some(why)) = (
+            v.get("error").and_then(|x| x.as_str()),
+            v.get("error_description").and_then(|x| x.as_str()),
+        ) && !why.is_empty()
+        {
+            return format!("{code}: {why}");
+        }
         for key in ["errorString", "errorMsg", "message", "error", "detail"] {
             if let Some(s) = v.get(key).and_then(|x| x.as_str())
                 && !s.is_empty()
@@ -82,5 +90,31 @@ pub fn vendor_message(body: &str) -> String {
         "no details given".into()
     } else {
         text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::vendor_message;
+
+    #[test]
+    fn vendor_words_come_from_the_usual_fields_and_an_oauth2_error_keeps_its_description() {
+        assert_eq!(
+            vendor_message(r#"{"error":"invalid_grant","error_description":"Token expired."}"#),
+            "invalid_grant: Token expired."
+        );
+        assert_eq!(
+            vendor_message(r#"{"error":"invalid_grant","error_description":""}"#),
+            "invalid_grant"
+        );
+        assert_eq!(
+            vendor_message(r#"{"errorString":"Wrong password.","error":"11"}"#),
+            "Wrong password."
+        );
+        assert_eq!(
+            vendor_message("  Service Unavailable \n"),
+            "Service Unavailable"
+        );
+        assert_eq!(vendor_message(""), "no details given");
     }
 }

@@ -19,6 +19,11 @@ fn env() -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.add_filter("tojson", |v: Value| -> Result<String, minijinja::Error> {
+        // Strict mode still hands a filter an undefined value, which would go out as `null`: a missing option
+        // must fail the request instead.
+        if v.is_undefined() {
+            return Err(minijinja::Error::from(minijinja::ErrorKind::UndefinedError));
+        }
         serde_json::to_string(&v).map_err(|e| {
             minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, e.to_string())
         })
@@ -65,7 +70,21 @@ pub fn render(source: &str, ctx: &Value) -> Result<String, String> {
     let tpl = env
         .template_from_str(source)
         .map_err(|e| format!("template error: {e}"))?;
-    tpl.render(ctx).map_err(|e| format!("template error: {e}"))
+    tpl.render(ctx).map_err(|e| {
+        // minijinja gives only the line's number; the line itself names what was missing.
+        let line = e
+            .line()
+            .and_then(|n| source.lines().nth(n.checked_sub(1)?))
+            .map(str::trim)
+            .filter(|l| !l.is_empty());
+        match line {
+            Some(l) => format!(
+                "template error: {e}: {}",
+                l.chars().take(200).collect::<String>()
+            ),
+            None => format!("template error: {e}"),
+        }
+    })
 }
 
 /// Dotted version numbers compared numerically (`0.18.1` ≥ `0.18`); a part that is not a number counts as 0.
@@ -245,5 +264,29 @@ pub fn request_context(
         name => name,
         description => description,
         window => window,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_value_fails_even_through_tojson_and_the_error_shows_its_line() {
+        let ctx = context! { options => context! { account_id => "00001234" } };
+        let source = "{\n  \"accountId\": {{ options.account_id | tojson }},\n  \"type\": {{ options.event_type | tojson }}\n}";
+        assert_eq!(
+            render(source, &ctx).unwrap_err(),
+            "template error: undefined value (in <string>:3): \"type\": {{ options.event_type | tojson }}"
+        );
+        assert_eq!(
+            render("{{ options.account_id | tojson }}", &ctx).unwrap(),
+            "\"00001234\""
+        );
+        assert_eq!(
+            render("{{ options.event_type | default('x') | tojson }}", &ctx).unwrap(),
+            "\"x\""
+        );
+        assert_eq!(render("{{ none | tojson }}", &ctx).unwrap(), "null");
     }
 }

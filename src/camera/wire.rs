@@ -492,14 +492,14 @@ impl Wire {
         let what = format!("{} login", def.title);
         let reply = self.exchange(&what, req, def, false, None).await?;
         if !reply.status.is_success() {
+            // An OAuth2 refresh grant logs in as a client, not a user: name what the operator should look for.
+            let who = match (&self.system.username, &self.system.client_id) {
+                (None, Some(client)) => format!("OAuth2 client \"{client}\""),
+                (user, _) => format!("user \"{}\"", user.as_deref().unwrap_or("")),
+            };
             let message = format!(
-                "{} refused the login of user \"{}\" (HTTP {}): {}",
+                "{} refused the login of {who} (HTTP {}): {}",
                 def.title,
-                self.system
-                    .username
-                    .as_deref()
-                    .or(self.system.client_id.as_deref())
-                    .unwrap_or(""),
                 reply.status,
                 vendor_message(&reply.text())
             );
@@ -572,6 +572,14 @@ impl Wire {
                 )
                 .await?;
             if attempt == 1 {
+                if matches!(def.auth, Auth::Digest)
+                    && reply.status == reqwest::StatusCode::UNAUTHORIZED
+                    && let Ok(mut d) = self.digest.lock()
+                {
+                    // Our answer to a fresh challenge was refused: wrong credentials. Forget the challenge, so
+                    // the next request asks for a new one instead of sending an answer known to be refused.
+                    *d = None;
+                }
                 return Ok(reply);
             }
             match &def.auth {
@@ -587,11 +595,16 @@ impl Wire {
                         .filter_map(|v| v.to_str().ok());
                     match super::digest::pick(headers) {
                         Some(Ok(challenge)) => {
-                            let had = self.digest.lock().ok().is_some_and(|d| d.is_some());
-                            if had && !challenge.is_stale() && credential.is_some() {
-                                // Our answer to a fresh challenge was refused: wrong credentials.
-                                return Ok(reply);
-                            }
+                            // Answered once. A refused answer to a kept challenge says nothing about the
+                            // credentials: its nonce expired (`stale=true`), or a restarted server forgot it and
+                            // can only send a fresh challenge (RFC 7616 section 3.3).
+                            tracing::debug!(
+                                system = %self.system.id,
+                                answered = credential.is_some(),
+                                stale = challenge.is_stale(),
+                                "{} sent a Digest challenge; answering it.",
+                                def.title
+                            );
                             if let Ok(mut d) = self.digest.lock() {
                                 *d = Some(challenge);
                             }

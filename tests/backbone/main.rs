@@ -1,7 +1,9 @@
 //! End-to-end tests: real MQTT brokers, real SQLite files, fake camera-system servers written from VENDORS.md.
 
+mod axis;
 mod bad_input;
 mod crash;
+mod eagle_eye;
 mod fake_nx;
 mod flow;
 mod genetec;

@@ -293,3 +293,49 @@ pub async fn serve(app: axum::Router) -> String {
     });
     url
 }
+
+/// The event `id` with its bookmarks, once none of them is pending any more: for tests that publish several
+/// events and check each.
+pub async fn settled_event(daemon: &Daemon, id: &str) -> Value {
+    let url = format!("http://{}/api/events", daemon.web_addr());
+    let what = format!("the bookmarks of event {id} to settle");
+    eventually(Duration::from_secs(10), &what, || {
+        let (url, id) = (url.clone(), id.to_string());
+        async move {
+            let events = get_json(&url).await;
+            let event = events["events"]
+                .as_array()?
+                .iter()
+                .find(|e| e["id"] == id.as_str())?
+                .clone();
+            let b = event["bookmarks"].as_array()?;
+            (!b.is_empty() && b.iter().all(|b| b["state"] != "pending")).then_some(event)
+        }
+    })
+    .await
+}
+
+/// Asserts that no secret appears in anything the daemon shows: the JSON API and the pages, every event's too.
+pub async fn assert_shown_nowhere(daemon: &Daemon, secrets: &[&str]) {
+    let base = format!("http://{}", daemon.web_addr());
+    let mut paths: Vec<String> = ["/api/events", "/api/dead-letters", "/", "/integrations"]
+        .map(String::from)
+        .to_vec();
+    let events = get_json(&format!("{base}/api/events")).await;
+    for event in events["events"].as_array().expect("events") {
+        let seq = &event["seq"];
+        paths.push(format!("/api/events/{seq}"));
+        paths.push(format!("/events/{seq}"));
+    }
+    for path in paths {
+        let text = reqwest::get(format!("{base}{path}"))
+            .await
+            .expect("GET")
+            .text()
+            .await
+            .expect("text");
+        for secret in secrets {
+            assert!(!text.contains(secret), "{path} shows a secret: {text}");
+        }
+    }
+}
