@@ -252,17 +252,26 @@ pub async fn start_daemon(config: Config) -> (Daemon, Bridge) {
 
 /// The bookmarks of the newest event, once none is pending any more.
 pub async fn settled_bookmarks(daemon: &Daemon) -> Vec<Value> {
-    settled(daemon, None).await
+    bookmarks_of(settled(daemon, None).await)
 }
 
 /// The bookmarks of the event with this id, once none is pending any more.
 pub async fn settled_bookmarks_of(daemon: &Daemon, event_id: &str) -> Vec<Value> {
-    settled(daemon, Some(event_id)).await
+    bookmarks_of(settled(daemon, Some(event_id)).await)
 }
 
-async fn settled(daemon: &Daemon, event_id: Option<&str>) -> Vec<Value> {
+fn bookmarks_of(event: Value) -> Vec<Value> {
+    event["bookmarks"].as_array().cloned().unwrap_or_default()
+}
+
+/// The newest event, or the one with this id, once it has bookmarks and none is pending.
+async fn settled(daemon: &Daemon, event_id: Option<&str>) -> Value {
     let url = format!("http://{}/api/events", daemon.web_addr());
-    eventually(Duration::from_secs(10), "the bookmarks to settle", || {
+    let what = format!(
+        "the bookmarks of event {} to settle",
+        event_id.unwrap_or("(newest)")
+    );
+    eventually(Duration::from_secs(10), &what, || {
         let url = url.clone();
         async move {
             let events = get_json(&url).await["events"].as_array()?.clone();
@@ -270,8 +279,8 @@ async fn settled(daemon: &Daemon, event_id: Option<&str>) -> Vec<Value> {
                 None => events.first()?,
                 Some(id) => events.iter().find(|e| e["id"] == id)?,
             };
-            let b = event["bookmarks"].as_array()?.clone();
-            (!b.is_empty() && b.iter().all(|b| b["state"] != "pending")).then_some(b)
+            let b = event["bookmarks"].as_array()?;
+            (!b.is_empty() && b.iter().all(|b| b["state"] != "pending")).then(|| event.clone())
         }
     })
     .await
@@ -297,22 +306,7 @@ pub async fn serve(app: axum::Router) -> String {
 /// The event `id` with its bookmarks, once none of them is pending any more: for tests that publish several
 /// events and check each.
 pub async fn settled_event(daemon: &Daemon, id: &str) -> Value {
-    let url = format!("http://{}/api/events", daemon.web_addr());
-    let what = format!("the bookmarks of event {id} to settle");
-    eventually(Duration::from_secs(10), &what, || {
-        let (url, id) = (url.clone(), id.to_string());
-        async move {
-            let events = get_json(&url).await;
-            let event = events["events"]
-                .as_array()?
-                .iter()
-                .find(|e| e["id"] == id.as_str())?
-                .clone();
-            let b = event["bookmarks"].as_array()?;
-            (!b.is_empty() && b.iter().all(|b| b["state"] != "pending")).then_some(event)
-        }
-    })
-    .await
+    settled(daemon, Some(id)).await
 }
 
 /// Asserts that no secret appears in anything the daemon shows: the JSON API and the pages, every event's too.
