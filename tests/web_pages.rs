@@ -784,3 +784,76 @@ async fn a_timeline_needs_a_known_store_and_a_span_that_runs_forward() {
     assert!(html.contains("Choose a store"), "a form, no lines yet");
     assert!(!html.contains("class=\"events timeline-lines\""));
 }
+
+#[tokio::test]
+async fn cashiers_are_compared_per_100_sales_with_the_others_and_each_bar_opens_its_events() {
+    let mut site = Site::empty().await;
+    let mut batch = Vec::new();
+    let mut n = 0;
+    let mut add = |cashier: &str, kind: &str, count: usize, day: &str| {
+        for _ in 0..count {
+            n += 1;
+            let mut p = payload(
+                &format!("e{n}"),
+                kind,
+                "shibuya-01",
+                "r1",
+                &format!("{day}T12:00:00+09:00"),
+            );
+            p["cashier"] = json!(cashier);
+            batch.push(intake(&p, false, true, &[]));
+        }
+    };
+    add("c1", "sale", 20, "2026-11-18");
+    add("c1", "void", 2, "2026-11-18");
+    add("c2", "sale", 10, "2026-11-19");
+    add("c2", "void", 5, "2026-11-19");
+    add("c2", "refund", 1, "2026-11-19");
+    add("c3", "void", 1, "2026-11-20");
+    // The week before and the week after stay out.
+    add("c1", "void", 9, "2026-11-15");
+    add("c1", "void", 9, "2026-11-23");
+    site.store
+        .ingest(&batch, ms("2026-11-24T00:00:00Z"))
+        .await
+        .unwrap();
+    site.seqs.clear();
+
+    let html = site
+        .page("/cashiers?store=shibuya-01&week=2026-11-19")
+        .await;
+    assert!(
+        html.contains("2026-11-16 – 2026-11-22"),
+        "Monday to Sunday: {html}"
+    );
+    let voids = html.split("<h2>Voids per 100 sales").nth(1).unwrap();
+    let voids = voids.split("</section>").next().unwrap();
+    // All voids (8) over all sales (30).
+    assert!(
+        voids.contains("<span class=\"sub\">store: 26.7</span>"),
+        "{voids}"
+    );
+    assert!(
+        voids.contains(">10.0 (2)</text>"),
+        "c1: 2 per 20 sales: {voids}"
+    );
+    assert!(
+        voids.contains(">50.0 ▲ (5)</text>"),
+        "c2: 5 per 10, far above the others' 3 per 20: {voids}"
+    );
+    assert!(
+        voids.contains(">no sales (1)</text>"),
+        "c3 sold nothing: {voids}"
+    );
+    assert!(
+        unescape(voids).contains(
+            "href=\"/?store=shibuya-01&cashier=c2&type=void&from=2026-11-16T00%3A00%3A00&to=2026-11-23T00%3A00%3A00\""
+        ),
+        "{voids}"
+    );
+    // The bar's link lists exactly the events behind it.
+    let list = site
+        .page("/?store=shibuya-01&cashier=c2&type=void&from=2026-11-16T00%3A00%3A00&to=2026-11-23T00%3A00%3A00")
+        .await;
+    assert_eq!(rows(&list).len(), 5);
+}

@@ -278,6 +278,14 @@ pub trait Store: Send + Sync + 'static {
 
     async fn events(&self, query: &EventQuery) -> Result<Vec<EventRecord>, StoreError>;
     async fn event(&self, seq: i64) -> Result<Option<EventRecord>, StoreError>;
+    /// How many events of each type each cashier had at a store in `[from_ms, to_ms)`: `(cashier, type,
+    /// count)`; events without a cashier are left out.
+    async fn cashier_counts(
+        &self,
+        store: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<(String, String, i64)>, StoreError>;
     /// Events at one register with `from_ms <= at < to_ms`, oldest first, of the given types (all when
     /// empty), with their bookmarks; at most `limit`. `newest_first` gives the last ones before `to_ms`.
     async fn register_activity(

@@ -471,6 +471,23 @@ impl Store for SqliteStore {
         Ok(events)
     }
 
+    async fn cashier_counts(
+        &self,
+        store: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<(String, String, i64)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT cashier, type, COUNT(*) FROM events WHERE store = ? AND at_ms >= ? AND at_ms < ? \
+             AND cashier IS NOT NULL GROUP BY cashier, type ORDER BY cashier, type",
+        )
+        .bind(store)
+        .bind(from_ms)
+        .bind(to_ms)
+        .fetch_all(&self.reader)
+        .await?)
+    }
+
     async fn register_activity(
         &self,
         r: &RegisterActivity<'_>,

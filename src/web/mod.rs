@@ -2,6 +2,7 @@
 //! own connections, so a slow page never holds up ingest or delivery.
 
 mod api;
+mod cashiers;
 mod error;
 mod format;
 mod pages;

@@ -34,7 +34,11 @@ use crate::event::EventType;
 use crate::money::format_amount;
 use crate::store::{AttemptRecord, EventQuery, EventRecord, StoreError};
 
-const TEMPLATES: [(&str, &str); 8] = [
+const TEMPLATES: [(&str, &str); 9] = [
+    (
+        "cashiers.html",
+        include_str!("../../web/templates/cashiers.html"),
+    ),
     (
         "timeline.html",
         include_str!("../../web/templates/timeline.html"),
@@ -98,6 +102,7 @@ pub fn routes() -> Router<AppState> {
         .route("/dead-letters", get(dead_letters))
         .route("/integrations", get(integrations))
         .route("/timeline", get(super::timeline::page))
+        .route("/cashiers", get(super::cashiers::page))
         .route("/timeline.csv", get(super::timeline::csv))
         .route("/static/style.css", get(style))
         .layer(axum::middleware::map_response(security_headers))
