@@ -19,6 +19,10 @@ fn env() -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.add_filter("tojson", |v: Value| -> Result<String, minijinja::Error> {
+        // Strict mode lets a filter taking any value see an undefined one; as JSON it would be a silent `null`.
+        if v.is_undefined() {
+            return Err(minijinja::Error::from(minijinja::ErrorKind::UndefinedError));
+        }
         serde_json::to_string(&v).map_err(|e| {
             minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, e.to_string())
         })
@@ -65,7 +69,24 @@ pub fn render(source: &str, ctx: &Value) -> Result<String, String> {
     let tpl = env
         .template_from_str(source)
         .map_err(|e| format!("template error: {e}"))?;
-    tpl.render(ctx).map_err(|e| format!("template error: {e}"))
+    tpl.render(ctx)
+        .map_err(|e| match e.range().and_then(|r| tag(source, r)) {
+            Some(tag) => format!("template error: {e}: {tag}"),
+            None => format!("template error: {e}"),
+        })
+}
+
+/// The `{{ ... }}` or `{% ... %}` around a failed part of a template: minijinja points at the part alone
+/// (`tojson`), which does not say which value was undefined.
+fn tag(source: &str, failed: std::ops::Range<usize>) -> Option<&str> {
+    let before = source.get(..failed.start)?;
+    let start = before.rfind("{{").max(before.rfind("{%"))?;
+    let after = source.get(failed.end..)?;
+    let end = [after.find("}}"), after.find("%}")]
+        .into_iter()
+        .flatten()
+        .min()?;
+    source.get(start..failed.end + end + 2)
 }
 
 /// Dotted version numbers compared numerically (`0.18.1` ≥ `0.18`); a part that is not a number counts as 0.
@@ -245,5 +266,36 @@ pub fn request_context(
         name => name,
         description => description,
         window => window,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_undefined_value_is_an_error_naming_its_expression_even_through_tojson() {
+        let ctx = context! { options => context! { label => "pos" } };
+        assert_eq!(
+            render(r#"{"id": {{ options.definition_id | tojson }}}"#, &ctx),
+            Err(
+                "template error: undefined value (in <string>:1): {{ options.definition_id | tojson }}"
+                    .to_string()
+            )
+        );
+        assert_eq!(
+            render("{{ options.missing }}", &ctx),
+            Err(
+                "template error: undefined value (in <string>:1): {{ options.missing }}"
+                    .to_string()
+            )
+        );
+        assert_eq!(
+            render(
+                r#"{{ options.label | tojson }} {{ options.x | default(1) | tojson }}"#,
+                &ctx
+            ),
+            Ok(r#""pos" 1"#.to_string())
+        );
     }
 }
