@@ -19,8 +19,7 @@ fn env() -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.add_filter("tojson", |v: Value| -> Result<String, minijinja::Error> {
-        // Strict mode still hands a filter an undefined value, which would go out as `null`: a missing option
-        // must fail the request instead.
+        // Strict mode lets a filter taking any value see an undefined one; as JSON it would be a silent `null`.
         if v.is_undefined() {
             return Err(minijinja::Error::from(minijinja::ErrorKind::UndefinedError));
         }
@@ -70,21 +69,24 @@ pub fn render(source: &str, ctx: &Value) -> Result<String, String> {
     let tpl = env
         .template_from_str(source)
         .map_err(|e| format!("template error: {e}"))?;
-    tpl.render(ctx).map_err(|e| {
-        // minijinja gives only the line's number; the line itself names what was missing.
-        let line = e
-            .line()
-            .and_then(|n| source.lines().nth(n.checked_sub(1)?))
-            .map(str::trim)
-            .filter(|l| !l.is_empty());
-        match line {
-            Some(l) => format!(
-                "template error: {e}: {}",
-                l.chars().take(200).collect::<String>()
-            ),
+    tpl.render(ctx)
+        .map_err(|e| match e.range().and_then(|r| tag(source, r)) {
+            Some(tag) => format!("template error: {e}: {tag}"),
             None => format!("template error: {e}"),
-        }
-    })
+        })
+}
+
+/// The `{{ ... }}` or `{% ... %}` around a failed part of a template: minijinja points at the part alone
+/// (`tojson`), which does not say which value was undefined.
+fn tag(source: &str, failed: std::ops::Range<usize>) -> Option<&str> {
+    let before = source.get(..failed.start)?;
+    let start = before.rfind("{{").max(before.rfind("{%"))?;
+    let after = source.get(failed.end..)?;
+    let end = [after.find("}}"), after.find("%}")]
+        .into_iter()
+        .flatten()
+        .min()?;
+    source.get(start..failed.end + end + 2)
 }
 
 /// Dotted version numbers compared numerically (`0.18.1` ≥ `0.18`); a part that is not a number counts as 0.
@@ -272,21 +274,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_missing_value_fails_even_through_tojson_and_the_error_shows_its_line() {
-        let ctx = context! { options => context! { account_id => "00001234" } };
-        let source = "{\n  \"accountId\": {{ options.account_id | tojson }},\n  \"type\": {{ options.event_type | tojson }}\n}";
+    fn an_undefined_value_is_an_error_naming_its_expression_even_through_tojson() {
+        let ctx = context! { options => context! { label => "pos" } };
         assert_eq!(
-            render(source, &ctx).unwrap_err(),
-            "template error: undefined value (in <string>:3): \"type\": {{ options.event_type | tojson }}"
+            render(r#"{"id": {{ options.definition_id | tojson }}}"#, &ctx),
+            Err(
+                "template error: undefined value (in <string>:1): {{ options.definition_id | tojson }}"
+                    .to_string()
+            )
         );
         assert_eq!(
-            render("{{ options.account_id | tojson }}", &ctx).unwrap(),
-            "\"00001234\""
+            render("{{ options.missing }}", &ctx),
+            Err(
+                "template error: undefined value (in <string>:1): {{ options.missing }}"
+                    .to_string()
+            )
         );
         assert_eq!(
-            render("{{ options.event_type | default('x') | tojson }}", &ctx).unwrap(),
-            "\"x\""
+            render(
+                r#"{{ options.label | tojson }} {{ options.x | default(1) | tojson }}"#,
+                &ctx
+            ),
+            Ok(r#""pos" 1"#.to_string())
         );
-        assert_eq!(render("{{ none | tojson }}", &ctx).unwrap(), "null");
     }
 }

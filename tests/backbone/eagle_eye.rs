@@ -528,8 +528,8 @@ async fn a_refused_refresh_token_names_the_client_and_a_missing_event_type_fails
     assert_eq!(
         untyped_bookmark["last_error"],
         "definition eagle-eye: template error: undefined value (in <string>:10): \
-         \"type\": {{ options.event_type | tojson }},",
-        "the line that needs the missing option"
+         {{ options.event_type | tojson }}",
+        "the expression that needs the missing option"
     );
     assert!(
         untyped.token_requests().is_empty() && untyped.creates().is_empty(),

@@ -96,15 +96,6 @@ registers = ["shibuya-01/r1"]
         .unwrap_or_else(|e| panic!("{e:?}"))
 }
 
-fn at(ms: i64) -> String {
-    use chrono::TimeZone;
-    chrono::FixedOffset::east_opt(9 * 3600)
-        .unwrap()
-        .timestamp_millis_opt(ms)
-        .unwrap()
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, false)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_late_event_becomes_a_clip_of_its_window_said_so_in_the_index_with_the_still_beside_it() {
     let (url, fake) = start_fake().await;
@@ -119,7 +110,7 @@ async fn a_late_event_becomes_a_clip_of_its_window_said_so_in_the_index_with_the
     bridge
         .publish(
             &site.topic("shibuya-01", "r1"),
-            &event("live-1", "void", "r1", &at(now)),
+            &event("live-1", "void", "r1", &tokyo(now)),
         )
         .await;
     let live = settled_bookmarks_of(&daemon, "live-1").await.remove(0);
@@ -132,7 +123,7 @@ async fn a_late_event_becomes_a_clip_of_its_window_said_so_in_the_index_with_the
     bridge
         .publish(
             &site.topic("shibuya-01", "r1"),
-            &event("late-1", "void", "r1", &at(late_ms)),
+            &event("late-1", "void", "r1", &tokyo(late_ms)),
         )
         .await;
     let late = settled_bookmarks_of(&daemon, "late-1").await.remove(0);

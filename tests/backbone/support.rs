@@ -333,3 +333,91 @@ pub async fn assert_shown_nowhere(daemon: &Daemon, secrets: &[&str]) {
         }
     }
 }
+
+/// The newest event's page (`/events/{seq}`), where each bookmark's attempts are listed with their details.
+pub async fn newest_event_page(daemon: &Daemon) -> String {
+    let api = format!("http://{}/api/events", daemon.web_addr());
+    let seq = get_json(&api).await["events"][0]["seq"].clone();
+    let page = format!("http://{}/events/{seq}", daemon.web_addr());
+    reqwest::get(&page)
+        .await
+        .expect("GET the event page")
+        .text()
+        .await
+        .expect("its HTML")
+}
+
+/// A register time as a Tokyo register writes it in `at`: `2026-11-21T18:42:07.310+09:00`.
+pub fn tokyo(ms: i64) -> String {
+    use chrono::TimeZone;
+    chrono::FixedOffset::east_opt(9 * 3600)
+        .unwrap()
+        .timestamp_millis_opt(ms)
+        .unwrap()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, false)
+}
+
+/// A moment `secs` seconds ago, at .310 of its second (so a test can write the fractions it expects), in epoch ms.
+pub fn seconds_ago(secs: i64) -> i64 {
+    (tillmark::clock::now_ms() - secs * 1000) / 1000 * 1000 + 310
+}
+
+/// A request a fake vendor received.
+#[derive(Clone, Debug)]
+pub struct Received {
+    /// When it arrived: epoch ms, to compare with the times in it, and the monotonic clock, for waits.
+    pub at_ms: i64,
+    pub at: std::time::Instant,
+    pub method: axum::http::Method,
+    /// The path as it came over the wire, percent-encoding and all.
+    pub path: String,
+    pub headers: axum::http::HeaderMap,
+    /// The body as JSON, `Null` when there was none or it was not JSON.
+    pub body: Value,
+}
+
+/// Every request a fake received, in order.
+#[derive(Clone, Default)]
+pub struct Recorder(std::sync::Arc<std::sync::Mutex<Vec<Received>>>);
+
+impl Recorder {
+    pub fn all(&self) -> Vec<Received> {
+        self.0.lock().unwrap().clone()
+    }
+
+    /// The calls made, in order, as `POST /path`.
+    pub fn calls(&self) -> Vec<String> {
+        self.all()
+            .into_iter()
+            .map(|r| format!("{} {}", r.method, r.path))
+            .collect()
+    }
+}
+
+/// Serves a fake vendor like [`serve`], recording every request before the fake answers it.
+pub async fn serve_recorded(app: axum::Router) -> (String, Recorder) {
+    let recorder = Recorder::default();
+    let log = recorder.clone();
+    let app = app.layer(axum::middleware::from_fn(
+        move |req: axum::extract::Request, next: axum::middleware::Next| {
+            let log = log.clone();
+            async move {
+                let (parts, body) = req.into_parts();
+                let bytes = axum::body::to_bytes(body, 1 << 20)
+                    .await
+                    .unwrap_or_default();
+                log.0.lock().unwrap().push(Received {
+                    at_ms: tillmark::clock::now_ms(),
+                    at: std::time::Instant::now(),
+                    method: parts.method.clone(),
+                    path: parts.uri.path().to_string(),
+                    headers: parts.headers.clone(),
+                    body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+                });
+                next.run(axum::extract::Request::from_parts(parts, bytes.into()))
+                    .await
+            }
+        },
+    ));
+    (serve(app).await, recorder)
+}
