@@ -52,6 +52,14 @@ fn flagged(value: Option<String>) -> bool {
     value.is_some_and(|v| !(v.is_empty() || v == "false" || v == "0"))
 }
 
+/// The id the create request itself supplies (`vendor_id`: Nx 4.x's `guid`, Verkada's natural key).
+fn supplied_id(answer: &Answer, ctx: &Value) -> Option<String> {
+    match &answer.id {
+        IdFrom::Template(t) => template::render(t, ctx).ok(),
+        _ => None,
+    }
+}
+
 enum Found {
     Yes(Option<String>),
     No,
@@ -266,9 +274,8 @@ impl Defined {
             };
         }
         let vendor_id = match &answer.id {
-            IdFrom::None => None,
             IdFrom::Path(p) => at_path(&json, p),
-            IdFrom::Template(t) => template::render(t, ctx).ok(),
+            _ => supplied_id(answer, ctx),
         };
         Delivery::Made {
             vendor_id,
@@ -322,7 +329,8 @@ impl Defined {
             match self.find(def, lookup, &ctx, &what, true).await {
                 Ok(Found::Yes(vendor_id)) => {
                     return Delivery::Made {
-                        vendor_id,
+                        // Verkada's natural key: the id the request supplies, whether this attempt made it or not.
+                        vendor_id: vendor_id.or_else(|| supplied_id(&def.create.answer, &ctx)),
                         detail: "found from an earlier attempt".into(),
                         made_as: None,
                     };

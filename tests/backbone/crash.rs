@@ -1,7 +1,7 @@
 //! `kill -9` in the middle of a busy stream: after a restart every flagged event is bookmarked exactly once,
 //! none is lost, and nothing the daemon logged holds a card number.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -10,35 +10,8 @@ use tillmark::event::event_key;
 use crate::fake_nx::FakeNx;
 use crate::support::*;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn spawn_daemon(config: &std::path::Path, log: &std::path::Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_tillmark"))
-        .args(["run", "--config"])
-        .arg(config)
-        .env("TEST_NX_PASSWORD", NX_PASSWORD)
-        .env("RUST_LOG", "debug,rumqttd=off")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .expect("start tillmark")
-}
-
-async fn wait_for_log(log: &std::path::Path, text: &str) {
-    eventually(Duration::from_secs(15), text, || async {
-        std::fs::read_to_string(log)
-            .ok()
-            .filter(|l| l.contains(text))
-            .map(|_| ())
-    })
-    .await;
+    spawn_tillmark(config, log, &[("TEST_NX_PASSWORD", NX_PASSWORD)])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

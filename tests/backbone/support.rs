@@ -394,6 +394,112 @@ impl Recorder {
     }
 }
 
+/// The bookmarks of each event by the event's id, once `count` events are stored and none of their
+/// bookmarks is pending.
+pub async fn settled_events(
+    daemon: &Daemon,
+    count: usize,
+) -> std::collections::HashMap<String, Vec<Value>> {
+    let url = format!("http://{}/api/events", daemon.web_addr());
+    eventually(Duration::from_secs(20), "the events to settle", || {
+        let url = url.clone();
+        async move {
+            let events = get_json(&url).await["events"].as_array()?.clone();
+            let settled = events.len() == count
+                && events.iter().all(|e| {
+                    e["bookmarks"]
+                        .as_array()
+                        .is_some_and(|b| !b.is_empty() && b.iter().all(|b| b["state"] != "pending"))
+                });
+            settled.then(|| {
+                events
+                    .iter()
+                    .map(|e| {
+                        let id = e["id"].as_str().unwrap_or_default().to_string();
+                        (id, e["bookmarks"].as_array().cloned().unwrap_or_default())
+                    })
+                    .collect()
+            })
+        }
+    })
+    .await
+}
+
+/// One request a fake vendor received.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    pub at: std::time::Instant,
+    /// When, in epoch milliseconds, to compare with times the index shows.
+    pub at_ms: i64,
+    pub method: axum::http::Method,
+    pub path: String,
+    pub query: Vec<(String, String)>,
+    pub headers: axum::http::HeaderMap,
+    pub body: String,
+}
+
+impl Seen {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or(Value::Null)
+    }
+
+    /// The body's `application/x-www-form-urlencoded` fields, in order.
+    pub fn form(&self) -> Vec<(String, String)> {
+        url::form_urlencoded::parse(self.body.as_bytes())
+            .into_owned()
+            .collect()
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn query(&self, key: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Every request a fake vendor received, in order of arrival.
+#[derive(Clone, Default)]
+pub struct RequestLog(std::sync::Arc<std::sync::Mutex<Vec<Seen>>>);
+
+impl RequestLog {
+    pub fn record(
+        &self,
+        method: &axum::http::Method,
+        uri: &axum::http::Uri,
+        headers: &axum::http::HeaderMap,
+        body: &str,
+    ) {
+        self.0.lock().unwrap().push(Seen {
+            at: std::time::Instant::now(),
+            at_ms: chrono::Utc::now().timestamp_millis(),
+            method: method.clone(),
+            path: uri.path().to_string(),
+            query: url::form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes())
+                .into_owned()
+                .collect(),
+            headers: headers.clone(),
+            body: body.to_string(),
+        });
+    }
+
+    pub fn all(&self) -> Vec<Seen> {
+        self.0.lock().unwrap().clone()
+    }
+
+    /// The requests of one method to one path.
+    pub fn to(&self, method: &str, path: &str) -> Vec<Seen> {
+        self.all()
+            .into_iter()
+            .filter(|s| s.method == method && s.path == path)
+            .collect()
+    }
+}
+
 /// Serves a fake vendor like [`serve`], recording every request before the fake answers it.
 pub async fn serve_recorded(app: axum::Router) -> (String, Recorder) {
     let recorder = Recorder::default();
@@ -420,4 +526,42 @@ pub async fn serve_recorded(app: axum::Router) -> (String, Recorder) {
         },
     ));
     (serve(app).await, recorder)
+}
+
+/// A free loopback port, for a daemon run as its own process.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Runs the tillmark binary on `config` with `env` set, everything it logs (debug level) going to `log`.
+pub fn spawn_tillmark(
+    config: &std::path::Path,
+    log: &std::path::Path,
+    env: &[(&str, &str)],
+) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_tillmark"))
+        .args(["run", "--config"])
+        .arg(config)
+        .envs(env.iter().copied())
+        .env("RUST_LOG", "debug,rumqttd=off")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .expect("start tillmark")
+}
+
+/// Waits until the log holds `text`.
+pub async fn wait_for_log(log: &std::path::Path, text: &str) {
+    eventually(Duration::from_secs(15), text, || async {
+        std::fs::read_to_string(log)
+            .ok()
+            .filter(|l| l.contains(text))
+            .map(|_| ())
+    })
+    .await;
 }

@@ -416,6 +416,20 @@ mod tests {
     }
 
     #[test]
+    fn verkada_is_paced_to_its_documented_limit_and_cooldown_and_mints_30_minute_tokens() {
+        let set = load_all(Path::new("/nonexistent/integrations"));
+        let def = &set.definitions["verkada-helix"];
+        assert_eq!(def.requests_per_minute, Some(300));
+        assert_eq!(def.cooldown, Some(Duration::from_secs(5)));
+        let Auth::Session(s) = &def.auth else {
+            panic!("a minted token: {:?}", def.auth)
+        };
+        assert_eq!(s.lifetime, Duration::from_secs(30 * 60));
+        assert_eq!(s.header, "x-verkada-auth");
+        assert_eq!(s.expired_status, [401]);
+    }
+
+    #[test]
     fn a_definition_named_unlike_its_file_is_refused() {
         let errors = parse("name = \"other\"\n[create]\nurl = \"x\"\n", "acme", None).unwrap_err();
         assert_eq!(errors[0].path, "name");
