@@ -60,6 +60,99 @@ fn supplied_id(answer: &Answer, ctx: &Value) -> Option<String> {
     }
 }
 
+/// How to read one answer: which definition and answer rules, what the request was, its template context,
+/// and whether an earlier attempt may already have made the bookmark.
+#[derive(Clone, Copy)]
+struct Reading<'a> {
+    def: &'a Definition,
+    answer: &'a Answer,
+    what: &'a str,
+    ctx: &'a Value,
+    maybe_created: bool,
+}
+
+impl Reading<'_> {
+    /// A failure answer in the operator's words: the definition's message for the status, else the vendor's.
+    fn refusal(&self, reply: &Reply) -> Delivery {
+        let Reading {
+            def,
+            answer,
+            what,
+            ctx,
+            maybe_created,
+        } = *self;
+        let status = reply.status.as_u16();
+        let said = answer
+            .error_message
+            .as_ref()
+            .and_then(|p| at_path(&reply.json(), p))
+            .unwrap_or_else(|| vendor_message(&reply.text()));
+        let error = match answer.messages.get(&status) {
+            Some(tpl) => match template::render(tpl, ctx) {
+                Ok(m) => format!("{} {m} (HTTP {}): {said}", def.title, reply.status),
+                Err(e) => format!(
+                    "{what}: HTTP {}: {said} (messages.{status}: {e})",
+                    reply.status
+                ),
+            },
+            None => format!("{what}: HTTP {}: {said}", reply.status),
+        };
+        if answer.retry.contains(&status) {
+            Delivery::Retry {
+                error,
+                retry_after: pause(def, reply),
+                // The server may have stored it before failing: look before creating again.
+                maybe_created: maybe_created || reply.status.is_server_error(),
+            }
+        } else {
+            Delivery::Failed { error }
+        }
+    }
+
+    /// Reads the answer to a creating request.
+    fn made(&self, reply: &Reply) -> Delivery {
+        let Reading {
+            answer, what, ctx, ..
+        } = *self;
+        let succeeded = if answer.success.is_empty() {
+            reply.status.is_success()
+        } else {
+            answer.success.contains(&reply.status.as_u16())
+        };
+        if !succeeded {
+            return self.refusal(reply);
+        }
+        let json = reply.json();
+        let failed = answer
+            .error_flag
+            .as_ref()
+            .is_some_and(|flag| flagged(at_path(&json, flag)))
+            || answer
+                .success_flag
+                .as_ref()
+                .is_some_and(|flag| !flagged(at_path(&json, flag)));
+        if failed {
+            let why = answer
+                .error_message
+                .as_ref()
+                .and_then(|p| at_path(&json, p))
+                .unwrap_or_else(|| vendor_message(&reply.text()));
+            return Delivery::Failed {
+                error: format!("{what}: HTTP {} with an error: {why}", reply.status),
+            };
+        }
+        let vendor_id = match &answer.id {
+            IdFrom::Path(p) => at_path(&json, p),
+            _ => supplied_id(answer, ctx),
+        };
+        Delivery::Made {
+            vendor_id,
+            detail: format!("created (HTTP {})", reply.status.as_u16()),
+            made_as: None,
+        }
+    }
+}
+
 enum Found {
     Yes(Option<String>),
     No,
@@ -118,7 +211,14 @@ impl Defined {
         let rendered = render(&step.create, &ctx).map_err(|e| broken(def, e))?;
         let reply = self.wire.send(def, &what, &rendered, false).await?;
         if !reply.status.is_success() {
-            return Err(self.refusal(def, &def.create.answer, &what, &reply, &ctx, false));
+            let reading = Reading {
+                def,
+                answer: &def.create.answer,
+                what: &what,
+                ctx: &ctx,
+                maybe_created: false,
+            };
+            return Err(reading.refusal(&reply));
         }
         at_path(&reply.json(), &step.create_value).ok_or_else(|| Delivery::Retry {
             error: format!("{what}: the answer has no {}", step.create_value),
@@ -198,92 +298,6 @@ impl Defined {
         Ok(Found::No)
     }
 
-    /// A failure answer in the operator's words: the definition's message for the status, else the vendor's.
-    fn refusal(
-        &self,
-        def: &Definition,
-        answer: &Answer,
-        what: &str,
-        reply: &Reply,
-        ctx: &Value,
-        maybe_created: bool,
-    ) -> Delivery {
-        let status = reply.status.as_u16();
-        let said = answer
-            .error_message
-            .as_ref()
-            .and_then(|p| at_path(&reply.json(), p))
-            .unwrap_or_else(|| vendor_message(&reply.text()));
-        let error = match answer.messages.get(&status) {
-            Some(tpl) => match template::render(tpl, ctx) {
-                Ok(m) => format!("{} {m} (HTTP {}): {said}", def.title, reply.status),
-                Err(e) => format!(
-                    "{what}: HTTP {}: {said} (messages.{status}: {e})",
-                    reply.status
-                ),
-            },
-            None => format!("{what}: HTTP {}: {said}", reply.status),
-        };
-        if answer.retry.contains(&status) {
-            Delivery::Retry {
-                error,
-                retry_after: pause(def, reply),
-                // The server may have stored it before failing: look before creating again.
-                maybe_created: maybe_created || reply.status.is_server_error(),
-            }
-        } else {
-            Delivery::Failed { error }
-        }
-    }
-
-    /// Reads the answer to a creating request.
-    fn made(
-        &self,
-        def: &Definition,
-        answer: &Answer,
-        what: &str,
-        reply: &Reply,
-        ctx: &Value,
-        maybe_created: bool,
-    ) -> Delivery {
-        let succeeded = if answer.success.is_empty() {
-            reply.status.is_success()
-        } else {
-            answer.success.contains(&reply.status.as_u16())
-        };
-        if !succeeded {
-            return self.refusal(def, answer, what, reply, ctx, maybe_created);
-        }
-        let json = reply.json();
-        let failed = answer
-            .error_flag
-            .as_ref()
-            .is_some_and(|flag| flagged(at_path(&json, flag)))
-            || answer
-                .success_flag
-                .as_ref()
-                .is_some_and(|flag| !flagged(at_path(&json, flag)));
-        if failed {
-            let why = answer
-                .error_message
-                .as_ref()
-                .and_then(|p| at_path(&json, p))
-                .unwrap_or_else(|| vendor_message(&reply.text()));
-            return Delivery::Failed {
-                error: format!("{what}: HTTP {} with an error: {why}", reply.status),
-            };
-        }
-        let vendor_id = match &answer.id {
-            IdFrom::Path(p) => at_path(&json, p),
-            _ => supplied_id(answer, ctx),
-        };
-        Delivery::Made {
-            vendor_id,
-            detail: format!("created (HTTP {})", reply.status.as_u16()),
-            made_as: None,
-        }
-    }
-
     fn context(&self, def: &Definition, job: &Job, setup: Value) -> Value {
         let b = &job.bookmark;
         let now = now_ms();
@@ -353,14 +367,15 @@ impl Defined {
                         .send(def, &what, &rendered, job.maybe_created)
                         .await
                     {
-                        Ok(reply) => match self.made(
+                        Ok(reply) => match (Reading {
                             def,
-                            &fallback.answer,
-                            &what,
-                            &reply,
-                            &ctx,
-                            job.maybe_created,
-                        ) {
+                            answer: &fallback.answer,
+                            what: &what,
+                            ctx: &ctx,
+                            maybe_created: job.maybe_created,
+                        })
+                        .made(&reply)
+                        {
                             Delivery::Made { vendor_id, .. } => Delivery::Made {
                                 vendor_id,
                                 made_as: Some(fallback.label.clone()),
@@ -391,14 +406,14 @@ impl Defined {
             Ok(reply) => reply,
             Err(d) => return d,
         };
-        let made = self.made(
+        let made = Reading {
             def,
-            &def.create.answer,
-            &what,
-            &reply,
-            &ctx,
-            job.maybe_created,
-        );
+            answer: &def.create.answer,
+            what: &what,
+            ctx: &ctx,
+            maybe_created: job.maybe_created,
+        }
+        .made(&reply);
         match (made, &def.lookup) {
             (
                 Delivery::Made {

@@ -167,46 +167,33 @@ async fn read(state: &AppState, p: &TimelineParams) -> Result<Result<Read, Probl
     if from_ms >= to_ms {
         return Ok(Err(Problem::Order));
     }
-    let activity =
-        |from_ms, to_ms, types: &'static [&'static str], limit, newest_first| RegisterActivity {
-            store,
-            register,
-            from_ms,
-            to_ms,
-            types,
-            limit,
-            newest_first,
-        };
+    let shown = [CASH_TYPES.as_slice(), SIGN_TYPES.as_slice()].concat();
+    let span = RegisterActivity {
+        store,
+        register,
+        from_ms,
+        to_ms,
+        types: &shown,
+        limit: MAX_LINES + 1,
+        newest_first: false,
+    };
     // Who was signed on when the span opened: the last sign-on or sign-off before it.
     let before = state
         .store
-        .register_activity(&activity(
-            from_ms - 30 * DAY_MS,
-            from_ms,
-            &SIGN_TYPES,
-            1,
-            true,
-        ))
+        .register_activity(&RegisterActivity {
+            from_ms: from_ms - 30 * DAY_MS,
+            to_ms: from_ms,
+            types: &SIGN_TYPES,
+            limit: 1,
+            newest_first: true,
+            ..span.clone()
+        })
         .await?;
     let mut on_register = before
         .last()
         .filter(|e| e.kind == "sign_on")
         .and_then(|e| e.cashier.clone());
-    const SHOWN: [&str; 9] = [
-        "drawer_open",
-        "no_sale",
-        "void",
-        "item_void",
-        "refund",
-        "correction",
-        "paid_out",
-        "sign_on",
-        "sign_off",
-    ];
-    let events = state
-        .store
-        .register_activity(&activity(from_ms, to_ms, &SHOWN, MAX_LINES + 1, false))
-        .await?;
+    let events = state.store.register_activity(&span).await?;
     let truncated = events.len() as i64 > MAX_LINES;
     let mut totals: BTreeMap<&str, (usize, BTreeMap<String, i64>)> = BTreeMap::new();
     let mut lines = Vec::new();
