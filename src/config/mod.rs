@@ -264,6 +264,14 @@ pub struct CameraConfig {
     pub post_roll: Millis,
 }
 
+impl CameraConfig {
+    pub fn watches(&self, store: &str, register: &str) -> bool {
+        self.registers
+            .iter()
+            .any(|r| r.store == store && r.register == register)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RegisterRef {
     pub store: String,

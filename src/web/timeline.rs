@@ -60,6 +60,8 @@ struct Line {
     amount: Option<String>,
     reason: Option<String>,
     footage: Vec<FootageLink>,
+    /// Some camera watches the register, even if its system offers no link.
+    watched: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -126,11 +128,7 @@ fn footage(config: &Config, state: &AppState, e: &EventRecord) -> Vec<FootageLin
     config
         .cameras
         .iter()
-        .filter(|c| {
-            c.registers
-                .iter()
-                .any(|r| r.store == e.store && r.register == e.register)
-        })
+        .filter(|c| c.watches(&e.store, &e.register))
         .filter_map(|c| {
             let start = e.at_ms + c.offset.0 - c.pre_roll.0;
             config
@@ -231,6 +229,10 @@ async fn read(state: &AppState, p: &TimelineParams) -> Result<Result<Read, Probl
             amount: e.amount.map(|a| format_amount(a, e.currency.as_deref())),
             reason: e.reason.clone(),
             footage: footage(config, state, e),
+            watched: config
+                .cameras
+                .iter()
+                .any(|c| c.watches(&e.store, &e.register)),
         });
         if e.kind == "sign_off" {
             on_register = None;
