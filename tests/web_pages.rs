@@ -281,6 +281,12 @@ async fn the_list_shows_register_time_in_the_stores_zone_and_the_amount_in_yen()
     assert!(void.contains("Shibuya"), "{void}");
     assert!(void.contains("VOID"), "{void}");
     assert!(void.contains("c117") && void.contains("T-000981"), "{void}");
+    assert!(
+        void.contains(
+            r#"<code class="vendor-id" title="The camera system's id for it">{bm-0001}</code>"#
+        ),
+        "the made bookmark's id at the vendor: {void}"
+    );
     assert!(html.contains("JST"), "the zone is named");
 }
 
