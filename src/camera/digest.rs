@@ -383,6 +383,7 @@ mod tests {
         rest[..rest.find(',').unwrap_or(rest.len())].trim_matches('"')
     }
 
+    /// The answer of RFC 2617's example user ("Circle Of Life") with its cnonce.
     fn rfc2617_answer(challenge: &mut Challenge) -> String {
         challenge.authorization_with_cnonce(
             "GET",
@@ -393,16 +394,21 @@ mod tests {
         )
     }
 
-    #[test]
-    fn rfc7616_sha256_example() {
-        let mut c = Challenge::parse(RFC7616_SHA256).unwrap();
-        let header = c.authorization_with_cnonce(
+    /// The answer of RFC 7616's example user ("Circle of Life") with its cnonce.
+    fn rfc7616_answer(challenge: &mut Challenge) -> String {
+        challenge.authorization_with_cnonce(
             "GET",
             "/dir/index.html",
             "Mufasa",
             "Circle of Life",
             RFC7616_CNONCE,
-        );
+        )
+    }
+
+    #[test]
+    fn rfc7616_sha256_example() {
+        let mut c = Challenge::parse(RFC7616_SHA256).unwrap();
+        let header = rfc7616_answer(&mut c);
         assert_eq!(
             header,
             "Digest username=\"Mufasa\", realm=\"http-auth@example.org\", \
@@ -416,13 +422,7 @@ mod tests {
     #[test]
     fn rfc7616_md5_example() {
         let mut c = Challenge::parse(RFC7616_MD5).unwrap();
-        let header = c.authorization_with_cnonce(
-            "GET",
-            "/dir/index.html",
-            "Mufasa",
-            "Circle of Life",
-            RFC7616_CNONCE,
-        );
+        let header = rfc7616_answer(&mut c);
         assert_eq!(
             param(&header, "response"),
             "8ca523f5e9506fed4657c9700eebdbec"
@@ -479,13 +479,7 @@ mod tests {
             "8e3825c57e897f5a0dec6c2d4e5059d0"
         );
         let mut sha = Challenge::parse(&RFC7616_SHA256.replace("SHA-256", "sha-256-SESS")).unwrap();
-        let header = sha.authorization_with_cnonce(
-            "GET",
-            "/dir/index.html",
-            "Mufasa",
-            "Circle of Life",
-            RFC7616_CNONCE,
-        );
+        let header = rfc7616_answer(&mut sha);
         assert_eq!(
             param(&header, "response"),
             "2fd51b3a77ad75bad6afad6003e818d767133c46d9e2749e7f5232ae1ea3efd7"

@@ -356,8 +356,8 @@ fn acs_config(site: &Site, url: &str, password: &str, data_type: Option<&str>) -
     let options = data_type
         .map(|t| format!("[camera_systems.options]\ndata_type = \"{t}\"\n"))
         .unwrap_or_default();
-    let text = format!(
-        r#"{header}[[camera_systems]]
+    let systems = format!(
+        r#"[[camera_systems]]
 id = "acs"
 integration = "axis-camera-station"
 url = "{url}"
@@ -369,14 +369,9 @@ device = "{SOURCE}"
 name = "Till 1"
 registers = ["shibuya-01/r1"]
 offset = "-2.5s"
-"#,
-        header = site.header(&repo_integrations()),
+"#
     );
-    let password = password.to_string();
-    Config::parse(&text, &|name| {
-        (name == "TEST_ACS_PASSWORD").then(|| password.clone())
-    })
-    .unwrap_or_else(|e| panic!("{e:?}"))
+    site.vendor_config(&systems, &[("TEST_ACS_PASSWORD", password)])
 }
 
 fn auth(seen: &Seen) -> &HashMap<String, String> {
@@ -405,13 +400,7 @@ async fn axis_gets_external_data_at_the_moment_on_the_cameras_clock_answering_th
     let (url, acs) = start_fake_acs(&[Algorithm::Md5]).await;
     let site = Site::new();
     let (daemon, mut bridge) = start_daemon(acs_config(&site, &url, PASSWORD, None)).await;
-    let topic = site.topic("shibuya-01", "r1");
-    bridge
-        .publish(
-            &topic,
-            &event("void-1", "void", "r1", "2026-11-21T18:42:07.310+09:00"),
-        )
-        .await;
+    publish_void(&site, &mut bridge, "void-1", "r1", AT).await;
     let first = settled_event(&daemon, "void-1").await;
     assert_eq!(first["bookmarks"][0]["state"], "made", "{first}");
     assert_eq!(first["bookmarks"][0]["attempts"], 1, "{first}");
@@ -421,7 +410,7 @@ async fn axis_gets_external_data_at_the_moment_on_the_cameras_clock_answering_th
     for key in ["amount", "currency", "cashier", "transaction", "reason"] {
         no_sale.as_object_mut().unwrap().remove(key);
     }
-    bridge.publish(&topic, &no_sale).await;
+    bridge.publish_as_register(&site, &no_sale).await;
     let second = settled_event(&daemon, "ns-2").await;
     assert_eq!(second["bookmarks"][0]["state"], "made", "{second}");
 
@@ -499,20 +488,14 @@ async fn axis_is_answered_with_sha256_and_a_stale_nonce_is_answered_again_withou
     let site = Site::new();
     let (daemon, mut bridge) =
         start_daemon(acs_config(&site, &url, PASSWORD, Some("Register"))).await;
-    let topic = site.topic("shibuya-01", "r1");
-    bridge
-        .publish(
-            &topic,
-            &event("void-1", "void", "r1", "2026-11-21T18:42:07.310+09:00"),
-        )
-        .await;
+    publish_void(&site, &mut bridge, "void-1", "r1", AT).await;
     let first = settled_event(&daemon, "void-1").await;
     assert_eq!(first["bookmarks"][0]["state"], "made", "{first}");
 
     acs.retire_nonces();
     bridge
-        .publish(
-            &topic,
+        .publish_as_register(
+            &site,
             &event("refund-2", "refund", "r1", "2026-11-21T18:50:00.999+09:00"),
         )
         .await;
@@ -567,26 +550,22 @@ async fn a_wrong_password_is_refused_by_axis_and_the_index_shows_its_words_witho
     let site = Site::new();
     let wrong = "not-the-ACS-password";
     let (daemon, mut bridge) = start_daemon(acs_config(&site, &url, wrong, None)).await;
-    bridge
-        .publish(
-            &site.topic("shibuya-01", "r1"),
-            &event("void-1", "void", "r1", "2026-11-21T18:42:07.310+09:00"),
-        )
-        .await;
+    publish_void(&site, &mut bridge, "void-1", "r1", AT).await;
     let failed = settled_event(&daemon, "void-1").await["bookmarks"][0].clone();
-    assert_eq!(failed["state"], "failed", "{failed}");
-    assert_eq!(
-        failed["last_error"],
-        format!(
+    assert_failed(
+        &failed,
+        &format!(
             "Axis Camera Station refused the Digest login of user \"{USER}\" (HTTP 401 Unauthorized): {REFUSED}"
-        )
+        ),
     );
-    bridge
-        .publish(
-            &site.topic("shibuya-01", "r1"),
-            &event("void-2", "void", "r1", "2026-11-21T18:45:00.000+09:00"),
-        )
-        .await;
+    publish_void(
+        &site,
+        &mut bridge,
+        "void-2",
+        "r1",
+        "2026-11-21T18:45:00.000+09:00",
+    )
+    .await;
     let second = settled_event(&daemon, "void-2").await["bookmarks"][0].clone();
     assert_eq!(second["state"], "failed", "{second}");
     assert_eq!(second["last_error"], failed["last_error"]);
@@ -609,17 +588,11 @@ async fn after_axis_restarts_and_forgets_its_nonces_the_next_bookmark_is_still_m
     let (url, acs) = start_fake_acs(&[Algorithm::Md5]).await;
     let site = Site::new();
     let (daemon, mut bridge) = start_daemon(acs_config(&site, &url, PASSWORD, None)).await;
-    let topic = site.topic("shibuya-01", "r1");
     for (n, id) in ["void-1", "void-2", "void-3"].into_iter().enumerate() {
         if n == 1 {
             acs.restart();
         }
-        bridge
-            .publish(
-                &topic,
-                &event(id, "void", "r1", "2026-11-21T18:42:07.310+09:00"),
-            )
-            .await;
+        publish_void(&site, &mut bridge, id, "r1", AT).await;
         let bookmark = settled_event(&daemon, id).await["bookmarks"][0].clone();
         assert_eq!(bookmark["state"], "made", "{bookmark}");
         assert_eq!(bookmark["attempts"], 1, "{bookmark}");

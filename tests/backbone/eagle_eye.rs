@@ -16,6 +16,7 @@ use base64::Engine;
 use serde_json::{Value, json};
 use tillmark::config::Config;
 
+use crate::fakes::*;
 use crate::support::*;
 
 const CLIENT_ID: &str = "een-client-7b21";
@@ -76,11 +77,10 @@ impl FakeEen {
 }
 
 fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
-    (
+    answer(
         status,
-        axum::Json(json!({"error": error, "error_description": description})),
+        json!({"error": error, "error_description": description}),
     )
-        .into_response()
 }
 
 fn basic(headers: &HeaderMap) -> Option<(String, String)> {
@@ -147,11 +147,10 @@ impl EenState {
 
     fn create(&mut self, bearer: Option<&str>, body: &Value) -> Response {
         let api_error = |status: StatusCode, name: &str, message: String| {
-            (
+            answer(
                 status,
-                axum::Json(json!({"code": status.as_u16(), "status": name, "message": message})),
+                json!({"code": status.as_u16(), "status": name, "message": message}),
             )
-                .into_response()
         };
         if !bearer.is_some_and(|t| self.access_tokens.iter().any(|a| a == t)) {
             return api_error(
@@ -166,7 +165,7 @@ impl EenState {
         self.events_stored += 1;
         let mut event = body.clone();
         event["id"] = json!(format!("evt-{}", self.events_stored));
-        (StatusCode::CREATED, axum::Json(event)).into_response()
+        answer(StatusCode::CREATED, event)
     }
 }
 
@@ -264,11 +263,7 @@ async fn start_fake_een() -> FakeEen {
         axum::routing::post(move |headers: HeaderMap, body: String| {
             let state = events.clone();
             async move {
-                let bearer = headers
-                    .get("authorization")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.strip_prefix("Bearer "))
-                    .map(str::to_string);
+                let bearer = bearer(&headers).map(str::to_string);
                 let body: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
                 let mut s = state.lock().unwrap();
                 let response = s.create(bearer.as_deref(), &body);
@@ -328,14 +323,17 @@ post_roll = "15s"
 }
 
 fn een_config(site: &Site, systems: &[String]) -> Config {
-    let text = format!("{}{}", site.header(&repo_integrations()), systems.concat());
-    Config::parse(&text, &|name| match name {
-        "TEST_EEN_CLIENT_SECRET" => Some(CLIENT_SECRET.into()),
-        "TEST_EEN_REFRESH_TOKEN" => Some(FIRST_REFRESH.into()),
-        "TEST_EEN_REVOKED_REFRESH_TOKEN" => Some("een-refresh-revoked-last-week".into()),
-        _ => None,
-    })
-    .unwrap_or_else(|e| panic!("{e:?}"))
+    site.vendor_config(
+        &systems.concat(),
+        &[
+            ("TEST_EEN_CLIENT_SECRET", CLIENT_SECRET),
+            ("TEST_EEN_REFRESH_TOKEN", FIRST_REFRESH),
+            (
+                "TEST_EEN_REVOKED_REFRESH_TOKEN",
+                "een-refresh-revoked-last-week",
+            ),
+        ],
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -354,21 +352,15 @@ async fn eagle_eye_gets_an_event_spanning_the_window_and_an_expired_token_is_ref
         )],
     );
     let (daemon, mut bridge) = start_daemon(config).await;
-    let topic = site.topic("shibuya-01", "r1");
-    bridge
-        .publish(
-            &topic,
-            &event("void-1", "void", "r1", "2026-11-21T18:42:07.310+09:00"),
-        )
-        .await;
+    publish_void(&site, &mut bridge, "void-1", "r1", AT).await;
     let first = settled_event(&daemon, "void-1").await["bookmarks"][0].clone();
     assert_eq!(first["state"], "made", "{first}");
     assert_eq!(first["vendor_id"], "evt-1", "Eagle Eye's id for the event");
 
     een.revoke_access_tokens();
     bridge
-        .publish(
-            &topic,
+        .publish_as_register(
+            &site,
             &event("refund-2", "refund", "r1", "2026-11-21T18:45:00.000+09:00"),
         )
         .await;
@@ -485,31 +477,15 @@ async fn a_refused_refresh_token_names_the_client_and_a_missing_event_type_fails
         ],
     );
     let (daemon, mut bridge) = start_daemon(config).await;
-    bridge
-        .publish(
-            &site.topic("shibuya-01", "r1"),
-            &event("void-1", "void", "r1", "2026-11-21T18:42:07.310+09:00"),
-        )
-        .await;
-    let event = settled_event(&daemon, "void-1").await;
-    let bookmark = |system: &str| {
-        event["bookmarks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|b| b["system"] == system)
-            .unwrap_or_else(|| panic!("no bookmark on {system}: {event}"))
-            .clone()
-    };
+    publish_void(&site, &mut bridge, "void-1", "r1", AT).await;
+    let bookmarks = settled_bookmarks_of(&daemon, "void-1").await;
 
-    let refused = bookmark("een-revoked");
-    assert_eq!(refused["state"], "failed", "{refused}");
-    assert_eq!(
-        refused["last_error"],
-        format!(
+    assert_failed(
+        &bookmark_on(&bookmarks, "system", "een-revoked"),
+        &format!(
             "Eagle Eye Networks refused the login of OAuth2 client \"{CLIENT_ID}\" (HTTP 400 Bad Request): \
              invalid_grant: The refresh token is invalid, expired or revoked."
-        )
+        ),
     );
     let tokens = revoked.token_requests();
     assert_eq!(
@@ -523,13 +499,11 @@ async fn a_refused_refresh_token_names_the_client_and_a_missing_event_type_fails
     );
     assert!(revoked.creates().is_empty(), "no event without a token");
 
-    let untyped_bookmark = bookmark("een-untyped");
-    assert_eq!(untyped_bookmark["state"], "failed", "{untyped_bookmark}");
-    assert_eq!(
-        untyped_bookmark["last_error"],
+    // The expression that needs the missing option.
+    assert_failed(
+        &bookmark_on(&bookmarks, "system", "een-untyped"),
         "definition eagle-eye: template error: undefined value (in <string>:10): \
          {{ options.event_type | tojson }}",
-        "the expression that needs the missing option"
     );
     assert!(
         untyped.token_requests().is_empty() && untyped.creates().is_empty(),

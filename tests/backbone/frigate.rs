@@ -9,7 +9,6 @@
 //! Frigate places an event at its own "now", so these tests publish events whose `at` is now (delivered live) or
 //! two minutes ago (too late for a live event before 0.18).
 
-use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -21,6 +20,7 @@ use serde_json::{Value, json};
 use tillmark::clock::now_ms;
 use tillmark::config::Config;
 
+use crate::fakes::*;
 use crate::support::*;
 
 const TILL: &str = "till_front";
@@ -38,9 +38,8 @@ struct Frigate {
     version: &'static str,
     /// The authenticated port (8971): every API call needs a live JWT.
     login_required: bool,
-    /// JWTs handed out, in order, and those still valid.
-    issued: Mutex<Vec<String>>,
-    valid: Mutex<HashSet<String>>,
+    /// JWTs handed out, and those still valid.
+    jwts: Tokens,
     /// The ids of the events created.
     events: Mutex<Vec<String>>,
     exports: AtomicUsize,
@@ -52,12 +51,8 @@ struct Frigate {
 
 struct FakeFrigate {
     url: String,
-    requests: Recorder,
+    requests: RequestLog,
     state: Arc<Frigate>,
-}
-
-fn answer(status: StatusCode, body: Value) -> Response {
-    (status, axum::Json(body)).into_response()
 }
 
 /// What FastAPI answers when a request model rejects a field.
@@ -73,8 +68,7 @@ impl FakeFrigate {
         let state = Arc::new(Frigate {
             version,
             login_required,
-            issued: Mutex::default(),
-            valid: Mutex::default(),
+            jwts: Tokens::default(),
             events: Mutex::default(),
             exports: AtomicUsize::new(0),
             queue_full: AtomicUsize::new(0),
@@ -86,7 +80,8 @@ impl FakeFrigate {
             .route("/api/export/{camera}/start/{start}/end/{end}", post(export))
             .fallback(|| async { answer(StatusCode::NOT_FOUND, json!({"detail": "Not Found"})) })
             .with_state(state.clone());
-        let (url, requests) = serve_recorded(app).await;
+        let requests = RequestLog::default();
+        let url = requests.serve(app).await;
         FakeFrigate {
             url,
             requests,
@@ -96,11 +91,11 @@ impl FakeFrigate {
 
     /// Logs every session out, as a restart with a new JWT secret would.
     fn revoke_tokens(&self) {
-        self.state.valid.lock().unwrap().clear();
+        self.state.jwts.revoke_all();
     }
 
     fn issued(&self) -> Vec<String> {
-        self.state.issued.lock().unwrap().clone()
+        self.state.jwts.issued()
     }
 
     fn events(&self) -> Vec<String> {
@@ -113,12 +108,10 @@ async fn login(State(s): State<Arc<Frigate>>, body: String) -> Response {
     if body["user"] != "tillmark" || body["password"] != PASSWORD {
         return answer(StatusCode::UNAUTHORIZED, json!({"message": "Login failed"}));
     }
-    let jwt = format!(
+    let jwt = s.jwts.issue(format!(
         "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.{}.c2ln",
         uuid::Uuid::new_v4().simple()
-    );
-    s.issued.lock().unwrap().push(jwt.clone());
-    s.valid.lock().unwrap().insert(jwt.clone());
+    ));
     // The JWT comes only in the cookie, never in the body.
     (
         [(
@@ -135,12 +128,8 @@ fn unauthorized(s: &Frigate, headers: &HeaderMap) -> Option<Response> {
     if !s.login_required {
         return None;
     }
-    let token = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    let live = token.is_some_and(|t| s.valid.lock().unwrap().contains(t));
-    (!live).then(|| answer(StatusCode::UNAUTHORIZED, json!({"message": "Unauthorized"})))
+    (!s.jwts.honours(bearer(headers)))
+        .then(|| answer(StatusCode::UNAUTHORIZED, json!({"message": "Unauthorized"})))
 }
 
 /// The create request model: every field optional, each of its type; 0.18+ adds `pre_capture`. Unknown fields
@@ -242,10 +231,7 @@ async fn export(
     if let Some(refusal) = known_camera(&camera) {
         return refusal;
     }
-    if s.queue_full
-        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-        .is_ok()
-    {
+    if take(&s.queue_full) {
         return answer(
             StatusCode::SERVICE_UNAVAILABLE,
             json!({"success": false, "message": "Export queue is full"}),
@@ -266,8 +252,8 @@ fn frigate_config(site: &Site, url: &str, version: &str, login: bool) -> Config 
     } else {
         ""
     };
-    let text = format!(
-        r#"{header}[[camera_systems]]
+    let systems = format!(
+        r#"[[camera_systems]]
 id = "frigate"
 integration = "frigate"
 url = "{url}"
@@ -285,13 +271,9 @@ system = "frigate"
 device = "{GONE}"
 name = "Back office"
 registers = ["shibuya-01/r2"]
-"#,
-        header = site.header(&repo_integrations()),
+"#
     );
-    Config::parse(&text, &|name| {
-        (name == "FRIGATE_PASSWORD").then(|| PASSWORD.to_string())
-    })
-    .unwrap_or_else(|e| panic!("{e:?}"))
+    site.vendor_config(&systems, &[("FRIGATE_PASSWORD", PASSWORD)])
 }
 
 fn create_call(camera: &str) -> String {
@@ -305,12 +287,7 @@ async fn frigate_0_14_gets_a_live_event_lasting_whole_seconds_to_the_windows_end
     let site = Site::new();
     let (daemon, mut bridge) = start_daemon(frigate_config(&site, &fake.url, "0.14", false)).await;
     let at_ms = now_ms();
-    bridge
-        .publish(
-            &site.topic("shibuya-01", "r1"),
-            &event("void-1", "void", "r1", &tokyo(at_ms)),
-        )
-        .await;
+    publish_void(&site, &mut bridge, "void-1", "r1", &tokyo(at_ms)).await;
 
     let made = settled_bookmarks(&daemon).await.remove(0);
     assert_eq!(made["state"], "made", "{made}");
@@ -333,24 +310,24 @@ async fn frigate_0_14_gets_a_live_event_lasting_whole_seconds_to_the_windows_end
         "no login without a username"
     );
     let create = &requests[0];
+    let body = create.json();
     assert!(create.headers.get("authorization").is_none());
     assert_eq!(create.headers["content-type"], "application/json");
     // Frigate's event starts at its "now": it must last until the window's end, in whole seconds.
     let until_end_s = (at_ms + POST_ROLL_MS - create.at_ms + 999) / 1000;
-    let duration = create.body["duration"]
+    let duration = body["duration"]
         .as_i64()
-        .unwrap_or_else(|| panic!("duration is an integer: {}", create.body));
+        .unwrap_or_else(|| panic!("duration is an integer: {body}"));
     assert!(
         (until_end_s..=until_end_s + 2).contains(&duration),
         "duration {duration} s, {until_end_s} s from Frigate's receipt to the window's end"
     );
     assert!(
-        create.body.get("pre_capture").is_none(),
-        "0.14 has no pre_capture: {}",
-        create.body
+        body.get("pre_capture").is_none(),
+        "0.14 has no pre_capture: {body}"
     );
     assert_eq!(
-        create.body,
+        body,
         json!({"sub_label": NAME, "include_recording": true, "duration": duration})
     );
     daemon.shutdown().await;
@@ -364,12 +341,7 @@ async fn a_late_event_on_frigate_0_14_becomes_an_export_of_its_window_retried_wh
     let site = Site::new();
     let (daemon, mut bridge) = start_daemon(frigate_config(&site, &fake.url, "0.14", false)).await;
     let at_ms = seconds_ago(120);
-    bridge
-        .publish(
-            &site.topic("shibuya-01", "r1"),
-            &event("void-2", "void", "r1", &tokyo(at_ms)),
-        )
-        .await;
+    publish_void(&site, &mut bridge, "void-2", "r1", &tokyo(at_ms)).await;
 
     let made = settled_bookmarks(&daemon).await.remove(0);
     assert_eq!(made["state"], "made", "{made}");
@@ -415,12 +387,7 @@ async fn frigate_0_18_places_a_late_event_with_pre_capture_back_to_the_windows_s
     let (daemon, mut bridge) =
         start_daemon(frigate_config(&site, &fake.url, "0.18.1", false)).await;
     let at_ms = seconds_ago(120);
-    bridge
-        .publish(
-            &site.topic("shibuya-01", "r1"),
-            &event("void-3", "void", "r1", &tokyo(at_ms)),
-        )
-        .await;
+    publish_void(&site, &mut bridge, "void-3", "r1", &tokyo(at_ms)).await;
 
     let made = settled_bookmarks(&daemon).await.remove(0);
     assert_eq!(made["state"], "made", "{made}");
@@ -434,16 +401,17 @@ async fn frigate_0_18_places_a_late_event_with_pre_capture_back_to_the_windows_s
     let requests = fake.requests.all();
     assert_eq!(fake.requests.calls(), [create_call(TILL)]);
     let create = &requests[0];
+    let body = create.json();
     let since_start_s = (create.at_ms - start_ms + 999) / 1000;
-    let pre_capture = create.body["pre_capture"]
+    let pre_capture = body["pre_capture"]
         .as_i64()
-        .unwrap_or_else(|| panic!("pre_capture is an integer: {}", create.body));
+        .unwrap_or_else(|| panic!("pre_capture is an integer: {body}"));
     assert!(
         (since_start_s - 2..=since_start_s).contains(&pre_capture),
         "pre_capture {pre_capture} s, {since_start_s} s from the window's start to Frigate's receipt"
     );
     assert_eq!(
-        create.body,
+        body,
         json!({
             "sub_label": NAME,
             "include_recording": true,
@@ -461,33 +429,18 @@ async fn frigate_refusals_show_in_the_index_an_unknown_camera_and_success_false(
     *fake.state.refuse_next.lock().unwrap() = Some(REFUSED.to_string());
     let site = Site::new();
     let (daemon, mut bridge) = start_daemon(frigate_config(&site, &fake.url, "0.14", false)).await;
-    bridge
-        .publish(
-            &site.topic("shibuya-01", "r2"),
-            &event("void-4", "void", "r2", &tokyo(now_ms())),
-        )
-        .await;
+    publish_void(&site, &mut bridge, "void-4", "r2", &tokyo(now_ms())).await;
 
     let bookmarks = settled_bookmarks(&daemon).await;
-    let of = |device: &str| {
-        bookmarks
-            .iter()
-            .find(|b| b["device"] == device)
-            .unwrap_or_else(|| panic!("a bookmark on {device}: {bookmarks:?}"))
-    };
-    let gone = of(GONE);
-    assert_eq!(gone["state"], "failed", "{gone}");
-    assert_eq!(
-        gone["last_error"],
-        format!(
+    assert_failed(
+        &bookmark_on(&bookmarks, "device", GONE),
+        &format!(
             "Frigate has no camera \"{GONE}\" (HTTP 404 Not Found): {GONE} is not a valid camera."
-        )
+        ),
     );
-    let refused = of(TILL);
-    assert_eq!(refused["state"], "failed", "{refused}");
-    assert_eq!(
-        refused["last_error"],
-        format!("Frigate create: HTTP 200 OK with an error: {REFUSED}")
+    assert_failed(
+        &bookmark_on(&bookmarks, "device", TILL),
+        &format!("Frigate create: HTTP 200 OK with an error: {REFUSED}"),
     );
     let mut calls = fake.requests.calls();
     calls.sort();
@@ -506,17 +459,12 @@ async fn frigate_on_its_authenticated_port_logs_in_for_the_cookie_jwt_and_again_
     let fake = FakeFrigate::start("0.18", true).await;
     let site = Site::new();
     let (daemon, mut bridge) = start_daemon(frigate_config(&site, &fake.url, "0.18", true)).await;
-    let topic = site.topic("shibuya-01", "r1");
-    bridge
-        .publish(&topic, &event("void-5", "void", "r1", &tokyo(now_ms())))
-        .await;
+    publish_void(&site, &mut bridge, "void-5", "r1", &tokyo(now_ms())).await;
     let first = settled_bookmarks_of(&daemon, "void-5").await.remove(0);
     assert_eq!(first["state"], "made", "{first}");
 
     fake.revoke_tokens();
-    bridge
-        .publish(&topic, &event("void-6", "void", "r1", &tokyo(now_ms())))
-        .await;
+    publish_void(&site, &mut bridge, "void-6", "r1", &tokyo(now_ms())).await;
     let second = settled_bookmarks_of(&daemon, "void-6").await.remove(0);
     assert_eq!(second["state"], "made", "{second}");
     assert_eq!(
@@ -532,7 +480,7 @@ async fn frigate_on_its_authenticated_port_logs_in_for_the_cookie_jwt_and_again_
     );
     let requests = fake.requests.all();
     assert_eq!(
-        requests[0].body,
+        requests[0].json(),
         json!({"user": "tillmark", "password": PASSWORD})
     );
     let jwts = fake.issued();

@@ -5,6 +5,7 @@ mod bad_input;
 mod crash;
 mod eagle_eye;
 mod fake_nx;
+mod fakes;
 mod flow;
 mod frigate;
 mod genetec;

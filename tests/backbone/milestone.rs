@@ -11,9 +11,8 @@
 //! `{"error":"invalid_grant","error_description"}`), a create answers 201 `{"data": {"id", ...}}` (the shape the
 //! definition's `id = "data.id"` expects), and a rejected token answers 401 in the error shape above.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
@@ -22,6 +21,7 @@ use serde_json::{Value, json};
 use tillmark::config::{BrokerUrl, Config};
 use tillmark::event::event_key;
 
+use crate::fakes::*;
 use crate::support::*;
 
 const USER: &str = "tillmark";
@@ -35,20 +35,19 @@ const GONE_CAMERA: &str = "00000000-dead-4bee-8f00-000000000000";
 #[derive(Default)]
 struct FakeMilestone {
     requests: RequestLog,
-    /// Access tokens issued, in order, and those still honoured.
-    issued: Mutex<Vec<String>>,
-    live: Mutex<HashSet<String>>,
+    /// Access tokens issued, and those still honoured.
+    tokens: Tokens,
     bookmarks: Mutex<Vec<Value>>,
 }
 
 impl FakeMilestone {
     /// Revokes every token, as an administrator or a restart of the identity provider would.
     fn revoke_tokens(&self) {
-        self.live.lock().unwrap().clear();
+        self.tokens.revoke_all();
     }
 
     fn issued(&self) -> Vec<String> {
-        self.issued.lock().unwrap().clone()
+        self.tokens.issued()
     }
 
     /// The stored bookmarks whose reference is the event `id`'s key.
@@ -69,7 +68,7 @@ async fn start_fake_milestone() -> (String, Arc<FakeMilestone>) {
     let app = axum::Router::new()
         .fallback(handle)
         .with_state(fake.clone());
-    (serve(app).await, fake)
+    (fake.requests.serve(app).await, fake)
 }
 
 /// Milestone's error shape.
@@ -78,20 +77,18 @@ fn refuse(status: StatusCode, text: &str, property: Option<&str>) -> Response {
     if let Some(p) = property {
         detail["property"] = json!(p);
     }
-    (
+    answer(
         status,
-        axum::Json(json!({ "httpCode": status.as_u16(), "details": [detail] })),
+        json!({ "httpCode": status.as_u16(), "details": [detail] }),
     )
-        .into_response()
 }
 
 /// An OAuth2 token endpoint's refusal.
 fn oauth_error(error: &str, description: &str) -> Response {
-    (
+    answer(
         StatusCode::BAD_REQUEST,
-        axum::Json(json!({ "error": error, "error_description": description })),
+        json!({ "error": error, "error_description": description }),
     )
-        .into_response()
 }
 
 async fn handle(
@@ -101,15 +98,10 @@ async fn handle(
     headers: HeaderMap,
     body: String,
 ) -> Response {
-    m.requests.record(&method, &uri, &headers, &body);
     match (method, uri.path()) {
         (Method::POST, TOKEN_PATH) => token(&m, &headers, &body),
         (Method::POST, BOOKMARKS_PATH) => {
-            let bearer = headers
-                .get("authorization")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Bearer "));
-            if !bearer.is_some_and(|t| m.live.lock().unwrap().contains(t)) {
+            if !m.tokens.honours(bearer(&headers)) {
                 return refuse(StatusCode::UNAUTHORIZED, "Unauthorized", None);
             }
             create(&m, serde_json::from_str(&body).unwrap_or(Value::Null))
@@ -138,9 +130,9 @@ fn token(m: &FakeMilestone, headers: &HeaderMap, body: &str) -> Response {
     if field("username") != USER || field("password") != PASSWORD {
         return oauth_error("invalid_grant", "invalid_username_or_password");
     }
-    let access_token = format!("eyJ{}", uuid::Uuid::new_v4().simple());
-    m.issued.lock().unwrap().push(access_token.clone());
-    m.live.lock().unwrap().insert(access_token.clone());
+    let access_token = m
+        .tokens
+        .issue(format!("eyJ{}", uuid::Uuid::new_v4().simple()));
     axum::Json(json!({
         "access_token": access_token,
         "expires_in": 3600,
@@ -194,7 +186,7 @@ fn create(m: &FakeMilestone, body: Value) -> Response {
     let mut stored = body.clone();
     stored["id"] = json!(uuid::Uuid::new_v4().to_string());
     m.bookmarks.lock().unwrap().push(stored.clone());
-    (StatusCode::CREATED, axum::Json(json!({ "data": stored }))).into_response()
+    answer(StatusCode::CREATED, json!({ "data": stored }))
 }
 
 /// One XProtect with the camera on r1; r2 has a device id that is no GUID, r3 a camera it does not have.
@@ -227,41 +219,31 @@ registers = ["shibuya-01/r3"]
 }
 
 fn milestone_config(site: &Site, url: &str) -> Config {
-    Config::parse(&milestone_config_text(site, url), &|name| {
-        (name == "XPROTECT_PASSWORD").then(|| PASSWORD.to_string())
-    })
-    .unwrap_or_else(|e| panic!("{e:?}"))
+    parse_config(
+        &milestone_config_text(site, url),
+        &[("XPROTECT_PASSWORD", PASSWORD)],
+    )
 }
 
-async fn publish_void(site: &Site, bridge: &mut Bridge, id: &str, register: &str, at: &str) {
-    bridge
-        .publish(
-            &site.topic("shibuya-01", register),
-            &event(id, "void", register, at),
-        )
-        .await;
+/// A daemon on a fresh fake XProtect.
+async fn milestone_daemon() -> (Arc<FakeMilestone>, Site, tillmark::Daemon, Bridge) {
+    let (url, fake) = start_fake_milestone().await;
+    let site = Site::new();
+    let (daemon, bridge) = start_daemon(milestone_config(&site, &url)).await;
+    (fake, site, daemon, bridge)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn milestone_gets_a_bookmark_over_the_window_in_iso_utc_with_a_password_grant_token_as_bearer()
  {
-    let (url, fake) = start_fake_milestone().await;
-    let site = Site::new();
-    let (daemon, mut bridge) = start_daemon(milestone_config(&site, &url)).await;
-    publish_void(
+    let (fake, site, daemon, mut bridge) = milestone_daemon().await;
+    publish_voids(
         &site,
         &mut bridge,
-        "m-1",
-        "r1",
-        "2026-11-21T18:42:07.310+09:00",
-    )
-    .await;
-    publish_void(
-        &site,
-        &mut bridge,
-        "m-2",
-        "r1",
-        "2026-11-21T23:59:55.000+09:00",
+        &[
+            ("m-1", "r1", AT),
+            ("m-2", "r1", "2026-11-21T23:59:55.000+09:00"),
+        ],
     )
     .await;
     let events = settled_events(&daemon, 2).await;
@@ -350,17 +332,8 @@ async fn milestone_gets_a_bookmark_over_the_window_in_iso_utc_with_a_password_gr
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_milestone_revoked_is_renewed_and_the_bookmark_is_made_once() {
-    let (url, fake) = start_fake_milestone().await;
-    let site = Site::new();
-    let (daemon, mut bridge) = start_daemon(milestone_config(&site, &url)).await;
-    publish_void(
-        &site,
-        &mut bridge,
-        "m-3",
-        "r1",
-        "2026-11-21T18:42:07.310+09:00",
-    )
-    .await;
+    let (fake, site, daemon, mut bridge) = milestone_daemon().await;
+    publish_void(&site, &mut bridge, "m-3", "r1", AT).await;
     assert_eq!(settled_events(&daemon, 1).await["m-3"][0]["state"], "made");
 
     fake.revoke_tokens();
@@ -393,40 +366,27 @@ async fn a_token_milestone_revoked_is_renewed_and_the_bookmark_is_made_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn milestones_error_text_shows_in_the_index_and_a_missing_camera_is_named() {
-    let (url, fake) = start_fake_milestone().await;
-    let site = Site::new();
-    let (daemon, mut bridge) = start_daemon(milestone_config(&site, &url)).await;
-    publish_void(
+    let (fake, site, daemon, mut bridge) = milestone_daemon().await;
+    publish_voids(
         &site,
         &mut bridge,
-        "m-5",
-        "r2",
-        "2026-11-21T18:42:07.310+09:00",
-    )
-    .await;
-    publish_void(
-        &site,
-        &mut bridge,
-        "m-6",
-        "r3",
-        "2026-11-21T18:42:08.310+09:00",
+        &[
+            ("m-5", "r2", AT),
+            ("m-6", "r3", "2026-11-21T18:42:08.310+09:00"),
+        ],
     )
     .await;
     let events = settled_events(&daemon, 2).await;
 
-    let bad_id = &events["m-5"][0];
-    assert_eq!(bad_id["state"], "failed", "{bad_id}");
-    assert_eq!(
-        bad_id["last_error"],
-        "Milestone XProtect create: HTTP 400 Bad Request: 'door-1' is not a valid id"
+    assert_failed(
+        &events["m-5"][0],
+        "Milestone XProtect create: HTTP 400 Bad Request: 'door-1' is not a valid id",
     );
-    let gone = &events["m-6"][0];
-    assert_eq!(gone["state"], "failed", "{gone}");
-    assert_eq!(
-        gone["last_error"],
-        format!(
+    assert_failed(
+        &events["m-6"][0],
+        &format!(
             "Milestone XProtect has no camera \"{GONE_CAMERA}\" (HTTP 404 Not Found): Camera not found"
-        )
+        ),
     );
     assert_eq!(
         fake.requests.to("POST", BOOKMARKS_PATH).len(),
@@ -460,24 +420,10 @@ async fn a_password_milestone_refuses_shows_in_the_index_and_never_in_the_api_or
     wait_for_log(&log, "Subscribed.").await;
     let broker = BrokerUrl::plain(format!("127.0.0.1:{broker_port}").parse().unwrap());
     let mut bridge = Bridge::connect(&broker).await;
-    publish_void(
-        &site,
-        &mut bridge,
-        "m-7",
-        "r1",
-        "2026-11-21T18:42:07.310+09:00",
-    )
-    .await;
+    publish_void(&site, &mut bridge, "m-7", "r1", AT).await;
 
     let base = format!("http://127.0.0.1:{web_port}");
-    let failed = eventually(Duration::from_secs(10), "the refused login", || {
-        let api = format!("{base}/api/events");
-        async move {
-            let b = get_json(&api).await["events"][0]["bookmarks"][0].clone();
-            (b["state"] == "failed").then_some(b)
-        }
-    })
-    .await;
+    let failed = first_bookmark_when(&base, "the refused login", |b| b["state"] == "failed").await;
     assert_eq!(
         failed["last_error"],
         "Milestone XProtect refused the login of user \"tillmark\" (HTTP 400 Bad Request): \
@@ -494,19 +440,9 @@ async fn a_password_milestone_refuses_shows_in_the_index_and_never_in_the_api_or
     );
     assert!(fake.requests.to("POST", BOOKMARKS_PATH).is_empty());
 
-    let api = reqwest::get(format!("{base}/api/events"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let seq = serde_json::from_str::<Value>(&api).unwrap()["events"][0]["seq"].clone();
-    let page = reqwest::get(format!("{base}/events/{seq}"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = newest_event_page_at(&base).await;
+    assert!(page.contains("refused the login of user"), "{page}");
+    assert_shown_nowhere_at(&base, &[wrong]).await;
     daemon.kill().expect("stop the daemon");
     let _ = daemon.wait();
     let logged = std::fs::read_to_string(&log).unwrap();
@@ -514,12 +450,8 @@ async fn a_password_milestone_refuses_shows_in_the_index_and_never_in_the_api_or
         logged.contains("refused the login of user"),
         "the refusal is logged: {logged}"
     );
-    for (what, text) in [
-        ("the API", &api),
-        ("the event page", &page),
-        ("the log", &logged),
-    ] {
-        assert!(!text.contains(wrong), "the password is in {what}: {text}");
-    }
-    assert!(page.contains("refused the login of user"), "{page}");
+    assert!(
+        !logged.contains(wrong),
+        "the password is in the log: {logged}"
+    );
 }

@@ -78,8 +78,8 @@ async fn start_fake() -> (String, Fake) {
 }
 
 fn config(site: &Site, dir: &std::path::Path, url: &str) -> Config {
-    let text = format!(
-        r#"{header}[[camera_systems]]
+    let systems = format!(
+        r#"[[camera_systems]]
 id = "acme"
 integration = "acme-cam"
 url = "{url}"
@@ -89,11 +89,9 @@ system = "acme"
 device = "{CAMERA}"
 name = "Till"
 registers = ["shibuya-01/r1"]
-"#,
-        header = site.header(dir),
+"#
     );
-    Config::parse(&text, &|name| (name == "ACME_KEY").then(|| KEY.to_string()))
-        .unwrap_or_else(|e| panic!("{e:?}"))
+    site.config_in(dir, &systems, &[("ACME_KEY", KEY)])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -103,16 +101,11 @@ async fn a_late_event_becomes_a_clip_of_its_window_said_so_in_the_index_with_the
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("acme-cam.toml"), DEFINITION).unwrap();
     let (daemon, mut bridge) = start_daemon(config(&site, dir.path(), &url)).await;
-    let base = format!("http://{}", daemon.web_addr());
+    let base = web_base(&daemon);
 
     // Live: published as it happens.
     let now = chrono::Utc::now().timestamp_millis();
-    bridge
-        .publish(
-            &site.topic("shibuya-01", "r1"),
-            &event("live-1", "void", "r1", &tokyo(now)),
-        )
-        .await;
+    publish_void(&site, &mut bridge, "live-1", "r1", &tokyo(now)).await;
     let live = settled_bookmarks_of(&daemon, "live-1").await.remove(0);
     assert_eq!(live["state"], "made", "{live}");
     assert_eq!(live["vendor_id"], "mark-1");
@@ -120,12 +113,7 @@ async fn a_late_event_becomes_a_clip_of_its_window_said_so_in_the_index_with_the
 
     // Ten minutes late: the vendor would place a live mark at its own now, ten minutes off.
     let late_ms = now - 600_000;
-    bridge
-        .publish(
-            &site.topic("shibuya-01", "r1"),
-            &event("late-1", "void", "r1", &tokyo(late_ms)),
-        )
-        .await;
+    publish_void(&site, &mut bridge, "late-1", "r1", &tokyo(late_ms)).await;
     let late = settled_bookmarks_of(&daemon, "late-1").await.remove(0);
     assert_eq!(late["state"], "made", "{late}");
     assert_eq!(late["vendor_id"], "clip-1");

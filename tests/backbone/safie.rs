@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use tillmark::clock::now_ms;
 use tillmark::config::Config;
 
+use crate::fakes::*;
 use crate::support::*;
 
 const API_KEY: &str = "sf-4b1d9e7c2a";
@@ -34,12 +35,8 @@ struct Safie {
 
 struct FakeSafie {
     url: String,
-    requests: Recorder,
+    requests: RequestLog,
     state: Arc<Safie>,
-}
-
-fn answer(status: StatusCode, body: Value) -> Response {
-    (status, axum::Json(body)).into_response()
 }
 
 impl FakeSafie {
@@ -50,11 +47,11 @@ impl FakeSafie {
             clips: Mutex::default(),
         });
         let app = axum::Router::new()
-            .route("/v2/devices/{device}/events", post(register))
-            .route("/v2/devices/{device}/media_files/requests", post(clip))
+            .route("/v2/devices/{device}/{*what}", post(device_call))
             .fallback(|| async { answer(StatusCode::NOT_FOUND, json!({"message": "Not Found"})) })
             .with_state(state.clone());
-        let (url, requests) = serve_recorded(app).await;
+        let requests = RequestLog::default();
+        let url = requests.serve(app).await;
         FakeSafie {
             url,
             requests,
@@ -71,10 +68,7 @@ fn refusal(s: &Safie, headers: &HeaderMap, device: &str) -> Option<Response> {
             json!({"message": "Invalid API key"}),
         ));
     }
-    if s.busy
-        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-        .is_ok()
-    {
+    if take(&s.busy) {
         return Some(
             (
                 StatusCode::TOO_MANY_REQUESTS,
@@ -92,16 +86,25 @@ fn refusal(s: &Safie, headers: &HeaderMap, device: &str) -> Option<Response> {
     })
 }
 
-async fn register(
+/// A call on a device: the event register or the clip request, once [`refusal`] lets it through.
+async fn device_call(
     State(s): State<Arc<Safie>>,
-    Path(device): Path<String>,
+    Path((device, what)): Path<(String, String)>,
     headers: HeaderMap,
     body: String,
 ) -> Response {
+    let call = match what.as_str() {
+        "events" => register,
+        "media_files/requests" => clip,
+        _ => return answer(StatusCode::NOT_FOUND, json!({"message": "Not Found"})),
+    };
     if let Some(r) = refusal(&s, &headers, &device) {
         return r;
     }
-    let body: Value = serde_json::from_str(&body).unwrap_or_default();
+    call(&s, device, serde_json::from_str(&body).unwrap_or_default())
+}
+
+fn register(s: &Safie, device: String, body: Value) -> Response {
     let Some(definition) = body["definition_id"].as_str() else {
         return answer(
             StatusCode::BAD_REQUEST,
@@ -115,16 +118,7 @@ async fn register(
     answer(StatusCode::OK, json!({}))
 }
 
-async fn clip(
-    State(s): State<Arc<Safie>>,
-    Path(device): Path<String>,
-    headers: HeaderMap,
-    body: String,
-) -> Response {
-    if let Some(r) = refusal(&s, &headers, &device) {
-        return r;
-    }
-    let body: Value = serde_json::from_str(&body).unwrap_or_default();
+fn clip(s: &Safie, device: String, body: Value) -> Response {
     let time = |field: &str| {
         body[field].as_str().and_then(|t| {
             chrono::DateTime::parse_from_rfc3339(t)
@@ -154,13 +148,13 @@ async fn clip(
 /// A config with the site's Tokyo store and the given Safie camera systems and cameras; `SAFIE_API_KEY` is the
 /// right key and `SAFIE_OLD_KEY` a revoked one.
 fn safie_config(site: &Site, systems: &str) -> Config {
-    let text = format!("{}{systems}", site.header(&repo_integrations()));
-    Config::parse(&text, &|name| match name {
-        "SAFIE_API_KEY" => Some(API_KEY.to_string()),
-        "SAFIE_OLD_KEY" => Some("sf-revoked-0000".to_string()),
-        _ => None,
-    })
-    .unwrap_or_else(|e| panic!("{e:?}"))
+    site.vendor_config(
+        systems,
+        &[
+            ("SAFIE_API_KEY", API_KEY),
+            ("SAFIE_OLD_KEY", "sf-revoked-0000"),
+        ],
+    )
 }
 
 /// One Safie account with the event definition, its camera on r1 (default 10 s pre-roll, 20 s post-roll).
@@ -188,12 +182,7 @@ async fn safie_registers_a_live_event_of_its_definition_with_the_api_key_after_w
     fake.state.busy.store(1, Ordering::SeqCst);
     let site = Site::new();
     let (daemon, mut bridge) = start_daemon(safie_config(&site, &one_camera(&fake.url))).await;
-    bridge
-        .publish(
-            &site.topic("shibuya-01", "r1"),
-            &event("void-1", "void", "r1", &tokyo(now_ms())),
-        )
-        .await;
+    publish_void(&site, &mut bridge, "void-1", "r1", &tokyo(now_ms())).await;
 
     let made = settled_bookmarks(&daemon).await.remove(0);
     assert_eq!(made["state"], "made", "{made}");
@@ -220,7 +209,7 @@ async fn safie_registers_a_live_event_of_its_definition_with_the_api_key_after_w
         assert!(r.headers.get("authorization").is_none());
         assert_eq!(r.headers["content-type"], "application/json");
         assert_eq!(
-            r.body,
+            r.json(),
             json!({"definition_id": DEFINITION}),
             "no time is sent"
         );
@@ -234,12 +223,7 @@ async fn a_late_event_on_safie_becomes_a_clip_request_of_its_window_in_the_store
     let site = Site::new();
     let (daemon, mut bridge) = start_daemon(safie_config(&site, &one_camera(&fake.url))).await;
     let at_ms = seconds_ago(120);
-    bridge
-        .publish(
-            &site.topic("shibuya-01", "r1"),
-            &event("void-2", "void", "r1", &tokyo(at_ms)),
-        )
-        .await;
+    publish_void(&site, &mut bridge, "void-2", "r1", &tokyo(at_ms)).await;
 
     let made = settled_bookmarks(&daemon).await.remove(0);
     assert_eq!(made["state"], "made", "{made}");
@@ -257,7 +241,7 @@ async fn a_late_event_on_safie_becomes_a_clip_request_of_its_window_in_the_store
         start.ends_with(".310+09:00") && start.len() == 29,
         "milliseconds and Tokyo's offset: {start}"
     );
-    assert_eq!(requests[0].body, json!({"start": start, "end": end}));
+    assert_eq!(requests[0].json(), json!({"start": start, "end": end}));
     assert_eq!(
         *fake.state.clips.lock().unwrap(),
         [(DEVICE.to_string(), start, end)]
@@ -304,33 +288,18 @@ registers = ["shibuya-01/r1"]
 "#
     );
     let (daemon, mut bridge) = start_daemon(safie_config(&site, &systems)).await;
-    bridge
-        .publish(
-            &site.topic("shibuya-01", "r1"),
-            &event("void-3", "void", "r1", &tokyo(now_ms())),
-        )
-        .await;
+    publish_void(&site, &mut bridge, "void-3", "r1", &tokyo(now_ms())).await;
 
     let bookmarks = settled_bookmarks(&daemon).await;
-    let of = |system: &str| {
-        bookmarks
-            .iter()
-            .find(|b| b["system"] == system)
-            .unwrap_or_else(|| panic!("a bookmark on {system}: {bookmarks:?}"))
-    };
-    let unset = of("safie-unset");
-    assert_eq!(unset["state"], "failed", "{unset}");
-    assert_eq!(
-        unset["last_error"],
+    // The template's undefined-variable error, not a request with a null definition.
+    assert_failed(
+        &bookmark_on(&bookmarks, "system", "safie-unset"),
         "definition safie: template error: undefined value (in <string>:1): \
          {{ options.definition_id | tojson }}",
-        "the template's undefined-variable error, not a request with a null definition"
     );
-    let old = of("safie-old");
-    assert_eq!(old["state"], "failed", "{old}");
-    assert_eq!(
-        old["last_error"],
-        "Safie create: HTTP 401 Unauthorized: Invalid API key"
+    assert_failed(
+        &bookmark_on(&bookmarks, "system", "safie-old"),
+        "Safie create: HTTP 401 Unauthorized: Invalid API key",
     );
 
     let requests = fake.requests.all();

@@ -145,11 +145,35 @@ timezone = "Asia/Tokyo"
 
     pub fn config(&self, broker: Option<&BrokerUrl>, nx_url: &str, extra: &str) -> Config {
         let text = self.config_text(broker, nx_url, extra);
-        Config::parse(&text, &|name| {
-            (name == "TEST_NX_PASSWORD").then(|| NX_PASSWORD.to_string())
-        })
-        .unwrap_or_else(|e| panic!("test config is invalid: {e:?}"))
+        parse_config(&text, &[("TEST_NX_PASSWORD", NX_PASSWORD)])
     }
+
+    /// A vendor test's config: [`Site::header`] with the repository's definitions, then `systems` (its camera
+    /// systems and cameras); `secrets` are the environment variables it may read, by name.
+    pub fn vendor_config(&self, systems: &str, secrets: &[(&str, &str)]) -> Config {
+        self.config_in(&repo_integrations(), systems, secrets)
+    }
+
+    /// Like [`Site::vendor_config`], with the definitions in `integrations`.
+    pub fn config_in(
+        &self,
+        integrations: &std::path::Path,
+        systems: &str,
+        secrets: &[(&str, &str)],
+    ) -> Config {
+        parse_config(&format!("{}{systems}", self.header(integrations)), secrets)
+    }
+}
+
+/// Parses a test config whose environment holds just `secrets` (name, value).
+pub fn parse_config(text: &str, secrets: &[(&str, &str)]) -> Config {
+    Config::parse(text, &|name| {
+        secrets
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.to_string())
+    })
+    .unwrap_or_else(|e| panic!("test config is invalid: {e:?}"))
 }
 
 pub const CAM1: &str = "0b8c3a52-6d1e-4a53-9d55-51d1b0cfa1e2";
@@ -198,6 +222,15 @@ impl Bridge {
         self.publish_bytes(topic, event.to_string().into_bytes())
             .await;
     }
+
+    /// Publishes `event` on the topic of its own store and register at `site`.
+    pub async fn publish_as_register(&mut self, site: &Site, event: &Value) {
+        let topic = site.topic(
+            event["store"].as_str().expect("a store"),
+            event["register"].as_str().expect("a register"),
+        );
+        self.publish(&topic, event).await;
+    }
 }
 
 /// Polls `check` until it returns `Some`, or panics with `what` after `timeout`.
@@ -226,6 +259,9 @@ pub async fn get_json(url: &str) -> Value {
         .await
         .expect("JSON")
 }
+
+/// The register time most tests publish at: 18:42:07.310 in Tokyo, 09:42:07.310 UTC.
+pub const AT: &str = "2026-11-21T18:42:07.310+09:00";
 
 /// An event per the contract at a fixed register time.
 pub fn event(id: &str, kind: &str, register: &str, at: &str) -> Value {
@@ -309,9 +345,18 @@ pub async fn settled_event(daemon: &Daemon, id: &str) -> Value {
     settled(daemon, Some(id)).await
 }
 
+/// The daemon's web address, `http://127.0.0.1:PORT`.
+pub fn web_base(daemon: &Daemon) -> String {
+    format!("http://{}", daemon.web_addr())
+}
+
 /// Asserts that no secret appears in anything the daemon shows: the JSON API and the pages, every event's too.
 pub async fn assert_shown_nowhere(daemon: &Daemon, secrets: &[&str]) {
-    let base = format!("http://{}", daemon.web_addr());
+    assert_shown_nowhere_at(&web_base(daemon), secrets).await
+}
+
+/// [`assert_shown_nowhere`] for the daemon whose web address is `base`.
+pub async fn assert_shown_nowhere_at(base: &str, secrets: &[&str]) {
     let mut paths: Vec<String> = ["/api/events", "/api/dead-letters", "/", "/integrations"]
         .map(String::from)
         .to_vec();
@@ -322,12 +367,7 @@ pub async fn assert_shown_nowhere(daemon: &Daemon, secrets: &[&str]) {
         paths.push(format!("/events/{seq}"));
     }
     for path in paths {
-        let text = reqwest::get(format!("{base}{path}"))
-            .await
-            .expect("GET")
-            .text()
-            .await
-            .expect("text");
+        let text = get_text(&format!("{base}{path}")).await;
         for secret in secrets {
             assert!(!text.contains(secret), "{path} shows a secret: {text}");
         }
@@ -336,15 +376,66 @@ pub async fn assert_shown_nowhere(daemon: &Daemon, secrets: &[&str]) {
 
 /// The newest event's page (`/events/{seq}`), where each bookmark's attempts are listed with their details.
 pub async fn newest_event_page(daemon: &Daemon) -> String {
-    let api = format!("http://{}/api/events", daemon.web_addr());
-    let seq = get_json(&api).await["events"][0]["seq"].clone();
-    let page = format!("http://{}/events/{seq}", daemon.web_addr());
-    reqwest::get(&page)
+    newest_event_page_at(&web_base(daemon)).await
+}
+
+/// [`newest_event_page`] of the daemon whose web address is `base`.
+pub async fn newest_event_page_at(base: &str) -> String {
+    let seq = get_json(&format!("{base}/api/events")).await["events"][0]["seq"].clone();
+    get_text(&format!("{base}/events/{seq}")).await
+}
+
+pub async fn get_text(url: &str) -> String {
+    reqwest::get(url)
         .await
-        .expect("GET the event page")
+        .expect("GET")
         .text()
         .await
-        .expect("its HTML")
+        .expect("text")
+}
+
+/// The first bookmark of the newest event, once `done` holds for it (within 10 s), from the daemon at `base`.
+pub async fn first_bookmark_when(base: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let api = format!("{base}/api/events");
+    eventually(Duration::from_secs(10), what, || {
+        let api = api.clone();
+        let done = &done;
+        async move {
+            let b = get_json(&api).await["events"][0]["bookmarks"][0].clone();
+            done(&b).then_some(b)
+        }
+    })
+    .await
+}
+
+/// Publishes `event(id, "void", register, at)` on that register's topic.
+pub async fn publish_void(site: &Site, bridge: &mut Bridge, id: &str, register: &str, at: &str) {
+    bridge
+        .publish_as_register(site, &event(id, "void", register, at))
+        .await;
+}
+
+/// Publishes a void for each `(id, register, at)`, in order.
+pub async fn publish_voids(site: &Site, bridge: &mut Bridge, voids: &[(&str, &str, &str)]) {
+    for (id, register, at) in voids {
+        publish_void(site, bridge, id, register, at).await;
+    }
+}
+
+/// The one bookmark whose `field` is `value` ("device", "system", ...).
+pub fn bookmark_on(bookmarks: &[Value], field: &str, value: &str) -> Value {
+    bookmarks
+        .iter()
+        .find(|b| b[field] == value)
+        .cloned()
+        .unwrap_or_else(|| panic!("a bookmark with {field} {value}: {bookmarks:?}"))
+}
+
+/// Asserts that a bookmark failed, and with this error.
+#[track_caller]
+pub fn assert_failed(bookmark: &Value, last_error: &str) {
+    assert_eq!(bookmark["state"], "failed", "{bookmark}");
+    assert_eq!(bookmark["last_error"], last_error, "{bookmark}");
 }
 
 /// A register time as a Tokyo register writes it in `at`: `2026-11-21T18:42:07.310+09:00`.
@@ -360,38 +451,6 @@ pub fn tokyo(ms: i64) -> String {
 /// A moment `secs` seconds ago, at .310 of its second (so a test can write the fractions it expects), in epoch ms.
 pub fn seconds_ago(secs: i64) -> i64 {
     (tillmark::clock::now_ms() - secs * 1000) / 1000 * 1000 + 310
-}
-
-/// A request a fake vendor received.
-#[derive(Clone, Debug)]
-pub struct Received {
-    /// When it arrived: epoch ms, to compare with the times in it, and the monotonic clock, for waits.
-    pub at_ms: i64,
-    pub at: std::time::Instant,
-    pub method: axum::http::Method,
-    /// The path as it came over the wire, percent-encoding and all.
-    pub path: String,
-    pub headers: axum::http::HeaderMap,
-    /// The body as JSON, `Null` when there was none or it was not JSON.
-    pub body: Value,
-}
-
-/// Every request a fake received, in order.
-#[derive(Clone, Default)]
-pub struct Recorder(std::sync::Arc<std::sync::Mutex<Vec<Received>>>);
-
-impl Recorder {
-    pub fn all(&self) -> Vec<Received> {
-        self.0.lock().unwrap().clone()
-    }
-
-    /// The calls made, in order, as `POST /path`.
-    pub fn calls(&self) -> Vec<String> {
-        self.all()
-            .into_iter()
-            .map(|r| format!("{} {}", r.method, r.path))
-            .collect()
-    }
 }
 
 /// The bookmarks of each event by the event's id, once `count` events are stored and none of their
@@ -423,109 +482,6 @@ pub async fn settled_events(
         }
     })
     .await
-}
-
-/// One request a fake vendor received.
-#[derive(Clone, Debug)]
-pub struct Seen {
-    pub at: std::time::Instant,
-    /// When, in epoch milliseconds, to compare with times the index shows.
-    pub at_ms: i64,
-    pub method: axum::http::Method,
-    pub path: String,
-    pub query: Vec<(String, String)>,
-    pub headers: axum::http::HeaderMap,
-    pub body: String,
-}
-
-impl Seen {
-    pub fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or(Value::Null)
-    }
-
-    /// The body's `application/x-www-form-urlencoded` fields, in order.
-    pub fn form(&self) -> Vec<(String, String)> {
-        url::form_urlencoded::parse(self.body.as_bytes())
-            .into_owned()
-            .collect()
-    }
-
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    pub fn query(&self, key: &str) -> Option<&str> {
-        self.query
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// Every request a fake vendor received, in order of arrival.
-#[derive(Clone, Default)]
-pub struct RequestLog(std::sync::Arc<std::sync::Mutex<Vec<Seen>>>);
-
-impl RequestLog {
-    pub fn record(
-        &self,
-        method: &axum::http::Method,
-        uri: &axum::http::Uri,
-        headers: &axum::http::HeaderMap,
-        body: &str,
-    ) {
-        self.0.lock().unwrap().push(Seen {
-            at: std::time::Instant::now(),
-            at_ms: chrono::Utc::now().timestamp_millis(),
-            method: method.clone(),
-            path: uri.path().to_string(),
-            query: url::form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes())
-                .into_owned()
-                .collect(),
-            headers: headers.clone(),
-            body: body.to_string(),
-        });
-    }
-
-    pub fn all(&self) -> Vec<Seen> {
-        self.0.lock().unwrap().clone()
-    }
-
-    /// The requests of one method to one path.
-    pub fn to(&self, method: &str, path: &str) -> Vec<Seen> {
-        self.all()
-            .into_iter()
-            .filter(|s| s.method == method && s.path == path)
-            .collect()
-    }
-}
-
-/// Serves a fake vendor like [`serve`], recording every request before the fake answers it.
-pub async fn serve_recorded(app: axum::Router) -> (String, Recorder) {
-    let recorder = Recorder::default();
-    let log = recorder.clone();
-    let app = app.layer(axum::middleware::from_fn(
-        move |req: axum::extract::Request, next: axum::middleware::Next| {
-            let log = log.clone();
-            async move {
-                let (parts, body) = req.into_parts();
-                let bytes = axum::body::to_bytes(body, 1 << 20)
-                    .await
-                    .unwrap_or_default();
-                log.0.lock().unwrap().push(Received {
-                    at_ms: tillmark::clock::now_ms(),
-                    at: std::time::Instant::now(),
-                    method: parts.method.clone(),
-                    path: parts.uri.path().to_string(),
-                    headers: parts.headers.clone(),
-                    body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-                });
-                next.run(axum::extract::Request::from_parts(parts, bytes.into()))
-                    .await
-            }
-        },
-    ));
-    (serve(app).await, recorder)
 }
 
 /// A free loopback port, for a daemon run as its own process.

@@ -15,7 +15,6 @@
 //! `{"event_type_uid", ...}` at the top level, the event GET answers the event (200) or 404 when there is none,
 //! and error bodies are `{"message": ...}`.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -28,6 +27,7 @@ use serde_json::{Value, json};
 use tillmark::config::Config;
 use tillmark::event::event_key;
 
+use crate::fakes::*;
 use crate::support::*;
 
 const API_KEY: &str = "vk-api-key-9d41c7";
@@ -52,9 +52,8 @@ struct Faults {
 #[derive(Default)]
 struct FakeVerkada {
     requests: RequestLog,
-    /// Tokens minted, in order, and those still honoured.
-    minted: Mutex<Vec<String>>,
-    live: Mutex<HashSet<String>>,
+    /// Tokens minted, and those still honoured.
+    tokens: Tokens,
     event_types: Mutex<Vec<Value>>,
     events: Mutex<Vec<Value>>,
     /// 429s answered, and until when the organisation is cooling down.
@@ -66,11 +65,11 @@ struct FakeVerkada {
 impl FakeVerkada {
     /// Ends every token early, as Verkada does when one is revoked or its 30 minutes are up.
     fn expire_tokens(&self) {
-        self.live.lock().unwrap().clear();
+        self.tokens.revoke_all();
     }
 
     fn minted(&self) -> Vec<String> {
-        self.minted.lock().unwrap().clone()
+        self.tokens.issued()
     }
 
     fn events(&self) -> Vec<Value> {
@@ -89,8 +88,9 @@ impl FakeVerkada {
     }
 }
 
-fn answer(status: StatusCode, message: &str) -> Response {
-    (status, axum::Json(json!({ "message": message }))).into_response()
+/// Verkada's error shape (assumed).
+fn refuse(status: StatusCode, message: &str) -> Response {
+    answer(status, json!({ "message": message }))
 }
 
 async fn start_fake_verkada(event_types: &[(&str, &str)]) -> (String, Arc<FakeVerkada>) {
@@ -103,7 +103,7 @@ async fn start_fake_verkada(event_types: &[(&str, &str)]) -> (String, Arc<FakeVe
     let app = axum::Router::new()
         .fallback(handle)
         .with_state(fake.clone());
-    (serve(app).await, fake)
+    (fake.requests.serve(app).await, fake)
 }
 
 async fn handle(
@@ -113,28 +113,27 @@ async fn handle(
     headers: HeaderMap,
     body: String,
 ) -> Response {
-    v.requests.record(&method, &uri, &headers, &body);
     {
         let cooling = v.cooling_until.lock().unwrap();
         if cooling.is_some_and(|until| Instant::now() < until) {
             v.rate_limited.fetch_add(1, Ordering::SeqCst);
-            return answer(StatusCode::TOO_MANY_REQUESTS, "Too many requests");
+            return refuse(StatusCode::TOO_MANY_REQUESTS, "Too many requests");
         }
     }
     if (&method, uri.path()) == (&Method::POST, TOKEN_PATH) {
         if headers.get("x-api-key").is_none_or(|k| k != API_KEY) {
-            return answer(StatusCode::UNAUTHORIZED, "Invalid API key");
+            return refuse(StatusCode::UNAUTHORIZED, "Invalid API key");
         }
-        let token = format!("vt-{}", uuid::Uuid::new_v4().simple());
-        v.minted.lock().unwrap().push(token.clone());
-        v.live.lock().unwrap().insert(token.clone());
+        let token = v
+            .tokens
+            .issue(format!("vt-{}", uuid::Uuid::new_v4().simple()));
         return axum::Json(json!({ "token": token })).into_response();
     }
     let Some(token) = headers.get("x-verkada-auth").and_then(|t| t.to_str().ok()) else {
-        return answer(StatusCode::UNAUTHORIZED, "Missing x-verkada-auth");
+        return refuse(StatusCode::UNAUTHORIZED, "Missing x-verkada-auth");
     };
-    if !v.live.lock().unwrap().contains(token) {
-        return answer(StatusCode::UNAUTHORIZED, "Token expired");
+    if !v.tokens.honours(Some(token)) {
+        return refuse(StatusCode::UNAUTHORIZED, "Token expired");
     }
     let query: Vec<(String, String)> =
         url::form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes())
@@ -162,17 +161,17 @@ async fn handle(
             });
             match found {
                 Some(e) => axum::Json(e).into_response(),
-                None => answer(StatusCode::NOT_FOUND, "Event not found"),
+                None => refuse(StatusCode::NOT_FOUND, "Event not found"),
             }
         }
-        _ => answer(StatusCode::NOT_FOUND, "Not found"),
+        _ => refuse(StatusCode::NOT_FOUND, "Not found"),
     }
 }
 
 fn create_event_type(v: &FakeVerkada, body: Value) -> Response {
     let (Some(name), Some(schema)) = (body["name"].as_str(), body["event_schema"].as_object())
     else {
-        return answer(
+        return refuse(
             StatusCode::BAD_REQUEST,
             "name and event_schema are required",
         );
@@ -182,7 +181,7 @@ fn create_event_type(v: &FakeVerkada, body: Value) -> Response {
         .values()
         .all(|k| k.as_str().is_some_and(|k| kinds.contains(&k)))
     {
-        return answer(StatusCode::BAD_REQUEST, "invalid event_schema");
+        return refuse(StatusCode::BAD_REQUEST, "invalid event_schema");
     }
     let made = json!({
         "event_type_uid": uuid::Uuid::new_v4().to_string(),
@@ -193,18 +192,11 @@ fn create_event_type(v: &FakeVerkada, body: Value) -> Response {
     axum::Json(made).into_response()
 }
 
-/// Takes one away from a fault counter; true when it was set.
-fn take(counter: &AtomicUsize) -> bool {
-    counter
-        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-        .is_ok()
-}
-
 fn create_event(v: &FakeVerkada, body: Value) -> Response {
     if take(&v.faults.rate_limit_creates) {
         *v.cooling_until.lock().unwrap() = Some(Instant::now() + COOLDOWN);
         v.rate_limited.fetch_add(1, Ordering::SeqCst);
-        return answer(StatusCode::TOO_MANY_REQUESTS, "Too many requests");
+        return refuse(StatusCode::TOO_MANY_REQUESTS, "Too many requests");
     }
     let schema = v
         .event_types
@@ -214,26 +206,26 @@ fn create_event(v: &FakeVerkada, body: Value) -> Response {
         .find(|t| t["event_type_uid"] == body["event_type_uid"])
         .map(|t| t["event_schema"].clone());
     let Some(schema) = schema else {
-        return answer(StatusCode::BAD_REQUEST, "Unknown event_type_uid");
+        return refuse(StatusCode::BAD_REQUEST, "Unknown event_type_uid");
     };
     if !body["camera_id"].is_string() {
-        return answer(StatusCode::BAD_REQUEST, "camera_id is required");
+        return refuse(StatusCode::BAD_REQUEST, "camera_id is required");
     }
     // An integer: not a string, not a float, not seconds.
     if body["time_ms"]
         .as_i64()
         .is_none_or(|ms| ms < 1_000_000_000_000)
     {
-        return answer(
+        return refuse(
             StatusCode::BAD_REQUEST,
             "time_ms must be epoch milliseconds",
         );
     }
     if !body["flagged"].is_boolean() && !body["flagged"].is_null() {
-        return answer(StatusCode::BAD_REQUEST, "flagged must be a boolean");
+        return refuse(StatusCode::BAD_REQUEST, "flagged must be a boolean");
     }
     let Some(attributes) = body["attributes"].as_object() else {
-        return answer(StatusCode::BAD_REQUEST, "attributes must be an object");
+        return refuse(StatusCode::BAD_REQUEST, "attributes must be an object");
     };
     for (key, value) in attributes {
         let fits = match schema[key].as_str() {
@@ -244,7 +236,7 @@ fn create_event(v: &FakeVerkada, body: Value) -> Response {
             _ => false,
         };
         if !fits {
-            return answer(
+            return refuse(
                 StatusCode::BAD_REQUEST,
                 &format!("attribute {key} does not fit the event type's schema"),
             );
@@ -255,7 +247,7 @@ fn create_event(v: &FakeVerkada, body: Value) -> Response {
     }
     v.events.lock().unwrap().push(body.clone());
     if take(&v.faults.store_then_fail) {
-        return answer(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error");
+        return refuse(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error");
     }
     axum::Json(body).into_response()
 }
@@ -271,8 +263,8 @@ fn tillmark_schema() -> Value {
 /// One Verkada organisation: the till camera (2.5 s slow) on r1, the door camera on r2. `options` goes under
 /// `[camera_systems.options]`.
 fn verkada_config(site: &Site, url: &str, options: &str) -> Config {
-    let text = format!(
-        r#"{header}[[camera_systems]]
+    let systems = format!(
+        r#"[[camera_systems]]
 id = "verkada"
 integration = "verkada-helix"
 url = "{url}"
@@ -290,13 +282,20 @@ system = "verkada"
 device = "{DOOR_CAM}"
 name = "Door"
 registers = ["shibuya-01/r2"]
-"#,
-        header = site.header(&repo_integrations()),
+"#
     );
-    Config::parse(&text, &|name| {
-        (name == "VERKADA_API_KEY").then(|| API_KEY.to_string())
-    })
-    .unwrap_or_else(|e| panic!("{e:?}"))
+    site.vendor_config(&systems, &[("VERKADA_API_KEY", API_KEY)])
+}
+
+/// A daemon on a fresh fake Verkada that already lists `event_types` (uid, name), with these options.
+async fn verkada_daemon(
+    event_types: &[(&str, &str)],
+    options: &str,
+) -> (Arc<FakeVerkada>, Site, tillmark::Daemon, Bridge) {
+    let (url, fake) = start_fake_verkada(event_types).await;
+    let site = Site::new();
+    let (daemon, bridge) = start_daemon(verkada_config(&site, &url, options)).await;
+    (fake, site, daemon, bridge)
 }
 
 /// The event body Verkada should receive for `event(id, "void", register, ..)` on `camera` at `time_ms`.
@@ -327,46 +326,21 @@ fn stored(fake: &FakeVerkada, id: &str) -> Vec<Value> {
         .collect()
 }
 
-async fn publish_void(site: &Site, bridge: &mut Bridge, id: &str, register: &str, at: &str) {
-    bridge
-        .publish(
-            &site.topic("shibuya-01", register),
-            &event(id, "void", register, at),
-        )
-        .await;
-}
-
 /// 18:42:07.310 in Tokyo, in epoch ms.
 const AT_0742: i64 = 1_795_254_127_310;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verkada_gets_events_at_the_moment_in_epoch_ms_on_the_cameras_clock_with_one_token_and_one_event_type()
  {
-    let (url, fake) = start_fake_verkada(&[]).await;
-    let site = Site::new();
-    let (daemon, mut bridge) = start_daemon(verkada_config(&site, &url, "")).await;
-    publish_void(
+    let (fake, site, daemon, mut bridge) = verkada_daemon(&[], "").await;
+    publish_voids(
         &site,
         &mut bridge,
-        "v-1",
-        "r1",
-        "2026-11-21T18:42:07.310+09:00",
-    )
-    .await;
-    publish_void(
-        &site,
-        &mut bridge,
-        "v-2",
-        "r2",
-        "2026-11-21T18:43:00.001+09:00",
-    )
-    .await;
-    publish_void(
-        &site,
-        &mut bridge,
-        "v-3",
-        "r1",
-        "2026-11-21T18:44:59.999+09:00",
+        &[
+            ("v-1", "r1", AT),
+            ("v-2", "r2", "2026-11-21T18:43:00.001+09:00"),
+            ("v-3", "r1", "2026-11-21T18:44:59.999+09:00"),
+        ],
     )
     .await;
 
@@ -445,28 +419,21 @@ async fn verkada_gets_events_at_the_moment_in_epoch_ms_on_the_cameras_clock_with
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_type_verkada_already_lists_under_the_configured_name_is_used_and_none_is_made() {
-    let (url, fake) = start_fake_verkada(&[
-        ("3d7e4c10-0000-4000-8000-000000000001", "tillmark POS"),
-        ("3d7e4c10-0000-4000-8000-000000000002", "Register events"),
-    ])
-    .await;
-    let site = Site::new();
-    let config = verkada_config(&site, &url, r#"event_type = "Register events""#);
-    let (daemon, mut bridge) = start_daemon(config).await;
-    publish_void(
-        &site,
-        &mut bridge,
-        "v-4",
-        "r2",
-        "2026-11-21T18:42:07.310+09:00",
+    let (fake, site, daemon, mut bridge) = verkada_daemon(
+        &[
+            ("3d7e4c10-0000-4000-8000-000000000001", "tillmark POS"),
+            ("3d7e4c10-0000-4000-8000-000000000002", "Register events"),
+        ],
+        r#"event_type = "Register events""#,
     )
     .await;
-    publish_void(
+    publish_voids(
         &site,
         &mut bridge,
-        "v-5",
-        "r2",
-        "2026-11-21T18:42:08.310+09:00",
+        &[
+            ("v-4", "r2", AT),
+            ("v-5", "r2", "2026-11-21T18:42:08.310+09:00"),
+        ],
     )
     .await;
 
@@ -493,17 +460,8 @@ async fn an_event_type_verkada_already_lists_under_the_configured_name_is_used_a
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_verkada_expired_early_is_replaced_by_a_new_one_and_the_event_is_made_once() {
-    let (url, fake) = start_fake_verkada(&[]).await;
-    let site = Site::new();
-    let (daemon, mut bridge) = start_daemon(verkada_config(&site, &url, "")).await;
-    publish_void(
-        &site,
-        &mut bridge,
-        "v-6",
-        "r2",
-        "2026-11-21T18:42:07.310+09:00",
-    )
-    .await;
+    let (fake, site, daemon, mut bridge) = verkada_daemon(&[], "").await;
+    publish_void(&site, &mut bridge, "v-6", "r2", AT).await;
     assert_eq!(settled_events(&daemon, 1).await["v-6"][0]["state"], "made");
 
     fake.expire_tokens();
@@ -551,31 +509,16 @@ async fn a_token_verkada_expired_early_is_replaced_by_a_new_one_and_the_event_is
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_429_verkada_is_left_alone_for_its_5_s_cooldown_then_the_event_is_made() {
-    let (url, fake) = start_fake_verkada(&[]).await;
+    let (fake, site, daemon, mut bridge) = verkada_daemon(&[], "").await;
     fake.faults.rate_limit_creates.store(1, Ordering::SeqCst);
-    let site = Site::new();
-    let (daemon, mut bridge) = start_daemon(verkada_config(&site, &url, "")).await;
-    publish_void(
-        &site,
-        &mut bridge,
-        "v-8",
-        "r2",
-        "2026-11-21T18:42:07.310+09:00",
-    )
-    .await;
+    publish_void(&site, &mut bridge, "v-8", "r2", AT).await;
 
     // While it waits, the index shows the 429 and when the next attempt is due.
-    let api = format!("http://{}/api/events", daemon.web_addr());
-    let waiting = eventually(Duration::from_secs(10), "the 429 in the index", || {
-        let api = api.clone();
-        async move {
-            let b = get_json(&api).await["events"][0]["bookmarks"][0].clone();
-            (b["state"] == "pending"
-                && b["last_error"]
-                    .as_str()
-                    .is_some_and(|e| e.contains("HTTP 429")))
-            .then_some(b)
-        }
+    let waiting = first_bookmark_when(&web_base(&daemon), "the 429 in the index", |b| {
+        b["state"] == "pending"
+            && b["last_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("HTTP 429"))
     })
     .await;
     let refused = fake.requests.to("POST", EVENT_PATH)[0].clone();
@@ -609,32 +552,11 @@ async fn after_a_429_verkada_is_left_alone_for_its_5_s_cooldown_then_the_event_i
     daemon.shutdown().await;
 }
 
-/// The event's page in the index, as an operator sees it.
-async fn event_page(daemon: &tillmark::Daemon) -> String {
-    let base = format!("http://{}", daemon.web_addr());
-    let seq = get_json(&format!("{base}/api/events")).await["events"][0]["seq"].clone();
-    reqwest::get(format!("{base}/events/{seq}"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_verkada_accepted_but_does_not_have_is_not_counted_until_it_is_really_there() {
-    let (url, fake) = start_fake_verkada(&[]).await;
+    let (fake, site, daemon, mut bridge) = verkada_daemon(&[], "").await;
     fake.faults.drop_creates.store(1, Ordering::SeqCst);
-    let site = Site::new();
-    let (daemon, mut bridge) = start_daemon(verkada_config(&site, &url, "")).await;
-    publish_void(
-        &site,
-        &mut bridge,
-        "v-9",
-        "r2",
-        "2026-11-21T18:42:07.310+09:00",
-    )
-    .await;
+    publish_void(&site, &mut bridge, "v-9", "r2", AT).await;
 
     let made = settled_bookmarks(&daemon).await.remove(0);
     assert_eq!(made["state"], "made", "{made}");
@@ -652,7 +574,7 @@ async fn an_event_verkada_accepted_but_does_not_have_is_not_counted_until_it_is_
         3,
         "read back (missing), looked up before trying again (missing), read back (there)"
     );
-    let page = event_page(&daemon).await;
+    let page = newest_event_page(&daemon).await;
     assert!(
         page.contains("Verkada Helix read-back: accepted (HTTP 200) but not there when read back"),
         "{page}"
@@ -663,18 +585,9 @@ async fn an_event_verkada_accepted_but_does_not_have_is_not_counted_until_it_is_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_verkada_stored_before_answering_500_is_found_by_its_natural_key_and_not_made_twice()
  {
-    let (url, fake) = start_fake_verkada(&[]).await;
+    let (fake, site, daemon, mut bridge) = verkada_daemon(&[], "").await;
     fake.faults.store_then_fail.store(1, Ordering::SeqCst);
-    let site = Site::new();
-    let (daemon, mut bridge) = start_daemon(verkada_config(&site, &url, "")).await;
-    publish_void(
-        &site,
-        &mut bridge,
-        "v-10",
-        "r1",
-        "2026-11-21T18:42:07.310+09:00",
-    )
-    .await;
+    publish_void(&site, &mut bridge, "v-10", "r1", AT).await;
 
     let made = settled_bookmarks(&daemon).await.remove(0);
     assert_eq!(made["state"], "made", "{made}");
@@ -699,7 +612,7 @@ async fn an_event_verkada_stored_before_answering_500_is_found_by_its_natural_ke
     let lookups = fake.requests.to("GET", EVENT_PATH);
     assert_eq!(lookups.len(), 1);
     assert_eq!(lookups[0].query("time_ms"), Some("1795254124810"));
-    let page = event_page(&daemon).await;
+    let page = newest_event_page(&daemon).await;
     assert!(page.contains("HTTP 500"), "{page}");
     assert!(page.contains("found from an earlier attempt"), "{page}");
     daemon.shutdown().await;
