@@ -308,3 +308,145 @@ fn test_job(config: &Config, cam: &crate::config::CameraConfig) -> store::Job {
         event,
     }
 }
+
+/// The password for `user add` or `user passwd`: one line from standard input, or a new random one that is
+/// printed once.
+fn password(from_stdin: bool) -> anyhow::Result<(String, bool)> {
+    if !from_stdin {
+        return Ok((crate::accounts::random_secret(), true));
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("reading the password from standard input")?;
+    Ok((line.trim_end_matches(['\r', '\n']).to_string(), false))
+}
+
+async fn open_store(config: &Config) -> anyhow::Result<std::sync::Arc<dyn store::Store>> {
+    store::open(&config.database.url)
+        .await
+        .with_context(|| format!("opening {}", config.database.url))
+}
+
+/// `tillmark user add`: returns what to print.
+pub async fn user_add(
+    config: &Config,
+    name: &str,
+    role: &str,
+    stores: &[String],
+    password_stdin: bool,
+) -> anyhow::Result<String> {
+    use crate::accounts::{Role, check_name, check_stores, hash_password};
+    check_name(name).map_err(anyhow::Error::msg)?;
+    let role = Role::parse(role).with_context(|| {
+        format!("\"{role}\" is not a role: use owner, manager, investigator or integrator")
+    })?;
+    let known: Vec<&str> = config.stores.iter().map(|s| s.id.as_str()).collect();
+    check_stores(role, stores, &known).map_err(anyhow::Error::msg)?;
+    let (password, made_up) = password(password_stdin)?;
+    let hash = hash_password(&password).map_err(anyhow::Error::msg)?;
+    let store = open_store(config).await?;
+    let new = crate::accounts::NewUser {
+        name: name.to_string(),
+        role,
+        stores: stores.to_vec(),
+        password_hash: hash,
+    };
+    let added = store.add_user(&new, crate::clock::now_ms()).await;
+    store.close().await;
+    let user = added?;
+    let scope = if user.stores.is_empty() {
+        String::new()
+    } else {
+        format!(" for {}", user.stores.join(", "))
+    };
+    let mut out = format!("Added {} as {}{scope}.\n", user.name, user.role);
+    if made_up {
+        out.push_str(&format!(
+            "Password (shown once; they can change it after signing in): {password}\n"
+        ));
+    }
+    Ok(out)
+}
+
+/// `tillmark user passwd`.
+pub async fn user_passwd(
+    config: &Config,
+    name: &str,
+    password_stdin: bool,
+) -> anyhow::Result<String> {
+    let (password, made_up) = password(password_stdin)?;
+    let hash = crate::accounts::hash_password(&password).map_err(anyhow::Error::msg)?;
+    let store = open_store(config).await?;
+    let set = store
+        .set_password(name, &hash, crate::clock::now_ms())
+        .await;
+    store.close().await;
+    set?;
+    Ok(if made_up {
+        format!("New password for {name} (shown once): {password}\n")
+    } else {
+        format!("Password of {name} changed.\n")
+    })
+}
+
+/// `tillmark user list`.
+pub async fn user_list(config: &Config) -> anyhow::Result<String> {
+    let store = open_store(config).await?;
+    let users = store.users().await;
+    store.close().await;
+    let users = users?;
+    if users.is_empty() {
+        return Ok(NO_USERS.to_string());
+    }
+    let mut out = String::new();
+    for u in users {
+        let stores = if u.stores.is_empty() {
+            match u.role {
+                crate::accounts::Role::Owner => "all stores".to_string(),
+                _ => "no events".to_string(),
+            }
+        } else {
+            u.stores.join(", ")
+        };
+        out.push_str(&format!(
+            "{:<24} {:<13} {stores}\n",
+            u.name,
+            u.role.as_str()
+        ));
+    }
+    Ok(out)
+}
+
+/// `tillmark user remove`.
+pub async fn user_remove(config: &Config, name: &str) -> anyhow::Result<String> {
+    let store = open_store(config).await?;
+    let removed = store.remove_user(name).await;
+    store.close().await;
+    removed?;
+    Ok(format!("Removed {name} and their API tokens.\n"))
+}
+
+/// `tillmark token create`: the token is printed once and only its digest is kept.
+pub async fn token_create(config: &Config, user: &str, label: &str) -> anyhow::Result<String> {
+    let token = crate::accounts::new_token();
+    let store = open_store(config).await?;
+    let added = store
+        .add_token(
+            user,
+            label,
+            &crate::accounts::token_digest(&token),
+            crate::clock::now_ms(),
+        )
+        .await;
+    store.close().await;
+    added?;
+    Ok(format!(
+        "API token for {user} ({label}), shown once: keep it where scripts read secrets.\n\
+         Send it as: Authorization: Bearer {token}\n"
+    ))
+}
+
+/// What to do when nobody can sign in yet.
+pub const NO_USERS: &str = "No users yet. Create the first owner with:\n  \
+    tillmark user add NAME --role owner --config FILE\n";

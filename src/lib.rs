@@ -5,6 +5,7 @@
 //! transaction) → [`delivery`] (outbox workers) → [`camera`] (vendor APIs); [`web`] reads the store.
 //! This file wires them from a [`config::Config`] and shuts them down in order.
 
+pub mod accounts;
 pub mod camera;
 pub mod cli;
 pub mod clock;
@@ -71,6 +72,9 @@ impl Daemon {
                     url: config.database.url.clone(),
                     source,
                 })?;
+        if store.users().await.is_ok_and(|u| u.is_empty()) {
+            tracing::warn!("{}", cli::NO_USERS.trim_end());
+        }
         let released =
             store
                 .release_orphaned_claims()

@@ -65,6 +65,12 @@ enum Command {
         #[arg(long, default_value_t = 50)]
         limit: i64,
     },
+    /// People who sign in to the index: add, change a password, list, remove.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Personal API tokens for scripts.
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Put failed bookmarks back in the queue, after fixing what made them fail.
     RetryFailed {
         #[command(flatten)]
@@ -72,6 +78,59 @@ enum Command {
         /// Only this camera system's.
         #[arg(long)]
         system: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Add a user. Without --password-stdin a strong password is made up and printed once.
+    Add {
+        #[command(flatten)]
+        config: ConfigArg,
+        name: String,
+        /// owner (everything, manages users), manager (their stores), investigator (their stores, cases),
+        /// integrator (camera systems and health, no events or footage).
+        #[arg(long)]
+        role: String,
+        /// The stores a manager or investigator sees, by id: --stores shibuya-01,osaka-02.
+        #[arg(long, value_delimiter = ',')]
+        stores: Vec<String>,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Set a user's password. Without --password-stdin a strong one is made up and printed once.
+    Passwd {
+        #[command(flatten)]
+        config: ConfigArg,
+        name: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List users with their roles and stores.
+    List {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Remove a user and their API tokens.
+    Remove {
+        #[command(flatten)]
+        config: ConfigArg,
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Make a personal API token for a user; it is printed once and scoped like the user.
+    Create {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The user it belongs to.
+        name: String,
+        /// What it is for, to recognise it later.
+        #[arg(long, default_value = "api")]
+        label: String,
     },
 }
 
@@ -205,6 +264,36 @@ async fn main() -> ExitCode {
             Ok(config) => tillmark::cli::dead_letters(&config, limit).await,
             Err(code) => return code,
         },
+        Command::User(command) => {
+            let (config, run) = match command {
+                UserCommand::Add {
+                    config,
+                    name,
+                    role,
+                    stores,
+                    password_stdin,
+                } => (config, Account::Add(name, role, stores, password_stdin)),
+                UserCommand::Passwd {
+                    config,
+                    name,
+                    password_stdin,
+                } => (config, Account::Passwd(name, password_stdin)),
+                UserCommand::List { config } => (config, Account::List),
+                UserCommand::Remove { config, name } => (config, Account::Remove(name)),
+            };
+            match load(&config) {
+                Ok(config) => run.apply(&config).await,
+                Err(code) => return code,
+            }
+        }
+        Command::Token(TokenCommand::Create {
+            config,
+            name,
+            label,
+        }) => match load(&config) {
+            Ok(config) => Account::Token(name, label).apply(&config).await,
+            Err(code) => return code,
+        },
         Command::RetryFailed { config, system } => match load(&config) {
             Ok(config) => tillmark::cli::retry_failed(&config, system.as_deref()).await,
             Err(code) => return code,
@@ -216,5 +305,31 @@ async fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::from(1)
         }
+    }
+}
+
+/// An account command, once its config is loaded.
+enum Account {
+    Add(String, String, Vec<String>, bool),
+    Passwd(String, bool),
+    List,
+    Remove(String),
+    Token(String, String),
+}
+
+impl Account {
+    async fn apply(self, config: &Config) -> anyhow::Result<()> {
+        use tillmark::cli;
+        let out = match self {
+            Account::Add(name, role, stores, stdin) => {
+                cli::user_add(config, &name, &role, &stores, stdin).await?
+            }
+            Account::Passwd(name, stdin) => cli::user_passwd(config, &name, stdin).await?,
+            Account::List => cli::user_list(config).await?,
+            Account::Remove(name) => cli::user_remove(config, &name).await?,
+            Account::Token(name, label) => cli::token_create(config, &name, &label).await?,
+        };
+        print!("{out}");
+        Ok(())
     }
 }

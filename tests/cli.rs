@@ -352,3 +352,164 @@ fn integrations_check_lists_good_definitions_and_every_error_in_a_broken_one_wit
         "{text}"
     );
 }
+
+/// Runs `tillmark ARGS --config tillmark.toml` in `dir` with `stdin` fed in.
+fn account_command(dir: &Path, args: &[&str], stdin: &str) -> (Option<i32>, String, String) {
+    use std::io::Write;
+    let mut child = tillmark(dir)
+        .args(args)
+        .args(["--config", "tillmark.toml"])
+        .env("NX_PASSWORD", NX_PASSWORD)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run tillmark");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn users_and_tokens_are_managed_from_the_command_line_and_no_secret_is_stored_as_typed() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "tillmark.toml", GOOD);
+    let (code, out, _) = account_command(dir.path(), &["user", "list"], "");
+    assert_eq!(code, Some(0));
+    assert_eq!(
+        out,
+        "No users yet. Create the first owner with:\n  tillmark user add NAME --role owner --config FILE\n"
+    );
+
+    let owner_pw = "owner-passphrase-1";
+    let (code, out, err) = account_command(
+        dir.path(),
+        &["user", "add", "aiko", "--role", "owner", "--password-stdin"],
+        &format!("{owner_pw}\n"),
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out, "Added aiko as owner.\n");
+
+    // No password given: a strong one is made up and shown once.
+    let (code, out, err) = account_command(
+        dir.path(),
+        &[
+            "user",
+            "add",
+            "ken",
+            "--role",
+            "investigator",
+            "--stores",
+            "shibuya-01",
+        ],
+        "",
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let made_up = out
+        .strip_prefix("Added ken as investigator for shibuya-01.\nPassword (shown once; they can change it after signing in): ")
+        .and_then(|rest| rest.strip_suffix('\n'))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert_eq!(made_up.len(), 43, "32 random bytes, URL-safe: {made_up}");
+
+    for (args, stdin, message) in [
+        (
+            vec!["user", "add", "mia", "--role", "admin", "--password-stdin"],
+            "long-enough-password\n",
+            "error: \"admin\" is not a role: use owner, manager, investigator or integrator",
+        ),
+        (
+            vec![
+                "user", "add", "mia", "--role", "manager", "--stores", "kyoto-9",
+            ],
+            "",
+            "error: not stores in the config: kyoto-9; the config has: shibuya-01",
+        ),
+        (
+            vec![
+                "user",
+                "add",
+                "mia",
+                "--role",
+                "manager",
+                "--password-stdin",
+                "--stores",
+                "shibuya-01",
+            ],
+            "short\n",
+            "error: the password is too short: use at least 12 characters",
+        ),
+        (
+            vec!["user", "add", "ken", "--role", "integrator"],
+            "",
+            "error: there is already a user \"ken\"",
+        ),
+        (
+            vec!["user", "remove", "aiko"],
+            "",
+            "error: \"aiko\" is the last owner: add another owner first, or nobody could manage users",
+        ),
+        (
+            vec!["token", "create", "nobody"],
+            "",
+            "error: there is no user \"nobody\"",
+        ),
+    ] {
+        let (code, _, err) = account_command(dir.path(), &args, stdin);
+        assert_eq!(code, Some(1), "{args:?}");
+        assert_eq!(err.trim_end(), message, "{args:?}");
+    }
+
+    let (code, out, _) = account_command(
+        dir.path(),
+        &["token", "create", "ken", "--label", "nightly export"],
+        "",
+    );
+    assert_eq!(code, Some(0));
+    let token = out
+        .lines()
+        .find_map(|l| l.strip_prefix("Send it as: Authorization: Bearer "))
+        .unwrap_or_else(|| panic!("{out}"))
+        .to_string();
+    assert!(token.starts_with("tm_"), "{token}");
+
+    let (_, out, _) = account_command(dir.path(), &["user", "list"], "");
+    assert_eq!(
+        out,
+        format!(
+            "{:<24} {:<13} all stores\n{:<24} {:<13} shibuya-01\n",
+            "aiko", "owner", "ken", "investigator"
+        )
+    );
+
+    let (code, out, _) = account_command(
+        dir.path(),
+        &["user", "passwd", "ken", "--password-stdin"],
+        "a-new-passphrase\n",
+    );
+    assert_eq!(
+        (code, out.as_str()),
+        (Some(0), "Password of ken changed.\n")
+    );
+    let (code, out, _) = account_command(dir.path(), &["user", "remove", "ken"], "");
+    assert_eq!(
+        (code, out.as_str()),
+        (Some(0), "Removed ken and their API tokens.\n")
+    );
+
+    // Neither password nor token is anywhere in the database files as typed.
+    let mut db = std::fs::read(dir.path().join("tillmark.db")).unwrap();
+    db.extend(std::fs::read(dir.path().join("tillmark.db-wal")).unwrap_or_default());
+    let db = String::from_utf8_lossy(&db);
+    for secret in [owner_pw, made_up, "a-new-passphrase", token.as_str()] {
+        assert!(!db.contains(secret), "{secret} is stored as typed");
+    }
+}

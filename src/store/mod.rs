@@ -8,11 +8,13 @@
 //! - A bookmark row is handed to one worker at a time ([`Store::claim_due`]) and remembers when an attempt may
 //!   have reached the camera system (`maybe_created`), so the next attempt looks before it creates.
 
+mod accounts;
 mod sqlite;
 
 use async_trait::async_trait;
 use serde::Serialize;
 
+pub use accounts::{AccountError, Accounts};
 pub use sqlite::SqliteStore;
 
 use crate::event::Event;
@@ -244,7 +246,7 @@ pub struct Counts {
 }
 
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: Accounts + Send + Sync + 'static {
     /// Writes a batch in one transaction and returns once it is durable, one outcome per intake, in order.
     async fn ingest(&self, batch: &[Intake], now_ms: i64)
     -> Result<Vec<IntakeOutcome>, StoreError>;

@@ -42,6 +42,14 @@ const BOOKMARK_COLUMNS: &str = "b.id, b.system, b.device, b.camera, b.moment_ms,
      b.attempts, b.next_attempt_ms, b.vendor_id, b.last_error, b.made_ms, b.made_as";
 
 impl SqliteStore {
+    pub(super) fn writer(&self) -> &SqlitePool {
+        &self.writer
+    }
+
+    pub(super) fn reader(&self) -> &SqlitePool {
+        &self.reader
+    }
+
     pub async fn open(url: &str) -> Result<SqliteStore, StoreError> {
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
