@@ -188,39 +188,149 @@ impl Site {
             },
         ];
         let now = ms("2026-11-21T10:00:00Z");
-        let outcomes = site.store.ingest(&batch, now).await.unwrap();
+        site.ingest(&batch, now).await;
+        site.deliver(now, |id, device| match (id, device) {
+            ("void-1", "cam-1") => Outcome::Made {
+                vendor_id: Some("{bm-0001}".into()),
+                detail: "created".into(),
+                made_as: None,
+            },
+            ("void-1", _) => Outcome::Failed {
+                error: CAMERA_NOT_FOUND.into(),
+            },
+            _ => Outcome::Retry {
+                at_ms: now + 5_000,
+                error: "connection refused".into(),
+                maybe_created: false,
+            },
+        })
+        .await;
+        site
+    }
+
+    /// A separate site for search: Japanese refunds (one made, one pending, twelve more without bookmarks), a
+    /// void whose bookmark failed, and a sale whose receipt holds 返 and 品 but not 返品.
+    async fn searchable() -> Site {
+        let mut site = Site::empty().await;
+        let event = |id: &str, kind: &str, at: &str, fields: Value| {
+            let mut e = payload(id, kind, "shibuya-01", "r1", at);
+            e.as_object_mut()
+                .unwrap()
+                .extend(fields.as_object().unwrap().clone());
+            e
+        };
+        let ret_1 = event(
+            "ret-1",
+            "refund",
+            "2026-11-21T18:01:00+09:00",
+            json!({ "cashier": "c101", "transaction": "T-2001", "amount": 1280, "currency": "JPY",
+                    "reason": "レシート忘れ", "lines": ["返品 ¥1,280"] }),
+        );
+        let ret_2 = event(
+            "ret-2",
+            "refund",
+            "2026-11-21T18:02:00+09:00",
+            json!({ "cashier": "c102", "transaction": "T-2002", "amount": 300, "currency": "JPY",
+                    "reason": "お客様都合による返品" }),
+        );
+        let void = event(
+            "void-1",
+            "void",
+            "2026-11-21T18:03:00+09:00",
+            json!({ "cashier": "c117", "transaction": "T-000981", "amount": 180, "currency": "JPY",
+                    "reason": "打ち間違い", "lines": ["おにぎり 鮭 ¥180"] }),
+        );
+        let sale = event(
+            "sale-1",
+            "sale",
+            "2026-11-21T18:04:00+09:00",
+            json!({ "amount": 5000, "currency": "JPY", "lines": ["返金なし", "品出し"] }),
+        );
+        let mut batch = vec![
+            intake(&ret_1, true, true, &[("cam-1", "Counter 1")]),
+            intake(&ret_2, true, true, &[("cam-1", "Counter 1")]),
+            intake(&void, true, true, &[("cam-1", "Counter 1")]),
+            intake(&sale, false, true, &[]),
+        ];
+        for i in 0..12 {
+            let bulk = event(
+                &format!("bulk-{i}"),
+                "refund",
+                &format!("2026-11-21T17:{i:02}:00+09:00"),
+                json!({ "amount": 100, "currency": "JPY", "lines": [format!("返品 ¥{i}00")] }),
+            );
+            batch.push(intake(&bulk, true, false, &[]));
+        }
+        let now = ms("2026-11-21T10:00:00Z");
+        site.ingest(&batch, now).await;
+        site.deliver(now, |id, _| match id {
+            "ret-1" => Outcome::Made {
+                vendor_id: None,
+                detail: "created".into(),
+                made_as: None,
+            },
+            "void-1" => Outcome::Failed {
+                error: CAMERA_NOT_FOUND.into(),
+            },
+            _ => Outcome::Retry {
+                at_ms: now + 5_000,
+                error: "connection refused".into(),
+                maybe_created: false,
+            },
+        })
+        .await;
+        site
+    }
+
+    async fn ingest(&mut self, batch: &[Intake], now: i64) {
+        let outcomes = self.store.ingest(batch, now).await.unwrap();
         for (item, outcome) in batch.iter().zip(outcomes) {
             if let (Intake::Event { event, .. }, IntakeOutcome::Stored { seq, .. }) =
                 (item, outcome)
             {
-                site.seqs.insert(event.id.clone(), seq);
+                self.seqs.insert(event.id.clone(), seq);
             }
         }
+    }
 
-        for job in site.store.claim_due(now, 60_000, 100, &[]).await.unwrap() {
-            let outcome = match (job.event.id.as_str(), job.bookmark.device.as_str()) {
-                ("void-1", "cam-1") => Outcome::Made {
-                    vendor_id: Some("{bm-0001}".into()),
-                    detail: "created".into(),
-                    made_as: None,
-                },
-                ("void-1", _) => Outcome::Failed {
-                    error: CAMERA_NOT_FOUND.into(),
-                },
-                _ => Outcome::Retry {
-                    at_ms: now + 5_000,
-                    error: "connection refused".into(),
-                    maybe_created: false,
-                },
-            };
+    /// Ends the first attempt of every bookmark due at `now` as `outcome(event id, device)` says.
+    async fn deliver(&self, now: i64, outcome: impl Fn(&str, &str) -> Outcome) {
+        for job in self.store.claim_due(now, 60_000, 100, &[]).await.unwrap() {
             let done = Finished {
                 bookmark_id: job.bookmark.id,
-                outcome,
+                outcome: outcome(&job.event.id, &job.bookmark.device),
                 at_ms: now + 100,
             };
-            site.store.finish(&[done]).await.unwrap();
+            self.store.finish(&[done]).await.unwrap();
         }
-        site
+    }
+
+    /// The ids of the events a page lists, in its order.
+    fn listed(&self, html: &str) -> Vec<String> {
+        row_seqs(html)
+            .into_iter()
+            .map(|seq| {
+                self.seqs
+                    .iter()
+                    .find(|(_, s)| **s == seq)
+                    .map(|(id, _)| id.clone())
+                    .unwrap_or_else(|| panic!("event {seq} was not seeded"))
+            })
+            .collect()
+    }
+
+    /// The ids of the events the API lists, and its cursor to the next page.
+    async fn api_events(&self, query: &str) -> (Vec<String>, Option<String>) {
+        let (status, _, body) = self.get(&format!("/api/events?{query}")).await;
+        assert_eq!(status, 200, "{query}: {body}");
+        let body: Value = serde_json::from_str(&body).unwrap();
+        let ids = body["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["id"].as_str().unwrap().to_string())
+            .collect();
+        (ids, body["next"].as_str().map(str::to_string))
     }
 
     fn seq(&self, id: &str) -> i64 {
@@ -290,17 +400,27 @@ async fn the_list_shows_register_time_in_the_stores_zone_and_the_amount_in_yen()
     assert!(html.contains("JST"), "the zone is named");
 }
 
-#[tokio::test]
-async fn the_list_lists_newest_first() {
-    let site = Site::filled().await;
-    let html = site.page("/").await;
-    let order: Vec<i64> = rows(&html)
+/// The sequence numbers of the events in the table, in its order.
+fn row_seqs(html: &str) -> Vec<i64> {
+    rows(html)
         .iter()
         .filter_map(|r| {
             let rest = r.split("/events/").nth(1)?;
             rest.split('"').next()?.parse().ok()
         })
-        .collect();
+        .collect()
+}
+
+/// A query string value as a form sends it.
+fn encoded(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+#[tokio::test]
+async fn the_list_lists_newest_first() {
+    let site = Site::filled().await;
+    let html = site.page("/").await;
+    let order = row_seqs(&html);
     let expected: Vec<i64> = ["osaka-1", "refund-1", "void-1", "sale-1", "drawer-1"]
         .iter()
         .map(|id| site.seq(id))
@@ -441,6 +561,10 @@ async fn no_query_string_can_make_the_list_fail() {
         "?flagged=maybe",
         "?from=%FF%FE",
         "?from=99999999999999999999",
+        "?min_amount=abc",
+        "?max_amount=1.5",
+        "?min_amount=500&max_amount=100",
+        "?state=lost",
     ] {
         let (status, _, html) = site.get(&format!("/{query}")).await;
         assert_eq!(status, 400, "{query}: {html}");
@@ -862,4 +986,158 @@ async fn cashiers_are_compared_per_100_sales_with_the_others_and_each_bar_opens_
         .page("/?store=shibuya-01&cashier=c2&type=void&from=2026-11-16T00%3A00%3A00&to=2026-11-23T00%3A00%3A00")
         .await;
     assert_eq!(rows(&list).len(), 5);
+}
+
+#[tokio::test]
+async fn searching_a_japanese_word_lists_the_events_holding_it_and_keeps_it_in_the_box() {
+    let site = Site::searchable().await;
+    let html = site.page(&format!("/?q={}", encoded("返品"))).await;
+    let listed = site.listed(&html);
+    assert_eq!(listed.len(), 14, "{listed:?}");
+    assert_eq!(listed[..2], ["ret-2", "ret-1"]);
+    assert!(listed[2..].iter().all(|id| id.starts_with("bulk-")));
+    assert!(html.contains(r#"name="q" value="返品""#), "{html}");
+    assert!(html.contains("¥1,280"));
+
+    let html = site.page(&format!("/?q={}", encoded("お客様都合"))).await;
+    assert_eq!(site.listed(&html), ["ret-2"]);
+}
+
+#[tokio::test]
+async fn a_transaction_number_or_a_cashier_typed_in_the_search_box_finds_its_event() {
+    let site = Site::searchable().await;
+    for q in ["T-000981", "t-000981", "c117", "鮭"] {
+        let html = site.page(&format!("/?q={}", encoded(q))).await;
+        assert_eq!(site.listed(&html), ["void-1"], "{q}");
+    }
+    let html = site.page("/?q=T-999999").await;
+    assert!(rows(&html).is_empty());
+    assert!(html.contains("No events match these filters."));
+}
+
+#[tokio::test]
+async fn amount_and_bookmark_state_filters_narrow_the_list_and_stay_filled_in() {
+    let site = Site::searchable().await;
+    let html = site
+        .page("/?min_amount=200&max_amount=1280&state=made")
+        .await;
+    assert_eq!(site.listed(&html), ["ret-1"]);
+    assert!(html.contains(r#"name="min_amount" value="200""#), "{html}");
+    assert!(html.contains(r#"name="max_amount" value="1280""#));
+    assert!(html.contains(r#"<option value="made" selected>"#));
+
+    let html = site.page("/?state=failed").await;
+    assert_eq!(site.listed(&html), ["void-1"]);
+    let html = site.page("/?min_amount=1000").await;
+    assert_eq!(site.listed(&html), ["sale-1", "ret-1"]);
+
+    let (listed, _) = site
+        .api_events(&format!("q={}&state=pending", encoded("返品")))
+        .await;
+    assert_eq!(listed, ["ret-2"]);
+    let (listed, _) = site
+        .api_events(&format!(
+            "q={}&flagged=true&min_amount=150&max_amount=300",
+            encoded("返品")
+        ))
+        .await;
+    assert_eq!(listed, ["ret-2"]);
+}
+
+#[tokio::test]
+async fn quotes_stars_or_near_in_a_search_never_break_the_page_or_the_api() {
+    let site = Site::searchable().await;
+    for q in [
+        "\"",
+        "返品\"",
+        "*",
+        "返品*",
+        "NEAR(",
+        "NEAR(返品 鮭, 2)",
+        "\"返品\" OR \"x\"",
+        "'",
+        "%",
+        "\\",
+        "c117 AND",
+    ] {
+        let (status, _, html) = site.get(&format!("/?q={}", encoded(q))).await;
+        assert_eq!(status, 200, "{q}: {html}");
+        let (listed, _) = site.api_events(&format!("q={}", encoded(q))).await;
+        assert!(
+            listed.is_empty(),
+            "{q} is text no receipt holds: {listed:?}"
+        );
+    }
+    // A control character is no word: nothing is searched for.
+    let (listed, _) = site.api_events("q=%00").await;
+    assert_eq!(listed.len(), 16);
+}
+
+#[tokio::test]
+async fn paging_the_api_through_a_filtered_search_returns_every_match_once() {
+    let site = Site::searchable().await;
+    let mut seen = Vec::new();
+    let mut query = format!("q={}&flagged=true&limit=5", encoded("返品"));
+    loop {
+        let (listed, next) = site.api_events(&query).await;
+        seen.extend(listed);
+        let Some(next) = next else { break };
+        query = format!("q={}&flagged=true&limit=5&before={next}", encoded("返品"));
+    }
+    let mut unique = seen.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), seen.len(), "{seen:?}");
+    assert_eq!(seen.len(), 14, "{seen:?}");
+}
+
+#[tokio::test]
+async fn the_older_events_link_keeps_the_search_amount_and_state() {
+    let site = Site::searchable().await;
+    let html = site
+        .page(&format!(
+            "/?q={}&min_amount=100&state=&limit=5",
+            encoded("返品")
+        ))
+        .await;
+    assert_eq!(rows(&html).len(), 5);
+    let older = hrefs(&html)
+        .into_iter()
+        .find(|h| h.contains("before="))
+        .expect("an older events link");
+    assert!(older.contains(&format!("q={}", encoded("返品"))), "{older}");
+    assert!(older.contains("min_amount=100"), "{older}");
+    let mut seen = site.listed(&html);
+    let mut next = Some(older);
+    while let Some(href) = next {
+        let html = site.page(&href).await;
+        seen.extend(site.listed(&html));
+        next = hrefs(&html).into_iter().find(|h| h.contains("before="));
+    }
+    assert_eq!(seen.len(), 14, "{seen:?}");
+}
+
+#[tokio::test]
+async fn the_api_answers_400_naming_the_parameter_for_a_bad_search_or_filter() {
+    let site = Site::searchable().await;
+    let long = "返".repeat(201);
+    for (query, parameter) in [
+        ("min_amount=abc", "min_amount"),
+        ("max_amount=1.5", "max_amount"),
+        ("min_amount=500&max_amount=100", "max_amount"),
+        ("state=lost", "state"),
+        ("state=MADE", "state"),
+        ("flagged=maybe", "flagged"),
+        (&*format!("q={}", encoded(&long)), "q"),
+    ] {
+        let (status, headers, body) = site.get(&format!("/api/events?{query}")).await;
+        assert_eq!(status, 400, "{query}: {body}");
+        assert_eq!(headers["content-type"], "application/json");
+        let body: Value = serde_json::from_str(&body).unwrap();
+        let error = body["error"].as_str().unwrap();
+        assert!(
+            error.starts_with(&format!("{parameter}: ")),
+            "{query}: {error}"
+        );
+    }
 }

@@ -10,6 +10,8 @@
 
 mod accounts;
 mod sqlite;
+#[cfg(test)]
+mod tests;
 
 use async_trait::async_trait;
 use serde::Serialize;
@@ -169,6 +171,15 @@ pub struct EventQuery {
     pub from_ms: Option<i64>,
     pub to_ms: Option<i64>,
     pub flagged_only: bool,
+    /// Words to find in receipt lines, reason, transaction number or cashier: every word ([`search_words`])
+    /// must occur in one of them, as a substring, ignoring ASCII case.
+    pub search: Option<String>,
+    /// Amount bounds, both inclusive, in the currency's minor unit as stored. An event without an amount
+    /// passes no bound.
+    pub min_amount: Option<i64>,
+    pub max_amount: Option<i64>,
+    /// Only events with at least one bookmark in this state.
+    pub bookmark_state: Option<BookmarkState>,
     /// Only events older than this one (by time, then sequence): the next page.
     pub before: Option<(i64, i64)>,
     pub limit: i64,
@@ -185,6 +196,14 @@ pub struct RegisterActivity<'a> {
     pub limit: i64,
     /// The newest `limit` (still returned oldest first): what came just before a span.
     pub newest_first: bool,
+}
+
+/// The words of a search: split on whitespace (the ideographic space a Japanese keyboard types too) and on
+/// control characters, which no receipt line is searched for and which would only confuse a query parser.
+pub fn search_words(search: &str) -> impl Iterator<Item = &str> {
+    search
+        .split(|c: char| c.is_whitespace() || c.is_control())
+        .filter(|w| !w.is_empty())
 }
 
 /// A bookmark handed to a worker, with its event.

@@ -11,7 +11,7 @@ use super::AppState;
 use super::error::ApiError;
 use super::view::{event_view, iso_utc};
 use crate::event::EventType;
-use crate::store::EventQuery;
+use crate::store::{BookmarkState, EventQuery};
 
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct EventParams {
@@ -23,9 +23,19 @@ pub struct EventParams {
     pub from: Option<String>,
     pub to: Option<String>,
     pub flagged: Option<String>,
+    /// Words to search for in receipt lines, reason, transaction and cashier.
+    pub q: Option<String>,
+    pub min_amount: Option<String>,
+    pub max_amount: Option<String>,
+    /// Only events with a bookmark in this state: `pending`, `made` or `failed`.
+    pub state: Option<String>,
     pub limit: Option<String>,
     pub before: Option<String>,
 }
+
+/// The longest search accepted, in characters: longer than any receipt line is worth typing, short enough that
+/// one request cannot make a query of thousands of terms.
+const SEARCH_MAX_CHARS: usize = 200;
 
 pub(super) fn non_empty(v: &Option<String>) -> Option<String> {
     v.as_deref()
@@ -68,6 +78,32 @@ impl EventParams {
             None => 100,
         };
         let flagged_only = parse_flagged(&self.flagged)?;
+        let search = non_empty(&self.q);
+        if let Some(q) = &search
+            && q.chars().count() > SEARCH_MAX_CHARS
+        {
+            return Err(ApiError::bad_request(format!(
+                "q: the search is {} characters long; at most {SEARCH_MAX_CHARS} are searched",
+                q.chars().count()
+            )));
+        }
+        let min_amount = parse_amount("min_amount", &self.min_amount)?;
+        let max_amount = parse_amount("max_amount", &self.max_amount)?;
+        if let (Some(min), Some(max)) = (min_amount, max_amount)
+            && min > max
+        {
+            return Err(ApiError::bad_request(format!(
+                "max_amount: {max} is less than min_amount {min}, so no event could match"
+            )));
+        }
+        let bookmark_state = match non_empty(&self.state) {
+            Some(s) => Some(BookmarkState::parse(&s).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "state: unknown bookmark state \"{s}\"; expected pending, made or failed"
+                ))
+            })?),
+            None => None,
+        };
         let before = match non_empty(&self.before) {
             Some(cursor) => Some(parse_cursor(&cursor)?),
             None => None,
@@ -84,6 +120,10 @@ impl EventParams {
                 .map(|t| parse_bound("to", &t))
                 .transpose()?,
             flagged_only,
+            search,
+            min_amount,
+            max_amount,
+            bookmark_state,
             before,
             limit,
         })
@@ -99,6 +139,19 @@ pub(super) fn parse_flagged(v: &Option<String>) -> Result<bool, ApiError> {
             "flagged: \"{other}\" must be true or false"
         ))),
     }
+}
+
+/// An amount bound: a whole number in the currency's minor unit (yen, cents), as events carry it.
+fn parse_amount(name: &str, v: &Option<String>) -> Result<Option<i64>, ApiError> {
+    non_empty(v)
+        .map(|text| {
+            text.parse::<i64>().map_err(|_| {
+                ApiError::bad_request(format!(
+                    "{name}: \"{text}\" is not a whole number; amounts are in the currency's minor unit (yen, cents)"
+                ))
+            })
+        })
+        .transpose()
 }
 
 /// The cursor of the next page: `<at_ms>.<seq>` of the last event shown.

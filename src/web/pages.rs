@@ -5,8 +5,8 @@
 //! Everything a register sends is untrusted text: templates are auto-escaped and pages carry a Content-Security-
 //! Policy that allows no script at all. The words a person reads live in the templates, so a translation swaps
 //! templates only; this module hands them data: times already in the right zone, amounts already formatted.
-//! Still in Rust: the API's own filter messages (type, limit, cursor), footage link labels from the camera
-//! module, skew units, and the plain-text answer when a template itself fails.
+//! Still in Rust: the API's own filter messages (type, amount, state, search length, limit, cursor), footage
+//! link labels from the camera module, skew units, and the plain-text answer when a template itself fails.
 
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -358,6 +358,10 @@ struct Form {
     from: String,
     to: String,
     flagged: bool,
+    q: String,
+    min_amount: String,
+    max_amount: String,
+    state: String,
     limit: String,
 }
 
@@ -406,6 +410,10 @@ fn list_href(params: &EventParams, before: Option<&str>) -> String {
         ("from", &params.from),
         ("to", &params.to),
         ("flagged", &params.flagged),
+        ("q", &params.q),
+        ("min_amount", &params.min_amount),
+        ("max_amount", &params.max_amount),
+        ("state", &params.state),
         ("limit", &params.limit),
     ];
     for (name, value) in fields {
@@ -481,6 +489,10 @@ pub async fn events(
         to: shown(&to, &params.to),
         // An unreadable value leaves the box unticked; to_query reports it.
         flagged: parse_flagged(&params.flagged).unwrap_or(false),
+        q: params.q.clone().unwrap_or_default(),
+        min_amount: params.min_amount.clone().unwrap_or_default(),
+        max_amount: params.max_amount.clone().unwrap_or_default(),
+        state: params.state.clone().unwrap_or_default(),
         limit: params.limit.clone().unwrap_or_default(),
     };
     let mut as_ms = |bound: Result<Option<i64>, Problem>| match bound {

@@ -1,0 +1,432 @@
+//! How fast the event list answers its searches and filters on a big store file.
+//!
+//! `cargo bench --bench search` fills a SQLite file with 1,000,000 events (`TILLMARK_BENCH_EVENTS=100000` for a
+//! quick run): eight stores, four registers each, forty cashiers, half the stores printing Japanese receipts and
+//! half English ones, about a third of the events flagged, each flagged one with a bookmark (most made, some
+//! pending, a few failed), and some events arriving late, out of time order. Rows go in with sqlx directly, in
+//! transactions of 20,000, 100 to a statement, with `synchronous = OFF`, so the fill measures the schema (indexes and the search
+//! triggers) rather than the durability of ingest; `cargo bench --bench pipeline` measures that. The queries then
+//! run through the store the daemon uses, `Store::events`, as the API and the pages call it. Prints figures;
+//! asserts nothing.
+
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::json;
+use sqlx::{Connection, QueryBuilder, Sqlite};
+use tillmark::store::{BookmarkState, EventQuery, SqliteStore, Store};
+
+const PAGE: i64 = 50;
+const RUNS: usize = 30;
+/// 2026-01-01T00:00:00Z: the first event; the rest follow over about half a year.
+const START_MS: i64 = 1_767_225_600_000;
+const SPAN_MS: i64 = 180 * 24 * 3_600_000;
+const BATCH: usize = 20_000;
+/// 100 rows of 19 columns stay well under SQLite's 32,766 bound parameters.
+const ROWS_PER_STATEMENT: usize = 100;
+
+const STORES: [(&str, bool); 8] = [
+    ("shibuya-01", true),
+    ("shinjuku-02", true),
+    ("ikebukuro-03", true),
+    ("umeda-04", true),
+    ("seattle-01", false),
+    ("portland-02", false),
+    ("denver-03", false),
+    ("austin-04", false),
+];
+
+const JA_ITEMS: [(&str, i64); 9] = [
+    ("おにぎり 鮭", 180),
+    ("おにぎり 梅", 150),
+    ("緑茶 500ml", 150),
+    ("からあげ弁当", 550),
+    ("サンドイッチ たまご", 320),
+    ("ホットコーヒー M", 180),
+    ("レジ袋", 3),
+    ("週刊誌", 450),
+    ("ワイン 赤 750ml", 2_980),
+];
+const EN_ITEMS: [(&str, i64); 7] = [
+    ("COFFEE 12OZ", 350),
+    ("BAGEL PLAIN", 225),
+    ("TURKEY SANDWICH", 895),
+    ("BOTTLED WATER", 199),
+    ("GUM MINT", 149),
+    ("NEWSPAPER", 300),
+    ("WINE RED 750ML", 2_499),
+];
+
+/// Type, share in a thousand, flagged; flagged ones make up a third.
+const TYPES: [(&str, u32, bool); 11] = [
+    ("sale", 560, false),
+    ("void", 60, true),
+    ("item_void", 90, true),
+    ("refund", 70, true),
+    ("correction", 40, true),
+    ("no_sale", 30, true),
+    ("drawer_open", 30, true),
+    ("paid_out", 13, true),
+    ("drawer_close", 50, false),
+    ("discount", 37, false),
+    ("sign_on", 20, false),
+];
+
+fn pick_type(rng: &mut StdRng) -> (&'static str, bool) {
+    let mut roll = rng.random_range(0..1000);
+    for (kind, share, flagged) in TYPES {
+        if roll < share {
+            return (kind, flagged);
+        }
+        roll -= share;
+    }
+    ("sale", false)
+}
+
+fn reason(rng: &mut StdRng, kind: &str, japanese: bool) -> Option<&'static str> {
+    let choices: &[&str] = match (kind, japanese) {
+        ("refund", true) => &["お客様都合による返品", "商品不良のため返品", "レシート忘れ"],
+        ("refund", false) => &["customer changed mind", "damaged item", "wrong size"],
+        ("void" | "item_void", true) => &["打ち間違い", "取消", "お客様都合"],
+        ("void" | "item_void", false) => &["keyed in error", "customer changed mind"],
+        ("correction", true) => &["価格訂正", "数量訂正"],
+        ("correction", false) => &["price override", "quantity fix"],
+        _ => return None,
+    };
+    Some(choices[rng.random_range(0..choices.len())])
+}
+
+/// One event's columns, as ingest would write them.
+struct Row {
+    store: &'static str,
+    id: String,
+    kind: &'static str,
+    at: String,
+    at_ms: i64,
+    register: String,
+    cashier: String,
+    txn: String,
+    amount: i64,
+    currency: &'static str,
+    reason: Option<&'static str>,
+    lines: String,
+    raw: String,
+    flagged: bool,
+}
+
+fn row(rng: &mut StdRng, i: usize, n: usize) -> Row {
+    let store_no = rng.random_range(0..STORES.len());
+    let (store, japanese) = STORES[store_no];
+    let (kind, flagged) = pick_type(rng);
+    // One in fifty arrives up to an hour late, after newer events: seq order is not time order.
+    let late = if rng.random_ratio(1, 50) {
+        rng.random_range(0..3_600_000)
+    } else {
+        0
+    };
+    let at_ms = START_MS + (i as i64 * SPAN_MS / n as i64) - late;
+    let (items, currency): (&[(&str, i64)], _) = if japanese {
+        (&JA_ITEMS, "JPY")
+    } else {
+        (&EN_ITEMS, "USD")
+    };
+    let mut lines = Vec::new();
+    let mut amount = 0;
+    for _ in 0..rng.random_range(1..5) {
+        let (name, price) = items[rng.random_range(0..items.len())];
+        amount += price;
+        lines.push(if japanese {
+            format!("{name:<16} ¥{price}")
+        } else {
+            format!("{name:<20} {}.{:02}", price / 100, price % 100)
+        });
+    }
+    match (kind, japanese) {
+        ("refund", true) => lines.insert(0, format!("返品 ¥{amount}")),
+        ("refund", false) => lines.insert(0, format!("RETURN {amount}")),
+        ("void", true) => lines.push("*** 取消 ***".into()),
+        ("void", false) => lines.push("*** VOID ***".into()),
+        _ => {}
+    }
+    let cashier = format!("c{}", 100 + store_no * 5 + rng.random_range(0..5));
+    let register = format!("r{}", rng.random_range(1..5));
+    let txn = format!("T-{i:07}");
+    let reason = reason(rng, kind, japanese);
+    let at = chrono::DateTime::from_timestamp_millis(at_ms)
+        .unwrap()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let id = format!("{store}-{i}");
+    let raw = json!({
+        "id": id, "type": kind, "at": at, "store": store, "register": register, "cashier": cashier,
+        "transaction": txn, "amount": amount, "currency": currency, "reason": reason, "lines": lines,
+    })
+    .to_string();
+    Row {
+        store,
+        id,
+        kind,
+        at,
+        at_ms,
+        register,
+        cashier,
+        txn,
+        amount,
+        currency,
+        reason,
+        lines: serde_json::to_string(&lines).unwrap(),
+        raw,
+        flagged,
+    }
+}
+
+/// Fills the file through its own connection; returns how long that took. The table starts empty, so event
+/// `i` gets seq `i + 1`, and both tables take many rows per statement.
+async fn fill(url: &str, n: usize) -> Duration {
+    let started = Instant::now();
+    let mut conn = sqlx::SqliteConnection::connect(url).await.unwrap();
+    sqlx::query("PRAGMA synchronous = OFF")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let mut rng = StdRng::seed_from_u64(7);
+    let mut i = 0;
+    while i < n {
+        let mut tx = conn.begin().await.unwrap();
+        let end = (i + BATCH).min(n);
+        while i < end {
+            let rows: Vec<(i64, Row)> = (i..(i + ROWS_PER_STATEMENT).min(end))
+                .map(|i| (i as i64 + 1, row(&mut rng, i, n)))
+                .collect();
+            i += rows.len();
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO events (seq, store, id, event_key, type, at, at_ms, received_ms, register, cashier, \
+                 txn, amount, currency, reason, lines, raw, topic, flagged, mapped) ",
+            );
+            q.push_values(&rows, |mut b, (seq, r)| {
+                b.push_bind(seq)
+                    .push_bind(r.store)
+                    .push_bind(&r.id)
+                    .push_bind(tillmark::event::event_key(r.store, &r.id))
+                    .push_bind(r.kind)
+                    .push_bind(&r.at)
+                    .push_bind(r.at_ms)
+                    .push_bind(r.at_ms + 800)
+                    .push_bind(&r.register)
+                    .push_bind(&r.cashier)
+                    .push_bind(&r.txn)
+                    .push_bind(r.amount)
+                    .push_bind(r.currency)
+                    .push_bind(r.reason)
+                    .push_bind(&r.lines)
+                    .push_bind(&r.raw)
+                    .push_bind(format!("pos/{}/{}/events", r.store, r.register))
+                    .push_bind(r.flagged)
+                    .push_bind(true);
+            });
+            q.build().execute(&mut *tx).await.unwrap();
+            let flagged: Vec<_> = rows.iter().filter(|(_, r)| r.flagged).collect();
+            if flagged.is_empty() {
+                continue;
+            }
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO bookmarks (event_seq, system, device, camera, moment_ms, start_ms, duration_ms, \
+                 state, attempts, next_attempt_ms, created_ms, updated_ms) ",
+            );
+            q.push_values(flagged, |mut b, (seq, r)| {
+                // Most made; a backlog of pending ones; a few failed for good.
+                let state = match rng.random_range(0..100) {
+                    0..2 => "failed",
+                    2..6 => "pending",
+                    _ => "made",
+                };
+                b.push_bind(seq)
+                    .push_bind("nvr")
+                    .push_bind(format!("{}-{}", r.store, r.register))
+                    .push_bind(&r.register)
+                    .push_bind(r.at_ms)
+                    .push_bind(r.at_ms - 10_000)
+                    .push_bind(30_000)
+                    .push_bind(state)
+                    .push_bind(1)
+                    .push_bind(r.at_ms)
+                    .push_bind(r.at_ms)
+                    .push_bind(r.at_ms);
+            });
+            q.build().execute(&mut *tx).await.unwrap();
+        }
+        tx.commit().await.unwrap();
+    }
+    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    started.elapsed()
+}
+
+/// Median and 95th percentile of `runs` answers to the query `make(run)` builds, and how many events the last
+/// one listed.
+async fn measure(
+    store: &SqliteStore,
+    label: &str,
+    runs: usize,
+    make: impl Fn(usize) -> EventQuery,
+) {
+    let mut times = Vec::with_capacity(runs);
+    let mut listed = 0;
+    // One run first, not counted: the first touch of a cold page cache is not what a person waits for twice.
+    store.events(&make(runs)).await.unwrap();
+    for run in 0..runs {
+        let query = make(run);
+        let started = Instant::now();
+        listed = store.events(&query).await.unwrap().len();
+        times.push(started.elapsed());
+    }
+    times.sort_unstable();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "  {label:<44} p50 {:>8.2} ms   p95 {:>8.2} ms   ({listed} listed)",
+        ms(times[runs / 2]),
+        ms(times[(runs - 1) * 95 / 100])
+    );
+}
+
+/// The cursor after `pages` pages of `query`, walked as the "older events" link walks them.
+async fn cursor_after(store: &SqliteStore, query: &EventQuery, pages: usize) -> Option<(i64, i64)> {
+    let mut before = None;
+    for _ in 0..pages {
+        let page = store
+            .events(&EventQuery {
+                before,
+                ..query.clone()
+            })
+            .await
+            .unwrap();
+        let last = page.last()?;
+        before = Some((last.at_ms, last.seq));
+    }
+    before
+}
+
+#[tokio::main]
+async fn main() {
+    let n: usize = std::env::var("TILLMARK_BENCH_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    // TILLMARK_BENCH_DB keeps the filled file there and reuses it on the next run, to try queries without
+    // waiting for a fill; otherwise it lives in a temporary folder.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = std::env::var_os("TILLMARK_BENCH_DB")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| dir.path().join("search.db"));
+    let url = format!("sqlite://{}", path.display());
+    println!("search benchmark: SQLite (WAL), pages of {PAGE}");
+    if path.exists() {
+        println!("  reusing {}", path.display());
+    } else {
+        // Opening runs the migrations: the schema under test.
+        SqliteStore::open(&url).await.unwrap().close().await;
+        let fill_time = fill(&url, n).await;
+        println!(
+            "  filled with {n} events in {:.1} s ({:.0} events/s, search index kept by triggers)",
+            fill_time.as_secs_f64(),
+            n as f64 / fill_time.as_secs_f64()
+        );
+    }
+    let store = SqliteStore::open(&url).await.unwrap();
+    let events = store.counts().await.unwrap().events;
+    let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    println!(
+        "  database size: {:.0} MiB for {events} events ({:.0} bytes each)",
+        size as f64 / 1_048_576.0,
+        size as f64 / events as f64
+    );
+    let page = EventQuery {
+        limit: PAGE,
+        ..EventQuery::default()
+    };
+    let search = |text: &str| EventQuery {
+        search: Some(text.into()),
+        ..page.clone()
+    };
+    let day_ms = 24 * 3_600_000;
+    measure(&store, "first page, no filter", RUNS, |_| page.clone()).await;
+    measure(&store, "q=返品 (two characters: LIKE)", RUNS, |_| {
+        search("返品")
+    })
+    .await;
+    measure(
+        &store,
+        "q=お客様都合 (trigram index, common)",
+        RUNS,
+        |_| search("お客様都合"),
+    )
+    .await;
+    measure(
+        &store,
+        "q=<transaction number> (trigram index)",
+        RUNS,
+        |run| search(&format!("T-{:07}", run * 7919 % n)),
+    )
+    .await;
+    measure(&store, "cashier + one day", RUNS, |run| EventQuery {
+        cashier: Some(format!("c{}", 100 + run % 40)),
+        from_ms: Some(START_MS + (run as i64 % 150) * day_ms),
+        to_ms: Some(START_MS + (run as i64 % 150 + 1) * day_ms),
+        ..page.clone()
+    })
+    .await;
+    for (min, max) in [(1_000, 2_000), (5_000, 6_000)] {
+        measure(&store, &format!("amount {min} to {max}"), RUNS, |_| {
+            EventQuery {
+                min_amount: Some(min),
+                max_amount: Some(max),
+                ..page.clone()
+            }
+        })
+        .await;
+    }
+    measure(&store, "state=failed", RUNS, |_| EventQuery {
+        bookmark_state: Some(BookmarkState::Failed),
+        ..page.clone()
+    })
+    .await;
+    measure(
+        &store,
+        "q=返品 + store + flagged + state=made",
+        RUNS,
+        |_| EventQuery {
+            store: Some("umeda-04".into()),
+            flagged_only: true,
+            bookmark_state: Some(BookmarkState::Made),
+            ..search("返品")
+        },
+    )
+    .await;
+    for (label, query) in [
+        ("page 50 via cursor, no filter", page.clone()),
+        ("page 50 via cursor, q=返品", search("返品")),
+        (
+            "page 50 via cursor, state=failed",
+            EventQuery {
+                bookmark_state: Some(BookmarkState::Failed),
+                ..page.clone()
+            },
+        ),
+    ] {
+        let before = cursor_after(&store, &query, 49).await;
+        measure(&store, label, RUNS, |_| EventQuery {
+            before,
+            ..query.clone()
+        })
+        .await;
+    }
+    // The worst case: a short word nothing holds is looked for in every event.
+    measure(&store, "q=該当 (two characters, no match)", 5, |_| {
+        search("該当")
+    })
+    .await;
+    store.close().await;
+}

@@ -1,0 +1,483 @@
+//! The event list's search and filters against a real SQLite file: what a person searching for a receipt finds.
+
+use std::collections::{BTreeSet, HashMap};
+
+use serde_json::{Value, json};
+
+use super::*;
+
+const NOW_MS: i64 = 1_800_000_000_000;
+
+/// A store on a temporary file, and the sequence numbers of what was put in it, by event id.
+struct Seeded {
+    store: SqliteStore,
+    ids: HashMap<i64, String>,
+    _dir: tempfile::TempDir,
+}
+
+fn url(dir: &tempfile::TempDir) -> String {
+    format!("sqlite://{}", dir.path().join("t.db").display())
+}
+
+/// An event as a register would send it; `minute` orders them in time.
+fn event(id: &str, kind: &str, minute: i64, fields: Value) -> Value {
+    let at = chrono::DateTime::from_timestamp_millis(NOW_MS + minute * 60_000)
+        .unwrap()
+        .to_rfc3339();
+    let mut e =
+        json!({ "id": id, "type": kind, "at": at, "store": "shibuya-01", "register": "r1" });
+    e.as_object_mut()
+        .unwrap()
+        .extend(fields.as_object().unwrap().clone());
+    e
+}
+
+/// Stores the events, each with one bookmark per camera named in `cameras[id]`.
+async fn seed(events: &[Value], cameras: &[(&str, &[&str])]) -> Seeded {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&url(&dir)).await.unwrap();
+    let batch: Vec<Intake> = events
+        .iter()
+        .map(|payload| {
+            let parsed = crate::event::parse(payload.to_string().as_bytes());
+            let event = parsed.result.expect("a valid test event");
+            let bookmarks = cameras
+                .iter()
+                .filter(|(id, _)| *id == event.id)
+                .flat_map(|(_, devices)| devices.iter())
+                .map(|device| NewBookmark {
+                    system: "nvr".into(),
+                    device: (*device).into(),
+                    camera: (*device).into(),
+                    moment_ms: event.at_ms(),
+                    start_ms: event.at_ms() - 10_000,
+                    duration_ms: 30_000,
+                })
+                .collect();
+            Intake::Event {
+                topic: "pos/shibuya-01/r1/events".into(),
+                received_ms: event.at_ms(),
+                raw: parsed.raw,
+                flagged: event.kind.bookmarked_by_default(),
+                mapped: true,
+                bookmarks,
+                event: Box::new(event),
+            }
+        })
+        .collect();
+    let mut ids = HashMap::new();
+    for (outcome, payload) in store
+        .ingest(&batch, NOW_MS)
+        .await
+        .unwrap()
+        .iter()
+        .zip(events)
+    {
+        let IntakeOutcome::Stored { seq, .. } = outcome else {
+            panic!("{payload} was not stored: {outcome:?}");
+        };
+        ids.insert(*seq, payload["id"].as_str().unwrap().to_string());
+    }
+    Seeded {
+        store,
+        ids,
+        _dir: dir,
+    }
+}
+
+impl Seeded {
+    /// The ids of the events the query lists, in the list's order.
+    async fn list(&self, query: EventQuery) -> Vec<String> {
+        let query = EventQuery {
+            limit: 1000,
+            ..query
+        };
+        self.store
+            .events(&query)
+            .await
+            .unwrap_or_else(|e| panic!("{query:?} failed: {e}"))
+            .iter()
+            .map(|e| self.ids[&e.seq].clone())
+            .collect()
+    }
+
+    async fn search(&self, text: &str) -> Vec<String> {
+        self.list(EventQuery {
+            search: Some(text.into()),
+            ..EventQuery::default()
+        })
+        .await
+    }
+
+    /// Ends every bookmark's first attempt: made on `cam-made`, failed on `cam-failed`, retried elsewhere.
+    async fn deliver(&self) {
+        for job in self
+            .store
+            .claim_due(NOW_MS, 60_000, 100, &[])
+            .await
+            .unwrap()
+        {
+            let outcome = match job.bookmark.device.as_str() {
+                "cam-made" => Outcome::Made {
+                    vendor_id: None,
+                    detail: "created".into(),
+                    made_as: None,
+                },
+                "cam-failed" => Outcome::Failed {
+                    error: "unknown camera".into(),
+                },
+                _ => Outcome::Retry {
+                    at_ms: NOW_MS + 5_000,
+                    error: "connection refused".into(),
+                    maybe_created: false,
+                },
+            };
+            let done = Finished {
+                bookmark_id: job.bookmark.id,
+                outcome,
+                at_ms: NOW_MS,
+            };
+            self.store.finish(&[done]).await.unwrap();
+        }
+    }
+}
+
+/// A morning at a Tokyo convenience store, newest last.
+async fn shop() -> Seeded {
+    let events = [
+        event(
+            "ret-1",
+            "refund",
+            1,
+            json!({ "cashier": "c101", "transaction": "T-1001", "amount": 1280, "currency": "JPY",
+                    "reason": "レシート忘れ", "lines": ["返品 ¥1,280", "おにぎり 鮭"] }),
+        ),
+        event(
+            "ret-2",
+            "refund",
+            2,
+            json!({ "cashier": "c102", "transaction": "T-1002", "amount": 150, "currency": "JPY",
+                    "reason": "お客様都合による返品", "lines": ["緑茶 500ml ¥150"] }),
+        ),
+        event(
+            "void-1",
+            "void",
+            3,
+            json!({ "cashier": "c117", "transaction": "T-000981", "amount": 180, "currency": "JPY",
+                    "reason": "customer changed mind", "lines": ["ONIGIRI SALMON      180", "*** VOID ***"] }),
+        ),
+        // 返 and 品, but never side by side.
+        event(
+            "sale-1",
+            "sale",
+            4,
+            json!({ "cashier": "c101", "lines": ["返金なし", "品出し"] }),
+        ),
+        event(
+            "sale-2",
+            "sale",
+            5,
+            json!({ "cashier": "c2", "lines": ["12\" PIZZA 100% OFF_ITEM"] }),
+        ),
+        event(
+            "corr-1",
+            "correction",
+            6,
+            json!({ "cashier": "c101", "amount": -100, "currency": "JPY", "reason": "価格訂正",
+                    "lines": ["値引 ¥-100"] }),
+        ),
+    ];
+    let seeded = seed(
+        &events,
+        &[
+            ("ret-1", &["cam-made", "cam-failed"]),
+            ("ret-2", &["cam-offline"]),
+            ("void-1", &["cam-made"]),
+        ],
+    )
+    .await;
+    seeded.deliver().await;
+    seeded
+}
+
+#[tokio::test]
+async fn a_two_character_japanese_word_finds_the_receipt_line_and_the_reason_holding_it_and_nothing_else()
+ {
+    let shop = shop().await;
+    assert_eq!(shop.search("返品").await, ["ret-2", "ret-1"]);
+    assert_eq!(shop.search("鮭").await, ["ret-1"]);
+}
+
+#[tokio::test]
+async fn a_longer_japanese_phrase_is_found_anywhere_inside_a_reason() {
+    let shop = shop().await;
+    assert_eq!(shop.search("お客様").await, ["ret-2"]);
+    assert_eq!(shop.search("都合による返品").await, ["ret-2"]);
+    assert_eq!(shop.search("返金なし").await, ["sale-1"]);
+    assert!(shop.search("返品なし").await.is_empty());
+}
+
+#[tokio::test]
+async fn a_transaction_number_and_a_cashier_id_are_found_in_any_case() {
+    let shop = shop().await;
+    assert_eq!(shop.search("T-000981").await, ["void-1"]);
+    assert_eq!(shop.search("t-000981").await, ["void-1"]);
+    assert_eq!(shop.search("c117").await, ["void-1"]);
+    assert_eq!(shop.search("c2").await, ["sale-2"]);
+    assert_eq!(shop.search("onigiri").await, ["void-1"]);
+}
+
+#[tokio::test]
+async fn every_word_of_a_search_must_appear_whatever_its_length() {
+    let shop = shop().await;
+    assert_eq!(shop.search("返品 鮭").await, ["ret-1"]);
+    assert_eq!(shop.search("返品\u{3000}T-1002").await, ["ret-2"]);
+    assert_eq!(shop.search("SALMON 180").await, ["void-1"]);
+    assert!(shop.search("SALMON 鮭").await.is_empty());
+}
+
+#[tokio::test]
+async fn quotes_stars_and_query_syntax_in_a_search_are_plain_text() {
+    let shop = shop().await;
+    assert_eq!(shop.search("12\"").await, ["sale-2"]);
+    assert_eq!(shop.search("\"").await, ["sale-2"]);
+    assert_eq!(shop.search("100%").await, ["sale-2"]);
+    assert_eq!(shop.search("%").await, ["sale-2"]);
+    assert_eq!(shop.search("_").await, ["sale-2"]);
+    assert_eq!(shop.search("***").await, ["void-1"]);
+    assert_eq!(shop.search("*").await, ["void-1"]);
+    // A comma is in one receipt line, not in the JSON array every event's lines are stored as.
+    assert_eq!(shop.search(",").await, ["ret-1"]);
+    // Not a prefix query, not a column filter, not an operator.
+    assert!(shop.search("c11*").await.is_empty());
+    assert!(shop.search("cashier:c117").await.is_empty());
+    for text in [
+        "NEAR(",
+        "NEAR(c117 T-1002)",
+        "\"c117\" OR \"c101\"",
+        "-c117",
+        "a\"b",
+        "'",
+        "\\",
+        "');DROP TABLE events;--",
+        "^返品",
+        "\0",
+        "返\0品",
+    ] {
+        shop.search(text).await;
+    }
+    assert_eq!(shop.list(EventQuery::default()).await.len(), 6);
+}
+
+#[tokio::test]
+async fn amount_bounds_include_both_ends_and_leave_out_events_without_an_amount() {
+    let shop = shop().await;
+    let between = |min, max| EventQuery {
+        min_amount: min,
+        max_amount: max,
+        ..EventQuery::default()
+    };
+    assert_eq!(
+        shop.list(between(Some(150), Some(1280))).await,
+        ["void-1", "ret-2", "ret-1"]
+    );
+    assert_eq!(
+        shop.list(between(Some(151), None)).await,
+        ["void-1", "ret-1"]
+    );
+    assert_eq!(shop.list(between(None, Some(0))).await, ["corr-1"]);
+}
+
+#[tokio::test]
+async fn the_bookmark_state_filter_lists_events_with_a_bookmark_in_that_state() {
+    let shop = shop().await;
+    let state = |s| EventQuery {
+        bookmark_state: Some(s),
+        ..EventQuery::default()
+    };
+    assert_eq!(shop.list(state(BookmarkState::Failed)).await, ["ret-1"]);
+    assert_eq!(
+        shop.list(state(BookmarkState::Made)).await,
+        ["void-1", "ret-1"]
+    );
+    assert_eq!(shop.list(state(BookmarkState::Pending)).await, ["ret-2"]);
+}
+
+#[tokio::test]
+async fn search_combines_with_every_other_filter() {
+    let shop = shop().await;
+    let search = |q: &str| EventQuery {
+        search: Some(q.into()),
+        ..EventQuery::default()
+    };
+    let cases = [
+        (
+            EventQuery {
+                bookmark_state: Some(BookmarkState::Pending),
+                ..search("返品")
+            },
+            vec!["ret-2"],
+        ),
+        (
+            EventQuery {
+                cashier: Some("c101".into()),
+                ..search("返品")
+            },
+            vec!["ret-1"],
+        ),
+        (
+            EventQuery {
+                min_amount: Some(1000),
+                ..search("返品")
+            },
+            vec!["ret-1"],
+        ),
+        (
+            EventQuery {
+                kind: Some("sale".into()),
+                ..search("c101")
+            },
+            vec!["sale-1"],
+        ),
+        (
+            EventQuery {
+                flagged_only: true,
+                ..search("c101")
+            },
+            vec!["corr-1", "ret-1"],
+        ),
+        (
+            EventQuery {
+                from_ms: Some(NOW_MS + 2 * 60_000),
+                to_ms: Some(NOW_MS + 6 * 60_000),
+                ..search("c101")
+            },
+            vec!["sale-1"],
+        ),
+        (
+            EventQuery {
+                store: Some("shibuya-01".into()),
+                register: Some("r2".into()),
+                ..search("返品")
+            },
+            vec![],
+        ),
+    ];
+    for (query, want) in cases {
+        assert_eq!(shop.list(query.clone()).await, want, "{query:?}");
+    }
+}
+
+#[tokio::test]
+async fn paging_through_a_filtered_search_returns_every_match_once() {
+    // 90 events in 30 distinct milliseconds, so pages break inside runs of equal times.
+    let events: Vec<Value> = (0..90)
+        .map(|i| {
+            let line = match i % 3 {
+                0 => "返品 ¥500",
+                1 => "RETURN ¥500",
+                _ => "おにぎり ¥500",
+            };
+            let mut e = event(
+                &format!("e{i}"),
+                "refund",
+                i / 3,
+                json!({ "amount": i * 10, "lines": [line] }),
+            );
+            e["cashier"] = json!(format!("c{}", i % 2));
+            e
+        })
+        .collect();
+    let seeded = seed(&events, &[]).await;
+    let matching = |pred: &dyn Fn(i64) -> bool| -> BTreeSet<String> {
+        (0..90)
+            .filter(|i| pred(*i))
+            .map(|i| format!("e{i}"))
+            .collect()
+    };
+    let cases: [(EventQuery, BTreeSet<String>); 3] = [
+        (
+            EventQuery {
+                search: Some("返品".into()),
+                ..EventQuery::default()
+            },
+            matching(&|i| i % 3 == 0),
+        ),
+        (
+            EventQuery {
+                search: Some("return ¥500".into()),
+                cashier: Some("c1".into()),
+                ..EventQuery::default()
+            },
+            matching(&|i| i % 3 == 1 && i % 2 == 1),
+        ),
+        (
+            EventQuery {
+                search: Some("¥500".into()),
+                min_amount: Some(200),
+                max_amount: Some(700),
+                ..EventQuery::default()
+            },
+            matching(&|i| (20..=70).contains(&i)),
+        ),
+    ];
+    for (query, want) in cases {
+        let mut seen = Vec::new();
+        let mut before = None;
+        loop {
+            let page = seeded
+                .store
+                .events(&EventQuery {
+                    before,
+                    limit: 4,
+                    ..query.clone()
+                })
+                .await
+                .unwrap();
+            let Some(last) = page.last() else { break };
+            before = Some((last.at_ms, last.seq));
+            seen.extend(page.iter().map(|e| seeded.ids[&e.seq].clone()));
+        }
+        let unique: BTreeSet<String> = seen.iter().cloned().collect();
+        assert_eq!(unique.len(), seen.len(), "{query:?}: {seen:?}");
+        assert_eq!(unique, want, "{query:?}");
+    }
+}
+
+#[tokio::test]
+async fn events_stored_before_search_existed_are_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = sqlx::SqlitePool::connect(&format!("{}?mode=rwc", url(&dir)))
+        .await
+        .unwrap();
+    let mut before_search = sqlx::migrate!("migrations/sqlite");
+    before_search.migrations = before_search
+        .migrations
+        .iter()
+        .filter(|m| m.version < 4)
+        .cloned()
+        .collect();
+    before_search.run(&pool).await.unwrap();
+    sqlx::query(
+        "INSERT INTO events (store, id, event_key, type, at, at_ms, received_ms, register, cashier, txn, \
+         reason, lines, raw, topic, flagged, mapped) VALUES ('shibuya-01', 'old-1', 'k1', 'refund', \
+         '2026-11-21T09:00:00Z', 0, 0, 'r1', 'c117', 'T-0001', 'お客様都合', '[\"返品 ¥1,280\"]', '{}', 't', 1, 1)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+
+    let store = SqliteStore::open(&url(&dir)).await.unwrap();
+    for text in ["返品", "¥1,280", "お客様都合", "T-0001", "c117"] {
+        let found = store
+            .events(&EventQuery {
+                search: Some(text.into()),
+                limit: 10,
+                ..EventQuery::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(found.len(), 1, "{text}");
+    }
+}
