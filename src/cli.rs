@@ -253,7 +253,6 @@ fn test_job(config: &Config, cam: &crate::config::CameraConfig) -> store::Job {
         .first()
         .map(|r| (r.store.clone(), r.register.clone()))
         .unwrap_or_else(|| ("test".into(), "test".into()));
-    let moment_ms = now + cam.offset.0;
     let zone = config
         .stores
         .iter()
@@ -287,15 +286,16 @@ fn test_job(config: &Config, cam: &crate::config::CameraConfig) -> store::Job {
         topic: String::new(),
         bookmarks: Vec::new(),
     };
+    let planned = crate::ingest::bookmark_for(cam, now);
     store::Job {
         bookmark: store::BookmarkRecord {
             id: 0,
-            system: cam.system.clone(),
-            device: cam.device.clone(),
-            camera: cam.name.clone(),
-            moment_ms,
-            start_ms: moment_ms - cam.pre_roll.0,
-            duration_ms: cam.pre_roll.0 + cam.post_roll.0,
+            system: planned.system,
+            device: planned.device,
+            camera: planned.camera,
+            moment_ms: planned.moment_ms,
+            start_ms: planned.start_ms,
+            duration_ms: planned.duration_ms,
             state: store::BookmarkState::Pending,
             attempts: 0,
             next_attempt_ms: None,

@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use broker::{BrokerError, start as start_embedded_broker};
-pub use plan::{Plan, plan};
+pub use plan::{Plan, bookmark_for, plan};
 
 use crate::config::{BrokerUrl, Config, Watchers};
 use crate::store::Store;

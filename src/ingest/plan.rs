@@ -20,17 +20,7 @@ pub fn plan(config: &Config, watchers: &Watchers, event: &Event) -> Plan {
         cameras
             .iter()
             .filter_map(|&i| config.cameras.get(i))
-            .map(|c| {
-                let moment_ms = event.at_ms() + c.offset.0;
-                NewBookmark {
-                    system: c.system.clone(),
-                    device: c.device.clone(),
-                    camera: c.name.clone(),
-                    moment_ms,
-                    start_ms: moment_ms - c.pre_roll.0,
-                    duration_ms: c.pre_roll.0 + c.post_roll.0,
-                }
-            })
+            .map(|c| bookmark_for(c, event.at_ms()))
             .collect()
     } else {
         Vec::new()
@@ -103,5 +93,18 @@ post_roll = "1m"
                 ("door", AT_MS - 2_500, AT_MS - 2_500 - 3_000, 63_000),
             ]
         );
+    }
+}
+/// The bookmark a camera gets for an event at `at_ms` on the register's clock: moved by the camera's clock
+/// offset, spanning its own pre-roll and post-roll.
+pub fn bookmark_for(camera: &crate::config::CameraConfig, at_ms: i64) -> NewBookmark {
+    let moment_ms = at_ms + camera.offset.0;
+    NewBookmark {
+        system: camera.system.clone(),
+        device: camera.device.clone(),
+        camera: camera.name.clone(),
+        moment_ms,
+        start_ms: moment_ms - camera.pre_roll.0,
+        duration_ms: camera.pre_roll.0 + camera.post_roll.0,
     }
 }
