@@ -32,6 +32,20 @@ pub fn plan(config: &Config, watchers: &Watchers, event: &Event) -> Plan {
     }
 }
 
+/// The bookmark a camera gets for an event at `at_ms` on the register's clock: moved by the camera's clock
+/// offset, spanning its own pre-roll and post-roll.
+pub fn bookmark_for(camera: &crate::config::CameraConfig, at_ms: i64) -> NewBookmark {
+    let moment_ms = at_ms + camera.offset.0;
+    NewBookmark {
+        system: camera.system.clone(),
+        device: camera.device.clone(),
+        camera: camera.name.clone(),
+        moment_ms,
+        start_ms: moment_ms - camera.pre_roll.0,
+        duration_ms: camera.pre_roll.0 + camera.post_roll.0,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,18 +107,5 @@ post_roll = "1m"
                 ("door", AT_MS - 2_500, AT_MS - 2_500 - 3_000, 63_000),
             ]
         );
-    }
-}
-/// The bookmark a camera gets for an event at `at_ms` on the register's clock: moved by the camera's clock
-/// offset, spanning its own pre-roll and post-roll.
-pub fn bookmark_for(camera: &crate::config::CameraConfig, at_ms: i64) -> NewBookmark {
-    let moment_ms = at_ms + camera.offset.0;
-    NewBookmark {
-        system: camera.system.clone(),
-        device: camera.device.clone(),
-        camera: camera.name.clone(),
-        moment_ms,
-        start_ms: moment_ms - camera.pre_roll.0,
-        duration_ms: camera.pre_roll.0 + camera.post_roll.0,
     }
 }
