@@ -18,15 +18,21 @@ use crate::store::Job;
 fn env() -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
+    // Strict mode lets a filter taking any value see an undefined one; as JSON it would be a silent `null`,
+    // and in a URL an empty query value.
     env.add_filter("tojson", |v: Value| -> Result<String, minijinja::Error> {
-        // Strict mode lets a filter taking any value see an undefined one; as JSON it would be a silent `null`.
-        if v.is_undefined() {
-            return Err(minijinja::Error::from(minijinja::ErrorKind::UndefinedError));
-        }
+        defined(&v)?;
         serde_json::to_string(&v).map_err(|e| {
             minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, e.to_string())
         })
     });
+    env.add_filter(
+        "urlencode",
+        |v: Value| -> Result<String, minijinja::Error> {
+            defined(&v)?;
+            minijinja::filters::urlencode(&v)
+        },
+    );
     // Vendors that want a time in their own layout (Axis: `2024-05-01 09:30:00`, UTC).
     env.add_filter(
         "utc",
@@ -54,6 +60,14 @@ fn env() -> Environment<'static> {
         base64::engine::general_purpose::STANDARD.encode(v.as_bytes())
     });
     env
+}
+
+fn defined(v: &Value) -> Result<(), minijinja::Error> {
+    if v.is_undefined() {
+        Err(minijinja::Error::from(minijinja::ErrorKind::UndefinedError))
+    } else {
+        Ok(())
+    }
 }
 
 /// Compiles a template, for validation.
@@ -296,6 +310,19 @@ mod tests {
                 &ctx
             ),
             Ok(r#""pos" 1"#.to_string())
+        );
+    }
+
+    #[test]
+    fn an_undefined_query_value_is_an_error_not_an_empty_parameter() {
+        let ctx = context! { options => context! { site => "渋谷 1" } };
+        assert_eq!(
+            render("?site={{ options.site | urlencode }}", &ctx).unwrap(),
+            "?site=%E6%B8%8B%E8%B0%B7%201"
+        );
+        assert_eq!(
+            render("?id={{ options.camera_id | urlencode }}", &ctx).unwrap_err(),
+            "template error: undefined value (in <string>:1): {{ options.camera_id | urlencode }}"
         );
     }
 }
