@@ -184,7 +184,7 @@ body = '{"sent_us": {{ event.attributes.sent_us | tojson }}, "key": {{ key | toj
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let publish_time = publish_start.elapsed();
-    while (store.counts().await.unwrap().events as u64) < events {
+    while (store.counts(&Default::default()).await.unwrap().events as u64) < events {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let stored_time = publish_start.elapsed();

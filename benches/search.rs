@@ -336,7 +336,7 @@ async fn main() {
         );
     }
     let store = SqliteStore::open(&url).await.unwrap();
-    let events = store.counts().await.unwrap().events;
+    let events = store.counts(&Default::default()).await.unwrap().events;
     let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
     println!(
         "  database size: {:.0} MiB for {events} events ({:.0} bytes each)",

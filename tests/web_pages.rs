@@ -5,9 +5,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
+use tillmark::accounts::{NewUser, Role, token_digest};
 use tillmark::config::Config;
 use tillmark::event::event_key;
-use tillmark::store::{Finished, Intake, IntakeOutcome, NewBookmark, Outcome, SqliteStore, Store};
+use tillmark::store::{
+    Accounts, Finished, Intake, IntakeOutcome, NewBookmark, Outcome, SqliteStore, Store,
+};
 use tillmark::web::{AppState, router};
 
 const CONFIG: &str = r#"
@@ -38,6 +41,8 @@ registers = ["shibuya-01/r2"]
 
 const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
                    frame-ancestors 'none'; base-uri 'none'";
+
+const TOKEN: &str = "tm_page-tests-owner";
 
 const VOID_AT: &str = "2026-11-21T09:42:07.310Z";
 const PRE_ROLL_MS: i64 = 10_000;
@@ -97,6 +102,18 @@ impl Site {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("t.db").display());
         let store = Arc::new(SqliteStore::open(&url).await.unwrap());
+        // The pages are read as an owner would, with an API token.
+        let owner = NewUser {
+            name: "owner".into(),
+            role: Role::Owner,
+            stores: Vec::new(),
+            password_hash: "!".into(),
+        };
+        store.add_user(&owner, 0).await.unwrap();
+        store
+            .add_token("owner", "tests", &token_digest(TOKEN), 0)
+            .await
+            .unwrap();
         let config = Config::parse(CONFIG, &|name| {
             (name == "NX_PW").then(|| "secret".to_string())
         })
@@ -337,11 +354,31 @@ impl Site {
         self.seqs[id]
     }
 
+    /// GET as the owner; a redirect is answered, not followed.
     async fn get(&self, path: &str) -> (u16, reqwest::header::HeaderMap, String) {
-        let resp = reqwest::get(format!("{}{path}", self.base)).await.unwrap();
+        let resp = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap();
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         (status, headers, resp.text().await.unwrap())
+    }
+
+    /// Where each footage link of a page leads: through tillmark (which notes who opened it) to the vendor.
+    async fn footage_opened(&self, html: &str) -> Vec<String> {
+        let mut opened = Vec::new();
+        for href in hrefs(html).iter().filter(|h| h.contains("/footage/")) {
+            let (status, headers, _) = self.get(href).await;
+            assert_eq!(status, 303, "{href}");
+            opened.push(headers["location"].to_str().unwrap().to_string());
+        }
+        opened
     }
 
     async fn page(&self, path: &str) -> String {
@@ -461,7 +498,7 @@ async fn each_bookmark_opens_its_footage_in_the_nx_client_at_the_windows_start()
     let site = Site::filled().await;
     let html = site.page("/").await;
     let start_ms = ms(VOID_AT) - PRE_ROLL_MS;
-    let links = hrefs(&html);
+    let links = site.footage_opened(&html).await;
     for device in ["cam-1", "cam-2"] {
         let want = format!(
             "nx-vms://nxvms.com/client/nvr.example:7001/view?resources={device}&timestamp={start_ms}"
@@ -621,7 +658,8 @@ async fn the_event_page_shows_every_field_each_bookmark_and_its_attempts() {
     }
     let start_ms = ms(VOID_AT) - PRE_ROLL_MS;
     assert!(
-        hrefs(&html)
+        site.footage_opened(&html)
+            .await
             .iter()
             .any(|h| h.ends_with(&format!("resources=cam-1&timestamp={start_ms}")))
     );
@@ -836,10 +874,10 @@ async fn a_shift_timeline_lists_every_cash_event_in_order_with_the_cashier_on_th
     assert!(lines[1].contains("2026-11-22 09:05:00"), "{}", lines[1]);
     // Not bookmarked, yet its footage is there: the camera watching r1 at the moment less the pre-roll.
     let open_ms = ms("2026-11-22T09:05:00+09:00") - PRE_ROLL_MS;
+    let opened = site.footage_opened(&lines[1]).await;
     assert!(
-        unescape(&lines[1]).contains(&format!("resources=cam-1&timestamp={open_ms}")),
-        "{}",
-        lines[1]
+        opened[0].ends_with(&format!("resources=cam-1&timestamp={open_ms}")),
+        "{opened:?}"
     );
     for (label, count, total) in [
         ("DRAWER OPEN", "1", "—"),

@@ -151,8 +151,29 @@ pub struct DatabaseConfig {
 /// `[web]`.
 #[derive(Debug, Clone)]
 pub struct WebConfig {
-    /// Default `127.0.0.1:8080`. Loopback only until the index has sign-in.
+    /// Default `127.0.0.1:8080`. An address beyond loopback needs TLS: `tls_cert` and `tls_key`, or
+    /// `behind_proxy` when a TLS reverse proxy stands in front.
     pub listen: SocketAddr,
+    /// PEM certificate chain and private key: the index serves HTTPS itself. Default: none (plain HTTP).
+    pub tls: Option<TlsFiles>,
+    /// A reverse proxy terminates TLS in front of the index: trust its `X-Forwarded-For` (for the client's
+    /// address in throttling and the audit log) and mark cookies `Secure`. Default `false`.
+    pub behind_proxy: bool,
+    /// A session unused this long is signed out. Default `8h`: a shift.
+    pub session_idle: Millis,
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl WebConfig {
+    /// Whether browsers reach the index over HTTPS, so cookies may be marked `Secure`.
+    pub fn served_over_tls(&self) -> bool {
+        self.tls.is_some() || self.behind_proxy
+    }
 }
 
 /// `[bookmarks]`: which events become bookmarks and how long they span.
@@ -522,17 +543,52 @@ impl Builder<'_> {
     fn web(&self, t: Option<&Table>) -> Option<WebConfig> {
         let mut cfg = WebConfig {
             listen: "127.0.0.1:8080".parse().ok()?,
+            tls: None,
+            behind_proxy: false,
+            session_idle: Millis(8 * 3_600_000),
         };
         let Some(t) = t else { return Some(cfg) };
+        cfg.behind_proxy = t.opt_bool("behind_proxy").unwrap_or(false);
+        if let Some(idle) = t.opt_duration("session_idle") {
+            if idle.0 < 60_000 {
+                t.error("session_idle", "must be at least 1m");
+            } else {
+                cfg.session_idle = idle;
+            }
+        }
+        match (t.opt_str("tls_cert"), t.opt_str("tls_key")) {
+            (Some(cert), Some(key)) => {
+                cfg.tls = Some(TlsFiles {
+                    cert: PathBuf::from(cert.value),
+                    key: PathBuf::from(key.value),
+                })
+            }
+            (Some(_), None) => t.error(
+                "tls_key",
+                "tls_cert needs tls_key, the certificate's private key",
+            ),
+            (None, Some(_)) => t.error("tls_cert", "tls_key needs tls_cert, the certificate chain"),
+            (None, None) => {}
+        }
+        if cfg.tls.is_some() && cfg.behind_proxy {
+            t.error(
+                "behind_proxy",
+                "choose one: the index serves TLS itself (tls_cert, tls_key) or a proxy does (behind_proxy)",
+            );
+        }
         if let Some(listen) = t.opt_str("listen") {
             // "localhost" is what people write; it means the IPv4 loopback here.
             let text = listen.value.replace("localhost:", "127.0.0.1:");
             match text.parse::<SocketAddr>() {
-                Ok(a) if a.ip().is_loopback() => cfg.listen = a,
-                Ok(_) => t.error(
+                // Passwords and session cookies cross the network only encrypted.
+                Ok(a) if !a.ip().is_loopback() && !cfg.served_over_tls() => t.error(
                     "listen",
-                    "the index has no sign-in yet, so it only listens on a loopback address such as 127.0.0.1:8080",
+                    format!(
+                        "{a} is reachable from other machines, and sign-in passwords must not cross a network in \
+                         clear: set tls_cert and tls_key, or behind_proxy = true behind a TLS reverse proxy"
+                    ),
                 ),
+                Ok(a) => cfg.listen = a,
                 Err(_) => t.error("listen", format!("\"{}\" is not an address like 127.0.0.1:8080", listen.value)),
             }
         }

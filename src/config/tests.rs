@@ -454,7 +454,8 @@ fn each_mistake_comes_with_a_message_that_says_how_to_fix_it() {
     );
     assert_eq!(
         message("web.listen"),
-        "the index has no sign-in yet, so it only listens on a loopback address such as 127.0.0.1:8080"
+        "0.0.0.0:8080 is reachable from other machines, and sign-in passwords must not cross a network in \
+         clear: set tls_cert and tls_key, or behind_proxy = true behind a TLS reverse proxy"
     );
     assert!(
         message("bookmarks.types[1]").starts_with(

@@ -20,6 +20,13 @@ pub enum AccountError {
     Store(#[from] StoreError),
 }
 
+/// A signed-in browser's session: who, and the token its forms must carry back.
+#[derive(Debug, Clone)]
+pub struct SessionRecord {
+    pub user: User,
+    pub csrf: String,
+}
+
 #[async_trait]
 pub trait Accounts: Send + Sync {
     async fn add_user(&self, user: &NewUser, now_ms: i64) -> Result<User, AccountError>;
@@ -38,6 +45,25 @@ pub trait Accounts: Send + Sync {
     ) -> Result<(), AccountError>;
     /// The user a token belongs to, by its digest, noting its use.
     async fn token_user(&self, digest: &str, now_ms: i64) -> Result<Option<User>, StoreError>;
+
+    /// Starts a session for `user_id`, known by the digest of its cookie.
+    async fn add_session(
+        &self,
+        digest: &str,
+        user_id: i64,
+        csrf: &str,
+        address: Option<&str>,
+        now_ms: i64,
+    ) -> Result<(), StoreError>;
+    /// The session a cookie digest names, if it was used within `idle_ms`; an idle one is ended. Notes the
+    /// use, at most once a minute, so reading pages does not turn into a write each.
+    async fn session(
+        &self,
+        digest: &str,
+        now_ms: i64,
+        idle_ms: i64,
+    ) -> Result<Option<SessionRecord>, StoreError>;
+    async fn end_session(&self, digest: &str) -> Result<(), StoreError>;
 }
 
 fn user_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<User, StoreError> {
@@ -106,16 +132,24 @@ impl Accounts for SqliteStore {
     }
 
     async fn set_password(&self, name: &str, hash: &str, now_ms: i64) -> Result<(), AccountError> {
+        let mut tx = self.writer().begin().await.map_err(StoreError::from)?;
         let done = sqlx::query("UPDATE users SET password_hash = ?, updated_ms = ? WHERE name = ?")
             .bind(hash)
             .bind(now_ms)
             .bind(name)
-            .execute(self.writer())
+            .execute(&mut *tx)
             .await
             .map_err(StoreError::from)?;
         if done.rows_affected() == 0 {
             return Err(AccountError::Missing(name.to_string()));
         }
+        // A new password signs out every browser the old one signed in: that is why people change it.
+        sqlx::query("DELETE FROM sessions WHERE user_id = (SELECT id FROM users WHERE name = ?)")
+            .bind(name)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::from)?;
+        tx.commit().await.map_err(StoreError::from)?;
         Ok(())
     }
 
@@ -138,11 +172,15 @@ impl Accounts for SqliteStore {
                 return Err(AccountError::LastOwner(name.to_string()));
             }
         }
-        sqlx::query("DELETE FROM api_tokens WHERE user_id = (SELECT id FROM users WHERE name = ?)")
+        for table in ["api_tokens", "sessions"] {
+            sqlx::query(&format!(
+                "DELETE FROM {table} WHERE user_id = (SELECT id FROM users WHERE name = ?)"
+            ))
             .bind(name)
             .execute(&mut *tx)
             .await
             .map_err(StoreError::from)?;
+        }
         sqlx::query("DELETE FROM users WHERE name = ?")
             .bind(name)
             .execute(&mut *tx)
@@ -190,5 +228,67 @@ impl Accounts for SqliteStore {
             .execute(self.writer())
             .await?;
         Ok(Some(user_from_row(&row)?))
+    }
+
+    async fn add_session(
+        &self,
+        digest: &str,
+        user_id: i64,
+        csrf: &str,
+        address: Option<&str>,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO sessions (digest, user_id, csrf, created_ms, seen_ms, address) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(digest)
+        .bind(user_id)
+        .bind(csrf)
+        .bind(now_ms)
+        .bind(now_ms)
+        .bind(address)
+        .execute(self.writer())
+        .await?;
+        Ok(())
+    }
+
+    async fn session(
+        &self,
+        digest: &str,
+        now_ms: i64,
+        idle_ms: i64,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS}, s.csrf, s.seen_ms FROM sessions s JOIN users u ON u.id = s.user_id \
+             WHERE s.digest = ?"
+        ))
+        .bind(digest)
+        .fetch_optional(self.reader())
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let seen_ms: i64 = row.try_get("seen_ms")?;
+        if now_ms - seen_ms > idle_ms {
+            self.end_session(digest).await?;
+            return Ok(None);
+        }
+        if now_ms - seen_ms > 60_000 {
+            sqlx::query("UPDATE sessions SET seen_ms = ? WHERE digest = ?")
+                .bind(now_ms)
+                .bind(digest)
+                .execute(self.writer())
+                .await?;
+        }
+        Ok(Some(SessionRecord {
+            user: user_from_row(&row)?,
+            csrf: row.try_get("csrf")?,
+        }))
+    }
+
+    async fn end_session(&self, digest: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM sessions WHERE digest = ?")
+            .bind(digest)
+            .execute(self.writer())
+            .await?;
+        Ok(())
     }
 }

@@ -9,6 +9,7 @@
 //!   have reached the camera system (`maybe_created`), so the next attempt looks before it creates.
 
 mod accounts;
+mod audit;
 mod sqlite;
 #[cfg(test)]
 mod tests;
@@ -16,7 +17,8 @@ mod tests;
 use async_trait::async_trait;
 use serde::Serialize;
 
-pub use accounts::{AccountError, Accounts};
+pub use accounts::{AccountError, Accounts, SessionRecord};
+pub use audit::{AuditEntry, AuditLog, AuditQuery, NewAuditEntry};
 pub use sqlite::SqliteStore;
 
 use crate::event::Event;
@@ -161,9 +163,31 @@ pub struct DeadLetter {
     pub raw: String,
 }
 
+/// The stores whose events a reader may see. Every read of events takes one, and the backend applies it in
+/// the query itself, so no page or API route can show another store's event by forgetting a check.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum StoreScope {
+    /// Every store: an owner, or the daemon's own commands.
+    #[default]
+    All,
+    /// Only these stores; none at all for a reader who sees no events (an integrator).
+    Only(Vec<String>),
+}
+
+impl StoreScope {
+    pub fn allows(&self, store: &str) -> bool {
+        match self {
+            StoreScope::All => true,
+            StoreScope::Only(stores) => stores.iter().any(|s| s == store),
+        }
+    }
+}
+
 /// Filters of the event list; every field narrows, `None` does not.
 #[derive(Debug, Clone, Default)]
 pub struct EventQuery {
+    /// Whose stores: applied before every other filter.
+    pub scope: StoreScope,
     pub store: Option<String>,
     pub register: Option<String>,
     pub kind: Option<String>,
@@ -188,6 +212,7 @@ pub struct EventQuery {
 /// What [`Store::register_activity`] reads: one register's events in a span.
 #[derive(Debug, Clone)]
 pub struct RegisterActivity<'a> {
+    pub scope: &'a StoreScope,
     pub store: &'a str,
     pub register: &'a str,
     pub from_ms: i64,
@@ -265,7 +290,7 @@ pub struct Counts {
 }
 
 #[async_trait]
-pub trait Store: Accounts + Send + Sync + 'static {
+pub trait Store: Accounts + AuditLog + Send + Sync + 'static {
     /// Writes a batch in one transaction and returns once it is durable, one outcome per intake, in order.
     async fn ingest(&self, batch: &[Intake], now_ms: i64)
     -> Result<Vec<IntakeOutcome>, StoreError>;
@@ -298,11 +323,13 @@ pub trait Store: Accounts + Send + Sync + 'static {
     async fn retry_failed(&self, system: Option<&str>, now_ms: i64) -> Result<u64, StoreError>;
 
     async fn events(&self, query: &EventQuery) -> Result<Vec<EventRecord>, StoreError>;
-    async fn event(&self, seq: i64) -> Result<Option<EventRecord>, StoreError>;
+    /// One event, if it exists and is in `scope`.
+    async fn event(&self, seq: i64, scope: &StoreScope) -> Result<Option<EventRecord>, StoreError>;
     /// How many events of each type each cashier had at a store in `[from_ms, to_ms)`: `(cashier, type,
-    /// count)`; events without a cashier are left out.
+    /// count)`; events without a cashier are left out, and a store outside `scope` has none.
     async fn cashier_counts(
         &self,
+        scope: &StoreScope,
         store: &str,
         from_ms: i64,
         to_ms: i64,
@@ -315,7 +342,8 @@ pub trait Store: Accounts + Send + Sync + 'static {
     ) -> Result<Vec<EventRecord>, StoreError>;
     async fn attempts(&self, bookmark_id: i64) -> Result<Vec<AttemptRecord>, StoreError>;
     async fn dead_letters(&self, limit: i64) -> Result<Vec<DeadLetter>, StoreError>;
-    async fn counts(&self) -> Result<Counts, StoreError>;
+    /// Events and bookmarks in `scope`; dead letters belong to no store and are counted only for `All`.
+    async fn counts(&self, scope: &StoreScope) -> Result<Counts, StoreError>;
     async fn system_stats(&self) -> Result<Vec<SystemStats>, StoreError>;
 
     /// Closes connections after the last write.

@@ -35,6 +35,23 @@ fn push_skip(q: &mut QueryBuilder<Sqlite>, skip: &[String]) {
     q.push(")");
 }
 
+/// Narrows to the events of the stores in `scope`; an empty list matches nothing.
+fn push_scope(q: &mut QueryBuilder<Sqlite>, column: &str, scope: &StoreScope) {
+    let StoreScope::Only(stores) = scope else {
+        return;
+    };
+    if stores.is_empty() {
+        q.push(" AND 0");
+        return;
+    }
+    q.push(format!(" AND {column} IN ("));
+    let mut list = q.separated(", ");
+    for store in stores {
+        list.push_bind(store.clone());
+    }
+    q.push(")");
+}
+
 /// The shortest word the trigram index can find: a shorter one yields no trigram at all.
 const TRIGRAM_CHARS: usize = 3;
 
@@ -505,6 +522,7 @@ impl Store for SqliteStore {
         let mut q = QueryBuilder::<Sqlite>::new(format!(
             "SELECT {EVENT_COLUMNS} FROM events e WHERE e.seq IN (SELECT e.seq FROM events e WHERE 1 = 1"
         ));
+        push_scope(&mut q, "e.store", &query.scope);
         if let Some(store) = &query.store {
             q.push(" AND e.store = ").push_bind(store);
         }
@@ -570,19 +588,23 @@ impl Store for SqliteStore {
 
     async fn cashier_counts(
         &self,
+        scope: &StoreScope,
         store: &str,
         from_ms: i64,
         to_ms: i64,
     ) -> Result<Vec<(String, String, i64)>, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT cashier, type, COUNT(*) FROM events WHERE store = ? AND at_ms >= ? AND at_ms < ? \
-             AND cashier IS NOT NULL GROUP BY cashier, type ORDER BY cashier, type",
-        )
-        .bind(store)
-        .bind(from_ms)
-        .bind(to_ms)
-        .fetch_all(&self.reader)
-        .await?)
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "SELECT cashier, type, COUNT(*) FROM events WHERE store = ",
+        );
+        q.push_bind(store)
+            .push(" AND at_ms >= ")
+            .push_bind(from_ms)
+            .push(" AND at_ms < ")
+            .push_bind(to_ms)
+            .push(" AND cashier IS NOT NULL");
+        push_scope(&mut q, "store", scope);
+        q.push(" GROUP BY cashier, type ORDER BY cashier, type");
+        Ok(q.build_query_as().fetch_all(&self.reader).await?)
     }
 
     async fn register_activity(
@@ -599,6 +621,7 @@ impl Store for SqliteStore {
             .push_bind(r.from_ms)
             .push(" AND e.at_ms < ")
             .push_bind(r.to_ms);
+        push_scope(&mut q, "e.store", r.scope);
         if !r.types.is_empty() {
             let mut types = q.push(" AND e.type IN (").separated(", ");
             for t in r.types {
@@ -621,13 +644,13 @@ impl Store for SqliteStore {
         Ok(events)
     }
 
-    async fn event(&self, seq: i64) -> Result<Option<EventRecord>, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {EVENT_COLUMNS} FROM events e WHERE e.seq = ?"
-        ))
-        .bind(seq)
-        .fetch_optional(&self.reader)
-        .await?;
+    async fn event(&self, seq: i64, scope: &StoreScope) -> Result<Option<EventRecord>, StoreError> {
+        let mut q = QueryBuilder::<Sqlite>::new(format!(
+            "SELECT {EVENT_COLUMNS} FROM events e WHERE e.seq = "
+        ));
+        q.push_bind(seq);
+        push_scope(&mut q, "e.store", scope);
+        let row = q.build().fetch_optional(&self.reader).await?;
         let Some(row) = row else { return Ok(None) };
         let mut events = vec![event_from_row(&row)?];
         self.attach_bookmarks(&mut events).await?;
@@ -670,19 +693,29 @@ impl Store for SqliteStore {
             .collect())
     }
 
-    async fn counts(&self) -> Result<Counts, StoreError> {
+    async fn counts(&self, scope: &StoreScope) -> Result<Counts, StoreError> {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "SELECT COUNT(*), MAX(received_ms) FROM events e WHERE 1 = 1",
+        );
+        push_scope(&mut q, "e.store", scope);
         let (events, last_received_ms): (i64, Option<i64>) =
-            sqlx::query_as("SELECT COUNT(*), MAX(received_ms) FROM events")
+            q.build_query_as().fetch_one(&self.reader).await?;
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "SELECT COALESCE(SUM(b.state = 'pending'), 0), COALESCE(SUM(b.state = 'failed'), 0) \
+             FROM bookmarks b",
+        );
+        if *scope != StoreScope::All {
+            q.push(" JOIN events e ON e.seq = b.event_seq WHERE 1 = 1");
+            push_scope(&mut q, "e.store", scope);
+        }
+        let (pending, failed): (i64, i64) = q.build_query_as().fetch_one(&self.reader).await?;
+        let dead_letters: i64 = if *scope == StoreScope::All {
+            sqlx::query_scalar("SELECT COUNT(*) FROM dead_letters")
                 .fetch_one(&self.reader)
-                .await?;
-        let (pending, failed): (i64, i64) = sqlx::query_as(
-            "SELECT COALESCE(SUM(state = 'pending'), 0), COALESCE(SUM(state = 'failed'), 0) FROM bookmarks",
-        )
-        .fetch_one(&self.reader)
-        .await?;
-        let dead_letters: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM dead_letters")
-            .fetch_one(&self.reader)
-            .await?;
+                .await?
+        } else {
+            0
+        };
         Ok(Counts {
             events,
             pending,

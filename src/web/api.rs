@@ -8,10 +8,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppState;
+use super::auth::{DeadLetters, Events, Signed};
 use super::error::ApiError;
 use super::view::{event_view, iso_utc};
 use crate::event::EventType;
-use crate::store::{BookmarkState, EventQuery};
+use crate::store::{BookmarkState, EventQuery, StoreScope};
 
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct EventParams {
@@ -57,7 +58,8 @@ pub fn parse_bound(name: &str, text: &str) -> Result<i64, ApiError> {
 }
 
 impl EventParams {
-    pub fn to_query(&self) -> Result<EventQuery, ApiError> {
+    /// The query these parameters ask for, within `scope`: whatever `store` says, no other store is read.
+    pub fn to_query(&self, scope: StoreScope) -> Result<EventQuery, ApiError> {
         let kind = non_empty(&self.kind);
         if let Some(k) = &kind
             && EventType::parse(k).is_none()
@@ -109,6 +111,7 @@ impl EventParams {
             None => None,
         };
         Ok(EventQuery {
+            scope,
             store: non_empty(&self.store),
             register: non_empty(&self.register),
             kind,
@@ -171,9 +174,10 @@ fn parse_cursor(text: &str) -> Result<(i64, i64), ApiError> {
 
 pub async fn events(
     State(state): State<AppState>,
+    Signed(viewer, _): Signed<Events>,
     Query(params): Query<EventParams>,
 ) -> Result<Json<Value>, ApiError> {
-    let query = params.to_query()?;
+    let query = params.to_query(viewer.scope())?;
     let events = state.store.events(&query).await?;
     let next = if events.len() as i64 == query.limit {
         events.last().map(|e| cursor(e.at_ms, e.seq))
@@ -189,11 +193,12 @@ pub async fn events(
 
 pub async fn event(
     State(state): State<AppState>,
+    Signed(viewer, _): Signed<Events>,
     Path(seq): Path<i64>,
 ) -> Result<Json<Value>, ApiError> {
     let event = state
         .store
-        .event(seq)
+        .event(seq, &viewer.scope())
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no event {seq}")))?;
     Ok(Json(
@@ -208,6 +213,7 @@ pub struct DeadLetterParams {
 
 pub async fn dead_letters(
     State(state): State<AppState>,
+    Signed(_, _): Signed<DeadLetters>,
     Query(params): Query<DeadLetterParams>,
 ) -> Result<Json<Value>, ApiError> {
     let list = state
@@ -231,7 +237,7 @@ pub async fn dead_letters(
 
 /// 200 while events can arrive and the database answers; 503 otherwise, so monitoring can alert.
 pub async fn healthz(State(state): State<AppState>) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let counts = state.store.counts().await?;
+    let counts = state.store.counts(&StoreScope::All).await?;
     let receiving = state.intake.receiving();
     let status = if receiving {
         StatusCode::OK

@@ -13,6 +13,7 @@ use minijinja::context;
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
+use super::auth::{Events, Signed};
 use super::format::Zone;
 use super::pages::{PageError, nav, render};
 use crate::clock::now_ms;
@@ -65,21 +66,23 @@ fn per_100(count: i64, sales: i64) -> Option<f64> {
 
 pub async fn page(
     State(state): State<AppState>,
+    Signed(viewer, _): Signed<Events>,
     params: Result<Query<CashierParams>, QueryRejection>,
 ) -> Result<Response, PageError> {
-    let nav = nav(&state).await?;
+    let nav = nav(&state, &viewer).await?;
     let params = params.map(|Query(p)| p).unwrap_or_default();
     let config = &state.config;
-    let stores: Vec<(String, String)> = config
-        .stores
+    let scope = viewer.scope();
+    let mine = viewer.stores(config);
+    let stores: Vec<(String, String)> = mine
         .iter()
         .map(|s| (s.id.clone(), s.name.clone()))
         .collect();
     let store = params
         .store
         .as_deref()
-        .filter(|s| config.store(s).is_some())
-        .or(config.stores.first().map(|s| s.id.as_str()));
+        .filter(|s| mine.iter().any(|m| m.id == *s))
+        .or(mine.first().map(|s| s.id.as_str()));
     let Some(store) = store else {
         return Ok(render(
             StatusCode::OK,
@@ -101,7 +104,10 @@ pub async fn page(
         .parse_local(&monday.format("%Y-%m-%d").to_string())
         .unwrap_or(0);
     let to_ms = from_ms + WEEK_MS;
-    let counts = state.store.cashier_counts(store, from_ms, to_ms).await?;
+    let counts = state
+        .store
+        .cashier_counts(&scope, store, from_ms, to_ms)
+        .await?;
     let mut by_cashier: BTreeMap<&str, BTreeMap<&str, i64>> = BTreeMap::new();
     for (cashier, kind, n) in &counts {
         *by_cashier

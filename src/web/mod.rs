@@ -2,10 +2,14 @@
 //! own connections, so a slow page never holds up ingest or delivery.
 
 mod api;
+mod audit;
+pub mod auth;
 mod cashiers;
 mod error;
+mod footage;
 mod format;
 mod pages;
+mod signin;
 mod thumbnail;
 mod timeline;
 mod view;
@@ -16,7 +20,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::get;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
@@ -34,17 +37,48 @@ pub struct AppState {
     pub cameras: crate::camera::Cameras,
 }
 
+/// Declares every route once: the router is built from this list, and [`ROUTES`] lists it, so a test can walk
+/// every route (sign-in, roles, store scopes) and a new one cannot be left out.
+macro_rules! index {
+    ($($method:ident $path:literal => $handler:expr,)*) => {
+        /// Every route of the index, as `(method, path)`.
+        pub const ROUTES: &[(&str, &str)] = &[$((stringify!($method), $path)),*];
+
+        fn routes() -> Router<AppState> {
+            Router::new()$(.route($path, axum::routing::$method($handler)))*
+        }
+    };
+}
+
+index! {
+    get "/healthz" => api::healthz,
+    get "/static/style.css" => pages::style,
+    get "/login" => signin::form,
+    post "/login" => signin::sign_in,
+    post "/logout" => signin::sign_out,
+    get "/account/password" => signin::password_form,
+    post "/account/password" => signin::change_password,
+    get "/" => pages::events,
+    get "/events/{seq}" => pages::event,
+    get "/events/{seq}/footage/{n}" => footage::open,
+    get "/events/{seq}/bookmarks/{id}/thumbnail" => thumbnail::bookmark_thumbnail,
+    get "/timeline" => timeline::page,
+    get "/timeline.csv" => timeline::csv,
+    get "/cashiers" => cashiers::page,
+    get "/dead-letters" => pages::dead_letters,
+    get "/integrations" => pages::integrations,
+    get "/audit" => audit::page,
+    get "/api/events" => api::events,
+    get "/api/events/{seq}" => api::event,
+    get "/api/dead-letters" => api::dead_letters,
+}
+
+/// The routes a signed-out visitor may reach: health for monitoring, the sign-in form and its stylesheet.
+pub const PUBLIC_ROUTES: &[&str] = &["/healthz", "/static/style.css", "/login"];
+
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/healthz", get(api::healthz))
-        .route("/api/events", get(api::events))
-        .route("/api/events/{seq}", get(api::event))
-        .route("/api/dead-letters", get(api::dead_letters))
-        .route(
-            "/events/{seq}/bookmarks/{id}/thumbnail",
-            get(thumbnail::bookmark_thumbnail),
-        )
-        .merge(pages::routes())
+    routes()
+        .layer(axum::middleware::map_response(pages::security_headers))
         .with_state(state)
 }
 

@@ -12,17 +12,16 @@ use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::LazyLock;
 
-use axum::Router;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
 use minijinja::{Environment, UndefinedBehavior, Value, context};
 use serde::Serialize;
 
 use super::AppState;
 use super::api::{EventParams, cursor, non_empty, parse_bound, parse_flagged};
+use super::auth::{DeadLetters, Events, Integrations as IntegrationsAccess, Signed, Viewer};
 use super::error::ApiError;
 use super::format::{self, FALLBACK, LocalTimeError, SKEW_WARNING_MS, Zone, ZoneLabel};
 use super::view::{BookmarkView, EventView, event_view};
@@ -34,7 +33,13 @@ use crate::event::EventType;
 use crate::money::format_amount;
 use crate::store::{AttemptRecord, EventQuery, EventRecord, StoreError};
 
-const TEMPLATES: [(&str, &str); 9] = [
+const TEMPLATES: [(&str, &str); 12] = [
+    ("login.html", include_str!("../../web/templates/login.html")),
+    (
+        "password.html",
+        include_str!("../../web/templates/password.html"),
+    ),
+    ("audit.html", include_str!("../../web/templates/audit.html")),
     (
         "cashiers.html",
         include_str!("../../web/templates/cashiers.html"),
@@ -95,20 +100,7 @@ static TEMPLATE_ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
     env
 });
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/", get(events))
-        .route("/events/{seq}", get(event))
-        .route("/dead-letters", get(dead_letters))
-        .route("/integrations", get(integrations))
-        .route("/timeline", get(super::timeline::page))
-        .route("/cashiers", get(super::cashiers::page))
-        .route("/timeline.csv", get(super::timeline::csv))
-        .route("/static/style.css", get(style))
-        .layer(axum::middleware::map_response(security_headers))
-}
-
-async fn security_headers(mut response: Response) -> Response {
+pub(super) async fn security_headers(mut response: Response) -> Response {
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
@@ -130,7 +122,7 @@ async fn security_headers(mut response: Response) -> Response {
     response
 }
 
-async fn style() -> impl IntoResponse {
+pub(super) async fn style() -> impl IntoResponse {
     (
         [
             (header::CONTENT_TYPE, "text/css; charset=utf-8"),
@@ -158,9 +150,18 @@ pub(super) fn render(status: StatusCode, name: &str, ctx: Value) -> Response {
     }
 }
 
-/// The header's and footer's counts.
+/// The header's and footer's counts, and who is signed in.
 #[derive(Debug, Serialize)]
 pub(super) struct Nav {
+    user: String,
+    role: &'static str,
+    /// For the sign-out form.
+    csrf: Option<String>,
+    /// Which parts of the index the header links to.
+    events_access: bool,
+    integrations_access: bool,
+    dead_letters_access: bool,
+    audit_access: bool,
     events: i64,
     pending: i64,
     failed: i64,
@@ -169,9 +170,17 @@ pub(super) struct Nav {
     zone: ZoneLabel,
 }
 
-pub(super) async fn nav(state: &AppState) -> Result<Nav, PageError> {
-    let c = state.store.counts().await?;
+pub(super) async fn nav(state: &AppState, viewer: &Viewer) -> Result<Nav, PageError> {
+    use super::auth::Access;
+    let c = state.store.counts(&viewer.scope()).await?;
     Ok(Nav {
+        user: viewer.user.name.clone(),
+        role: viewer.user.role.as_str(),
+        csrf: viewer.csrf.clone(),
+        events_access: viewer.may(Access::Events),
+        integrations_access: viewer.may(Access::Integrations),
+        dead_letters_access: viewer.may(Access::DeadLetters),
+        audit_access: viewer.may(Access::Audit),
         events: c.events,
         pending: c.pending,
         failed: c.failed,
@@ -456,9 +465,10 @@ async fn list(
 
 pub async fn events(
     State(state): State<AppState>,
+    Signed(viewer, _): Signed<Events>,
     params: Result<Query<EventParams>, QueryRejection>,
 ) -> Result<Response, PageError> {
-    let nav = nav(&state).await?;
+    let nav = nav(&state, &viewer).await?;
     let mut problems = Vec::new();
     let params = match params {
         Ok(Query(p)) => p,
@@ -508,7 +518,7 @@ pub async fn events(
         to: as_ms(to),
         ..params.clone()
     };
-    let query = match checked.to_query() {
+    let query = match checked.to_query(viewer.scope()) {
         Ok(q) => Some(q),
         Err(e) => {
             problems.push(Problem::Filter { message: e.message });
@@ -541,9 +551,9 @@ pub async fn events(
             flagged: config.bookmarks.types.contains(t),
         })
         .collect();
-    let stores: Vec<StoreOption> = config
-        .stores
-        .iter()
+    let stores: Vec<StoreOption> = viewer
+        .stores(config)
+        .into_iter()
         .map(|s| StoreOption {
             id: &s.id,
             name: &s.name,
@@ -579,12 +589,14 @@ pub async fn events(
 
 pub async fn event(
     State(state): State<AppState>,
+    Signed(viewer, _): Signed<Events>,
     seq: Result<Path<String>, PathRejection>,
 ) -> Result<Response, PageError> {
-    let nav = nav(&state).await?;
+    let nav = nav(&state, &viewer).await?;
     let text = seq.map(|Path(s)| s).unwrap_or_default();
+    // Another store's event is "not found", exactly as one that does not exist: nothing to guess from.
     let record = match text.parse::<i64>() {
-        Ok(seq) => state.store.event(seq).await?,
+        Ok(seq) => state.store.event(seq, &viewer.scope()).await?,
         Err(_) => None,
     };
     let Some(record) = record else {
@@ -610,8 +622,11 @@ struct Letter {
     raw: String,
 }
 
-pub async fn dead_letters(State(state): State<AppState>) -> Result<Response, PageError> {
-    let nav = nav(&state).await?;
+pub async fn dead_letters(
+    State(state): State<AppState>,
+    Signed(viewer, _): Signed<DeadLetters>,
+) -> Result<Response, PageError> {
+    let nav = nav(&state, &viewer).await?;
     let letters: Vec<Letter> = state
         .store
         .dead_letters(DEAD_LETTERS_SHOWN)
@@ -651,8 +666,11 @@ struct SystemRow {
 }
 
 /// Camera systems, their definitions, how their bookmarks stand, and what is wrong with any definition file.
-pub async fn integrations(State(state): State<AppState>) -> Result<Response, PageError> {
-    let nav = nav(&state).await?;
+pub async fn integrations(
+    State(state): State<AppState>,
+    Signed(viewer, _): Signed<IntegrationsAccess>,
+) -> Result<Response, PageError> {
+    let nav = nav(&state, &viewer).await?;
     let stats = state.store.system_stats().await?;
     let set = state.integrations.snapshot();
     let systems: Vec<SystemRow> = state

@@ -6,16 +6,18 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
+use super::auth::{Events, Signed};
 use crate::store::Job;
 
 pub async fn bookmark_thumbnail(
     State(state): State<AppState>,
+    Signed(viewer, _): Signed<Events>,
     Path((seq, id)): Path<(String, String)>,
 ) -> Response {
     let (Ok(seq), Ok(id)) = (seq.parse::<i64>(), id.parse::<i64>()) else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    let event = match state.store.event(seq).await {
+    let event = match state.store.event(seq, &viewer.scope()).await {
         Ok(Some(event)) => event,
         Ok(None) => return StatusCode::NOT_FOUND.into_response(),
         Err(e) => {

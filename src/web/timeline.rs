@@ -12,14 +12,14 @@ use minijinja::context;
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
+use super::auth::{Events, Signed};
 use super::format::{LocalTimeError, Zone};
 use super::pages::{PageError, nav, render};
+use super::view::{Footage, event_footage, numbered};
 use crate::camera::text::kind_label;
-use crate::camera::{FootageLink, footage_links};
 use crate::clock::now_ms;
-use crate::config::Config;
 use crate::money::format_amount;
-use crate::store::{EventRecord, RegisterActivity};
+use crate::store::{RegisterActivity, StoreScope};
 
 /// What a shortage is made of: drawer opens, no-sales, undone sales and cash taken out.
 const CASH_TYPES: [&str; 7] = [
@@ -59,7 +59,7 @@ struct Line {
     transaction: Option<String>,
     amount: Option<String>,
     reason: Option<String>,
-    footage: Vec<FootageLink>,
+    footage: Vec<Footage>,
     /// Some camera watches the register, even if its system offers no link.
     watched: bool,
 }
@@ -110,36 +110,11 @@ fn bound(zone: Zone, field: &'static str, text: &Option<String>) -> Result<Optio
     }
 }
 
-/// Footage at an event's moment on every camera that watches its register, with or without a bookmark:
-/// a drawer open is not bookmarked by default, yet the investigator must see it.
-fn footage(config: &Config, state: &AppState, e: &EventRecord) -> Vec<FootageLink> {
-    if !e.bookmarks.is_empty() {
-        return e
-            .bookmarks
-            .iter()
-            .filter_map(|b| {
-                config
-                    .camera_system(&b.system)
-                    .map(|sys| footage_links(sys, &state.integrations, &b.device, b.start_ms))
-            })
-            .flatten()
-            .collect();
-    }
-    config
-        .cameras
-        .iter()
-        .filter(|c| c.watches(&e.store, &e.register))
-        .filter_map(|c| {
-            let start = e.at_ms + c.offset.0 - c.pre_roll.0;
-            config
-                .camera_system(&c.system)
-                .map(|sys| footage_links(sys, &state.integrations, &c.device, start))
-        })
-        .flatten()
-        .collect()
-}
-
-async fn read(state: &AppState, p: &TimelineParams) -> Result<Result<Read, Problem>, PageError> {
+async fn read(
+    state: &AppState,
+    scope: &StoreScope,
+    p: &TimelineParams,
+) -> Result<Result<Read, Problem>, PageError> {
     let config = &state.config;
     let (Some(store), Some(register)) = (
         p.store.as_deref().map(str::trim).filter(|s| !s.is_empty()),
@@ -150,7 +125,8 @@ async fn read(state: &AppState, p: &TimelineParams) -> Result<Result<Read, Probl
     ) else {
         return Ok(Err(Problem::Incomplete));
     };
-    if config.store(store).is_none() {
+    // A store outside the viewer's scope is as unknown as one missing from the config.
+    if config.store(store).is_none() || !scope.allows(store) {
         return Ok(Err(Problem::UnknownStore(store.to_string())));
     }
     let zone = Zone::of_store(config, Some(store));
@@ -167,6 +143,7 @@ async fn read(state: &AppState, p: &TimelineParams) -> Result<Result<Read, Probl
     }
     let shown = [CASH_TYPES.as_slice(), SIGN_TYPES.as_slice()].concat();
     let span = RegisterActivity {
+        scope,
         store,
         register,
         from_ms,
@@ -228,7 +205,7 @@ async fn read(state: &AppState, p: &TimelineParams) -> Result<Result<Read, Probl
             transaction: e.transaction.clone(),
             amount: e.amount.map(|a| format_amount(a, e.currency.as_deref())),
             reason: e.reason.clone(),
-            footage: footage(config, state, e),
+            footage: numbered(e.seq, 0, event_footage(config, &state.integrations, e)),
             watched: config
                 .cameras
                 .iter()
@@ -276,11 +253,12 @@ fn href(path: &str, store: &str, register: &str, zone: Zone, from_ms: i64, to_ms
 }
 
 /// The register's shifts of the last two weeks, newest first: a sign-on to the sign-off after it.
-async fn shifts(state: &AppState, r: &Read) -> Result<Vec<Shift>, PageError> {
+async fn shifts(state: &AppState, scope: &StoreScope, r: &Read) -> Result<Vec<Shift>, PageError> {
     let now = now_ms();
     let signs = state
         .store
         .register_activity(&RegisterActivity {
+            scope,
             store: &r.store,
             register: &r.register,
             from_ms: now - SHIFT_DAYS * DAY_MS,
@@ -319,23 +297,24 @@ async fn shifts(state: &AppState, r: &Read) -> Result<Vec<Shift>, PageError> {
 
 pub async fn page(
     State(state): State<AppState>,
+    Signed(viewer, _): Signed<Events>,
     params: Result<Query<TimelineParams>, QueryRejection>,
 ) -> Result<Response, PageError> {
-    let nav = nav(&state).await?;
+    let nav = nav(&state, &viewer).await?;
     let params = params.map(|Query(p)| p).unwrap_or_default();
-    let stores: Vec<(String, String)> = state
-        .config
-        .stores
-        .iter()
+    let stores: Vec<(String, String)> = viewer
+        .stores(&state.config)
+        .into_iter()
         .map(|s| (s.id.clone(), s.name.clone()))
         .collect();
     let form = context! {
         store => params.store.clone().unwrap_or_default(),
         register => params.register.clone().unwrap_or_default(),
     };
-    let (problem, t) = match read(&state, &params).await? {
+    let scope = viewer.scope();
+    let (problem, t) = match read(&state, &scope, &params).await? {
         Ok(r) => {
-            let shifts = shifts(&state, &r).await?;
+            let shifts = shifts(&state, &scope, &r).await?;
             let csv = href(
                 "/timeline.csv",
                 &r.store,
@@ -393,10 +372,11 @@ fn cell(text: &str) -> String {
 
 pub async fn csv(
     State(state): State<AppState>,
+    Signed(viewer, _): Signed<Events>,
     params: Result<Query<TimelineParams>, QueryRejection>,
 ) -> Result<Response, PageError> {
     let params = params.map(|Query(p)| p).unwrap_or_default();
-    let r = match read(&state, &params).await? {
+    let r = match read(&state, &viewer.scope(), &params).await? {
         Ok(r) => r,
         Err(_) => {
             return Ok((
@@ -421,12 +401,30 @@ pub async fn csv(
             l.transaction.as_deref().unwrap_or(""),
             l.amount.as_deref().unwrap_or(""),
             l.reason.as_deref().unwrap_or(""),
-            l.footage.first().map(|f| f.url.as_str()).unwrap_or(""),
+            l.footage.first().map(|f| f.link.url.as_str()).unwrap_or(""),
         ];
         let row: Vec<String> = fields.iter().map(|f| cell(f)).collect();
         out.push_str(&row.join(","));
         out.push_str("\r\n");
     }
+    viewer
+        .audit(
+            &state,
+            "exported",
+            Some(format!(
+                "timeline {}/{} {} to {} {}",
+                r.store,
+                r.register,
+                r.zone.datetime(r.from_ms),
+                r.zone.datetime(r.to_ms),
+                zone.abbr
+            )),
+            Some(format!(
+                "{} lines",
+                r.lines.iter().filter(|l| !l.context).count()
+            )),
+        )
+        .await;
     let name = format!(
         "timeline-{}-{}-{}.csv",
         r.store,

@@ -172,13 +172,13 @@ async fn card_numbers_never_reach_the_database_file_or_the_camera_system() {
         async move { (get_json(&url).await["dead_letters"].as_array()?.len() == 1).then_some(()) }
     })
     .await;
-    let api = reqwest::get(format!("{base}/api/events"))
+    let api = get(format!("{base}/api/events"))
         .await
         .unwrap()
         .text()
         .await
         .unwrap();
-    let dead = reqwest::get(format!("{base}/api/dead-letters"))
+    let dead = get(format!("{base}/api/dead-letters"))
         .await
         .unwrap()
         .text()

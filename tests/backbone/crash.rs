@@ -31,6 +31,7 @@ async fn a_daemon_killed_mid_stream_bookmarks_every_flagged_event_exactly_once_a
     let log1 = site.dir.path().join("run1.log");
     let log2 = site.dir.path().join("run2.log");
 
+    allow_tests(&site.db_url()).await;
     let mut daemon = spawn_daemon(&config_path, &log1);
     wait_for_log(&log1, "Subscribed.").await;
 
@@ -89,7 +90,7 @@ async fn a_daemon_killed_mid_stream_bookmarks_every_flagged_event_exactly_once_a
         || {
             let url = format!("{base}/api/events?limit=1000");
             async move {
-                let v = reqwest::get(&url)
+                let v = get(&url)
                     .await
                     .ok()?
                     .json::<serde_json::Value>()

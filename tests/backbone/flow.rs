@@ -172,7 +172,7 @@ async fn events_through(daemon: &Daemon, broker: &BrokerUrl, site: &Site, nx: &F
     );
     assert_eq!(unmapped["flagged"], true);
 
-    let health = reqwest::get(format!("{base}/healthz")).await.unwrap();
+    let health = get(format!("{base}/healthz")).await.unwrap();
     assert_eq!(health.status(), 200);
     let health: Value = health.json().await.unwrap();
     assert_eq!(health["mqtt"]["receiving"], true);
@@ -198,7 +198,7 @@ async fn events_through(daemon: &Daemon, broker: &BrokerUrl, site: &Site, nx: &F
 async fn flagged_events_through_the_embedded_broker_become_nx_bookmarks_at_the_register_moment() {
     let nx = FakeNx::start(&[CAM1, CAM2]).await;
     let site = Site::new();
-    let daemon = Daemon::start(site.config(None, &nx.url, ""))
+    let daemon = start(site.config(None, &nx.url, ""))
         .await
         .expect("daemon starts");
     let broker = daemon.broker().clone();
@@ -211,7 +211,7 @@ async fn flagged_events_through_an_external_broker_become_nx_bookmarks_at_the_re
     let broker = external_broker();
     let nx = FakeNx::start(&[CAM1, CAM2]).await;
     let site = Site::new();
-    let daemon = Daemon::start(site.config(Some(&broker), &nx.url, ""))
+    let daemon = start(site.config(Some(&broker), &nx.url, ""))
         .await
         .expect("daemon starts");
     events_through(&daemon, &broker, &site, &nx).await;
@@ -230,7 +230,7 @@ async fn an_embedded_broker_port_already_taken_fails_start_up_and_says_how_to_us
         &format!("127.0.0.1:{port}\"\nclient_id"),
     );
     let config = tillmark::config::Config::parse(&text, &|_| Some(NX_PASSWORD.into())).unwrap();
-    let err = match Daemon::start(config).await {
+    let err = match start(config).await {
         Ok(_) => panic!("start-up must fail on a taken port"),
         Err(e) => e.to_string(),
     };
@@ -265,10 +265,10 @@ async fn health_turns_503_while_the_broker_is_unreachable() {
         .unwrap();
     let broker = BrokerUrl::plain(closed);
     let site = Site::new();
-    let daemon = Daemon::start(site.config(Some(&broker), "http://127.0.0.1:9", ""))
+    let daemon = start(site.config(Some(&broker), "http://127.0.0.1:9", ""))
         .await
         .expect("daemon starts");
-    let resp = reqwest::get(format!("http://{}/healthz", daemon.web_addr()))
+    let resp = get(format!("http://{}/healthz", daemon.web_addr()))
         .await
         .unwrap();
     assert_eq!(resp.status(), 503);

@@ -416,6 +416,7 @@ async fn a_password_milestone_refuses_shows_in_the_index_and_never_in_the_api_or
     std::fs::write(&config, text).unwrap();
     let log = site.dir.path().join("tillmark.log");
     let wrong = "Wr0ng-Xprotect-pw";
+    allow_tests(&site.db_url()).await;
     let mut daemon = spawn_tillmark(&config, &log, &[("XPROTECT_PASSWORD", wrong)]);
     wait_for_log(&log, "Subscribed.").await;
     let broker = BrokerUrl::plain(format!("127.0.0.1:{broker_port}").parse().unwrap());

@@ -148,7 +148,7 @@ async fn a_late_event_becomes_a_clip_of_its_window_said_so_in_the_index_with_the
     let id = late["id"].as_i64().unwrap();
     // Attribute values come HTML-escaped (`/` as `&#x2f;`); a browser undoes that.
     let page = |path: String| async move {
-        let html = reqwest::get(path).await.unwrap().text().await.unwrap();
+        let html = get(path).await.unwrap().text().await.unwrap();
         html.replace("&#x2f;", "/")
     };
     let html = page(format!("{base}/events/{seq}")).await;
@@ -164,7 +164,7 @@ async fn a_late_event_becomes_a_clip_of_its_window_said_so_in_the_index_with_the
     let list = page(format!("{base}/")).await;
     assert!(list.contains(&src), "the row shows it too");
 
-    let still = reqwest::get(format!("{base}{src}")).await.unwrap();
+    let still = get(format!("{base}{src}")).await.unwrap();
     assert_eq!(still.status(), 200);
     assert_eq!(still.headers()["content-type"], "image/png");
     assert_eq!(still.headers()["cache-control"], "private, max-age=86400");
@@ -179,7 +179,7 @@ async fn a_late_event_becomes_a_clip_of_its_window_said_so_in_the_index_with_the
     assert!(!html.contains(KEY), "the key never reaches the page");
 
     // No such bookmark: no image.
-    let missing = reqwest::get(format!("{base}/events/{seq}/bookmarks/999999/thumbnail"))
+    let missing = get(format!("{base}/events/{seq}/bookmarks/999999/thumbnail"))
         .await
         .unwrap();
     assert_eq!(missing.status(), 404);

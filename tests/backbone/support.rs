@@ -251,13 +251,49 @@ where
     }
 }
 
+/// The API token every test daemon knows: an owner's ([`allow_tests`]).
+pub const TOKEN: &str = "tm_backbone-tests-owner-token";
+
+/// Gives the database at `url` an owner whose API token is [`TOKEN`], so the tests read the index as an owner
+/// would. Its password hash is no hash, so nobody signs in with it.
+pub async fn allow_tests(url: &str) {
+    use tillmark::accounts::{NewUser, Role, token_digest};
+    use tillmark::store::{Accounts, SqliteStore, Store};
+    let store = SqliteStore::open(url)
+        .await
+        .expect("open the test database");
+    let owner = NewUser {
+        name: "tester".into(),
+        role: Role::Owner,
+        stores: Vec::new(),
+        password_hash: "!".into(),
+    };
+    if store.add_user(&owner, 0).await.is_ok() {
+        store
+            .add_token("tester", "tests", &token_digest(TOKEN), 0)
+            .await
+            .expect("add the test token");
+    }
+    store.close().await;
+}
+
+/// Starts a daemon whose index the tests may read ([`allow_tests`]).
+pub async fn start(config: Config) -> Result<Daemon, tillmark::StartError> {
+    allow_tests(&config.database.url).await;
+    Daemon::start(config).await
+}
+
+/// GET with the tests' API token.
+pub async fn get(url: impl reqwest::IntoUrl) -> reqwest::Result<reqwest::Response> {
+    reqwest::Client::new()
+        .get(url)
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+}
+
 pub async fn get_json(url: &str) -> Value {
-    reqwest::get(url)
-        .await
-        .expect("GET")
-        .json()
-        .await
-        .expect("JSON")
+    get(url).await.expect("GET").json().await.expect("JSON")
 }
 
 /// The register time most tests publish at: 18:42:07.310 in Tokyo, 09:42:07.310 UTC.
@@ -275,7 +311,7 @@ pub fn event(id: &str, kind: &str, register: &str, at: &str) -> Value {
 
 /// Starts a daemon, waits until it receives events, and connects a register bridge to its broker.
 pub async fn start_daemon(config: Config) -> (Daemon, Bridge) {
-    let daemon = Daemon::start(config).await.expect("daemon starts");
+    let daemon = start(config).await.expect("daemon starts");
     eventually(
         Duration::from_secs(10),
         "the daemon to subscribe",
@@ -386,12 +422,7 @@ pub async fn newest_event_page_at(base: &str) -> String {
 }
 
 pub async fn get_text(url: &str) -> String {
-    reqwest::get(url)
-        .await
-        .expect("GET")
-        .text()
-        .await
-        .expect("text")
+    get(url).await.expect("GET").text().await.expect("text")
 }
 
 /// The first bookmark of the newest event, once `done` holds for it (within 10 s), from the daemon at `base`.

@@ -1,0 +1,117 @@
+//! The audit log as the owner reads it (`/audit`): who signed in or was refused, who opened which footage,
+//! who exported what, who changed a case; newest first, filtered by person and action.
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use minijinja::context;
+use serde::{Deserialize, Serialize};
+
+use super::AppState;
+use super::api::non_empty;
+use super::auth::{Audit, Signed};
+use super::format::{FALLBACK, Zone};
+use super::pages::{PageError, nav, render};
+use crate::clock::now_ms;
+use crate::config::Config;
+use crate::store::AuditQuery;
+
+const PAGE: i64 = 200;
+
+/// The actions the log holds, for the filter; in the order a reader thinks of them.
+const ACTIONS: [&str; 9] = [
+    "sign_in",
+    "sign_in_refused",
+    "sign_in_throttled",
+    "sign_out",
+    "password_changed",
+    "footage_opened",
+    "exported",
+    "case_opened",
+    "case_closed",
+];
+
+#[derive(Debug, Default, Deserialize)]
+pub struct AuditParams {
+    actor: Option<String>,
+    action: Option<String>,
+    before: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct Row {
+    id: i64,
+    at: String,
+    actor: Option<String>,
+    address: Option<String>,
+    action: String,
+    target: Option<String>,
+    detail: Option<String>,
+}
+
+/// The zone the log is shown in: the stores' one zone when they share it (the usual case), else UTC.
+fn log_zone(config: &Config) -> Zone {
+    match config.stores.first() {
+        Some(first) if config.stores.iter().all(|s| s.timezone == first.timezone) => {
+            Zone::Named(first.timezone)
+        }
+        _ => FALLBACK,
+    }
+}
+
+pub async fn page(
+    State(state): State<AppState>,
+    Signed(viewer, _): Signed<Audit>,
+    params: Result<Query<AuditParams>, QueryRejection>,
+) -> Result<Response, PageError> {
+    let nav = nav(&state, &viewer).await?;
+    let params = params.map(|Query(p)| p).unwrap_or_default();
+    let query = AuditQuery {
+        actor: non_empty(&params.actor),
+        action: non_empty(&params.action),
+        before: non_empty(&params.before).and_then(|b| b.parse().ok()),
+        limit: PAGE,
+        ..Default::default()
+    };
+    let entries = state.store.audit(&query).await?;
+    let zone = log_zone(&state.config);
+    let older = (entries.len() as i64 == PAGE)
+        .then(|| entries.last().map(|e| e.id))
+        .flatten()
+        .map(|id| {
+            let mut q = url::form_urlencoded::Serializer::new(String::new());
+            for (k, v) in [("actor", &query.actor), ("action", &query.action)] {
+                if let Some(v) = v {
+                    q.append_pair(k, v);
+                }
+            }
+            q.append_pair("before", &id.to_string());
+            format!("/audit?{}", q.finish())
+        });
+    let rows: Vec<Row> = entries
+        .into_iter()
+        .map(|e| Row {
+            id: e.id,
+            at: zone.datetime(e.at_ms),
+            actor: e.actor,
+            address: e.address,
+            action: e.action,
+            target: e.target,
+            detail: e.detail,
+        })
+        .collect();
+    Ok(render(
+        StatusCode::OK,
+        "audit.html",
+        context! {
+            page => "audit",
+            nav,
+            rows,
+            actions => ACTIONS,
+            f => context! { actor => query.actor, action => query.action },
+            zone => zone.label(now_ms()),
+            older,
+        },
+    ))
+}

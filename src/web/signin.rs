@@ -1,0 +1,306 @@
+//! Signing in and out, and changing one's password (`/login`, `/logout`, `/account/password`).
+//!
+//! Sign-in is throttled per account and per address, counted from the audit log's refused sign-ins, so the
+//! limits hold across restarts. A name that does not exist costs the same password check as one that does,
+//! so the answer's timing does not tell which names exist. The sign-in form has its own CSRF token, held in
+//! a short cookie, since there is no session yet to hold it.
+
+use std::sync::LazyLock;
+
+use axum::Form;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use minijinja::context;
+use serde::Deserialize;
+
+use super::AppState;
+use super::auth::{
+    self, Account, ClientAddress, Refusal, SESSION_COOKIE, Signed, constant_time_eq, cookie,
+    set_cookie,
+};
+use super::pages::render;
+use crate::accounts::{self, MIN_PASSWORD, random_secret, token_digest};
+use crate::clock::now_ms;
+use crate::store::NewAuditEntry;
+
+const SIGN_IN_COOKIE: &str = "tillmark_signin";
+/// The window refused sign-ins are counted in.
+pub const THROTTLE_WINDOW_MS: i64 = 15 * 60_000;
+/// Refused sign-ins for one name within the window before that name must wait: enough for typos, far too
+/// few to guess a password of twelve characters or more.
+pub const MAX_REFUSED_PER_ACCOUNT: i64 = 5;
+/// From one address, over any names: a shop's tablets share one address behind its router.
+pub const MAX_REFUSED_PER_ADDRESS: i64 = 20;
+
+/// Checked against when the name is unknown, so both answers take one argon2 verification.
+static DECOY_HASH: LazyLock<String> =
+    LazyLock::new(|| accounts::hash_password(&random_secret()).unwrap_or_default());
+
+#[derive(Debug, Deserialize)]
+pub struct NextParam {
+    next: Option<String>,
+}
+
+/// Only a path on this site: `//host` and `/\host` are other sites to a browser.
+fn local_path(next: Option<&str>) -> String {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.starts_with("/\\") => {
+            n.to_string()
+        }
+        _ => "/".into(),
+    }
+}
+
+fn sign_in_page(
+    state: &AppState,
+    status: StatusCode,
+    next: &str,
+    name: &str,
+    problem: Option<&str>,
+) -> Response {
+    let token = random_secret();
+    let mut page = render(
+        status,
+        "login.html",
+        context! { page => "login", nav => (), next, name, problem, csrf => &token, min => MIN_PASSWORD },
+    );
+    page.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(&state.config, SIGN_IN_COOKIE, &token, "/login", Some(1800)),
+    );
+    page
+}
+
+pub async fn form(State(state): State<AppState>, Query(p): Query<NextParam>) -> Response {
+    sign_in_page(
+        &state,
+        StatusCode::OK,
+        &local_path(p.next.as_deref()),
+        "",
+        None,
+    )
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SignInForm {
+    username: String,
+    password: String,
+    csrf: String,
+    next: Option<String>,
+}
+
+pub async fn sign_in(
+    State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
+    headers: HeaderMap,
+    Form(f): Form<SignInForm>,
+) -> Response {
+    let next = local_path(f.next.as_deref());
+    let name = f.username.trim();
+    let page = |status, problem| sign_in_page(&state, status, &next, name, Some(problem));
+    let expected = cookie(&headers, SIGN_IN_COOKIE).unwrap_or("");
+    if expected.is_empty() || !constant_time_eq(expected.as_bytes(), f.csrf.as_bytes()) {
+        return page(StatusCode::FORBIDDEN, "expired_form");
+    }
+    let now = now_ms();
+    let Ok((by_name, by_address)) = state
+        .store
+        .refused_sign_ins(name, &address, now - THROTTLE_WINDOW_MS)
+        .await
+    else {
+        return page(StatusCode::SERVICE_UNAVAILABLE, "unavailable");
+    };
+    let audit = |action: &str| NewAuditEntry {
+        at_ms: now,
+        actor: Some(name.to_string()),
+        address: Some(address.clone()),
+        action: action.to_string(),
+        ..Default::default()
+    };
+    if by_name >= MAX_REFUSED_PER_ACCOUNT || by_address >= MAX_REFUSED_PER_ADDRESS {
+        // Not counted as refused: waiting out the limit must end it, not extend it.
+        let _ = state.store.record(&audit("sign_in_throttled")).await;
+        let mut r = page(StatusCode::TOO_MANY_REQUESTS, "throttled");
+        r.headers_mut().insert(
+            header::RETRY_AFTER,
+            (THROTTLE_WINDOW_MS / 1000).to_string().parse().unwrap(),
+        );
+        return r;
+    }
+    let found = match state.store.user_with_hash(name).await {
+        Ok(found) => found,
+        Err(_) => return page(StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+    };
+    let password = f.password;
+    let (user, hash) = match found {
+        Some((user, hash)) => (Some(user), hash),
+        None => (None, DECOY_HASH.clone()),
+    };
+    // argon2 takes tens of milliseconds of CPU: off the async threads.
+    let matches = tokio::task::spawn_blocking(move || accounts::verify_password(&password, &hash))
+        .await
+        .unwrap_or(false);
+    let Some(user) = user.filter(|_| matches) else {
+        let _ = state.store.record(&audit("sign_in_refused")).await;
+        tracing::warn!(user = name, %address, "Sign-in refused.");
+        return page(StatusCode::UNAUTHORIZED, "refused");
+    };
+    let Ok(cookie) = start_session(&state, user.id, &address).await else {
+        return page(StatusCode::SERVICE_UNAVAILABLE, "unavailable");
+    };
+    let _ = state.store.record(&audit("sign_in")).await;
+    tracing::info!(user = name, %address, "Signed in.");
+    let mut r = Redirect::to(&next).into_response();
+    r.headers_mut().append(header::SET_COOKIE, cookie);
+    r.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(&state.config, SIGN_IN_COOKIE, "", "/login", Some(0)),
+    );
+    r
+}
+
+/// A new session for `user_id`; returns its cookie.
+async fn start_session(
+    state: &AppState,
+    user_id: i64,
+    address: &str,
+) -> Result<axum::http::HeaderValue, crate::store::StoreError> {
+    let secret = random_secret();
+    state
+        .store
+        .add_session(
+            &token_digest(&secret),
+            user_id,
+            &random_secret(),
+            Some(address),
+            now_ms(),
+        )
+        .await?;
+    Ok(set_cookie(
+        &state.config,
+        SESSION_COOKIE,
+        &secret,
+        "/",
+        None,
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CsrfForm {
+    csrf: String,
+}
+
+pub async fn sign_out(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Signed(viewer, _): Signed<Account>,
+    Form(f): Form<CsrfForm>,
+) -> Result<Response, Refusal> {
+    viewer.check_csrf(&f.csrf)?;
+    if let Some(secret) = cookie(&headers, SESSION_COOKIE) {
+        state
+            .store
+            .end_session(&token_digest(secret))
+            .await
+            .map_err(|_| Refusal::Unavailable)?;
+    }
+    viewer.audit(&state, "sign_out", None, None).await;
+    let mut r = Redirect::to("/login").into_response();
+    r.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(&state.config, SESSION_COOKIE, "", "/", Some(0)),
+    );
+    Ok(r)
+}
+
+async fn password_page(
+    state: &AppState,
+    viewer: &auth::Viewer,
+    status: StatusCode,
+    note: Option<&str>,
+) -> Response {
+    let nav = super::pages::nav(state, viewer).await.ok();
+    render(
+        status,
+        "password.html",
+        context! {
+            page => "password",
+            nav,
+            me => &viewer.user,
+            csrf => &viewer.csrf,
+            note,
+            min => MIN_PASSWORD,
+        },
+    )
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Changed {
+    changed: Option<String>,
+}
+
+pub async fn password_form(
+    State(state): State<AppState>,
+    Signed(viewer, _): Signed<Account>,
+    Query(q): Query<Changed>,
+) -> Response {
+    let note = q.changed.is_some().then_some("changed");
+    password_page(&state, &viewer, StatusCode::OK, note).await
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PasswordForm {
+    csrf: String,
+    current: String,
+    new: String,
+    confirm: String,
+}
+
+pub async fn change_password(
+    State(state): State<AppState>,
+    Signed(viewer, _): Signed<Account>,
+    Form(f): Form<PasswordForm>,
+) -> Result<Response, Refusal> {
+    viewer.check_csrf(&f.csrf)?;
+    let problem =
+        async |p| Ok(password_page(&state, &viewer, StatusCode::BAD_REQUEST, Some(p)).await);
+    if f.new != f.confirm {
+        return problem("mismatch").await;
+    }
+    if f.new.chars().count() < MIN_PASSWORD {
+        return problem("short").await;
+    }
+    let Some((_, hash)) = state
+        .store
+        .user_with_hash(&viewer.user.name)
+        .await
+        .map_err(|_| Refusal::Unavailable)?
+    else {
+        return Err(Refusal::Unavailable);
+    };
+    let (current, new) = (f.current, f.new);
+    let checked = tokio::task::spawn_blocking(move || {
+        accounts::verify_password(&current, &hash).then(|| accounts::hash_password(&new))
+    })
+    .await
+    .unwrap_or(None);
+    let new_hash = match checked {
+        None => return problem("wrong_current").await,
+        Some(Err(_)) => return problem("short").await,
+        Some(Ok(h)) => h,
+    };
+    state
+        .store
+        .set_password(&viewer.user.name, &new_hash, now_ms())
+        .await
+        .map_err(|_| Refusal::Unavailable)?;
+    // Every session of the old password has ended; this browser continues in a new one.
+    let cookie = start_session(&state, viewer.user.id, &viewer.address)
+        .await
+        .map_err(|_| Refusal::Unavailable)?;
+    viewer.audit(&state, "password_changed", None, None).await;
+    let mut r = Redirect::to("/account/password?changed=1").into_response();
+    r.headers_mut().append(header::SET_COOKIE, cookie);
+    Ok(r)
+}

@@ -1,0 +1,799 @@
+//! Who may see what in the index: sign-in, sessions, CSRF, throttling, API tokens, roles, store scopes and the
+//! audit log, against the real router on a real port and a real SQLite file. The scope tests walk
+//! `tillmark::web::ROUTES`, the list the router itself is built from, so a new route is covered the day it
+//! is added.
+
+use std::sync::Arc;
+
+use reqwest::StatusCode;
+use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
+use serde_json::{Value, json};
+use tillmark::accounts::{NewUser, Role, hash_password, new_token, token_digest};
+use tillmark::config::Config;
+use tillmark::store::{
+    Accounts, AuditLog, AuditQuery, Finished, Intake, NewBookmark, Outcome, SqliteStore, Store,
+    StoreScope,
+};
+use tillmark::web::{AppState, PUBLIC_ROUTES, ROUTES, router};
+
+const CONFIG: &str = r#"
+[[stores]]
+id = "shibuya-01"
+name = "Shibuya"
+timezone = "Asia/Tokyo"
+
+[[stores]]
+id = "osaka-02"
+name = "Osaka"
+timezone = "Asia/Tokyo"
+
+[[camera_systems]]
+id = "nvr"
+integration = "nx-witness"
+url = "https://nvr.example:7001"
+username = "tillmark"
+password_env = "NX_PW"
+
+[[cameras]]
+system = "nvr"
+device = "cam-shibuya"
+name = "Shibuya counter"
+registers = ["shibuya-01/r1"]
+
+[[cameras]]
+system = "nvr"
+device = "cam-osaka"
+name = "Osaka counter"
+registers = ["osaka-02/r1"]
+"#;
+
+const PASSWORD: &str = "correct horse battery staple";
+/// What only Osaka's events hold: no page or answer an investigator of Shibuya gets may contain any of it.
+const OSAKA_MARKS: [&str; 4] = ["T-OSAKA-77", "c-osaka-9", "cam-osaka", "osaka-02"];
+
+fn intake(id: &str, kind: &str, store: &str, txn: &str, cashier: &str, device: &str) -> Intake {
+    let at = "2026-11-21T09:42:07.310Z";
+    let payload = json!({
+        "id": id, "type": kind, "at": at, "store": store, "register": "r1",
+        "transaction": txn, "cashier": cashier, "amount": 5000, "currency": "JPY",
+        "reason": "返品 お客様都合", "lines": ["返品 GREEN TEA 500ML 150"],
+    });
+    let parsed = tillmark::event::parse(payload.to_string().as_bytes());
+    let event = parsed.result.expect("a valid test event");
+    let at_ms = event.at_ms();
+    Intake::Event {
+        topic: format!("pos/{store}/r1/events"),
+        received_ms: at_ms + 500,
+        event: Box::new(event),
+        raw: parsed.raw,
+        flagged: true,
+        mapped: true,
+        bookmarks: vec![NewBookmark {
+            system: "nvr".into(),
+            device: device.into(),
+            camera: device.into(),
+            moment_ms: at_ms,
+            start_ms: at_ms - 10_000,
+            duration_ms: 30_000,
+        }],
+    }
+}
+
+struct Site {
+    base: String,
+    store: Arc<SqliteStore>,
+    /// Osaka's event and its bookmark, the ones a Shibuya investigator must never reach.
+    osaka_seq: i64,
+    osaka_bookmark: i64,
+    shibuya_seq: i64,
+    /// API tokens by user name.
+    tokens: std::collections::HashMap<&'static str, String>,
+    _dir: tempfile::TempDir,
+}
+
+impl Site {
+    async fn start(extra_web: &str) -> Site {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let store = Arc::new(SqliteStore::open(&url).await.unwrap());
+        let config = Config::parse(&format!("{extra_web}\n{CONFIG}"), &|name| {
+            (name == "NX_PW").then(|| "secret".to_string())
+        })
+        .unwrap_or_else(|e| panic!("test config is invalid: {e:?}"));
+        let hash = hash_password(PASSWORD).unwrap();
+        let mut tokens = std::collections::HashMap::new();
+        for (name, role, stores) in [
+            ("aiko", Role::Owner, vec![]),
+            ("ken", Role::Investigator, vec!["shibuya-01".to_string()]),
+            ("mika", Role::Manager, vec!["shibuya-01".to_string()]),
+            ("ito", Role::Integrator, vec![]),
+        ] {
+            let user = NewUser {
+                name: name.into(),
+                role,
+                stores,
+                password_hash: hash.clone(),
+            };
+            store.add_user(&user, 0).await.unwrap();
+            let token = new_token();
+            store
+                .add_token(name, "tests", &token_digest(&token), 0)
+                .await
+                .unwrap();
+            tokens.insert(name, token);
+        }
+        let now = tillmark::clock::now_ms();
+        let outcomes = store
+            .ingest(
+                &[
+                    intake(
+                        "s-1",
+                        "refund",
+                        "shibuya-01",
+                        "T-SHIBUYA-1",
+                        "c117",
+                        "cam-shibuya",
+                    ),
+                    intake(
+                        "o-1",
+                        "refund",
+                        "osaka-02",
+                        "T-OSAKA-77",
+                        "c-osaka-9",
+                        "cam-osaka",
+                    ),
+                ],
+                now,
+            )
+            .await
+            .unwrap();
+        let seq = |i: usize| match outcomes[i] {
+            tillmark::store::IntakeOutcome::Stored { seq, .. } => seq,
+            other => panic!("not stored: {other:?}"),
+        };
+        for job in store.claim_due(now, 60_000, 10, &[]).await.unwrap() {
+            let made = Outcome::Made {
+                vendor_id: Some(format!("bm-{}", job.bookmark.device)),
+                detail: "created".into(),
+                made_as: None,
+            };
+            let done = Finished {
+                bookmark_id: job.bookmark.id,
+                outcome: made,
+                at_ms: now,
+            };
+            store.finish(&[done]).await.unwrap();
+        }
+        let osaka = store
+            .event(seq(1), &StoreScope::All)
+            .await
+            .unwrap()
+            .unwrap();
+        let state = AppState {
+            store: store.clone(),
+            config: Arc::new(config),
+            intake: Default::default(),
+            integrations: tillmark::camera::Integrations::load(std::path::Path::new(
+                "integrations",
+            )),
+            cameras: Default::default(),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            axum::serve(
+                listener,
+                router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .await
+        });
+        Site {
+            base: format!("http://{addr}"),
+            store,
+            osaka_seq: seq(1),
+            osaka_bookmark: osaka.bookmarks[0].id,
+            shibuya_seq: seq(0),
+            tokens,
+            _dir: dir,
+        }
+    }
+
+    fn client() -> reqwest::Client {
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+    }
+
+    async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+    ) -> (StatusCode, HeaderMap, String) {
+        let mut req =
+            Self::client().request(method.parse().unwrap(), format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.unwrap();
+        let (status, headers) = (resp.status(), resp.headers().clone());
+        (status, headers, resp.text().await.unwrap())
+    }
+
+    async fn get_as(&self, user: &str, path: &str) -> (StatusCode, String) {
+        let (status, _, body) = self.send("GET", path, Some(&self.tokens[user])).await;
+        (status, body)
+    }
+
+    /// A route's path with its parameters filled in with Osaka's event and bookmark.
+    fn osaka_path(&self, path: &str) -> String {
+        path.replace("{seq}", &self.osaka_seq.to_string())
+            .replace("{id}", &self.osaka_bookmark.to_string())
+            .replace("{n}", "0")
+    }
+}
+
+/// A browser: keeps cookies, does not follow redirects, so each step can be checked.
+struct Browser {
+    client: reqwest::Client,
+    base: String,
+}
+
+impl Browser {
+    fn new(site: &Site) -> Browser {
+        Browser {
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .cookie_store(true)
+                .build()
+                .unwrap(),
+            base: site.base.clone(),
+        }
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, HeaderMap, String) {
+        let resp = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
+        let (status, headers) = (resp.status(), resp.headers().clone());
+        (status, headers, resp.text().await.unwrap())
+    }
+
+    async fn post(&self, path: &str, form: &[(&str, &str)]) -> (StatusCode, HeaderMap, String) {
+        let resp = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        let (status, headers) = (resp.status(), resp.headers().clone());
+        (status, headers, resp.text().await.unwrap())
+    }
+
+    /// Opens the sign-in form (as a person would, for its token) and submits it.
+    async fn sign_in(
+        &self,
+        name: &str,
+        password: &str,
+        next: &str,
+    ) -> (StatusCode, HeaderMap, String) {
+        let (_, _, form) = self.get(&format!("/login?next={next}")).await;
+        let csrf = hidden(&form, "csrf");
+        self.post(
+            "/login",
+            &[
+                ("username", name),
+                ("password", password),
+                ("csrf", &csrf),
+                ("next", next),
+            ],
+        )
+        .await
+    }
+}
+
+/// The value of a hidden form field.
+fn hidden(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} field in {html}"))
+        + marker.len();
+    html[start..start + html[start..].find('"').unwrap()].to_string()
+}
+
+fn location(headers: &HeaderMap) -> &str {
+    headers[LOCATION].to_str().unwrap()
+}
+
+#[tokio::test]
+async fn every_route_but_health_sign_in_and_the_stylesheet_refuses_a_visitor_who_is_not_signed_in()
+{
+    let site = Site::start("").await;
+    assert!(
+        ROUTES.len() >= 20,
+        "the route list is the router's: {ROUTES:?}"
+    );
+    for (method, path) in ROUTES {
+        let method = method.to_uppercase();
+        let path = site.osaka_path(path);
+        let (status, headers, body) = site.send(&method, &path, None).await;
+        if PUBLIC_ROUTES.contains(&path.as_str()) {
+            assert_ne!(status, StatusCode::UNAUTHORIZED, "{method} {path}");
+            assert_ne!(status, StatusCode::SEE_OTHER, "{method} {path}");
+            continue;
+        }
+        assert!(
+            !OSAKA_MARKS
+                .iter()
+                .chain(&["T-SHIBUYA-1"])
+                .any(|m| body.contains(m)),
+            "{method} {path} shows events to a visitor: {body}"
+        );
+        if path.starts_with("/api/") {
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path}");
+            assert!(body.contains("sign in first"), "{body}");
+        } else {
+            assert_eq!(status, StatusCode::SEE_OTHER, "{method} {path}: {body}");
+            assert!(
+                location(&headers).starts_with("/login?next="),
+                "{method} {path}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_investigator_of_one_store_gets_nothing_of_another_on_any_route_nor_by_guessing_its_urls()
+ {
+    let site = Site::start("").await;
+    // The same walk as the owner first: Osaka's event is there to be leaked, so the walk can fail.
+    let (status, owner_view) = site
+        .get_as("aiko", &format!("/events/{}", site.osaka_seq))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(owner_view.contains("T-OSAKA-77"));
+    let (_, mine) = site.get_as("ken", "/?q=返品").await;
+    assert!(
+        mine.contains("T-SHIBUYA-1"),
+        "Ken sees his own store: {mine}"
+    );
+
+    for (method, path) in ROUTES.iter().filter(|(m, _)| *m == "get") {
+        let path = site.osaka_path(path);
+        // Every way of asking for Osaka: its ids in the path, its name in every filter a route takes.
+        for query in [
+            "",
+            "?store=osaka-02",
+            "?store=osaka-02&register=r1&from=2026-11-21T00:00&to=2026-11-22T00:00",
+            "?q=T-OSAKA-77",
+            "?cashier=c-osaka-9",
+        ] {
+            let url = format!("{path}{query}");
+            let (status, body) = site.get_as("ken", &url).await;
+            // A form shows again what was typed into it; nothing else of Osaka may show.
+            let typed = url::form_urlencoded::parse(query.trim_start_matches('?').as_bytes())
+                .map(|(_, v)| v.into_owned());
+            let shown = typed.fold(body.clone(), |text, v| text.replace(&v, ""));
+            for mark in OSAKA_MARKS {
+                assert!(
+                    !shown.contains(mark),
+                    "{method} {url} ({status}) shows {mark}: {body}"
+                );
+            }
+        }
+    }
+    for path in [
+        format!("/events/{}", site.osaka_seq),
+        format!("/events/{}/footage/0", site.osaka_seq),
+        format!(
+            "/events/{}/bookmarks/{}/thumbnail",
+            site.osaka_seq, site.osaka_bookmark
+        ),
+        format!("/api/events/{}", site.osaka_seq),
+    ] {
+        let (status, _) = site.get_as("ken", &path).await;
+        assert_eq!(
+            status,
+            StatusCode::NOT_FOUND,
+            "{path}: another store's event is not found"
+        );
+    }
+    let (_, api) = site.get_as("ken", "/api/events?store=osaka-02").await;
+    assert_eq!(
+        serde_json::from_str::<Value>(&api).unwrap()["events"],
+        json!([])
+    );
+}
+
+#[tokio::test]
+async fn each_role_reaches_only_its_pages() {
+    let site = Site::start("").await;
+    let cases: [(&str, &str, StatusCode); 14] = [
+        ("ito", "/", StatusCode::FORBIDDEN),
+        ("ito", "/api/events", StatusCode::FORBIDDEN),
+        ("ito", "/timeline", StatusCode::FORBIDDEN),
+        ("ito", "/integrations", StatusCode::OK),
+        ("ito", "/dead-letters", StatusCode::FORBIDDEN),
+        ("mika", "/", StatusCode::OK),
+        ("mika", "/cashiers", StatusCode::OK),
+        ("mika", "/integrations", StatusCode::FORBIDDEN),
+        ("mika", "/audit", StatusCode::FORBIDDEN),
+        ("ken", "/api/dead-letters", StatusCode::FORBIDDEN),
+        ("ken", "/audit", StatusCode::FORBIDDEN),
+        ("aiko", "/audit", StatusCode::OK),
+        ("aiko", "/dead-letters", StatusCode::OK),
+        ("aiko", "/integrations", StatusCode::OK),
+    ];
+    for (user, path, want) in cases {
+        let (status, body) = site.get_as(user, path).await;
+        assert_eq!(status, want, "{user} {path}: {body}");
+        if want == StatusCode::FORBIDDEN && !path.starts_with("/api/") {
+            assert!(body.contains("does not give access to this page"), "{body}");
+        }
+    }
+    let (_, api) = site.get_as("ito", "/api/events").await;
+    assert_eq!(
+        serde_json::from_str::<Value>(&api).unwrap()["error"],
+        "the integrator role does not give access to this; ask an owner"
+    );
+    // The header links only to what the role may open.
+    let (_, page) = site.get_as("mika", "/").await;
+    assert!(page.contains("href=\"/timeline\""));
+    assert!(!page.contains("href=\"/integrations\"") && !page.contains("href=\"/audit\""));
+}
+
+#[tokio::test]
+async fn signing_in_sets_an_http_only_cookie_returns_to_the_page_asked_for_and_signing_out_ends_it()
+{
+    let site = Site::start("").await;
+    let browser = Browser::new(&site);
+    let (status, headers, _) = browser.get("/timeline?store=shibuya-01").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let next = location(&headers)
+        .strip_prefix("/login?next=")
+        .unwrap()
+        .to_string();
+    assert_eq!(next, "%2Ftimeline%3Fstore%3Dshibuya-01");
+
+    let (status, headers, _) = browser
+        .sign_in("ken", PASSWORD, "/timeline?store=shibuya-01")
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(location(&headers), "/timeline?store=shibuya-01");
+    let cookie = headers
+        .get_all(SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .find(|c| c.starts_with("tillmark_session="))
+        .expect("a session cookie");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
+    assert!(
+        !cookie.contains("Secure"),
+        "plain HTTP on loopback: {cookie}"
+    );
+
+    let (status, _, page) = browser.get("/").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.contains("T-SHIBUYA-1") && page.contains(">ken<"),
+        "{page}"
+    );
+
+    let csrf = hidden(&page, "csrf");
+    let (status, headers, _) = browser.post("/logout", &[("csrf", &csrf)]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(location(&headers), "/login");
+    let (status, _, _) = browser.get("/").await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "signed out");
+}
+
+#[tokio::test]
+async fn a_form_without_the_sessions_token_changes_nothing() {
+    let site = Site::start("").await;
+    let browser = Browser::new(&site);
+    browser.sign_in("aiko", PASSWORD, "/").await;
+    for token in ["", "forged"] {
+        let (status, _, body) = browser.post("/logout", &[("csrf", token)]).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert!(
+            body.contains("did not come from your current session"),
+            "{body}"
+        );
+    }
+    let (status, _, _) = browser.get("/").await;
+    assert_eq!(status, StatusCode::OK, "still signed in");
+    let (status, _, _) = browser
+        .post(
+            "/account/password",
+            &[
+                ("csrf", "forged"),
+                ("current", PASSWORD),
+                ("new", "a brand new password"),
+                ("confirm", "a brand new password"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    // The sign-in form carries its own token: a post from elsewhere, without the form's cookie, is refused.
+    let (status, _, body) = Site::client()
+        .post(format!("{}/login", site.base))
+        .form(&[("username", "aiko"), ("password", PASSWORD), ("csrf", "x")])
+        .send()
+        .await
+        .map(|r| (r.status(), (), r))
+        .unwrap();
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(
+        body.text()
+            .await
+            .unwrap()
+            .contains("This sign-in form had expired")
+    );
+}
+
+#[tokio::test]
+async fn after_five_wrong_passwords_an_account_waits_even_with_the_right_one_and_others_still_sign_in()
+ {
+    let site = Site::start("").await;
+    let browser = Browser::new(&site);
+    for _ in 0..5 {
+        let (status, _, body) = browser.sign_in("ken", "wrong password 123", "/").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert!(
+            body.contains("That name and password do not match"),
+            "{body}"
+        );
+        assert!(body.contains("value=\"ken\""), "the name stays in the box");
+    }
+    let (status, headers, body) = browser.sign_in("ken", PASSWORD, "/").await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(headers["retry-after"], "900");
+    assert!(body.contains("Too many refused sign-ins"), "{body}");
+    let (status, _, _) = browser.sign_in("mika", PASSWORD, "/").await;
+    assert_eq!(
+        status,
+        StatusCode::SEE_OTHER,
+        "another account is not held up"
+    );
+
+    // An unknown name is refused like a wrong password, and counts the same.
+    let (status, _, body) = browser.sign_in("nobody", PASSWORD, "/").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(body.contains("That name and password do not match"));
+    let refused = site
+        .store
+        .audit(&AuditQuery {
+            action: Some("sign_in_refused".into()),
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(refused.len(), 6);
+    assert_eq!(refused[0].actor.as_deref(), Some("nobody"));
+    assert_eq!(refused[0].address.as_deref(), Some("127.0.0.1"));
+}
+
+#[tokio::test]
+async fn twenty_refused_sign_ins_from_one_address_hold_every_name_from_it() {
+    let site = Site::start("").await;
+    let browser = Browser::new(&site);
+    for i in 0..20 {
+        let (status, _, _) = browser
+            .sign_in(&format!("guess{i}"), "wrong password 123", "/")
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let (status, _, _) = browser.sign_in("aiko", PASSWORD, "/").await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[tokio::test]
+async fn an_api_token_reads_as_its_user_and_an_unknown_one_is_refused() {
+    let site = Site::start("").await;
+    let (status, body) = site.get_as("ken", "/api/events").await;
+    assert_eq!(status, StatusCode::OK);
+    let events: Value = serde_json::from_str(&body).unwrap();
+    let stores: Vec<&str> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["store"].as_str().unwrap())
+        .collect();
+    assert_eq!(stores, ["shibuya-01"]);
+    let (_, body) = site.get_as("aiko", "/api/events").await;
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["events"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+
+    let (status, headers, body) = site
+        .send("GET", "/api/events", Some("tm_not-a-token"))
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(headers["www-authenticate"], "Bearer");
+    assert!(body.contains("this API token is not known"), "{body}");
+    // Tokens are kept as digests only.
+    let (status, _) = site
+        .get_as("ken", &format!("/events/{}", site.shibuya_seq))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_changed_password_signs_out_every_other_browser_and_keeps_this_one_signed_in() {
+    let site = Site::start("").await;
+    let (here, elsewhere) = (Browser::new(&site), Browser::new(&site));
+    here.sign_in("ken", PASSWORD, "/").await;
+    elsewhere.sign_in("ken", PASSWORD, "/").await;
+    let (_, _, form) = here.get("/account/password").await;
+    let csrf = hidden(&form, "csrf");
+    let new = "a brand new password";
+    let (status, _, body) = here
+        .post(
+            "/account/password",
+            &[
+                ("csrf", &csrf),
+                ("current", "not it at all"),
+                ("new", new),
+                ("confirm", new),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.contains("The current password is not right"), "{body}");
+    let (status, _, body) = here
+        .post(
+            "/account/password",
+            &[
+                ("csrf", &csrf),
+                ("current", PASSWORD),
+                ("new", "short"),
+                ("confirm", "short"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body.contains("too short: use at least 12 characters"),
+        "{body}"
+    );
+    let (status, headers, _) = here
+        .post(
+            "/account/password",
+            &[
+                ("csrf", &csrf),
+                ("current", PASSWORD),
+                ("new", new),
+                ("confirm", new),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, _, done) = here.get(location(&headers)).await;
+    assert!(done.contains("Your password is changed"), "{done}");
+    assert_eq!(
+        elsewhere.get("/").await.0,
+        StatusCode::SEE_OTHER,
+        "the other browser is signed out"
+    );
+    assert_eq!(here.get("/").await.0, StatusCode::OK);
+    assert_eq!(
+        Browser::new(&site).sign_in("ken", PASSWORD, "/").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        Browser::new(&site).sign_in("ken", new, "/").await.0,
+        StatusCode::SEE_OTHER
+    );
+}
+
+#[tokio::test]
+async fn sign_in_returns_only_to_pages_of_this_site() {
+    let site = Site::start("").await;
+    for next in [
+        "//evil.example/",
+        "https://evil.example/",
+        "/\\evil.example",
+    ] {
+        let (status, headers, _) = Browser::new(&site).sign_in("aiko", PASSWORD, next).await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        assert_eq!(location(&headers), "/", "{next}");
+    }
+}
+
+#[tokio::test]
+async fn behind_a_tls_proxy_cookies_are_secure_and_the_clients_address_is_the_proxys_last_hop() {
+    let site = Site::start("[web]\nbehind_proxy = true\n").await;
+    let client = Site::client();
+    let form = client
+        .get(format!("{}/login", site.base))
+        .send()
+        .await
+        .unwrap();
+    let cookie = form.headers()[SET_COOKIE].to_str().unwrap().to_string();
+    assert!(cookie.contains("; Secure"), "{cookie}");
+    let csrf = hidden(&form.text().await.unwrap(), "csrf");
+    let signin = cookie.split(';').next().unwrap().to_string();
+    let resp = client
+        .post(format!("{}/login", site.base))
+        .header("cookie", signin)
+        .header("x-forwarded-for", "198.51.100.7, 203.0.113.9")
+        .form(&[
+            ("username", "aiko"),
+            ("password", PASSWORD),
+            ("csrf", &csrf),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let entries = site
+        .store
+        .audit(&AuditQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(entries[0].action, "sign_in");
+    assert_eq!(entries[0].address.as_deref(), Some("203.0.113.9"));
+}
+
+#[tokio::test]
+async fn the_audit_log_shows_the_owner_who_signed_in_opened_footage_and_exported_a_timeline() {
+    let site = Site::start("").await;
+    let browser = Browser::new(&site);
+    browser.sign_in("ken", "wrong password 123", "/").await;
+    browser.sign_in("ken", PASSWORD, "/").await;
+    let (status, headers, _) = browser
+        .get(&format!("/events/{}/footage/0", site.shibuya_seq))
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(
+        location(&headers).starts_with("nx-vms://"),
+        "{}",
+        location(&headers)
+    );
+    let (status, _, csv) = browser
+        .get("/timeline.csv?store=shibuya-01&register=r1&from=2026-11-21T00:00&to=2026-11-22T00:00")
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(csv.contains("T-SHIBUYA-1"));
+
+    let (status, page) = site.get_as("aiko", "/audit").await;
+    assert_eq!(status, StatusCode::OK);
+    let page = page.replace("&#x2f;", "/");
+    for text in [
+        "sign_in_refused",
+        "footage_opened",
+        &format!("event {}: refund at shibuya-01/r1", site.shibuya_seq),
+        "exported",
+        "timeline shibuya-01/r1 2026-11-21 00:00:00 to 2026-11-22 00:00:00 JST",
+        "127.0.0.1",
+    ] {
+        assert!(page.contains(text), "the audit page lacks {text}: {page}");
+    }
+    let (_, only_ken) = site
+        .get_as("aiko", "/audit?actor=ken&action=footage_opened")
+        .await;
+    let only_ken = only_ken.replace("&#x2f;", "/");
+    assert!(
+        only_ken.contains("refund at shibuya-01/r1")
+            && !only_ken.contains("timeline shibuya-01/r1"),
+        "{only_ken}"
+    );
+}
