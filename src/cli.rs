@@ -448,5 +448,5 @@ pub async fn token_create(config: &Config, user: &str, label: &str) -> anyhow::R
 }
 
 /// What to do when nobody can sign in yet.
-pub const NO_USERS: &str = "No users yet. Create the first owner with:\n  \
-    tillmark user add NAME --role owner --config FILE\n";
+pub const NO_USERS: &str = "No users yet, so nobody can sign in to the index. Create the first owner \
+    (a password is made up and printed once) with:\n  tillmark user add NAME --role owner [--config FILE]\n";

@@ -60,6 +60,14 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error(
+        "cannot serve HTTPS with [web] tls_cert {cert} and tls_key {key}: {source}. They must be a PEM certificate chain and its private key."
+    )]
+    Tls {
+        cert: std::path::PathBuf,
+        key: std::path::PathBuf,
+        source: std::io::Error,
+    },
 }
 
 impl Daemon {
@@ -120,6 +128,19 @@ impl Daemon {
             addr: config.web.listen,
             source,
         })?;
+        let tls = match &config.web.tls {
+            Some(files) => Some(
+                axum_server::tls_rustls::RustlsConfig::from_pem_file(&files.cert, &files.key)
+                    .await
+                    .map_err(|source| StartError::Tls {
+                        cert: files.cert.clone(),
+                        key: files.key.clone(),
+                        source,
+                    })?,
+            ),
+            None => None,
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let web_cancel = CancellationToken::new();
         let intake = ingest::Status::default();
         let state = web::AppState {
@@ -132,12 +153,12 @@ impl Daemon {
         let web = tokio::spawn({
             let cancel = web_cancel.clone();
             async move {
-                if let Err(e) = web::serve(listener, state, cancel).await {
+                if let Err(e) = web::serve(listener, tls, state, cancel).await {
                     tracing::error!(error = %e, "The web index stopped.");
                 }
             }
         });
-        tracing::info!(url = %format!("http://{web_addr}/"), "Web index listening.");
+        tracing::info!(url = %format!("{scheme}://{web_addr}/"), "Web index listening.");
 
         let wake = Arc::new(Notify::new());
         let delivery_cancel = CancellationToken::new();

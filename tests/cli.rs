@@ -387,7 +387,8 @@ fn users_and_tokens_are_managed_from_the_command_line_and_no_secret_is_stored_as
     assert_eq!(code, Some(0));
     assert_eq!(
         out,
-        "No users yet. Create the first owner with:\n  tillmark user add NAME --role owner --config FILE\n"
+        "No users yet, so nobody can sign in to the index. Create the first owner (a password is made up \
+         and printed once) with:\n  tillmark user add NAME --role owner [--config FILE]\n"
     );
 
     let owner_pw = "owner-passphrase-1";

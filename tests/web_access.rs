@@ -797,3 +797,63 @@ async fn the_audit_log_shows_the_owner_who_signed_in_opened_footage_and_exported
         "{only_ken}"
     );
 }
+
+/// A daemon on its embedded broker whose index serves HTTPS with `cert` and `key`.
+fn tls_config(dir: &std::path::Path, cert: &std::path::Path, key: &std::path::Path) -> Config {
+    let text = format!(
+        "[mqtt]\nembedded_listen = \"127.0.0.1:0\"\nclient_id = \"tls-test\"\n\n\
+         [database]\nurl = \"sqlite://{}\"\n\n\
+         [web]\nlisten = \"0.0.0.0:0\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n{CONFIG}",
+        dir.join("t.db").display(),
+        cert.display(),
+        key.display(),
+    );
+    Config::parse(&text, &|name| {
+        (name == "NX_PW").then(|| "secret".to_string())
+    })
+    .unwrap_or_else(|e| panic!("test config is invalid: {e:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_configured_certificate_the_index_serves_https_beyond_loopback_with_secure_cookies()
+{
+    let dir = tempfile::tempdir().unwrap();
+    let issued = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, issued.cert.pem()).unwrap();
+    std::fs::write(&key, issued.signing_key.serialize_pem()).unwrap();
+    let daemon = tillmark::Daemon::start(tls_config(dir.path(), &cert, &key))
+        .await
+        .expect("the daemon starts with TLS");
+    let port = daemon.web_addr().port();
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(issued.cert.pem().as_bytes()).unwrap())
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let form = client
+        .get(format!("https://localhost:{port}/login"))
+        .send()
+        .await
+        .expect("an HTTPS answer");
+    assert_eq!(form.status(), StatusCode::OK);
+    let cookie = form.headers()[SET_COOKIE].to_str().unwrap().to_string();
+    assert!(cookie.contains("; Secure"), "{cookie}");
+    let plain = reqwest::get(format!("http://127.0.0.1:{port}/login")).await;
+    assert!(plain.is_err(), "no plain HTTP on the TLS port");
+    daemon.shutdown().await;
+
+    // A key that is not one: start-up says which files and why, instead of serving without TLS.
+    std::fs::write(&key, "not a key").unwrap();
+    let err = match tillmark::Daemon::start(tls_config(dir.path(), &cert, &key)).await {
+        Ok(_) => panic!("started with a broken key"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        err.starts_with(&format!(
+            "cannot serve HTTPS with [web] tls_cert {}",
+            cert.display()
+        )),
+        "{err}"
+    );
+}

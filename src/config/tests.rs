@@ -289,6 +289,37 @@ fn an_ipv6_loopback_address_is_accepted_for_the_web_index() {
     assert_eq!(config.web.listen.to_string(), "[::1]:9090");
 }
 
+#[test]
+fn the_index_listens_beyond_loopback_only_over_tls_or_behind_a_tls_proxy() {
+    let proxied = valid("[web]\nlisten = \"0.0.0.0:8080\"\nbehind_proxy = true\n");
+    assert_eq!(proxied.web.listen.to_string(), "0.0.0.0:8080");
+    assert!(proxied.web.served_over_tls());
+    let tls = valid(
+        "[web]\nlisten = \"0.0.0.0:8443\"\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"\nsession_idle = \"30m\"\n",
+    );
+    assert_eq!(tls.web.tls.as_ref().unwrap().key.to_str(), Some("k.pem"));
+    assert_eq!(tls.web.session_idle.0, 1_800_000);
+    assert!(
+        !valid("").web.served_over_tls(),
+        "plain HTTP on loopback by default"
+    );
+
+    let errors =
+        invalid("[web]\ntls_cert = \"c.pem\"\nbehind_proxy = true\nsession_idle = \"10s\"\n");
+    let message = |path: &str| error_at(&errors, path).message.clone();
+    assert_eq!(
+        message("web.tls_key"),
+        "tls_cert needs tls_key, the certificate's private key"
+    );
+    assert_eq!(message("web.session_idle"), "must be at least 1m");
+    let both = invalid("[web]\ntls_cert = \"c\"\ntls_key = \"k\"\nbehind_proxy = true\n");
+    assert!(
+        error_at(&both, "web.behind_proxy")
+            .message
+            .starts_with("choose one")
+    );
+}
+
 // ---- Watchers ----
 
 #[test]

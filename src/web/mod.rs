@@ -82,17 +82,29 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves until `cancel`, then finishes requests in progress.
+/// Serves until `cancel`, then finishes requests in progress; over HTTPS when `tls` is given.
 pub async fn serve(
     listener: tokio::net::TcpListener,
+    tls: Option<axum_server::tls_rustls::RustlsConfig>,
     state: AppState,
     cancel: CancellationToken,
 ) -> std::io::Result<()> {
-    let app = router(state);
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move { cancel.cancelled().await })
-    .await
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let Some(tls) = tls else {
+        return axum::serve(listener, app)
+            .with_graceful_shutdown(async move { cancel.cancelled().await })
+            .await;
+    };
+    let handle = axum_server::Handle::new();
+    tokio::spawn({
+        let handle = handle.clone();
+        async move {
+            cancel.cancelled().await;
+            handle.graceful_shutdown(None);
+        }
+    });
+    axum_server::from_tcp_rustls(listener.into_std()?, tls)?
+        .handle(handle)
+        .serve(app)
+        .await
 }
