@@ -15,7 +15,9 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
 use sqlx::{Connection, QueryBuilder, Sqlite};
-use tillmark::store::{BookmarkState, EventQuery, SqliteStore, Store};
+use tillmark::store::{
+    BookmarkState, EventQuery, RegisterActivity, SqliteStore, Store, StoreScope,
+};
 
 const PAGE: i64 = 50;
 const RUNS: usize = 30;
@@ -273,14 +275,21 @@ async fn measure(
     runs: usize,
     make: impl Fn(usize) -> EventQuery,
 ) {
+    time(label, runs, async |run| {
+        store.events(&make(run)).await.unwrap().len()
+    })
+    .await
+}
+
+/// Median and 95th percentile of `runs` calls of `read(run)`, which answers how many rows it got.
+async fn time(label: &str, runs: usize, read: impl AsyncFn(usize) -> usize) {
     let mut times = Vec::with_capacity(runs);
     let mut listed = 0;
     // One run first, not counted: the first touch of a cold page cache is not what a person waits for twice.
-    store.events(&make(runs)).await.unwrap();
+    read(runs).await;
     for run in 0..runs {
-        let query = make(run);
         let started = Instant::now();
-        listed = store.events(&query).await.unwrap().len();
+        listed = read(run).await;
         times.push(started.elapsed());
     }
     times.sort_unstable();
@@ -423,6 +432,64 @@ async fn main() {
         })
         .await;
     }
+    // What an investigator of two stores reads: the same queries, narrowed to their stores in the query.
+    let two_stores = StoreScope::Only(vec!["shibuya-01".into(), "umeda-04".into()]);
+    let scoped = |query: EventQuery| EventQuery {
+        scope: two_stores.clone(),
+        ..query
+    };
+    measure(&store, "two stores' scope: first page", RUNS, |_| {
+        scoped(page.clone())
+    })
+    .await;
+    measure(&store, "two stores' scope: q=返品", RUNS, |_| {
+        scoped(search("返品"))
+    })
+    .await;
+    // The shortage timeline: every cash event and sign-on of one register over a shift, then a whole day.
+    let cash_and_signs = [
+        "drawer_open",
+        "no_sale",
+        "void",
+        "item_void",
+        "refund",
+        "correction",
+        "paid_out",
+        "sign_on",
+        "sign_off",
+    ];
+    for (label, span_ms) in [
+        ("timeline: one register, 8 h shift", 8 * 3_600_000),
+        ("timeline: one register, 24 h", day_ms),
+    ] {
+        time(label, RUNS, async |run| {
+            let from_ms = START_MS + (run as i64 % 150) * day_ms + 9 * 3_600_000;
+            store
+                .register_activity(&RegisterActivity {
+                    scope: &two_stores,
+                    store: "shibuya-01",
+                    register: "r2",
+                    from_ms,
+                    to_ms: from_ms + span_ms,
+                    types: &cash_and_signs,
+                    limit: 5_001,
+                    newest_first: false,
+                })
+                .await
+                .unwrap()
+                .len()
+        })
+        .await;
+    }
+    time("cashier chart: one store, one week", RUNS, async |run| {
+        let from_ms = START_MS + (run as i64 % 20) * 7 * day_ms;
+        store
+            .cashier_counts(&two_stores, "shibuya-01", from_ms, from_ms + 7 * day_ms)
+            .await
+            .unwrap()
+            .len()
+    })
+    .await;
     // The worst case: a short word nothing holds is looked for in every event.
     measure(&store, "q=該当 (two characters, no match)", 5, |_| {
         search("該当")

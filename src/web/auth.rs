@@ -170,13 +170,16 @@ impl<N: Need> FromRequestParts<AppState> for Signed<N> {
 
 /// The viewer a request's token or session cookie names, if any.
 async fn viewer(parts: &Parts, state: &AppState) -> Result<Option<Viewer>, Refusal> {
+    let unavailable = |_| Refusal::Unavailable {
+        api: parts.uri.path().starts_with("/api/"),
+    };
     let address = client_address(parts, state.config.web.behind_proxy);
     if let Some(token) = bearer(&parts.headers) {
         let user = state
             .store
             .token_user(&token_digest(token), now_ms())
             .await
-            .map_err(|_| Refusal::Unavailable)?;
+            .map_err(unavailable)?;
         // A token given but not known is refused outright, never taken for "signed out".
         return match user {
             Some(user) => Ok(Some(Viewer {
@@ -198,7 +201,7 @@ async fn viewer(parts: &Parts, state: &AppState) -> Result<Option<Viewer>, Refus
             state.config.web.session_idle.0,
         )
         .await
-        .map_err(|_| Refusal::Unavailable)?;
+        .map_err(unavailable)?;
     Ok(session.map(|s| Viewer {
         user: s.user,
         csrf: Some(s.csrf),
@@ -304,7 +307,9 @@ pub enum Refusal {
     },
     /// A form without this session's CSRF token: from another site, or from before a sign-out.
     BadForm,
-    Unavailable,
+    Unavailable {
+        api: bool,
+    },
 }
 
 impl IntoResponse for Refusal {
@@ -349,7 +354,11 @@ impl IntoResponse for Refusal {
                 "error.html",
                 context! { page => "error", problem => "bad_form", detail => (), nav => () },
             ),
-            Refusal::Unavailable => render(
+            Refusal::Unavailable { api: true } => json(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the database is not available right now",
+            ),
+            Refusal::Unavailable { api: false } => render(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "error.html",
                 context! { page => "error", problem => "unavailable", detail => (), nav => () },

@@ -203,7 +203,7 @@ pub async fn sign_out(
             .store
             .end_session(&token_digest(secret))
             .await
-            .map_err(|_| Refusal::Unavailable)?;
+            .map_err(|_| Refusal::Unavailable { api: false })?;
     }
     viewer.audit(&state, "sign_out", None, None).await;
     let mut r = Redirect::to("/login").into_response();
@@ -275,9 +275,9 @@ pub async fn change_password(
         .store
         .user_with_hash(&viewer.user.name)
         .await
-        .map_err(|_| Refusal::Unavailable)?
+        .map_err(|_| Refusal::Unavailable { api: false })?
     else {
-        return Err(Refusal::Unavailable);
+        return Err(Refusal::Unavailable { api: false });
     };
     let (current, new) = (f.current, f.new);
     let checked = tokio::task::spawn_blocking(move || {
@@ -294,11 +294,11 @@ pub async fn change_password(
         .store
         .set_password(&viewer.user.name, &new_hash, now_ms())
         .await
-        .map_err(|_| Refusal::Unavailable)?;
+        .map_err(|_| Refusal::Unavailable { api: false })?;
     // Every session of the old password has ended; this browser continues in a new one.
     let cookie = start_session(&state, viewer.user.id, &viewer.address)
         .await
-        .map_err(|_| Refusal::Unavailable)?;
+        .map_err(|_| Refusal::Unavailable { api: false })?;
     viewer.audit(&state, "password_changed", None, None).await;
     let mut r = Redirect::to("/account/password?changed=1").into_response();
     r.headers_mut().append(header::SET_COOKIE, cookie);
