@@ -44,7 +44,10 @@ fn push_scope(q: &mut QueryBuilder<Sqlite>, column: &str, scope: &StoreScope) {
         q.push(" AND 0");
         return;
     }
-    q.push(format!(" AND {column} IN ("));
+    // `+`: the scope narrows, it never leads. Walking the time index newest first and skipping other
+    // stores' rows fills a page of a common word at once; letting the store index lead would read every event
+    // of the scope's stores first (0.6 s for two stores of a million events, 8 ms this way).
+    q.push(format!(" AND +{column} IN ("));
     let mut list = q.separated(", ");
     for store in stores {
         list.push_bind(store.clone());
