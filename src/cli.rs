@@ -285,6 +285,7 @@ fn test_job(config: &Config, cam: &crate::config::CameraConfig) -> store::Job {
         mapped: true,
         topic: String::new(),
         bookmarks: Vec::new(),
+        case: None,
     };
     let planned = crate::ingest::bookmark_for(cam, now);
     store::Job {

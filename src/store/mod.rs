@@ -10,6 +10,7 @@
 
 mod accounts;
 mod audit;
+mod cases;
 mod sqlite;
 #[cfg(test)]
 mod tests;
@@ -19,6 +20,10 @@ use serde::Serialize;
 
 pub use accounts::{AccountError, Accounts, SessionRecord};
 pub use audit::{AuditEntry, AuditLog, AuditQuery, NewAuditEntry};
+pub use cases::{
+    CASE_TEXT_MAX_CHARS, CaseChange, CaseEntry, CaseError, CaseFilter, CaseOutcome, CaseRecord,
+    CaseState, CaseSummary, Cases,
+};
 pub use sqlite::SqliteStore;
 
 use crate::event::Event;
@@ -152,6 +157,8 @@ pub struct EventRecord {
     /// Shown by the views beside the event, not inside it.
     #[serde(skip)]
     pub bookmarks: Vec<BookmarkRecord>,
+    /// Where its case stands, if anyone opened one.
+    pub case: Option<CaseSummary>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -204,6 +211,8 @@ pub struct EventQuery {
     pub max_amount: Option<i64>,
     /// Only events with at least one bookmark in this state.
     pub bookmark_state: Option<BookmarkState>,
+    /// Only events with a case in this state.
+    pub case: Option<CaseFilter>,
     /// Only events older than this one (by time, then sequence): the next page.
     pub before: Option<(i64, i64)>,
     pub limit: i64,
@@ -290,7 +299,7 @@ pub struct Counts {
 }
 
 #[async_trait]
-pub trait Store: Accounts + AuditLog + Send + Sync + 'static {
+pub trait Store: Accounts + AuditLog + Cases + Send + Sync + 'static {
     /// Writes a batch in one transaction and returns once it is durable, one outcome per intake, in order.
     async fn ingest(&self, batch: &[Intake], now_ms: i64)
     -> Result<Vec<IntakeOutcome>, StoreError>;

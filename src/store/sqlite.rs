@@ -36,7 +36,7 @@ fn push_skip(q: &mut QueryBuilder<Sqlite>, skip: &[String]) {
 }
 
 /// Narrows to the events of the stores in `scope`; an empty list matches nothing.
-fn push_scope(q: &mut QueryBuilder<Sqlite>, column: &str, scope: &StoreScope) {
+pub(super) fn push_scope(q: &mut QueryBuilder<Sqlite>, column: &str, scope: &StoreScope) {
     let StoreScope::Only(stores) = scope else {
         return;
     };
@@ -149,9 +149,16 @@ impl SqliteStore {
         Ok(SqliteStore { writer, reader })
     }
 
-    async fn attach_bookmarks(&self, events: &mut [EventRecord]) -> Result<(), StoreError> {
+    /// Adds each event's bookmarks and case.
+    async fn attach_details(&self, events: &mut [EventRecord]) -> Result<(), StoreError> {
         if events.is_empty() {
             return Ok(());
+        }
+        let seqs: Vec<i64> = events.iter().map(|e| e.seq).collect();
+        for (seq, case) in self.case_summaries(&seqs).await? {
+            if let Some(e) = events.iter_mut().find(|e| e.seq == seq) {
+                e.case = Some(case);
+            }
         }
         let mut q = QueryBuilder::<Sqlite>::new(format!(
             "SELECT b.event_seq, {BOOKMARK_COLUMNS} FROM bookmarks b WHERE b.event_seq IN ("
@@ -223,6 +230,7 @@ fn event_from_row(row: &SqliteRow) -> Result<EventRecord, StoreError> {
         mapped: row.try_get("mapped")?,
         topic: row.try_get("topic")?,
         bookmarks: Vec::new(),
+        case: None,
     })
 }
 
@@ -570,6 +578,9 @@ impl Store for SqliteStore {
             }
             None => {}
         }
+        if let Some(case) = query.case {
+            q.push(case.condition());
+        }
         if let Some((at_ms, seq)) = query.before {
             // `at_ms <=` is implied by the OR, but only a plain range lets the time indexes start at the cursor
             // instead of skipping every newer row: page 50 costs what page 1 does.
@@ -585,7 +596,7 @@ impl Store for SqliteStore {
             .iter()
             .map(event_from_row)
             .collect::<Result<Vec<_>, _>>()?;
-        self.attach_bookmarks(&mut events).await?;
+        self.attach_details(&mut events).await?;
         Ok(events)
     }
 
@@ -643,7 +654,7 @@ impl Store for SqliteStore {
         if r.newest_first {
             events.reverse();
         }
-        self.attach_bookmarks(&mut events).await?;
+        self.attach_details(&mut events).await?;
         Ok(events)
     }
 
@@ -656,7 +667,7 @@ impl Store for SqliteStore {
         let row = q.build().fetch_optional(&self.reader).await?;
         let Some(row) = row else { return Ok(None) };
         let mut events = vec![event_from_row(&row)?];
-        self.attach_bookmarks(&mut events).await?;
+        self.attach_details(&mut events).await?;
         Ok(events.pop())
     }
 

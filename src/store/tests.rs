@@ -481,3 +481,95 @@ async fn events_stored_before_search_existed_are_found() {
         assert_eq!(found.len(), 1, "{text}");
     }
 }
+
+#[tokio::test]
+async fn a_case_moves_only_as_its_state_allows_and_its_history_cannot_be_rewritten() {
+    let seeded = seed(&[event("v1", "void", 0, json!({}))], &[]).await;
+    let store = &seeded.store;
+    let seq = *seeded.ids.keys().next().unwrap();
+    let scope = &StoreScope::All;
+    let change =
+        |c: CaseChange| async move { store.change_case(seq, scope, "ken", NOW_MS, &c).await };
+    let note = |t: &str| CaseChange::Note { text: t.into() };
+    let close = |o, r: &str| CaseChange::Close {
+        outcome: o,
+        reason: r.into(),
+    };
+
+    assert!(matches!(
+        change(note("early")).await,
+        Err(CaseError::NoCase)
+    ));
+    let opened = change(CaseChange::Open {
+        note: String::new(),
+    })
+    .await
+    .unwrap();
+    assert_eq!(opened.summary.state, CaseState::Open);
+    assert_eq!(
+        opened.history[0].text, None,
+        "an empty first note is no text"
+    );
+    assert!(matches!(
+        change(CaseChange::Open {
+            note: "again".into()
+        })
+        .await,
+        Err(CaseError::AlreadyOpen)
+    ));
+    assert!(matches!(
+        change(CaseChange::Reopen {
+            reason: "why".into()
+        })
+        .await,
+        Err(CaseError::NotClosed)
+    ));
+    assert!(matches!(
+        change(close(CaseOutcome::Explained, " \n ")).await,
+        Err(CaseError::ReasonRequired)
+    ));
+    let closed = change(close(CaseOutcome::Explained, "  miscount  "))
+        .await
+        .unwrap();
+    assert_eq!(closed.summary.state, CaseState::Explained);
+    assert_eq!(closed.history[1].outcome.as_deref(), Some("explained"));
+    assert_eq!(closed.history[1].text.as_deref(), Some("miscount"));
+    assert!(matches!(
+        change(close(CaseOutcome::Escalated, "twice")).await,
+        Err(CaseError::Closed)
+    ));
+    // A note after closing is kept; the case stays closed.
+    let noted = change(note("receipt found in the drawer")).await.unwrap();
+    assert_eq!(noted.summary.state, CaseState::Explained);
+    assert_eq!(noted.history.len(), 3);
+    assert!(matches!(
+        store
+            .change_case(
+                seq,
+                &StoreScope::Only(vec!["osaka-02".into()]),
+                "ken",
+                NOW_MS,
+                &note("x")
+            )
+            .await,
+        Err(CaseError::NoEvent(_))
+    ));
+
+    for statement in [
+        "UPDATE case_history SET text = 'rewritten'",
+        "DELETE FROM case_history",
+    ] {
+        let refused = sqlx::query(statement)
+            .execute(store.writer())
+            .await
+            .unwrap_err();
+        assert!(
+            refused
+                .to_string()
+                .contains("the case history is only ever added to"),
+            "{statement}: {refused}"
+        );
+    }
+    let kept = store.case(seq, scope).await.unwrap().unwrap();
+    assert_eq!(kept.history, noted.history);
+}

@@ -12,7 +12,7 @@ use super::auth::{DeadLetters, Events, Signed};
 use super::error::ApiError;
 use super::view::{event_view, iso_utc};
 use crate::event::EventType;
-use crate::store::{BookmarkState, EventQuery, StoreScope};
+use crate::store::{BookmarkState, CaseFilter, EventQuery, StoreScope};
 
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct EventParams {
@@ -30,6 +30,8 @@ pub struct EventParams {
     pub max_amount: Option<String>,
     /// Only events with a bookmark in this state: `pending`, `made` or `failed`.
     pub state: Option<String>,
+    /// Only events with a case: `open`, `closed` or `any`.
+    pub case: Option<String>,
     pub limit: Option<String>,
     pub before: Option<String>,
 }
@@ -106,6 +108,14 @@ impl EventParams {
             })?),
             None => None,
         };
+        let case = match non_empty(&self.case) {
+            Some(c) => Some(CaseFilter::parse(&c).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "case: unknown case filter \"{c}\"; expected open, closed or any"
+                ))
+            })?),
+            None => None,
+        };
         let before = match non_empty(&self.before) {
             Some(cursor) => Some(parse_cursor(&cursor)?),
             None => None,
@@ -127,6 +137,7 @@ impl EventParams {
             min_amount,
             max_amount,
             bookmark_state,
+            case,
             before,
             limit,
         })
@@ -201,9 +212,19 @@ pub async fn event(
         .event(seq, &viewer.scope())
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no event {seq}")))?;
-    Ok(Json(
-        json!({ "event": event_view(&state.config, &state.integrations, event) }),
-    ))
+    let history = match &event.case {
+        Some(_) => state
+            .store
+            .case(seq, &viewer.scope())
+            .await?
+            .map(|c| c.history)
+            .unwrap_or_default(),
+        None => Vec::new(),
+    };
+    Ok(Json(json!({
+        "event": event_view(&state.config, &state.integrations, event),
+        "case_history": history,
+    })))
 }
 
 #[derive(Debug, Deserialize)]

@@ -20,7 +20,7 @@ use crate::store::AuditQuery;
 const PAGE: i64 = 200;
 
 /// The actions the log holds, for the filter; in the order a reader thinks of them.
-const ACTIONS: [&str; 9] = [
+const ACTIONS: [&str; 11] = [
     "sign_in",
     "sign_in_refused",
     "sign_in_throttled",
@@ -29,7 +29,9 @@ const ACTIONS: [&str; 9] = [
     "footage_opened",
     "exported",
     "case_opened",
+    "case_noted",
     "case_closed",
+    "case_reopened",
 ];
 
 #[derive(Debug, Default, Deserialize)]

@@ -8,6 +8,15 @@ use axum::response::{IntoResponse, Response};
 use super::AppState;
 use super::auth::{Events, Signed};
 use super::view::event_footage;
+use crate::store::EventRecord;
+
+/// How the audit log names an event: enough to find it again, even after the event page is gone.
+pub(super) fn target(event: &EventRecord) -> String {
+    format!(
+        "event {}: {} at {}/{}, {}",
+        event.seq, event.kind, event.store, event.register, event.at
+    )
+}
 
 pub async fn open(
     State(state): State<AppState>,
@@ -38,10 +47,7 @@ pub async fn open(
         .audit(
             &state,
             "footage_opened",
-            Some(format!(
-                "event {seq}: {} at {}/{}, {}",
-                event.kind, event.store, event.register, event.at
-            )),
+            Some(target(&event)),
             Some(link.label),
         )
         .await;

@@ -4,6 +4,7 @@
 mod api;
 mod audit;
 pub mod auth;
+mod cases;
 mod cashiers;
 mod error;
 mod footage;
@@ -60,6 +61,7 @@ index! {
     post "/account/password" => signin::change_password,
     get "/" => pages::events,
     get "/events/{seq}" => pages::event,
+    post "/events/{seq}/case" => cases::change_case,
     get "/events/{seq}/footage/{n}" => footage::open,
     get "/events/{seq}/bookmarks/{id}/thumbnail" => thumbnail::bookmark_thumbnail,
     get "/timeline" => timeline::page,

@@ -31,7 +31,11 @@ use crate::clock::now_ms;
 use crate::config::Config;
 use crate::event::EventType;
 use crate::money::format_amount;
-use crate::store::{AttemptRecord, EventQuery, EventRecord, StoreError};
+use crate::store::{
+    AttemptRecord, CASE_TEXT_MAX_CHARS, CaseRecord, CaseState, EventQuery, EventRecord, StoreError,
+};
+
+use super::cases::CaseForm;
 
 const TEMPLATES: [(&str, &str); 12] = [
     ("login.html", include_str!("../../web/templates/login.html")),
@@ -92,6 +96,7 @@ static TEMPLATE_ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
     env.set_undefined_behavior(UndefinedBehavior::SemiStrict);
     // Our own constant: written as is, not entity-escaped like text from a register.
     env.add_global("style_href", Value::from_safe_string(STYLE_HREF.clone()));
+    env.add_global("case_text_max", CASE_TEXT_MAX_CHARS);
     for (name, source) in TEMPLATES {
         if let Err(e) = env.add_template(name, source) {
             tracing::error!(template = name, error = %e, "A page template does not compile; its pages answer 500.");
@@ -159,6 +164,7 @@ pub(super) struct Nav {
     csrf: Option<String>,
     /// Which parts of the index the header links to.
     events_access: bool,
+    cases_access: bool,
     integrations_access: bool,
     dead_letters_access: bool,
     audit_access: bool,
@@ -178,6 +184,7 @@ pub(super) async fn nav(state: &AppState, viewer: &Viewer) -> Result<Nav, PageEr
         role: viewer.user.role.as_str(),
         csrf: viewer.csrf.clone(),
         events_access: viewer.may(Access::Events),
+        cases_access: viewer.may(Access::Cases),
         integrations_access: viewer.may(Access::Integrations),
         dead_letters_access: viewer.may(Access::DeadLetters),
         audit_access: viewer.may(Access::Audit),
@@ -249,6 +256,9 @@ struct EventPage {
     /// In the register's order, values as text.
     attributes: Vec<(String, String)>,
     marks: Vec<Mark>,
+    /// The zone its times are shown in, for what the page adds (its case).
+    #[serde(skip)]
+    tz: Zone,
 }
 
 /// One bookmark of an event, its times in the event's zone.
@@ -336,6 +346,7 @@ fn event_page(
             })
             .collect(),
         marks,
+        tz: zone,
         e,
     }
 }
@@ -371,6 +382,7 @@ struct Form {
     min_amount: String,
     max_amount: String,
     state: String,
+    case: String,
     limit: String,
 }
 
@@ -423,6 +435,7 @@ fn list_href(params: &EventParams, before: Option<&str>) -> String {
         ("min_amount", &params.min_amount),
         ("max_amount", &params.max_amount),
         ("state", &params.state),
+        ("case", &params.case),
         ("limit", &params.limit),
     ];
     for (name, value) in fields {
@@ -503,6 +516,7 @@ pub async fn events(
         min_amount: params.min_amount.clone().unwrap_or_default(),
         max_amount: params.max_amount.clone().unwrap_or_default(),
         state: params.state.clone().unwrap_or_default(),
+        case: params.case.clone().unwrap_or_default(),
         limit: params.limit.clone().unwrap_or_default(),
     };
     let mut as_ms = |bound: Result<Option<i64>, Problem>| match bound {
@@ -569,7 +583,8 @@ pub async fn events(
         status,
         "events.html",
         context! {
-            page => "events",
+            // The list of open cases is a place of its own in the header.
+            page => if form.case == "open" { "cases" } else { "events" },
             nav,
             f => form,
             types,
@@ -592,26 +607,81 @@ pub async fn event(
     Signed(viewer, _): Signed<Events>,
     seq: Result<Path<String>, PathRejection>,
 ) -> Result<Response, PageError> {
-    let nav = nav(&state, &viewer).await?;
     let text = seq.map(|Path(s)| s).unwrap_or_default();
+    event_response(&state, &viewer, &text, StatusCode::OK, None).await
+}
+
+/// The event page; `case_form` is a case change that was refused, shown again with its reason and the text
+/// as typed, so nothing written is lost.
+pub(super) async fn event_response(
+    state: &AppState,
+    viewer: &Viewer,
+    text: &str,
+    status: StatusCode,
+    case_form: Option<CaseForm>,
+) -> Result<Response, PageError> {
+    let nav = nav(state, viewer).await?;
     // Another store's event is "not found", exactly as one that does not exist: nothing to guess from.
     let record = match text.parse::<i64>() {
         Ok(seq) => state.store.event(seq, &viewer.scope()).await?,
         Err(_) => None,
     };
     let Some(record) = record else {
-        return Err(PageError::not_found(text, nav));
+        return Err(PageError::not_found(text.to_string(), nav));
     };
     let mut attempts = HashMap::new();
     for b in &record.bookmarks {
         attempts.insert(b.id, state.store.attempts(b.id).await?);
     }
+    let case = match &record.case {
+        Some(_) => state.store.case(record.seq, &viewer.scope()).await?,
+        None => None,
+    };
     let page = event_page(&state.config, &state.integrations, record, attempts);
+    let case = case.map(|c| case_view(&page, c));
     Ok(render(
-        StatusCode::OK,
+        status,
         "event.html",
-        context! { page => "event", nav, p => page },
+        context! { page => "event", nav, p => page, case, case_form },
     ))
+}
+
+/// A case as the event page shows it: times in the event's zone.
+#[derive(Debug, Serialize)]
+struct CaseView {
+    state: CaseState,
+    opened: String,
+    opened_by: String,
+    history: Vec<CaseLine>,
+}
+
+#[derive(Debug, Serialize)]
+struct CaseLine {
+    at: String,
+    actor: String,
+    action: String,
+    outcome: Option<String>,
+    text: Option<String>,
+}
+
+fn case_view(page: &EventPage, case: CaseRecord) -> CaseView {
+    let zone = page.tz;
+    CaseView {
+        state: case.summary.state,
+        opened: zone.datetime(case.summary.opened_ms),
+        opened_by: case.summary.opened_by,
+        history: case
+            .history
+            .into_iter()
+            .map(|h| CaseLine {
+                at: zone.datetime(h.at_ms),
+                actor: h.actor,
+                action: h.action,
+                outcome: h.outcome,
+                text: h.text,
+            })
+            .collect(),
+    }
 }
 
 #[derive(Debug, Serialize)]

@@ -1,0 +1,378 @@
+//! Cases: an event an investigator follows up. It is opened (flagged), noted, closed as explained or escalated
+//! with a reason, and reopened; every change is one row of its history, which is only ever added to. Every
+//! read and change takes the reader's [`StoreScope`], applied in the query, like the events themselves.
+
+use async_trait::async_trait;
+use serde::Serialize;
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+
+use super::sqlite::{SqliteStore, push_scope};
+use super::{StoreError, StoreScope};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CaseState {
+    Open,
+    Explained,
+    Escalated,
+}
+
+impl CaseState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CaseState::Open => "open",
+            CaseState::Explained => "explained",
+            CaseState::Escalated => "escalated",
+        }
+    }
+
+    fn parse(text: &str) -> Result<CaseState, StoreError> {
+        match text {
+            "open" => Ok(CaseState::Open),
+            "explained" => Ok(CaseState::Explained),
+            "escalated" => Ok(CaseState::Escalated),
+            other => Err(StoreError::Invalid(format!(
+                "case has unknown state \"{other}\""
+            ))),
+        }
+    }
+}
+
+/// How a case is closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaseOutcome {
+    /// The shortage or the event has an innocent explanation.
+    Explained,
+    /// Handed on: to the owner, head office, the police.
+    Escalated,
+}
+
+impl CaseOutcome {
+    pub fn parse(text: &str) -> Option<CaseOutcome> {
+        match text {
+            "explained" => Some(CaseOutcome::Explained),
+            "escalated" => Some(CaseOutcome::Escalated),
+            _ => None,
+        }
+    }
+
+    fn state(self) -> CaseState {
+        match self {
+            CaseOutcome::Explained => CaseState::Explained,
+            CaseOutcome::Escalated => CaseState::Escalated,
+        }
+    }
+}
+
+/// A change a person makes to the case of an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CaseChange {
+    /// Flags the event: opens its case, with an optional first note.
+    Open {
+        note: String,
+    },
+    Note {
+        text: String,
+    },
+    /// The reason is required: a closed case must say why.
+    Close {
+        outcome: CaseOutcome,
+        reason: String,
+    },
+    Reopen {
+        reason: String,
+    },
+}
+
+impl CaseChange {
+    /// The word the history and the audit log record it as.
+    pub fn action(&self) -> &'static str {
+        match self {
+            CaseChange::Open { .. } => "opened",
+            CaseChange::Note { .. } => "noted",
+            CaseChange::Close { .. } => "closed",
+            CaseChange::Reopen { .. } => "reopened",
+        }
+    }
+
+    fn text(&self) -> &str {
+        match self {
+            CaseChange::Open { note } => note,
+            CaseChange::Note { text } => text,
+            CaseChange::Close { reason, .. } | CaseChange::Reopen { reason } => reason,
+        }
+    }
+}
+
+/// Where a case stands: what the event list shows beside an event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CaseSummary {
+    pub state: CaseState,
+    pub opened_ms: i64,
+    pub opened_by: String,
+    pub changed_ms: i64,
+}
+
+/// One change of a case, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct CaseEntry {
+    pub at_ms: i64,
+    pub actor: String,
+    pub action: String,
+    pub outcome: Option<String>,
+    pub text: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CaseRecord {
+    #[serde(flatten)]
+    pub summary: CaseSummary,
+    /// Oldest first.
+    pub history: Vec<CaseEntry>,
+}
+
+/// Which events the list keeps by their case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaseFilter {
+    Open,
+    Closed,
+    /// Any event that has a case, open or closed.
+    Any,
+}
+
+impl CaseFilter {
+    pub fn parse(text: &str) -> Option<CaseFilter> {
+        match text {
+            "open" => Some(CaseFilter::Open),
+            "closed" => Some(CaseFilter::Closed),
+            "any" => Some(CaseFilter::Any),
+            _ => None,
+        }
+    }
+
+    pub(super) fn condition(self) -> &'static str {
+        match self {
+            CaseFilter::Open => " AND e.seq IN (SELECT event_seq FROM cases WHERE state = 'open')",
+            CaseFilter::Closed => {
+                " AND e.seq IN (SELECT event_seq FROM cases WHERE state <> 'open')"
+            }
+            CaseFilter::Any => " AND e.seq IN (SELECT event_seq FROM cases)",
+        }
+    }
+}
+
+/// The longest note or reason kept, in characters: a page of text, not a file pasted by mistake.
+pub const CASE_TEXT_MAX_CHARS: usize = 4000;
+
+/// Why a change was refused; the case is as it was.
+#[derive(Debug, thiserror::Error)]
+pub enum CaseError {
+    /// No such event, or not in the reader's stores: the same answer, so nothing can be guessed from it.
+    #[error("no event {0}")]
+    NoEvent(i64),
+    #[error("this event has no case yet: flag it first")]
+    NoCase,
+    #[error("this event already has a case")]
+    AlreadyOpen,
+    #[error("this case is closed; reopen it first")]
+    Closed,
+    #[error("this case is open")]
+    NotClosed,
+    #[error("a reason is required")]
+    ReasonRequired,
+    #[error("the note is empty")]
+    EmptyNote,
+    #[error("at most {CASE_TEXT_MAX_CHARS} characters")]
+    TooLong,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for CaseError {
+    fn from(e: sqlx::Error) -> CaseError {
+        CaseError::Store(e.into())
+    }
+}
+
+#[async_trait]
+pub trait Cases: Send + Sync {
+    /// The case of an event in `scope`, with its history.
+    async fn case(&self, seq: i64, scope: &StoreScope) -> Result<Option<CaseRecord>, StoreError>;
+    /// Makes one change to the case of an event in `scope`, in one transaction, and returns the case after
+    /// it. A change the case's state does not allow (closing a closed case, say, from a second tab) is
+    /// refused and changes nothing.
+    async fn change_case(
+        &self,
+        seq: i64,
+        scope: &StoreScope,
+        actor: &str,
+        at_ms: i64,
+        change: &CaseChange,
+    ) -> Result<CaseRecord, CaseError>;
+}
+
+/// The state a change leads to from `current`, or why it may not be made.
+fn next_state(current: Option<CaseState>, change: &CaseChange) -> Result<CaseState, CaseError> {
+    let text = change.text().trim();
+    if text.chars().count() > CASE_TEXT_MAX_CHARS {
+        return Err(CaseError::TooLong);
+    }
+    match (change, current) {
+        (CaseChange::Open { .. }, None) => Ok(CaseState::Open),
+        (CaseChange::Open { .. }, Some(_)) => Err(CaseError::AlreadyOpen),
+        (_, None) => Err(CaseError::NoCase),
+        (CaseChange::Note { .. }, Some(_)) if text.is_empty() => Err(CaseError::EmptyNote),
+        (CaseChange::Note { .. }, Some(state)) => Ok(state),
+        (CaseChange::Close { .. } | CaseChange::Reopen { .. }, Some(_)) if text.is_empty() => {
+            Err(CaseError::ReasonRequired)
+        }
+        (CaseChange::Close { outcome, .. }, Some(CaseState::Open)) => Ok(outcome.state()),
+        (CaseChange::Close { .. }, Some(_)) => Err(CaseError::Closed),
+        (CaseChange::Reopen { .. }, Some(CaseState::Open)) => Err(CaseError::NotClosed),
+        (CaseChange::Reopen { .. }, Some(_)) => Ok(CaseState::Open),
+    }
+}
+
+async fn summary(conn: &mut SqliteConnection, seq: i64) -> Result<Option<CaseSummary>, StoreError> {
+    let row: Option<(String, i64, String, i64)> = sqlx::query_as(
+        "SELECT state, opened_ms, opened_by, changed_ms FROM cases WHERE event_seq = ?",
+    )
+    .bind(seq)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.map(|(state, opened_ms, opened_by, changed_ms)| {
+        Ok(CaseSummary {
+            state: CaseState::parse(&state)?,
+            opened_ms,
+            opened_by,
+            changed_ms,
+        })
+    })
+    .transpose()
+}
+
+async fn record(conn: &mut SqliteConnection, seq: i64) -> Result<Option<CaseRecord>, StoreError> {
+    let Some(summary) = summary(conn, seq).await? else {
+        return Ok(None);
+    };
+    let history = sqlx::query_as(
+        "SELECT at_ms, actor, action, outcome, text FROM case_history WHERE event_seq = ? ORDER BY id",
+    )
+    .bind(seq)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(Some(CaseRecord { summary, history }))
+}
+
+async fn in_scope(
+    conn: &mut SqliteConnection,
+    seq: i64,
+    scope: &StoreScope,
+) -> Result<bool, StoreError> {
+    let mut q = QueryBuilder::<Sqlite>::new("SELECT 1 FROM events e WHERE e.seq = ");
+    q.push_bind(seq);
+    push_scope(&mut q, "e.store", scope);
+    Ok(q.build().fetch_optional(&mut *conn).await?.is_some())
+}
+
+impl SqliteStore {
+    /// The cases of these events, for the list's badges.
+    pub(super) async fn case_summaries(
+        &self,
+        seqs: &[i64],
+    ) -> Result<Vec<(i64, CaseSummary)>, StoreError> {
+        if seqs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "SELECT event_seq, state, opened_ms, opened_by, changed_ms FROM cases WHERE event_seq IN (",
+        );
+        let mut list = q.separated(", ");
+        for seq in seqs {
+            list.push_bind(*seq);
+        }
+        q.push(")");
+        let rows: Vec<(i64, String, i64, String, i64)> =
+            q.build_query_as().fetch_all(self.reader()).await?;
+        rows.into_iter()
+            .map(|(seq, state, opened_ms, opened_by, changed_ms)| {
+                Ok((
+                    seq,
+                    CaseSummary {
+                        state: CaseState::parse(&state)?,
+                        opened_ms,
+                        opened_by,
+                        changed_ms,
+                    },
+                ))
+            })
+            .collect()
+    }
+}
+
+#[async_trait]
+impl Cases for SqliteStore {
+    async fn case(&self, seq: i64, scope: &StoreScope) -> Result<Option<CaseRecord>, StoreError> {
+        let mut conn = self.reader().acquire().await?;
+        if !in_scope(&mut conn, seq, scope).await? {
+            return Ok(None);
+        }
+        record(&mut conn, seq).await
+    }
+
+    async fn change_case(
+        &self,
+        seq: i64,
+        scope: &StoreScope,
+        actor: &str,
+        at_ms: i64,
+        change: &CaseChange,
+    ) -> Result<CaseRecord, CaseError> {
+        let mut tx = self.writer().begin().await?;
+        if !in_scope(&mut tx, seq, scope).await? {
+            return Err(CaseError::NoEvent(seq));
+        }
+        let current = summary(&mut tx, seq).await?.map(|s| s.state);
+        let state = next_state(current, change)?;
+        if current.is_none() {
+            sqlx::query(
+                "INSERT INTO cases (event_seq, state, opened_ms, opened_by, changed_ms) VALUES (?, ?, ?, ?, ?)",
+            )
+            .bind(seq)
+            .bind(state.as_str())
+            .bind(at_ms)
+            .bind(actor)
+            .bind(at_ms)
+            .execute(&mut *tx)
+            .await?;
+        } else {
+            sqlx::query("UPDATE cases SET state = ?, changed_ms = ? WHERE event_seq = ?")
+                .bind(state.as_str())
+                .bind(at_ms)
+                .bind(seq)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let outcome = match change {
+            CaseChange::Close { outcome, .. } => Some(outcome.state().as_str()),
+            _ => None,
+        };
+        let text = Some(change.text().trim()).filter(|t| !t.is_empty());
+        sqlx::query(
+            "INSERT INTO case_history (event_seq, at_ms, actor, action, outcome, text) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(seq)
+        .bind(at_ms)
+        .bind(actor)
+        .bind(change.action())
+        .bind(outcome)
+        .bind(text)
+        .execute(&mut *tx)
+        .await?;
+        let case = record(&mut tx, seq)
+            .await?
+            .ok_or_else(|| StoreError::Invalid(format!("case of event {seq} vanished")))?;
+        tx.commit().await?;
+        Ok(case)
+    }
+}
