@@ -38,7 +38,7 @@ pub struct EventParams {
 
 /// The longest search accepted, in characters: longer than any receipt line is worth typing, short enough that
 /// one request cannot make a query of thousands of terms.
-const SEARCH_MAX_CHARS: usize = 200;
+pub(super) const SEARCH_MAX_CHARS: usize = 200;
 
 pub(super) fn non_empty(v: &Option<String>) -> Option<String> {
     v.as_deref()

@@ -12,6 +12,7 @@ use super::AppState;
 use super::api::non_empty;
 use super::auth::{Audit, Signed};
 use super::format::{FALLBACK, Zone};
+use super::i18n::text;
 use super::pages::{PageError, nav, render};
 use crate::clock::now_ms;
 use crate::config::Config;
@@ -20,7 +21,7 @@ use crate::store::AuditQuery;
 const PAGE: i64 = 200;
 
 /// The actions the log holds, for the filter; in the order a reader thinks of them.
-const ACTIONS: [&str; 11] = [
+pub(super) const ACTIONS: [&str; 11] = [
     "sign_in",
     "sign_in_refused",
     "sign_in_throttled",
@@ -48,8 +49,18 @@ struct Row {
     actor: Option<String>,
     address: Option<String>,
     action: String,
+    action_label: String,
     target: Option<String>,
     detail: Option<String>,
+}
+
+/// An action in the reader's language; an action this build does not list, as recorded.
+fn action_label(action: &str) -> String {
+    if ACTIONS.contains(&action) {
+        text(&format!("audit.actions.{action}"))
+    } else {
+        action.to_string()
+    }
 }
 
 /// The zone the log is shown in: the stores' one zone when they share it (the usual case), else UTC.
@@ -98,6 +109,7 @@ pub async fn page(
             at: zone.datetime(e.at_ms),
             actor: e.actor,
             address: e.address,
+            action_label: action_label(&e.action),
             action: e.action,
             target: e.target,
             detail: e.detail,
@@ -110,7 +122,7 @@ pub async fn page(
             page => "audit",
             nav,
             rows,
-            actions => ACTIONS,
+            actions => ACTIONS.map(|a| (a, action_label(a))),
             f => context! { actor => query.actor, action => query.action },
             zone => zone.label(now_ms()),
             older,

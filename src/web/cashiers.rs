@@ -15,14 +15,15 @@ use serde::{Deserialize, Serialize};
 use super::AppState;
 use super::auth::{Events, Signed};
 use super::format::Zone;
+use super::i18n::text;
 use super::pages::{PageError, nav, render};
 use crate::clock::now_ms;
 
 /// What is compared: one event type each, so a bar links to exactly the events behind it.
-const MEASURES: [(&str, &str); 3] = [
-    ("void", "Voids"),
-    ("no_sale", "No-sales"),
-    ("refund", "Refunds"),
+pub(super) const MEASURES: [(&str, &str); 3] = [
+    ("void", "cashiers.voids"),
+    ("no_sale", "cashiers.no_sales"),
+    ("refund", "cashiers.refunds"),
 ];
 const WEEK_MS: i64 = 7 * 86_400_000;
 /// Chart geometry, in SVG units.
@@ -51,7 +52,7 @@ struct Bar {
 #[derive(Debug, Serialize)]
 struct Chart {
     key: &'static str,
-    label: &'static str,
+    label: String,
     bars: Vec<Bar>,
     /// The rate of every cashier together, and where it falls on the bars' scale.
     store_rate: Option<String>,
@@ -162,7 +163,7 @@ pub async fn page(
                 .collect();
             Chart {
                 key,
-                label,
+                label: text(label),
                 height: bars.len() * 28 + 24,
                 store_rate: store_rate.map(|r| format!("{r:.1}")),
                 store_x: store_rate.map(scale),

@@ -9,6 +9,7 @@ mod cashiers;
 mod error;
 mod footage;
 mod format;
+pub mod i18n;
 mod pages;
 mod signin;
 mod thumbnail;
@@ -55,6 +56,7 @@ index! {
     get "/healthz" => api::healthz,
     get "/static/style.css" => pages::style,
     get "/login" => signin::form,
+    get "/lang" => i18n::switch,
     post "/login" => signin::sign_in,
     post "/logout" => signin::sign_out,
     get "/account/password" => signin::password_form,
@@ -75,12 +77,14 @@ index! {
     get "/api/dead-letters" => api::dead_letters,
 }
 
-/// The routes a signed-out visitor may reach: health for monitoring, the sign-in form and its stylesheet.
-pub const PUBLIC_ROUTES: &[&str] = &["/healthz", "/static/style.css", "/login"];
+/// The routes a signed-out visitor may reach: health for monitoring, the sign-in form, its stylesheet and the
+/// language switch.
+pub const PUBLIC_ROUTES: &[&str] = &["/healthz", "/static/style.css", "/login", "/lang"];
 
 pub fn router(state: AppState) -> Router {
     routes()
         .layer(axum::middleware::map_response(pages::security_headers))
+        .layer(axum::middleware::from_fn(i18n::locale))
         .with_state(state)
 }
 

@@ -3,10 +3,11 @@
 //!
 //! Templates and stylesheet are compiled into the binary, so the daemon serves them from any directory.
 //! Everything a register sends is untrusted text: templates are auto-escaped and pages carry a Content-Security-
-//! Policy that allows no script at all. The words a person reads live in the templates, so a translation swaps
-//! templates only; this module hands them data: times already in the right zone, amounts already formatted.
-//! Still in Rust: the API's own filter messages (type, amount, state, search length, limit, cursor), footage
-//! link labels from the camera module, skew units, and the plain-text answer when a template itself fails.
+//! Policy that allows no script at all. The words a person reads are messages of the catalogs in `web/i18n`
+//! (see [`super::i18n`]), in Japanese or English; this module hands the templates data: times already in the
+//! right zone, amounts already formatted. Left in English: what only an edited address can be refused for (in
+//! the API's words), why a message was dead-lettered (the daemon's words, as in its log), camera systems'
+//! own errors, and the plain-text answer when a template itself fails.
 
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -20,13 +21,13 @@ use minijinja::{Environment, UndefinedBehavior, Value, context};
 use serde::Serialize;
 
 use super::AppState;
-use super::api::{EventParams, cursor, non_empty, parse_bound, parse_flagged};
+use super::api::{EventParams, SEARCH_MAX_CHARS, cursor, non_empty, parse_bound, parse_flagged};
 use super::auth::{DeadLetters, Events, Integrations as IntegrationsAccess, Signed, Viewer};
 use super::error::ApiError;
 use super::format::{self, FALLBACK, LocalTimeError, SKEW_WARNING_MS, Zone, ZoneLabel};
+use super::i18n::type_label;
 use super::view::{BookmarkView, EventView, event_view};
 use crate::camera::Integrations;
-use crate::camera::text::kind_label;
 use crate::clock::now_ms;
 use crate::config::Config;
 use crate::event::EventType;
@@ -37,7 +38,7 @@ use crate::store::{
 
 use super::cases::CaseForm;
 
-const TEMPLATES: [(&str, &str); 12] = [
+pub(super) const TEMPLATES: [(&str, &str); 12] = [
     ("login.html", include_str!("../../web/templates/login.html")),
     (
         "password.html",
@@ -97,6 +98,9 @@ static TEMPLATE_ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
     // Our own constant: written as is, not entity-escaped like text from a register.
     env.add_global("style_href", Value::from_safe_string(STYLE_HREF.clone()));
     env.add_global("case_text_max", CASE_TEXT_MAX_CHARS);
+    env.add_function("t", super::i18n::t);
+    env.add_function("lang", super::i18n::lang);
+    env.add_function("switch_to", super::i18n::switch_to);
     for (name, source) in TEMPLATES {
         if let Err(e) = env.add_template(name, source) {
             tracing::error!(template = name, error = %e, "A page template does not compile; its pages answer 500.");
@@ -324,7 +328,7 @@ fn event_page(
         received: zone.datetime(received_ms),
         skew: format::skew(e.skew_ms),
         skew_high: e.skew_ms.unsigned_abs() > SKEW_WARNING_MS.unsigned_abs(),
-        type_label: kind_label(&e.event.kind),
+        type_label: type_label(&e.event.kind),
         store_name: store
             .map(|s| s.name.clone())
             .unwrap_or_else(|| e.event.store.clone()),
@@ -361,7 +365,12 @@ enum Problem {
         value: String,
         error: LocalTimeError,
     },
-    /// Refused by the API's own checks (type, limit, cursor...), in its words.
+    /// The amount range runs backwards.
+    AmountOrder { min: i64, max: i64 },
+    /// Longer than a search is read.
+    SearchLength { max: usize },
+    /// Refused by the API's own checks, in its words: what only an edited address can send (an unknown
+    /// type or state, a limit, a cursor).
     Filter { message: String },
     /// The query string itself cannot be read (a field given twice, say).
     Unreadable { message: String },
@@ -454,6 +463,23 @@ fn list_href(params: &EventParams, before: Option<&str>) -> String {
     }
 }
 
+/// What the form lets a person type wrong, in the page's words: the API would refuse the same in its own.
+fn typed_problems(params: &EventParams) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    let amount = |v: &Option<String>| non_empty(v).and_then(|a| a.parse::<i64>().ok());
+    if let (Some(min), Some(max)) = (amount(&params.min_amount), amount(&params.max_amount))
+        && min > max
+    {
+        problems.push(Problem::AmountOrder { min, max });
+    }
+    if non_empty(&params.q).is_some_and(|q| q.chars().count() > SEARCH_MAX_CHARS) {
+        problems.push(Problem::SearchLength {
+            max: SEARCH_MAX_CHARS,
+        });
+    }
+    problems
+}
+
 /// One page of events, and the cursor of the next when older events exist.
 async fn list(
     state: &AppState,
@@ -532,8 +558,10 @@ pub async fn events(
         to: as_ms(to),
         ..params.clone()
     };
+    problems.extend(typed_problems(&params));
     let query = match checked.to_query(viewer.scope()) {
         Ok(q) => Some(q),
+        Err(_) if !problems.is_empty() => None,
         Err(e) => {
             problems.push(Problem::Filter { message: e.message });
             None
@@ -561,7 +589,7 @@ pub async fn events(
         .iter()
         .map(|t| TypeOption {
             value: t.as_str(),
-            label: t.label(),
+            label: type_label(t.as_str()),
             flagged: config.bookmarks.types.contains(t),
         })
         .collect();

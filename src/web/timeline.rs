@@ -14,9 +14,9 @@ use serde::{Deserialize, Serialize};
 use super::AppState;
 use super::auth::{Events, Signed};
 use super::format::{LocalTimeError, Zone};
+use super::i18n::type_label;
 use super::pages::{PageError, nav, render};
 use super::view::{Footage, event_footage, numbered};
-use crate::camera::text::kind_label;
 use crate::clock::now_ms;
 use crate::money::format_amount;
 use crate::store::{RegisterActivity, StoreScope};
@@ -198,7 +198,7 @@ async fn read(
             seq: e.seq,
             time: zone.datetime(e.at_ms),
             kind: e.kind.clone(),
-            label: kind_label(&e.kind),
+            label: type_label(&e.kind),
             context,
             // The register's own word first; else whoever signed on last.
             cashier: e.cashier.clone().or_else(|| on_register.clone()),
@@ -219,7 +219,7 @@ async fn read(
         .iter()
         .filter_map(|k| {
             totals.get(k).map(|(count, sums)| Total {
-                label: kind_label(k),
+                label: type_label(k),
                 count: *count,
                 amounts: sums
                     .iter()
@@ -312,7 +312,7 @@ pub async fn page(
         register => params.register.clone().unwrap_or_default(),
     };
     let scope = viewer.scope();
-    let (problem, t) = match read(&state, &scope, &params).await? {
+    let (problem, timeline) = match read(&state, &scope, &params).await? {
         Ok(r) => {
             let shifts = shifts(&state, &scope, &r).await?;
             let csv = href(
@@ -323,7 +323,7 @@ pub async fn page(
                 r.from_ms,
                 r.to_ms,
             );
-            let t = context! {
+            let timeline = context! {
                 from_input => r.zone.input_value(r.from_ms),
                 to_input => r.zone.input_value(r.to_ms),
                 from => r.zone.datetime(r.from_ms),
@@ -336,7 +336,7 @@ pub async fn page(
                 shifts,
                 csv,
             };
-            (None, Some(t))
+            (None, Some(timeline))
         }
         Err(Problem::Incomplete) => (None, None),
         Err(Problem::UnknownStore(s)) => {
@@ -355,7 +355,7 @@ pub async fn page(
     Ok(render(
         status,
         "timeline.html",
-        context! { page => "timeline", nav, stores, f => form, problem, t },
+        context! { page => "timeline", nav, stores, f => form, problem, tl => timeline },
     ))
 }
 

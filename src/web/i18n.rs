@@ -1,0 +1,507 @@
+//! The index in Japanese and English. A person's language is the `lang` cookie they chose with the switch in
+//! the header, or else the best of their browser's Accept-Language. Every word a page shows is a message in
+//! `web/i18n/{en,ja}.toml` (nested tables, read as dotted keys), looked up by the templates' `t("key", name=value)`.
+//!
+//! A message is plain text: it is HTML-escaped, as is every value put into it, unless the template marks a
+//! value safe (a `<code>` it built itself). A key missing from the catalog fails the page, never shows
+//! nothing; a test checks that both catalogs hold the same keys and every key the templates use.
+//!
+//! The JSON API, the daemon's log and the names of bookmarks on the camera systems stay in English: they
+//! are read by scripts and by the camera systems' own search.
+
+use std::collections::HashMap;
+use std::fmt::Write;
+use std::sync::LazyLock;
+
+use axum::extract::{Query, Request};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use minijinja::value::{Kwargs, Value};
+use minijinja::{Error, ErrorKind};
+use serde::Deserialize;
+
+use super::auth::cookie;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    En,
+    Ja,
+}
+
+impl Lang {
+    pub const ALL: [Lang; 2] = [Lang::Ja, Lang::En];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::En => "en",
+            Lang::Ja => "ja",
+        }
+    }
+
+    fn parse(code: &str) -> Option<Lang> {
+        Lang::ALL.into_iter().find(|l| l.code() == code)
+    }
+
+    /// The language a tag of Accept-Language asks for: `ja`, `ja-JP`, `en-GB` all count.
+    fn of_tag(tag: &str) -> Option<Lang> {
+        let primary = tag.split('-').next().unwrap_or_default();
+        Lang::ALL
+            .into_iter()
+            .find(|l| l.code().eq_ignore_ascii_case(primary))
+    }
+}
+
+/// The cookie the language switch sets.
+pub const LANG_COOKIE: &str = "lang";
+
+/// The language for a request: the cookie's, else the browser's most preferred one we have, else English.
+pub fn negotiate(headers: &HeaderMap) -> Lang {
+    if let Some(lang) = cookie(headers, LANG_COOKIE).and_then(Lang::parse) {
+        return lang;
+    }
+    let accept = headers
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let mut best: Option<(f32, Lang)> = None;
+    for item in accept.split(',') {
+        let mut parts = item.split(';');
+        let tag = parts.next().unwrap_or_default().trim();
+        let q = parts
+            .find_map(|p| p.trim().strip_prefix("q="))
+            .map(|q| q.trim().parse::<f32>().unwrap_or(0.0))
+            .unwrap_or(1.0);
+        // The first of equal weights wins: the browser lists them in the person's order.
+        if let Some(lang) = Lang::of_tag(tag)
+            && q > 0.0
+            && best.is_none_or(|(b, _)| q > b)
+        {
+            best = Some((q, lang));
+        }
+    }
+    best.map(|(_, l)| l).unwrap_or(Lang::En)
+}
+
+/// What a page rendered for this request needs to know of it.
+#[derive(Debug, Clone)]
+struct Here {
+    lang: Lang,
+    /// The path and query, for the language switch to come back to.
+    path: String,
+}
+
+tokio::task_local! {
+    static HERE: Here;
+}
+
+/// Middleware: every handler of the request, and every page it renders, speaks the request's language.
+pub async fn locale(request: Request, next: Next) -> Response {
+    let here = Here {
+        lang: negotiate(request.headers()),
+        path: request
+            .uri()
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_else(|| "/".into()),
+    };
+    let mut response = HERE.scope(here, next.run(request)).await;
+    // The same address answers in two languages.
+    response.headers_mut().append(
+        header::VARY,
+        HeaderValue::from_static("accept-language, cookie"),
+    );
+    response
+}
+
+/// The language of the request being answered (English outside one).
+pub fn current() -> Lang {
+    HERE.try_with(|h| h.lang).unwrap_or(Lang::En)
+}
+
+type Catalog = HashMap<String, String>;
+
+/// Nested tables flattened to dotted keys: `[case] open = "…"` is `case.open`.
+fn flatten(prefix: &str, table: &toml::Table, into: &mut Catalog) -> Result<(), String> {
+    for (key, value) in table {
+        let key = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
+        match value {
+            toml::Value::String(s) => {
+                into.insert(key, s.clone());
+            }
+            toml::Value::Table(t) => flatten(&key, t, into)?,
+            other => {
+                return Err(format!(
+                    "{key}: a message is text, not {}",
+                    other.type_str()
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn parse_catalog(source: &str) -> Result<Catalog, String> {
+    let table: toml::Table = toml::from_str(source).map_err(|e| e.to_string())?;
+    let mut catalog = Catalog::new();
+    flatten("", &table, &mut catalog)?;
+    Ok(catalog)
+}
+
+pub const SOURCES: [(Lang, &str); 2] = [
+    (Lang::En, include_str!("../../web/i18n/en.toml")),
+    (Lang::Ja, include_str!("../../web/i18n/ja.toml")),
+];
+
+static CATALOGS: LazyLock<HashMap<&'static str, Catalog>> = LazyLock::new(|| {
+    SOURCES
+        .iter()
+        .map(|(lang, source)| {
+            let catalog = parse_catalog(source).unwrap_or_else(|e| {
+                tracing::error!(lang = lang.code(), error = %e, "A message catalog does not parse; its pages fail.");
+                Catalog::new()
+            });
+            (lang.code(), catalog)
+        })
+        .collect()
+});
+
+/// A message in the request's language, placeholders filled in, as plain text: for what Rust labels itself.
+pub fn text(key: &str) -> String {
+    CATALOGS
+        .get(current().code())
+        .and_then(|c| c.get(key))
+        .cloned()
+        .unwrap_or_else(|| {
+            tracing::error!(key, "A message is missing from the catalog.");
+            key.to_string()
+        })
+}
+
+/// Escapes text for HTML text and double-quoted attributes, which is everywhere the templates put a message
+/// (a test keeps single-quoted attributes out of them). Unlike a full escape it leaves `'` and `/` as they are,
+/// so the messages read the same in the page's source as in the catalog.
+struct Escaped<'a>(&'a str);
+
+impl std::fmt::Display for Escaped<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut last = 0;
+        for (i, c) in self.0.char_indices() {
+            let entity = match c {
+                '&' => "&amp;",
+                '<' => "&lt;",
+                '>' => "&gt;",
+                '"' => "&quot;",
+                _ => continue,
+            };
+            f.write_str(&self.0[last..i])?;
+            f.write_str(entity)?;
+            last = i + 1;
+        }
+        f.write_str(&self.0[last..])
+    }
+}
+
+/// An event type's name in the request's language (`返品`, `REFUND`); a type the catalog does not know, as
+/// the camera systems' bookmarks write it.
+pub fn type_label(kind: &str) -> String {
+    CATALOGS
+        .get(current().code())
+        .and_then(|c| c.get(&format!("type.{kind}")))
+        .cloned()
+        .unwrap_or_else(|| crate::camera::text::kind_label(kind))
+}
+
+/// `t("key", name=value, ...)`: the message, HTML-escaped, each `{name}` replaced by its value (escaped
+/// unless the template marked it safe). With `count=`, the key's `one` or `other` form.
+pub fn t(key: &str, args: Kwargs) -> Result<Value, Error> {
+    let lang = current();
+    let catalog = CATALOGS
+        .get(lang.code())
+        .ok_or_else(|| Error::new(ErrorKind::InvalidOperation, "no message catalog"))?;
+    let count: Option<i64> = args.get("count")?;
+    let key = match count {
+        Some(n) => format!("{key}.{}", if n == 1 { "one" } else { "other" }),
+        None => key.to_string(),
+    };
+    let message = catalog.get(&key).ok_or_else(|| {
+        Error::new(
+            ErrorKind::UndefinedError,
+            format!("no message \"{key}\" in the {} catalog", lang.code()),
+        )
+    })?;
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message.as_str();
+    while let Some(open) = rest.find('{') {
+        let close = rest[open..].find('}').map(|c| open + c).ok_or_else(|| {
+            Error::new(
+                ErrorKind::SyntaxError,
+                format!("message \"{key}\": unclosed {{"),
+            )
+        })?;
+        write!(out, "{}", Escaped(&rest[..open])).ok();
+        let name = &rest[open + 1..close];
+        let value: Value = args.get(name).map_err(|_| {
+            Error::new(
+                ErrorKind::MissingArgument,
+                format!("message \"{key}\" needs {name}="),
+            )
+        })?;
+        if value.is_safe() {
+            out.push_str(&value.to_string());
+        } else {
+            write!(out, "{}", Escaped(&value.to_string())).ok();
+        }
+        rest = &rest[close + 1..];
+    }
+    write!(out, "{}", Escaped(rest)).ok();
+    Ok(Value::from_safe_string(out))
+}
+
+/// `lang()`: the page's language code, for `<html lang>`.
+pub fn lang() -> &'static str {
+    current().code()
+}
+
+/// `switch_to("ja")`: the address that switches the index to a language and comes back to this page.
+pub fn switch_to(code: &str) -> Value {
+    let path = HERE
+        .try_with(|h| h.path.clone())
+        .unwrap_or_else(|_| "/".into());
+    let mut q = url::form_urlencoded::Serializer::new(String::new());
+    q.append_pair("to", code).append_pair("next", &path);
+    Value::from_safe_string(Escaped(&format!("/lang?{}", q.finish())).to_string())
+}
+
+/// Only a path of this site: never `//elsewhere` or `/\elsewhere`, which browsers read as another host.
+pub fn local_path(next: &str) -> Option<&str> {
+    let ok = next.starts_with('/') && !next.starts_with("//") && !next.starts_with("/\\");
+    ok.then_some(next)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SwitchParams {
+    to: Option<String>,
+    next: Option<String>,
+}
+
+/// `GET /lang?to=ja&next=/path`: remembers the language for a year and goes back.
+pub async fn switch(Query(p): Query<SwitchParams>) -> Response {
+    let next = p.next.as_deref().and_then(local_path).unwrap_or("/");
+    let Some(lang) = p.to.as_deref().and_then(Lang::parse) else {
+        return StatusCode::BAD_REQUEST.into_response();
+    };
+    let cookie = format!(
+        "{LANG_COOKIE}={}; Path=/; Max-Age=31536000; SameSite=Lax; HttpOnly",
+        lang.code()
+    );
+    let (Ok(location), Ok(cookie)) = (HeaderValue::from_str(next), HeaderValue::from_str(&cookie))
+    else {
+        return StatusCode::BAD_REQUEST.into_response();
+    };
+    (
+        StatusCode::SEE_OTHER,
+        [(header::LOCATION, location), (header::SET_COOKIE, cookie)],
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(header::HeaderName, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (name, value) in pairs {
+            h.insert(name, HeaderValue::from_str(value).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn the_cookie_wins_then_the_highest_weighted_language_we_have_then_english() {
+        let accept = |v: &str| negotiate(&headers(&[(header::ACCEPT_LANGUAGE, v)]));
+        assert_eq!(accept("ja-JP,ja;q=0.9,en-US;q=0.8,en;q=0.7"), Lang::Ja);
+        assert_eq!(accept("en-US,en;q=0.9,ja;q=0.8"), Lang::En);
+        assert_eq!(accept("fr-FR,fr;q=0.9,ja;q=0.5,en;q=0.4"), Lang::Ja);
+        assert_eq!(accept("en;q=0.2, ja;q=0.8"), Lang::Ja);
+        assert_eq!(accept("ja;q=0, en;q=0.1"), Lang::En);
+        assert_eq!(accept("fr, de"), Lang::En);
+        assert_eq!(accept("JA"), Lang::Ja);
+        assert_eq!(negotiate(&HeaderMap::new()), Lang::En);
+        let both = headers(&[
+            (header::ACCEPT_LANGUAGE, "ja"),
+            (header::COOKIE, "tillmark_session=x; lang=en"),
+        ]);
+        assert_eq!(negotiate(&both), Lang::En);
+        let unknown = headers(&[(header::ACCEPT_LANGUAGE, "ja"), (header::COOKIE, "lang=xx")]);
+        assert_eq!(negotiate(&unknown), Lang::Ja);
+    }
+
+    #[test]
+    fn only_paths_of_this_site_are_gone_back_to() {
+        assert_eq!(
+            local_path("/events/3?q=%E8%BF%94"),
+            Some("/events/3?q=%E8%BF%94")
+        );
+        for away in [
+            "//evil.example/",
+            "/\\evil.example",
+            "https://evil.example/",
+            "events",
+        ] {
+            assert_eq!(local_path(away), None, "{away}");
+        }
+    }
+
+    #[test]
+    fn both_catalogs_parse_and_hold_the_same_keys_with_the_same_placeholders() {
+        let placeholders = |text: &str| -> Vec<String> {
+            let mut names: Vec<String> = text
+                .split('{')
+                .skip(1)
+                .filter_map(|p| p.split_once('}').map(|(n, _)| n.to_string()))
+                .collect();
+            names.sort();
+            names
+        };
+        let en = parse_catalog(SOURCES[0].1).unwrap();
+        let ja = parse_catalog(SOURCES[1].1).unwrap();
+        let mut missing: Vec<String> = en
+            .keys()
+            .filter(|k| !ja.contains_key(*k))
+            .map(|k| format!("ja lacks {k}"))
+            .chain(
+                ja.keys()
+                    .filter(|k| !en.contains_key(*k))
+                    .map(|k| format!("en lacks {k}")),
+            )
+            .collect();
+        missing.sort();
+        assert!(missing.is_empty(), "{missing:#?}");
+        for (key, text) in &en {
+            assert_eq!(placeholders(text), placeholders(&ja[key]), "{key}");
+        }
+    }
+
+    /// Every key a template names literally (`t("key"` or `t('key'`), with `.one`/`.other` when it counts.
+    fn template_keys() -> Vec<(String, String)> {
+        let mut keys = Vec::new();
+        for (name, source) in super::super::pages::TEMPLATES {
+            for quote in ['"', '\''] {
+                for piece in source.split(&format!("t({quote}")).skip(1) {
+                    let Some((key, rest)) = piece.split_once(quote) else {
+                        continue;
+                    };
+                    // A key built in the template (`'role.' ~ x`) is checked below, with its values.
+                    if key.ends_with('.') {
+                        continue;
+                    }
+                    let call = rest.split(')').next().unwrap_or_default();
+                    if call.contains("count=") {
+                        keys.push((name.to_string(), format!("{key}.one")));
+                        keys.push((name.to_string(), format!("{key}.other")));
+                    } else {
+                        keys.push((name.to_string(), key.to_string()));
+                    }
+                }
+            }
+        }
+        keys
+    }
+
+    #[test]
+    fn every_message_a_page_asks_for_is_in_both_catalogs() {
+        let keys = template_keys();
+        assert!(
+            keys.len() > 200,
+            "the scan finds the templates' keys: {}",
+            keys.len()
+        );
+        let built = crate::event::EventType::ALL
+            .iter()
+            .map(|t| format!("type.{}", t.as_str()))
+            .chain(
+                crate::accounts::Role::ALL
+                    .iter()
+                    .map(|r| format!("role.{}", r.as_str())),
+            )
+            .chain(
+                super::super::audit::ACTIONS
+                    .iter()
+                    .map(|a| format!("audit.actions.{a}")),
+            )
+            .chain(
+                super::super::cashiers::MEASURES
+                    .iter()
+                    .map(|(_, k)| k.to_string()),
+            );
+        let all: Vec<(String, String)> = keys
+            .into_iter()
+            .chain(built.map(|k| ("rust".to_string(), k)))
+            .collect();
+        for (lang, source) in SOURCES {
+            let catalog = parse_catalog(source).unwrap();
+            let missing: Vec<&(String, String)> = all
+                .iter()
+                .filter(|(_, k)| !catalog.contains_key(k))
+                .collect();
+            assert!(missing.is_empty(), "{} lacks {missing:?}", lang.code());
+        }
+    }
+
+    #[test]
+    fn no_template_puts_a_value_in_a_single_quoted_attribute() {
+        // Messages escape `"` but not `'`: an attribute in single quotes could be broken out of.
+        for (name, source) in super::super::pages::TEMPLATES {
+            assert!(
+                !source.contains("='"),
+                "{name} has a single-quoted attribute"
+            );
+        }
+    }
+
+    #[test]
+    fn a_message_escapes_what_is_put_into_it_unless_the_template_made_it_safe() {
+        let render = |lang: &str, source: &str| {
+            let mut env = minijinja::Environment::new();
+            env.add_function("t", t);
+            let headers = headers(&[(header::COOKIE, &format!("lang={lang}"))]);
+            let here = Here {
+                lang: negotiate(&headers),
+                path: "/".into(),
+            };
+            HERE.sync_scope(here, || env.render_str(source, minijinja::context! {}))
+        };
+        assert_eq!(
+            render("en", r#"{{ t("event.unknown_store", store="<script>") }}"#).unwrap(),
+            "Store &lt;script&gt; is not in the config: shown in the offset the register sent."
+        );
+        assert_eq!(
+            render(
+                "ja",
+                r#"{{ t("events.none_yet", cmd="<code>tillmark simulate</code>"|safe) }}"#
+            )
+            .unwrap(),
+            "まだイベントがありません。レジのブリッジをブローカーに接続するか、<code>tillmark simulate</code> を実行してください。"
+        );
+        assert_eq!(
+            render("en", r#"{{ t("bookmark.attempts", count=1, n=1) }} / {{ t("bookmark.attempts", count=3, n=3) }}"#)
+                .unwrap(),
+            "1 attempt / 3 attempts"
+        );
+        let missing = render("ja", r#"{{ t("no.such.key") }}"#).unwrap_err();
+        assert!(
+            missing
+                .to_string()
+                .contains("no message \"no.such.key\" in the ja catalog"),
+            "{missing}"
+        );
+        let unfilled = render("en", r#"{{ t("event.unknown_store") }}"#).unwrap_err();
+        assert!(unfilled.to_string().contains("needs store="), "{unfilled}");
+    }
+}
