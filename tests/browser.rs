@@ -232,7 +232,8 @@ async fn the_index_works_in_a_real_browser_on_a_phone_and_a_tablet() {
     })
     .await;
 
-    // Half an hour ago, on the minute, so every event is in the index's default span and the timeline's.
+    // Half an hour ago, within the timeline's default day and its two weeks of shifts; on the minute, so each
+    // event's time reads plainly in a failure.
     let t0 = (tillmark::clock::now_ms() - 30 * MINUTE_MS) / MINUTE_MS * MINUTE_MS + 310;
     let at = |minutes: i64| t0 + minutes * MINUTE_MS;
     let events = [

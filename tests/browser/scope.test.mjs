@@ -39,6 +39,10 @@ for (const viewport of viewports) {
           const answer = await page.goto(`/events/${seq}`);
           assert.equal(answer.status(), 404, `event ${seq} of ${other.id} is not found`);
           assert.ok(!(await page.content()).includes(other.id), `its not-found page names ${other.id}`);
+          for (const n of [0, 1]) {
+            const footage = await context.request.get(`/events/${seq}/footage/${n}`, { maxRedirects: 0 });
+            assert.equal(footage.status(), 404, `footage ${n} of event ${seq} of ${other.id} is not found`);
+          }
         }
 
         await page.goto('/timeline');
