@@ -1011,15 +1011,15 @@ async fn cashiers_are_compared_per_100_sales_with_the_others_and_each_bar_opens_
         "{voids}"
     );
     assert!(
-        voids.contains(">10.0 (2)</text>"),
+        voids.contains(">10.0 (2)</span>"),
         "c1: 2 per 20 sales: {voids}"
     );
     assert!(
-        voids.contains(">50.0 ▲ (5)</text>"),
+        voids.contains(">50.0 ▲ (5)</span>"),
         "c2: 5 per 10, far above the others' 3 per 20: {voids}"
     );
     assert!(
-        voids.contains(">no sales (1)</text>"),
+        voids.contains(">no sales (1)</span>"),
         "c3 sold nothing: {voids}"
     );
     assert!(

@@ -57,7 +57,6 @@ struct Chart {
     /// The rate of every cashier together, and where it falls on the bars' scale.
     store_rate: Option<String>,
     store_x: Option<f64>,
-    height: usize,
 }
 
 /// Count per 100 sales.
@@ -164,7 +163,6 @@ pub async fn page(
             Chart {
                 key,
                 label: text(label),
-                height: bars.len() * 28 + 24,
                 store_rate: store_rate.map(|r| format!("{r:.1}")),
                 store_x: store_rate.map(scale),
                 bars,

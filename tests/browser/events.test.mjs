@@ -38,6 +38,25 @@ for (const viewport of viewports) {
       }
     });
 
+    test('a Japanese browser gets the index in Japanese, and the switch in the header turns it to English', async () => {
+      const { context, page } = await signIn(browser, viewport, owner, 'ja-JP');
+      try {
+        assert.equal(await page.locator('html').getAttribute('lang'), 'ja');
+        await search(page, '返品');
+        const before = new URL(page.url());
+        await Promise.all([
+          page.waitForURL((url) => url.search === before.search && url.pathname === '/'),
+          page.locator('header a[hreflang="en"]').click(),
+        ]);
+        assert.equal(await page.locator('html').getAttribute('lang'), 'en');
+        assert.equal(await page.locator('input[name="q"]').inputValue(), '返品');
+        await page.reload();
+        assert.equal(await page.locator('html').getAttribute('lang'), 'en', 'the choice is remembered');
+      } finally {
+        await context.close();
+      }
+    });
+
     test('searching 返品 finds the refunds and nothing else', async () => {
       const { context, page } = await signIn(browser, viewport, owner);
       try {

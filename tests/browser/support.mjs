@@ -32,21 +32,21 @@ export function launch() {
   });
 }
 
-/** A fresh touch-screen browser profile at this viewport, in English until the pages are translated. */
-export function newContext(browser, viewport) {
+/** A fresh touch-screen browser profile at this viewport, asking for pages in `locale`'s language. */
+export function newContext(browser, viewport, locale = 'en-US') {
   return browser.newContext({
     baseURL: fixture.base,
     viewport: { width: viewport.width, height: viewport.height },
     isMobile: true,
     hasTouch: true,
-    locale: 'en-US',
+    locale,
     acceptDownloads: true,
   });
 }
 
 /** Signs `who` in through the form at /login and returns the page, on the events list. */
-export async function signIn(browser, viewport, who) {
-  const context = await newContext(browser, viewport);
+export async function signIn(browser, viewport, who, locale = 'en-US') {
+  const context = await newContext(browser, viewport, locale);
   const page = await context.newPage();
   await page.goto('/login');
   const form = page.locator('form[action="/login"]');
