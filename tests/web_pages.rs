@@ -575,7 +575,41 @@ async fn a_from_time_typed_in_the_form_is_read_in_the_chosen_stores_zone() {
     // The same moment as RFC 3339 in the query string.
     let html = site.page("/?from=2026-11-21T09%3A45%3A00Z").await;
     assert_eq!(rows(&html).len(), 2, "the refund and the Osaka void");
-    assert!(html.contains("are in UTC"));
+    // No store chosen: the zone every store of the config shares, not UTC.
+    assert!(
+        html.contains("From and to are in your stores' time zone, Asia/Tokyo (JST)."),
+        "{html}"
+    );
+    assert!(html.contains(r#"name="from" value="2026-11-21T18:45:00""#));
+    let html = site.page("/?store=nowhere-99").await;
+    assert!(html.contains("Store nowhere-99 is not in the config, so from and to are in UTC."));
+}
+
+#[tokio::test]
+async fn todays_flagged_events_are_one_click_from_the_list_in_the_stores_day() {
+    let site = Site::filled().await;
+    let html = site.page("/").await;
+    let today = chrono::Utc::now()
+        .with_timezone(&chrono_tz::Asia::Tokyo)
+        .format("%Y-%m-%d")
+        .to_string();
+    let link = format!(r#"href="/?flagged=true&from={today}T00%3A00">Today's flagged events</a>"#);
+    assert!(unescape(&html).contains(&link), "{link} in {html}");
+    let html = site
+        .page(&format!("/?flagged=true&from={today}T00%3A00"))
+        .await;
+    assert!(
+        html.contains(&format!(r#"name="from" value="{today}T00:00:00""#)),
+        "{html}"
+    );
+    assert!(
+        html.contains(r#"name="flagged" value="true" checked"#),
+        "{html}"
+    );
+    assert!(
+        rows(&html).is_empty(),
+        "the seeded events are from November: {html}"
+    );
 }
 
 #[tokio::test]

@@ -11,11 +11,10 @@ use serde::{Deserialize, Serialize};
 use super::AppState;
 use super::api::non_empty;
 use super::auth::{Audit, Signed};
-use super::format::{FALLBACK, Zone};
+use super::format::Zone;
 use super::i18n::text;
 use super::pages::{PageError, nav, render};
 use crate::clock::now_ms;
-use crate::config::Config;
 use crate::store::AuditQuery;
 
 const PAGE: i64 = 200;
@@ -63,16 +62,6 @@ fn action_label(action: &str) -> String {
     }
 }
 
-/// The zone the log is shown in: the stores' one zone when they share it (the usual case), else UTC.
-fn log_zone(config: &Config) -> Zone {
-    match config.stores.first() {
-        Some(first) if config.stores.iter().all(|s| s.timezone == first.timezone) => {
-            Zone::Named(first.timezone)
-        }
-        _ => FALLBACK,
-    }
-}
-
 pub async fn page(
     State(state): State<AppState>,
     Signed(viewer, _): Signed<Audit>,
@@ -88,7 +77,8 @@ pub async fn page(
         ..Default::default()
     };
     let entries = state.store.audit(&query).await?;
-    let zone = log_zone(&state.config);
+    // The stores' one zone when they share it, else UTC.
+    let zone = Zone::shared_by(state.config.stores.iter());
     let older = (entries.len() as i64 == PAGE)
         .then(|| entries.last().map(|e| e.id))
         .flatten()

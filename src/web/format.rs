@@ -6,7 +6,7 @@ use chrono::{DateTime, FixedOffset, LocalResult, NaiveDate, NaiveDateTime, Offse
 use chrono_tz::{OffsetName, Tz};
 use serde::Serialize;
 
-use crate::config::Config;
+use crate::config::{Config, StoreConfig};
 
 /// A zone the pages show times in.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -56,6 +56,24 @@ impl Zone {
             .and_then(|id| config.store(id))
             .map(|s| Zone::Named(s.timezone))
             .unwrap_or(FALLBACK)
+    }
+
+    /// The one zone these stores share (a chain in one country: the usual case), else [`FALLBACK`].
+    pub fn shared_by<'a>(mut stores: impl Iterator<Item = &'a StoreConfig>) -> Zone {
+        let Some(first) = stores.next() else {
+            return FALLBACK;
+        };
+        if stores.all(|s| s.timezone == first.timezone) {
+            Zone::Named(first.timezone)
+        } else {
+            FALLBACK
+        }
+    }
+
+    /// Midnight starting the day `ms` falls on, as the form's inputs write it.
+    pub fn day_start_input(&self, ms: i64) -> String {
+        self.format(ms, "%Y-%m-%dT00:00")
+            .unwrap_or_else(|| ms.to_string())
     }
 
     fn format(&self, ms: i64, pattern: &str) -> Option<String> {

@@ -520,7 +520,14 @@ pub async fn events(
     };
     let config = &state.config;
     let store = non_empty(&params.store);
-    let zone = Zone::of_store(config, store.as_deref());
+    // Without a store, times are read in the zone the person's stores share, so a chain in one country
+    // never types UTC.
+    let shared = Zone::shared_by(viewer.stores(config).into_iter());
+    let zone = match store.as_deref().and_then(|id| config.store(id)) {
+        Some(s) => Zone::Named(s.timezone),
+        None if store.is_none() => shared,
+        None => FALLBACK,
+    };
 
     let from = read_bound(zone, "from", &params.from);
     let to = read_bound(zone, "to", &params.to);
@@ -620,6 +627,12 @@ pub async fn events(
             form_zone => zone.label(now_ms()),
             form_store => form_store.map(|s| &s.name),
             form_store_unknown => store.is_some() && form_store.is_none(),
+            shared_zone => store.is_none() && shared != FALLBACK,
+            today_flagged => format!(
+                "/?flagged=true&from={}",
+                url::form_urlencoded::byte_serialize(shared.day_start_input(now_ms()).as_bytes())
+                    .collect::<String>()
+            ),
             problems,
             rows,
             common_zone,
