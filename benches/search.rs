@@ -16,7 +16,8 @@ use rand::{Rng, SeedableRng};
 use serde_json::json;
 use sqlx::{Connection, QueryBuilder, Sqlite};
 use tillmark::store::{
-    BookmarkState, EventQuery, RegisterActivity, SqliteStore, Store, StoreScope,
+    BookmarkState, CaseChange, CaseFilter, CaseOutcome, Cases, EventQuery, RegisterActivity,
+    SqliteStore, Store, StoreScope,
 };
 
 const PAGE: i64 = 50;
@@ -488,6 +489,42 @@ async fn main() {
             .await
             .unwrap()
             .len()
+    })
+    .await;
+    // Cases: a few hundred events followed up among a million, a third of them closed. (A reused file has them
+    // already; opening again is refused and changes nothing.)
+    for (i, seq) in (1..=events)
+        .step_by((events as usize / 300).max(1))
+        .enumerate()
+    {
+        let open = CaseChange::Open {
+            note: "till short".into(),
+        };
+        store
+            .change_case(seq, &StoreScope::All, "bench", START_MS, &open)
+            .await
+            .ok();
+        if i % 3 == 0 {
+            let close = CaseChange::Close {
+                outcome: CaseOutcome::Explained,
+                reason: "miscount".into(),
+            };
+            store
+                .change_case(seq, &StoreScope::All, "bench", START_MS, &close)
+                .await
+                .ok();
+        }
+    }
+    measure(&store, "case=open: first page", RUNS, |_| EventQuery {
+        case: Some(CaseFilter::Open),
+        ..page.clone()
+    })
+    .await;
+    measure(&store, "two stores' scope: case=any", RUNS, |_| {
+        scoped(EventQuery {
+            case: Some(CaseFilter::Any),
+            ..page.clone()
+        })
     })
     .await;
     // The worst case: a short word nothing holds is looked for in every event.

@@ -19,31 +19,49 @@ impl Site {
     }
 }
 
-/// Ken, the investigator of Shibuya, signed in through the form.
-async fn ken(site: &Site) -> (Browser, String) {
-    let browser = Browser::new(site);
-    let (status, _, _) = browser.sign_in("ken", PASSWORD, "/").await;
-    assert_eq!(status, StatusCode::SEE_OTHER);
-    let (_, _, page) = browser.get(&site.event_path(site.shibuya_seq)).await;
-    let csrf = hidden(&page, "csrf");
-    (browser, csrf)
+/// Ken, the investigator of Shibuya, signed in through the form, at the case form of Shibuya's event.
+struct Ken {
+    browser: Browser,
+    csrf: String,
+    path: String,
 }
 
-async fn change(
-    browser: &Browser,
-    site: &Site,
-    csrf: &str,
-    fields: &[(&str, &str)],
-) -> (StatusCode, String, String) {
-    let mut form = vec![("csrf", csrf)];
-    form.extend_from_slice(fields);
-    let path = format!("{}{CASE_PATH}", site.event_path(site.shibuya_seq));
-    let (status, headers, body) = browser.post(&path, &form).await;
-    let to = headers
-        .get(reqwest::header::LOCATION)
-        .map(|l| l.to_str().unwrap().to_string())
-        .unwrap_or_default();
-    (status, to, body)
+impl Ken {
+    async fn sign_in(site: &Site) -> Ken {
+        let browser = Browser::new(site);
+        let (status, _, _) = browser.sign_in("ken", PASSWORD, "/").await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        let (_, _, page) = browser.get(&site.event_path(site.shibuya_seq)).await;
+        Ken {
+            csrf: hidden(&page, "csrf"),
+            path: format!("{}{CASE_PATH}", site.event_path(site.shibuya_seq)),
+            browser,
+        }
+    }
+
+    /// Posts the case form: `outcome` empty when none is chosen. Answers status, redirect and page.
+    async fn send(&self, action: &str, outcome: &str, text: &str) -> (StatusCode, String, String) {
+        self.send_with(&self.csrf, action, outcome, text).await
+    }
+
+    async fn send_with(
+        &self,
+        csrf: &str,
+        action: &str,
+        outcome: &str,
+        text: &str,
+    ) -> (StatusCode, String, String) {
+        let mut form = vec![("csrf", csrf), ("action", action), ("text", text)];
+        if !outcome.is_empty() {
+            form.push(("outcome", outcome));
+        }
+        let (status, headers, body) = self.browser.post(&self.path, &form).await;
+        let to = headers
+            .get(reqwest::header::LOCATION)
+            .map(|l| l.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        (status, to, body)
+    }
 }
 
 fn api_events(body: &str) -> Vec<Value> {
@@ -57,22 +75,16 @@ fn api_events(body: &str) -> Vec<Value> {
 async fn an_investigator_flags_notes_closes_with_a_reason_and_reopens_and_the_history_is_kept_in_order()
  {
     let site = Site::start("").await;
-    let (browser, csrf) = ken(&site).await;
+    let ken = Ken::sign_in(&site).await;
     let event = site.event_path(site.shibuya_seq);
-    let (_, _, page) = browser.get(&event).await;
+    let (_, _, page) = ken.browser.get(&event).await;
     assert!(page.contains("No case."), "{page}");
     assert!(page.contains("Flag this event"), "{page}");
 
-    let (status, to, _) = change(
-        &browser,
-        &site,
-        &csrf,
-        &[("action", "open"), ("text", "Drawer ¥5,000 short at close")],
-    )
-    .await;
+    let (status, to, _) = ken.send("open", "", "Drawer ¥5,000 short at close").await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     assert_eq!(to, format!("{event}#case"));
-    let (_, _, page) = browser.get(&event).await;
+    let (_, _, page) = ken.browser.get(&event).await;
     assert!(
         page.contains(r#"<span class="case-badge case-open">Open</span>"#),
         "{page}"
@@ -81,27 +93,17 @@ async fn an_investigator_flags_notes_closes_with_a_reason_and_reopens_and_the_hi
     assert!(page.contains("Drawer ¥5,000 short at close"), "{page}");
 
     // The list: a badge on the row, and the open-cases filter finds it and nothing else.
-    let (_, _, list) = browser.get("/?case=open").await;
+    let (_, _, list) = ken.browser.get("/?case=open").await;
     assert!(list.contains("T-SHIBUYA-1"), "{list}");
     assert!(list.contains("case open"), "{list}");
-    let (_, _, api) = browser.get("/api/events?case=open").await;
+    let (_, _, api) = ken.browser.get("/api/events?case=open").await;
     let open = api_events(&api);
     assert_eq!(open.len(), 1, "{api}");
     assert_eq!(open[0]["case"]["state"], "open");
     assert_eq!(open[0]["case"]["opened_by"], "ken");
 
     // Closing needs a reason: refused, nothing changes, and what was typed is still in the form.
-    let (status, _, page) = change(
-        &browser,
-        &site,
-        &csrf,
-        &[
-            ("action", "close"),
-            ("outcome", "escalated"),
-            ("text", "  "),
-        ],
-    )
-    .await;
+    let (status, _, page) = ken.send("close", "escalated", "  ").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(
         page.contains("Write why: a case is closed or reopened with a reason."),
@@ -111,78 +113,45 @@ async fn an_investigator_flags_notes_closes_with_a_reason_and_reopens_and_the_hi
         page.contains(r#"value="escalated" required checked"#),
         "{page}"
     );
-    let (status, _, page) = change(
-        &browser,
-        &site,
-        &csrf,
-        &[("action", "close"), ("text", "counted twice")],
-    )
-    .await;
+    let (status, _, page) = ken.send("close", "", "counted twice").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(page.contains("Choose how it is closed"), "{page}");
     assert!(page.contains(">counted twice</textarea>"), "{page}");
 
-    let (status, _, _) = change(
-        &browser,
-        &site,
-        &csrf,
-        &[
-            ("action", "note"),
-            ("text", "Footage: cashier pockets a note at 18:41:55"),
-        ],
-    )
-    .await;
+    let (status, _, _) = ken
+        .send("note", "", "Footage: cashier pockets a note at 18:41:55")
+        .await;
     assert_eq!(status, StatusCode::SEE_OTHER);
-    let (status, _, _) = change(
-        &browser,
-        &site,
-        &csrf,
-        &[
-            ("action", "close"),
-            ("outcome", "escalated"),
-            ("text", "Handed to head office with the footage"),
-        ],
-    )
-    .await;
+    let (status, _, _) = ken
+        .send(
+            "close",
+            "escalated",
+            "Handed to head office with the footage",
+        )
+        .await;
     assert_eq!(status, StatusCode::SEE_OTHER);
-    let (_, _, page) = browser.get(&event).await;
+    let (_, _, page) = ken.browser.get(&event).await;
     assert!(page.contains("Closed: escalated"), "{page}");
     assert!(page.contains("Reopen case"), "{page}");
     assert!(!page.contains("Close case"), "{page}");
 
     // A second tab still showing the open case: closing again is refused, and the history does not grow.
-    let (status, _, page) = change(
-        &browser,
-        &site,
-        &csrf,
-        &[
-            ("action", "close"),
-            ("outcome", "explained"),
-            ("text", "again"),
-        ],
-    )
-    .await;
+    let (status, _, page) = ken.send("close", "explained", "again").await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert!(page.contains("This case was closed meanwhile"), "{page}");
 
-    let (_, _, list) = browser.get("/?case=open").await;
+    let (_, _, list) = ken.browser.get("/?case=open").await;
     assert!(!list.contains("T-SHIBUYA-1"), "{list}");
-    let (_, _, list) = browser.get("/?case=closed").await;
+    let (_, _, list) = ken.browser.get("/?case=closed").await;
     assert!(list.contains("case escalated"), "{list}");
 
-    let (status, _, _) = change(
-        &browser,
-        &site,
-        &csrf,
-        &[
-            ("action", "reopen"),
-            ("text", "Head office asks for the 18:30 sale too"),
-        ],
-    )
-    .await;
+    let (status, _, _) = ken
+        .send("reopen", "", "Head office asks for the 18:30 sale too")
+        .await;
     assert_eq!(status, StatusCode::SEE_OTHER);
 
-    let (_, _, detail) = browser
+    let (_, _, detail) = ken
+        .browser
         .get(&format!("/api/events/{}", site.shibuya_seq))
         .await;
     let detail: Value = serde_json::from_str(&detail).unwrap();
@@ -280,30 +249,17 @@ async fn an_investigator_flags_notes_closes_with_a_reason_and_reopens_and_the_hi
 #[tokio::test]
 async fn a_note_is_shown_as_text_and_one_too_long_or_empty_is_refused_with_the_reason() {
     let site = Site::start("").await;
-    let (browser, csrf) = ken(&site).await;
-    change(
-        &browser,
-        &site,
-        &csrf,
-        &[("action", "open"), ("text", "<script>alert(1)</script>")],
-    )
-    .await;
-    let (_, _, page) = browser.get(&site.event_path(site.shibuya_seq)).await;
+    let ken = Ken::sign_in(&site).await;
+    ken.send("open", "", "<script>alert(1)</script>").await;
+    let (_, _, page) = ken.browser.get(&site.event_path(site.shibuya_seq)).await;
     assert!(page.contains("&lt;script&gt;alert(1)&lt;"), "{page}");
     assert!(!page.contains("<script>alert(1)"), "{page}");
 
-    let (status, _, page) =
-        change(&browser, &site, &csrf, &[("action", "note"), ("text", "")]).await;
+    let (status, _, page) = ken.send("note", "", "").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(page.contains("The note is empty."), "{page}");
     let long = "万".repeat(4001);
-    let (status, _, page) = change(
-        &browser,
-        &site,
-        &csrf,
-        &[("action", "note"), ("text", &long)],
-    )
-    .await;
+    let (status, _, page) = ken.send("note", "", &long).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(page.contains("At most 4000 characters."), "{page}");
     let case = site
@@ -318,14 +274,8 @@ async fn a_note_is_shown_as_text_and_one_too_long_or_empty_is_refused_with_the_r
 #[tokio::test]
 async fn a_manager_reads_the_case_but_cannot_change_it() {
     let site = Site::start("").await;
-    let (browser, csrf) = ken(&site).await;
-    change(
-        &browser,
-        &site,
-        &csrf,
-        &[("action", "open"), ("text", "Refund without a receipt")],
-    )
-    .await;
+    let ken = Ken::sign_in(&site).await;
+    ken.send("open", "", "Refund without a receipt").await;
     let (status, page) = site
         .get_as("mika", &site.event_path(site.shibuya_seq))
         .await;
@@ -403,8 +353,8 @@ async fn another_stores_case_cannot_be_read_or_changed_and_a_form_without_its_to
     assert_eq!(osaka.history.len(), 1, "{osaka:?}");
 
     // Signed in through the browser, a form must carry the session's token.
-    let (browser, _) = ken(&site).await;
-    let (status, _, _) = change(&browser, &site, "forged", &[("action", "open")]).await;
+    let ken = Ken::sign_in(&site).await;
+    let (status, _, _) = ken.send_with("forged", "open", "", "").await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert!(
         site.store
