@@ -747,6 +747,10 @@ async fn pages_carry_a_strict_policy_and_the_stylesheet_they_name_is_served() {
             .unwrap()
             .contains("max-age")
     );
+    assert!(
+        headers.get("vary").is_none(),
+        "one stylesheet for every language"
+    );
     assert!(css.contains("table.events"));
 }
 

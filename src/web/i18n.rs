@@ -106,11 +106,17 @@ pub async fn locale(request: Request, next: Next) -> Response {
             .unwrap_or_else(|| "/".into()),
     };
     let mut response = HERE.scope(here, next.run(request)).await;
-    // The same address answers in two languages.
-    response.headers_mut().append(
-        header::VARY,
-        HeaderValue::from_static("accept-language, cookie"),
-    );
+    // The same page answers in two languages; the stylesheet and the API do not, and stay cacheable.
+    let page = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|t| t.as_bytes().starts_with(b"text/html"));
+    if page {
+        response.headers_mut().append(
+            header::VARY,
+            HeaderValue::from_static("accept-language, cookie"),
+        );
+    }
     response
 }
 
