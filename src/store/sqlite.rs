@@ -46,7 +46,7 @@ pub(super) fn push_scope(q: &mut QueryBuilder<Sqlite>, column: &str, scope: &Sto
     }
     // `+`: the scope narrows, it never leads. Walking the time index newest first and skipping other
     // stores' rows fills a page of a common word at once; letting the store index lead would read every event
-    // of the scope's stores first (0.6 s for two stores of a million events, 8 ms this way).
+    // of the scope's stores first (0.6 s for `返品` in two stores of a million events, 2.6 ms this way).
     q.push(format!(" AND +{column} IN ("));
     let mut list = q.separated(", ");
     for store in stores {
