@@ -962,7 +962,7 @@ async fn the_timeline_exports_as_csv_a_spreadsheet_reads_without_running_registe
     let rows: Vec<&str> = text.trim_start_matches('\u{feff}').split("\r\n").collect();
     assert_eq!(
         rows[0],
-        "time (JST),type,cashier,transaction,amount,reason,footage"
+        r#""time (JST)","type","type code","cashier","transaction","amount","reason","footage""#
     );
     assert_eq!(
         rows.len(),
@@ -970,7 +970,9 @@ async fn the_timeline_exports_as_csv_a_spreadsheet_reads_without_running_registe
         "header, five cash lines, and the final empty line: {rows:?}"
     );
     assert!(
-        rows[3].starts_with(r#""2026-11-22 09:20:00","refund","c201","","¥500","返品","nx-vms://"#),
+        rows[3].starts_with(
+            r#""2026-11-22 09:20:00","REFUND","refund","c201","","¥500","返品","nx-vms://"#
+        ),
         "{}",
         rows[3]
     );
@@ -978,6 +980,24 @@ async fn the_timeline_exports_as_csv_a_spreadsheet_reads_without_running_registe
         rows[4].contains(r#""'=HYPERLINK(""http://x"")""#),
         "a formula is neutralised: {}",
         rows[4]
+    );
+
+    // Exported from a Japanese browser: the columns and types as a Japanese spreadsheet reads them.
+    let (_, _, text) = site
+        .get_with(
+            &SHIFT.replace("/timeline?", "/timeline.csv?"),
+            &[("accept-language", "ja")],
+        )
+        .await;
+    let rows: Vec<&str> = text.trim_start_matches('\u{feff}').split("\r\n").collect();
+    assert_eq!(
+        rows[0],
+        r#""日時 (JST)","種別","種別コード","担当者","取引番号","金額","理由","映像""#
+    );
+    assert!(
+        rows[3].starts_with(r#""2026-11-22 09:20:00","返品","refund","c201""#),
+        "{}",
+        rows[3]
     );
 }
 

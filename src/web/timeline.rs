@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::AppState;
 use super::auth::{Events, Signed};
 use super::format::{LocalTimeError, Zone};
-use super::i18n::type_label;
+use super::i18n::{text, type_label};
 use super::pages::{PageError, nav, render};
 use super::view::{Footage, event_footage, numbered};
 use crate::clock::now_ms;
@@ -32,6 +32,17 @@ const CASH_TYPES: [&str; 7] = [
     "paid_out",
 ];
 const SIGN_TYPES: [&str; 2] = ["sign_on", "sign_off"];
+/// The export's columns, in order; each is named by the catalog's `csv.` message.
+pub(super) const CSV_COLUMNS: [&str; 8] = [
+    "time",
+    "type",
+    "type_code",
+    "cashier",
+    "transaction",
+    "amount",
+    "reason",
+    "footage",
+];
 /// More lines than a person reads; the page says when it stopped there.
 const MAX_LINES: i64 = 5_000;
 /// How far back shifts are offered.
@@ -389,13 +400,21 @@ pub async fn csv(
     let zone = r.zone.label(r.from_ms);
     // A byte-order mark: spreadsheet programs in Japan read UTF-8 without one as Shift_JIS.
     let mut out = String::from("\u{feff}");
-    out.push_str(&format!(
-        "time ({}),type,cashier,transaction,amount,reason,footage\r\n",
-        zone.abbr
-    ));
+    // Column names and type names in the reader's language; the type's code beside them, for scripts and
+    // pivot tables that must not depend on who exported.
+    let header: Vec<String> = CSV_COLUMNS
+        .iter()
+        .map(|c| match *c {
+            "time" => cell(&format!("{} ({})", text("csv.time"), zone.abbr)),
+            other => cell(&text(&format!("csv.{other}"))),
+        })
+        .collect();
+    out.push_str(&header.join(","));
+    out.push_str("\r\n");
     for l in r.lines.iter().filter(|l| !l.context) {
         let fields = [
             l.time.as_str(),
+            l.label.as_str(),
             l.kind.as_str(),
             l.cashier.as_deref().unwrap_or(""),
             l.transaction.as_deref().unwrap_or(""),

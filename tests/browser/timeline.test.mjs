@@ -64,11 +64,11 @@ for (const viewport of viewports) {
 
         const rows = parseCsv(bytes.subarray(3).toString('utf8'));
         const [header, ...lines] = rows;
-        assert.equal(header.length, 7, `a header row of 7 columns: ${header}`);
+        assert.equal(header.length, 8, `a header row of 8 columns: ${header}`);
         assert.ok(header.every((name) => name.length > 0), `every column is named: ${header}`);
         assert.ok(lines.every((l) => l.length === header.length), 'every row has a cell per column');
         assert.deepEqual(
-          lines.map((l) => l[1]),
+          lines.map((l) => l[2]),
           t.csv_types,
           'a row per cash event, in order, with its type',
         );
