@@ -255,6 +255,33 @@ async fn a_note_is_shown_as_text_and_one_too_long_or_empty_is_refused_with_the_r
     assert!(page.contains("&lt;script&gt;alert(1)&lt;"), "{page}");
     assert!(!page.contains("<script>alert(1)"), "{page}");
 
+    // A card number typed into a note is masked before it is kept, in the history and in the audit log.
+    ken.send(
+        "note",
+        "",
+        "Customer card 4111 1111 1111 1111 was declined",
+    )
+    .await;
+    let (_, _, page) = ken.browser.get(&site.event_path(site.shibuya_seq)).await;
+    assert!(
+        page.contains("Customer card 4111 11** **** 1111 was declined"),
+        "{page}"
+    );
+    assert!(!page.contains("4111 1111 1111 1111"), "{page}");
+    let audit = site
+        .store
+        .audit(&AuditQuery {
+            action: Some("case_noted".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        audit[0].detail.as_deref(),
+        Some("Customer card 4111 11** **** 1111 was declined")
+    );
+
     let (status, _, page) = ken.send("note", "", "").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(page.contains("The note is empty."), "{page}");
@@ -268,7 +295,7 @@ async fn a_note_is_shown_as_text_and_one_too_long_or_empty_is_refused_with_the_r
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(case.history.len(), 1, "nothing refused was kept: {case:?}");
+    assert_eq!(case.history.len(), 2, "nothing refused was kept: {case:?}");
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! Cases: an event an investigator follows up. It is opened (flagged), noted, closed as explained or escalated
-//! with a reason, and reopened; every change is one row of its history, which is only ever added to. Every
-//! read and change takes the reader's [`StoreScope`], applied in the query, like the events themselves.
+//! with a reason, and reopened; every change is one row of its history, which is only ever added to, with
+//! card numbers masked. Every read and change takes the reader's [`StoreScope`], applied in the query, like
+//! the events themselves.
 
 use async_trait::async_trait;
 use serde::Serialize;
@@ -8,6 +9,7 @@ use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
 use super::sqlite::{SqliteStore, push_scope};
 use super::{StoreError, StoreScope};
+use crate::event::mask_card_numbers;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -357,7 +359,8 @@ impl Cases for SqliteStore {
             CaseChange::Close { outcome, .. } => Some(outcome.state().as_str()),
             _ => None,
         };
-        let text = Some(change.text().trim()).filter(|t| !t.is_empty());
+        // A note is evidence kept for years: a card number typed into it is masked like one a register sent.
+        let text = Some(mask_card_numbers(change.text().trim())).filter(|t| !t.is_empty());
         sqlx::query(
             "INSERT INTO case_history (event_seq, at_ms, actor, action, outcome, text) VALUES (?, ?, ?, ?, ?, ?)",
         )

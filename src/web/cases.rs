@@ -126,12 +126,15 @@ pub async fn change_case(
         .await;
     match case {
         Ok(case) => {
+            // The text as kept (card numbers masked), not as typed.
+            let text = case.history.last().and_then(|h| h.text.clone());
             let detail = match &change {
-                CaseChange::Close { .. } => {
-                    let outcome = case.summary.state.as_str();
-                    Some(format!("{outcome}: {}", params.text.trim()))
-                }
-                _ => Some(params.text.trim().to_string()).filter(|t| !t.is_empty()),
+                CaseChange::Close { .. } => Some(format!(
+                    "{}: {}",
+                    case.summary.state.as_str(),
+                    text.unwrap_or_default()
+                )),
+                _ => text,
             };
             viewer
                 .audit(
