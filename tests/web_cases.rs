@@ -8,7 +8,7 @@ mod web_support;
 
 use reqwest::StatusCode;
 use serde_json::Value;
-use tillmark::store::{AuditLog, AuditQuery, Cases, StoreScope};
+use tillmark::store::{AuditEntry, AuditLog, AuditQuery, CaseRecord, Cases, StoreScope};
 use web_support::*;
 
 const CASE_PATH: &str = "/case";
@@ -16,6 +16,22 @@ const CASE_PATH: &str = "/case";
 impl Site {
     fn event_path(&self, seq: i64) -> String {
         format!("/events/{seq}")
+    }
+
+    /// The case as the database holds it.
+    async fn case_of(&self, seq: i64) -> Option<CaseRecord> {
+        self.store.case(seq, &StoreScope::All).await.unwrap()
+    }
+
+    /// The audit log, newest first.
+    async fn audited(&self, actor: Option<&str>, action: Option<&str>) -> Vec<AuditEntry> {
+        let query = AuditQuery {
+            actor: actor.map(str::to_string),
+            action: action.map(str::to_string),
+            limit: 100,
+            ..Default::default()
+        };
+        self.store.audit(&query).await.unwrap()
     }
 }
 
@@ -199,15 +215,7 @@ async fn an_investigator_flags_notes_closes_with_a_reason_and_reopens_and_the_hi
         ]
     );
 
-    let audit = site
-        .store
-        .audit(&AuditQuery {
-            actor: Some("ken".into()),
-            limit: 100,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let audit = site.audited(Some("ken"), None).await;
     let actions: Vec<(&str, Option<&str>)> = audit
         .iter()
         .rev()
@@ -256,27 +264,15 @@ async fn a_note_is_shown_as_text_and_one_too_long_or_empty_is_refused_with_the_r
     assert!(!page.contains("<script>alert(1)"), "{page}");
 
     // A card number typed into a note is masked before it is kept, in the history and in the audit log.
-    ken.send(
-        "note",
-        "",
-        "Customer card 4111 1111 1111 1111 was declined",
-    )
-    .await;
+    ken.send("note", "", "Customer card 4111 1111 1111 1111 was declined")
+        .await;
     let (_, _, page) = ken.browser.get(&site.event_path(site.shibuya_seq)).await;
     assert!(
         page.contains("Customer card 4111 11** **** 1111 was declined"),
         "{page}"
     );
     assert!(!page.contains("4111 1111 1111 1111"), "{page}");
-    let audit = site
-        .store
-        .audit(&AuditQuery {
-            action: Some("case_noted".into()),
-            limit: 10,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let audit = site.audited(None, Some("case_noted")).await;
     assert_eq!(
         audit[0].detail.as_deref(),
         Some("Customer card 4111 11** **** 1111 was declined")
@@ -289,12 +285,7 @@ async fn a_note_is_shown_as_text_and_one_too_long_or_empty_is_refused_with_the_r
     let (status, _, page) = ken.send("note", "", &long).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(page.contains("At most 4000 characters."), "{page}");
-    let case = site
-        .store
-        .case(site.shibuya_seq, &StoreScope::All)
-        .await
-        .unwrap()
-        .unwrap();
+    let case = site.case_of(site.shibuya_seq).await.unwrap();
     assert_eq!(case.history.len(), 2, "nothing refused was kept: {case:?}");
 }
 
@@ -332,12 +323,7 @@ async fn a_manager_reads_the_case_but_cannot_change_it() {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
-    let case = site
-        .store
-        .case(site.shibuya_seq, &StoreScope::All)
-        .await
-        .unwrap()
-        .unwrap();
+    let case = site.case_of(site.shibuya_seq).await.unwrap();
     assert_eq!(case.history.len(), 1);
 }
 
@@ -371,25 +357,14 @@ async fn another_stores_case_cannot_be_read_or_changed_and_a_form_without_its_to
     assert!(api_events(&api).is_empty(), "{api}");
     let (_, owner) = site.get_as("aiko", "/api/events?case=open").await;
     assert_eq!(api_events(&owner)[0]["transaction"], "T-OSAKA-77");
-    let osaka = site
-        .store
-        .case(site.osaka_seq, &StoreScope::All)
-        .await
-        .unwrap()
-        .unwrap();
+    let osaka = site.case_of(site.osaka_seq).await.unwrap();
     assert_eq!(osaka.history.len(), 1, "{osaka:?}");
 
     // Signed in through the browser, a form must carry the session's token.
     let ken = Ken::sign_in(&site).await;
     let (status, _, _) = ken.send_with("forged", "open", "", "").await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    assert!(
-        site.store
-            .case(site.shibuya_seq, &StoreScope::All)
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(site.case_of(site.shibuya_seq).await.is_none());
     let (_, api) = site.get_as("ken", "/api/events?case=shut").await;
     assert!(
         api.contains("case: unknown case filter \\\"shut\\\"; expected open, closed or any"),
