@@ -235,22 +235,38 @@ fn next_state(current: Option<CaseState>, change: &CaseChange) -> Result<CaseSta
     }
 }
 
+/// A row of `cases`, as both the single and the list reads select it.
+#[derive(sqlx::FromRow)]
+struct CaseRow {
+    event_seq: i64,
+    state: String,
+    opened_ms: i64,
+    opened_by: String,
+    changed_ms: i64,
+}
+
+const CASE_COLUMNS: &str = "SELECT event_seq, state, opened_ms, opened_by, changed_ms FROM cases";
+
+impl CaseRow {
+    fn summary(self) -> Result<(i64, CaseSummary), StoreError> {
+        Ok((
+            self.event_seq,
+            CaseSummary {
+                state: CaseState::parse(&self.state)?,
+                opened_ms: self.opened_ms,
+                opened_by: self.opened_by,
+                changed_ms: self.changed_ms,
+            },
+        ))
+    }
+}
+
 async fn summary(conn: &mut SqliteConnection, seq: i64) -> Result<Option<CaseSummary>, StoreError> {
-    let row: Option<(String, i64, String, i64)> = sqlx::query_as(
-        "SELECT state, opened_ms, opened_by, changed_ms FROM cases WHERE event_seq = ?",
-    )
-    .bind(seq)
-    .fetch_optional(&mut *conn)
-    .await?;
-    row.map(|(state, opened_ms, opened_by, changed_ms)| {
-        Ok(CaseSummary {
-            state: CaseState::parse(&state)?,
-            opened_ms,
-            opened_by,
-            changed_ms,
-        })
-    })
-    .transpose()
+    let row: Option<CaseRow> = sqlx::query_as(&format!("{CASE_COLUMNS} WHERE event_seq = ?"))
+        .bind(seq)
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.map(|r| r.summary().map(|(_, s)| s)).transpose()
 }
 
 async fn record(conn: &mut SqliteConnection, seq: i64) -> Result<Option<CaseRecord>, StoreError> {
@@ -286,29 +302,14 @@ impl SqliteStore {
         if seqs.is_empty() {
             return Ok(Vec::new());
         }
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "SELECT event_seq, state, opened_ms, opened_by, changed_ms FROM cases WHERE event_seq IN (",
-        );
+        let mut q = QueryBuilder::<Sqlite>::new(format!("{CASE_COLUMNS} WHERE event_seq IN ("));
         let mut list = q.separated(", ");
         for seq in seqs {
             list.push_bind(*seq);
         }
         q.push(")");
-        let rows: Vec<(i64, String, i64, String, i64)> =
-            q.build_query_as().fetch_all(self.reader()).await?;
-        rows.into_iter()
-            .map(|(seq, state, opened_ms, opened_by, changed_ms)| {
-                Ok((
-                    seq,
-                    CaseSummary {
-                        state: CaseState::parse(&state)?,
-                        opened_ms,
-                        opened_by,
-                        changed_ms,
-                    },
-                ))
-            })
-            .collect()
+        let rows: Vec<CaseRow> = q.build_query_as().fetch_all(self.reader()).await?;
+        rows.into_iter().map(CaseRow::summary).collect()
     }
 }
 

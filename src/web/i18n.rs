@@ -176,10 +176,14 @@ static CATALOGS: LazyLock<HashMap<&'static str, Catalog>> = LazyLock::new(|| {
         .collect()
 });
 
+/// The catalog of the request's language (empty when its file did not parse, which is logged).
+fn catalog() -> Option<&'static Catalog> {
+    CATALOGS.get(current().code())
+}
+
 /// A message in the request's language, placeholders filled in, as plain text: for what Rust labels itself.
 pub fn text(key: &str) -> String {
-    CATALOGS
-        .get(current().code())
+    catalog()
         .and_then(|c| c.get(key))
         .cloned()
         .unwrap_or_else(|| {
@@ -215,8 +219,7 @@ impl std::fmt::Display for Escaped<'_> {
 /// An event type's name in the request's language (`返品`, `REFUND`); a type the catalog does not know, as
 /// the camera systems' bookmarks write it.
 pub fn type_label(kind: &str) -> String {
-    CATALOGS
-        .get(current().code())
+    catalog()
         .and_then(|c| c.get(&format!("type.{kind}")))
         .cloned()
         .unwrap_or_else(|| crate::camera::text::kind_label(kind))
@@ -226,9 +229,8 @@ pub fn type_label(kind: &str) -> String {
 /// unless the template marked it safe). With `count=`, the key's `one` or `other` form.
 pub fn t(key: &str, args: Kwargs) -> Result<Value, Error> {
     let lang = current();
-    let catalog = CATALOGS
-        .get(lang.code())
-        .ok_or_else(|| Error::new(ErrorKind::InvalidOperation, "no message catalog"))?;
+    let catalog =
+        catalog().ok_or_else(|| Error::new(ErrorKind::InvalidOperation, "no message catalog"))?;
     let count: Option<i64> = args.get("count")?;
     let key = match count {
         Some(n) => format!("{key}.{}", if n == 1 { "one" } else { "other" }),
