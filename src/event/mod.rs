@@ -4,6 +4,7 @@
 //! a rejection names each field that broke a rule and the rule; nothing here panics on any input.
 
 mod mask;
+mod topic;
 
 use std::fmt;
 
@@ -12,6 +13,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 pub use mask::{mask_card_numbers, mask_json};
+pub use topic::topic_identity;
 
 /// Largest payload the contract allows.
 pub const MAX_PAYLOAD: usize = 64 * 1024;

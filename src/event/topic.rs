@@ -1,0 +1,48 @@
+//! The topic is the register's identity: `{prefix…}/{store}/{register}/events`. Whoever may publish to a topic
+//! (the broker's ACL, the embedded broker's per-register logins) decides which register an event comes from; a
+//! body can only agree with it.
+
+use super::is_valid_id;
+
+/// The store and register a topic names, when it has the contract's shape: at least three levels, the last
+/// `events`, the two before it valid ids.
+pub fn topic_identity(topic: &str) -> Option<(&str, &str)> {
+    let mut levels = topic.rsplit('/');
+    if levels.next()? != "events" {
+        return None;
+    }
+    let register = levels.next()?;
+    let store = levels.next()?;
+    (is_valid_id(store) && is_valid_id(register)).then_some((store, register))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::topic_identity;
+
+    #[test]
+    fn the_two_levels_before_events_name_the_store_and_register() {
+        assert_eq!(
+            topic_identity("pos/shibuya-01/r2/events"),
+            Some(("shibuya-01", "r2"))
+        );
+        assert_eq!(
+            topic_identity("chain/jp/pos/osaka-03/r1/events"),
+            Some(("osaka-03", "r1"))
+        );
+    }
+
+    #[test]
+    fn topics_without_the_contract_shape_name_no_register() {
+        for topic in [
+            "pos/shibuya-01/r2",
+            "shibuya-01/events",
+            "events",
+            "pos/shibuya 01/r2/events",
+            "pos//r2/events",
+            "pos/shibuya-01/+/events",
+        ] {
+            assert_eq!(topic_identity(topic), None, "{topic}");
+        }
+    }
+}
