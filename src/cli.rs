@@ -284,6 +284,8 @@ fn test_job(config: &Config, cam: &crate::config::CameraConfig) -> store::Job {
         flagged: true,
         mapped: true,
         topic: String::new(),
+        signed: None,
+        reused: 0,
         bookmarks: Vec::new(),
         case: None,
     };

@@ -14,6 +14,7 @@ pub mod delivery;
 pub mod event;
 pub mod ingest;
 pub mod money;
+pub mod secret;
 pub mod simulate;
 pub mod store;
 pub mod web;
@@ -27,6 +28,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{BrokerUrl, Config};
 use crate::store::Store;
+
+/// The installation key behind the digest that keeps apart identifiers whose masked forms are alike. Its
+/// name is fixed: another key would give a redelivered event another id.
+pub const ID_KEY: &str = "identifier-digest";
 
 /// A running daemon. Dropping it without [`Daemon::shutdown`] leaves its tasks running.
 pub struct Daemon {
@@ -176,7 +181,21 @@ impl Daemon {
             wake.clone(),
             watch_cancel.clone(),
         ));
-        let ingest = ingest::start(config.clone(), &broker, store.clone(), wake, intake);
+        let id_key = store
+            .installation_key(ID_KEY)
+            .await
+            .map_err(|source| StartError::Store {
+                url: config.database.url.clone(),
+                source,
+            })?;
+        let ingest = ingest::start(
+            config.clone(),
+            &broker,
+            store.clone(),
+            id_key,
+            wake,
+            intake,
+        );
         Ok(Daemon {
             ingest,
             delivery,

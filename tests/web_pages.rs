@@ -81,6 +81,8 @@ fn intake(payload: &Value, flagged: bool, mapped: bool, cameras: &[(&str, &str)]
         topic: format!("pos/{}/{}/events", event.store, event.register),
         // The register's clock is 1.2 s behind the daemon's.
         received_ms: at_ms + 1_200,
+        digest: tillmark::event::content_digest(&event),
+        signed: None,
         event: Box::new(event),
         raw: parsed.raw,
         flagged,

@@ -16,7 +16,9 @@ impl Millis {
 impl fmt::Display for Millis {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ms = self.0;
-        if ms % 3_600_000 == 0 && ms != 0 {
+        if ms % 86_400_000 == 0 && ms != 0 {
+            write!(f, "{}d", ms / 86_400_000)
+        } else if ms % 3_600_000 == 0 && ms != 0 {
             write!(f, "{}h", ms / 3_600_000)
         } else if ms % 60_000 == 0 && ms != 0 {
             write!(f, "{}m", ms / 60_000)
@@ -46,9 +48,10 @@ pub fn parse(text: &str) -> Result<Millis, String> {
         "s" => 1000.0,
         "m" | "min" => 60_000.0,
         "h" => 3_600_000.0,
+        "d" => 86_400_000.0,
         _ => {
             return Err(format!(
-                "\"{text}\" has an unknown unit \"{unit}\": use ms, s, m or h"
+                "\"{text}\" has an unknown unit \"{unit}\": use ms, s, m, h or d"
             ));
         }
     };
@@ -56,7 +59,8 @@ pub fn parse(text: &str) -> Result<Millis, String> {
         format!("\"{text}\" is not a duration: write it like \"10s\", \"250ms\", \"2m\" or \"1h\"")
     })?;
     let ms = (value * scale).round();
-    if !ms.is_finite() || ms.abs() > 366.0 * 86_400_000.0 {
+    // Ten years: the longest span any setting needs (retention), and far inside i64 milliseconds.
+    if !ms.is_finite() || ms.abs() > 3660.0 * 86_400_000.0 {
         return Err(format!("\"{text}\" is out of range"));
     }
     Ok(Millis(ms as i64))
@@ -74,6 +78,7 @@ mod tests {
         assert_eq!(parse("2m"), Ok(Millis(120_000)));
         assert_eq!(parse("1h"), Ok(Millis(3_600_000)));
         assert_eq!(parse("-2.5s"), Ok(Millis(-2_500)));
+        assert_eq!(parse("400d"), Ok(Millis(400 * 86_400_000)));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! Secrets are never in the file: it names environment variables (`password_env`), read here into [`Secret`]s.
 
 mod duration;
+mod intake;
 pub(crate) mod reader;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -12,35 +13,12 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 pub use duration::{Millis, parse as parse_duration};
+pub use intake::IntakeConfig;
 pub use reader::ConfigError;
 use reader::{At, Doc, Table};
 
 use crate::event::{EventType, is_valid_id};
-
-/// A value that must not be shown: its `Debug` and `Display` print a placeholder.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("**REDACTED**")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("**REDACTED**")
-    }
-}
+pub use crate::secret::Secret;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -50,6 +28,9 @@ pub struct Config {
     pub bookmarks: BookmarkConfig,
     pub delivery: DeliveryConfig,
     pub integrations: IntegrationsConfig,
+    pub intake: IntakeConfig,
+    /// `[signing]`: whether events must be signed, and each register's key.
+    pub signing: crate::event::Signing,
     pub stores: Vec<StoreConfig>,
     pub camera_systems: Vec<CameraSystemConfig>,
     pub cameras: Vec<CameraConfig>,
@@ -397,6 +378,8 @@ impl Builder<'_> {
         let bookmarks = self.bookmarks(top.opt_table("bookmarks").as_ref());
         let delivery = self.delivery(top.opt_table("delivery").as_ref());
         let integrations = self.integrations(top.opt_table("integrations").as_ref());
+        let intake = self.intake(top.opt_table("intake").as_ref());
+        let signing = self.signing(top.opt_table("signing").as_ref());
         let store_tables = top.tables("stores");
         let system_tables = top.tables("camera_systems");
         let definitions = crate::camera::definition::load_all(&integrations.dir);
@@ -429,6 +412,8 @@ impl Builder<'_> {
             bookmarks,
             delivery: delivery?,
             integrations,
+            intake,
+            signing,
             stores,
             camera_systems: systems,
             cameras,

@@ -4,6 +4,7 @@
 //! a rejection names each field that broke a rule and the rule; nothing here panics on any input.
 
 mod mask;
+mod signature;
 mod topic;
 
 use std::fmt;
@@ -13,10 +14,18 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 pub use mask::{mask_card_numbers, mask_json};
+pub use signature::{RegisterKey, Signature, Signing, SigningMode, sign};
 pub use topic::topic_identity;
 
 /// Largest payload the contract allows.
 pub const MAX_PAYLOAD: usize = 64 * 1024;
+
+/// How much of a payload over [`MAX_PAYLOAD`] is kept, masked, in its dead letter: enough to see what sent it.
+pub const OVERSIZED_EXCERPT: usize = 1024;
+
+/// The largest amount, either way, in minor units (contract v1.1): ten billion yen or dollars is beyond any
+/// till, and keeps every sum of amounts far from overflowing.
+pub const MAX_AMOUNT: i64 = 1_000_000_000_000;
 
 /// What kind of register event it is. Names follow ARTS POSLog / UnifiedPOS and cloud POS vocabularies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -175,11 +184,264 @@ impl Rejected {
     }
 }
 
-/// The outcome of reading one payload. `raw` is the payload as text with card numbers masked: what is kept.
+/// The outcome of reading one payload. `raw` is what is kept: the payload itself when it holds no card number,
+/// else its masked form, re-serialised.
 #[derive(Debug, Clone)]
 pub struct Parsed {
     pub raw: String,
     pub result: Result<Event, Rejected>,
+    /// What the signature check found (always `Unchecked` for [`parse`]).
+    pub signature: Signature,
+}
+
+/// Where and when a message arrived, and what the site asks of it beyond the contract.
+#[derive(Debug, Clone, Copy)]
+pub struct Arrival<'a> {
+    /// The topic as received; its store and register levels are the event's identity.
+    pub topic: &'a str,
+    pub received_ms: i64,
+    /// How far before and after its arrival an event's `at` may lie.
+    pub max_age_ms: i64,
+    pub max_ahead_ms: i64,
+    pub signing: &'a Signing,
+    /// Keys the digest that keeps apart identifiers whose masked forms are alike.
+    pub id_key: &'a [u8],
+}
+
+/// Reads one payload by the contract alone (v1: `store` and `register` in the body, no signature, no time
+/// window). Never fails: a bad payload comes back as `Err` in `result`, with its masked text.
+pub fn parse(payload: &[u8]) -> Parsed {
+    read_payload(payload, None)
+}
+
+/// Reads one payload as it arrived on `arrival.topic` (contract v1.1): the topic names the register, the
+/// signature is checked as `[signing]` asks, and `at` must lie in the window around its arrival.
+pub fn read(payload: &[u8], arrival: &Arrival) -> Parsed {
+    read_payload(payload, Some(arrival))
+}
+
+fn rejected(raw: String, rejected: Rejected) -> Parsed {
+    Parsed {
+        raw,
+        result: Err(rejected),
+        signature: Signature::Unchecked,
+    }
+}
+
+fn read_payload(payload: &[u8], arrival: Option<&Arrival>) -> Parsed {
+    if payload.len() > MAX_PAYLOAD {
+        return rejected(
+            oversized_excerpt(payload),
+            Rejected::one(
+                None,
+                format!(
+                    "payload is {} bytes; the limit is {MAX_PAYLOAD}",
+                    payload.len()
+                ),
+            ),
+        );
+    }
+    let text = match std::str::from_utf8(payload) {
+        Ok(text) => text,
+        Err(e) => {
+            let lossy = String::from_utf8_lossy(payload);
+            return rejected(
+                mask_card_numbers(&lossy).into_owned(),
+                Rejected::one(
+                    None,
+                    format!(
+                        "payload is not UTF-8 (invalid byte at offset {})",
+                        e.valid_up_to()
+                    ),
+                ),
+            );
+        }
+    };
+    let masked_text = || mask_card_numbers(text).into_owned();
+    if let Some(arrival) = arrival
+        && mask_card_numbers(arrival.topic) != arrival.topic
+    {
+        return rejected(
+            masked_text(),
+            Rejected::one(
+                Some("topic"),
+                "a level of the topic is a card number: publish to pos/{store}/{register}/events",
+            ),
+        );
+    }
+    let mut value: Value = match serde_json::from_str(text) {
+        Ok(v) => v,
+        Err(e) => {
+            return rejected(
+                masked_text(),
+                Rejected::one(None, format!("payload is not valid JSON: {e}")),
+            );
+        }
+    };
+    // A signed envelope: the event is its `event` value, read again from the exact bytes that were signed.
+    let sealed = match signature::envelope(&value, text) {
+        Ok(sealed) => sealed,
+        Err(rule) => {
+            let unmasked = value.clone();
+            mask_json(&mut value);
+            return rejected(kept(text, &unmasked, &value), Rejected::one(None, rule));
+        }
+    };
+    let body = match &sealed {
+        Some((event_text, _)) => match serde_json::from_str(event_text) {
+            Ok(v) => v,
+            Err(e) => {
+                let unmasked = value.clone();
+                mask_json(&mut value);
+                return rejected(
+                    kept(text, &unmasked, &value),
+                    Rejected::one(Some("event"), format!("is not valid JSON: {e}")),
+                );
+            }
+        },
+        None => value.clone(),
+    };
+    let unmasked = value.clone();
+    mask_json(&mut value);
+    let raw = kept(text, &unmasked, &value);
+    let Value::Object(original) = body else {
+        return rejected(
+            raw,
+            Rejected::one(
+                None,
+                format!("payload must be a JSON object, found {}", json_type(&body)),
+            ),
+        );
+    };
+    let identity = arrival.and_then(|a| topic_identity(a.topic));
+    let signature = match arrival {
+        Some(arrival) => match check_signature(
+            arrival,
+            identity,
+            &original,
+            sealed.as_ref().map(|(e, s)| (e.as_str(), s.as_str())),
+        ) {
+            Ok(signature) => signature,
+            Err(problem) => return rejected(raw, problem),
+        },
+        None => Signature::Unchecked,
+    };
+    let mut masked = Value::Object(original.clone());
+    mask_json(&mut masked);
+    // Masking keeps an object an object.
+    let map = match masked {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    };
+    let window = arrival.map(|a| Window {
+        received_ms: a.received_ms,
+        max_age_ms: a.max_age_ms,
+        max_ahead_ms: a.max_ahead_ms,
+    });
+    let topic = arrival.map(|a| a.topic);
+    let mut result = validate(map, identity.zip(topic), window);
+    if let (Ok(event), Some(arrival)) = (&mut result, arrival) {
+        keep_apart(event, &original, arrival.id_key);
+    }
+    Parsed {
+        raw,
+        result,
+        signature,
+    }
+}
+
+/// The payload as kept: the received text when masking found nothing, else the masked value re-serialised
+/// (the text may spell a card number in ways only the parsed value shows: escapes, exponents).
+fn kept(text: &str, unmasked: &Value, masked: &Value) -> String {
+    if unmasked == masked {
+        text.to_string()
+    } else {
+        masked.to_string()
+    }
+}
+
+/// The first [`OVERSIZED_EXCERPT`] bytes of an oversized payload, masked. A card number cut in two at the end
+/// would survive masking, so the digits and separators the cut runs into are dropped.
+fn oversized_excerpt(payload: &[u8]) -> String {
+    let head = &payload[..payload.len().min(OVERSIZED_EXCERPT + 64)];
+    let masked = mask_card_numbers(&String::from_utf8_lossy(head)).into_owned();
+    let mut cut: String = masked.chars().take(OVERSIZED_EXCERPT).collect();
+    if cut.len() < masked.len() {
+        let trimmed = cut
+            .trim_end_matches(|c: char| c.is_numeric() || c.is_whitespace() || "-./".contains(c))
+            .len();
+        cut.truncate(trimmed);
+        cut.push('…');
+    }
+    cut
+}
+
+/// The register a message speaks for: the topic's, else (a topic without the contract's shape) the body's.
+fn register_of<'a>(
+    identity: Option<(&'a str, &'a str)>,
+    body: &'a Map<String, Value>,
+) -> Option<(&'a str, &'a str)> {
+    identity.or_else(|| {
+        match (
+            body.get("store").and_then(Value::as_str),
+            body.get("register").and_then(Value::as_str),
+        ) {
+            (Some(s), Some(r)) if is_valid_id(s) && is_valid_id(r) => Some((s, r)),
+            _ => None,
+        }
+    })
+}
+
+fn check_signature(
+    arrival: &Arrival,
+    identity: Option<(&str, &str)>,
+    body: &Map<String, Value>,
+    sealed: Option<(&str, &str)>,
+) -> Result<Signature, Rejected> {
+    let signing = arrival.signing;
+    if signing.mode == SigningMode::Off {
+        return Ok(Signature::Unchecked);
+    }
+    let Some((event_text, sig)) = sealed else {
+        return match signing.mode {
+            SigningMode::Required => Err(Rejected::one(
+                None,
+                "unsigned: [signing] mode is required and this message carries no signature",
+            )),
+            _ => Ok(Signature::Unsigned),
+        };
+    };
+    let Some((store, register)) = register_of(identity, body) else {
+        return Err(Rejected::one(
+            None,
+            "signature cannot be checked: the message names no register",
+        ));
+    };
+    let Some(key) = signing.key_for(store, register) else {
+        return Err(Rejected::one(
+            None,
+            format!("signature cannot be checked: no [[signing.keys]] entry for {store}/{register}"),
+        ));
+    };
+    signature::verify(event_text, sig, key)
+        .map(|()| Signature::Verified)
+        .map_err(|rule| Rejected::one(None, rule))
+}
+
+/// An `id` or `transaction` that held a card number is kept masked, which could make two different ones
+/// alike and merge two events. A keyed digest of the original, appended, keeps them apart without keeping it.
+fn keep_apart(event: &mut Event, original: &Map<String, Value>, key: &[u8]) {
+    let original_of = |field: &str| original.get(field).and_then(Value::as_str);
+    if let Some(id) = original_of("id")
+        && id != event.id
+    {
+        event.id = format!("{}~{}", event.id, signature::id_digest(key, &event.store, id));
+    }
+    if let (Some(txn), Some(masked)) = (original_of("transaction"), event.transaction.as_mut())
+        && txn != masked
+    {
+        *masked = format!("{masked}~{}", signature::id_digest(key, &event.store, txn));
+    }
 }
 
 /// Store and register ids: `[A-Za-z0-9._-]{1,64}`.
@@ -189,57 +451,6 @@ pub fn is_valid_id(id: &str) -> bool {
         && id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-}
-
-/// Reads one payload. Never fails: a bad payload comes back as `Err` in `result`, with its masked text.
-pub fn parse(payload: &[u8]) -> Parsed {
-    let text = String::from_utf8_lossy(payload);
-    let raw = mask_card_numbers(&text).into_owned();
-    if payload.len() > MAX_PAYLOAD {
-        return Parsed {
-            raw,
-            result: Err(Rejected::one(
-                None,
-                format!(
-                    "payload is {} bytes; the limit is {MAX_PAYLOAD}",
-                    payload.len()
-                ),
-            )),
-        };
-    }
-    if let Err(e) = std::str::from_utf8(payload) {
-        return Parsed {
-            raw,
-            result: Err(Rejected::one(
-                None,
-                format!(
-                    "payload is not UTF-8 (invalid byte at offset {})",
-                    e.valid_up_to()
-                ),
-            )),
-        };
-    }
-    let mut value: Value = match serde_json::from_slice(payload) {
-        Ok(v) => v,
-        Err(e) => {
-            return Parsed {
-                raw,
-                result: Err(Rejected::one(
-                    None,
-                    format!("payload is not valid JSON: {e}"),
-                )),
-            };
-        }
-    };
-    mask_json(&mut value);
-    let result = match value {
-        Value::Object(map) => validate(map),
-        other => Err(Rejected::one(
-            None,
-            format!("payload must be a JSON object, found {}", json_type(&other)),
-        )),
-    };
-    Parsed { raw, result }
 }
 
 fn json_type(v: &Value) -> &'static str {
@@ -305,6 +516,35 @@ impl Check {
         }
     }
 
+    /// `store` or `register`: the topic's when it names one (the body may repeat it, not contradict it), else
+    /// the body's.
+    fn identity(
+        &mut self,
+        map: &Map<String, Value>,
+        field: &str,
+        from_topic: Option<(&str, &str)>,
+    ) -> Option<String> {
+        let Some((expected, topic)) = from_topic else {
+            return self.id(map, field);
+        };
+        if matches!(map.get(field), None | Some(Value::Null)) {
+            return Some(expected.to_string());
+        }
+        let body = self.id(map, field)?;
+        if body == expected {
+            Some(body)
+        } else {
+            self.fail(
+                field,
+                format!(
+                    "\"{body}\" does not match the topic's {field} \"{expected}\" ({}): the topic names the register",
+                    shown(topic)
+                ),
+            );
+            None
+        }
+    }
+
     fn id(&mut self, map: &Map<String, Value>, field: &str) -> Option<String> {
         let s = self.string(map, field, true, 64)?;
         if is_valid_id(&s) {
@@ -319,7 +559,55 @@ impl Check {
     }
 }
 
-fn validate(map: Map<String, Value>) -> Result<Event, Rejected> {
+/// The window of believable register times around a message's arrival.
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    received_ms: i64,
+    max_age_ms: i64,
+    max_ahead_ms: i64,
+}
+
+impl Window {
+    fn check(&self, at: &DateTime<FixedOffset>) -> Result<(), String> {
+        let at_ms = at.timestamp_millis();
+        let days = |ms: i64| ms as f64 / 86_400_000.0;
+        if at_ms < self.received_ms.saturating_sub(self.max_age_ms) {
+            Err(format!(
+                "{} is more than {} days before it arrived: check the register's clock",
+                at.to_rfc3339(),
+                days(self.max_age_ms)
+            ))
+        } else if at_ms > self.received_ms.saturating_add(self.max_ahead_ms) {
+            Err(format!(
+                "{} is more than {} days after it arrived: check the register's clock",
+                at.to_rfc3339(),
+                days(self.max_ahead_ms)
+            ))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// A value the register sent, fit to quote in a reason that goes to logs and pages: control characters
+/// (newlines, terminal escapes) written as escapes, so no message can forge a log line.
+pub fn shown(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn validate(
+    map: Map<String, Value>,
+    identity: Option<((&str, &str), &str)>,
+    window: Option<Window>,
+) -> Result<Event, Rejected> {
     let mut c = Check {
         problems: Vec::new(),
     };
@@ -332,7 +620,8 @@ fn validate(map: Map<String, Value>) -> Result<Event, Rejected> {
                 c.fail(
                     "type",
                     format!(
-                        "unknown type \"{t}\"; expected one of {}",
+                        "unknown type \"{}\"; expected one of {}",
+                        shown(&t),
                         EventType::names().join(", ")
                     ),
                 );
@@ -342,21 +631,31 @@ fn validate(map: Map<String, Value>) -> Result<Event, Rejected> {
     let at = c
         .string(&map, "at", true, 64)
         .and_then(|t| match parse_time(&t) {
-            Ok(at) => Some(at),
+            Ok(at) => match window.map_or(Ok(()), |w| w.check(&at)) {
+                Ok(()) => Some(at),
+                Err(rule) => {
+                    c.fail("at", rule);
+                    None
+                }
+            },
             Err(rule) => {
                 c.fail("at", rule);
                 None
             }
         });
-    let store = c.id(&map, "store");
-    let register = c.id(&map, "register");
+    let store = c.identity(&map, "store", identity.map(|((s, _), t)| (s, t)));
+    let register = c.identity(&map, "register", identity.map(|((_, r), t)| (r, t)));
     let cashier = c.string(&map, "cashier", false, 128);
     let transaction = c.string(&map, "transaction", false, 128);
     let amount = match map.get("amount") {
         None | Some(Value::Null) => None,
         Some(Value::Number(n)) => {
             match n.as_i64() {
-                Some(a) => Some(a),
+                Some(a) if (-MAX_AMOUNT..=MAX_AMOUNT).contains(&a) => Some(a),
+                Some(a) => {
+                    c.fail("amount", format!("{a} is beyond ±{MAX_AMOUNT} minor units: no register takes such an amount"));
+                    None
+                }
                 None => {
                     c.fail("amount", format!("must be an integer in the currency's minor unit (yen, cents), found {n}"));
                     None
@@ -377,7 +676,7 @@ fn validate(map: Map<String, Value>) -> Result<Event, Rejected> {
         } else {
             c.fail(
                 "currency",
-                format!("must be an ISO 4217 code such as JPY, found \"{cur}\""),
+                format!("must be an ISO 4217 code such as JPY, found \"{}\"", shown(&cur)),
             );
             None
         }
@@ -426,7 +725,7 @@ fn validate(map: Map<String, Value>) -> Result<Event, Rejected> {
             for (k, v) in attrs {
                 if !matches!(v, Value::String(_) | Value::Number(_) | Value::Bool(_)) {
                     c.fail(
-                        &format!("attributes.{k}"),
+                        &format!("attributes.{}", shown(k)),
                         format!(
                             "must be a string, number or boolean, found {}",
                             json_type(v)
@@ -478,6 +777,7 @@ fn parse_time(text: &str) -> Result<DateTime<FixedOffset>, String> {
             let local = ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"]
                 .iter()
                 .any(|f| chrono::NaiveDateTime::parse_from_str(text, f).is_ok());
+            let text = shown(text);
             if local {
                 Err(format!(
                     "\"{text}\" has no UTC offset: add one, e.g. \"{text}+09:00\" or \"{text}Z\""
@@ -504,4 +804,42 @@ pub fn event_key(store: &str, id: &str) -> String {
         "tm-{}",
         uuid::Uuid::new_v5(&NAMESPACE, name.as_bytes()).simple()
     )
+}
+
+/// SHA-256 of what an event says (its fields, masked, objects' keys in sorted order), as hex. A redelivery
+/// has the same digest; an id used again for something else has another, and is never mistaken for a copy.
+pub fn content_digest(event: &Event) -> String {
+    use sha2::{Digest, Sha256};
+    fn canonical(value: &Value, out: &mut String) {
+        match value {
+            Value::Object(map) => {
+                let mut keys: Vec<&String> = map.keys().collect();
+                keys.sort();
+                out.push('{');
+                for (i, k) in keys.into_iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(&Value::String(k.clone()).to_string());
+                    out.push(':');
+                    canonical(&map[k], out);
+                }
+                out.push('}');
+            }
+            Value::Array(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    canonical(item, out);
+                }
+                out.push(']');
+            }
+            other => out.push_str(&other.to_string()),
+        }
+    }
+    let mut text = String::new();
+    canonical(&serde_json::to_value(event).unwrap_or_default(), &mut text);
+    hex::encode(Sha256::digest(text.as_bytes()))
 }

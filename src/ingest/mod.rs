@@ -41,6 +41,7 @@ pub fn start(
     config: Arc<Config>,
     broker: &BrokerUrl,
     store: Arc<dyn Store>,
+    id_key: Vec<u8>,
     wake: Arc<Notify>,
     status: Status,
 ) -> Ingest {
@@ -84,6 +85,7 @@ pub fn start(
         client,
         generation,
         wake,
+        id_key,
     };
     let writer = tokio::spawn(writer.run(rx, intake.clone()));
     Ingest {

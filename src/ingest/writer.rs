@@ -25,6 +25,8 @@ pub struct Writer {
     pub client: AsyncClient,
     pub generation: Generation,
     pub wake: Arc<Notify>,
+    /// Keys the digest that keeps apart identifiers whose masked forms are alike.
+    pub id_key: Vec<u8>,
 }
 
 impl Writer {
@@ -107,14 +109,19 @@ impl Writer {
             match (intake, outcome) {
                 (Intake::Event { event, .. }, IntakeOutcome::Stored { bookmarks, .. }) => {
                     new_bookmarks += bookmarks;
-                    tracing::debug!(store = %event.store, register = %event.register, id = %event.id,
+                    tracing::debug!(store = %event.store, register = %event.register, id = %event::shown(&event.id),
                         kind = %event.kind, bookmarks, "Event stored.");
                 }
                 (Intake::Event { event, .. }, IntakeOutcome::Duplicate) => {
-                    tracing::debug!(store = %event.store, id = %event.id, "Duplicate event ignored.");
+                    tracing::debug!(store = %event.store, id = %event::shown(&event.id), "Duplicate event ignored.");
                 }
                 (Intake::DeadLetter { topic, reason, .. }, _) => {
-                    tracing::warn!(%topic, %reason, "Message rejected; kept in the dead-letter list.");
+                    tracing::warn!(topic = %event::shown(topic), reason = %event::shown(reason),
+                        "Message rejected; kept in the dead-letter list.");
+                }
+                (Intake::Event { event, .. }, IntakeOutcome::Reused { seq }) => {
+                    tracing::warn!(store = %event.store, register = %event.register, id = %event::shown(&event.id), seq,
+                        "A message used a stored event's id with other content; kept in the dead-letter list and marked on the event.");
                 }
                 _ => {}
             }
@@ -134,14 +141,25 @@ impl Writer {
     }
 
     fn read(&self, publish: &rumqttc::Publish, received_ms: i64) -> Intake {
-        let topic = publish.topic.clone();
-        let parsed = event::parse(&publish.payload);
+        let arrival = event::Arrival {
+            topic: &publish.topic,
+            received_ms,
+            max_age_ms: self.config.intake.max_age.0,
+            max_ahead_ms: self.config.intake.max_ahead.0,
+            signing: &self.config.signing,
+            id_key: &self.id_key,
+        };
+        let parsed = event::read(&publish.payload, &arrival);
+        // What is kept of the topic is masked like the rest: a card number typed into it is not kept either.
+        let topic = event::mask_card_numbers(&publish.topic).into_owned();
         match parsed.result {
             Ok(event) => {
                 let plan = plan(&self.config, &self.watchers, &event);
                 Intake::Event {
+                    digest: event::content_digest(&event),
                     event: Box::new(event),
                     raw: parsed.raw,
+                    signed: parsed.signature.as_flag(),
                     topic,
                     received_ms,
                     flagged: plan.flagged,

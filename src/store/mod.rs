@@ -56,6 +56,10 @@ pub enum Intake {
     Event {
         event: Box<Event>,
         raw: String,
+        /// [`crate::event::content_digest`]: tells a redelivery from an id used again.
+        digest: String,
+        /// What the signature check found: `None` not checked, `Some(false)` unsigned.
+        signed: Option<bool>,
         topic: String,
         received_ms: i64,
         flagged: bool,
@@ -75,6 +79,8 @@ pub enum IntakeOutcome {
     Stored { seq: i64, bookmarks: usize },
     Duplicate,
     DeadLettered,
+    /// The id was stored before with other content: this message is a dead letter, the original is marked.
+    Reused { seq: i64 },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -154,6 +160,10 @@ pub struct EventRecord {
     pub flagged: bool,
     pub mapped: bool,
     pub topic: String,
+    /// What the signature check found: `None` not checked (signing off), `Some(false)` unsigned.
+    pub signed: Option<bool>,
+    /// How many later messages used this event's id with other content (each one a dead letter).
+    pub reused: i64,
     /// Shown by the views beside the event, not inside it.
     #[serde(skip)]
     pub bookmarks: Vec<BookmarkRecord>,
@@ -324,6 +334,9 @@ pub trait Store: Accounts + AuditLog + Cases + Send + Sync + 'static {
     /// When the earliest pending bookmark is due (a claimed one counts from its lease end), leaving out the
     /// `skip` systems'.
     async fn next_due_ms(&self, skip: &[String]) -> Result<Option<i64>, StoreError>;
+
+    /// The installation's key of this name, made (32 random bytes) and kept on first use.
+    async fn installation_key(&self, name: &str) -> Result<Vec<u8>, StoreError>;
 
     /// Releases leases left by a daemon that stopped without finishing (single-instance backends only).
     async fn release_orphaned_claims(&self) -> Result<u64, StoreError>;

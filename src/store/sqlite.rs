@@ -21,7 +21,7 @@ pub struct SqliteStore {
 }
 
 const EVENT_COLUMNS: &str = "e.seq, e.event_key, e.id AS event_id, e.type, e.at, e.at_ms, e.received_ms, e.store, e.register, \
-     e.cashier, e.txn, e.amount, e.currency, e.reason, e.lines, e.attributes, e.flagged, e.mapped, e.topic";
+     e.cashier, e.txn, e.amount, e.currency, e.reason, e.lines, e.attributes, e.flagged, e.mapped, e.topic, e.signed, e.reused";
 /// Leaves out the rows of camera systems that are busy or cooling down.
 fn push_skip(q: &mut QueryBuilder<Sqlite>, skip: &[String]) {
     if skip.is_empty() {
@@ -229,13 +229,78 @@ fn event_from_row(row: &SqliteRow) -> Result<EventRecord, StoreError> {
         flagged: row.try_get("flagged")?,
         mapped: row.try_get("mapped")?,
         topic: row.try_get("topic")?,
+        signed: row.try_get("signed")?,
+        reused: row.try_get("reused")?,
         bookmarks: Vec::new(),
         case: None,
     })
 }
 
+async fn insert_dead_letter(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    received_ms: i64,
+    topic: &str,
+    reason: &str,
+    raw: &str,
+) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO dead_letters (received_ms, topic, reason, raw) VALUES (?, ?, ?, ?)")
+        .bind(received_ms)
+        .bind(topic)
+        .bind(reason)
+        .bind(raw)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// An event whose (store, id) is stored already: a redelivery when it says the same, else an id used again
+/// for something else, which is kept as a dead letter and marked on the original, never dropped in silence.
+async fn reused_or_duplicate(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    event: &Event,
+    digest: &str,
+    topic: &str,
+    received_ms: i64,
+    raw: &str,
+) -> Result<IntakeOutcome, StoreError> {
+    let (seq, stored): (i64, Option<String>) =
+        sqlx::query_as("SELECT seq, digest FROM events WHERE store = ? AND id = ?")
+            .bind(&event.store)
+            .bind(&event.id)
+            .fetch_one(&mut **tx)
+            .await?;
+    // Events stored before digests existed cannot be compared: a copy is the likelier reading.
+    if stored.is_none_or(|d| d == digest) {
+        return Ok(IntakeOutcome::Duplicate);
+    }
+    sqlx::query("UPDATE events SET reused = reused + 1 WHERE seq = ?")
+        .bind(seq)
+        .execute(&mut **tx)
+        .await?;
+    let reason = format!(
+        "id reused with different content: event {seq} ({}/{}, id {}) was stored first and is kept; this message is not",
+        event.store, event.register, event.id
+    );
+    insert_dead_letter(tx, received_ms, topic, &reason, raw).await?;
+    Ok(IntakeOutcome::Reused { seq })
+}
+
 #[async_trait]
 impl Store for SqliteStore {
+    async fn installation_key(&self, name: &str) -> Result<Vec<u8>, StoreError> {
+        let fresh: [u8; 32] = rand::random();
+        sqlx::query("INSERT INTO installation_keys (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING")
+            .bind(name)
+            .bind(fresh.as_slice())
+            .execute(&self.writer)
+            .await?;
+        let key: Vec<u8> = sqlx::query_scalar("SELECT value FROM installation_keys WHERE name = ?")
+            .bind(name)
+            .fetch_one(&self.writer)
+            .await?;
+        Ok(key)
+    }
+
     async fn ingest(
         &self,
         batch: &[Intake],
@@ -248,6 +313,8 @@ impl Store for SqliteStore {
                 Intake::Event {
                     event,
                     raw,
+                    digest,
+                    signed,
                     topic,
                     received_ms,
                     flagged,
@@ -259,8 +326,8 @@ impl Store for SqliteStore {
                         serde_json::to_string(&event.attributes).unwrap_or_else(|_| "{}".into());
                     let seq: Option<i64> = sqlx::query_scalar(
                         "INSERT INTO events (store, id, event_key, type, at, at_ms, received_ms, register, cashier, \
-                         txn, amount, currency, reason, lines, attributes, raw, topic, flagged, mapped) \
-                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+                         txn, amount, currency, reason, lines, attributes, raw, topic, flagged, mapped, digest, signed) \
+                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
                          ON CONFLICT (store, id) DO NOTHING RETURNING seq",
                     )
                     .bind(&event.store)
@@ -282,10 +349,15 @@ impl Store for SqliteStore {
                     .bind(topic)
                     .bind(flagged)
                     .bind(mapped)
+                    .bind(digest)
+                    .bind(signed)
                     .fetch_optional(&mut *tx)
                     .await?;
                     let Some(seq) = seq else {
-                        outcomes.push(IntakeOutcome::Duplicate);
+                        outcomes.push(
+                            reused_or_duplicate(&mut tx, event, digest, topic, *received_ms, raw)
+                                .await?,
+                        );
                         continue;
                     };
                     for b in bookmarks {
@@ -318,13 +390,7 @@ impl Store for SqliteStore {
                     reason,
                     raw,
                 } => {
-                    sqlx::query("INSERT INTO dead_letters (received_ms, topic, reason, raw) VALUES (?, ?, ?, ?)")
-                        .bind(received_ms)
-                        .bind(topic)
-                        .bind(reason)
-                        .bind(raw)
-                        .execute(&mut *tx)
-                        .await?;
+                    insert_dead_letter(&mut tx, *received_ms, topic, reason, raw).await?;
                     outcomes.push(IntakeOutcome::DeadLettered);
                 }
             }

@@ -58,6 +58,8 @@ async fn seed(events: &[Value], cameras: &[(&str, &[&str])]) -> Seeded {
                 topic: "pos/shibuya-01/r1/events".into(),
                 received_ms: event.at_ms(),
                 raw: parsed.raw,
+                digest: crate::event::content_digest(&event),
+                signed: None,
                 flagged: event.kind.bookmarked_by_default(),
                 mapped: true,
                 bookmarks,

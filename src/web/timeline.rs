@@ -181,7 +181,7 @@ async fn read(
         .and_then(|e| e.cashier.clone());
     let events = state.store.register_activity(&span).await?;
     let truncated = events.len() as i64 > MAX_LINES;
-    let mut totals: BTreeMap<&str, (usize, BTreeMap<String, i64>)> = BTreeMap::new();
+    let mut totals: BTreeMap<&str, (usize, BTreeMap<String, Sum>)> = BTreeMap::new();
     let mut lines = Vec::new();
     for e in events.iter().take(MAX_LINES as usize) {
         let context = SIGN_TYPES.contains(&e.kind.as_str());
@@ -200,8 +200,9 @@ async fn read(
                     .or_default();
                 t.0 += 1;
                 if let Some(amount) = e.amount {
-                    *t.1.entry(e.currency.clone().unwrap_or_default())
-                        .or_default() += amount;
+                    t.1.entry(e.currency.clone().unwrap_or_default())
+                        .or_default()
+                        .add(amount);
                 }
             }
         }
@@ -234,9 +235,7 @@ async fn read(
                 count: *count,
                 amounts: sums
                     .iter()
-                    .map(|(cur, sum)| {
-                        format_amount(*sum, (!cur.is_empty()).then_some(cur.as_str()))
-                    })
+                    .map(|(cur, sum)| sum.show((!cur.is_empty()).then_some(cur.as_str())))
                     .collect(),
             })
         })
@@ -479,5 +478,51 @@ mod tests {
         assert_eq!(cell("-¥500"), "\"'-¥500\"");
         assert_eq!(cell("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
         assert_eq!(cell("返品 ¥1,280"), "\"返品 ¥1,280\"");
+    }
+}
+
+/// A total of amounts that says so when it left the range it can hold, instead of wrapping round to a
+/// number of the other sign: events stored before amounts were bounded may hold anything.
+#[derive(Debug, Default, Clone, Copy)]
+struct Sum {
+    value: i64,
+    overflowed: bool,
+}
+
+impl Sum {
+    fn add(&mut self, amount: i64) {
+        match self.value.checked_add(amount) {
+            Some(v) => self.value = v,
+            None => {
+                self.value = if amount < 0 { i64::MIN } else { i64::MAX };
+                self.overflowed = true;
+            }
+        }
+    }
+
+    fn show(&self, currency: Option<&str>) -> String {
+        let amount = format_amount(self.value, currency);
+        match (self.overflowed, self.value < 0) {
+            (false, _) => amount,
+            (true, false) => format!("≥ {amount}"),
+            (true, true) => format!("≤ {amount}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod sum_tests {
+    use super::Sum;
+
+    #[test]
+    fn a_total_beyond_the_range_says_so_instead_of_changing_sign() {
+        let mut sum = Sum::default();
+        sum.add(i64::MAX);
+        sum.add(1);
+        assert_eq!(sum.show(Some("JPY")), "≥ ¥9,223,372,036,854,775,807");
+        let mut sum = Sum::default();
+        sum.add(1280);
+        sum.add(-300);
+        assert_eq!(sum.show(Some("JPY")), "¥980");
     }
 }

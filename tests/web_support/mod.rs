@@ -61,6 +61,8 @@ pub fn intake(id: &str, kind: &str, store: &str, txn: &str, cashier: &str, devic
     Intake::Event {
         topic: format!("pos/{store}/r1/events"),
         received_ms: at_ms + 500,
+        digest: tillmark::event::content_digest(&event),
+        signed: None,
         event: Box::new(event),
         raw: parsed.raw,
         flagged: true,
