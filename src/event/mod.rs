@@ -792,6 +792,8 @@ fn parse_time(text: &str) -> Result<DateTime<FixedOffset>, String> {
 }
 
 #[cfg(test)]
+mod read_tests;
+#[cfg(test)]
 mod tests;
 
 /// The stable key of an event (`tm-` and a UUID v5 of store and id): its tag on the camera system, so a

@@ -39,32 +39,13 @@ async fn seed(events: &[Value], cameras: &[(&str, &[&str])]) -> Seeded {
     let batch: Vec<Intake> = events
         .iter()
         .map(|payload| {
-            let parsed = crate::event::parse(payload.to_string().as_bytes());
-            let event = parsed.result.expect("a valid test event");
-            let bookmarks = cameras
+            let id = payload["id"].as_str().unwrap_or_default();
+            let devices = cameras
                 .iter()
-                .filter(|(id, _)| *id == event.id)
-                .flat_map(|(_, devices)| devices.iter())
-                .map(|device| NewBookmark {
-                    system: "nvr".into(),
-                    device: (*device).into(),
-                    camera: (*device).into(),
-                    moment_ms: event.at_ms(),
-                    start_ms: event.at_ms() - 10_000,
-                    duration_ms: 30_000,
-                })
-                .collect();
-            Intake::Event {
-                topic: "pos/shibuya-01/r1/events".into(),
-                received_ms: event.at_ms(),
-                raw: parsed.raw,
-                digest: crate::event::content_digest(&event),
-                signed: None,
-                flagged: event.kind.bookmarked_by_default(),
-                mapped: true,
-                bookmarks,
-                event: Box::new(event),
-            }
+                .filter(|(cam_id, _)| *cam_id == id)
+                .flat_map(|(_, devices)| devices.iter().copied())
+                .collect::<Vec<_>>();
+            intake(payload, &devices)
         })
         .collect();
     let mut ids = HashMap::new();
@@ -84,6 +65,34 @@ async fn seed(events: &[Value], cameras: &[(&str, &[&str])]) -> Seeded {
         store,
         ids,
         _dir: dir,
+    }
+}
+
+/// What ingest makes of a register's message: the event, its digest, one bookmark per device.
+fn intake(payload: &Value, devices: &[&str]) -> Intake {
+    let parsed = crate::event::parse(payload.to_string().as_bytes());
+    let event = parsed.result.expect("a valid test event");
+    let bookmarks = devices
+        .iter()
+        .map(|device| NewBookmark {
+            system: "nvr".into(),
+            device: (*device).into(),
+            camera: (*device).into(),
+            moment_ms: event.at_ms(),
+            start_ms: event.at_ms() - 10_000,
+            duration_ms: 30_000,
+        })
+        .collect();
+    Intake::Event {
+        topic: "pos/shibuya-01/r1/events".into(),
+        received_ms: event.at_ms(),
+        raw: parsed.raw,
+        digest: crate::event::content_digest(&event),
+        signed: None,
+        flagged: event.kind.bookmarked_by_default(),
+        mapped: true,
+        bookmarks,
+        event: Box::new(event),
     }
 }
 
@@ -574,4 +583,38 @@ async fn a_case_moves_only_as_its_state_allows_and_its_history_cannot_be_rewritt
     }
     let kept = store.case(seq, scope).await.unwrap().unwrap();
     assert_eq!(kept.history, noted.history);
+}
+
+#[tokio::test]
+async fn an_id_used_again_with_other_content_is_a_dead_letter_and_marks_the_original() {
+    let seeded = seed(&[event("r-1", "refund", 0, json!({"amount": 900}))], &[]).await;
+    let store = &seeded.store;
+    let forged = intake(&event("r-1", "sale", 0, json!({"amount": 900})), &["cam-1"]);
+    let copy = intake(&event("r-1", "refund", 0, json!({"amount": 900})), &["cam-1"]);
+    let outcomes = store.ingest(&[forged, copy], NOW_MS).await.unwrap();
+    let original = *seeded.ids.keys().next().unwrap();
+    assert_eq!(
+        outcomes,
+        vec![
+            IntakeOutcome::Reused { seq: original },
+            IntakeOutcome::Duplicate
+        ]
+    );
+    let kept = store
+        .event(original, &StoreScope::All)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((kept.kind.as_str(), kept.reused), ("refund", 1));
+    assert!(kept.bookmarks.is_empty(), "the forged copy made no bookmark");
+    let letters = store.dead_letters(10).await.unwrap();
+    assert_eq!(letters.len(), 1);
+    assert!(
+        letters[0]
+            .reason
+            .starts_with(&format!("id reused with different content: event {original}")),
+        "{}",
+        letters[0].reason
+    );
+    assert!(letters[0].raw.contains("\"sale\""));
 }
