@@ -188,14 +188,7 @@ impl Daemon {
                 url: config.database.url.clone(),
                 source,
             })?;
-        let ingest = ingest::start(
-            config.clone(),
-            &broker,
-            store.clone(),
-            id_key,
-            wake,
-            intake,
-        );
+        let ingest = ingest::start(config.clone(), &broker, store.clone(), id_key, wake, intake);
         Ok(Daemon {
             ingest,
             delivery,

@@ -70,7 +70,10 @@ impl Builder<'_> {
             let register = k.req_str("register");
             let key = self.secret(&k, "key_env");
             if !k.has("key_env") {
-                k.error("key_env", "is required: the variable that holds this register's key");
+                k.error(
+                    "key_env",
+                    "is required: the variable that holds this register's key",
+                );
             }
             if let Some(key) = &key
                 && key.expose().chars().count() < MIN_KEY_CHARS

@@ -420,7 +420,9 @@ fn check_signature(
     let Some(key) = signing.key_for(store, register) else {
         return Err(Rejected::one(
             None,
-            format!("signature cannot be checked: no [[signing.keys]] entry for {store}/{register}"),
+            format!(
+                "signature cannot be checked: no [[signing.keys]] entry for {store}/{register}"
+            ),
         ));
     };
     signature::verify(event_text, sig, key)
@@ -435,7 +437,11 @@ fn keep_apart(event: &mut Event, original: &Map<String, Value>, key: &[u8]) {
     if let Some(id) = original_of("id")
         && id != event.id
     {
-        event.id = format!("{}~{}", event.id, signature::id_digest(key, &event.store, id));
+        event.id = format!(
+            "{}~{}",
+            event.id,
+            signature::id_digest(key, &event.store, id)
+        );
     }
     if let (Some(txn), Some(masked)) = (original_of("transaction"), event.transaction.as_mut())
         && txn != masked
@@ -594,7 +600,9 @@ impl Window {
 pub fn shown(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
-        if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') {
+        if c.is_control()
+            || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+        {
             out.extend(c.escape_unicode());
         } else {
             out.push(c);
@@ -676,7 +684,10 @@ fn validate(
         } else {
             c.fail(
                 "currency",
-                format!("must be an ISO 4217 code such as JPY, found \"{}\"", shown(&cur)),
+                format!(
+                    "must be an ISO 4217 code such as JPY, found \"{}\"",
+                    shown(&cur)
+                ),
             );
             None
         }

@@ -108,8 +108,14 @@ fn a_card_number_in_a_topic_level_makes_a_dead_letter_and_is_not_kept() {
 #[test]
 fn years_0000_and_9999_are_refused_as_register_clock_errors() {
     for at in ["0000-01-01T00:00:00Z", "9999-12-31T23:59:59.999+09:00"] {
-        let why = reason(&read_plain(TOPIC, &json!({"id": "a", "type": "void", "at": at})));
-        assert!(why.contains("at: ") && why.contains("check the register's clock"), "{why}");
+        let why = reason(&read_plain(
+            TOPIC,
+            &json!({"id": "a", "type": "void", "at": at}),
+        ));
+        assert!(
+            why.contains("at: ") && why.contains("check the register's clock"),
+            "{why}"
+        );
     }
 }
 
@@ -123,11 +129,16 @@ fn an_event_queued_for_a_year_is_kept_and_one_a_day_ahead_is_not() {
 
 #[test]
 fn amounts_beyond_a_trillion_minor_units_are_refused_either_way() {
-    let at_limit = json!({"id": "a", "type": "refund", "at": "2026-11-21T09:42:07Z", "amount": MAX_AMOUNT});
+    let at_limit =
+        json!({"id": "a", "type": "refund", "at": "2026-11-21T09:42:07Z", "amount": MAX_AMOUNT});
     assert!(read_plain(TOPIC, &at_limit).result.is_ok());
     for amount in [MAX_AMOUNT + 1, -MAX_AMOUNT - 1, i64::MIN, i64::MAX] {
-        let message = json!({"id": "a", "type": "refund", "at": "2026-11-21T09:42:07Z", "amount": amount});
-        assert!(reason(&read_plain(TOPIC, &message)).contains("amount: "), "{amount}");
+        let message =
+            json!({"id": "a", "type": "refund", "at": "2026-11-21T09:42:07Z", "amount": amount});
+        assert!(
+            reason(&read_plain(TOPIC, &message)).contains("amount: "),
+            "{amount}"
+        );
     }
 }
 
@@ -135,7 +146,8 @@ fn amounts_beyond_a_trillion_minor_units_are_refused_either_way() {
 fn two_ids_that_mask_alike_stay_two_ids_and_keep_no_card_number() {
     let ids = ["2026120000020018", "2026120000100018"];
     let read_id = |id: &str| {
-        let message = json!({"id": id, "type": "refund", "at": "2026-11-21T09:42:07Z", "transaction": id});
+        let message =
+            json!({"id": id, "type": "refund", "at": "2026-11-21T09:42:07Z", "transaction": id});
         read_plain(TOPIC, &message).result.expect("accepted")
     };
     let (a, b) = (read_id(ids[0]), read_id(ids[1]));
@@ -152,8 +164,13 @@ fn two_ids_that_mask_alike_stay_two_ids_and_keep_no_card_number() {
 #[test]
 fn a_signed_event_is_verified_over_the_exact_bytes_it_came_with() {
     // Spacing and key order as a register's serialiser left them: re-serialising would break the signature.
-    let text = r#"{ "type":"void","id":"s-1",  "at":"2026-11-21T18:42:07.310+09:00", "amount": 1280 }"#;
-    let parsed = read_on(TOPIC, &sealed(text, KEY), &signing(SigningMode::Required, Some("r2")));
+    let text =
+        r#"{ "type":"void","id":"s-1",  "at":"2026-11-21T18:42:07.310+09:00", "amount": 1280 }"#;
+    let parsed = read_on(
+        TOPIC,
+        &sealed(text, KEY),
+        &signing(SigningMode::Required, Some("r2")),
+    );
     assert_eq!(parsed.signature, Signature::Verified);
     let e = parsed.result.expect("accepted");
     assert_eq!((e.id.as_str(), e.amount), ("s-1", Some(1280)));
@@ -166,7 +183,11 @@ fn when_signatures_are_required_an_unsigned_event_is_refused() {
         event().to_string().as_bytes(),
         &signing(SigningMode::Required, Some("r2")),
     );
-    assert!(reason(&parsed).starts_with("unsigned"), "{}", reason(&parsed));
+    assert!(
+        reason(&parsed).starts_with("unsigned"),
+        "{}",
+        reason(&parsed)
+    );
 }
 
 #[test]
@@ -207,11 +228,19 @@ fn a_store_wide_key_signs_for_every_register_of_that_store_only() {
     let store_wide = signing(SigningMode::Required, None);
     let mut r3 = event();
     r3["register"] = json!("r3");
-    let parsed = read_on("pos/shibuya-01/r3/events", &sealed(&r3.to_string(), KEY), &store_wide);
+    let parsed = read_on(
+        "pos/shibuya-01/r3/events",
+        &sealed(&r3.to_string(), KEY),
+        &store_wide,
+    );
     assert_eq!(parsed.signature, Signature::Verified);
     let mut osaka = event();
     osaka["store"] = json!("osaka-03");
-    let parsed = read_on("pos/osaka-03/r2/events", &sealed(&osaka.to_string(), KEY), &store_wide);
+    let parsed = read_on(
+        "pos/osaka-03/r2/events",
+        &sealed(&osaka.to_string(), KEY),
+        &store_wide,
+    );
     assert!(reason(&parsed).contains("no [[signing.keys]] entry for osaka-03/r2"));
 }
 
@@ -223,7 +252,11 @@ fn the_signature_is_checked_against_the_topics_register_not_the_bodys() {
         &sealed(&event().to_string(), KEY),
         &signing(SigningMode::Required, Some("r2")),
     );
-    assert!(reason(&parsed).contains("shibuya-01/r5"), "{}", reason(&parsed));
+    assert!(
+        reason(&parsed).contains("shibuya-01/r5"),
+        "{}",
+        reason(&parsed)
+    );
 }
 
 #[test]
@@ -233,7 +266,10 @@ fn optional_signing_marks_unsigned_events_and_still_refuses_bad_signatures() {
     assert_eq!(parsed.signature, Signature::Unsigned);
     assert!(parsed.result.is_ok());
     let bad = sealed(&event().to_string(), "another-key-of-32-characters-long");
-    assert_eq!(reason(&read_on(TOPIC, &bad, &optional)), "signature mismatch");
+    assert_eq!(
+        reason(&read_on(TOPIC, &bad, &optional)),
+        "signature mismatch"
+    );
 }
 
 #[test]
@@ -254,7 +290,11 @@ fn a_broken_envelope_says_what_an_envelope_must_be() {
         br#"{"event": [1], "sig": "hmac-sha256=00"}"#,
         &signing(SigningMode::Required, Some("r2")),
     );
-    assert!(reason(&parsed).contains("must be a JSON object"), "{}", reason(&parsed));
+    assert!(
+        reason(&parsed).contains("must be a JSON object"),
+        "{}",
+        reason(&parsed)
+    );
 }
 
 #[test]
@@ -264,7 +304,10 @@ fn register_text_cannot_write_a_line_or_a_colour_into_the_log() {
         TOPIC,
         &json!({"id": "a", "type": forged, "at": "2026-11-21T09:42:07Z\r\nforged"}),
     ));
-    assert!(!why.contains('\n') && !why.contains('\r') && !why.contains('\u{1b}'), "{why}");
+    assert!(
+        !why.contains('\n') && !why.contains('\r') && !why.contains('\u{1b}'),
+        "{why}"
+    );
     assert!(why.contains("void\\u{a}2026-12-01"), "{why}");
     assert!(why.contains("07Z\\u{d}\\u{a}forged"), "{why}");
 }

@@ -110,7 +110,8 @@ pub fn verify(event: &str, sig: &str, key: &Secret) -> Result<(), &'static str> 
     let mut mac = Hmac::<Sha256>::new_from_slice(key.expose().as_bytes())
         .map_err(|_| "signature mismatch")?;
     mac.update(event.as_bytes());
-    mac.verify_slice(&expected).map_err(|_| "signature mismatch")
+    mac.verify_slice(&expected)
+        .map_err(|_| "signature mismatch")
 }
 
 /// Signs `event` bytes: what a register (and `tillmark simulate --sign-key-env`) sends as `sig`.

@@ -76,11 +76,16 @@ pub enum Intake {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IntakeOutcome {
-    Stored { seq: i64, bookmarks: usize },
+    Stored {
+        seq: i64,
+        bookmarks: usize,
+    },
     Duplicate,
     DeadLettered,
     /// The id was stored before with other content: this message is a dead letter, the original is marked.
-    Reused { seq: i64 },
+    Reused {
+        seq: i64,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -590,7 +590,10 @@ async fn an_id_used_again_with_other_content_is_a_dead_letter_and_marks_the_orig
     let seeded = seed(&[event("r-1", "refund", 0, json!({"amount": 900}))], &[]).await;
     let store = &seeded.store;
     let forged = intake(&event("r-1", "sale", 0, json!({"amount": 900})), &["cam-1"]);
-    let copy = intake(&event("r-1", "refund", 0, json!({"amount": 900})), &["cam-1"]);
+    let copy = intake(
+        &event("r-1", "refund", 0, json!({"amount": 900})),
+        &["cam-1"],
+    );
     let outcomes = store.ingest(&[forged, copy], NOW_MS).await.unwrap();
     let original = *seeded.ids.keys().next().unwrap();
     assert_eq!(
@@ -606,13 +609,16 @@ async fn an_id_used_again_with_other_content_is_a_dead_letter_and_marks_the_orig
         .unwrap()
         .unwrap();
     assert_eq!((kept.kind.as_str(), kept.reused), ("refund", 1));
-    assert!(kept.bookmarks.is_empty(), "the forged copy made no bookmark");
+    assert!(
+        kept.bookmarks.is_empty(),
+        "the forged copy made no bookmark"
+    );
     let letters = store.dead_letters(10).await.unwrap();
     assert_eq!(letters.len(), 1);
     assert!(
-        letters[0]
-            .reason
-            .starts_with(&format!("id reused with different content: event {original}")),
+        letters[0].reason.starts_with(&format!(
+            "id reused with different content: event {original}"
+        )),
         "{}",
         letters[0].reason
     );

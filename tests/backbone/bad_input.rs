@@ -25,6 +25,8 @@ async fn each_kind_of_bad_message_is_dead_lettered_with_a_reason_naming_the_fiel
         e.as_object_mut().unwrap().remove(key);
         e
     };
+    // At the end, after the bad ones: the daemon kept going, and the topic alone named its register.
+    let good = without("store");
     let cases: Vec<(Vec<u8>, &str)> = vec![
         (b"{not json".to_vec(), "payload is not valid JSON"),
         (
@@ -37,13 +39,37 @@ async fn each_kind_of_bad_message_is_dead_lettered_with_a_reason_naming_the_fiel
             "type: is required",
         ),
         (without("at").to_string().into_bytes(), "at: is required"),
+        // The topic names the register: a body may leave store and register out, but not contradict it.
         (
-            without("store").to_string().into_bytes(),
-            "store: is required",
+            with("store", json!("osaka-01")).to_string().into_bytes(),
+            "store: \"osaka-01\" does not match the topic's store \"shibuya-01\"",
         ),
         (
-            without("register").to_string().into_bytes(),
-            "register: is required",
+            with("register", json!("r9")).to_string().into_bytes(),
+            "register: \"r9\" does not match the topic's register \"r1\"",
+        ),
+        (
+            with("at", json!("0000-01-01T00:00:00Z"))
+                .to_string()
+                .into_bytes(),
+            "days before it arrived: check the register's clock",
+        ),
+        (
+            with("at", json!("9999-12-31T23:59:59+09:00"))
+                .to_string()
+                .into_bytes(),
+            "days after it arrived: check the register's clock",
+        ),
+        (
+            with("amount", json!(i64::MIN)).to_string().into_bytes(),
+            "amount: -9223372036854775808 is beyond ±1000000000000 minor units",
+        ),
+        // Register text that tries to write a log line of its own is quoted, escaped.
+        (
+            with("type", json!("void\n2026-12-01T00:00:00Z INFO ok\u{1b}[2J"))
+                .to_string()
+                .into_bytes(),
+            "type: unknown type \"void\\u{a}2026-12-01T00:00:00Z INFO ok\\u{1b}[2J\"",
         ),
         (
             with("amount", json!("1280")).to_string().into_bytes(),

@@ -16,6 +16,7 @@ mod probe;
 mod realtime;
 mod rhombus;
 mod safie;
+mod signed;
 mod support;
 mod verkada;
 mod webhook;
