@@ -53,6 +53,9 @@ enum Command {
         /// First topic level: topics are PREFIX/STORE/REGISTER/events.
         #[arg(long, default_value = "pos")]
         topic_prefix: String,
+        /// Sign every event with the key in this environment variable (the [signing] envelope).
+        #[arg(long, value_name = "VAR")]
+        sign_key_env: Option<String>,
     },
     /// Vendor definitions: check every file in the integrations folder.
     #[command(subcommand)]
@@ -212,7 +215,16 @@ async fn main() -> ExitCode {
             duration,
             seed,
             topic_prefix,
+            sign_key_env,
         } => {
+            let sign_key = match sign_key_env.map(|var| (std::env::var(&var), var)) {
+                None => None,
+                Some((Ok(key), _)) if !key.is_empty() => Some(tillmark::secret::Secret::new(key)),
+                Some((_, var)) => {
+                    eprintln!("error: --sign-key-env: environment variable {var} is not set");
+                    return ExitCode::from(2);
+                }
+            };
             let options = tillmark::simulate::SimulateOptions {
                 broker,
                 stores,
@@ -221,6 +233,7 @@ async fn main() -> ExitCode {
                 duration: std::time::Duration::from_secs(duration),
                 seed,
                 topic_prefix,
+                sign_key,
             };
             tillmark::cli::simulate(options).await
         }

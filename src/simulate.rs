@@ -59,6 +59,8 @@ pub struct SimulateOptions {
     pub seed: Option<u64>,
     /// Topic is `{topic_prefix}/{store}/{register}/events`.
     pub topic_prefix: String,
+    /// Signs every event (contract v1.1 envelope) with this key, as a register holding it would.
+    pub sign_key: Option<crate::secret::Secret>,
 }
 
 impl Default for SimulateOptions {
@@ -71,6 +73,7 @@ impl Default for SimulateOptions {
             duration: Duration::from_secs(60),
             seed: None,
             topic_prefix: "pos".to_string(),
+            sign_key: None,
         }
     }
 }
@@ -188,8 +191,14 @@ pub async fn run(
             },
             _ = ticker.tick(), if unacked < MAX_UNACKED => {
                 let emitted = generator.emit(Some(tokyo_now()));
-                let payload = match serde_json::to_vec(&emitted.payload) {
-                    Ok(bytes) => bytes,
+                let payload = match serde_json::to_string(&emitted.payload) {
+                    Ok(text) => match &opts.sign_key {
+                        Some(key) => {
+                            let sig = crate::event::sign(&text, key);
+                            format!(r#"{{"event":{text},"sig":"{sig}"}}"#).into_bytes()
+                        }
+                        None => text.into_bytes(),
+                    },
                     Err(err) => {
                         tracing::warn!(%err, "skipping an event that could not be serialized");
                         continue;

@@ -287,6 +287,60 @@ async fn every_acknowledged_event_reaches_a_subscriber_intact_and_exactly_once()
 }
 
 #[tokio::test]
+async fn with_a_signing_key_every_event_is_an_envelope_whose_signature_the_daemon_accepts() {
+    let port = start_broker();
+    let mut received = subscribe_all(port).await;
+    let key = "5e1f0c9b8a7d6e5f4a3b2c1d0e9f8a7b";
+    let opts = SimulateOptions {
+        broker: format!("mqtt://127.0.0.1:{port}"),
+        rate: 20.0,
+        duration: Duration::from_secs(1),
+        seed: Some(11),
+        sign_key: Some(tillmark::secret::Secret::new(key)),
+        ..SimulateOptions::default()
+    };
+    let summary = simulate::run(opts, CancellationToken::new())
+        .await
+        .expect("simulation against a live broker succeeds");
+    assert!(summary.published > 0);
+    let signing = tillmark::event::Signing {
+        mode: tillmark::event::SigningMode::Required,
+        keys: vec![tillmark::event::RegisterKey {
+            store: "store-01".into(),
+            register: None,
+            key: tillmark::secret::Secret::new(key),
+        }],
+    };
+    let mut checked = 0;
+    while let Ok(Some((topic, payload))) =
+        tokio::time::timeout(Duration::from_millis(500), received.recv()).await
+    {
+        if !topic.starts_with("pos/store-01/") {
+            continue;
+        }
+        let parsed = tillmark::event::read(
+            &payload,
+            &tillmark::event::Arrival {
+                topic: &topic,
+                received_ms: Utc::now().timestamp_millis(),
+                max_age_ms: 86_400_000,
+                max_ahead_ms: 86_400_000,
+                signing: &signing,
+                id_key: b"k",
+            },
+        );
+        assert_eq!(
+            parsed.signature,
+            tillmark::event::Signature::Verified,
+            "{:?}",
+            parsed.result
+        );
+        checked += 1;
+    }
+    assert!(checked > 0, "no event of store-01 arrived");
+}
+
+#[tokio::test]
 async fn a_cancelled_run_stops_promptly_and_reports_what_was_acknowledged() {
     let port = start_broker();
     let cancel = CancellationToken::new();
