@@ -1167,3 +1167,83 @@ fn the_index_may_be_bound_to_localhost_by_name() {
     let config = Config::parse("[web]\nlisten = \"localhost:9090\"\n", &|_| None).unwrap();
     assert_eq!(config.web.listen, "127.0.0.1:9090".parse().unwrap());
 }
+
+#[test]
+fn signing_keys_are_read_per_register_and_per_store_and_the_registers_own_key_wins() {
+    let text = r#"
+[signing]
+mode = "required"
+[[signing.keys]]
+register = "shibuya-01/r1"
+key_env = "NX_PASSWORD"
+[[signing.keys]]
+register = "shibuya-01/*"
+key_env = "NX_PASSWORD"
+"#;
+    let env = |name: &str| match name {
+        "NX_PASSWORD" => Some("a-register-key-of-32-characters!".to_string()),
+        _ => None,
+    };
+    let config = Config::parse(text, &env).expect("valid");
+    assert_eq!(config.signing.mode, crate::event::SigningMode::Required);
+    assert_eq!(config.signing.keys.len(), 2);
+    assert!(config.signing.key_for("shibuya-01", "r7").is_some());
+    assert!(config.signing.key_for("osaka-01", "r1").is_none());
+    assert_eq!(
+        config.signing.keys[0].register.as_deref(),
+        Some("r1"),
+        "the register's own key comes first"
+    );
+    assert_eq!(config.intake.max_age, Millis(400 * 86_400_000));
+}
+
+#[test]
+fn signing_mistakes_each_name_their_line_and_how_to_fix_them() {
+    let text = r#"[signing]
+mode = "always"
+[[signing.keys]]
+register = "shibuya-01"
+key_env = "NX_PASSWORD"
+[[signing.keys]]
+register = "osaka-01/r1"
+key_env = "UNSET_KEY"
+[intake]
+max_ahead = "10s"
+"#;
+    let errors = invalid(text);
+    let messages: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+    let has = |needle: &str| messages.iter().any(|m| m.contains(needle));
+    assert!(
+        has(
+            "signing.mode (line 2): \"always\" is not a signing mode: use off, optional or required"
+        ),
+        "{messages:#?}"
+    );
+    assert!(
+        has("(line 4): \"shibuya-01\" is not a register: write \"store/register\""),
+        "{messages:#?}"
+    );
+    assert!(
+        has("shorter than 16 characters: make one with `openssl rand -hex 32`"),
+        "{messages:#?}"
+    );
+    assert!(
+        has("(line 8): environment variable UNSET_KEY is not set"),
+        "{messages:#?}"
+    );
+    assert!(
+        has("intake.max_ahead (line 10): must be at least 1m"),
+        "{messages:#?}"
+    );
+}
+
+#[test]
+fn required_signing_without_any_key_is_refused() {
+    let errors = invalid("[signing]\nmode = \"required\"\n");
+    assert!(
+        errors[0]
+            .message
+            .contains("needs at least one [[signing.keys]]"),
+        "{errors:?}"
+    );
+}
