@@ -200,12 +200,12 @@ impl MqttTls {
             && self.client_cert.is_none());
         match (&self.client_cert, about_our_certificate) {
             (None, true) => format!(
-                "the broker requires a client certificate (TLS alert {alert:?}): set [mqtt] client_cert and \
-                 client_key"
+                "the broker requires a client certificate: set [mqtt] client_cert and client_key (TLS alert \
+                 {alert:?})"
             ),
             (Some(cert), true) => format!(
-                "the broker refused the client certificate in [mqtt] client_cert ({}) (TLS alert {alert:?}): is it \
-                 signed by a CA the broker trusts, and still valid?",
+                "the broker refused the client certificate in [mqtt] client_cert ({}): is it signed by a CA the \
+                 broker trusts, and still valid? (TLS alert {alert:?})",
                 cert.display()
             ),
             (_, false) => format!("the broker ended the TLS handshake (TLS alert {alert:?})"),
