@@ -197,8 +197,9 @@ impl Reconnect {
         match self.outage.take() {
             Some(outage) => {
                 let lasted = format!("{:.1}s", outage.since.elapsed().as_secs_f64());
+                let plural = if outage.attempts == 1 { "" } else { "s" };
                 tracing::info!(%broker, %lasted, attempts = outage.attempts, last_error = %outage.cause,
-                    "Connected to the MQTT broker again after {lasted} and {} failed attempts.", outage.attempts);
+                    "Connected to the MQTT broker again after {lasted} and {} failed attempt{plural}.", outage.attempts);
             }
             None => {
                 tracing::info!(%broker, session_present, "Connected to the MQTT broker.");
@@ -300,4 +301,108 @@ fn closed_by_peer(e: &ConnectionError) -> bool {
             io_kind(e),
             Some(UnexpectedEof | ConnectionReset | ConnectionAborted | BrokenPipe)
         )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Everything logged at DEBUG and above on this thread while it lives, as text.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Captured {
+        fn start(&self) -> tracing::subscriber::DefaultGuard {
+            let writer = self.clone();
+            let subscriber = tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::DEBUG)
+                .with_ansi(false)
+                .with_writer(move || writer.clone())
+                .finish();
+            tracing::subscriber::set_default(subscriber)
+        }
+
+        fn lines(&self, level: &str) -> Vec<String> {
+            String::from_utf8_lossy(&self.0.lock().unwrap())
+                .lines()
+                .filter(|l| l.contains(&format!(" {level} ")))
+                .map(str::to_string)
+                .collect()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_outage_of_many_retries_logs_one_warning_when_it_starts_and_one_line_when_it_ends() {
+        let log = Captured::default();
+        let _guard = log.start();
+        let mut reconnect = Reconnect::new("mqtts://broker:8883".into());
+        reconnect.connected(false);
+        for _ in 0..200 {
+            let delay = reconnect.failed("the broker closed the connection".into());
+            tokio::time::advance(delay).await;
+        }
+        reconnect.connected(true);
+
+        let warnings = log.lines("WARN");
+        assert_eq!(warnings.len(), 1, "{warnings:#?}");
+        assert!(warnings[0].contains("error=the broker closed the connection"));
+        let infos = log.lines("INFO");
+        assert_eq!(
+            infos.len(),
+            2,
+            "connected, then connected again: {infos:#?}"
+        );
+        assert!(infos[1].contains("attempts=200"), "{}", infos[1]);
+        assert!(log.lines("ERROR").is_empty());
+        assert_eq!(log.lines("DEBUG").len(), 199, "each retry at DEBUG only");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_line_that_ends_an_outage_says_how_long_it_lasted() {
+        let log = Captured::default();
+        let _guard = log.start();
+        let mut reconnect = Reconnect::new("mqtt://broker:1883".into());
+        reconnect.failed("nothing accepts connections".into());
+        tokio::time::advance(Duration::from_secs(90)).await;
+        reconnect.connected(false);
+        let infos = log.lines("INFO");
+        assert!(
+            infos[0]
+                .contains("Connected to the MQTT broker again after 90.0s and 1 failed attempt."),
+            "{infos:#?}"
+        );
+    }
+
+    #[test]
+    fn retries_back_off_to_thirty_seconds_with_jitter_and_start_over_after_a_connection() {
+        let mut reconnect = Reconnect::new("mqtt://broker:1883".into());
+        let delays: Vec<Duration> = (0..12)
+            .map(|_| reconnect.failed("refused".into()))
+            .collect();
+        let mut nominal = FIRST_BACKOFF;
+        for delay in &delays {
+            assert!(
+                *delay >= nominal / 2 && *delay <= nominal,
+                "{delay:?} for {nominal:?}"
+            );
+            nominal = (nominal * 2).min(MAX_BACKOFF);
+        }
+        assert!(delays.iter().all(|d| *d <= MAX_BACKOFF));
+        assert!(
+            delays[11] >= MAX_BACKOFF / 2,
+            "capped, not reset: {delays:?}"
+        );
+        reconnect.connected(false);
+        assert!(reconnect.failed("refused".into()) <= FIRST_BACKOFF);
+    }
 }
