@@ -1,5 +1,5 @@
-//! MQTT intake: the embedded broker (when no external one is configured), the event-loop poller, and the
-//! writer that commits events before acknowledging them.
+//! MQTT intake: the embedded broker (when no external one is configured), TLS to an external one, the event-loop
+//! poller, and the writer that commits events before acknowledging them.
 //!
 //! Guarantee: a message is acknowledged to the broker only after the transaction holding it (as an event or a
 //! dead letter) has committed. Everything before that may be lost to a crash; the broker then redelivers.

@@ -1,6 +1,10 @@
 //! The task that polls the MQTT event loop. It does nothing else: it never awaits the client (the request
 //! channel is bounded, and waiting on it from here deadlocks) and never blocks on the writer (the channel to it
 //! is unbounded; the broker's in-flight window for unacknowledged QoS 1 messages is what bounds it).
+//!
+//! When the broker cannot be reached it retries with capped, jittered backoff, says why in an operator's words
+//! ([`Status::last_error`]), and logs one WARN when an outage starts and one INFO when it ends, never a line per
+//! retry above DEBUG.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -224,6 +228,11 @@ fn explain(e: &ConnectionError, tls: Option<&MqttTls>, handshaking: bool) -> Str
     );
     match e {
         ConnectionError::ConnectionRefused(code) => refused(*code),
+        ConnectionError::Tls(rumqttc::TlsError::DNSName(_)) => {
+            "the host in [mqtt] url cannot be checked against a TLS certificate: use the broker's DNS name or IP \
+             address"
+                .into()
+        }
         ConnectionError::NetworkTimeout => {
             "the broker did not answer in time: is the host reachable, and is a firewall dropping the port?"
                 .into()
