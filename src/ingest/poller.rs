@@ -75,6 +75,7 @@ impl Generation {
     }
 }
 
+/// What the polling task owns; [`Poller::run`] polls until `stop`, or until the DISCONNECT that shutdown sends.
 pub struct Poller {
     pub eventloop: EventLoop,
     pub tx: UnboundedSender<Inbound>,
