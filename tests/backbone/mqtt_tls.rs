@@ -70,9 +70,19 @@ impl Pki {
     }
 }
 
+/// A process of the test's, stopped when dropped: even when the test fails half-way.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A Mosquitto with one TLS listener on a free loopback port, stopped when dropped.
 struct TlsBroker {
-    child: Child,
+    _process: Running,
     url: BrokerUrl,
 }
 
@@ -115,7 +125,7 @@ impl TlsBroker {
         })
         .await;
         TlsBroker {
-            child,
+            _process: Running(child),
             url: BrokerUrl::parse(&format!("mqtts://127.0.0.1:{port}")).unwrap(),
         }
     }
@@ -123,13 +133,6 @@ impl TlsBroker {
     /// The same listener addressed as plain MQTT.
     fn plain_url(&self) -> BrokerUrl {
         BrokerUrl::parse(&format!("mqtt://127.0.0.1:{}", self.url.port)).unwrap()
-    }
-}
-
-impl Drop for TlsBroker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -190,10 +193,13 @@ async fn log_of_refused_daemon(site: &Site, config: &str, expected: &str) -> Str
     let config_path = site.dir.path().join("tillmark.toml");
     std::fs::write(&config_path, config).unwrap();
     let log = site.dir.path().join("tillmark.log");
-    let mut child = spawn_tillmark(&config_path, &log, &[("TEST_NX_PASSWORD", NX_PASSWORD)]);
+    let daemon = Running(spawn_tillmark(
+        &config_path,
+        &log,
+        &[("TEST_NX_PASSWORD", NX_PASSWORD)],
+    ));
     let waited = tokio::time::timeout(Duration::from_secs(15), wait_for_log(&log, expected)).await;
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(daemon);
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(waited.is_ok(), "the log never said \"{expected}\":\n{text}");
     text
@@ -294,7 +300,11 @@ async fn plain_mqtt_against_the_tls_port_is_refused_with_one_warning_that_says_u
     let config_path = site.dir.path().join("tillmark.toml");
     std::fs::write(&config_path, text).unwrap();
     let log = site.dir.path().join("tillmark.log");
-    let mut child = spawn_tillmark(&config_path, &log, &[("TEST_NX_PASSWORD", NX_PASSWORD)]);
+    let _daemon = Running(spawn_tillmark(
+        &config_path,
+        &log,
+        &[("TEST_NX_PASSWORD", NX_PASSWORD)],
+    ));
     wait_for_log(&log, "is this a TLS port? use mqtts://").await;
     // Retries go on (each at DEBUG); the operator's log keeps the one warning.
     let retried = eventually(Duration::from_secs(15), "three retries", || async {
@@ -302,8 +312,6 @@ async fn plain_mqtt_against_the_tls_port_is_refused_with_one_warning_that_says_u
         (text.matches("Still cannot reach the MQTT broker").count() >= 3).then_some(text)
     })
     .await;
-    let _ = child.kill();
-    let _ = child.wait();
     let warnings: Vec<&str> = retried
         .lines()
         .filter(|l| l.contains("WARN") && l.contains("tillmark::ingest"))
