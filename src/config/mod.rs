@@ -18,6 +18,7 @@ pub use reader::ConfigError;
 use reader::{At, Doc, Table};
 
 use crate::event::{EventType, is_valid_id};
+use crate::ingest::tls::{MqttTls, MqttTlsFiles};
 pub use crate::secret::Secret;
 
 #[derive(Debug, Clone)]
@@ -52,6 +53,10 @@ pub struct MqttConfig {
     pub username: Option<String>,
     /// From the variable named by `password_env`. Default: none.
     pub password: Option<Secret>,
+    /// How an `mqtts://` url is reached, from `tls_ca` (trust this CA instead of the system's roots) and
+    /// `client_cert` + `client_key` (mutual TLS: both or neither), read and checked at load. Default: the
+    /// system's roots, no client certificate. `None` exactly when the url is not `mqtts://`.
+    pub tls: Option<MqttTls>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -457,6 +462,7 @@ impl Builder<'_> {
             topics: vec![DEFAULT_TOPIC.into()],
             username: None,
             password: None,
+            tls: None,
         };
         let Some(t) = t else { return Some(cfg) };
         if let Some(url) = t.opt_str("url") {
@@ -496,8 +502,58 @@ impl Builder<'_> {
         if cfg.password.is_some() && cfg.username.is_none() {
             t.error("username", "is required when password_env is set");
         }
+        cfg.tls = self.mqtt_tls(t, cfg.url.as_ref());
         t.finish();
         Some(cfg)
+    }
+
+    /// `tls_ca`, `client_cert` and `client_key`, loaded for an `mqtts://` url.
+    fn mqtt_tls(&self, t: &Table, url: Option<&BrokerUrl>) -> Option<MqttTls> {
+        let ca = t.opt_str("tls_ca");
+        let identity = match (t.opt_str("client_cert"), t.opt_str("client_key")) {
+            (Some(cert), Some(key)) => Some((cert, key)),
+            (Some(_), None) => {
+                t.error(
+                    "client_key",
+                    "client_cert needs client_key, the certificate's private key",
+                );
+                return None;
+            }
+            (None, Some(_)) => {
+                t.error(
+                    "client_cert",
+                    "client_key needs client_cert, the certificate it belongs to",
+                );
+                return None;
+            }
+            (None, None) => None,
+        };
+        let plain = match url {
+            Some(url) if url.tls => None,
+            Some(_) => {
+                Some("is for a TLS connection, but url is plain mqtt://: use an mqtts:// url")
+            }
+            // An invalid url has its own error already.
+            None if t.has("url") => return None,
+            None => Some(
+                "is for TLS to an external broker: set url = \"mqtts://HOST:PORT\" (the embedded broker is plain MQTT)",
+            ),
+        };
+        if let Some(message) = plain {
+            for key in ["tls_ca", "client_cert", "client_key"] {
+                if t.has(key) {
+                    t.error(key, message);
+                }
+            }
+            return None;
+        }
+        let files = MqttTlsFiles {
+            ca: ca.map(|a| PathBuf::from(a.value)),
+            identity: identity.map(|(c, k)| (PathBuf::from(c.value), PathBuf::from(k.value))),
+        };
+        MqttTls::load(&files)
+            .map_err(|e| t.error(e.key(), e.to_string()))
+            .ok()
     }
 
     fn database(&self, t: Option<&Table>) -> Option<DatabaseConfig> {

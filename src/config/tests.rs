@@ -477,7 +477,7 @@ fn each_mistake_comes_with_a_message_that_says_how_to_fix_it() {
     );
     assert_eq!(
         message("mqtt.retain"),
-        "unknown key; expected one of: client_id, embedded_listen, password_env, topics, url, username"
+        "unknown key; expected one of: client_cert, client_id, client_key, embedded_listen, password_env, tls_ca, topics, url, username"
     );
     assert_eq!(
         message("mqtt.url"),
@@ -1166,6 +1166,180 @@ url = "https://admin:hunter2@192.0.2.10/hook"
 fn the_index_may_be_bound_to_localhost_by_name() {
     let config = Config::parse("[web]\nlisten = \"localhost:9090\"\n", &|_| None).unwrap();
     assert_eq!(config.web.listen, "127.0.0.1:9090".parse().unwrap());
+}
+
+/// PEM files for `[mqtt]` TLS in a temporary folder: a CA, a client certificate it signed with its key, and a key
+/// of another pair.
+struct MqttTlsFilesOnDisk {
+    dir: tempfile::TempDir,
+}
+
+impl MqttTlsFilesOnDisk {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut ca = rcgen::CertificateParams::new(Vec::new()).unwrap();
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let ca_pem = ca.self_signed(&ca_key).unwrap().pem();
+        let issuer = rcgen::Issuer::new(ca, ca_key);
+        let client_key = rcgen::KeyPair::generate().unwrap();
+        let client = rcgen::CertificateParams::new(vec!["tillmark".to_string()])
+            .unwrap()
+            .signed_by(&client_key, &issuer)
+            .unwrap();
+        for (name, text) in [
+            ("ca.pem", ca_pem),
+            ("client.pem", client.pem()),
+            ("client.key", client_key.serialize_pem()),
+            (
+                "other.key",
+                rcgen::KeyPair::generate().unwrap().serialize_pem(),
+            ),
+            ("notes.txt", "not a certificate\n".to_string()),
+        ] {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
+        MqttTlsFilesOnDisk { dir }
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
+    }
+
+    /// `[mqtt]` with `url` and each `(key, file)` pointing into the folder.
+    fn config(&self, url: &str, keys: &[(&str, &str)]) -> String {
+        let mut text = format!("[mqtt]\nurl = \"{url}\"\n");
+        for (key, file) in keys {
+            text += &format!("{key} = \"{}\"\n", self.path(file));
+        }
+        text
+    }
+
+    fn error(&self, keys: &[(&str, &str)], key: &str) -> String {
+        let text = self.config("mqtts://broker.example.com", keys);
+        let errors = invalid(&text);
+        let error = error_at(&errors, &format!("mqtt.{key}"));
+        assert_eq!(error.line, Some(line_of(&text, &format!("{key} ="))));
+        error.message.clone()
+    }
+}
+
+#[test]
+fn mqtts_with_a_private_ca_and_a_client_certificate_loads_and_debug_shows_only_the_paths() {
+    let files = MqttTlsFilesOnDisk::new();
+    let config = valid(&files.config(
+        "mqtts://broker.example.com",
+        &[
+            ("tls_ca", "ca.pem"),
+            ("client_cert", "client.pem"),
+            ("client_key", "client.key"),
+        ],
+    ));
+    assert!(config.mqtt.tls.is_some());
+    let shown = format!("{config:?}");
+    assert!(shown.contains(&files.path("ca.pem")), "{shown}");
+    let key = std::fs::read_to_string(files.path("client.key")).unwrap();
+    let key_body = key.lines().nth(1).expect("a PEM body line");
+    assert!(!shown.contains(key_body), "the key is not shown: {shown}");
+    assert!(!shown.contains("BEGIN"), "no PEM is shown: {shown}");
+}
+
+#[test]
+fn mqtts_without_tls_ca_trusts_the_systems_roots() {
+    let config = valid("[mqtt]\nurl = \"mqtts://broker.example.com\"\n");
+    assert!(config.mqtt.tls.is_some());
+    assert!(
+        valid("[mqtt]\nurl = \"mqtt://broker\"\n")
+            .mqtt
+            .tls
+            .is_none()
+    );
+}
+
+#[test]
+fn an_unreadable_tls_file_is_named_at_its_key() {
+    let files = MqttTlsFilesOnDisk::new();
+    let message = files.error(&[("tls_ca", "missing.pem")], "tls_ca");
+    assert!(message.starts_with("cannot read \""), "{message}");
+    assert!(message.contains("missing.pem"), "{message}");
+}
+
+#[test]
+fn a_tls_ca_without_a_certificate_is_refused() {
+    let files = MqttTlsFilesOnDisk::new();
+    for file in ["notes.txt", "client.key"] {
+        let message = files.error(&[("tls_ca", file)], "tls_ca");
+        assert!(message.contains("holds no certificate"), "{message}");
+    }
+}
+
+#[test]
+fn a_client_key_that_holds_no_key_or_another_pairs_key_is_refused() {
+    let files = MqttTlsFilesOnDisk::new();
+    let no_key = files.error(
+        &[("client_cert", "client.pem"), ("client_key", "client.pem")],
+        "client_key",
+    );
+    assert!(no_key.contains("holds no private key"), "{no_key}");
+    let other = files.error(
+        &[("client_cert", "client.pem"), ("client_key", "other.key")],
+        "client_key",
+    );
+    assert!(
+        other.contains("it is not the key of the certificate in client_cert"),
+        "{other}"
+    );
+    let not_a_cert = files.error(
+        &[("client_cert", "client.key"), ("client_key", "client.key")],
+        "client_cert",
+    );
+    assert!(not_a_cert.contains("holds no certificate"), "{not_a_cert}");
+}
+
+#[test]
+fn a_client_certificate_needs_its_key_and_the_key_its_certificate() {
+    let files = MqttTlsFilesOnDisk::new();
+    let url = "mqtts://broker.example.com";
+    let errors = invalid(&files.config(url, &[("client_cert", "client.pem")]));
+    assert_eq!(
+        error_at(&errors, "mqtt.client_key").message,
+        "client_cert needs client_key, the certificate's private key"
+    );
+    let errors = invalid(&files.config(url, &[("client_key", "client.key")]));
+    assert_eq!(
+        error_at(&errors, "mqtt.client_cert").message,
+        "client_key needs client_cert, the certificate it belongs to"
+    );
+}
+
+#[test]
+fn tls_settings_with_a_plain_url_or_the_embedded_broker_are_refused() {
+    let files = MqttTlsFilesOnDisk::new();
+    let text = files.config(
+        "mqtt://broker.example.com",
+        &[
+            ("tls_ca", "ca.pem"),
+            ("client_cert", "client.pem"),
+            ("client_key", "client.key"),
+        ],
+    );
+    let errors = invalid(&text);
+    for key in ["tls_ca", "client_cert", "client_key"] {
+        let e = error_at(&errors, &format!("mqtt.{key}"));
+        assert_eq!(e.line, Some(line_of(&text, &format!("{key} ="))));
+        assert_eq!(
+            e.message,
+            "is for a TLS connection, but url is plain mqtt://: use an mqtts:// url"
+        );
+    }
+    let embedded = format!("[mqtt]\ntls_ca = \"{}\"\n", files.path("ca.pem"));
+    let errors = invalid(&embedded);
+    assert!(
+        error_at(&errors, "mqtt.tls_ca")
+            .message
+            .contains("set url = \"mqtts://HOST:PORT\""),
+        "{errors:?}"
+    );
 }
 
 #[test]

@@ -1,5 +1,5 @@
-//! MQTT intake: the embedded broker (when no external one is configured), the event-loop poller, and the
-//! writer that commits events before acknowledging them.
+//! MQTT intake: the embedded broker (when no external one is configured), TLS to an external one, the event-loop
+//! poller, and the writer that commits events before acknowledging them.
 //!
 //! Guarantee: a message is acknowledged to the broker only after the transaction holding it (as an event or a
 //! dead letter) has committed. Everything before that may be lost to a crash; the broker then redelivers.
@@ -7,12 +7,13 @@
 mod broker;
 mod plan;
 mod poller;
+pub mod tls;
 mod writer;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, MqttOptions, Transport};
+use rumqttc::{AsyncClient, MqttOptions};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -33,9 +34,11 @@ pub struct Ingest {
     stop: CancellationToken,
 }
 
-/// Largest packet accepted from the broker. Far above the contract's 64 KiB, so an oversized event is received
-/// and dead-lettered rather than failing the connection (which would make the broker redeliver it forever).
-const MAX_INCOMING_PACKET: usize = 4 * 1024 * 1024;
+/// Largest packet accepted from the broker: the protocol's own maximum (a remaining length of 268,435,455 bytes),
+/// so every message a broker can deliver is read and handed to the writer, which dead-letters what the contract
+/// does not allow. A lower limit fails the connection instead, and the broker redelivers the same message on
+/// every reconnect: intake stops for good. What bounds memory is the broker's own packet size limit.
+const MAX_INCOMING_PACKET: usize = 268_435_455;
 
 pub fn start(
     config: Arc<Config>,
@@ -55,8 +58,10 @@ pub fn start(
         .set_manual_acks(true)
         .set_keep_alive(Duration::from_secs(30))
         .set_max_packet_size(MAX_INCOMING_PACKET, 1024 * 1024);
-    if broker.tls {
-        options.set_transport(Transport::tls_with_default_config());
+    // The config holds TLS settings exactly when the url is mqtts://; the embedded broker is always plain.
+    let tls = config.mqtt.tls.clone().filter(|_| broker.tls);
+    if let Some(tls) = &tls {
+        options.set_transport(tls.transport());
     }
     if let (Some(user), Some(password)) = (&config.mqtt.username, &config.mqtt.password) {
         options.set_credentials(user.clone(), password.expose().to_string());
@@ -68,15 +73,15 @@ pub fn start(
     let generation = poller::Generation::default();
     let intake = CancellationToken::new();
     let stop = CancellationToken::new();
-    let poller = tokio::spawn(poller::run(
+    let poller = poller::Poller {
         eventloop,
         tx,
-        generation.clone(),
-        status.clone(),
-        broker.to_string(),
-        intake.clone(),
-        stop.clone(),
-    ));
+        generation: generation.clone(),
+        status: status.clone(),
+        broker: broker.to_string(),
+        tls,
+    };
+    let poller = tokio::spawn(poller.run(intake.clone(), stop.clone()));
     let watchers = Watchers::new(&config);
     let writer = writer::Writer {
         config,

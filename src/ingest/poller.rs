@@ -1,15 +1,21 @@
 //! The task that polls the MQTT event loop. It does nothing else: it never awaits the client (the request
 //! channel is bounded, and waiting on it from here deadlocks) and never blocks on the writer (the channel to it
 //! is unbounded; the broker's in-flight window for unacknowledged QoS 1 messages is what bounds it).
+//!
+//! When the broker cannot be reached it retries with capped, jittered backoff, says why in an operator's words
+//! ([`Status::last_error`]), and logs one WARN when an outage starts and one INFO when it ends, never a line per
+//! retry above DEBUG.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rumqttc::{ConnectionError, Event, EventLoop, Outgoing, Packet};
+use rumqttc::{ConnectReturnCode, ConnectionError, Event, EventLoop, Outgoing, Packet, StateError};
 use tokio::sync::mpsc::UnboundedSender;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::tls::MqttTls;
 use crate::clock::now_ms;
 
 /// What the poller hands to the writer.
@@ -23,13 +29,12 @@ pub enum Inbound {
     Subscribe,
 }
 
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
-
-/// Whether intake is live: connected, with the subscription in place. Shown by health checks.
+/// Whether intake is live: connected, with the subscription in place, and if not, why. Shown by health checks.
 #[derive(Clone, Default)]
 pub struct Status {
     connected: Arc<AtomicBool>,
     subscribed: Arc<AtomicBool>,
+    last_error: Arc<Mutex<Option<String>>>,
 }
 
 impl Status {
@@ -40,6 +45,22 @@ impl Status {
     /// Connected, and the broker holds our subscription (from this connection or a kept session).
     pub fn receiving(&self) -> bool {
         self.connected() && self.subscribed.load(Ordering::SeqCst)
+    }
+
+    /// While the broker cannot be reached: why, in an operator's words (the latest failure's reason). `None`
+    /// once connected.
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    fn set_last_error(&self, error: Option<String>) {
+        *self
+            .last_error
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = error;
     }
 }
 
@@ -54,78 +75,344 @@ impl Generation {
     }
 }
 
-pub async fn run(
-    mut eventloop: EventLoop,
-    tx: UnboundedSender<Inbound>,
-    generation: Generation,
-    status: Status,
-    broker: String,
-    intake: CancellationToken,
-    stop: CancellationToken,
-) {
-    let mut backoff = Duration::from_millis(250);
-    let mut failures = 0u32;
-    loop {
-        let polled = tokio::select! {
-            _ = stop.cancelled() => return,
-            polled = eventloop.poll() => polled,
-        };
-        match polled {
-            Ok(Event::Incoming(Packet::ConnAck(ack))) => {
-                generation.0.fetch_add(1, Ordering::SeqCst);
-                backoff = Duration::from_millis(250);
-                if failures > 0 {
-                    tracing::info!(%broker, "Connected to the MQTT broker again.");
-                } else {
-                    tracing::info!(%broker, session_present = ack.session_present, "Connected to the MQTT broker.");
-                }
-                failures = 0;
-                status.connected.store(true, Ordering::SeqCst);
-                status
-                    .subscribed
-                    .store(ack.session_present, Ordering::SeqCst);
-                if !ack.session_present && tx.send(Inbound::Subscribe).is_err() {
-                    return;
-                }
-            }
-            Ok(Event::Incoming(Packet::SubAck(_))) => {
-                status.subscribed.store(true, Ordering::SeqCst);
-            }
-            Ok(Event::Incoming(Packet::Publish(publish))) => {
-                // After intake stops, a message is left unacknowledged for the broker to redeliver next start.
-                if !intake.is_cancelled() {
-                    let msg = Inbound::Publish {
-                        publish,
-                        generation: generation.current(),
-                        received_ms: now_ms(),
-                    };
-                    if tx.send(msg).is_err() {
+/// What the polling task owns; [`Poller::run`] polls until `stop`, or until the DISCONNECT that shutdown sends.
+pub struct Poller {
+    pub eventloop: EventLoop,
+    pub tx: UnboundedSender<Inbound>,
+    pub generation: Generation,
+    pub status: Status,
+    /// The broker's URL, for log lines.
+    pub broker: String,
+    /// How the connection is secured, to explain TLS failures; `None` for plain MQTT.
+    pub tls: Option<MqttTls>,
+}
+
+impl Poller {
+    pub async fn run(mut self, intake: CancellationToken, stop: CancellationToken) {
+        let mut reconnect = Reconnect::new(self.broker.clone());
+        // No CONNACK yet on the current connection: a failure now is a failed connection attempt.
+        let mut handshaking = true;
+        loop {
+            let polled = tokio::select! {
+                _ = stop.cancelled() => return,
+                polled = self.eventloop.poll() => polled,
+            };
+            match polled {
+                Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                    self.generation.0.fetch_add(1, Ordering::SeqCst);
+                    handshaking = false;
+                    reconnect.connected(ack.session_present);
+                    self.status.set_last_error(None);
+                    self.status.connected.store(true, Ordering::SeqCst);
+                    self.status
+                        .subscribed
+                        .store(ack.session_present, Ordering::SeqCst);
+                    if !ack.session_present && self.tx.send(Inbound::Subscribe).is_err() {
                         return;
                     }
                 }
-            }
-            Ok(Event::Outgoing(Outgoing::Disconnect)) => return,
-            Ok(_) => {}
-            Err(e) => {
-                status.connected.store(false, Ordering::SeqCst);
-                failures += 1;
-                log_failure(&broker, &e, failures);
-                tokio::select! {
-                    _ = stop.cancelled() => return,
-                    _ = tokio::time::sleep(backoff) => {}
+                Ok(Event::Incoming(Packet::SubAck(_))) => {
+                    self.status.subscribed.store(true, Ordering::SeqCst);
                 }
-                backoff = (backoff * 2).min(MAX_BACKOFF);
+                Ok(Event::Incoming(Packet::Publish(publish))) => {
+                    // After intake stops, a message is left unacknowledged for the broker to redeliver next start.
+                    if !intake.is_cancelled() {
+                        let msg = Inbound::Publish {
+                            publish,
+                            generation: self.generation.current(),
+                            received_ms: now_ms(),
+                        };
+                        if self.tx.send(msg).is_err() {
+                            return;
+                        }
+                    }
+                }
+                Ok(Event::Outgoing(Outgoing::Disconnect)) => return,
+                Ok(_) => {}
+                Err(e) => {
+                    self.status.connected.store(false, Ordering::SeqCst);
+                    let cause = explain(&e, self.tls.as_ref(), handshaking);
+                    handshaking = true;
+                    self.status.set_last_error(Some(cause.clone()));
+                    let delay = reconnect.failed(cause);
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        _ = tokio::time::sleep(delay) => {}
+                    }
+                }
             }
         }
     }
 }
 
-fn log_failure(broker: &str, e: &ConnectionError, failures: u32) {
-    // Say it loudly once, then quietly while it lasts: an outage must not flood the log.
-    let refused = matches!(e, ConnectionError::ConnectionRefused(_));
-    if failures == 1 || refused {
-        tracing::warn!(%broker, error = %e, "Lost the MQTT broker; reconnecting with backoff.");
-    } else {
-        tracing::debug!(%broker, error = %e, failures, "Still reconnecting to the MQTT broker.");
+const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Paces reconnection (doubling from 250 ms to 30 s, each delay jittered down to half so that several daemons
+/// do not return in step) and keeps an outage to two log lines: a WARN with the cause when it starts and an INFO
+/// with its length when it ends. Each retry logs at DEBUG only, so a long outage cannot flood the log.
+struct Reconnect {
+    broker: String,
+    backoff: Duration,
+    outage: Option<Outage>,
+}
+
+struct Outage {
+    since: Instant,
+    /// Connection attempts that failed, the one that began the outage included.
+    attempts: u32,
+    cause: String,
+}
+
+impl Reconnect {
+    fn new(broker: String) -> Reconnect {
+        Reconnect {
+            broker,
+            backoff: FIRST_BACKOFF,
+            outage: None,
+        }
+    }
+
+    /// Records a failure; returns how long to wait before the next attempt.
+    fn failed(&mut self, cause: String) -> Duration {
+        let broker = &self.broker;
+        match &mut self.outage {
+            None => {
+                tracing::warn!(%broker, error = %cause, "Cannot reach the MQTT broker; intake waits and retries with backoff until it answers.");
+                self.outage = Some(Outage {
+                    since: Instant::now(),
+                    attempts: 1,
+                    cause,
+                });
+            }
+            Some(outage) => {
+                outage.attempts += 1;
+                tracing::debug!(%broker, error = %cause, attempts = outage.attempts, "Still cannot reach the MQTT broker.");
+                outage.cause = cause;
+            }
+        }
+        let delay = self.backoff.mul_f64(rand::random_range(0.5..=1.0));
+        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+        delay
+    }
+
+    fn connected(&mut self, session_present: bool) {
+        let broker = &self.broker;
+        self.backoff = FIRST_BACKOFF;
+        match self.outage.take() {
+            Some(outage) => {
+                let lasted = format!("{:.1}s", outage.since.elapsed().as_secs_f64());
+                let plural = if outage.attempts == 1 { "" } else { "s" };
+                tracing::info!(%broker, %lasted, attempts = outage.attempts, last_error = %outage.cause,
+                    "Connected to the MQTT broker again after {lasted} and {} failed attempt{plural}.", outage.attempts);
+            }
+            None => {
+                tracing::info!(%broker, session_present, "Connected to the MQTT broker.");
+            }
+        }
+    }
+}
+
+/// Why a connection failed, in an operator's words. `handshaking`: it failed before the broker's CONNACK.
+fn explain(e: &ConnectionError, tls: Option<&MqttTls>, handshaking: bool) -> String {
+    if let Some(tls_error) = rustls_error(e) {
+        return match tls {
+            Some(tls) => tls.explain(tls_error),
+            None => format!("TLS failed: {tls_error}"),
+        };
+    }
+    let closed = closed_by_peer(e);
+    // A TLS listener drops a plain CONNECT (or answers it with a TLS alert, which reads as a bad MQTT packet).
+    let garbled = matches!(
+        e,
+        ConnectionError::NotConnAck(_) | ConnectionError::MqttState(StateError::Deserialization(_))
+    );
+    match e {
+        ConnectionError::ConnectionRefused(code) => refused(*code),
+        ConnectionError::Tls(rumqttc::TlsError::DNSName(_)) => {
+            "the host in [mqtt] url cannot be checked against a TLS certificate: use the broker's DNS name or IP \
+             address"
+                .into()
+        }
+        ConnectionError::NetworkTimeout => {
+            "the broker did not answer in time: is the host reachable, and is a firewall dropping the port?"
+                .into()
+        }
+        _ if io_kind(e) == Some(std::io::ErrorKind::ConnectionRefused) => {
+            "nothing accepts connections at this address (connection refused): is the broker running, and is the \
+             port in [mqtt] url right?"
+                .into()
+        }
+        _ if handshaking && tls.is_none() && (closed || garbled) => {
+            "the broker closed the connection during the MQTT handshake: is this a TLS port? use mqtts://".into()
+        }
+        _ if handshaking && tls.is_some() && closed => {
+            "the broker closed the connection during the TLS handshake: is this a plain-MQTT port? use mqtt://"
+                .into()
+        }
+        _ if closed => "the broker closed the connection".into(),
+        other => other.to_string(),
+    }
+}
+
+fn refused(code: ConnectReturnCode) -> String {
+    match code {
+        ConnectReturnCode::BadUserNamePassword => {
+            "the broker refused the login: check [mqtt] username and the password in password_env".into()
+        }
+        ConnectReturnCode::NotAuthorized => {
+            "the broker refused the login (not authorized): check [mqtt] username and the broker's ACL".into()
+        }
+        ConnectReturnCode::BadClientId => {
+            "the broker refused the client id in [mqtt] client_id".into()
+        }
+        ConnectReturnCode::ServiceUnavailable => {
+            "the broker refused the connection: service unavailable".into()
+        }
+        other => format!("the broker refused the connection ({other:?})"),
+    }
+}
+
+/// The errors this one is made of, outermost first. An `io::Error` reports its inner error's source rather than
+/// the inner error itself, so the walk looks inside it explicitly.
+fn causes(e: &ConnectionError) -> Vec<&(dyn std::error::Error + 'static)> {
+    let mut chain = Vec::new();
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = next {
+        chain.push(err);
+        if let Some(inner) = err
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            chain.push(inner);
+        }
+        next = err.source();
+    }
+    chain
+}
+
+fn rustls_error(e: &ConnectionError) -> Option<&rustls::Error> {
+    causes(e)
+        .into_iter()
+        .find_map(|err| err.downcast_ref::<rustls::Error>())
+}
+
+fn io_kind(e: &ConnectionError) -> Option<std::io::ErrorKind> {
+    causes(e)
+        .into_iter()
+        .find_map(|err| err.downcast_ref::<std::io::Error>())
+        .map(|io| io.kind())
+}
+
+fn closed_by_peer(e: &ConnectionError) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(e, ConnectionError::MqttState(StateError::ConnectionAborted))
+        || matches!(
+            io_kind(e),
+            Some(UnexpectedEof | ConnectionReset | ConnectionAborted | BrokenPipe)
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Everything logged at DEBUG and above on this thread while it lives, as text.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Captured {
+        fn start(&self) -> tracing::subscriber::DefaultGuard {
+            let writer = self.clone();
+            let subscriber = tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::DEBUG)
+                .with_ansi(false)
+                .with_writer(move || writer.clone())
+                .finish();
+            tracing::subscriber::set_default(subscriber)
+        }
+
+        fn lines(&self, level: &str) -> Vec<String> {
+            String::from_utf8_lossy(&self.0.lock().unwrap())
+                .lines()
+                .filter(|l| l.contains(&format!(" {level} ")))
+                .map(str::to_string)
+                .collect()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_outage_of_many_retries_logs_one_warning_when_it_starts_and_one_line_when_it_ends() {
+        let log = Captured::default();
+        let _guard = log.start();
+        let mut reconnect = Reconnect::new("mqtts://broker:8883".into());
+        reconnect.connected(false);
+        for _ in 0..200 {
+            let delay = reconnect.failed("the broker closed the connection".into());
+            tokio::time::advance(delay).await;
+        }
+        reconnect.connected(true);
+
+        let warnings = log.lines("WARN");
+        assert_eq!(warnings.len(), 1, "{warnings:#?}");
+        assert!(warnings[0].contains("error=the broker closed the connection"));
+        let infos = log.lines("INFO");
+        assert_eq!(
+            infos.len(),
+            2,
+            "connected, then connected again: {infos:#?}"
+        );
+        assert!(infos[1].contains("attempts=200"), "{}", infos[1]);
+        assert!(log.lines("ERROR").is_empty());
+        assert_eq!(log.lines("DEBUG").len(), 199, "each retry at DEBUG only");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_line_that_ends_an_outage_says_how_long_it_lasted() {
+        let log = Captured::default();
+        let _guard = log.start();
+        let mut reconnect = Reconnect::new("mqtt://broker:1883".into());
+        reconnect.failed("nothing accepts connections".into());
+        tokio::time::advance(Duration::from_secs(90)).await;
+        reconnect.connected(false);
+        let infos = log.lines("INFO");
+        assert!(
+            infos[0]
+                .contains("Connected to the MQTT broker again after 90.0s and 1 failed attempt."),
+            "{infos:#?}"
+        );
+    }
+
+    #[test]
+    fn retries_back_off_to_thirty_seconds_with_jitter_and_start_over_after_a_connection() {
+        let mut reconnect = Reconnect::new("mqtt://broker:1883".into());
+        let delays: Vec<Duration> = (0..12)
+            .map(|_| reconnect.failed("refused".into()))
+            .collect();
+        let mut nominal = FIRST_BACKOFF;
+        for delay in &delays {
+            assert!(
+                *delay >= nominal / 2 && *delay <= nominal,
+                "{delay:?} for {nominal:?}"
+            );
+            nominal = (nominal * 2).min(MAX_BACKOFF);
+        }
+        assert!(delays.iter().all(|d| *d <= MAX_BACKOFF));
+        assert!(
+            delays[11] >= MAX_BACKOFF / 2,
+            "capped, not reset: {delays:?}"
+        );
+        reconnect.connected(false);
+        assert!(reconnect.failed("refused".into()) <= FIRST_BACKOFF);
     }
 }

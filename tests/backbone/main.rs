@@ -10,6 +10,7 @@ mod flow;
 mod frigate;
 mod genetec;
 mod milestone;
+mod mqtt_tls;
 mod nx_legacy;
 mod outage;
 mod probe;

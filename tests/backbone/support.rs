@@ -194,10 +194,20 @@ pub struct Bridge {
 
 impl Bridge {
     pub async fn connect(broker: &BrokerUrl) -> Bridge {
+        Bridge::with_options(Bridge::options(broker)).await
+    }
+
+    /// What [`Bridge::connect`] connects with, for a test to adjust (TLS, packet size) before
+    /// [`Bridge::with_options`].
+    pub fn options(broker: &BrokerUrl) -> MqttOptions {
         let mut options = MqttOptions::new(unique("bridge"), broker.host.clone(), broker.port);
         options
             .set_keep_alive(Duration::from_secs(10))
             .set_max_packet_size(1 << 20, 1 << 20);
+        options
+    }
+
+    pub async fn with_options(options: MqttOptions) -> Bridge {
         let (client, mut eventloop) = AsyncClient::new(options, 100);
         let (tx, acks) = tokio::sync::mpsc::unbounded_channel();
         tokio::spawn(async move {
