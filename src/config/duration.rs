@@ -1,4 +1,4 @@
-//! Durations as people write them in a config file: `"10s"`, `"1.5s"`, `"250ms"`, `"2m"`, `"1h"`, and signed
+//! Durations as people write them in a config file: `"10s"`, `"1.5s"`, `"250ms"`, `"2m"`, `"1h"`, `"30d"`, and signed
 //! (`"-2.5s"`) where a correction can go either way. Kept to milliseconds, the precision every camera API uses.
 
 use std::fmt;
@@ -16,7 +16,9 @@ impl Millis {
 impl fmt::Display for Millis {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ms = self.0;
-        if ms % 3_600_000 == 0 && ms != 0 {
+        if ms % 86_400_000 == 0 && ms != 0 {
+            write!(f, "{}d", ms / 86_400_000)
+        } else if ms % 3_600_000 == 0 && ms != 0 {
             write!(f, "{}h", ms / 3_600_000)
         } else if ms % 60_000 == 0 && ms != 0 {
             write!(f, "{}m", ms / 60_000)
@@ -28,7 +30,7 @@ impl fmt::Display for Millis {
     }
 }
 
-/// Parses `"<number><unit>"` with unit `ms`, `s`, `m` or `h`. A bare number is refused: a unit-less `10`
+/// Parses `"<number><unit>"` with unit `ms`, `s`, `m`, `h` or `d` (24 hours). A bare number is refused: a unit-less `10`
 /// could mean seconds or milliseconds, and guessing wrong puts a bookmark at the wrong moment.
 pub fn parse(text: &str) -> Result<Millis, String> {
     let t = text.trim();
@@ -46,9 +48,10 @@ pub fn parse(text: &str) -> Result<Millis, String> {
         "s" => 1000.0,
         "m" | "min" => 60_000.0,
         "h" => 3_600_000.0,
+        "d" => 86_400_000.0,
         _ => {
             return Err(format!(
-                "\"{text}\" has an unknown unit \"{unit}\": use ms, s, m or h"
+                "\"{text}\" has an unknown unit \"{unit}\": use ms, s, m, h or d"
             ));
         }
     };
@@ -74,6 +77,7 @@ mod tests {
         assert_eq!(parse("2m"), Ok(Millis(120_000)));
         assert_eq!(parse("1h"), Ok(Millis(3_600_000)));
         assert_eq!(parse("-2.5s"), Ok(Millis(-2_500)));
+        assert_eq!(parse("30d"), Ok(Millis(30 * 86_400_000)));
     }
 
     #[test]
@@ -89,5 +93,7 @@ mod tests {
         assert_eq!(Millis(10_000).to_string(), "10s");
         assert_eq!(Millis(120_000).to_string(), "2m");
         assert_eq!(Millis(1_500).to_string(), "1500ms");
+        assert_eq!(Millis(7 * 86_400_000).to_string(), "7d");
+        assert_eq!(Millis(36 * 3_600_000).to_string(), "36h");
     }
 }

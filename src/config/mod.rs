@@ -5,6 +5,7 @@
 
 mod duration;
 pub(crate) mod reader;
+mod size;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
@@ -13,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 pub use duration::{Millis, parse as parse_duration};
 pub use reader::ConfigError;
+pub use size::{Bytes, parse as parse_size};
 use reader::{At, Doc, Table};
 
 use crate::event::{EventType, is_valid_id};
@@ -49,6 +51,7 @@ pub struct Config {
     pub web: WebConfig,
     pub bookmarks: BookmarkConfig,
     pub delivery: DeliveryConfig,
+    pub dead_letters: DeadLetterConfig,
     pub integrations: IntegrationsConfig,
     pub stores: Vec<StoreConfig>,
     pub camera_systems: Vec<CameraSystemConfig>,
@@ -199,6 +202,19 @@ pub struct DeliveryConfig {
     pub timeout: Millis,
 }
 
+/// `[dead_letters]`: how much of the dead-letter list is kept. The daemon removes the oldest letters beyond
+/// either bound every hour (and once at start); `tillmark dead-letters purge` does it on demand.
+#[derive(Debug, Clone)]
+pub struct DeadLetterConfig {
+    /// Letters received longer ago than this are removed. Default `30d`: a month's pattern of a misbehaving
+    /// sender stays visible; 1h to 366d.
+    pub keep_for: Millis,
+    /// The most the letters may keep together (their text, topics and reasons); the oldest beyond it are
+    /// removed. Default `64MiB`: about a thousand letters of the largest valid size, and tens of thousands of
+    /// ordinary ones; at least 1MiB.
+    pub max_total: Bytes,
+}
+
 /// `[[stores]]`.
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
@@ -337,6 +353,7 @@ impl fmt::Display for ConfigErrors {
 
 pub const DEFAULT_TOPIC: &str = "pos/+/+/events";
 pub const DEFAULT_RETRY: [i64; 7] = [1_000, 5_000, 15_000, 30_000, 60_000, 120_000, 300_000];
+const DAY_MS: i64 = 86_400_000;
 /// The largest camera clock correction: beyond it the camera's clock, not tillmark's config, needs fixing.
 const MAX_OFFSET_MS: i64 = 3_600_000;
 
@@ -396,6 +413,7 @@ impl Builder<'_> {
         let web = self.web(top.opt_table("web").as_ref());
         let bookmarks = self.bookmarks(top.opt_table("bookmarks").as_ref());
         let delivery = self.delivery(top.opt_table("delivery").as_ref());
+        let dead_letters = self.dead_letters(top.opt_table("dead_letters").as_ref());
         let integrations = self.integrations(top.opt_table("integrations").as_ref());
         let store_tables = top.tables("stores");
         let system_tables = top.tables("camera_systems");
@@ -428,6 +446,7 @@ impl Builder<'_> {
             web: web?,
             bookmarks,
             delivery: delivery?,
+            dead_letters,
             integrations,
             stores,
             camera_systems: systems,
@@ -701,6 +720,36 @@ impl Builder<'_> {
         }
         t.finish();
         Some(cfg)
+    }
+
+    fn dead_letters(&self, t: Option<&Table>) -> DeadLetterConfig {
+        let mut cfg = DeadLetterConfig {
+            keep_for: Millis(30 * DAY_MS),
+            max_total: Bytes(64 * 1024 * 1024),
+        };
+        let Some(t) = t else { return cfg };
+        if let Some(d) = t.opt_duration("keep_for") {
+            if d.0 < 3_600_000 {
+                t.error(
+                    "keep_for",
+                    "must be at least 1h: a shorter time removes letters before anyone reads them",
+                );
+            } else {
+                cfg.keep_for = d;
+            }
+        }
+        if let Some(b) = t.opt_size("max_total") {
+            if b.0 < 1024 * 1024 {
+                t.error(
+                    "max_total",
+                    "must be at least 1MiB: a smaller bound keeps only a few letters",
+                );
+            } else {
+                cfg.max_total = b;
+            }
+        }
+        t.finish();
+        cfg
     }
 
     fn store(&self, t: &Table) -> Option<StoreConfig> {
