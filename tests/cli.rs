@@ -278,6 +278,8 @@ async fn dead_letters_lists_a_rejected_message_with_its_reason_and_masked_payloa
             received_ms: 1_795_254_127_310,
             reason,
             raw: parsed.raw,
+            size: payload.len() as u64,
+            sha256: store::sha256_hex(payload),
         }],
         1_795_254_127_310,
     )
