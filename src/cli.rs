@@ -88,7 +88,13 @@ pub async fn dead_letters(config: &Config, limit: i64) -> anyhow::Result<()> {
         let dismissed = d
             .dismissed
             .as_ref()
-            .map(|x| format!(" (dismissed by {} at {})", x.by, crate::web::iso_utc(x.at_ms)))
+            .map(|x| {
+                format!(
+                    " (dismissed by {} at {})",
+                    x.by,
+                    crate::web::iso_utc(x.at_ms)
+                )
+            })
             .unwrap_or_default();
         println!(
             "{}  {}{dismissed}\n  reason: {}\n  size: {} bytes, sha256: {}\n  payload: {}{}\n",

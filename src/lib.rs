@@ -275,7 +275,9 @@ async fn keep_dead_letters_bounded(
                 max_total = %bounds.max_total,
                 "Removed dead letters beyond the [dead_letters] bounds."
             ),
-            Err(e) => tracing::warn!(error = %e, "Could not remove old dead letters; trying again in an hour."),
+            Err(e) => {
+                tracing::warn!(error = %e, "Could not remove old dead letters; trying again in an hour.")
+            }
         }
     }
 }

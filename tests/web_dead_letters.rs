@@ -95,7 +95,10 @@ async fn an_owner_dismisses_a_letter_on_the_page_the_badge_drops_and_the_audit_l
     assert_eq!(status, StatusCode::OK);
     assert_eq!(badge(&page), 2, "{page}");
     let letter = article(&page, oldest).expect("the letter is listed");
-    assert!(letter.contains("payload is not valid JSON: EOF"), "{letter}");
+    assert!(
+        letter.contains("payload is not valid JSON: EOF"),
+        "{letter}"
+    );
     assert!(letter.contains(">Dismiss</button>"), "{letter}");
     assert!(letter.contains(&format!("name=\"first\" value=\"{oldest}\"")));
     assert!(letter.contains(&format!("name=\"last\" value=\"{oldest}\"")));
@@ -112,13 +115,19 @@ async fn an_owner_dismisses_a_letter_on_the_page_the_badge_drops_and_the_audit_l
 
     let (_, _, page) = aiko.get("/dead-letters").await;
     assert_eq!(badge(&page), 1, "the header counts only what is left");
-    assert!(article(&page, oldest).is_none(), "hidden by default: {page}");
+    assert!(
+        article(&page, oldest).is_none(),
+        "hidden by default: {page}"
+    );
     assert!(article(&page, newest).is_some());
     assert!(page.contains("Show 1 dismissed letter"), "{page}");
     let (_, _, all) = aiko.get("/dead-letters?dismissed=1").await;
     let letter = article(&all, oldest).expect("shown when asked for");
     assert!(letter.contains("Dismissed by aiko at "), "{letter}");
-    assert!(!letter.contains("<button"), "nothing left to dismiss: {letter}");
+    assert!(
+        !letter.contains("<button"),
+        "nothing left to dismiss: {letter}"
+    );
     assert!(all.contains("Hide dismissed letters"));
     assert_eq!(badge(&all), 1);
 
@@ -139,7 +148,8 @@ async fn an_owner_dismisses_a_letter_on_the_page_the_badge_drops_and_the_audit_l
 #[tokio::test]
 async fn a_dismissal_without_the_sessions_csrf_token_changes_nothing() {
     let site = Site::start("").await;
-    site.refuse(&[refused("payload is not valid JSON", "{")]).await;
+    site.refuse(&[refused("payload is not valid JSON", "{")])
+        .await;
     let id = site.letter_ids().await[0].to_string();
     let aiko = signed_in(&site, "aiko").await;
     for csrf in ["", "forged"] {
@@ -150,7 +160,10 @@ async fn a_dismissal_without_the_sessions_csrf_token_changes_nothing() {
             )
             .await;
         assert_eq!(status, StatusCode::FORBIDDEN);
-        assert!(page.contains("did not come from your current session"), "{page}");
+        assert!(
+            page.contains("did not come from your current session"),
+            "{page}"
+        );
     }
     let (_, _, page) = aiko.get("/dead-letters").await;
     assert_eq!(badge(&page), 1);
@@ -176,7 +189,10 @@ async fn an_integrator_dismisses_every_letter_shown_and_a_manager_may_do_neither
         hidden(&page, "last"),
     );
     let ids = site.letter_ids().await;
-    assert_eq!((first.clone(), last.clone()), (ids[2].to_string(), ids[0].to_string()));
+    assert_eq!(
+        (first.clone(), last.clone()),
+        (ids[2].to_string(), ids[0].to_string())
+    );
 
     // Meanwhile a manager tries the same: the role does not allow it.
     let mika = signed_in(&site, "mika").await;
@@ -193,7 +209,8 @@ async fn an_integrator_dismisses_every_letter_shown_and_a_manager_may_do_neither
     assert_eq!(status, StatusCode::FORBIDDEN);
 
     // A letter arriving after the page was loaded is not dismissed unseen.
-    site.refuse(&[refused("payload is not valid JSON", "[")]).await;
+    site.refuse(&[refused("payload is not valid JSON", "[")])
+        .await;
     let (status, _, _) = ito
         .post(
             "/dead-letters/dismiss",
@@ -207,13 +224,16 @@ async fn an_integrator_dismisses_every_letter_shown_and_a_manager_may_do_neither
     assert!(page.contains("Show 3 dismissed letters"), "{page}");
     let audit = site.audited("dead_letter_dismissed").await;
     assert_eq!(audit[0].actor.as_deref(), Some("ito"));
-    assert_eq!(audit[0].target, Some(format!("dead letters {first}–{last}")));
+    assert_eq!(
+        audit[0].target,
+        Some(format!("dead letters {first}–{last}"))
+    );
     assert_eq!(audit[0].detail.as_deref(), Some("3 dismissed"));
 }
 
 #[tokio::test]
 async fn a_huge_payload_is_shown_as_an_excerpt_with_its_full_size_and_hash_and_the_page_stays_small()
-{
+ {
     let site = Site::start("").await;
     // Under the 64 KiB limit, so kept whole: forty of them once made a page of megabytes.
     let body = format!("{{\"lines\":[\"{}\"]}}", "ab".repeat(30_000));
@@ -248,7 +268,10 @@ async fn a_huge_payload_is_shown_as_an_excerpt_with_its_full_size_and_hash_and_t
         "the first 300 characters and an ellipsis: {letter}"
     );
     assert!(!letter.contains(&"z".repeat(300)), "not one character more");
-    assert!(letter.contains(&format!("4.0 MiB received ({} bytes)", huge.len())), "{letter}");
+    assert!(
+        letter.contains(&format!("4.0 MiB received ({} bytes)", huge.len())),
+        "{letter}"
+    );
     assert!(letter.contains(&sha256_hex(huge.as_bytes())), "{letter}");
     assert!(letter.contains("An excerpt: the whole payload is not shown."));
 }
@@ -294,15 +317,27 @@ async fn the_api_caps_its_limit_like_the_events_api_and_gives_each_letters_size_
     assert_eq!(newest["dismissed"], Value::Null);
 
     let id = newest["id"].as_i64().unwrap();
-    site.store.dismiss_dead_letters(id..=id, "aiko", 0).await.unwrap();
+    site.store
+        .dismiss_dead_letters(id..=id, "aiko", 0)
+        .await
+        .unwrap();
     let (_, body) = site.get_as("aiko", "/api/dead-letters").await;
     let list = serde_json::from_str::<Value>(&body).unwrap()["dead_letters"].clone();
-    assert_eq!(list.as_array().unwrap().len(), 2, "dismissed ones left out: {body}");
-    let (_, body) = site.get_as("aiko", "/api/dead-letters?dismissed=true").await;
+    assert_eq!(
+        list.as_array().unwrap().len(),
+        2,
+        "dismissed ones left out: {body}"
+    );
+    let (_, body) = site
+        .get_as("aiko", "/api/dead-letters?dismissed=true")
+        .await;
     let list = serde_json::from_str::<Value>(&body).unwrap()["dead_letters"].clone();
     assert_eq!(list.as_array().unwrap().len(), 3);
     assert_eq!(list[0]["dismissed"]["by"], "aiko");
     let (_, _, health) = site.send("GET", "/healthz", None).await;
     let health = serde_json::from_str::<Value>(&health).unwrap();
-    assert_eq!(health["dead_letters"], 2, "health counts what is not dismissed");
+    assert_eq!(
+        health["dead_letters"], 2,
+        "health counts what is not dismissed"
+    );
 }

@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 
 pub use duration::{Millis, parse as parse_duration};
 pub use reader::ConfigError;
-pub use size::{Bytes, parse as parse_size};
 use reader::{At, Doc, Table};
+pub use size::{Bytes, parse as parse_size};
 
 use crate::event::{EventType, is_valid_id};
 

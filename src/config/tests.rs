@@ -1189,7 +1189,10 @@ fn the_sample_file_documents_the_dead_letter_defaults() {
     let sample = valid(include_str!("../../examples/tillmark.toml"));
     let defaults = valid("");
     assert_eq!(sample.dead_letters.keep_for, defaults.dead_letters.keep_for);
-    assert_eq!(sample.dead_letters.max_total, defaults.dead_letters.max_total);
+    assert_eq!(
+        sample.dead_letters.max_total,
+        defaults.dead_letters.max_total
+    );
 }
 
 #[test]

@@ -175,9 +175,8 @@ impl From<Row> for DeadLetter {
 impl DeadLetterStore for SqliteStore {
     async fn dead_letters(&self, query: &DeadLetterQuery) -> Result<Vec<DeadLetter>, StoreError> {
         // substr counts characters in text, so the cut never splits one.
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "SELECT id, received_ms, topic, reason, substr(raw, 1, ",
-        );
+        let mut q =
+            QueryBuilder::<Sqlite>::new("SELECT id, received_ms, topic, reason, substr(raw, 1, ");
         q.push_bind(DEAD_LETTER_EXCERPT_CHARS);
         q.push(
             ") AS raw, length(CAST(raw AS BLOB)) AS raw_bytes, size, sha256, dismissed_ms, dismissed_by \
@@ -229,11 +228,12 @@ impl DeadLetterStore for SqliteStore {
         let mut tx = self.writer().begin().await?;
         let mut purged = Purged::default();
         if let Some(before) = bounds.received_before_ms {
-            let removed: Vec<i64> =
-                sqlx::query_scalar("DELETE FROM dead_letters WHERE received_ms < ? RETURNING kept_bytes")
-                    .bind(before)
-                    .fetch_all(&mut *tx)
-                    .await?;
+            let removed: Vec<i64> = sqlx::query_scalar(
+                "DELETE FROM dead_letters WHERE received_ms < ? RETURNING kept_bytes",
+            )
+            .bind(before)
+            .fetch_all(&mut *tx)
+            .await?;
             purged.by_age = removed.len() as u64;
             purged.bytes += removed.iter().sum::<i64>().unsigned_abs();
         }
@@ -247,11 +247,12 @@ impl DeadLetterStore for SqliteStore {
             .fetch_optional(&mut *tx)
             .await?;
             if let Some(cut) = cut {
-                let removed: Vec<i64> =
-                    sqlx::query_scalar("DELETE FROM dead_letters WHERE id <= ? RETURNING kept_bytes")
-                        .bind(cut)
-                        .fetch_all(&mut *tx)
-                        .await?;
+                let removed: Vec<i64> = sqlx::query_scalar(
+                    "DELETE FROM dead_letters WHERE id <= ? RETURNING kept_bytes",
+                )
+                .bind(cut)
+                .fetch_all(&mut *tx)
+                .await?;
                 purged.by_size = removed.len() as u64;
                 purged.bytes += removed.iter().sum::<i64>().unsigned_abs();
             }

@@ -634,7 +634,10 @@ async fn a_dead_letter_keeps_the_size_and_sha256_of_the_payload_as_received_besi
         .collect();
     assert_eq!(d.sha256.as_deref(), Some(expected.as_str()));
     assert_eq!(d.raw, kept);
-    assert!(d.raw_is_partial(), "only the beginning of the payload is kept");
+    assert!(
+        d.raw_is_partial(),
+        "only the beginning of the payload is kept"
+    );
     assert_eq!(d.topic, "pos/shibuya-01/r1/events");
     assert_eq!(d.reason, "payload is not valid JSON");
 }
@@ -706,7 +709,10 @@ async fn purging_by_total_size_removes_the_oldest_until_the_rest_fit() {
         received_before_ms: None,
         max_total_bytes: Some(2_000),
     };
-    assert_eq!(store.purge_dead_letters(&bounds).await.unwrap().letters(), 0);
+    assert_eq!(
+        store.purge_dead_letters(&bounds).await.unwrap().letters(),
+        0
+    );
     let purged = store
         .purge_dead_letters(&DeadLetterBounds::everything())
         .await
@@ -736,7 +742,10 @@ async fn both_bounds_apply_in_one_purge_age_first() {
 async fn a_dismissed_letter_leaves_the_count_and_the_default_list_but_is_kept() {
     let letters: Vec<Intake> = (0..4).map(|i| letter(NOW_MS + i, b"{", "{")).collect();
     let (store, _dir) = letters_store(&letters).await;
-    assert_eq!(store.counts(&StoreScope::All).await.unwrap().dead_letters, 4);
+    assert_eq!(
+        store.counts(&StoreScope::All).await.unwrap().dead_letters,
+        4
+    );
     let ids: Vec<i64> = all_letters(&store).await.iter().map(|d| d.id).collect();
     let (newest, oldest) = (ids[0], ids[3]);
 
@@ -745,7 +754,10 @@ async fn a_dismissed_letter_leaves_the_count_and_the_default_list_but_is_kept() 
         .await
         .unwrap();
     assert_eq!(n, 1);
-    assert_eq!(store.counts(&StoreScope::All).await.unwrap().dead_letters, 3);
+    assert_eq!(
+        store.counts(&StoreScope::All).await.unwrap().dead_letters,
+        3
+    );
     let open = store
         .dead_letters(&DeadLetterQuery {
             include_dismissed: false,
@@ -772,12 +784,19 @@ async fn a_dismissed_letter_leaves_the_count_and_the_default_list_but_is_kept() 
         .await
         .unwrap();
     assert_eq!(n, 3);
-    assert_eq!(store.counts(&StoreScope::All).await.unwrap().dead_letters, 0);
-    assert_eq!(all_letters(&store).await[0].dismissed.as_ref().unwrap().by, "aiko");
+    assert_eq!(
+        store.counts(&StoreScope::All).await.unwrap().dead_letters,
+        0
+    );
+    assert_eq!(
+        all_letters(&store).await[0].dismissed.as_ref().unwrap().by,
+        "aiko"
+    );
 }
 
 #[tokio::test]
-async fn letters_kept_before_sizes_were_recorded_get_one_from_their_text_and_an_oversized_one_is_cut() {
+async fn letters_kept_before_sizes_were_recorded_get_one_from_their_text_and_an_oversized_one_is_cut()
+ {
     let dir = tempfile::tempdir().unwrap();
     let options = sqlx::sqlite::SqliteConnectOptions::from_str(&url(&dir))
         .unwrap()
@@ -794,12 +813,14 @@ async fn letters_kept_before_sizes_were_recorded_get_one_from_their_text_and_an_
     before.run(&pool).await.unwrap();
     let huge = format!("{{\"lines\":[\"{}\"]}}", "y".repeat(3 << 20));
     for raw in ["{\"id\":\"short\"}", huge.as_str()] {
-        sqlx::query("INSERT INTO dead_letters (received_ms, topic, reason, raw) VALUES (?, 't', 'bad', ?)")
-            .bind(NOW_MS)
-            .bind(raw)
-            .execute(&pool)
-            .await
-            .unwrap();
+        sqlx::query(
+            "INSERT INTO dead_letters (received_ms, topic, reason, raw) VALUES (?, 't', 'bad', ?)",
+        )
+        .bind(NOW_MS)
+        .bind(raw)
+        .execute(&pool)
+        .await
+        .unwrap();
     }
     pool.close().await;
 
@@ -810,7 +831,10 @@ async fn letters_kept_before_sizes_were_recorded_get_one_from_their_text_and_an_
     assert_eq!(short.raw, "{\"id\":\"short\"}");
     assert_eq!(short.sha256, None);
     assert_eq!(big.size, huge.len() as i64);
-    assert_eq!(big.raw_bytes, 1024, "the body kept whole before is cut to 1 KiB");
+    assert_eq!(
+        big.raw_bytes, 1024,
+        "the body kept whole before is cut to 1 KiB"
+    );
     assert!(big.raw_is_partial());
     assert_eq!(
         store.dead_letter_totals().await.unwrap().kept_bytes,
