@@ -22,7 +22,7 @@ impl fmt::Display for Bytes {
             n if n >= KIB => ("KiB", KIB),
             _ => return write!(f, "{n} B"),
         };
-        if n % scale == 0 {
+        if n.is_multiple_of(scale) {
             write!(f, "{} {unit}", n / scale)
         } else {
             write!(f, "{:.1} {unit}", n as f64 / scale as f64)
