@@ -120,6 +120,18 @@ pub enum Purge {
     All,
 }
 
+/// `--older-than`: a duration (`7d`, `12h`) that is not negative, which would reach into the future and
+/// remove every letter.
+pub fn parse_age(text: &str) -> Result<crate::config::Millis, String> {
+    let age = crate::config::parse_duration(text)?;
+    if age.0 < 0 {
+        return Err(format!(
+            "\"{text}\" is negative: give how long ago, like \"7d\""
+        ));
+    }
+    Ok(age)
+}
+
 /// Removes dead letters now and says what went and what is left.
 pub async fn dead_letters_purge(config: &Config, purge: Purge) -> anyhow::Result<String> {
     use crate::config::Bytes;

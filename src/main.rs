@@ -91,7 +91,7 @@ enum DeadLettersCommand {
         #[command(flatten)]
         config: ConfigArg,
         /// Instead, remove those received longer ago than this: 7d, 12h.
-        #[arg(long, value_parser = tillmark::config::parse_duration)]
+        #[arg(long, value_parser = tillmark::cli::parse_age)]
         older_than: Option<tillmark::config::Millis>,
         /// Instead, remove every dead letter.
         #[arg(long, conflicts_with = "older_than")]

@@ -613,12 +613,15 @@ async fn dead_letters_purge_without_options_applies_the_configs_bounds() {
 }
 
 #[test]
-fn dead_letters_purge_refuses_an_age_without_a_unit_and_both_options_at_once() {
+fn dead_letters_purge_refuses_an_age_without_a_unit_or_in_the_future_and_both_options_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let (file, _) = database_config(dir.path());
     let (code, stdout, stderr) = purge(dir.path(), &file, &["--older-than", "7"]);
     assert_eq!(code, Some(2), "{stdout}");
     assert!(stderr.contains("\"7\" has no unit"), "{stderr}");
+    let (code, _, stderr) = purge(dir.path(), &file, &["--older-than=-7d"]);
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("\"-7d\" is negative"), "{stderr}");
     let (code, _, stderr) = purge(dir.path(), &file, &["--older-than", "7d", "--all"]);
     assert_eq!(code, Some(2));
     assert!(stderr.contains("cannot be used with"), "{stderr}");
