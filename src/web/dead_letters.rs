@@ -44,8 +44,11 @@ struct Letter {
     excerpt: String,
     /// The excerpt is less than the payload: the page shows an ellipsis.
     cut: bool,
+    /// In the largest unit (`4.5 MiB`), and in bytes with thousands grouped; `small` under 1 KiB, where the
+    /// bytes say it all.
     size: String,
-    size_bytes: i64,
+    size_bytes: String,
+    small: bool,
     sha256: Option<String>,
     dismissed_by: Option<String>,
     dismissed_at: Option<String>,
@@ -64,7 +67,8 @@ fn letter(d: DeadLetter) -> Letter {
         excerpt,
         cut,
         size: Bytes(d.size.unsigned_abs()).to_string(),
-        size_bytes: d.size,
+        size_bytes: crate::money::format_amount(d.size, None),
+        small: d.size < 1024,
         sha256: d.sha256,
         dismissed_at: d.dismissed.as_ref().map(|x| FALLBACK.datetime(x.at_ms)),
         dismissed_by: d.dismissed.map(|x| x.by),
