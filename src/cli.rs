@@ -71,25 +71,121 @@ pub fn describe(config: &Config, file: Option<&Path>) -> String {
     )
 }
 
+/// `tillmark dead-letters`: the newest `limit`, dismissed ones marked, each payload's beginning only.
 pub async fn dead_letters(config: &Config, limit: i64) -> anyhow::Result<()> {
     let store = store::open(&config.database.url)
         .await
         .with_context(|| format!("opening {}", config.database.url))?;
-    let list = store.dead_letters(limit).await?;
+    let query = store::DeadLetterQuery {
+        include_dismissed: true,
+        limit,
+    };
+    let list = store.dead_letters(&query).await?;
     if list.is_empty() {
         println!("No rejected messages.");
     }
     for d in list {
+        let dismissed = d
+            .dismissed
+            .as_ref()
+            .map(|x| {
+                format!(
+                    " (dismissed by {} at {})",
+                    x.by,
+                    crate::web::iso_utc(x.at_ms)
+                )
+            })
+            .unwrap_or_default();
         println!(
-            "{}  {}\n  reason: {}\n  payload: {}\n",
+            "{}  {}{dismissed}\n  reason: {}\n  size: {} bytes, sha256: {}\n  payload: {}{}\n",
             crate::web::iso_utc(d.received_ms),
             d.topic,
             d.reason,
-            d.raw
+            d.size,
+            d.sha256.as_deref().unwrap_or("not recorded"),
+            d.raw,
+            if d.raw_is_partial() { "…" } else { "" },
         );
     }
     store.close().await;
     Ok(())
+}
+
+/// What `tillmark dead-letters purge` removes: everything, what is older than `older_than`, or else what the
+/// config's `[dead_letters]` bounds leave out, as the daemon does every hour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purge {
+    Configured,
+    OlderThan(crate::config::Millis),
+    All,
+}
+
+/// `--older-than`: a duration (`7d`, `12h`) that is not negative, which would reach into the future and
+/// remove every letter.
+pub fn parse_age(text: &str) -> Result<crate::config::Millis, String> {
+    let age = crate::config::parse_duration(text)?;
+    if age.0 < 0 {
+        return Err(format!(
+            "\"{text}\" is negative: give how long ago, like \"7d\""
+        ));
+    }
+    Ok(age)
+}
+
+/// Removes dead letters now and says what went and what is left.
+pub async fn dead_letters_purge(config: &Config, purge: Purge) -> anyhow::Result<String> {
+    use crate::config::Bytes;
+    let store = store::open(&config.database.url)
+        .await
+        .with_context(|| format!("opening {}", config.database.url))?;
+    let now = crate::clock::now_ms();
+    let (bounds, age) = match purge {
+        Purge::Configured => (
+            crate::dead_letter_retention(&config.dead_letters, now),
+            config.dead_letters.keep_for,
+        ),
+        Purge::OlderThan(age) => (
+            store::DeadLetterBounds {
+                received_before_ms: Some(now.saturating_sub(age.0)),
+                max_total_bytes: None,
+            },
+            age,
+        ),
+        Purge::All => (store::DeadLetterBounds::everything(), Default::default()),
+    };
+    let purged = store.purge_dead_letters(&bounds).await?;
+    let left = store.dead_letter_totals().await?;
+    store.close().await;
+    let plural = |n: u64| if n == 1 { "" } else { "s" };
+    let mut out = if purged.letters() == 0 {
+        "No dead letters to remove.".to_string()
+    } else {
+        let n = purged.letters();
+        let why = match purge {
+            Purge::All => String::new(),
+            _ => {
+                let mut parts = vec![format!("{} older than {age}", purged.by_age)];
+                if bounds.max_total_bytes.is_some() {
+                    parts.push(format!(
+                        "{} beyond the {} total",
+                        purged.by_size, config.dead_letters.max_total
+                    ));
+                }
+                format!(": {}", parts.join(", "))
+            }
+        };
+        format!(
+            "Removed {n} dead letter{} ({}){why}.",
+            plural(n),
+            Bytes(purged.bytes)
+        )
+    };
+    let kept = left.letters.unsigned_abs();
+    out.push_str(&format!(
+        " {kept} kept ({}).\n",
+        Bytes(left.kept_bytes.unsigned_abs())
+    ));
+    Ok(out)
 }
 
 pub async fn retry_failed(config: &Config, system: Option<&str>) -> anyhow::Result<()> {

@@ -42,6 +42,8 @@ pub struct Daemon {
     web_cancel: CancellationToken,
     watcher: JoinHandle<()>,
     watch_cancel: CancellationToken,
+    housekeeping: JoinHandle<()>,
+    housekeeping_cancel: CancellationToken,
     store: Arc<dyn Store>,
     web_addr: SocketAddr,
     broker: BrokerUrl,
@@ -113,6 +115,12 @@ impl Daemon {
         }
         let watch_cancel = CancellationToken::new();
         let watcher = tokio::spawn(integrations.clone().watch(watch_cancel.clone()));
+        let housekeeping_cancel = CancellationToken::new();
+        let housekeeping = tokio::spawn(keep_dead_letters_bounded(
+            config.clone(),
+            store.clone(),
+            housekeeping_cancel.clone(),
+        ));
 
         let broker = match &config.mqtt.url {
             Some(url) => url.clone(),
@@ -197,6 +205,8 @@ impl Daemon {
             web_cancel,
             watcher,
             watch_cancel,
+            housekeeping,
+            housekeeping_cancel,
             store,
             web_addr,
             broker,
@@ -229,8 +239,58 @@ impl Daemon {
         let _ = self.web.await;
         self.watch_cancel.cancel();
         let _ = self.watcher.await;
+        self.housekeeping_cancel.cancel();
+        let _ = self.housekeeping.await;
         self.store.close().await;
         tracing::info!("Stopped.");
+    }
+}
+
+/// How often retention runs. Dead letters come slowly, so an hour's more of them is nothing to either bound.
+const DEAD_LETTER_HOUSEKEEPING: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// What `[dead_letters]` leaves out at `now_ms`: the daemon's retention and `tillmark dead-letters purge`.
+pub fn dead_letter_retention(
+    config: &config::DeadLetterConfig,
+    now_ms: i64,
+) -> store::DeadLetterBounds {
+    store::DeadLetterBounds {
+        received_before_ms: Some(now_ms.saturating_sub(config.keep_for.0)),
+        max_total_bytes: Some(config.max_total.0),
+    }
+}
+
+/// Removes the dead letters beyond `[dead_letters]` once at start and every hour after.
+async fn keep_dead_letters_bounded(
+    config: Arc<Config>,
+    store: Arc<dyn Store>,
+    cancel: CancellationToken,
+) {
+    let bounds = &config.dead_letters;
+    let mut every = tokio::time::interval(DEAD_LETTER_HOUSEKEEPING);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        match store
+            .purge_dead_letters(&dead_letter_retention(bounds, clock::now_ms()))
+            .await
+        {
+            Ok(purged) if purged.letters() == 0 => {}
+            Ok(purged) => tracing::info!(
+                older = purged.by_age,
+                beyond_total = purged.by_size,
+                freed = %config::Bytes(purged.bytes),
+                keep_for = %bounds.keep_for,
+                max_total = %bounds.max_total,
+                "Removed dead letters beyond the [dead_letters] bounds."
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "Could not remove old dead letters; trying again in an hour.")
+            }
+        }
     }
 }
 

@@ -60,13 +60,15 @@ enum Command {
     /// Vendor definitions: check every file in the integrations folder.
     #[command(subcommand)]
     Integrations(IntegrationsCommand),
-    /// List rejected messages with their reasons.
+    /// List rejected messages with their reasons, or remove old ones (purge).
     DeadLetters {
         #[command(flatten)]
         config: ConfigArg,
         /// How many, newest first.
         #[arg(long, default_value_t = 50)]
         limit: i64,
+        #[command(subcommand)]
+        command: Option<DeadLettersCommand>,
     },
     /// People who sign in to the index: add, change a password, list, remove.
     #[command(subcommand)]
@@ -81,6 +83,22 @@ enum Command {
         /// Only this camera system's.
         #[arg(long)]
         system: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum DeadLettersCommand {
+    /// Remove dead letters now: by default those beyond the config's [dead_letters] bounds (keep_for,
+    /// max_total), as the daemon does every hour.
+    Purge {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Instead, remove those received longer ago than this: 7d, 12h.
+        #[arg(long, value_parser = tillmark::cli::parse_age)]
+        older_than: Option<tillmark::config::Millis>,
+        /// Instead, remove every dead letter.
+        #[arg(long, conflicts_with = "older_than")]
+        all: bool,
     },
 }
 
@@ -280,10 +298,41 @@ async fn main() -> ExitCode {
             }
             Err(code) => return code,
         },
-        Command::DeadLetters { config, limit } => match load(&config) {
+        Command::DeadLetters {
+            config,
+            limit,
+            command: None,
+        } => match load(&config) {
             Ok(config) => tillmark::cli::dead_letters(&config, limit).await,
             Err(code) => return code,
         },
+        Command::DeadLetters {
+            config: outer,
+            command:
+                Some(DeadLettersCommand::Purge {
+                    config,
+                    older_than,
+                    all,
+                }),
+            ..
+        } => {
+            use tillmark::cli::Purge;
+            let purge = match (all, older_than) {
+                (true, _) => Purge::All,
+                (false, Some(age)) => Purge::OlderThan(age),
+                (false, None) => Purge::Configured,
+            };
+            // `--config` may come before `purge` or after it.
+            let config = ConfigArg {
+                config: config.config.or(outer.config),
+            };
+            match load(&config) {
+                Ok(config) => tillmark::cli::dead_letters_purge(&config, purge)
+                    .await
+                    .map(|out| print!("{out}")),
+                Err(code) => return code,
+            }
+        }
         Command::User(command) => {
             let (config, run) = match command {
                 UserCommand::Add {

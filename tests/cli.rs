@@ -278,6 +278,8 @@ async fn dead_letters_lists_a_rejected_message_with_its_reason_and_masked_payloa
             received_ms: 1_795_254_127_310,
             reason,
             raw: parsed.raw,
+            size: payload.len() as u64,
+            sha256: store::sha256_hex(payload),
         }],
         1_795_254_127_310,
     )
@@ -513,4 +515,115 @@ fn users_and_tokens_are_managed_from_the_command_line_and_no_secret_is_stored_as
     for secret in [owner_pw, made_up, "a-new-passphrase", token.as_str()] {
         assert!(!db.contains(secret), "{secret} is stored as typed");
     }
+}
+
+/// Letters received `days_ago` (fractions allowed) before now, each with a 100-byte payload kept whole.
+async fn refused_days_ago(url: &str, days_ago: &[f64]) {
+    let db = store::open(url).await.expect("open the database");
+    let now = tillmark::clock::now_ms();
+    let payload = format!("{{\"id\":\"{}\"}}", "x".repeat(91));
+    let letters: Vec<Intake> = days_ago
+        .iter()
+        .map(|d| Intake::DeadLetter {
+            topic: "pos/shibuya-01/r2/events".into(),
+            received_ms: now - (d * 86_400_000.0) as i64,
+            reason: format!("received {d} days ago"),
+            raw: payload.clone(),
+            size: payload.len() as u64,
+            sha256: store::sha256_hex(payload.as_bytes()),
+        })
+        .collect();
+    db.ingest(&letters, now)
+        .await
+        .expect("write the dead letters");
+    db.close().await;
+}
+
+fn purge(dir: &Path, file: &Path, args: &[&str]) -> (Option<i32>, String, String) {
+    run(tillmark(dir)
+        .args(["dead-letters", "purge", "--config"])
+        .arg(file)
+        .args(args))
+}
+
+#[tokio::test]
+async fn dead_letters_purge_removes_what_is_older_than_asked_or_everything_and_says_what_it_removed()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let (file, url) = database_config(dir.path());
+    refused_days_ago(&url, &[10.0, 8.0, 0.1]).await;
+    let path = dir.path().to_path_buf();
+    let (code, stdout, stderr) =
+        tokio::task::spawn_blocking(move || purge(&path, &file, &["--older-than", "7d"]))
+            .await
+            .unwrap();
+    assert_eq!(code, Some(0), "{stderr}");
+    // Each letter keeps its payload (100 bytes), topic (24) and reason.
+    let kept = |reason: &str| 100 + 24 + reason.len();
+    assert_eq!(
+        stdout,
+        format!(
+            "Removed 2 dead letters ({} B): 2 older than 7d. 1 kept ({} B).\n",
+            kept("received 10 days ago") + kept("received 8 days ago"),
+            kept("received 0.1 days ago"),
+        )
+    );
+    let (file, _) = database_config(dir.path());
+    let (code, stdout, _) = run(tillmark(dir.path())
+        .args(["dead-letters", "--config"])
+        .arg(&file));
+    assert_eq!(code, Some(0));
+    assert!(stdout.contains("received 0.1 days ago"), "{stdout}");
+    assert!(!stdout.contains("received 8 days ago"), "{stdout}");
+    assert!(stdout.contains("size: 100 bytes, sha256: "), "{stdout}");
+
+    let (code, stdout, stderr) = purge(dir.path(), &file, &["--all"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        stdout,
+        format!(
+            "Removed 1 dead letter ({} B). 0 kept (0 B).\n",
+            kept("received 0.1 days ago")
+        )
+    );
+    let (code, stdout, _) = purge(dir.path(), &file, &[]);
+    assert_eq!(code, Some(0));
+    assert_eq!(stdout, "No dead letters to remove. 0 kept (0 B).\n");
+}
+
+#[tokio::test]
+async fn dead_letters_purge_without_options_applies_the_configs_bounds() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("x.db").display());
+    let file = write(
+        dir.path(),
+        "tillmark.toml",
+        &format!("[database]\nurl = \"{url}\"\n[dead_letters]\nkeep_for = \"2d\"\n"),
+    );
+    refused_days_ago(&url, &[3.0, 2.5, 1.0]).await;
+    let (code, stdout, stderr) = tokio::task::spawn_blocking(move || purge(dir.path(), &file, &[]))
+        .await
+        .unwrap();
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stdout.starts_with("Removed 2 dead letters (")
+            && stdout.contains("): 2 older than 2d, 0 beyond the 64 MiB total. 1 kept ("),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn dead_letters_purge_refuses_an_age_without_a_unit_or_in_the_future_and_both_options_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (file, _) = database_config(dir.path());
+    let (code, stdout, stderr) = purge(dir.path(), &file, &["--older-than", "7"]);
+    assert_eq!(code, Some(2), "{stdout}");
+    assert!(stderr.contains("\"7\" has no unit"), "{stderr}");
+    let (code, _, stderr) = purge(dir.path(), &file, &["--older-than=-7d"]);
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("\"-7d\" is negative"), "{stderr}");
+    let (code, _, stderr) = purge(dir.path(), &file, &["--older-than", "7d", "--all"]);
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("cannot be used with"), "{stderr}");
+    assert!(!dir.path().join("x.db").exists(), "nothing was opened");
 }

@@ -204,6 +204,10 @@ impl Site {
                 received_ms: ms("2026-11-21T09:00:00Z"),
                 reason: "amount: must be an integer, found a string".into(),
                 raw: r#"{"id":"x","amount":"1280","note":"<b>bold</b>"}"#.into(),
+                size: 47,
+                sha256: tillmark::store::sha256_hex(
+                    br#"{"id":"x","amount":"1280","note":"<b>bold</b>"}"#,
+                ),
             },
         ];
         let now = ms("2026-11-21T10:00:00Z");

@@ -1,4 +1,4 @@
-//! Durations as people write them in a config file: `"10s"`, `"1.5s"`, `"250ms"`, `"2m"`, `"1h"`, and signed
+//! Durations as people write them in a config file: `"10s"`, `"1.5s"`, `"250ms"`, `"2m"`, `"1h"`, `"30d"`, and signed
 //! (`"-2.5s"`) where a correction can go either way. Kept to milliseconds, the precision every camera API uses.
 
 use std::fmt;
@@ -30,7 +30,7 @@ impl fmt::Display for Millis {
     }
 }
 
-/// Parses `"<number><unit>"` with unit `ms`, `s`, `m` or `h`. A bare number is refused: a unit-less `10`
+/// Parses `"<number><unit>"` with unit `ms`, `s`, `m`, `h` or `d` (24 hours). A bare number is refused: a unit-less `10`
 /// could mean seconds or milliseconds, and guessing wrong puts a bookmark at the wrong moment.
 pub fn parse(text: &str) -> Result<Millis, String> {
     let t = text.trim();
@@ -79,6 +79,7 @@ mod tests {
         assert_eq!(parse("1h"), Ok(Millis(3_600_000)));
         assert_eq!(parse("-2.5s"), Ok(Millis(-2_500)));
         assert_eq!(parse("400d"), Ok(Millis(400 * 86_400_000)));
+        assert_eq!(parse("30d"), Ok(Millis(30 * 86_400_000)));
     }
 
     #[test]
@@ -94,5 +95,7 @@ mod tests {
         assert_eq!(Millis(10_000).to_string(), "10s");
         assert_eq!(Millis(120_000).to_string(), "2m");
         assert_eq!(Millis(1_500).to_string(), "1500ms");
+        assert_eq!(Millis(7 * 86_400_000).to_string(), "7d");
+        assert_eq!(Millis(36 * 3_600_000).to_string(), "36h");
     }
 }

@@ -6,6 +6,7 @@
 mod duration;
 mod intake;
 pub(crate) mod reader;
+mod size;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
@@ -16,6 +17,7 @@ pub use duration::{Millis, parse as parse_duration};
 pub use intake::IntakeConfig;
 pub use reader::ConfigError;
 use reader::{At, Doc, Table};
+pub use size::{Bytes, parse as parse_size};
 
 use crate::event::{EventType, is_valid_id};
 use crate::ingest::tls::{MqttTls, MqttTlsFiles};
@@ -28,6 +30,7 @@ pub struct Config {
     pub web: WebConfig,
     pub bookmarks: BookmarkConfig,
     pub delivery: DeliveryConfig,
+    pub dead_letters: DeadLetterConfig,
     pub integrations: IntegrationsConfig,
     pub intake: IntakeConfig,
     /// `[signing]`: whether events must be signed, and each register's key.
@@ -185,6 +188,19 @@ pub struct DeliveryConfig {
     pub timeout: Millis,
 }
 
+/// `[dead_letters]`: how much of the dead-letter list is kept. The daemon removes the oldest letters beyond
+/// either bound every hour (and once at start); `tillmark dead-letters purge` does it on demand.
+#[derive(Debug, Clone)]
+pub struct DeadLetterConfig {
+    /// Letters received longer ago than this are removed. Default `30d`: a month's pattern of a misbehaving
+    /// sender stays visible; 1h to 366d.
+    pub keep_for: Millis,
+    /// The most the letters may keep together (their text, topics and reasons); the oldest beyond it are
+    /// removed. Default `64MiB`: about a thousand letters of the largest valid size, and tens of thousands of
+    /// ordinary ones; at least 1MiB.
+    pub max_total: Bytes,
+}
+
 /// `[[stores]]`.
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
@@ -323,6 +339,7 @@ impl fmt::Display for ConfigErrors {
 
 pub const DEFAULT_TOPIC: &str = "pos/+/+/events";
 pub const DEFAULT_RETRY: [i64; 7] = [1_000, 5_000, 15_000, 30_000, 60_000, 120_000, 300_000];
+const DAY_MS: i64 = 86_400_000;
 /// The largest camera clock correction: beyond it the camera's clock, not tillmark's config, needs fixing.
 const MAX_OFFSET_MS: i64 = 3_600_000;
 
@@ -382,6 +399,7 @@ impl Builder<'_> {
         let web = self.web(top.opt_table("web").as_ref());
         let bookmarks = self.bookmarks(top.opt_table("bookmarks").as_ref());
         let delivery = self.delivery(top.opt_table("delivery").as_ref());
+        let dead_letters = self.dead_letters(top.opt_table("dead_letters").as_ref());
         let integrations = self.integrations(top.opt_table("integrations").as_ref());
         let intake = self.intake(top.opt_table("intake").as_ref());
         let signing = self.signing(top.opt_table("signing").as_ref());
@@ -416,6 +434,7 @@ impl Builder<'_> {
             web: web?,
             bookmarks,
             delivery: delivery?,
+            dead_letters,
             integrations,
             intake,
             signing,
@@ -742,6 +761,36 @@ impl Builder<'_> {
         }
         t.finish();
         Some(cfg)
+    }
+
+    fn dead_letters(&self, t: Option<&Table>) -> DeadLetterConfig {
+        let mut cfg = DeadLetterConfig {
+            keep_for: Millis(30 * DAY_MS),
+            max_total: Bytes(64 * 1024 * 1024),
+        };
+        let Some(t) = t else { return cfg };
+        if let Some(d) = t.opt_duration("keep_for") {
+            if d.0 < 3_600_000 {
+                t.error(
+                    "keep_for",
+                    "must be at least 1h: a shorter time removes letters before anyone reads them",
+                );
+            } else {
+                cfg.keep_for = d;
+            }
+        }
+        if let Some(b) = t.opt_size("max_total") {
+            if b.0 < 1024 * 1024 {
+                t.error(
+                    "max_total",
+                    "must be at least 1MiB: a smaller bound keeps only a few letters",
+                );
+            } else {
+                cfg.max_total = b;
+            }
+        }
+        t.finish();
+        cfg
     }
 
     fn store(&self, t: &Table) -> Option<StoreConfig> {

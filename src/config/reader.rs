@@ -9,6 +9,7 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use super::duration::{self, Millis};
+use super::size::{self, Bytes};
 
 /// One problem in a config file: where it is and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -264,6 +265,17 @@ impl<'a, 'i> Table<'a, 'i> {
         let s = self.opt_str(key)?;
         match duration::parse(&s.value) {
             Ok(d) => Some(d),
+            Err(message) => {
+                self.doc.push(s.path, Some(s.line), message);
+                None
+            }
+        }
+    }
+
+    pub fn opt_size(&self, key: &'static str) -> Option<Bytes> {
+        let s = self.opt_str(key)?;
+        match size::parse(&s.value) {
+            Ok(b) => Some(b),
             Err(message) => {
                 self.doc.push(s.path, Some(s.line), message);
                 None

@@ -473,7 +473,7 @@ fn each_mistake_comes_with_a_message_that_says_how_to_fix_it() {
     let message = |path: &str| error_at(&errors, path).message.clone();
     assert_eq!(
         message("colour"),
-        "unknown key; expected one of: bookmarks, camera_systems, cameras, database, delivery, intake, integrations, mqtt, signing, stores, web"
+        "unknown key; expected one of: bookmarks, camera_systems, cameras, database, dead_letters, delivery, intake, integrations, mqtt, signing, stores, web"
     );
     assert_eq!(
         message("mqtt.retain"),
@@ -805,7 +805,7 @@ fn the_error_list_names_the_file_counts_the_errors_and_lists_each_on_its_own_lin
         lines.next(),
         Some(
             "  - colour (line 1): unknown key; expected one of: bookmarks, camera_systems, cameras, database, \
-             delivery, intake, integrations, mqtt, signing, stores, web"
+             dead_letters, delivery, intake, integrations, mqtt, signing, stores, web"
         )
     );
     assert_eq!(lines.count(), 17);
@@ -1419,5 +1419,70 @@ fn required_signing_without_any_key_is_refused() {
             .message
             .contains("needs at least one [[signing.keys]]"),
         "{errors:?}"
+    );
+}
+
+// ---- [dead_letters] ----
+
+#[test]
+fn dead_letters_are_kept_thirty_days_and_64_mib_unless_the_file_says_otherwise() {
+    let config = valid("");
+    assert_eq!(config.dead_letters.keep_for, Millis(30 * 86_400_000));
+    assert_eq!(config.dead_letters.max_total, Bytes(64 * 1024 * 1024));
+
+    let config = valid("[dead_letters]\nkeep_for = \"7d\"\nmax_total = \"1.5GiB\"\n");
+    assert_eq!(config.dead_letters.keep_for, Millis(7 * 86_400_000));
+    assert_eq!(config.dead_letters.max_total, Bytes(1_610_612_736));
+    let config = valid("[dead_letters]\nkeep_for = \"36h\"\n");
+    assert_eq!(config.dead_letters.keep_for, Millis(36 * 3_600_000));
+    assert_eq!(config.dead_letters.max_total, Bytes(64 * 1024 * 1024));
+}
+
+#[test]
+fn the_sample_file_documents_the_dead_letter_defaults() {
+    let sample = valid(include_str!("../../examples/tillmark.toml"));
+    let defaults = valid("");
+    assert_eq!(sample.dead_letters.keep_for, defaults.dead_letters.keep_for);
+    assert_eq!(
+        sample.dead_letters.max_total,
+        defaults.dead_letters.max_total
+    );
+}
+
+#[test]
+fn dead_letter_bounds_too_small_or_without_a_unit_are_refused_on_their_lines() {
+    let text = "[dead_letters]\nkeep_for = \"10m\"\nmax_total = \"100KiB\"\n";
+    let errors = invalid(text);
+    let keep = error_at(&errors, "dead_letters.keep_for");
+    assert_eq!(keep.line, Some(line_of(text, "keep_for")));
+    assert_eq!(
+        keep.message,
+        "must be at least 1h: a shorter time removes letters before anyone reads them"
+    );
+    let max = error_at(&errors, "dead_letters.max_total");
+    assert_eq!(max.line, Some(line_of(text, "max_total")));
+    assert_eq!(
+        max.message,
+        "must be at least 1MiB: a smaller bound keeps only a few letters"
+    );
+
+    let text = "[dead_letters]\nkeep_for = \"30\"\nmax_total = \"64\"\nkeep = \"1d\"\n";
+    let errors = invalid(text);
+    assert_eq!(errors.len(), 3, "{errors:#?}");
+    assert!(
+        error_at(&errors, "dead_letters.keep_for")
+            .message
+            .contains("has no unit")
+    );
+    let max = error_at(&errors, "dead_letters.max_total");
+    assert_eq!(
+        max.message,
+        "\"64\" has no unit: write it like \"64MiB\", \"512KiB\" or \"1GiB\""
+    );
+    assert!(
+        error_at(&errors, "dead_letters.keep")
+            .message
+            .starts_with("unknown key; expected one of: keep_for, max_total"),
+        "{errors:#?}"
     );
 }

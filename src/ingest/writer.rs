@@ -172,6 +172,8 @@ impl Writer {
                 received_ms,
                 reason: rejected.reason(),
                 raw: parsed.raw,
+                size: publish.payload.len() as u64,
+                sha256: crate::store::sha256_hex(&publish.payload),
             },
         }
     }

@@ -11,6 +11,7 @@
 mod accounts;
 mod audit;
 mod cases;
+mod dead_letters;
 mod sqlite;
 #[cfg(test)]
 mod tests;
@@ -23,6 +24,10 @@ pub use audit::{AuditEntry, AuditLog, AuditQuery, NewAuditEntry};
 pub use cases::{
     CASE_TEXT_MAX_CHARS, CaseChange, CaseEntry, CaseError, CaseFilter, CaseOutcome, CaseRecord,
     CaseState, CaseSummary, Cases,
+};
+pub use dead_letters::{
+    DEAD_LETTER_EXCERPT_CHARS, DeadLetter, DeadLetterBounds, DeadLetterQuery, DeadLetterStore,
+    DeadLetterTotals, Dismissal, Purged, sha256_hex,
 };
 pub use sqlite::SqliteStore;
 
@@ -70,7 +75,12 @@ pub enum Intake {
         topic: String,
         received_ms: i64,
         reason: String,
+        /// The payload as text, card numbers masked; only its beginning when the payload was oversized.
         raw: String,
+        /// Bytes of the payload as received.
+        size: u64,
+        /// SHA-256 of the payload as received, lowercase hex: matches what the sender can compute.
+        sha256: String,
     },
 }
 
@@ -174,15 +184,6 @@ pub struct EventRecord {
     pub bookmarks: Vec<BookmarkRecord>,
     /// Where its case stands, if anyone opened one.
     pub case: Option<CaseSummary>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct DeadLetter {
-    pub id: i64,
-    pub received_ms: i64,
-    pub topic: String,
-    pub reason: String,
-    pub raw: String,
 }
 
 /// The stores whose events a reader may see. Every read of events takes one, and the backend applies it in
@@ -309,12 +310,13 @@ pub struct Counts {
     pub events: i64,
     pub pending: i64,
     pub failed: i64,
+    /// Dead letters not dismissed: what the header's badge shows.
     pub dead_letters: i64,
     pub last_received_ms: Option<i64>,
 }
 
 #[async_trait]
-pub trait Store: Accounts + AuditLog + Cases + Send + Sync + 'static {
+pub trait Store: Accounts + AuditLog + Cases + DeadLetterStore + Send + Sync + 'static {
     /// Writes a batch in one transaction and returns once it is durable, one outcome per intake, in order.
     async fn ingest(&self, batch: &[Intake], now_ms: i64)
     -> Result<Vec<IntakeOutcome>, StoreError>;
@@ -368,8 +370,8 @@ pub trait Store: Accounts + AuditLog + Cases + Send + Sync + 'static {
         register: &RegisterActivity<'_>,
     ) -> Result<Vec<EventRecord>, StoreError>;
     async fn attempts(&self, bookmark_id: i64) -> Result<Vec<AttemptRecord>, StoreError>;
-    async fn dead_letters(&self, limit: i64) -> Result<Vec<DeadLetter>, StoreError>;
-    /// Events and bookmarks in `scope`; dead letters belong to no store and are counted only for `All`.
+    /// Events and bookmarks in `scope`; dead letters (those not dismissed) belong to no store and are counted
+    /// only for `All`.
     async fn counts(&self, scope: &StoreScope) -> Result<Counts, StoreError>;
     async fn system_stats(&self) -> Result<Vec<SystemStats>, StoreError>;
 

@@ -236,20 +236,30 @@ fn event_from_row(row: &SqliteRow) -> Result<EventRecord, StoreError> {
     })
 }
 
+/// `size` and `sha256` are of the payload as it arrived; `raw` is what is kept of it (masked, maybe cut).
 async fn insert_dead_letter(
     tx: &mut sqlx::Transaction<'_, Sqlite>,
     received_ms: i64,
     topic: &str,
     reason: &str,
     raw: &str,
+    size: u64,
+    sha256: &str,
 ) -> Result<(), StoreError> {
-    sqlx::query("INSERT INTO dead_letters (received_ms, topic, reason, raw) VALUES (?, ?, ?, ?)")
-        .bind(received_ms)
-        .bind(topic)
-        .bind(reason)
-        .bind(raw)
-        .execute(&mut **tx)
-        .await?;
+    let kept_bytes = raw.len() + topic.len() + reason.len();
+    sqlx::query(
+        "INSERT INTO dead_letters (received_ms, topic, reason, raw, size, sha256, kept_bytes) \
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(received_ms)
+    .bind(topic)
+    .bind(reason)
+    .bind(raw)
+    .bind(i64::try_from(size).unwrap_or(i64::MAX))
+    .bind(sha256)
+    .bind(i64::try_from(kept_bytes).unwrap_or(i64::MAX))
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 
@@ -281,7 +291,19 @@ async fn reused_or_duplicate(
         "id reused with different content: event {seq} ({}/{}, id {}) was stored first and is kept; this message is not",
         event.store, event.register, event.id
     );
-    insert_dead_letter(tx, received_ms, topic, &reason, raw).await?;
+    // The event's payload was not kept byte for byte: size and digest are of the text kept, which is the
+    // payload itself unless masking changed it.
+    let size = raw.len() as u64;
+    insert_dead_letter(
+        tx,
+        received_ms,
+        topic,
+        &reason,
+        raw,
+        size,
+        &sha256_hex(raw.as_bytes()),
+    )
+    .await?;
     Ok(IntakeOutcome::Reused { seq })
 }
 
@@ -389,8 +411,11 @@ impl Store for SqliteStore {
                     received_ms,
                     reason,
                     raw,
+                    size,
+                    sha256,
                 } => {
-                    insert_dead_letter(&mut tx, *received_ms, topic, reason, raw).await?;
+                    insert_dead_letter(&mut tx, *received_ms, topic, reason, raw, *size, sha256)
+                        .await?;
                     outcomes.push(IntakeOutcome::DeadLettered);
                 }
             }
@@ -754,25 +779,6 @@ impl Store for SqliteStore {
             .collect())
     }
 
-    async fn dead_letters(&self, limit: i64) -> Result<Vec<DeadLetter>, StoreError> {
-        let rows: Vec<(i64, i64, String, String, String)> = sqlx::query_as(
-            "SELECT id, received_ms, topic, reason, raw FROM dead_letters ORDER BY received_ms DESC, id DESC LIMIT ?",
-        )
-        .bind(limit.clamp(1, 1000))
-        .fetch_all(&self.reader)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(id, received_ms, topic, reason, raw)| DeadLetter {
-                id,
-                received_ms,
-                topic,
-                reason,
-                raw,
-            })
-            .collect())
-    }
-
     async fn counts(&self, scope: &StoreScope) -> Result<Counts, StoreError> {
         let mut q = QueryBuilder::<Sqlite>::new(
             "SELECT COUNT(*), MAX(received_ms) FROM events e WHERE 1 = 1",
@@ -790,7 +796,7 @@ impl Store for SqliteStore {
         }
         let (pending, failed): (i64, i64) = q.build_query_as().fetch_one(&self.reader).await?;
         let dead_letters: i64 = if *scope == StoreScope::All {
-            sqlx::query_scalar("SELECT COUNT(*) FROM dead_letters")
+            sqlx::query_scalar("SELECT COUNT(*) FROM dead_letters WHERE dismissed_ms IS NULL")
                 .fetch_one(&self.reader)
                 .await?
         } else {

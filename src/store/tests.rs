@@ -1,6 +1,9 @@
 //! The event list's search and filters against a real SQLite file: what a person searching for a receipt finds.
 
 use std::collections::{BTreeSet, HashMap};
+use std::str::FromStr;
+
+use sha2::Digest;
 
 use serde_json::{Value, json};
 
@@ -613,7 +616,13 @@ async fn an_id_used_again_with_other_content_is_a_dead_letter_and_marks_the_orig
         kept.bookmarks.is_empty(),
         "the forged copy made no bookmark"
     );
-    let letters = store.dead_letters(10).await.unwrap();
+    let letters = store
+        .dead_letters(&DeadLetterQuery {
+            include_dismissed: false,
+            limit: 10,
+        })
+        .await
+        .unwrap();
     assert_eq!(letters.len(), 1);
     assert!(
         letters[0].reason.starts_with(&format!(
@@ -623,4 +632,270 @@ async fn an_id_used_again_with_other_content_is_a_dead_letter_and_marks_the_orig
         letters[0].reason
     );
     assert!(letters[0].raw.contains("\"sale\""));
+}
+
+// ---- Dead letters ----
+
+const DAY_MS: i64 = 86_400_000;
+
+/// A message refused as the writer would keep it: `payload` is what arrived, `raw` what is kept of it.
+fn letter(received_ms: i64, payload: &[u8], raw: &str) -> Intake {
+    Intake::DeadLetter {
+        topic: "pos/shibuya-01/r1/events".into(),
+        received_ms,
+        reason: "payload is not valid JSON".into(),
+        raw: raw.into(),
+        size: payload.len() as u64,
+        sha256: sha256_hex(payload),
+    }
+}
+
+async fn letters_store(letters: &[Intake]) -> (SqliteStore, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&url(&dir)).await.unwrap();
+    store.ingest(letters, NOW_MS).await.unwrap();
+    (store, dir)
+}
+
+async fn all_letters(store: &SqliteStore) -> Vec<DeadLetter> {
+    let query = DeadLetterQuery {
+        include_dismissed: true,
+        limit: 1000,
+    };
+    store.dead_letters(&query).await.unwrap()
+}
+
+/// The days ago each letter kept was received, newest first.
+async fn ages_in_days(store: &SqliteStore) -> Vec<i64> {
+    all_letters(store)
+        .await
+        .iter()
+        .map(|d| (NOW_MS - d.received_ms) / DAY_MS)
+        .collect()
+}
+
+#[tokio::test]
+async fn a_dead_letter_keeps_the_size_and_sha256_of_the_payload_as_received_beside_its_excerpt() {
+    // Four megabytes of text arrive; what is kept is its beginning, as event::parse keeps it.
+    let payload = format!("{{\"id\":\"big\",\"lines\":[\"{}\"]}}", "x".repeat(4 << 20));
+    let kept = &payload[..1024];
+    let (store, _dir) = letters_store(&[letter(NOW_MS, payload.as_bytes(), kept)]).await;
+    let [d] = &all_letters(&store).await[..] else {
+        panic!("one letter")
+    };
+    assert_eq!(d.size, payload.len() as i64);
+    // What `sha256sum` prints for the same bytes.
+    let expected: String = sha2::Sha256::digest(payload.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(d.sha256.as_deref(), Some(expected.as_str()));
+    assert_eq!(d.raw, kept);
+    assert!(
+        d.raw_is_partial(),
+        "only the beginning of the payload is kept"
+    );
+    assert_eq!(d.topic, "pos/shibuya-01/r1/events");
+    assert_eq!(d.reason, "payload is not valid JSON");
+}
+
+#[tokio::test]
+async fn a_list_read_returns_at_most_an_excerpt_of_each_letter_and_says_when_it_cut() {
+    // 60 KiB, under the size limit, so kept whole; a list read returns only its beginning.
+    let payload = "é".repeat(30 * 1024);
+    let small = "{\"id\":1}";
+    let (store, _dir) = letters_store(&[
+        letter(NOW_MS, payload.as_bytes(), &payload),
+        letter(NOW_MS, small.as_bytes(), small),
+    ])
+    .await;
+    let list = all_letters(&store).await;
+    let (whole, cut) = (&list[0], &list[1]);
+    assert_eq!(whole.raw, small);
+    assert!(!whole.raw_is_partial());
+    assert_eq!(
+        cut.raw.chars().count(),
+        DEAD_LETTER_EXCERPT_CHARS as usize,
+        "cut between characters, never inside one"
+    );
+    assert_eq!(cut.raw_bytes, payload.len() as i64);
+    assert!(cut.raw_is_partial());
+}
+
+#[tokio::test]
+async fn purging_by_age_removes_only_the_letters_received_before_the_bound() {
+    let letters: Vec<Intake> = [40, 31, 29, 1]
+        .iter()
+        .map(|days| letter(NOW_MS - days * DAY_MS, b"{", "{"))
+        .collect();
+    let (store, _dir) = letters_store(&letters).await;
+    let bounds = DeadLetterBounds {
+        received_before_ms: Some(NOW_MS - 30 * DAY_MS),
+        max_total_bytes: None,
+    };
+    let purged = store.purge_dead_letters(&bounds).await.unwrap();
+    assert_eq!((purged.by_age, purged.by_size), (2, 0));
+    assert_eq!(ages_in_days(&store).await, [1, 29]);
+    let again = store.purge_dead_letters(&bounds).await.unwrap();
+    assert_eq!(again.letters(), 0, "nothing is left beyond the bound");
+}
+
+#[tokio::test]
+async fn purging_by_total_size_removes_the_oldest_until_the_rest_fit() {
+    // Five letters of 1,000 bytes of text each, topic and reason included, received 5 to 1 days ago.
+    let topic_and_reason = "pos/shibuya-01/r1/events".len() + "payload is not valid JSON".len();
+    let raw = "r".repeat(1_000 - topic_and_reason);
+    let letters: Vec<Intake> = (1..=5)
+        .rev()
+        .map(|days| letter(NOW_MS - days * DAY_MS, raw.as_bytes(), &raw))
+        .collect();
+    let (store, _dir) = letters_store(&letters).await;
+    assert_eq!(store.dead_letter_totals().await.unwrap().kept_bytes, 5_000);
+    let bounds = DeadLetterBounds {
+        received_before_ms: None,
+        max_total_bytes: Some(2_500),
+    };
+    let purged = store.purge_dead_letters(&bounds).await.unwrap();
+    assert_eq!((purged.by_age, purged.by_size), (0, 3));
+    assert_eq!(purged.bytes, 3_000);
+    assert_eq!(ages_in_days(&store).await, [1, 2], "the newest two stay");
+    assert_eq!(store.dead_letter_totals().await.unwrap().kept_bytes, 2_000);
+
+    // Exactly at the bound is within it.
+    let bounds = DeadLetterBounds {
+        received_before_ms: None,
+        max_total_bytes: Some(2_000),
+    };
+    assert_eq!(
+        store.purge_dead_letters(&bounds).await.unwrap().letters(),
+        0
+    );
+    let purged = store
+        .purge_dead_letters(&DeadLetterBounds::everything())
+        .await
+        .unwrap();
+    assert_eq!(purged.by_age, 2);
+    assert!(all_letters(&store).await.is_empty());
+}
+
+#[tokio::test]
+async fn both_bounds_apply_in_one_purge_age_first() {
+    let raw = "r".repeat(951);
+    let letters: Vec<Intake> = [60, 50, 3, 2, 1]
+        .iter()
+        .map(|days| letter(NOW_MS - days * DAY_MS, raw.as_bytes(), &raw))
+        .collect();
+    let (store, _dir) = letters_store(&letters).await;
+    let bounds = DeadLetterBounds {
+        received_before_ms: Some(NOW_MS - 30 * DAY_MS),
+        max_total_bytes: Some(2_100),
+    };
+    let purged = store.purge_dead_letters(&bounds).await.unwrap();
+    assert_eq!((purged.by_age, purged.by_size), (2, 1));
+    assert_eq!(ages_in_days(&store).await, [1, 2]);
+}
+
+#[tokio::test]
+async fn a_dismissed_letter_leaves_the_count_and_the_default_list_but_is_kept() {
+    let letters: Vec<Intake> = (0..4).map(|i| letter(NOW_MS + i, b"{", "{")).collect();
+    let (store, _dir) = letters_store(&letters).await;
+    assert_eq!(
+        store.counts(&StoreScope::All).await.unwrap().dead_letters,
+        4
+    );
+    let ids: Vec<i64> = all_letters(&store).await.iter().map(|d| d.id).collect();
+    let (newest, oldest) = (ids[0], ids[3]);
+
+    let n = store
+        .dismiss_dead_letters(newest..=newest, "aiko", NOW_MS + 60_000)
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    assert_eq!(
+        store.counts(&StoreScope::All).await.unwrap().dead_letters,
+        3
+    );
+    let open = store
+        .dead_letters(&DeadLetterQuery {
+            include_dismissed: false,
+            limit: 100,
+        })
+        .await
+        .unwrap();
+    assert_eq!(open.len(), 3);
+    assert!(open.iter().all(|d| d.id != newest));
+    let kept = all_letters(&store).await;
+    assert_eq!(
+        kept[0].dismissed,
+        Some(Dismissal {
+            at_ms: NOW_MS + 60_000,
+            by: "aiko".into()
+        })
+    );
+    let totals = store.dead_letter_totals().await.unwrap();
+    assert_eq!((totals.letters, totals.dismissed, totals.open()), (4, 1, 3));
+
+    // A range dismisses what is not dismissed yet and leaves the first dismissal's name alone.
+    let n = store
+        .dismiss_dead_letters(oldest..=newest, "ito", NOW_MS + 120_000)
+        .await
+        .unwrap();
+    assert_eq!(n, 3);
+    assert_eq!(
+        store.counts(&StoreScope::All).await.unwrap().dead_letters,
+        0
+    );
+    assert_eq!(
+        all_letters(&store).await[0].dismissed.as_ref().unwrap().by,
+        "aiko"
+    );
+}
+
+#[tokio::test]
+async fn letters_kept_before_sizes_were_recorded_get_one_from_their_text_and_an_oversized_one_is_cut()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let options = sqlx::sqlite::SqliteConnectOptions::from_str(&url(&dir))
+        .unwrap()
+        .create_if_missing(true);
+    let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+    let mut before = sqlx::migrate!("migrations/sqlite");
+    before.migrations = before
+        .migrations
+        .iter()
+        .filter(|m| m.version < 9)
+        .cloned()
+        .collect::<Vec<_>>()
+        .into();
+    before.run(&pool).await.unwrap();
+    let huge = format!("{{\"lines\":[\"{}\"]}}", "y".repeat(3 << 20));
+    for raw in ["{\"id\":\"short\"}", huge.as_str()] {
+        sqlx::query(
+            "INSERT INTO dead_letters (received_ms, topic, reason, raw) VALUES (?, 't', 'bad', ?)",
+        )
+        .bind(NOW_MS)
+        .bind(raw)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    pool.close().await;
+
+    let store = SqliteStore::open(&url(&dir)).await.unwrap();
+    let list = all_letters(&store).await;
+    let (big, short) = (&list[0], &list[1]);
+    assert_eq!(short.size, 14);
+    assert_eq!(short.raw, "{\"id\":\"short\"}");
+    assert_eq!(short.sha256, None);
+    assert_eq!(big.size, huge.len() as i64);
+    assert_eq!(
+        big.raw_bytes, 1024,
+        "the body kept whole before is cut to 1 KiB"
+    );
+    assert!(big.raw_is_partial());
+    assert_eq!(
+        store.dead_letter_totals().await.unwrap().kept_bytes,
+        (14 + 1 + 3) + (1024 + 1 + 3),
+        "raw, topic and reason of each"
+    );
 }

@@ -1,6 +1,7 @@
 //! The JSON API: `/api/events`, `/api/events/{seq}`, `/api/dead-letters`, `/healthz`.
 
 use axum::Json;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use chrono::DateTime;
@@ -12,7 +13,7 @@ use super::auth::{DeadLetters, Events, Signed};
 use super::error::ApiError;
 use super::view::{event_view, iso_utc};
 use crate::event::EventType;
-use crate::store::{BookmarkState, CaseFilter, EventQuery, StoreScope};
+use crate::store::{BookmarkState, CaseFilter, DeadLetterQuery, EventQuery, StoreScope};
 
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct EventParams {
@@ -71,16 +72,7 @@ impl EventParams {
                 EventType::names().join(", ")
             )));
         }
-        let limit = match non_empty(&self.limit) {
-            Some(l) => l
-                .parse::<i64>()
-                .ok()
-                .filter(|n| (1..=1000).contains(n))
-                .ok_or_else(|| {
-                    ApiError::bad_request(format!("limit: \"{l}\" must be a number from 1 to 1000"))
-                })?,
-            None => 100,
-        };
+        let limit = parse_limit(&self.limit)?;
         let flagged_only = parse_flagged(&self.flagged)?;
         let search = non_empty(&self.q);
         if let Some(q) = &search
@@ -145,12 +137,36 @@ impl EventParams {
 }
 
 /// `flagged`: `true`, `1` or `on` (what a checked checkbox sends); absent, `false` or `0`.
+/// The most rows one API answer lists; a script pages on for more.
+pub(super) const API_LIMIT_MAX: i64 = 1000;
+
+/// `limit`: 1 to [`API_LIMIT_MAX`], 100 when not given.
+pub(super) fn parse_limit(v: &Option<String>) -> Result<i64, ApiError> {
+    match non_empty(v) {
+        Some(l) => l
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (1..=API_LIMIT_MAX).contains(n))
+            .ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "limit: \"{l}\" must be a number from 1 to {API_LIMIT_MAX}"
+                ))
+            }),
+        None => Ok(100),
+    }
+}
+
 pub(super) fn parse_flagged(v: &Option<String>) -> Result<bool, ApiError> {
+    parse_switch("flagged", v)
+}
+
+/// A yes-or-no parameter: `true`, `1` or `on`; `false`, `0` or absent.
+pub(super) fn parse_switch(name: &str, v: &Option<String>) -> Result<bool, ApiError> {
     match non_empty(v).as_deref() {
         None | Some("false") | Some("0") => Ok(false),
         Some("true") | Some("1") | Some("on") => Ok(true),
         Some(other) => Err(ApiError::bad_request(format!(
-            "flagged: \"{other}\" must be true or false"
+            "{name}: \"{other}\" must be true or false"
         ))),
     }
 }
@@ -227,21 +243,30 @@ pub async fn event(
     })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 pub struct DeadLetterParams {
-    pub limit: Option<i64>,
+    pub limit: Option<String>,
+    /// Dismissed letters too: `true`; by default only those not dismissed.
+    pub dismissed: Option<String>,
 }
 
+/// Newest first, each with the payload's size and SHA-256 and the beginning of its masked text (`raw`,
+/// `raw_complete` false when there is more); a bad parameter answers 400 like `/api/events`.
 pub async fn dead_letters(
     State(state): State<AppState>,
     Signed(_, _): Signed<DeadLetters>,
-    Query(params): Query<DeadLetterParams>,
+    params: Result<Query<DeadLetterParams>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let list = state
+    let Query(params) =
+        params.map_err(|e| ApiError::bad_request(format!("bad query: {}", e.body_text())))?;
+    let query = DeadLetterQuery {
+        include_dismissed: parse_switch("dismissed", &params.dismissed)?,
+        limit: parse_limit(&params.limit)?,
+    };
+    let list: Vec<Value> = state
         .store
-        .dead_letters(params.limit.unwrap_or(100))
-        .await?;
-    let list: Vec<Value> = list
+        .dead_letters(&query)
+        .await?
         .into_iter()
         .map(|d| {
             json!({
@@ -249,7 +274,11 @@ pub async fn dead_letters(
                 "received_at": iso_utc(d.received_ms),
                 "topic": d.topic,
                 "reason": d.reason,
+                "size": d.size,
+                "sha256": d.sha256,
+                "raw_complete": !d.raw_is_partial(),
                 "raw": d.raw,
+                "dismissed": d.dismissed.map(|x| json!({ "at": iso_utc(x.at_ms), "by": x.by })),
             })
         })
         .collect();

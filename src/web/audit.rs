@@ -20,7 +20,7 @@ use crate::store::AuditQuery;
 const PAGE: i64 = 200;
 
 /// The actions the log holds, for the filter; in the order a reader thinks of them.
-pub(super) const ACTIONS: [&str; 11] = [
+pub(super) const ACTIONS: [&str; 12] = [
     "sign_in",
     "sign_in_refused",
     "sign_in_throttled",
@@ -32,6 +32,7 @@ pub(super) const ACTIONS: [&str; 11] = [
     "case_noted",
     "case_closed",
     "case_reopened",
+    "dead_letter_dismissed",
 ];
 
 #[derive(Debug, Default, Deserialize)]

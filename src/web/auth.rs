@@ -105,7 +105,8 @@ pub enum Access {
     Cases,
     /// Camera systems and how their bookmarks stand.
     Integrations,
-    /// Rejected messages: raw payloads of any store.
+    /// Rejected messages (excerpts of masked payloads of any store), and dismissing them: for whoever fixes
+    /// what sends them.
     DeadLetters,
     Audit,
 }
@@ -117,8 +118,8 @@ impl Access {
             Access::Account => &[Owner, Manager, Investigator, Integrator],
             Access::Events => &[Owner, Manager, Investigator],
             Access::Cases => &[Owner, Investigator],
-            Access::Integrations => &[Owner, Integrator],
-            Access::DeadLetters | Access::Audit => &[Owner],
+            Access::Integrations | Access::DeadLetters => &[Owner, Integrator],
+            Access::Audit => &[Owner],
         }
     }
 }

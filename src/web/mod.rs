@@ -6,6 +6,7 @@ mod audit;
 pub mod auth;
 mod cases;
 mod cashiers;
+mod dead_letters;
 mod error;
 mod footage;
 mod format;
@@ -69,7 +70,8 @@ index! {
     get "/timeline" => timeline::page,
     get "/timeline.csv" => timeline::csv,
     get "/cashiers" => cashiers::page,
-    get "/dead-letters" => pages::dead_letters,
+    get "/dead-letters" => dead_letters::page,
+    post "/dead-letters/dismiss" => dead_letters::dismiss,
     get "/integrations" => pages::integrations,
     get "/audit" => audit::page,
     get "/api/events" => api::events,

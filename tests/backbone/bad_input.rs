@@ -245,3 +245,89 @@ async fn card_numbers_never_reach_the_database_file_or_the_camera_system() {
         "the masked form is what is kept"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_letter_records_the_size_and_sha256_of_exactly_what_the_register_sent() {
+    let site = Site::new();
+    let (daemon, mut bridge) = start_daemon(site.config(None, "http://127.0.0.1:9", "")).await;
+    let topic = site.topic("shibuya-01", "r1");
+    // 200 KiB, three times the contract's limit, with a card number at the start.
+    let mut oversized = b"{\"note\":\"4111111111111111 ".to_vec();
+    oversized.resize(200 * 1024, b'z');
+    let broken = b"{not json".to_vec();
+    for payload in [&oversized, &broken] {
+        bridge.publish_bytes(&topic, payload.clone()).await;
+    }
+    let base = web_base(&daemon);
+    let letters = eventually(Duration::from_secs(10), "both dead-lettered", || {
+        let url = format!("{base}/api/dead-letters");
+        async move {
+            let list = get_json(&url).await["dead_letters"].as_array()?.clone();
+            (list.len() == 2).then_some(list)
+        }
+    })
+    .await;
+    daemon.shutdown().await;
+    let sha256 = |bytes: &[u8]| tillmark::store::sha256_hex(bytes);
+    let (small, big) = (&letters[0], &letters[1]);
+    assert_eq!(small["size"], broken.len());
+    assert_eq!(small["sha256"], sha256(&broken));
+    assert_eq!(small["raw"], "{not json");
+    assert_eq!(small["raw_complete"], true);
+    assert_eq!(big["size"], 200 * 1024);
+    assert_eq!(big["sha256"], sha256(&oversized));
+    // What `sha256sum` would print for the same bytes, so a sender can find the message in its own log.
+    assert_eq!(big["sha256"].as_str().unwrap().len(), 64);
+    assert_eq!(big["raw_complete"], false);
+    let raw = big["raw"].as_str().unwrap();
+    assert!(
+        raw.len() <= 4 * 1024,
+        "an excerpt, not the body: {} bytes",
+        raw.len()
+    );
+    assert!(raw.starts_with("{\"note\":\"411111******1111 zzz"), "{raw}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_start_the_daemon_removes_dead_letters_older_than_keep_for() {
+    let site = Site::new();
+    let now = tillmark::clock::now_ms();
+    let letter = |days_ago: i64, reason: &str| tillmark::store::Intake::DeadLetter {
+        topic: site.topic("shibuya-01", "r1"),
+        received_ms: now - days_ago * 86_400_000,
+        reason: reason.into(),
+        raw: "{".into(),
+        size: 1,
+        sha256: tillmark::store::sha256_hex(b"{"),
+    };
+    let store = tillmark::store::open(&site.db_url()).await.unwrap();
+    store
+        .ingest(
+            &[letter(9, "nine days old"), letter(2, "two days old")],
+            now,
+        )
+        .await
+        .unwrap();
+    store.close().await;
+    let config = site.config(
+        None,
+        "http://127.0.0.1:9",
+        "[dead_letters]\nkeep_for = \"7d\"\n",
+    );
+    let daemon = start(config).await.expect("daemon starts");
+    let base = web_base(&daemon);
+    let reasons = eventually(Duration::from_secs(10), "the old letter removed", || {
+        let url = format!("{base}/api/dead-letters");
+        async move {
+            let list = get_json(&url).await["dead_letters"].as_array()?.clone();
+            let reasons: Vec<String> = list
+                .iter()
+                .map(|d| d["reason"].as_str().unwrap_or_default().to_string())
+                .collect();
+            (list.len() == 1).then_some(reasons)
+        }
+    })
+    .await;
+    daemon.shutdown().await;
+    assert_eq!(reasons, ["two days old"]);
+}
