@@ -12,7 +12,7 @@ use chrono::{DateTime, FixedOffset};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-pub use mask::{mask_card_numbers, mask_json};
+pub use mask::{contains_card_number, mask_card_numbers, mask_json, mask_text_payload};
 pub use topic::topic_identity;
 
 /// Largest payload the contract allows.
