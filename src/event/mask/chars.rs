@@ -103,36 +103,42 @@ pub(super) fn classify(c: char) -> Kind {
 }
 
 /// Decodes the JSON escape at the start of `s` (which starts with a backslash): the character it stands for and
-/// its length. `\\` stands for a backslash, so the text after it is not an escape, as in a JSON string.
+/// its length. Several backslashes before the escape letter count as one, so a body escaped twice (a JSON body
+/// kept inside a JSON string, `\\u0034`) still shows its digits; that reading of a literal backslash before
+/// `u0034` is the price, and it can only mask more.
 fn json_escape(s: &str) -> (char, usize) {
     let b = s.as_bytes();
-    match b.get(1) {
-        Some(b'u') => match hex4(&b[2..]) {
+    let slashes = b.iter().take_while(|&&c| c == b'\\').count();
+    let after = slashes + 1;
+    match b.get(slashes) {
+        Some(b'u') => match hex4(&b[after..]) {
             Some(high @ 0xD800..=0xDBFF) => {
-                let low = (b.get(6..8) == Some(b"\\u".as_slice()))
-                    .then(|| hex4(&b[8..]))
+                let rest = &b[after + 4..];
+                let low_slashes = rest.iter().take_while(|&&c| c == b'\\').count();
+                let low = (low_slashes > 0 && rest.get(low_slashes) == Some(&b'u'))
+                    .then(|| hex4(&rest[low_slashes + 1..]))
                     .flatten()
                     .filter(|low| (0xDC00..=0xDFFF).contains(low));
                 match low {
                     Some(low) => {
                         let code = 0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00);
-                        (char::from_u32(code).unwrap_or('\u{FFFD}'), 12)
+                        let len = after + 4 + low_slashes + 5;
+                        (char::from_u32(code).unwrap_or('\u{FFFD}'), len)
                     }
-                    None => ('\u{FFFD}', 6),
+                    None => ('\u{FFFD}', after + 4),
                 }
             }
-            Some(code) => (char::from_u32(code).unwrap_or('\u{FFFD}'), 6),
-            None => ('\\', 1),
+            Some(code) => (char::from_u32(code).unwrap_or('\u{FFFD}'), after + 4),
+            None => ('\\', slashes),
         },
-        Some(b't') => ('\t', 2),
-        Some(b'n') => ('\n', 2),
-        Some(b'r') => ('\r', 2),
-        Some(b'f') => ('\u{C}', 2),
-        Some(b'b') => ('\u{8}', 2),
-        Some(b'/') => ('/', 2),
-        Some(b'\\') => ('\\', 2),
-        Some(b'"') => ('"', 2),
-        _ => ('\\', 1),
+        Some(b't') => ('\t', after),
+        Some(b'n') => ('\n', after),
+        Some(b'r') => ('\r', after),
+        Some(b'f') => ('\u{C}', after),
+        Some(b'b') => ('\u{8}', after),
+        Some(b'/') => ('/', after),
+        Some(b'"') => ('"', after),
+        _ => ('\\', slashes),
     }
 }
 

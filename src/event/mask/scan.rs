@@ -17,7 +17,43 @@ const KEEP_LAST: usize = 4;
 pub(super) const TRACK_REMOVED: &str = "[track data removed]";
 
 /// Masks `text`; with `escapes`, JSON escapes count as the characters they stand for.
+///
+/// The output is masked again until nothing changes, so it never holds what a second masking would find: digits
+/// left beside a cut are searched within a pass already, but an exponent number can also form from them
+/// (`4111111111111111e+10` leaves `1111e+10`). Should a text still change after a few passes, every digit in it
+/// is masked: bounded time matters more than keeping digits of such a text.
 pub(super) fn mask(text: &str, escapes: bool) -> Cow<'_, str> {
+    let Cow::Owned(mut masked) = mask_once(text, escapes) else {
+        return Cow::Borrowed(text);
+    };
+    for _ in 0..MAX_PASSES {
+        match mask_once(&masked, escapes) {
+            Cow::Borrowed(_) => return Cow::Owned(masked),
+            Cow::Owned(again) => masked = again,
+        }
+    }
+    Cow::Owned(mask_every_digit(&masked, escapes))
+}
+
+/// How many times a masked text is masked again before every digit goes; real text needs one pass, rarely two.
+const MAX_PASSES: usize = 4;
+
+fn mask_every_digit(text: &str, escapes: bool) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    while at < text.len() {
+        let (kind, next) = unit_at(text, at, escapes);
+        match kind {
+            Kind::Digit(_) => out.push('*'),
+            _ => out.push_str(&text[at..next]),
+        }
+        at = next;
+    }
+    out
+}
+
+/// One pass over `text`.
+fn mask_once(text: &str, escapes: bool) -> Cow<'_, str> {
     let bytes = text.as_bytes();
     let numbers = exponent_numbers(bytes);
     let mut numbers = numbers.into_iter().peekable();
