@@ -21,6 +21,10 @@ pub(super) fn digit_value(c: char) -> Option<u8> {
         return c.is_ascii_digit().then(|| c as u8 - b'0');
     }
     let code = u32::from(c);
+    // Full-width digits are the common non-ASCII ones (Japanese receipts and input methods).
+    if let Some(d) = code.checked_sub(0xFF10).filter(|d| *d < 10) {
+        return Some(d as u8);
+    }
     let run = ND_ZEROS.partition_point(|&zero| zero <= code);
     let zero = ND_ZEROS[run.checked_sub(1)?];
     (code - zero < 10).then(|| (code - zero) as u8)
@@ -93,6 +97,18 @@ pub(super) fn unit_at(text: &str, at: usize, escapes: bool) -> (Kind, usize) {
 }
 
 pub(super) fn classify(c: char) -> Kind {
+    if c.is_ascii() {
+        return match c {
+            '0'..='9' => Kind::Digit(c as u8 - b'0'),
+            ' ' | '\t' | '\n' | '\r' | '\u{B}' | '\u{C}' | '-' | '.' | '/' => Kind::Separator,
+            _ => Kind::Other(c),
+        };
+    }
+    // Kana and CJK ideographs, the bulk of Japanese text, are neither digits nor separators (but for the
+    // katakana middle dot and prolonged sound mark).
+    if ('\u{3040}'..='\u{9FFF}').contains(&c) && !matches!(c, '\u{30FB}' | '\u{30FC}') {
+        return Kind::Other(c);
+    }
     if let Some(d) = digit_value(c) {
         Kind::Digit(d)
     } else if is_separator(c) {

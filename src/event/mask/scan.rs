@@ -4,7 +4,7 @@
 
 use std::borrow::Cow;
 
-use super::chars::{Kind, unit_at};
+use super::chars::{Kind, digit_value, unit_at};
 use super::track;
 
 /// Card numbers (ISO/IEC 7812 PANs) are 13 to 19 digits long; PCI DSS allows the first 6 and last 4 to be shown.
@@ -26,6 +26,11 @@ pub(super) fn mask(text: &str, escapes: bool) -> Cow<'_, str> {
     let Cow::Owned(mut masked) = mask_once(text, escapes) else {
         return Cow::Borrowed(text);
     };
+    // Within a pass, digits left beside a cut are searched already; only an exponent number needs a digit
+    // followed by `e`, so without one the output is known to be final.
+    if !has_exponent_mark(masked.as_bytes()) {
+        return Cow::Owned(masked);
+    }
     for _ in 0..MAX_PASSES {
         match mask_once(&masked, escapes) {
             Cow::Borrowed(_) => return Cow::Owned(masked),
@@ -55,30 +60,55 @@ fn mask_every_digit(text: &str, escapes: bool) -> String {
 /// One pass over `text`.
 fn mask_once(text: &str, escapes: bool) -> Cow<'_, str> {
     let bytes = text.as_bytes();
-    let numbers = exponent_numbers(bytes);
+    // Most text has nothing that could start a digit: no ASCII digit, no other script, no escape.
+    if !bytes
+        .iter()
+        .any(|&b| b.is_ascii_digit() || b >= 0x80 || (escapes && b == b'\\'))
+    {
+        return Cow::Borrowed(text);
+    }
+    let numbers = if has_exponent_mark(bytes) {
+        exponent_numbers(bytes)
+    } else {
+        Vec::new()
+    };
     let mut numbers = numbers.into_iter().peekable();
     let mut edits = Vec::new();
     let mut run = Run::default();
     let mut at = 0;
     while at < bytes.len() {
         let b = bytes[at];
-        // The common case, kept cheap: an ASCII byte that is neither a digit nor an escape starts nothing, and
-        // neither does the inside of a multi-byte character.
-        if (b < 0x80 && !b.is_ascii_digit() && !(escapes && b == b'\\'))
-            || !text.is_char_boundary(at)
-        {
+        if b >= 0x80 {
+            // Letters of other scripts are the bulk of non-ASCII text: only a digit starts a run. No decimal
+            // digit lies in U+0080–U+05FF (lead bytes C2–D7) or U+2000–U+9FFF (E2–E9: punctuation, kana, CJK).
+            let c = match b {
+                0xC2..=0xD7 | 0xE2..=0xE9 => None,
+                _ => text.get(at..).and_then(|rest| rest.chars().next()),
+            };
+            if c.and_then(digit_value).is_none() {
+                at += match b {
+                    0xC2..=0xDF => 2,
+                    0xE0..=0xEF => 3,
+                    _ => c.map_or(1, char::len_utf8),
+                };
+                continue;
+            }
+        } else if b.is_ascii_digit() {
+            while numbers.next_if(|n| n.start < at).is_some() {}
+            if let Some(number) = numbers.next_if(|n| n.start == at) {
+                at = number.end;
+                edits.push(number);
+                continue;
+            }
+        } else if escapes && b == b'\\' {
+            let (kind, next) = unit_at(text, at, escapes);
+            if !matches!(kind, Kind::Digit(_)) {
+                at = next;
+                continue;
+            }
+        } else {
+            // The common case, kept cheap: any other ASCII byte starts nothing.
             at += 1;
-            continue;
-        }
-        while numbers.next_if(|n| n.start < at).is_some() {}
-        if let Some(number) = numbers.next_if(|n| n.start == at) {
-            at = number.end;
-            edits.push(number);
-            continue;
-        }
-        let (kind, next) = unit_at(text, at, escapes);
-        if !matches!(kind, Kind::Digit(_)) {
-            at = next;
             continue;
         }
         let barrier = numbers.peek().map_or(text.len(), |n| n.start);
@@ -313,6 +343,12 @@ pub(super) fn luhn(digits: impl DoubleEndedIterator<Item = u8>) -> bool {
 /// digits may already be lost, so any such number counts.
 pub(super) fn card_sized(x: f64) -> bool {
     (1e12..1e19).contains(&x.abs().trunc())
+}
+
+fn has_exponent_mark(bytes: &[u8]) -> bool {
+    bytes
+        .windows(2)
+        .any(|w| w[0].is_ascii_digit() && matches!(w[1], b'e' | b'E'))
 }
 
 /// Numbers in exponent notation whose whole part is as long as a card number (`4.91761e15`, `4.91761E+15`):

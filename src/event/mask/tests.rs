@@ -231,3 +231,11 @@ fn a_topic_level_with_a_card_number_is_detected() {
     ));
     assert!(!contains_card_number("pos/shibuya-01/r2/events"));
 }
+
+#[test]
+fn digits_left_beside_a_masked_card_never_form_an_exponent_number_either() {
+    // Masking the card leaves "1111e+10", itself a card-sized number in exponent notation: it becomes stars too.
+    let once = mask_card_numbers("4111111111111111e+10 x");
+    assert_eq!(once, "411111******************** x");
+    assert_eq!(mask_card_numbers(&once), once);
+}
