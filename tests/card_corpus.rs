@@ -300,6 +300,16 @@ proptest! {
     }
 
     #[test]
+    fn masking_card_shaped_text_leaves_nothing_that_reads_as_a_card(
+        text in "[0-9０-９٠-٩ \\-./\t　^=D%;?eE+*B]{0,160}",
+    ) {
+        for once in [mask_card_numbers(&text), mask_text_payload(&text)] {
+            prop_assert!(!contains_card_number(&once), "{:?} became {:?}", text, once);
+            prop_assert_eq!(mask_card_numbers(&once), once.clone());
+        }
+    }
+
+    #[test]
     fn masking_escape_heavy_text_never_panics_and_twice_is_once(text in r"([\\u0-9a-fA-FD=^%;?. \-]|\\u[0-9a-fA-F]{4}){0,80}") {
         let once = mask_text_payload(&text);
         prop_assert_eq!(mask_text_payload(&once), once.clone());
