@@ -14,6 +14,13 @@
 //! - A number in exponent notation whose whole part has 13–19 digits (`4.91761e15`) becomes `*`s.
 //! - The output holds no span that reads as a card number, so masking twice is masking once.
 //! - Text without any of these comes back borrowed, untouched.
+//!
+//! Not caught, on purpose: digits glued to a card without a separator (`74111111111111111` is a 17-digit
+//! number, not a card), cards split by letters or punctuation outside the separator set (commas, colons,
+//! brackets), digits written as words or as non-decimal numerals (`①`, `Ⅳ`, kanji numerals), cards that fail
+//! Luhn (in track data too), and track data without a Luhn-valid card in front of its `^`, `=` or `D`.
+//! Caught on purpose though not cards: any Luhn-valid 13–19 digit span, so one EAN-13 barcode in ten, some
+//! dotted dates with times, and digit ids spread over several separated groups are masked too.
 
 mod chars;
 mod scan;
