@@ -96,7 +96,7 @@ pub(super) fn unit_at(text: &str, at: usize, escapes: bool) -> (Kind, usize) {
     (classify(decoded), at + len)
 }
 
-pub(super) fn classify(c: char) -> Kind {
+fn classify(c: char) -> Kind {
     if c.is_ascii() {
         return match c {
             '0'..='9' => Kind::Digit(c as u8 - b'0'),

@@ -14,7 +14,7 @@ const KEEP_FIRST: usize = 6;
 const KEEP_LAST: usize = 4;
 
 /// What replaces a whole track: nothing of it may stay, not even masked.
-pub(super) const TRACK_REMOVED: &str = "[track data removed]";
+const TRACK_REMOVED: &str = "[track data removed]";
 
 /// Masks `text`; with `escapes`, JSON escapes count as the characters they stand for.
 ///
@@ -322,7 +322,7 @@ impl Run {
     }
 }
 
-pub(super) fn luhn(digits: impl DoubleEndedIterator<Item = u8>) -> bool {
+fn luhn(digits: impl DoubleEndedIterator<Item = u8>) -> bool {
     let sum: u32 = digits
         .rev()
         .enumerate()

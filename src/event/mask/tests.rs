@@ -239,3 +239,32 @@ fn digits_left_beside_a_masked_card_never_form_an_exponent_number_either() {
     assert_eq!(once, "411111******************** x");
     assert_eq!(mask_card_numbers(&once), once);
 }
+
+#[test]
+fn every_decimal_digit_of_the_table_is_numeric_and_other_numerals_are_not_digits() {
+    use super::chars::digit_value;
+    for zero in [
+        '0',
+        '\u{660}',
+        '\u{966}',
+        '\u{FF10}',
+        '\u{1D7CE}',
+        '\u{1E5F1}',
+        '\u{1FBF0}',
+    ] {
+        for value in 0..10u8 {
+            let c = char::from_u32(u32::from(zero) + u32::from(value)).expect("a char");
+            assert!(c.is_numeric(), "{c:?}");
+            assert_eq!(digit_value(c), Some(value), "{c:?}");
+        }
+    }
+    let digits: Vec<char> = (0..=0x10FFFF)
+        .filter_map(char::from_u32)
+        .filter(|&c| digit_value(c).is_some())
+        .collect();
+    assert_eq!(digits.len(), 750);
+    assert!(digits.iter().all(|c| c.is_numeric()));
+    for c in ['½', 'Ⅳ', '②', '五', '²', 'a', '\u{1FBFA}', '\u{10FFFF}'] {
+        assert_eq!(digit_value(c), None, "{c:?}");
+    }
+}
