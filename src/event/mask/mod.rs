@@ -10,7 +10,7 @@
 //! - A card number keeps its first 6 and last 4 digits, as written (full-width stays full-width); the digits
 //!   between become `*`, and separators stay, so a masked receipt line still reads like the printed one.
 //! - Track data (track 1, track 2, EMV track 2 equivalent, with or without sentinels) is removed whole and
-//!   replaced by `[track data removed]`.
+//!   replaced by `[track data removed]`; behind a start sentinel (`%B`, `;`) even when its card fails Luhn.
 //! - A number in exponent notation whose whole part has 13–19 digits (`4.91761e15`) becomes `*`s.
 //! - The output holds no span that reads as a card number, so masking twice is masking once.
 //! - Text without any of these comes back borrowed, untouched.
@@ -18,7 +18,8 @@
 //! Not caught, on purpose: digits glued to a card without a separator (`74111111111111111` is a 17-digit
 //! number, not a card), cards split by letters or punctuation outside the separator set (commas, colons,
 //! brackets), digits written as words or as non-decimal numerals (`①`, `Ⅳ`, kanji numerals), cards that fail
-//! Luhn (in track data too), and track data without a Luhn-valid card in front of its `^`, `=` or `D`.
+//! Luhn (unless in track data behind a start sentinel), and track data whose card fails Luhn and has no
+//! start sentinel.
 //! Caught on purpose though not cards: any Luhn-valid 13–19 digit span, so one EAN-13 barcode in ten, some
 //! dotted dates with times, and digit ids spread over several separated groups are masked too.
 

@@ -12,6 +12,9 @@ const MIN: usize = 13;
 const MAX: usize = 19;
 const KEEP_FIRST: usize = 6;
 const KEEP_LAST: usize = 4;
+/// The fewest digits a card number in track data behind a start sentinel has: ISO/IEC 7812 numbers of 12 digits
+/// exist, though no network issues them any more.
+const MIN_SENTINEL_TRACK: usize = 12;
 
 /// What replaces a whole track: nothing of it may stay, not even masked.
 const TRACK_REMOVED: &str = "[track data removed]";
@@ -177,6 +180,19 @@ impl Run {
         self.read(text, at, escapes, barrier);
         let n = self.digits.len();
         let run_end = self.digits[n - 1].end;
+        // Track data behind a start sentinel goes whatever its card number: one that fails Luhn (a misread, a
+        // test card) still sits in a card's track, and the sentinel leaves no doubt about what this is.
+        if (MIN_SENTINEL_TRACK..=MAX).contains(&n)
+            && let Some((start, end)) =
+                track::with_sentinel(text, self.digits[0].start, run_end, escapes)
+        {
+            edits.push(Edit {
+                start,
+                end,
+                with: Cow::Borrowed(TRACK_REMOVED),
+            });
+            return end;
+        }
         if n < MIN {
             return run_end;
         }

@@ -43,6 +43,22 @@ pub(super) fn start(text: &str, pan: usize) -> usize {
     }
 }
 
+/// The track around digits at bytes `pan..pan_end` when a start sentinel (`%`, `;`) stands right before them
+/// (`B` between) and a field separator right after: where it starts and ends.
+pub(super) fn with_sentinel(
+    text: &str,
+    pan: usize,
+    pan_end: usize,
+    escapes: bool,
+) -> Option<(usize, usize)> {
+    let from = start(text, pan);
+    let sentinel = text[from..].chars().next()?;
+    if !matches!(sentinel, ';' | '\u{FF1B}' | '%' | '\u{FF05}') {
+        return None;
+    }
+    Some((from, end(text, pan_end, escapes)?))
+}
+
 /// Track 1 after the `^` that follows the PAN: the name up to the second `^`, then everything up to the end
 /// sentinel `?` or the next space. Without a second `^`, the name runs to `?` or the end of the line.
 fn track1_end(text: &str, name_start: usize) -> usize {
