@@ -56,6 +56,7 @@ fn the_corpus_has_every_form_over_several_networks_and_lengths() {
         assert!(all.iter().any(|s| s.masked == form), "{form:?}");
     }
     assert!(all.iter().any(|s| s.json_escaped));
+    assert!(all.iter().filter(|s| s.fits_a_topic_level()).count() >= 30);
 }
 
 #[test]

@@ -33,6 +33,13 @@ pub struct Spelling {
     pub json_number: Option<&'static str>,
 }
 
+impl Spelling {
+    /// Whether the text can be one level of an MQTT topic: no level separator `/`, no wildcard, no NUL.
+    pub fn fits_a_topic_level(&self) -> bool {
+        !self.text.contains(['/', '+', '#', '\0'])
+    }
+}
+
 /// What replaces track data.
 pub const TRACK_REMOVED: &str = "[track data removed]";
 
