@@ -13,9 +13,9 @@ use chrono::{DateTime, FixedOffset};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-pub use mask::{mask_card_numbers, mask_json};
+pub use mask::{contains_card_number, mask_card_numbers, mask_json, mask_text_payload};
 pub use signature::{RegisterKey, Signature, Signing, SigningMode, sign};
-pub use topic::topic_identity;
+pub use topic::{mask_topic, topic_identity};
 
 /// Largest payload the contract allows.
 pub const MAX_PAYLOAD: usize = 64 * 1024;
@@ -246,7 +246,7 @@ fn read_payload(payload: &[u8], arrival: Option<&Arrival>) -> Parsed {
         Err(e) => {
             let lossy = String::from_utf8_lossy(payload);
             return rejected(
-                mask_card_numbers(&lossy).into_owned(),
+                mask_text_payload(&lossy).into_owned(),
                 Rejected::one(
                     None,
                     format!(
@@ -257,9 +257,11 @@ fn read_payload(payload: &[u8], arrival: Option<&Arrival>) -> Parsed {
             );
         }
     };
-    let masked_text = || mask_card_numbers(text).into_owned();
+    // A payload kept as text may spell digits as JSON escapes: only the escape-aware masker sees them.
+    let masked_text = || mask_text_payload(text).into_owned();
+    // Level by level: `/` separates digit groups too, and two all-digit ids side by side are no card.
     if let Some(arrival) = arrival
-        && mask_card_numbers(arrival.topic) != arrival.topic
+        && mask_topic(arrival.topic) != arrival.topic
     {
         return rejected(
             masked_text(),
@@ -364,7 +366,7 @@ fn kept(text: &str, unmasked: &Value, masked: &Value) -> String {
 /// would survive masking, so the digits and separators the cut runs into are dropped.
 fn oversized_excerpt(payload: &[u8]) -> String {
     let head = &payload[..payload.len().min(OVERSIZED_EXCERPT + 64)];
-    let masked = mask_card_numbers(&String::from_utf8_lossy(head)).into_owned();
+    let masked = mask_text_payload(&String::from_utf8_lossy(head)).into_owned();
     let mut cut: String = masked.chars().take(OVERSIZED_EXCERPT).collect();
     if cut.len() < masked.len() {
         let trimmed = cut

@@ -2,7 +2,17 @@
 //! (the broker's ACL, the embedded broker's per-register logins) decides which register an event comes from; a
 //! body can only agree with it.
 
-use super::is_valid_id;
+use super::{is_valid_id, mask_card_numbers};
+
+/// The topic as kept: each level masked on its own, since `/` between two all-digit ids is no card number's
+/// separator.
+pub fn mask_topic(topic: &str) -> String {
+    topic
+        .split('/')
+        .map(|level| mask_card_numbers(level))
+        .collect::<Vec<_>>()
+        .join("/")
+}
 
 /// The store and register a topic names, when it has the contract's shape: at least three levels, the last
 /// `events`, the two before it valid ids.
@@ -29,6 +39,19 @@ mod tests {
         assert_eq!(
             topic_identity("chain/jp/pos/osaka-03/r1/events"),
             Some(("osaka-03", "r1"))
+        );
+    }
+
+    #[test]
+    fn a_card_number_in_a_level_is_masked_and_digit_ids_side_by_side_are_not() {
+        assert_eq!(
+            super::mask_topic("pos/shibuya-01/4000000760000002/events"),
+            "pos/shibuya-01/400000******0002/events"
+        );
+        // 0012345 and 000108 would read as one Luhn-valid 13-digit number across the slash.
+        assert_eq!(
+            super::mask_topic("pos/0012345/000108/events"),
+            "pos/0012345/000108/events"
         );
     }
 
