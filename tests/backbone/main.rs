@@ -2,6 +2,7 @@
 
 mod axis;
 mod bad_input;
+mod card_corpus;
 mod crash;
 mod eagle_eye;
 mod fake_nx;
