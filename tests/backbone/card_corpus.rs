@@ -8,7 +8,6 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 #[path = "../card_spellings/mod.rs"]
-#[allow(dead_code)]
 mod card_spellings;
 
 use card_spellings::{Masked, Spelling, holds_pan, masked_form, spellings};
