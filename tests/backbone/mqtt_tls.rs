@@ -324,38 +324,95 @@ async fn plain_mqtt_against_the_tls_port_is_refused_with_one_warning_that_says_u
     assert!(warnings[0].contains("is this a TLS port? use mqtts://"));
 }
 
-#[tokio::test]
-async fn a_ten_megabyte_message_does_not_stop_intake() {
-    let Some(broker) = mosquitto_available("a_ten_megabyte_message") else {
+/// The database file's size once its write-ahead log is folded in: what the events take on disk.
+async fn checkpointed_size(site: &Site) -> u64 {
+    use sqlx::ConnectOptions;
+    let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(site.dir.path().join("tillmark.db"))
+        .connect()
+        .await
+        .expect("open the database");
+    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+        .execute(&mut conn)
+        .await
+        .expect("checkpoint");
+    drop(conn);
+    std::fs::metadata(site.dir.path().join("tillmark.db"))
+        .expect("the database file")
+        .len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ten_and_a_five_megabyte_message_become_two_small_dead_letters_and_the_hundred_events_after_them_are_bookmarked()
+ {
+    let Some(broker) = mosquitto_available("a_ten_and_a_five_megabyte_message") else {
         return;
     };
+    let nx = crate::fake_nx::FakeNx::start(&[CAM1, CAM2]).await;
     let site = Site::new();
-    let (daemon, _) = start_daemon(site.config(Some(&broker), "http://127.0.0.1:9", "")).await;
+    let (daemon, _) = start_daemon(site.config(Some(&broker), &nx.url, "")).await;
+    let base = web_base(&daemon);
+    let before = checkpointed_size(&site).await;
+    // /healthz, every 50 ms for the whole run: it must never say intake stopped.
+    let stop = tokio_util::sync::CancellationToken::new();
+    let health = tokio::spawn({
+        let (url, stop) = (format!("{base}/healthz"), stop.clone());
+        async move {
+            let mut statuses = Vec::new();
+            while !stop.is_cancelled() {
+                statuses.push(get(&url).await.map(|r| r.status().as_u16()).unwrap_or(0));
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            statuses
+        }
+    });
+
     let mut options = Bridge::options(&broker);
     options.set_max_packet_size(16 << 20, 16 << 20);
     let mut bridge = Bridge::with_options(options).await;
-    let huge = vec![b'x'; 10 << 20];
-    bridge
-        .publish_bytes(&site.topic("shibuya-01", "r1"), huge)
-        .await;
-    publish_voids(
-        &site,
-        &mut bridge,
-        &[("after-1", "r1", AT), ("after-2", "r2", AT)],
-    )
+    let topic = site.topic("shibuya-01", "r1");
+    let ten = vec![b'x'; 10 << 20];
+    let five = [b"{\"id\": \"".as_slice(), &vec![b'7'; 5 << 20]].concat();
+    bridge.publish_bytes(&topic, ten.clone()).await;
+    bridge.publish_bytes(&topic, five.clone()).await;
+    for i in 0..100 {
+        bridge
+            .publish(&topic, &event(&format!("after-{i}"), "void", "r1", AT))
+            .await;
+    }
+    // Each void on r1 is one bookmark, on "Counter 1".
+    eventually(Duration::from_secs(60), "100 bookmarks", || async {
+        (nx.bookmarks().len() == 100).then_some(())
+    })
     .await;
-    let api = format!("{}/api/events", web_base(&daemon));
-    eventually(
-        Duration::from_secs(20),
-        "the events after the big one",
-        || async {
-            let events = get_json(&api).await["events"].as_array()?.clone();
-            let ids: Vec<&str> = events.iter().filter_map(|e| e["id"].as_str()).collect();
-            (ids.contains(&"after-1") && ids.contains(&"after-2")).then_some(())
-        },
-    )
-    .await;
-    let health = get(format!("{}/healthz", web_base(&daemon))).await.unwrap();
-    assert_eq!(health.status(), 200, "{}", health.text().await.unwrap());
+    let events = get_json(&format!("{base}/api/events?limit=1000")).await;
+    assert_eq!(events["events"].as_array().unwrap().len(), 100);
+    let letters = get_json(&format!("{base}/api/dead-letters")).await["dead_letters"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(letters.len(), 2, "{letters:#?}");
+    for (payload, letter) in [(&five, &letters[0]), (&ten, &letters[1])] {
+        assert_eq!(letter["size"].as_u64(), Some(payload.len() as u64));
+        assert_eq!(
+            letter["sha256"].as_str(),
+            Some(tillmark::store::sha256_hex(payload).as_str())
+        );
+        assert!(letter["raw"].as_str().unwrap().len() <= 1100);
+        assert!(
+            letter["reason"]
+                .as_str()
+                .unwrap()
+                .starts_with("payload is ")
+        );
+    }
+    stop.cancel();
+    let statuses = health.await.unwrap();
+    assert!(
+        statuses.len() > 10 && statuses.iter().all(|s| *s == 200),
+        "{statuses:?}"
+    );
     daemon.shutdown().await;
+    let grown = checkpointed_size(&site).await.saturating_sub(before);
+    assert!(grown < 1 << 20, "the database grew by {grown} bytes");
 }
