@@ -17,6 +17,7 @@ pub mod money;
 pub mod secret;
 pub mod simulate;
 pub mod store;
+pub mod tls;
 pub mod web;
 
 use std::net::SocketAddr;

@@ -209,7 +209,7 @@ async fn main() -> ExitCode {
     init_tracing();
     // Before anything can open a TLS connection: rustls panics when a library asks for the process default and
     // none is set while several providers are compiled in.
-    tillmark::ingest::tls::install_default_provider();
+    tillmark::tls::install_default_provider();
     let command = cli.command.unwrap_or(Command::Run(ConfigArg {
         config: std::env::var_os("TILLMARK_CONFIG").map(PathBuf::from),
     }));

@@ -20,8 +20,8 @@ use reader::{At, Doc, Table};
 pub use size::{Bytes, parse as parse_size};
 
 use crate::event::{EventType, is_valid_id};
-use crate::ingest::tls::{MqttTls, MqttTlsFiles};
 pub use crate::secret::Secret;
+use crate::tls::{MqttTls, MqttTlsFiles};
 
 #[derive(Debug, Clone)]
 pub struct Config {

@@ -7,7 +7,6 @@
 mod broker;
 mod plan;
 mod poller;
-pub mod tls;
 mod writer;
 
 use std::sync::Arc;

@@ -15,8 +15,8 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::tls::MqttTls;
 use crate::clock::now_ms;
+use crate::tls::MqttTls;
 
 /// What the poller hands to the writer.
 pub enum Inbound {

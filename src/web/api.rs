@@ -298,7 +298,7 @@ pub async fn healthz(State(state): State<AppState>) -> Result<(StatusCode, Json<
         status,
         Json(json!({
             "status": if receiving { "ok" } else { "not receiving events: the MQTT broker is unreachable or the subscription is missing" },
-            "mqtt": { "connected": state.intake.connected(), "receiving": receiving },
+            "mqtt": { "connected": state.intake.connected(), "receiving": receiving, "error": state.intake.last_error() },
             "events": counts.events,
             "bookmarks_pending": counts.pending,
             "bookmarks_failed": counts.failed,

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use tillmark::config::{BrokerUrl, Config};
-use tillmark::ingest::tls::{MqttTls, MqttTlsFiles};
+use tillmark::tls::{MqttTls, MqttTlsFiles};
 
 use crate::support::*;
 
