@@ -589,20 +589,26 @@ impl Builder<'_> {
                 );
                 None
             };
-            let register = c.req_str("register").and_then(|r| match parse_scope(&r.value) {
-                Ok(scope) => Some(scope),
-                Err(e) => {
-                    c.error("register", e);
-                    None
-                }
-            });
+            let register = c
+                .req_str("register")
+                .and_then(|r| match parse_scope(&r.value) {
+                    Ok(scope) => Some(scope),
+                    Err(e) => {
+                        c.error("register", e);
+                        None
+                    }
+                });
             if let Some(name) = &username
                 && !names.insert(name.value.clone())
             {
-                c.error("username", format!("\"{}\" is used by an earlier login", name.value));
+                c.error(
+                    "username",
+                    format!("\"{}\" is used by an earlier login", name.value),
+                );
             }
             c.finish();
-            if let (Some(username), Some(password), Some(register)) = (username, password, register) {
+            if let (Some(username), Some(password), Some(register)) = (username, password, register)
+            {
                 cfg.clients.push(MqttClient {
                     username: username.value,
                     password,
@@ -1084,7 +1090,8 @@ enum PemKind {
 fn check_pem(file: &At<String>, kind: PemKind) -> Result<(), String> {
     use tokio_rustls::rustls::pki_types::pem::{self, PemObject};
     use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let bytes = std::fs::read(&file.value).map_err(|e| format!("cannot read {}: {e}", file.value))?;
+    let bytes =
+        std::fs::read(&file.value).map_err(|e| format!("cannot read {}: {e}", file.value))?;
     match kind {
         PemKind::Certificates => {
             let certs = CertificateDer::pem_slice_iter(&bytes)

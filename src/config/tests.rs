@@ -1178,7 +1178,10 @@ fn pem_files() -> (tempfile::TempDir, String, String) {
     let key_path = dir.path().join("key.pem");
     std::fs::write(&cert_path, cert.cert.pem()).unwrap();
     std::fs::write(&key_path, cert.signing_key.serialize_pem()).unwrap();
-    let (c, k) = (cert_path.display().to_string(), key_path.display().to_string());
+    let (c, k) = (
+        cert_path.display().to_string(),
+        key_path.display().to_string(),
+    );
     (dir, c, k)
 }
 
@@ -1231,14 +1234,22 @@ fn a_login_without_its_password_or_with_a_bad_register_is_reported_with_its_line
             .starts_with("is required")
     );
     let register = error_at(&errors, "mqtt.clients[1].register");
-    assert!(register.message.contains("\"store/register\" or \"store/*\""));
+    assert!(
+        register
+            .message
+            .contains("\"store/register\" or \"store/*\"")
+    );
     assert_eq!(register.line, Some(line_of(text, "\"shibuya-01\"")));
     assert!(
         error_at(&errors, "mqtt.clients[1].username")
             .message
             .contains("used by an earlier login")
     );
-    assert!(error_at(&errors, "mqtt.clients[2].register").message.contains("store/*"));
+    assert!(
+        error_at(&errors, "mqtt.clients[2].register")
+            .message
+            .contains("store/*")
+    );
     assert_eq!(
         error_at(&errors, "mqtt.clients[2].password").line,
         Some(line_of(text, "password = \"x\"")),
@@ -1255,20 +1266,30 @@ fn the_embedded_broker_beyond_loopback_needs_tls_and_logins() {
     let bare = invalid("[mqtt]\nembedded_listen = \"0.0.0.0:1883\"\n");
     let e = error_at(&bare, "mqtt.embedded_listen");
     assert_eq!(e.line, Some(2));
-    assert!(e.message.contains("embedded_tls_cert and embedded_tls_key"), "{}", e.message);
+    assert!(
+        e.message.contains("embedded_tls_cert and embedded_tls_key"),
+        "{}",
+        e.message
+    );
     assert!(e.message.contains("[[mqtt.clients]]"), "{}", e.message);
 
-    let tls_only = invalid(&format!("[mqtt]\nembedded_listen = \"0.0.0.0:8883\"\n{tls}"));
+    let tls_only = invalid(&format!(
+        "[mqtt]\nembedded_listen = \"0.0.0.0:8883\"\n{tls}"
+    ));
     let e = error_at(&tls_only, "mqtt.embedded_listen");
     assert!(!e.message.contains("embedded_tls_cert"), "{}", e.message);
     assert!(e.message.contains("[[mqtt.clients]]"), "{}", e.message);
 
-    let logins_only = invalid(&format!("[mqtt]\nembedded_listen = \"0.0.0.0:8883\"\n{login}"));
+    let logins_only = invalid(&format!(
+        "[mqtt]\nembedded_listen = \"0.0.0.0:8883\"\n{login}"
+    ));
     let e = error_at(&logins_only, "mqtt.embedded_listen");
     assert!(e.message.contains("embedded_tls_cert"), "{}", e.message);
     assert!(!e.message.contains("[[mqtt.clients]]"), "{}", e.message);
 
-    valid(&format!("[mqtt]\nembedded_listen = \"0.0.0.0:8883\"\n{tls}{login}"));
+    valid(&format!(
+        "[mqtt]\nembedded_listen = \"0.0.0.0:8883\"\n{tls}{login}"
+    ));
     valid("[mqtt]\nembedded_listen = \"[::1]:1883\"\n");
     valid("[mqtt]\nurl = \"mqtt://broker\"\nembedded_listen = \"0.0.0.0:1883\"\n");
 }
@@ -1276,19 +1297,31 @@ fn the_embedded_broker_beyond_loopback_needs_tls_and_logins() {
 #[test]
 fn embedded_tls_files_that_are_missing_or_not_pem_are_reported_at_load() {
     let (_dir, cert, key) = pem_files();
-    let text = format!(
-        "[mqtt]\nembedded_tls_cert = \"{key}\"\nembedded_tls_key = \"{cert}\"\n"
-    );
+    let text = format!("[mqtt]\nembedded_tls_cert = \"{key}\"\nembedded_tls_key = \"{cert}\"\n");
     let errors = invalid(&text);
     let e = error_at(&errors, "mqtt.embedded_tls_cert");
     assert_eq!(e.line, Some(2));
-    assert!(e.message.contains("holds no PEM certificate"), "{}", e.message);
+    assert!(
+        e.message.contains("holds no PEM certificate"),
+        "{}",
+        e.message
+    );
     let e = error_at(&errors, "mqtt.embedded_tls_key");
     assert_eq!(e.line, Some(3));
     assert!(e.message.contains("no PEM private key"), "{}", e.message);
 
-    let missing = invalid("[mqtt]\nembedded_tls_cert = \"/nonexistent/c.pem\"\nembedded_tls_key = \"/nonexistent/k.pem\"\n");
-    assert!(error_at(&missing, "mqtt.embedded_tls_cert").message.starts_with("cannot read /nonexistent/c.pem"));
+    let missing = invalid(
+        "[mqtt]\nembedded_tls_cert = \"/nonexistent/c.pem\"\nembedded_tls_key = \"/nonexistent/k.pem\"\n",
+    );
+    assert!(
+        error_at(&missing, "mqtt.embedded_tls_cert")
+            .message
+            .starts_with("cannot read /nonexistent/c.pem")
+    );
     let half = invalid(&format!("[mqtt]\nembedded_tls_cert = \"{cert}\"\n"));
-    assert!(error_at(&half, "mqtt.embedded_tls_key").message.contains("needs embedded_tls_key"));
+    assert!(
+        error_at(&half, "mqtt.embedded_tls_key")
+            .message
+            .contains("needs embedded_tls_key")
+    );
 }

@@ -4,6 +4,7 @@ mod axis;
 mod bad_input;
 mod crash;
 mod eagle_eye;
+mod embedded;
 mod fake_nx;
 mod fakes;
 mod flow;

@@ -110,7 +110,8 @@ mod tests {
         Acl::new(&config.mqtt)
     }
 
-    const R1: &str = "[[mqtt.clients]]\nusername = \"u1\"\npassword_env = \"P\"\nregister = \"s1/r1\"\n";
+    const R1: &str =
+        "[[mqtt.clients]]\nusername = \"u1\"\npassword_env = \"P\"\nregister = \"s1/r1\"\n";
 
     #[test]
     fn without_logins_any_client_may_publish_to_an_accepted_topic_only() {
@@ -126,10 +127,7 @@ mod tests {
     #[test]
     fn a_login_needs_its_username_and_its_password() {
         let acl = acl(R1);
-        assert_eq!(
-            acl.login(None, None).err(),
-            Some(refused::NOT_AUTHORIZED)
-        );
+        assert_eq!(acl.login(None, None).err(), Some(refused::NOT_AUTHORIZED));
         assert_eq!(
             acl.login(Some("u1"), Some(b"pw-2")).err(),
             Some(refused::BAD_LOGIN)

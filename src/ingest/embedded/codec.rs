@@ -83,7 +83,9 @@ fn fixed_header(buf: &[u8]) -> Result<Option<(usize, usize)>, DecodeError> {
             return Ok(Some((2 + i, remaining)));
         }
     }
-    Err(DecodeError::Malformed("remaining length longer than 4 bytes"))
+    Err(DecodeError::Malformed(
+        "remaining length longer than 4 bytes",
+    ))
 }
 
 fn decode(byte1: u8, mut body: Bytes) -> Result<Packet, DecodeError> {
@@ -362,7 +364,14 @@ mod tests {
     #[test]
     fn no_bytes_make_the_decoder_panic() {
         let seeds: Vec<Vec<u8>> = vec![
-            connect_bytes("MQTT", 4, 0xEE, &[0, 2, b'r', b'1', 0, 1, b't', 0, 1, b'm', 0, 1, b'u', 0, 1, b'p']),
+            connect_bytes(
+                "MQTT",
+                4,
+                0xEE,
+                &[
+                    0, 2, b'r', b'1', 0, 1, b't', 0, 1, b'm', 0, 1, b'u', 0, 1, b'p',
+                ],
+            ),
             connect_bytes("MQIsdp", 3, 0x02, &[0, 0]),
             vec![0x34, 7, 0, 3, b'a', b'/', b'b', 0, 1],
             vec![0x82, 6, 0, 1, 0, 1, b'#', 1],
