@@ -578,7 +578,9 @@ impl Builder<'_> {
             (None, None) => {}
         }
         let mut names = HashSet::new();
-        for c in t.tables("clients") {
+        let logins = t.tables("clients");
+        let declared = !logins.is_empty();
+        for c in logins {
             let username = c.req_str("username");
             let password = if c.has("password_env") {
                 self.secret(&c, "password_env")
@@ -622,7 +624,7 @@ impl Builder<'_> {
             if !t.has("embedded_tls_cert") || !t.has("embedded_tls_key") {
                 missing.push("embedded_tls_cert and embedded_tls_key (PEM files)");
             }
-            if !t.has("clients") {
+            if !declared {
                 missing.push("at least one [[mqtt.clients]] login per register or store");
             }
             if !missing.is_empty() {

@@ -1287,6 +1287,12 @@ fn the_embedded_broker_beyond_loopback_needs_tls_and_logins() {
     assert!(e.message.contains("embedded_tls_cert"), "{}", e.message);
     assert!(!e.message.contains("[[mqtt.clients]]"), "{}", e.message);
 
+    let empty_logins = invalid(&format!(
+        "[mqtt]\nembedded_listen = \"0.0.0.0:8883\"\nclients = []\n{tls}"
+    ));
+    let e = error_at(&empty_logins, "mqtt.embedded_listen");
+    assert!(e.message.contains("[[mqtt.clients]]"), "{}", e.message);
+
     valid(&format!(
         "[mqtt]\nembedded_listen = \"0.0.0.0:8883\"\n{tls}{login}"
     ));

@@ -41,7 +41,9 @@ pub struct Publish {
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
-    #[error("a packet of {0} bytes is above the {MAX_PACKET}-byte limit")]
+    #[error(
+        "a packet of {0} bytes is above the limit ({MAX_PACKET} bytes; {MAX_CONNECT} for CONNECT)"
+    )]
     TooLarge(usize),
     /// A CONNECT for a protocol level other than 3.1 (3) or 3.1.1 (4), such as MQTT 5: it is answered with the
     /// 3.1.1 "unacceptable protocol version" CONNACK.
@@ -51,15 +53,21 @@ pub enum DecodeError {
     Malformed(&'static str),
 }
 
-/// Takes the next whole packet off the front of `buf`, `Ok(None)` while it is still incomplete. An error means
-/// the connection cannot continue.
-pub fn take(buf: &mut BytesMut) -> Result<Option<Packet>, DecodeError> {
+/// The largest CONNECT: a client that has not logged in yet gets no more memory than this.
+pub const MAX_CONNECT: usize = 64 * 1024;
+
+/// Takes the next whole packet off the front of `buf`, `Ok(None)` while it is still incomplete; one whose size
+/// is above `max` (at most [`MAX_PACKET`]) is refused. An error means the connection cannot continue.
+pub fn take(buf: &mut BytesMut, max: usize) -> Result<Option<Packet>, DecodeError> {
     let Some((header_len, remaining)) = fixed_header(buf)? else {
         return Ok(None);
     };
+    if header_len + remaining > max {
+        return Err(DecodeError::TooLarge(header_len + remaining));
+    }
     if buf.len() < header_len + remaining {
-        // Room for the rest now, so the reads that follow fill it without regrowing.
-        buf.reserve(header_len + remaining - buf.len());
+        // Room for the next part only: memory follows the bytes that actually arrive, not what a header claims.
+        buf.reserve((header_len + remaining - buf.len()).min(64 * 1024));
         return Ok(None);
     }
     let byte1 = buf[0];
@@ -77,9 +85,6 @@ fn fixed_header(buf: &[u8]) -> Result<Option<(usize, usize)>, DecodeError> {
         };
         remaining |= usize::from(byte & 0x7F) << (7 * i);
         if byte & 0x80 == 0 {
-            if 2 + i + remaining > MAX_PACKET {
-                return Err(DecodeError::TooLarge(2 + i + remaining));
-            }
             return Ok(Some((2 + i, remaining)));
         }
     }
@@ -283,7 +288,7 @@ mod tests {
     use super::*;
 
     fn one(bytes: &[u8]) -> Result<Option<Packet>, DecodeError> {
-        take(&mut BytesMut::from(bytes))
+        take(&mut BytesMut::from(bytes), MAX_PACKET)
     }
 
     fn connect_bytes(name: &str, level: u8, flags: u8, rest: &[u8]) -> Vec<u8> {
@@ -332,6 +337,10 @@ mod tests {
             (len >> 21) as u8,
         ];
         assert!(matches!(one(&header), Err(DecodeError::TooLarge(_))));
+        // Before a login, 64 KiB is the limit.
+        let connect = [0x10, 0xF0, 0xA2, 0x04];
+        let refused = take(&mut BytesMut::from(&connect[..]), MAX_CONNECT);
+        assert_eq!(refused, Err(DecodeError::TooLarge(70_004)));
     }
 
     #[test]
@@ -341,13 +350,17 @@ mod tests {
                 0x32, 9, 0, 3, b'a', b'/', b'b', 0, 7, b'h', b'i', 0xC0, 0, 0x32, 9,
             ][..],
         );
-        let Some(Packet::Publish(p)) = take(&mut buf).unwrap() else {
+        let Some(Packet::Publish(p)) = take(&mut buf, MAX_PACKET).unwrap() else {
             panic!("a publish")
         };
         assert_eq!((p.topic.as_str(), p.qos, p.pkid), ("a/b", 1, 7));
         assert_eq!(&p.payload[..], b"hi");
-        assert_eq!(take(&mut buf).unwrap(), Some(Packet::PingReq));
-        assert_eq!(take(&mut buf).unwrap(), None, "the third is incomplete");
+        assert_eq!(take(&mut buf, MAX_PACKET).unwrap(), Some(Packet::PingReq));
+        assert_eq!(
+            take(&mut buf, MAX_PACKET).unwrap(),
+            None,
+            "the third is incomplete"
+        );
     }
 
     #[test]
@@ -402,7 +415,7 @@ mod tests {
             }
             let mut buf = BytesMut::from(&bytes[..]);
             // Keep taking until the buffer is used up, incomplete, or refused.
-            while let Ok(Some(_)) = take(&mut buf) {}
+            while let Ok(Some(_)) = take(&mut buf, MAX_PACKET) {}
         }
     }
 }

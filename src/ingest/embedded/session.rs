@@ -99,6 +99,7 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
             tracing::warn!(%peer, level,
                 "Refused an MQTT connection: the embedded broker speaks MQTT 3.1.1 and 3.1; use an external broker for MQTT 5 registers.");
             let _ = send(&mut stream, &codec::connack(refused::PROTOCOL_VERSION)).await;
+            let _ = stream.shutdown().await;
             return;
         }
         Ok(Err(closed)) => {
@@ -119,6 +120,8 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
             tracing::warn!(%peer, client_id = %connect.client_id, username = ?connect.username,
                 "Refused an MQTT login: wrong or missing username or password.");
             let _ = send(&mut stream, &codec::connack(code)).await;
+            // Closed in order, so the refusal is read before the connection ends.
+            let _ = stream.shutdown().await;
             return;
         }
     };
@@ -152,7 +155,7 @@ async fn first_packet<S: AsyncRead + Unpin>(
     buf: &mut BytesMut,
 ) -> Result<Packet, Closed> {
     loop {
-        if let Some(packet) = codec::take(buf)? {
+        if let Some(packet) = codec::take(buf, codec::MAX_CONNECT)? {
             return Ok(packet);
         }
         if stream.read_buf(buf).await? == 0 {
@@ -207,7 +210,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         loop {
             // What is already buffered is handled first, as far as the in-flight window allows.
             while self.waiting.len() < MAX_IN_FLIGHT {
-                match codec::take(&mut self.buf) {
+                match codec::take(&mut self.buf, codec::MAX_PACKET) {
                     Ok(Some(packet)) => {
                         if let Err(closed) = self.handle(packet).await {
                             return closed;
