@@ -123,14 +123,8 @@ impl Daemon {
             housekeeping_cancel.clone(),
         ));
 
-        let broker = match &config.mqtt.url {
-            Some(url) => url.clone(),
-            None => {
-                let addr = ingest::start_embedded_broker(config.mqtt.embedded_listen)?;
-                tracing::info!(%addr, "Embedded MQTT broker listening.");
-                BrokerUrl::plain(addr)
-            }
-        };
+        let source = ingest::Source::open(&config.mqtt).await?;
+        let broker = source.url().clone();
 
         let listener = tokio::net::TcpListener::bind(config.web.listen)
             .await
@@ -197,7 +191,7 @@ impl Daemon {
                 url: config.database.url.clone(),
                 source,
             })?;
-        let ingest = ingest::start(config.clone(), &broker, store.clone(), id_key, wake, intake);
+        let ingest = ingest::start(config.clone(), source, store.clone(), id_key, wake, intake);
         Ok(Daemon {
             ingest,
             delivery,
@@ -218,12 +212,12 @@ impl Daemon {
         self.web_addr
     }
 
-    /// Connected to the broker with the subscription in place.
+    /// Connected to the broker with the subscription in place, or the embedded listener is up.
     pub fn receiving(&self) -> bool {
         self.ingest.status.receiving()
     }
 
-    /// The broker events are read from (the embedded one's address when it runs).
+    /// The broker registers publish to (the embedded listener's `mqtt://` or `mqtts://` address when it runs).
     pub fn broker(&self) -> &BrokerUrl {
         &self.broker
     }

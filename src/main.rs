@@ -185,7 +185,7 @@ enum IntegrationsCommand {
 
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rumqttd=off,sqlx=warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
     // Colour codes only for a person at a terminal: in a file or a journal they are noise, and an operator's
     // grep must match what a register sent, escaped, not interleaved with escapes of our own.
     use std::io::IsTerminal;

@@ -227,7 +227,7 @@ async fn the_index_works_in_a_real_browser_on_a_phone_and_a_tablet() {
         &log,
         &[("TEST_NX_PASSWORD", NX_PASSWORD)],
     ));
-    wait_for_log(&log, "Subscribed.").await;
+    wait_for_log(&log, "Embedded MQTT broker listening.").await;
     let base = format!("http://127.0.0.1:{web_port}");
     let http = reqwest::Client::new();
     eventually(Duration::from_secs(15), "the index to answer", || async {

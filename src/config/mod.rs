@@ -60,6 +60,35 @@ pub struct MqttConfig {
     /// `client_cert` + `client_key` (mutual TLS: both or neither), read and checked at load. Default: the
     /// system's roots, no client certificate. `None` exactly when the url is not `mqtts://`.
     pub tls: Option<MqttTls>,
+    /// `embedded_tls_cert` and `embedded_tls_key`: the embedded broker speaks MQTT over TLS (mqtts). Default:
+    /// none (plain MQTT).
+    pub embedded_tls: Option<TlsFiles>,
+    /// `[[mqtt.clients]]`: the logins registers use on the embedded broker, each bound to a register or a store.
+    /// Default: none, so any client may publish to an accepted topic (allowed only on a loopback listen).
+    pub clients: Vec<MqttClient>,
+}
+
+/// One `[[mqtt.clients]]` login for the embedded broker.
+#[derive(Debug, Clone)]
+pub struct MqttClient {
+    pub username: String,
+    /// From the variable named by `password_env`.
+    pub password: Secret,
+    /// What it may publish for: `store/register`, or `store/*` for every register of a store.
+    pub register: RegisterScope,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegisterScope {
+    pub store: String,
+    /// `None` for `store/*`.
+    pub register: Option<String>,
+}
+
+impl RegisterScope {
+    pub fn covers(&self, store: &str, register: &str) -> bool {
+        self.store == store && self.register.as_deref().is_none_or(|r| r == register)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -482,6 +511,8 @@ impl Builder<'_> {
             username: None,
             password: None,
             tls: None,
+            embedded_tls: None,
+            clients: Vec::new(),
         };
         let Some(t) = t else { return Some(cfg) };
         if let Some(url) = t.opt_str("url") {
@@ -522,6 +553,7 @@ impl Builder<'_> {
             t.error("username", "is required when password_env is set");
         }
         cfg.tls = self.mqtt_tls(t, cfg.url.as_ref());
+        self.embedded_access(t, &mut cfg);
         t.finish();
         Some(cfg)
     }
@@ -555,7 +587,7 @@ impl Builder<'_> {
             // An invalid url has its own error already.
             None if t.has("url") => return None,
             None => Some(
-                "is for TLS to an external broker: set url = \"mqtts://HOST:PORT\" (the embedded broker is plain MQTT)",
+                "is for TLS to an external broker: set url = \"mqtts://HOST:PORT\" (the embedded broker's own TLS is embedded_tls_cert and embedded_tls_key)",
             ),
         };
         if let Some(message) = plain {
@@ -573,6 +605,100 @@ impl Builder<'_> {
         MqttTls::load(&files)
             .map_err(|e| t.error(e.key(), e.to_string()))
             .ok()
+    }
+
+    /// The embedded broker's TLS files and logins, and whether its listen address may be reached from other
+    /// machines: only with both, since otherwise anyone on the network could write any store's events.
+    fn embedded_access(&self, t: &Table, cfg: &mut MqttConfig) {
+        let cert = t.opt_str("embedded_tls_cert");
+        let key = t.opt_str("embedded_tls_key");
+        match (cert, key) {
+            (Some(cert), Some(key)) => {
+                let cert_ok = check_pem(&cert, PemKind::Certificates)
+                    .map_err(|e| self.doc.push(cert.path.clone(), Some(cert.line), e))
+                    .is_ok();
+                let key_ok = check_pem(&key, PemKind::PrivateKey)
+                    .map_err(|e| self.doc.push(key.path.clone(), Some(key.line), e))
+                    .is_ok();
+                if cert_ok && key_ok {
+                    cfg.embedded_tls = Some(TlsFiles {
+                        cert: PathBuf::from(cert.value),
+                        key: PathBuf::from(key.value),
+                    });
+                }
+            }
+            (Some(_), None) => t.error(
+                "embedded_tls_key",
+                "embedded_tls_cert needs embedded_tls_key, the certificate's private key",
+            ),
+            (None, Some(_)) => t.error(
+                "embedded_tls_cert",
+                "embedded_tls_key needs embedded_tls_cert, the certificate chain",
+            ),
+            (None, None) => {}
+        }
+        let mut names = HashSet::new();
+        let logins = t.tables("clients");
+        let declared = !logins.is_empty();
+        for c in logins {
+            let username = c.req_str("username");
+            let password = if c.has("password_env") {
+                self.secret(&c, "password_env")
+            } else {
+                c.error(
+                    "password_env",
+                    "is required: the name of the environment variable holding this login's password",
+                );
+                None
+            };
+            let register = c
+                .req_str("register")
+                .and_then(|r| match parse_scope(&r.value) {
+                    Ok(scope) => Some(scope),
+                    Err(e) => {
+                        c.error("register", e);
+                        None
+                    }
+                });
+            if let Some(name) = &username
+                && !names.insert(name.value.clone())
+            {
+                c.error(
+                    "username",
+                    format!("\"{}\" is used by an earlier login", name.value),
+                );
+            }
+            c.finish();
+            if let (Some(username), Some(password), Some(register)) = (username, password, register)
+            {
+                cfg.clients.push(MqttClient {
+                    username: username.value,
+                    password,
+                    register,
+                });
+            }
+        }
+        let ip = cfg.embedded_listen.ip();
+        if cfg.url.is_none() && !ip.is_loopback() {
+            let mut missing = Vec::new();
+            if !t.has("embedded_tls_cert") || !t.has("embedded_tls_key") {
+                missing.push("embedded_tls_cert and embedded_tls_key (PEM files)");
+            }
+            if !declared {
+                missing.push("at least one [[mqtt.clients]] login per register or store");
+            }
+            if !missing.is_empty() {
+                t.error(
+                    "embedded_listen",
+                    format!(
+                        "{} is reachable from other machines, where anyone could write any store's events: add {}, \
+                         or listen on 127.0.0.1",
+                        cfg.embedded_listen,
+                        missing.join(" and ")
+                    ),
+                );
+            }
+        }
     }
 
     fn database(&self, t: Option<&Table>) -> Option<DatabaseConfig> {
@@ -1022,6 +1148,57 @@ fn parse_register_ref(r: &At<String>, stores: &[At<String>]) -> Result<RegisterR
         store: store.to_string(),
         register: register.to_string(),
     })
+}
+
+/// `store/register` or `store/*`.
+fn parse_scope(text: &str) -> Result<RegisterScope, String> {
+    let invalid = || {
+        format!(
+            "\"{text}\" must be \"store/register\" or \"store/*\" (ids use A-Z a-z 0-9 . _ -), e.g. \"shibuya-01/r1\""
+        )
+    };
+    let (store, register) = text.split_once('/').ok_or_else(invalid)?;
+    if !is_valid_id(store) {
+        return Err(invalid());
+    }
+    let register = match register {
+        "*" => None,
+        r if is_valid_id(r) => Some(r.to_string()),
+        _ => return Err(invalid()),
+    };
+    Ok(RegisterScope {
+        store: store.to_string(),
+        register,
+    })
+}
+
+enum PemKind {
+    Certificates,
+    PrivateKey,
+}
+
+/// Reads a PEM file named in the config now, so a wrong path or file is reported by `check-config` with its key
+/// and line rather than when the daemon starts.
+fn check_pem(file: &At<String>, kind: PemKind) -> Result<(), String> {
+    use tokio_rustls::rustls::pki_types::pem::{self, PemObject};
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let bytes =
+        std::fs::read(&file.value).map_err(|e| format!("cannot read {}: {e}", file.value))?;
+    match kind {
+        PemKind::Certificates => {
+            let certs = CertificateDer::pem_slice_iter(&bytes)
+                .collect::<Result<Vec<_>, pem::Error>>()
+                .map_err(|e| format!("{} is not a PEM certificate chain: {e}", file.value))?;
+            if certs.is_empty() {
+                return Err(format!("{} holds no PEM certificate", file.value));
+            }
+        }
+        PemKind::PrivateKey => {
+            PrivateKeyDer::from_pem_slice(&bytes)
+                .map_err(|e| format!("{} holds no PEM private key: {e}", file.value))?;
+        }
+    }
+    Ok(())
 }
 
 fn check_topic_filter(filter: &str) -> Result<(), String> {

@@ -477,7 +477,7 @@ fn each_mistake_comes_with_a_message_that_says_how_to_fix_it() {
     );
     assert_eq!(
         message("mqtt.retain"),
-        "unknown key; expected one of: client_cert, client_id, client_key, embedded_listen, password_env, tls_ca, topics, url, username"
+        "unknown key; expected one of: client_cert, client_id, client_key, clients, embedded_listen, embedded_tls_cert, embedded_tls_key, password_env, tls_ca, topics, url, username"
     );
     assert_eq!(
         message("mqtt.url"),
@@ -1484,5 +1484,169 @@ fn dead_letter_bounds_too_small_or_without_a_unit_are_refused_on_their_lines() {
             .message
             .starts_with("unknown key; expected one of: keep_for, max_total"),
         "{errors:#?}"
+    );
+}
+
+// ---- The embedded broker's TLS and logins ----
+
+/// A self-signed certificate and its key written as PEM files in a fresh directory.
+fn pem_files() -> (tempfile::TempDir, String, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("a certificate");
+    let cert_path = dir.path().join("cert.pem");
+    let key_path = dir.path().join("key.pem");
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::write(&key_path, cert.signing_key.serialize_pem()).unwrap();
+    let (c, k) = (
+        cert_path.display().to_string(),
+        key_path.display().to_string(),
+    );
+    (dir, c, k)
+}
+
+#[test]
+fn the_embedded_broker_takes_tls_files_and_logins_bound_to_a_register_or_a_store() {
+    let (_dir, cert, key) = pem_files();
+    let text = format!(
+        "[mqtt]\nembedded_listen = \"0.0.0.0:8883\"\nembedded_tls_cert = \"{cert}\"\nembedded_tls_key = \"{key}\"\n\
+         [[mqtt.clients]]\nusername = \"shibuya-01-r1\"\npassword_env = \"NX_PASSWORD\"\nregister = \"shibuya-01/r1\"\n\
+         [[mqtt.clients]]\nusername = \"osaka\"\npassword_env = \"NX_PASSWORD\"\nregister = \"osaka-03/*\"\n"
+    );
+    let config = valid(&text);
+    let tls = config.mqtt.embedded_tls.as_ref().expect("TLS files");
+    assert_eq!(tls.cert.display().to_string(), cert);
+    assert_eq!(tls.key.display().to_string(), key);
+    let clients = &config.mqtt.clients;
+    assert_eq!(clients.len(), 2);
+    assert_eq!(clients[0].username, "shibuya-01-r1");
+    assert_eq!(clients[0].password.expose(), NX_PASSWORD);
+    assert!(clients[0].register.covers("shibuya-01", "r1"));
+    assert!(!clients[0].register.covers("shibuya-01", "r2"));
+    assert!(clients[1].register.covers("osaka-03", "r7"));
+    assert!(!clients[1].register.covers("shibuya-01", "r1"));
+    assert!(
+        !format!("{:?}", config.mqtt).contains(NX_PASSWORD),
+        "the password is never shown"
+    );
+}
+
+#[test]
+fn by_default_the_embedded_broker_is_open_on_loopback_and_plain() {
+    let config = valid("");
+    assert!(config.mqtt.embedded_tls.is_none());
+    assert!(config.mqtt.clients.is_empty());
+}
+
+#[test]
+fn a_login_without_its_password_or_with_a_bad_register_is_reported_with_its_line() {
+    let text = "[mqtt]\n\
+        [[mqtt.clients]]\nusername = \"r1\"\npassword_env = \"NOT_SET\"\nregister = \"shibuya-01/r1\"\n\
+        [[mqtt.clients]]\nusername = \"r1\"\nregister = \"shibuya-01\"\n\
+        [[mqtt.clients]]\nusername = \"r3\"\npassword_env = \"NX_PASSWORD\"\nregister = \"shibuya-01/r*\"\npassword = \"x\"\n";
+    let errors = invalid(text);
+    let unset = error_at(&errors, "mqtt.clients[0].password_env");
+    assert_eq!(unset.message, "environment variable NOT_SET is not set");
+    assert_eq!(unset.line, Some(line_of(text, "NOT_SET")));
+    assert!(
+        error_at(&errors, "mqtt.clients[1].password_env")
+            .message
+            .starts_with("is required")
+    );
+    let register = error_at(&errors, "mqtt.clients[1].register");
+    assert!(
+        register
+            .message
+            .contains("\"store/register\" or \"store/*\"")
+    );
+    assert_eq!(register.line, Some(line_of(text, "\"shibuya-01\"")));
+    assert!(
+        error_at(&errors, "mqtt.clients[1].username")
+            .message
+            .contains("used by an earlier login")
+    );
+    assert!(
+        error_at(&errors, "mqtt.clients[2].register")
+            .message
+            .contains("store/*")
+    );
+    assert_eq!(
+        error_at(&errors, "mqtt.clients[2].password").line,
+        Some(line_of(text, "password = \"x\"")),
+        "a password in the file is refused"
+    );
+}
+
+#[test]
+fn the_embedded_broker_beyond_loopback_needs_tls_and_logins() {
+    let (_dir, cert, key) = pem_files();
+    let tls = format!("embedded_tls_cert = \"{cert}\"\nembedded_tls_key = \"{key}\"\n");
+    let login = "[[mqtt.clients]]\nusername = \"r1\"\npassword_env = \"NX_PASSWORD\"\nregister = \"s/r1\"\n";
+
+    let bare = invalid("[mqtt]\nembedded_listen = \"0.0.0.0:1883\"\n");
+    let e = error_at(&bare, "mqtt.embedded_listen");
+    assert_eq!(e.line, Some(2));
+    assert!(
+        e.message.contains("embedded_tls_cert and embedded_tls_key"),
+        "{}",
+        e.message
+    );
+    assert!(e.message.contains("[[mqtt.clients]]"), "{}", e.message);
+
+    let tls_only = invalid(&format!(
+        "[mqtt]\nembedded_listen = \"0.0.0.0:8883\"\n{tls}"
+    ));
+    let e = error_at(&tls_only, "mqtt.embedded_listen");
+    assert!(!e.message.contains("embedded_tls_cert"), "{}", e.message);
+    assert!(e.message.contains("[[mqtt.clients]]"), "{}", e.message);
+
+    let logins_only = invalid(&format!(
+        "[mqtt]\nembedded_listen = \"0.0.0.0:8883\"\n{login}"
+    ));
+    let e = error_at(&logins_only, "mqtt.embedded_listen");
+    assert!(e.message.contains("embedded_tls_cert"), "{}", e.message);
+    assert!(!e.message.contains("[[mqtt.clients]]"), "{}", e.message);
+
+    let empty_logins = invalid(&format!(
+        "[mqtt]\nembedded_listen = \"0.0.0.0:8883\"\nclients = []\n{tls}"
+    ));
+    let e = error_at(&empty_logins, "mqtt.embedded_listen");
+    assert!(e.message.contains("[[mqtt.clients]]"), "{}", e.message);
+
+    valid(&format!(
+        "[mqtt]\nembedded_listen = \"0.0.0.0:8883\"\n{tls}{login}"
+    ));
+    valid("[mqtt]\nembedded_listen = \"[::1]:1883\"\n");
+    valid("[mqtt]\nurl = \"mqtt://broker\"\nembedded_listen = \"0.0.0.0:1883\"\n");
+}
+
+#[test]
+fn embedded_tls_files_that_are_missing_or_not_pem_are_reported_at_load() {
+    let (_dir, cert, key) = pem_files();
+    let text = format!("[mqtt]\nembedded_tls_cert = \"{key}\"\nembedded_tls_key = \"{cert}\"\n");
+    let errors = invalid(&text);
+    let e = error_at(&errors, "mqtt.embedded_tls_cert");
+    assert_eq!(e.line, Some(2));
+    assert!(
+        e.message.contains("holds no PEM certificate"),
+        "{}",
+        e.message
+    );
+    let e = error_at(&errors, "mqtt.embedded_tls_key");
+    assert_eq!(e.line, Some(3));
+    assert!(e.message.contains("no PEM private key"), "{}", e.message);
+
+    let missing = invalid(
+        "[mqtt]\nembedded_tls_cert = \"/nonexistent/c.pem\"\nembedded_tls_key = \"/nonexistent/k.pem\"\n",
+    );
+    assert!(
+        error_at(&missing, "mqtt.embedded_tls_cert")
+            .message
+            .starts_with("cannot read /nonexistent/c.pem")
+    );
+    let half = invalid(&format!("[mqtt]\nembedded_tls_cert = \"{cert}\"\n"));
+    assert!(
+        error_at(&half, "mqtt.embedded_tls_key")
+            .message
+            .contains("needs embedded_tls_key")
     );
 }

@@ -18,15 +18,25 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::now_ms;
 use crate::tls::MqttTls;
 
-/// What the poller hands to the writer.
+/// What the poller or the embedded listener hands to the writer.
 pub enum Inbound {
     Publish {
+        /// Topic, payload and QoS, as either source received them.
         publish: rumqttc::Publish,
-        generation: u64,
         received_ms: i64,
+        /// How to acknowledge it once committed.
+        ack: Ack,
     },
     /// The broker has no session for us (first start, or it forgot): subscribe again.
     Subscribe,
+}
+
+/// How a message is acknowledged after its commit.
+pub enum Ack {
+    /// Through the external broker's client, and only on the connection (`generation`) it arrived on.
+    Broker { generation: u64 },
+    /// The embedded listener's connection writes PUBACK or PUBREC when told; dropping it means not committed.
+    Embedded(tokio::sync::oneshot::Sender<()>),
 }
 
 /// Whether intake is live: connected, with the subscription in place, and if not, why. Shown by health checks.
@@ -38,6 +48,12 @@ pub struct Status {
 }
 
 impl Status {
+    /// The embedded listener is up (or no longer): it is the subscription.
+    pub(super) fn set_listening(&self, up: bool) {
+        self.connected.store(up, Ordering::SeqCst);
+        self.subscribed.store(up, Ordering::SeqCst);
+    }
+
     pub fn connected(&self) -> bool {
         self.connected.load(Ordering::SeqCst)
     }
@@ -119,8 +135,10 @@ impl Poller {
                     if !intake.is_cancelled() {
                         let msg = Inbound::Publish {
                             publish,
-                            generation: self.generation.current(),
                             received_ms: now_ms(),
+                            ack: Ack::Broker {
+                                generation: self.generation.current(),
+                            },
                         };
                         if self.tx.send(msg).is_err() {
                             return;

@@ -1,5 +1,6 @@
 //! The ingest task: validates, masks, plans bookmarks, commits a batch in one transaction, and only then
-//! acknowledges the batch's messages to the broker, in arrival order.
+//! acknowledges the batch's messages, in arrival order: to the external broker through its client, or to the
+//! register through the embedded listener's connection.
 
 use std::sync::Arc;
 
@@ -9,7 +10,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_util::sync::CancellationToken;
 
 use super::plan::plan;
-use super::poller::{Generation, Inbound};
+use super::poller::{Ack, Generation, Inbound};
 use crate::clock::now_ms;
 use crate::config::{Config, Watchers};
 use crate::event;
@@ -22,7 +23,8 @@ pub struct Writer {
     pub config: Arc<Config>,
     pub watchers: Watchers,
     pub store: Arc<dyn Store>,
-    pub client: AsyncClient,
+    /// The external broker's client; `None` behind the embedded listener.
+    pub client: Option<AsyncClient>,
     pub generation: Generation,
     pub wake: Arc<Notify>,
     /// Keys the digest that keeps apart identifiers whose masked forms are alike.
@@ -31,7 +33,7 @@ pub struct Writer {
 
 impl Writer {
     pub async fn run(self, mut rx: UnboundedReceiver<Inbound>, intake: CancellationToken) {
-        let mut batch: Vec<(rumqttc::Publish, u64, i64)> = Vec::new();
+        let mut batch: Vec<(rumqttc::Publish, Ack, i64)> = Vec::new();
         loop {
             let first = tokio::select! {
                 msg = rx.recv() => msg,
@@ -55,26 +57,29 @@ impl Writer {
             }
         }
         self.commit(&mut batch).await;
-        if let Err(e) = self.client.disconnect().await {
+        if let Some(client) = &self.client
+            && let Err(e) = client.disconnect().await
+        {
             tracing::debug!(error = %e, "MQTT disconnect was not sent.");
         }
     }
 
-    async fn take(&self, msg: Inbound, batch: &mut Vec<(rumqttc::Publish, u64, i64)>) {
+    async fn take(&self, msg: Inbound, batch: &mut Vec<(rumqttc::Publish, Ack, i64)>) {
         match msg {
             Inbound::Publish {
                 publish,
-                generation,
                 received_ms,
-            } => batch.push((publish, generation, received_ms)),
+                ack,
+            } => batch.push((publish, ack, received_ms)),
             Inbound::Subscribe => {
+                let Some(client) = &self.client else { return };
                 let topics = self
                     .config
                     .mqtt
                     .topics
                     .iter()
                     .map(|t| rumqttc::SubscribeFilter::new(t.clone(), QoS::AtLeastOnce));
-                match self.client.subscribe_many(topics).await {
+                match client.subscribe_many(topics).await {
                     Ok(()) => tracing::info!(topics = ?self.config.mqtt.topics, "Subscribed."),
                     Err(e) => {
                         tracing::error!(error = %e, "Could not subscribe; no events will arrive.")
@@ -84,7 +89,7 @@ impl Writer {
         }
     }
 
-    async fn commit(&self, batch: &mut Vec<(rumqttc::Publish, u64, i64)>) {
+    async fn commit(&self, batch: &mut Vec<(rumqttc::Publish, Ack, i64)>) {
         if batch.is_empty() {
             return;
         }
@@ -130,12 +135,21 @@ impl Writer {
             self.wake.notify_one();
         }
         let current = self.generation.current();
-        for (publish, generation, _) in batch.drain(..) {
-            if publish.qos == QoS::AtMostOnce || generation != current {
-                continue;
-            }
-            if let Err(e) = self.client.ack(&publish).await {
-                tracing::debug!(error = %e, "Acknowledgement not sent; the broker will redeliver.");
+        for (publish, ack, _) in batch.drain(..) {
+            match ack {
+                Ack::Broker { generation } => {
+                    let Some(client) = &self.client else { continue };
+                    if publish.qos == QoS::AtMostOnce || generation != current {
+                        continue;
+                    }
+                    if let Err(e) = client.ack(&publish).await {
+                        tracing::debug!(error = %e, "Acknowledgement not sent; the broker will redeliver.");
+                    }
+                }
+                // A register already gone is no error: it publishes again and the store drops the copy.
+                Ack::Embedded(done) => {
+                    let _ = done.send(());
+                }
             }
         }
     }

@@ -78,7 +78,9 @@ async fn no_spelling_of_a_card_number_in_any_field_or_topic_reaches_anything_the
     let mut letters = 0;
     for (i, s) in corpus.iter().enumerate() {
         bridge.publish_bytes(&topic, payload(i, s)).await;
-        if s.fits_a_topic_level() && !s.json_escaped {
+        // Brokers refuse topics with control characters (a tab) and close the connection: such a spelling
+        // never reaches tillmark as a topic.
+        if s.fits_a_topic_level() && !s.json_escaped && !s.text.chars().any(char::is_control) {
             let on_topic = site.topic("shibuya-01", &s.text);
             bridge
                 .publish(&on_topic, &event(&format!("t-{i}"), "void", "r1", AT))

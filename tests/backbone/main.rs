@@ -5,6 +5,7 @@ mod bad_input;
 mod card_corpus;
 mod crash;
 mod eagle_eye;
+mod embedded;
 mod fake_nx;
 mod fakes;
 mod flow;

@@ -418,7 +418,7 @@ async fn a_password_milestone_refuses_shows_in_the_index_and_never_in_the_api_or
     let wrong = "Wr0ng-Xprotect-pw";
     allow_tests(&site.db_url()).await;
     let mut daemon = spawn_tillmark(&config, &log, &[("XPROTECT_PASSWORD", wrong)]);
-    wait_for_log(&log, "Subscribed.").await;
+    wait_for_log(&log, "Embedded MQTT broker listening.").await;
     let broker = BrokerUrl::plain(format!("127.0.0.1:{broker_port}").parse().unwrap());
     let mut bridge = Bridge::connect(&broker).await;
     publish_void(&site, &mut bridge, "m-7", "r1", AT).await;

@@ -1,4 +1,4 @@
-//! The harness: brokers (the daemon's embedded one, one in the test process, or Mosquitto when
+//! The harness: brokers (the daemon's embedded listener, rumqttd in the test process, or Mosquitto when
 //! `TILLMARK_TEST_MQTT_URL` is set), a publisher that waits for PUBACK, configs, and polling helpers.
 
 use std::future::Future;
@@ -14,12 +14,48 @@ use tillmark::config::{BrokerUrl, Config};
 pub fn external_broker() -> BrokerUrl {
     match std::env::var("TILLMARK_TEST_MQTT_URL") {
         Ok(url) if !url.is_empty() => BrokerUrl::parse(&url).expect("TILLMARK_TEST_MQTT_URL"),
-        _ => {
-            let addr = tillmark::ingest::start_embedded_broker("127.0.0.1:0".parse().unwrap())
-                .expect("test broker");
-            BrokerUrl::plain(addr)
-        }
+        _ => BrokerUrl::plain(start_rumqttd()),
     }
+}
+
+/// Starts rumqttd on a free loopback port, on its own threads for the rest of the test process.
+fn start_rumqttd() -> std::net::SocketAddr {
+    use rumqttd::{Broker, Config, ConnectionSettings, RouterConfig, ServerSettings};
+    let listen = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let server = ServerSettings {
+        name: "tests".into(),
+        listen,
+        tls: None,
+        next_connection_delay_ms: 1,
+        connections: ConnectionSettings {
+            connection_timeout_ms: 60_000,
+            // Above the contract's 64 KiB, so oversized events reach the daemon and are dead-lettered.
+            max_payload_size: 4 * 1024 * 1024,
+            max_inflight_count: 200,
+            auth: None,
+            external_auth: None,
+            dynamic_filters: true,
+        },
+    };
+    let config = Config {
+        router: RouterConfig {
+            max_connections: 10_000,
+            max_outgoing_packet_count: 200,
+            max_segment_size: 100 * 1024 * 1024,
+            max_segment_count: 10,
+            ..RouterConfig::default()
+        },
+        v4: Some(std::collections::HashMap::from([("1".to_string(), server)])),
+        ..Config::default()
+    };
+    std::thread::spawn(move || Broker::new(config).start().expect("the test broker runs"));
+    for _ in 0..200 {
+        if std::net::TcpStream::connect(listen).is_ok() {
+            return listen;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("the test broker did not start on {listen}");
 }
 
 /// A unique name, so tests sharing one Mosquitto never see each other's messages.
