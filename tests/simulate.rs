@@ -306,8 +306,10 @@ async fn with_a_signing_key_every_event_is_an_envelope_whose_signature_the_daemo
     let signing = tillmark::event::Signing {
         mode: tillmark::event::SigningMode::Required,
         keys: vec![tillmark::event::RegisterKey {
-            store: "store-01".into(),
-            register: None,
+            scope: tillmark::event::RegisterScope {
+                store: "store-01".into(),
+                register: None,
+            },
             key: tillmark::secret::Secret::new(key),
         }],
     };

@@ -3,8 +3,8 @@
 use std::collections::HashSet;
 
 use super::reader::Table;
-use super::{Builder, Millis};
-use crate::event::{RegisterKey, Signing, SigningMode, is_valid_id};
+use super::{Builder, Millis, parse_scope};
+use crate::event::{RegisterKey, Signing, SigningMode};
 
 /// `[intake]`: the window of believable register times around a message's arrival.
 #[derive(Debug, Clone)]
@@ -85,33 +85,24 @@ impl Builder<'_> {
                     ),
                 );
             }
-            let parsed = register.as_ref().and_then(|r| {
-                let parsed = parse_register(&r.value);
-                if parsed.is_none() {
-                    self.doc.push(
-                        r.path.clone(),
-                        Some(r.line),
-                        format!(
-                            "\"{}\" is not a register: write \"store/register\", or \"store/*\" for every register of a store",
-                            r.value
-                        ),
-                    );
-                } else if !seen.insert(r.value.clone()) {
+            let parsed = register.as_ref().and_then(|r| match parse_scope(&r.value) {
+                Err(e) => {
+                    self.doc.push(r.path.clone(), Some(r.line), e);
+                    None
+                }
+                Ok(_) if !seen.insert(r.value.clone()) => {
                     self.doc.push(
                         r.path.clone(),
                         Some(r.line),
                         format!("\"{}\" has a key already", r.value),
                     );
+                    None
                 }
-                parsed
+                Ok(scope) => Some(scope),
             });
             k.finish();
-            if let (Some((store, register)), Some(key)) = (parsed, key) {
-                cfg.keys.push(RegisterKey {
-                    store,
-                    register,
-                    key,
-                });
+            if let (Some(scope), Some(key)) = (parsed, key) {
+                cfg.keys.push(RegisterKey { scope, key });
             }
         }
         if cfg.mode != SigningMode::Off && cfg.keys.is_empty() && !t.has("keys") {
@@ -122,17 +113,5 @@ impl Builder<'_> {
         }
         t.finish();
         cfg
-    }
-}
-
-fn parse_register(text: &str) -> Option<(String, Option<String>)> {
-    let (store, register) = text.split_once('/')?;
-    if !is_valid_id(store) {
-        return None;
-    }
-    match register {
-        "*" => Some((store.to_string(), None)),
-        r if is_valid_id(r) => Some((store.to_string(), Some(r.to_string()))),
-        _ => None,
     }
 }

@@ -19,6 +19,7 @@ pub use reader::ConfigError;
 use reader::{At, Doc, Table};
 pub use size::{Bytes, parse as parse_size};
 
+pub use crate::event::RegisterScope;
 use crate::event::{EventType, is_valid_id};
 pub use crate::secret::Secret;
 use crate::tls::{MqttTls, MqttTlsFiles};
@@ -76,19 +77,6 @@ pub struct MqttClient {
     pub password: Secret,
     /// What it may publish for: `store/register`, or `store/*` for every register of a store.
     pub register: RegisterScope,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RegisterScope {
-    pub store: String,
-    /// `None` for `store/*`.
-    pub register: Option<String>,
-}
-
-impl RegisterScope {
-    pub fn covers(&self, store: &str, register: &str) -> bool {
-        self.store == store && self.register.as_deref().is_none_or(|r| r == register)
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1151,6 +1139,8 @@ fn parse_register_ref(r: &At<String>, stores: &[At<String>]) -> Result<RegisterR
 }
 
 /// `store/register` or `store/*`.
+/// `"store/register"`, or `"store/*"` for every register of a store: how logins and signing keys name what
+/// they speak for.
 fn parse_scope(text: &str) -> Result<RegisterScope, String> {
     let invalid = || {
         format!(

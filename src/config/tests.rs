@@ -1364,7 +1364,7 @@ key_env = "NX_PASSWORD"
     assert!(config.signing.key_for("shibuya-01", "r7").is_some());
     assert!(config.signing.key_for("osaka-01", "r1").is_none());
     assert_eq!(
-        config.signing.keys[0].register.as_deref(),
+        config.signing.keys[0].scope.register.as_deref(),
         Some("r1"),
         "the register's own key comes first"
     );
@@ -1394,7 +1394,7 @@ max_ahead = "10s"
         "{messages:#?}"
     );
     assert!(
-        has("(line 4): \"shibuya-01\" is not a register: write \"store/register\""),
+        has("(line 4): \"shibuya-01\" must be \"store/register\" or \"store/*\""),
         "{messages:#?}"
     );
     assert!(

@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 
 pub use mask::{contains_card_number, mask_card_numbers, mask_json, mask_text_payload};
 pub use signature::{RegisterKey, Signature, Signing, SigningMode, sign};
-pub use topic::{mask_topic, topic_identity};
+pub use topic::{RegisterScope, mask_topic, topic_identity};
 
 /// Largest payload the contract allows.
 pub const MAX_PAYLOAD: usize = 64 * 1024;

@@ -24,8 +24,10 @@ fn signing(mode: SigningMode, register: Option<&str>) -> Signing {
     Signing {
         mode,
         keys: vec![RegisterKey {
-            store: "shibuya-01".into(),
-            register: register.map(str::to_string),
+            scope: RegisterScope {
+                store: "shibuya-01".into(),
+                register: register.map(str::to_string),
+            },
             key: Secret::new(KEY),
         }],
     }

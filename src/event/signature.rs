@@ -8,6 +8,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use sha2::Sha256;
 
+use super::RegisterScope;
 use crate::secret::Secret;
 
 /// Whether events must carry a register's signature (`[signing] mode`).
@@ -25,9 +26,7 @@ pub enum SigningMode {
 /// The key of one register, or of every register of a store.
 #[derive(Debug, Clone)]
 pub struct RegisterKey {
-    pub store: String,
-    /// `None`: every register of the store (`"store/*"`).
-    pub register: Option<String>,
+    pub scope: RegisterScope,
     pub key: Secret,
 }
 
@@ -41,16 +40,11 @@ pub struct Signing {
 impl Signing {
     /// The key a register signs with: its own, else its store's.
     pub fn key_for(&self, store: &str, register: &str) -> Option<&Secret> {
-        let own = self
-            .keys
-            .iter()
-            .find(|k| k.store == store && k.register.as_deref() == Some(register));
-        own.or_else(|| {
-            self.keys
-                .iter()
-                .find(|k| k.store == store && k.register.is_none())
-        })
-        .map(|k| &k.key)
+        let covering = || self.keys.iter().filter(|k| k.scope.covers(store, register));
+        covering()
+            .find(|k| k.scope.register.is_some())
+            .or_else(|| covering().next())
+            .map(|k| &k.key)
     }
 }
 

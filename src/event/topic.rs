@@ -14,6 +14,21 @@ pub fn mask_topic(topic: &str) -> String {
         .join("/")
 }
 
+/// Which registers a login or a signing key speaks for: one (`store/register`), or every register of a store
+/// (`store/*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegisterScope {
+    pub store: String,
+    /// `None` for `store/*`.
+    pub register: Option<String>,
+}
+
+impl RegisterScope {
+    pub fn covers(&self, store: &str, register: &str) -> bool {
+        self.store == store && self.register.as_deref().is_none_or(|r| r == register)
+    }
+}
+
 /// The store and register a topic names, when it has the contract's shape: at least three levels, the last
 /// `events`, the two before it valid ids.
 pub fn topic_identity(topic: &str) -> Option<(&str, &str)> {
