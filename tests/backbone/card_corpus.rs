@@ -61,13 +61,7 @@ async fn no_spelling_of_a_card_number_in_any_field_or_topic_reaches_anything_the
     let broker = external_broker();
     let nx = FakeNx::start(&[CAM1, CAM2]).await;
     let site = Site::new();
-    let web_port = free_port();
-    let text = site.config_text(Some(&broker), &nx.url, "").replace(
-        "listen = \"127.0.0.1:0\"",
-        &format!("listen = \"127.0.0.1:{web_port}\""),
-    );
-    let config_path = site.dir.path().join("tillmark.toml");
-    std::fs::write(&config_path, text).unwrap();
+    let (config_path, web_port) = site.config_file(&broker, &nx.url);
     let log = site.dir.path().join("run.log");
     allow_tests(&site.db_url()).await;
     let mut daemon = spawn(&config_path, &log);

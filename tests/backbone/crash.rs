@@ -21,13 +21,7 @@ async fn a_daemon_killed_mid_stream_bookmarks_every_flagged_event_exactly_once_a
     // Slow creates, so some are in flight when the process dies.
     nx.state.faults.create_delay_ms.store(150, Ordering::SeqCst);
     let site = Site::new();
-    let web_port = free_port();
-    let text = site.config_text(Some(&broker), &nx.url, "").replace(
-        "listen = \"127.0.0.1:0\"",
-        &format!("listen = \"127.0.0.1:{web_port}\""),
-    );
-    let config_path = site.dir.path().join("tillmark.toml");
-    std::fs::write(&config_path, text).unwrap();
+    let (config_path, web_port) = site.config_file(&broker, &nx.url);
     let log1 = site.dir.path().join("run1.log");
     let log2 = site.dir.path().join("run2.log");
 

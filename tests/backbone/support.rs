@@ -185,6 +185,19 @@ timezone = "Asia/Tokyo"
         )
     }
 
+    /// [`Site::config_text`] written to `tillmark.toml` for the real binary, its index on a port chosen now so
+    /// the test knows where to read it: the file's path and that port.
+    pub fn config_file(&self, broker: &BrokerUrl, nx_url: &str) -> (std::path::PathBuf, u16) {
+        let web_port = free_port();
+        let text = self.config_text(Some(broker), nx_url, "").replace(
+            "listen = \"127.0.0.1:0\"",
+            &format!("listen = \"127.0.0.1:{web_port}\""),
+        );
+        let path = self.dir.path().join("tillmark.toml");
+        std::fs::write(&path, text).unwrap();
+        (path, web_port)
+    }
+
     pub fn config(&self, broker: Option<&BrokerUrl>, nx_url: &str, extra: &str) -> Config {
         let text = self.config_text(broker, nx_url, extra);
         parse_config(&text, &[("TEST_NX_PASSWORD", NX_PASSWORD)])
