@@ -578,16 +578,19 @@ struct Window {
 impl Window {
     fn check(&self, at: &DateTime<FixedOffset>) -> Result<(), String> {
         let at_ms = at.timestamp_millis();
-        let days = |ms: i64| ms as f64 / 86_400_000.0;
+        let days = |ms: i64| match ms as f64 / 86_400_000.0 {
+            d if d == 1.0 => "1 day".to_string(),
+            d => format!("{d} days"),
+        };
         if at_ms < self.received_ms.saturating_sub(self.max_age_ms) {
             Err(format!(
-                "{} is more than {} days before it arrived: check the register's clock",
+                "{} is more than {} before it arrived: check the register's clock",
                 at.to_rfc3339(),
                 days(self.max_age_ms)
             ))
         } else if at_ms > self.received_ms.saturating_add(self.max_ahead_ms) {
             Err(format!(
-                "{} is more than {} days after it arrived: check the register's clock",
+                "{} is more than {} after it arrived: check the register's clock",
                 at.to_rfc3339(),
                 days(self.max_ahead_ms)
             ))

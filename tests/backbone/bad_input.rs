@@ -52,13 +52,13 @@ async fn each_kind_of_bad_message_is_dead_lettered_with_a_reason_naming_the_fiel
             with("at", json!("0000-01-01T00:00:00Z"))
                 .to_string()
                 .into_bytes(),
-            "days before it arrived: check the register's clock",
+            "is more than 3650 days before it arrived: check the register's clock",
         ),
         (
             with("at", json!("9999-12-31T23:59:59+09:00"))
                 .to_string()
                 .into_bytes(),
-            "days after it arrived: check the register's clock",
+            "is more than 1 day after it arrived: check the register's clock",
         ),
         (
             with("amount", json!(i64::MIN)).to_string().into_bytes(),
