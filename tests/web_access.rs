@@ -152,6 +152,28 @@ async fn each_role_reaches_only_its_pages() {
 }
 
 #[tokio::test]
+async fn signing_in_never_sends_the_browser_to_another_site_whatever_next_says() {
+    let site = Site::start("").await;
+    for away in [
+        "/\t/evil.example",
+        "//evil.example",
+        "/\\evil.example",
+        "https://evil.example",
+        "/x\r\nSet-Cookie: a=b",
+    ] {
+        let browser = Browser::new(&site);
+        let (status, headers, _) = browser.sign_in("ken", PASSWORD, away).await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{away:?}");
+        assert_eq!(location(&headers), "/", "{away:?}");
+    }
+    // The sign-in page itself, asked with `next=/%09/evil.example` (a tab once decoded), keeps only `/`.
+    let (_, _, page) = Browser::new(&site)
+        .get("/login?next=/%09/evil.example")
+        .await;
+    assert!(page.contains(r#"name="next" value="&#x2f;""#), "{page}");
+}
+
+#[tokio::test]
 async fn signing_in_sets_an_http_only_cookie_returns_to_the_page_asked_for_and_signing_out_ends_it()
 {
     let site = Site::start("").await;

@@ -1405,10 +1405,15 @@ async fn the_language_switch_remembers_the_choice_and_returns_only_to_this_sites
         html.contains(r#"href="/lang?to=en&amp;next=%2F%3Fq%3D%25E8%25BF%2594%25E5%2593%2581%26flagged%3Dtrue""#),
         "{html}"
     );
+    // Browsers drop tabs and line breaks in a URL: `/\t/evil.example` is `//evil.example`, another site.
     for away in [
         "//evil.example/",
         "https://evil.example/",
         "/\\evil.example",
+        "/\t/evil.example",
+        "/\r\n/evil.example",
+        "/x\r\nSet-Cookie: lang=xx",
+        "javascript:alert(1)",
     ] {
         let (status, headers, _) = site
             .get(&format!(

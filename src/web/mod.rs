@@ -11,6 +11,7 @@ mod error;
 mod footage;
 mod format;
 pub mod i18n;
+mod local_path;
 mod pages;
 mod signin;
 mod thumbnail;

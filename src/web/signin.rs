@@ -42,14 +42,11 @@ pub struct NextParam {
     next: Option<String>,
 }
 
-/// Only a path on this site: `//host` and `/\host` are other sites to a browser.
+/// Where to go after signing in: `next` when it is a path of this site, else the list.
 fn local_path(next: Option<&str>) -> String {
-    match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.starts_with("/\\") => {
-            n.to_string()
-        }
-        _ => "/".into(),
-    }
+    next.and_then(super::local_path::local_path)
+        .unwrap_or("/")
+        .to_string()
 }
 
 fn sign_in_page(
