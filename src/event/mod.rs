@@ -578,9 +578,9 @@ struct Window {
 impl Window {
     fn check(&self, at: &DateTime<FixedOffset>) -> Result<(), String> {
         let at_ms = at.timestamp_millis();
-        let days = |ms: i64| match ms as f64 / 86_400_000.0 {
-            d if d == 1.0 => "1 day".to_string(),
-            d => format!("{d} days"),
+        let days = |ms: i64| match ms {
+            86_400_000 => "1 day".to_string(),
+            ms => format!("{} days", ms as f64 / 86_400_000.0),
         };
         if at_ms < self.received_ms.saturating_sub(self.max_age_ms) {
             Err(format!(
