@@ -31,6 +31,11 @@ pub use wire::Trace;
 pub type Zones = Arc<HashMap<String, chrono_tz::Tz>>;
 pub use template::check as check_template;
 
+/// What a footage link may open: a viewer on the web, or the Nx client app (`nx-vms://`). Anything else
+/// (`javascript:`, `data:`) could run in the index's origin, so config load refuses it and the index never sends
+/// a browser there.
+pub const FOOTAGE_SCHEMES: [&str; 3] = ["https://", "http://", "nx-vms://"];
+
 /// What one delivery attempt came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Delivery {

@@ -1011,10 +1011,21 @@ impl Builder<'_> {
         }
         let tls_insecure = t.opt_bool("tls_insecure").unwrap_or(false);
         let web_viewer_url = t.opt_str("web_viewer_url").map(|w| w.value);
-        if let Some(tpl) = &web_viewer_url
-            && let Err(e) = crate::camera::check_template(tpl)
-        {
-            t.error("web_viewer_url", e);
+        if let Some(tpl) = &web_viewer_url {
+            if let Err(e) = crate::camera::check_template(tpl) {
+                t.error("web_viewer_url", e);
+            } else if !crate::camera::FOOTAGE_SCHEMES
+                .iter()
+                .any(|s| tpl.starts_with(s))
+            {
+                t.error(
+                    "web_viewer_url",
+                    format!(
+                        "must begin with {}: a footage link opens a viewer, never a script",
+                        crate::camera::FOOTAGE_SCHEMES.join(", ")
+                    ),
+                );
+            }
         }
         let options = t.opt_scalar_map("options");
         // The credentials the definition's auth needs, while the line that would need them is known; a missing

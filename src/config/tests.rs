@@ -1650,3 +1650,27 @@ fn embedded_tls_files_that_are_missing_or_not_pem_are_reported_at_load() {
             .contains("needs embedded_tls_key")
     );
 }
+
+#[test]
+fn a_footage_link_that_would_run_a_script_is_refused() {
+    for (tpl, ok) in [
+        ("javascript:alert(document.cookie)", false),
+        ("data:text/html,<script>1</script>", false),
+        ("{{ host }}/view", false),
+        ("https://{{ host }}/view?t={{ start_ms }}", true),
+        ("nx-vms://nxvms.com/client/{{ host }}/view", true),
+    ] {
+        let text = format!(
+            "[[camera_systems]]\nid = \"nvr\"\nintegration = \"webhook\"\nurl = \"https://192.0.2.10/hook\"\nweb_viewer_url = \"{tpl}\"\n"
+        );
+        let result = Config::parse(&text, &env);
+        match (ok, result) {
+            (true, Ok(_)) => {}
+            (false, Err(errors)) => {
+                let e = error_at(&errors, "camera_systems[0].web_viewer_url");
+                assert!(e.message.starts_with("must begin with https://"), "{e}");
+            }
+            (ok, other) => panic!("{tpl}: expected ok={ok}, got {other:?}"),
+        }
+    }
+}

@@ -40,7 +40,12 @@ pub async fn open(
     else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    let Ok(location) = HeaderValue::from_str(&link.url) else {
+    // A footage link opens a camera system's viewer or app, never a script: whatever a definition or a config
+    // template made of it, only these schemes leave here.
+    let safe = crate::camera::FOOTAGE_SCHEMES
+        .iter()
+        .any(|s| link.url.starts_with(s));
+    let (true, Ok(location)) = (safe, HeaderValue::from_str(&link.url)) else {
         return StatusCode::NOT_FOUND.into_response();
     };
     viewer
