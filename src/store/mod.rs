@@ -279,8 +279,8 @@ pub enum Outcome {
         maybe_created: bool,
     },
     /// Not an attempt: the camera system asked to slow down, or was pausing when the row's turn came. The row
-    /// waits until `at_ms` with its attempt count, schedule step, last error and `maybe_created` as they were
-    /// before the claim; `note` goes to its history, so the event page shows why it waits.
+    /// waits until `at_ms` with its attempt count, schedule step and `maybe_created` as they were before the
+    /// claim; `note` becomes its last error and goes to its history, so the event page shows why it waits.
     Paced {
         at_ms: i64,
         note: String,

@@ -525,10 +525,11 @@ impl Store for SqliteStore {
                     // The claim counted an attempt and set in_flight; the vendor turned the request away
                     // unread, so neither stands. maybe_created keeps what earlier attempts left.
                     sqlx::query(
-                        "UPDATE bookmarks SET next_attempt_ms = ?, attempts = MAX(attempts - 1, 0), in_flight = 0, \
-                         claimed_until_ms = NULL, updated_ms = ? WHERE id = ?",
+                        "UPDATE bookmarks SET next_attempt_ms = ?, last_error = ?, attempts = MAX(attempts - 1, 0), \
+                         in_flight = 0, claimed_until_ms = NULL, updated_ms = ? WHERE id = ?",
                     )
                     .bind(at_ms)
+                    .bind(note)
                     .bind(now_ms)
                     .bind(bookmark_id)
                     .execute(&mut *tx)
