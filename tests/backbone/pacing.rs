@@ -3,6 +3,7 @@
 //! camera system's bookmarks are not held up meanwhile. The fakes are Rhombus APIs (`integrations/rhombus.toml`)
 //! that allow so many seekpoints per fixed window and answer 429 with the seconds left in it.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -23,6 +24,8 @@ struct Limited {
     made: Arc<Mutex<Vec<(Instant, String)>>>,
     refused: Arc<Mutex<usize>>,
     first: Arc<Mutex<Option<Instant>>>,
+    /// Answers 500 to everything while set.
+    down: Arc<AtomicBool>,
 }
 
 impl Limited {
@@ -50,6 +53,9 @@ async fn start_limited_rhombus(
         let state = state.clone();
         async move {
             tokio::time::sleep(latency).await;
+            if state.down.load(Ordering::SeqCst) {
+                return (StatusCode::INTERNAL_SERVER_ERROR, "down").into_response();
+            }
             let now = Instant::now();
             let first = *state.first.lock().unwrap().get_or_insert(now);
             let elapsed = now - first;
@@ -199,5 +205,55 @@ async fn a_rate_limited_slow_camera_system_does_not_delay_another_systems_bookma
         assert_eq!(bookmarks[0]["state"], "made", "{}", bookmarks[0]);
         assert_eq!(bookmarks[0]["attempts"], 1, "{}", bookmarks[0]);
     }
+    daemon.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_an_outage_a_backlog_drains_at_the_definitions_published_rate_not_below() {
+    const BOOKMARKS: usize = 40;
+    const PER_SECOND: f64 = 10.0;
+    // Rhombus's definition with a published rate of ten a second.
+    let integrations = tempfile::tempdir().unwrap();
+    let rhombus = std::fs::read_to_string(repo_integrations().join("rhombus.toml")).unwrap();
+    std::fs::write(
+        integrations.path().join("metered.toml"),
+        rhombus.replace("name = \"rhombus\"", "name = \"metered\"")
+            + &format!("requests_per_minute = {}\n", PER_SECOND * 60.0),
+    )
+    .unwrap();
+    let (url, fake) = start_limited_rhombus(1000, Duration::from_secs(60), Duration::ZERO).await;
+    fake.down.store(true, Ordering::SeqCst);
+    let site = Site::new();
+    let text = format!(
+        r#"{header}[[camera_systems]]
+id = "metered"
+integration = "metered"
+url = "{url}"
+api_key_env = "RHOMBUS_API_KEY"
+[[cameras]]
+system = "metered"
+device = "{LIMITED_CAM}"
+name = "Door"
+registers = ["shibuya-01/r1"]
+"#,
+        header = site.header(integrations.path()),
+    );
+    let (daemon, mut bridge) =
+        start_daemon(parse_config(&text, &[("RHOMBUS_API_KEY", API_KEY)])).await;
+    publish_backlog(&site, &mut bridge, "v", "r1", BOOKMARKS).await;
+    // The outage outlasts the ten seconds' burst the rate allows, so the backlog meets an empty bucket.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let back = Instant::now();
+    fake.down.store(false, Ordering::SeqCst);
+
+    settled_events(&daemon, BOOKMARKS).await;
+    let made = fake.made();
+    assert_eq!(made.len(), BOOKMARKS);
+    let drained = made.iter().map(|(at, _)| *at - back).max().unwrap();
+    let at_rate = Duration::from_secs_f64(BOOKMARKS as f64 / PER_SECOND);
+    assert!(
+        drained <= at_rate.div_f64(0.95),
+        "{BOOKMARKS} bookmarks took {drained:?} after the outage; at the published rate they take {at_rate:?}"
+    );
     daemon.shutdown().await;
 }
