@@ -335,6 +335,12 @@ pub async fn integrations_test(
         crate::camera::Delivery::Retry { error, .. } => {
             writeln!(out, "Not made (the daemon would retry): {error}")
         }
+        crate::camera::Delivery::Paced { note, .. } => {
+            writeln!(
+                out,
+                "Not made (the vendor asked to slow down; the daemon would wait): {note}"
+            )
+        }
         crate::camera::Delivery::Failed { error } => writeln!(out, "Failed: {error}"),
     };
     Ok((out, made))

@@ -16,7 +16,7 @@ use tokio::sync::Mutex;
 use super::definition::{Answer, Definition, IdFrom, Lookup, Moment, Setup};
 use super::http::vendor_message;
 use super::registry::Integrations;
-use super::wire::{Reply, Trace, Wire, at_path, pause, render};
+use super::wire::{Reply, Trace, Wire, at_path, paced, pause, render};
 use super::{CameraSystem, Delivery, Thumbnail, Zones, template, text};
 use crate::clock::now_ms;
 use crate::config::CameraSystemConfig;
@@ -97,15 +97,17 @@ impl Reading<'_> {
             },
             None => format!("{what}: HTTP {}: {said}", reply.status),
         };
-        if answer.retry.contains(&status) {
+        if !answer.retry.contains(&status) {
+            Delivery::Failed { error }
+        } else if let Some(slow_down) = paced(def, reply, &error) {
+            slow_down
+        } else {
             Delivery::Retry {
                 error,
                 retry_after: pause(def, reply),
                 // The server may have stored it before failing: look before creating again.
                 maybe_created: maybe_created || reply.status.is_server_error(),
             }
-        } else {
-            Delivery::Failed { error }
         }
     }
 
@@ -248,6 +250,9 @@ impl Defined {
                 reply.status,
                 vendor_message(&reply.text())
             );
+            if let Some(slow_down) = paced(def, &reply, &error) {
+                return Err(slow_down);
+            }
             // A search that cannot be made leaves an earlier attempt unaccounted for: wait, never guess.
             return Err(if status == 408 || status == 429 || status >= 500 {
                 Delivery::Retry {
@@ -498,7 +503,11 @@ impl CameraSystem for Defined {
         let what = format!("{} thumbnail", def.title);
         let reply = match self.wire.send(&def, &what, &rendered, false).await {
             Ok(reply) => reply,
-            Err(Delivery::Retry { error, .. } | Delivery::Failed { error }) => return Err(error),
+            Err(
+                Delivery::Retry { error, .. }
+                | Delivery::Paced { note: error, .. }
+                | Delivery::Failed { error },
+            ) => return Err(error),
             Err(Delivery::Made { .. }) => return Err(format!("{what}: no image")),
         };
         if !reply.status.is_success() {

@@ -52,6 +52,12 @@ pub enum Delivery {
         retry_after: Option<Duration>,
         maybe_created: bool,
     },
+    /// The vendor asked to slow down (a 429, or a 503 with `Retry-After`) and created nothing: not a failed
+    /// attempt, only a pause for the whole camera system. `wait` is what it asked for, if it said.
+    Paced {
+        wait: Option<Duration>,
+        note: String,
+    },
     /// Will never succeed as it is (bad credentials, unknown camera): shown to the operator.
     Failed { error: String },
 }

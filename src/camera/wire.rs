@@ -93,6 +93,18 @@ pub fn pause(def: &Definition, reply: &Reply) -> Option<Duration> {
     })
 }
 
+/// A vendor asking to slow down rather than failing: a 429, or a 503 that says when to come back. Either way
+/// it did not act on the request, so the bookmark keeps its place and its attempt count.
+pub fn paced(def: &Definition, reply: &Reply, error: &str) -> Option<Delivery> {
+    let asked = retry_after(&reply.headers);
+    let slow_down = reply.status == reqwest::StatusCode::TOO_MANY_REQUESTS
+        || (reply.status == reqwest::StatusCode::SERVICE_UNAVAILABLE && asked.is_some());
+    slow_down.then(|| Delivery::Paced {
+        wait: pause(def, reply),
+        note: error.to_string(),
+    })
+}
+
 /// A value at a dotted path (`data.id`, `items.0.id`) in a JSON answer, as text.
 pub fn at_path(value: &serde_json::Value, path: &str) -> Option<String> {
     let found = if path.is_empty() {
@@ -504,6 +516,9 @@ impl Wire {
                 vendor_message(&reply.text())
             );
             let status = reply.status.as_u16();
+            if let Some(slow_down) = paced(def, &reply, &message) {
+                return Err(slow_down);
+            }
             // A failed login makes no bookmark: retrying it is safe, and only worth it when the vendor is busy.
             return Err(if status == 408 || status == 429 || status >= 500 {
                 Delivery::Retry {

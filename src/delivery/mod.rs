@@ -3,6 +3,9 @@
 //! Guarantees: a row is worked by one task at a time (the store's lease); the outcome is written before the
 //! task lets go; a transient failure reschedules the row by the retry schedule, a permanent one marks it failed
 //! with the vendor's words; on shutdown no new row is claimed and in-flight attempts finish.
+//! A vendor asking to slow down (429, or 503 with `Retry-After`) is pacing, not failure: its whole lane pauses
+//! and the row goes back with its attempt count and schedule step unchanged, so a rate-limited backlog flows
+//! at the rate the vendor allows.
 
 mod schedule;
 
@@ -16,6 +19,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 pub use schedule::next_delay;
+use schedule::pause;
 
 use crate::camera::{Cameras, Delivery};
 use crate::clock::now_ms;
@@ -43,12 +47,54 @@ const MAX_IN_FLIGHT: usize = 256;
 /// Most rows claimed in one look at the outbox.
 const CLAIM_BATCH: usize = 64;
 
-/// One camera system's lane: its own concurrency, and a cooldown when the vendor asked to wait
-/// (`Retry-After` on a 429 or 503), so one system being slow or rate limited never holds up another.
+/// One camera system's lane: its own concurrency, and a pause when the vendor asked to wait, so one system
+/// being slow or rate limited never holds up another.
 struct Lane {
     permits: Arc<Semaphore>,
+    pace: Arc<Pace>,
+}
+
+/// When a camera system may be called again; shared by the tasks of its lane.
+#[derive(Default)]
+struct Pace {
     /// Epoch milliseconds until which nothing is sent to this system.
-    cool_until: Arc<AtomicI64>,
+    until: AtomicI64,
+    /// The last pause taken when the vendor named no time, in milliseconds; zero after a bookmark is made.
+    unnamed_ms: AtomicI64,
+}
+
+impl Pace {
+    fn until(&self) -> i64 {
+        self.until.load(Ordering::SeqCst)
+    }
+
+    /// Sends nothing to the system before `until`.
+    fn hold(&self, until: i64) {
+        self.until.fetch_max(until, Ordering::SeqCst);
+    }
+
+    /// Pauses the system after it asked to slow down; returns when it may be called again.
+    fn slow_down(&self, now: i64, asked: Option<Duration>) -> i64 {
+        let current = self.until();
+        // Requests sent before the pause began meet the same limit: only a new one lengthens an unnamed pause.
+        if asked.is_none() && current > now {
+            return current;
+        }
+        let previous = Duration::from_millis(self.unnamed_ms.load(Ordering::SeqCst) as u64);
+        let wait = pause(asked, previous);
+        if asked.is_none() {
+            self.unnamed_ms
+                .store(wait.as_millis() as i64, Ordering::SeqCst);
+        }
+        let until = now + wait.as_millis() as i64;
+        self.hold(until);
+        until.max(current)
+    }
+
+    /// The vendor answered with a bookmark: an unnamed pause starts again from its shortest.
+    fn answered(&self) {
+        self.unnamed_ms.store(0, Ordering::SeqCst);
+    }
 }
 
 impl Worker {
@@ -66,9 +112,7 @@ impl Worker {
             let now = now_ms();
             let skip: Vec<String> = lanes
                 .iter()
-                .filter(|(_, l)| {
-                    l.permits.available_permits() == 0 || l.cool_until.load(Ordering::SeqCst) > now
-                })
+                .filter(|(_, l)| l.permits.available_permits() == 0 || l.pace.until() > now)
                 .map(|(id, _)| id.clone())
                 .collect();
             let free = slots.available_permits().min(CLAIM_BATCH);
@@ -90,10 +134,9 @@ impl Worker {
                                     .entry(job.bookmark.system.clone())
                                     .or_insert_with(|| Lane {
                                         permits: Arc::new(Semaphore::new(this.config.concurrency)),
-                                        cool_until: Arc::new(AtomicI64::new(0)),
+                                        pace: Arc::default(),
                                     });
-                            let (permits, cool_until) =
-                                (lane.permits.clone(), lane.cool_until.clone());
+                            let (permits, pace) = (lane.permits.clone(), lane.pace.clone());
                             let this = this.clone();
                             let done = done_tx.clone();
                             tasks.spawn(async move {
@@ -102,16 +145,12 @@ impl Worker {
                                     return;
                                 };
                                 // The system may have asked to wait while this row queued for its turn.
-                                let until = cool_until.load(Ordering::SeqCst);
+                                let until = pace.until();
                                 if until > now_ms() {
                                     let _ = done.send(this.postpone(&job, until));
                                     return;
                                 }
-                                let (finished, cooldown) = this.attempt(job).await;
-                                if let Some(until) = cooldown {
-                                    cool_until.fetch_max(until, Ordering::SeqCst);
-                                }
-                                let _ = done.send(finished);
+                                let _ = done.send(this.attempt(job, &pace).await);
                             });
                         }
                     }
@@ -132,7 +171,7 @@ impl Worker {
             // Sleep until the next row of a system we may send to is due, or a cooldown ends.
             let cooldown_ends = lanes
                 .values()
-                .map(|l| l.cool_until.load(Ordering::SeqCst))
+                .map(|l| l.pace.until())
                 .filter(|t| *t > now)
                 .min();
             let due: Option<i64> = this.store.next_due_ms(&skip).await.unwrap_or_default();
@@ -172,26 +211,26 @@ impl Worker {
         }
     }
 
-    /// Gives a claimed row back unsent, due when its system's cooldown ends.
+    /// Gives a claimed row back unsent, due when its system's pause ends; no attempt is counted.
     fn postpone(&self, job: &Job, until: i64) -> Finished {
+        let now = now_ms();
         let b = &job.bookmark;
-        let error = match &b.last_error {
-            Some(last) => last.clone(),
-            None => format!("{} asked to wait (Retry-After); not sent yet", b.system),
-        };
         Finished {
             bookmark_id: b.id,
-            outcome: Outcome::Retry {
+            outcome: Outcome::Paced {
                 at_ms: until,
-                error,
-                maybe_created: job.maybe_created,
+                note: format!(
+                    "not sent: {} asked to slow down; waits {}",
+                    b.system,
+                    seconds(until - now)
+                ),
             },
-            at_ms: now_ms(),
+            at_ms: now,
         }
     }
 
-    /// One attempt; also returns until when the system asked not to be called (`Retry-After`), if it did.
-    async fn attempt(&self, job: Job) -> (Finished, Option<i64>) {
+    /// One attempt; a vendor asking to wait pauses the system's lane (`pace`).
+    async fn attempt(&self, job: Job, pace: &Pace) -> Finished {
         let b = &job.bookmark;
         let delivery = match self.cameras.get(&b.system) {
             Some(system) => system.deliver(&job).await,
@@ -205,7 +244,6 @@ impl Worker {
             },
         };
         let now = now_ms();
-        let mut cooldown = None;
         let outcome = match delivery {
             Delivery::Made {
                 vendor_id,
@@ -214,6 +252,7 @@ impl Worker {
             } => {
                 tracing::info!(event = %job.event.key, system = %b.system, device = %b.device, start_ms = b.start_ms,
                     vendor_id = vendor_id.as_deref().unwrap_or(""), "Bookmark made.");
+                pace.answered();
                 Outcome::Made {
                     vendor_id,
                     detail,
@@ -226,7 +265,7 @@ impl Worker {
                 maybe_created,
             } => {
                 if let Some(after) = retry_after {
-                    cooldown = Some(now + after.as_millis() as i64);
+                    pace.hold(now + after.as_millis() as i64);
                 }
                 let wait = next_delay(
                     &self.config.retry,
@@ -242,20 +281,40 @@ impl Worker {
                     maybe_created,
                 }
             }
+            Delivery::Paced { wait, note } => {
+                let until = pace.slow_down(now, wait);
+                tracing::info!(event = %job.event.key, system = %b.system, wait_ms = until - now, %note,
+                    "Camera system asked to slow down; its bookmarks wait, no attempt counted.");
+                Outcome::Paced {
+                    at_ms: until,
+                    note: format!(
+                        "{} asked to wait {}: {note}",
+                        b.system,
+                        seconds(until - now)
+                    ),
+                }
+            }
             Delivery::Failed { error } => {
                 tracing::error!(event = %job.event.key, system = %b.system, device = %b.device, %error,
                     "Bookmark failed and will not be retried.");
                 Outcome::Failed { error }
             }
         };
-        (
-            Finished {
-                bookmark_id: b.id,
-                outcome,
-                at_ms: now,
-            },
-            cooldown,
-        )
+        Finished {
+            bookmark_id: b.id,
+            outcome,
+            at_ms: now,
+        }
+    }
+}
+
+/// A wait for the history, as people read it: `2 s`, `0.5 s`.
+fn seconds(ms: i64) -> String {
+    let secs = ms.max(0) as f64 / 1000.0;
+    if secs.fract() == 0.0 {
+        format!("{secs:.0} s")
+    } else {
+        format!("{secs:.1} s")
     }
 }
 

@@ -1,5 +1,6 @@
 //! The retry schedule: the configured waits, the last one repeating, each with ±20% jitter so a camera system
 //! that comes back is not hit by every waiting bookmark at once; `Retry-After` is honoured, up to an hour.
+//! And the pause of a camera system that asked to slow down, which is no failure and climbs no schedule.
 
 use std::time::Duration;
 
@@ -23,6 +24,19 @@ pub fn next_delay(
     match retry_after {
         Some(after) => jittered.max(after.min(MAX_RETRY_AFTER)),
         None => jittered,
+    }
+}
+
+/// The first pause after a "slow down" that named no time; it doubles while they continue, up to a minute.
+const FIRST_UNNAMED_PAUSE: Duration = Duration::from_secs(1);
+const LONGEST_UNNAMED_PAUSE: Duration = Duration::from_secs(60);
+
+/// How long to leave a camera system alone after it asked to slow down: the time it asked for (up to an hour),
+/// or, when it named none, twice the previous such pause (zero after a success), from a second up to a minute.
+pub fn pause(asked: Option<Duration>, previous_unnamed: Duration) -> Duration {
+    match asked {
+        Some(after) => after.min(MAX_RETRY_AFTER),
+        None => (previous_unnamed * 2).clamp(FIRST_UNNAMED_PAUSE, LONGEST_UNNAMED_PAUSE),
     }
 }
 
@@ -80,5 +94,18 @@ mod tests {
             next_delay(&schedule(), 1, Some(Duration::from_secs(86_400)), 0.5),
             Duration::from_secs(3600)
         );
+    }
+
+    #[test]
+    fn a_vendor_asking_to_slow_down_gets_the_time_it_named_or_a_pause_doubling_from_a_second_to_a_minute()
+     {
+        let secs = Duration::from_secs;
+        assert_eq!(pause(Some(secs(2)), secs(8)), secs(2));
+        assert_eq!(pause(Some(secs(86_400)), Duration::ZERO), secs(3600));
+        assert_eq!(pause(None, Duration::ZERO), secs(1));
+        assert_eq!(pause(None, secs(1)), secs(2));
+        assert_eq!(pause(None, secs(16)), secs(32));
+        assert_eq!(pause(None, secs(32)), secs(60));
+        assert_eq!(pause(None, secs(60)), secs(60));
     }
 }

@@ -278,6 +278,13 @@ pub enum Outcome {
         error: String,
         maybe_created: bool,
     },
+    /// Not an attempt: the camera system asked to slow down, or was pausing when the row's turn came. The row
+    /// waits until `at_ms` with its attempt count, schedule step and `maybe_created` as they were before the
+    /// claim; `note` becomes its last error and goes to its history, so the event page shows why it waits.
+    Paced {
+        at_ms: i64,
+        note: String,
+    },
     Failed {
         error: String,
     },
@@ -331,7 +338,8 @@ pub trait Store: Accounts + AuditLog + Cases + DeadLetterStore + Send + Sync + '
     ) -> Result<Vec<Job>, StoreError>;
 
     /// Records the ends of attempts, releasing their leases, in one transaction. A bookmark made on a camera
-    /// system makes that system's rows waiting after failures due now: it answers again.
+    /// system makes that system's rows waiting after failures due now: it answers again. A paced row gives back
+    /// the attempt its claim counted.
     async fn finish(&self, results: &[Finished]) -> Result<(), StoreError>;
 
     /// Makes the bookmarks of these camera systems that wait after a failure due now, for when what failed

@@ -521,6 +521,21 @@ impl Store for SqliteStore {
                     .await?;
                     ("retry", error)
                 }
+                Outcome::Paced { at_ms, note } => {
+                    // The claim counted an attempt and set in_flight; the vendor turned the request away
+                    // unread, so neither stands. maybe_created keeps what earlier attempts left.
+                    sqlx::query(
+                        "UPDATE bookmarks SET next_attempt_ms = ?, last_error = ?, attempts = MAX(attempts - 1, 0), \
+                         in_flight = 0, claimed_until_ms = NULL, updated_ms = ? WHERE id = ?",
+                    )
+                    .bind(at_ms)
+                    .bind(note)
+                    .bind(now_ms)
+                    .bind(bookmark_id)
+                    .execute(&mut *tx)
+                    .await?;
+                    ("paced", note)
+                }
                 Outcome::Failed { error } => {
                     sqlx::query(
                         "UPDATE bookmarks SET state = 'failed', last_error = ?, in_flight = 0, \

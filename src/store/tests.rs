@@ -899,3 +899,66 @@ async fn letters_kept_before_sizes_were_recorded_get_one_from_their_text_and_an_
         "raw, topic and reason of each"
     );
 }
+
+#[tokio::test]
+async fn a_paced_bookmark_keeps_its_attempt_count_and_what_earlier_attempts_left_and_waits_as_told()
+{
+    let seeded = seed(
+        &[event("p-1", "void", 0, json!({}))],
+        &[("p-1", &["cam-a"])],
+    )
+    .await;
+    let store = &seeded.store;
+    let claim = |at: i64| async move { store.claim_due(at, 60_000, 10, &[]).await.unwrap() };
+    let end = |id: i64, at: i64, outcome: Outcome| async move {
+        let done = Finished {
+            bookmark_id: id,
+            outcome,
+            at_ms: at,
+        };
+        store.finish(&[done]).await.unwrap();
+    };
+    let paced = |at_ms: i64| Outcome::Paced {
+        at_ms,
+        note: "cam asked to wait 2 s: HTTP 429".into(),
+    };
+
+    let first = claim(NOW_MS).await.remove(0);
+    let id = first.bookmark.id;
+    end(id, NOW_MS, paced(NOW_MS + 2_000)).await;
+    assert!(claim(NOW_MS + 1_999).await.is_empty(), "waits as told");
+    let second = claim(NOW_MS + 2_000).await.remove(0);
+    assert_eq!(
+        second.bookmark.attempts, 1,
+        "the paced claim was given back"
+    );
+    assert!(!second.maybe_created, "a 429 created nothing");
+
+    end(
+        id,
+        NOW_MS + 2_000,
+        Outcome::Retry {
+            at_ms: NOW_MS + 3_000,
+            error: "timed out".into(),
+            maybe_created: true,
+        },
+    )
+    .await;
+    claim(NOW_MS + 3_000).await;
+    end(id, NOW_MS + 3_000, paced(NOW_MS + 5_000)).await;
+    let third = claim(NOW_MS + 5_000).await.remove(0);
+    assert_eq!(third.bookmark.attempts, 2, "one timeout, one attempt now");
+    assert!(third.maybe_created, "the timeout's doubt stands");
+    assert_eq!(
+        third.bookmark.last_error.as_deref(),
+        Some("cam asked to wait 2 s: HTTP 429")
+    );
+    let history: Vec<String> = store
+        .attempts(id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.outcome)
+        .collect();
+    assert_eq!(history, ["paced", "retry", "paced"]);
+}

@@ -15,6 +15,7 @@ mod milestone;
 mod mqtt_tls;
 mod nx_legacy;
 mod outage;
+mod pacing;
 mod probe;
 mod realtime;
 mod rhombus;

@@ -1,0 +1,259 @@
+//! A camera system that rate-limits is paced, not failed: its 429s with `Retry-After` pause its lane and put
+//! bookmarks back without counting attempts, so a backlog flows at the rate the vendor allows, and another
+//! camera system's bookmarks are not held up meanwhile. The fakes are Rhombus APIs (`integrations/rhombus.toml`)
+//! that allow so many seekpoints per fixed window and answer 429 with the seconds left in it.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use serde_json::Value;
+use tillmark::config::Config;
+
+use crate::support::*;
+
+const API_KEY: &str = "rh-key-7f3a";
+const LIMITED_CAM: &str = "AbCdEfGhIjKlMnOpQrStUv";
+const FAST_CAM: &str = "ZyXwVuTsRqPoNmLkJiHgFe";
+
+/// What a fake Rhombus saw: when each seekpoint was made, and how many requests it turned away.
+#[derive(Clone, Default)]
+struct Limited {
+    made: Arc<Mutex<Vec<(Instant, String)>>>,
+    refused: Arc<Mutex<usize>>,
+    first: Arc<Mutex<Option<Instant>>>,
+    /// Answers 500 to everything while set.
+    down: Arc<AtomicBool>,
+}
+
+impl Limited {
+    fn made(&self) -> Vec<(Instant, String)> {
+        self.made.lock().unwrap().clone()
+    }
+
+    /// From the first request to the last seekpoint made.
+    fn span(&self) -> Duration {
+        let first = self.first.lock().unwrap().expect("a request");
+        self.made().iter().map(|(at, _)| *at - first).max().unwrap()
+    }
+}
+
+/// A Rhombus that makes `per_window` seekpoints per `window` (windows counted from its first request) and
+/// answers the rest 429 with `Retry-After` in whole seconds to the next window; each answer takes `latency`.
+async fn start_limited_rhombus(
+    per_window: usize,
+    window: Duration,
+    latency: Duration,
+) -> (String, Limited) {
+    let fake = Limited::default();
+    let state = fake.clone();
+    let app = axum::Router::new().fallback(move |body: String| {
+        let state = state.clone();
+        async move {
+            tokio::time::sleep(latency).await;
+            if state.down.load(Ordering::SeqCst) {
+                return (StatusCode::INTERNAL_SERVER_ERROR, "down").into_response();
+            }
+            let now = Instant::now();
+            let first = *state.first.lock().unwrap().get_or_insert(now);
+            let elapsed = now - first;
+            let index = (elapsed.as_nanos() / window.as_nanos()) as u32;
+            let window_start = first + window * index;
+            let mut made = state.made.lock().unwrap();
+            let in_window = made.iter().filter(|(at, _)| *at >= window_start).count();
+            if in_window >= per_window {
+                *state.refused.lock().unwrap() += 1;
+                let left = (window_start + window) - now;
+                let secs = left.as_secs_f64().ceil().max(1.0) as u64;
+                return (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    [("retry-after", secs.to_string())],
+                    "rate limit exceeded",
+                )
+                    .into_response();
+            }
+            let body: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+            let name = body["footageSeekPoints"][0]["timestampMs"].to_string();
+            made.push((now, name));
+            axum::Json(serde_json::json!({"error": false, "errorMsg": null})).into_response()
+        }
+    });
+    (serve(app).await, fake)
+}
+
+/// The rate-limited Rhombus on register r1, and, when given, a second one on r2.
+fn config(site: &Site, limited: &str, fast: Option<&str>) -> Config {
+    let mut text = format!(
+        r#"{header}[[camera_systems]]
+id = "limited"
+integration = "rhombus"
+url = "{limited}"
+api_key_env = "RHOMBUS_API_KEY"
+[[cameras]]
+system = "limited"
+device = "{LIMITED_CAM}"
+name = "Door"
+registers = ["shibuya-01/r1"]
+"#,
+        header = site.header(&repo_integrations()),
+    );
+    if let Some(fast) = fast {
+        text.push_str(&format!(
+            r#"[[camera_systems]]
+id = "fast"
+integration = "rhombus"
+url = "{fast}"
+api_key_env = "RHOMBUS_API_KEY"
+[[cameras]]
+system = "fast"
+device = "{FAST_CAM}"
+name = "Till"
+registers = ["shibuya-01/r2"]
+"#
+        ));
+    }
+    parse_config(&text, &[("RHOMBUS_API_KEY", API_KEY)])
+}
+
+/// Publishes `count` voids on `register`, a second apart, ids `{prefix}-{n}`.
+async fn publish_backlog(
+    site: &Site,
+    bridge: &mut Bridge,
+    prefix: &str,
+    register: &str,
+    count: usize,
+) {
+    let start = seconds_ago(600);
+    for n in 0..count {
+        let id = format!("{prefix}-{n}");
+        publish_void(site, bridge, &id, register, &tokyo(start + n as i64 * 1000)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limited_backlog_is_made_at_the_vendors_rate_without_counting_its_429s_as_attempts()
+{
+    const BOOKMARKS: usize = 40;
+    const PER_WINDOW: usize = 8;
+    const WINDOW: Duration = Duration::from_secs(2);
+    let (url, fake) = start_limited_rhombus(PER_WINDOW, WINDOW, Duration::ZERO).await;
+    let site = Site::new();
+    let (daemon, mut bridge) = start_daemon(config(&site, &url, None)).await;
+    publish_backlog(&site, &mut bridge, "v", "r1", BOOKMARKS).await;
+
+    let events = settled_events(&daemon, BOOKMARKS).await;
+    let made = fake.made();
+    assert_eq!(made.len(), BOOKMARKS, "each seekpoint made once");
+    let refused = *fake.refused.lock().unwrap();
+    assert!(refused > 0, "the vendor did turn requests away");
+    for bookmarks in events.values() {
+        let b = &bookmarks[0];
+        assert_eq!(b["state"], "made", "{b}");
+        assert_eq!(b["attempts"], 1, "429s are no attempts: {b}");
+    }
+    // Five windows of eight: the last seekpoint can be made at the start of the fifth.
+    let allowed = WINDOW * (BOOKMARKS.div_ceil(PER_WINDOW) as u32 - 1);
+    let span = fake.span();
+    assert!(
+        span <= allowed.mul_f64(1.1),
+        "{BOOKMARKS} seekpoints took {span:?}; the vendor's rate allows {allowed:?} ({refused} 429s)"
+    );
+    daemon.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limited_slow_camera_system_does_not_delay_another_systems_bookmarks() {
+    let (limited_url, limited) =
+        start_limited_rhombus(2, Duration::from_secs(2), Duration::from_millis(300)).await;
+    let (fast_url, fast) =
+        start_limited_rhombus(1000, Duration::from_secs(60), Duration::ZERO).await;
+    let site = Site::new();
+    let (daemon, mut bridge) = start_daemon(config(&site, &limited_url, Some(&fast_url))).await;
+    let published = Instant::now();
+    publish_backlog(&site, &mut bridge, "slow", "r1", 20).await;
+    publish_backlog(&site, &mut bridge, "quick", "r2", 10).await;
+
+    let quick_done = eventually(
+        Duration::from_secs(5),
+        "the fast system's bookmarks",
+        || {
+            let fast = fast.clone();
+            async move {
+                let made = fast.made();
+                (made.len() == 10).then(|| made.iter().map(|(at, _)| *at).max().unwrap())
+            }
+        },
+    )
+    .await;
+    let limited_so_far = limited.made().len();
+    assert!(
+        quick_done - published < Duration::from_secs(3),
+        "the fast system's ten were made {:?} after publishing",
+        quick_done - published
+    );
+    assert!(
+        limited_so_far < 20,
+        "the limited system is still working through its backlog ({limited_so_far} of 20)"
+    );
+
+    let events = settled_events(&daemon, 30).await;
+    assert_eq!(limited.made().len(), 20);
+    assert_eq!(fast.made().len(), 10);
+    for bookmarks in events.values() {
+        assert_eq!(bookmarks[0]["state"], "made", "{}", bookmarks[0]);
+        assert_eq!(bookmarks[0]["attempts"], 1, "{}", bookmarks[0]);
+    }
+    daemon.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_an_outage_a_backlog_drains_at_the_definitions_published_rate_not_below() {
+    const BOOKMARKS: usize = 40;
+    const PER_SECOND: f64 = 10.0;
+    // Rhombus's definition with a published rate of ten a second.
+    let integrations = tempfile::tempdir().unwrap();
+    let rhombus = std::fs::read_to_string(repo_integrations().join("rhombus.toml")).unwrap();
+    std::fs::write(
+        integrations.path().join("metered.toml"),
+        rhombus.replace("name = \"rhombus\"", "name = \"metered\"")
+            + &format!("requests_per_minute = {}\n", PER_SECOND * 60.0),
+    )
+    .unwrap();
+    let (url, fake) = start_limited_rhombus(1000, Duration::from_secs(60), Duration::ZERO).await;
+    fake.down.store(true, Ordering::SeqCst);
+    let site = Site::new();
+    let text = format!(
+        r#"{header}[[camera_systems]]
+id = "metered"
+integration = "metered"
+url = "{url}"
+api_key_env = "RHOMBUS_API_KEY"
+[[cameras]]
+system = "metered"
+device = "{LIMITED_CAM}"
+name = "Door"
+registers = ["shibuya-01/r1"]
+"#,
+        header = site.header(integrations.path()),
+    );
+    let (daemon, mut bridge) =
+        start_daemon(parse_config(&text, &[("RHOMBUS_API_KEY", API_KEY)])).await;
+    publish_backlog(&site, &mut bridge, "v", "r1", BOOKMARKS).await;
+    // The outage outlasts the ten seconds' burst the rate allows, so the backlog meets an empty bucket.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let back = Instant::now();
+    fake.down.store(false, Ordering::SeqCst);
+
+    settled_events(&daemon, BOOKMARKS).await;
+    let made = fake.made();
+    assert_eq!(made.len(), BOOKMARKS);
+    let drained = made.iter().map(|(at, _)| *at - back).max().unwrap();
+    let at_rate = Duration::from_secs_f64(BOOKMARKS as f64 / PER_SECOND);
+    assert!(
+        drained <= at_rate.div_f64(0.95),
+        "{BOOKMARKS} bookmarks took {drained:?} after the outage; at the published rate they take {at_rate:?}"
+    );
+    daemon.shutdown().await;
+}
