@@ -280,38 +280,34 @@ fn read_payload(payload: &[u8], arrival: Option<&Arrival>) -> Parsed {
             );
         }
     };
-    // A signed envelope: the event is its `event` value, read again from the exact bytes that were signed.
+    // A signed envelope: the event is its `event` value; the signature is checked over its bytes as sent.
     let sealed = match signature::envelope(&value, text) {
         Ok(sealed) => sealed,
         Err(rule) => {
-            let unmasked = value.clone();
-            mask_json(&mut value);
-            return rejected(kept(text, &unmasked, &value), Rejected::one(None, rule));
+            let changed = mask_json(&mut value);
+            return rejected(kept(text, changed, &value), Rejected::one(None, rule));
         }
     };
-    let body = match &sealed {
-        Some((event_text, _)) => match serde_json::from_str(event_text) {
-            Ok(v) => v,
-            Err(e) => {
-                let unmasked = value.clone();
-                mask_json(&mut value);
-                return rejected(
-                    kept(text, &unmasked, &value),
-                    Rejected::one(Some("event"), format!("is not valid JSON: {e}")),
-                );
-            }
-        },
-        None => value.clone(),
+    let body = if sealed.is_some() {
+        &value["event"]
+    } else {
+        &value
     };
-    let unmasked = value.clone();
-    mask_json(&mut value);
-    let raw = kept(text, &unmasked, &value);
-    let Value::Object(original) = body else {
+    let as_sent = AsSent::of(body);
+    let body_type = json_type(body);
+    let changed = mask_json(&mut value);
+    let raw = kept(text, changed, &value);
+    let body = if sealed.is_some() {
+        value.get_mut("event").map(Value::take).unwrap_or_default()
+    } else {
+        value
+    };
+    let Value::Object(map) = body else {
         return rejected(
             raw,
             Rejected::one(
                 None,
-                format!("payload must be a JSON object, found {}", json_type(&body)),
+                format!("payload must be a JSON object, found {body_type}"),
             ),
         );
     };
@@ -320,20 +316,13 @@ fn read_payload(payload: &[u8], arrival: Option<&Arrival>) -> Parsed {
         Some(arrival) => match check_signature(
             arrival,
             identity,
-            &original,
+            &as_sent,
             sealed.as_ref().map(|(e, s)| (e.as_str(), s.as_str())),
         ) {
             Ok(signature) => signature,
             Err(problem) => return rejected(raw, problem),
         },
         None => Signature::Unchecked,
-    };
-    let mut masked = Value::Object(original.clone());
-    mask_json(&mut masked);
-    // Masking keeps an object an object.
-    let map = match masked {
-        Value::Object(map) => map,
-        _ => Map::new(),
     };
     let window = arrival.map(|a| Window {
         received_ms: a.received_ms,
@@ -343,7 +332,7 @@ fn read_payload(payload: &[u8], arrival: Option<&Arrival>) -> Parsed {
     let topic = arrival.map(|a| a.topic);
     let mut result = validate(map, identity.zip(topic), window);
     if let (Ok(event), Some(arrival)) = (&mut result, arrival) {
-        keep_apart(event, &original, arrival.id_key);
+        keep_apart(event, &as_sent, arrival.id_key);
     }
     Parsed {
         raw,
@@ -354,8 +343,8 @@ fn read_payload(payload: &[u8], arrival: Option<&Arrival>) -> Parsed {
 
 /// The payload as kept: the received text when masking found nothing, else the masked value re-serialised
 /// (the text may spell a card number in ways only the parsed value shows: escapes, exponents).
-fn kept(text: &str, unmasked: &Value, masked: &Value) -> String {
-    if unmasked == masked {
+fn kept(text: &str, changed: bool, masked: &Value) -> String {
+    if !changed {
         text.to_string()
     } else {
         masked.to_string()
@@ -381,23 +370,39 @@ fn oversized_excerpt(payload: &[u8]) -> String {
 /// The register a message speaks for: the topic's, else (a topic without the contract's shape) the body's.
 fn register_of<'a>(
     identity: Option<(&'a str, &'a str)>,
-    body: &'a Map<String, Value>,
+    body: &'a AsSent,
 ) -> Option<(&'a str, &'a str)> {
-    identity.or_else(|| {
-        match (
-            body.get("store").and_then(Value::as_str),
-            body.get("register").and_then(Value::as_str),
-        ) {
-            (Some(s), Some(r)) if is_valid_id(s) && is_valid_id(r) => Some((s, r)),
-            _ => None,
-        }
+    identity.or_else(|| match (body.store.as_deref(), body.register.as_deref()) {
+        (Some(s), Some(r)) if is_valid_id(s) && is_valid_id(r) => Some((s, r)),
+        _ => None,
     })
+}
+
+/// What the checks need of an event as it was sent, before masking: the register its body names (for a topic
+/// without one) and the identifiers, whose originals key the digests that keep masked-alike ids apart.
+struct AsSent {
+    store: Option<String>,
+    register: Option<String>,
+    id: Option<String>,
+    transaction: Option<String>,
+}
+
+impl AsSent {
+    fn of(body: &Value) -> AsSent {
+        let field = |name: &str| body.get(name).and_then(Value::as_str).map(str::to_string);
+        AsSent {
+            store: field("store"),
+            register: field("register"),
+            id: field("id"),
+            transaction: field("transaction"),
+        }
+    }
 }
 
 fn check_signature(
     arrival: &Arrival,
     identity: Option<(&str, &str)>,
-    body: &Map<String, Value>,
+    body: &AsSent,
     sealed: Option<(&str, &str)>,
 ) -> Result<Signature, Rejected> {
     let signing = arrival.signing;
@@ -434,9 +439,8 @@ fn check_signature(
 
 /// An `id` or `transaction` that held a card number is kept masked, which could make two different ones
 /// alike and merge two events. A keyed digest of the original, appended, keeps them apart without keeping it.
-fn keep_apart(event: &mut Event, original: &Map<String, Value>, key: &[u8]) {
-    let original_of = |field: &str| original.get(field).and_then(Value::as_str);
-    if let Some(id) = original_of("id")
+fn keep_apart(event: &mut Event, original: &AsSent, key: &[u8]) {
+    if let Some(id) = original.id.as_deref()
         && id != event.id
     {
         event.id = format!(
@@ -445,7 +449,7 @@ fn keep_apart(event: &mut Event, original: &Map<String, Value>, key: &[u8]) {
             signature::id_digest(key, &event.store, id)
         );
     }
-    if let (Some(txn), Some(masked)) = (original_of("transaction"), event.transaction.as_mut())
+    if let (Some(txn), Some(masked)) = (original.transaction.as_deref(), event.transaction.as_mut())
         && txn != masked
     {
         *masked = format!("{masked}~{}", signature::id_digest(key, &event.store, txn));

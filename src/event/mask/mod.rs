@@ -52,20 +52,28 @@ pub fn contains_card_number(text: &str) -> bool {
 /// Masks every string and every key of a JSON value in place, JSON escapes inside them included (a body
 /// embedded as a string). A number that is a card number (an integer of 13–19 digits passing Luhn), or a float
 /// whose whole part has 13–19 digits (its digits may be rounded, so no Luhn check can be trusted), becomes a
-/// masked string: the value is no longer what the register sent, but nothing unmasked survives.
-pub fn mask_json(value: &mut Value) {
+/// masked string: the value is no longer what the register sent, but nothing unmasked survives. Says whether
+/// anything was masked, so a caller keeps what was received when nothing was.
+pub fn mask_json(value: &mut Value) -> bool {
     match value {
-        Value::String(s) => {
-            if let Cow::Owned(masked) = mask_text_payload(s) {
+        Value::String(s) => match mask_text_payload(s) {
+            Cow::Owned(masked) => {
                 *s = masked;
+                true
             }
-        }
-        Value::Number(n) => {
-            if let Some(masked) = mask_number(n) {
+            Cow::Borrowed(_) => false,
+        },
+        Value::Number(n) => match mask_number(n) {
+            Some(masked) => {
                 *value = Value::String(masked);
+                true
             }
-        }
-        Value::Array(items) => items.iter_mut().for_each(mask_json),
+            None => false,
+        },
+        // Every item is masked: `|`, not `||`.
+        Value::Array(items) => items
+            .iter_mut()
+            .fold(false, |changed, v| mask_json(v) | changed),
         Value::Object(map) => {
             let needs_key_mask = map.keys().any(|k| contains_card_number(k));
             if needs_key_mask {
@@ -74,9 +82,10 @@ pub fn mask_json(value: &mut Value) {
                     map.insert(mask_text_payload(&k).into_owned(), v);
                 }
             }
-            map.values_mut().for_each(mask_json);
+            map.values_mut()
+                .fold(needs_key_mask, |changed, v| mask_json(v) | changed)
         }
-        Value::Null | Value::Bool(_) => {}
+        Value::Null | Value::Bool(_) => false,
     }
 }
 
