@@ -1,29 +1,54 @@
-//! Throughput and latency of the whole pipeline on this machine: register events published over MQTT to the
-//! embedded broker, committed to SQLite, and delivered as bookmarks to a local webhook receiver.
+//! The whole pipeline on this machine, against the limits that bound it, measured in one run and printed as a
+//! table (`cargo bench --bench pipeline`; optional argument: the burst size, default 20000).
 //!
-//! `cargo bench --bench pipeline` (optional argument: EVENTS for the burst, default 20000). Two phases: a burst
-//! published as fast as the broker takes it (throughput), then a steady 100 events/s for 10 s (latency, as a
-//! busy store sees it). Prints figures; asserts nothing.
+//! The daemon runs as its own process (the built binary), subscribed to a Mosquitto started here with the
+//! README's store settings (`examples/mosquitto/store.conf`), its database a SQLite file in WAL mode with full
+//! sync. Its camera systems are receivers in this process: one that answers at once, one that adds 20 ms to
+//! every request, one that allows 10 requests a second (429 with `Retry-After` beyond). Rows:
+//! - durable intake of a burst queued at the broker while the daemon was down, against `mosquitto_sub -q 1`
+//!   draining the same queue (the broker's own limit);
+//! - bookmarks per second to each receiver, against what it allows: the concurrency ceiling over 20 ms for the
+//!   slow one, 10/s for the limited one;
+//! - publish-to-request latency at a steady 2,500 events/s;
+//! - the daemon's resident memory, idle and at full rate.
+//! Prints figures; asserts nothing. Needs `mosquitto` and `mosquitto_sub` on the PATH.
 
-use std::sync::Arc;
+use std::net::TcpListener as StdListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
-use tillmark::Daemon;
-use tillmark::config::Config;
 
-fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
+/// Every tenth event is a void (a bookmark); the rest are sales, as at a till.
+const FLAGGED_EVERY: u64 = 10;
+/// The daemon's `[delivery] concurrency`, the ceiling its adaptive limit may reach.
+const CEILING: usize = 64;
+/// Added by the slow receiver to every request.
+const SLOW: Duration = Duration::from_millis(20);
+/// Requests a second the limited receiver allows.
+const LIMITED_RATE: f64 = 10.0;
+const STEADY_RATE: u64 = 2_500;
+const STEADY_SECONDS: u64 = 4;
+
+fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn rss_mib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .map(|l| l.to_string())
-        })
-        .and_then(|l| {
-            l.split_whitespace()
-                .nth(1)
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
                 .and_then(|kb| kb.parse::<f64>().ok())
         })
         .map(|kb| kb / 1024.0)
@@ -37,207 +62,540 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-#[tokio::main]
-async fn main() {
-    let events: u64 = std::env::args()
-        .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(20_000);
-    let dir = tempfile::tempdir().expect("tempdir");
+/// A process killed when dropped.
+struct Process(Child);
 
-    // The receiver records when each bookmark arrived, keyed by the publish instant carried in the body.
-    let started = Instant::now();
-    let latencies = Arc::new(std::sync::Mutex::new(Vec::<u64>::new()));
-    let received = Arc::new(AtomicU64::new(0));
-    let app = {
-        let latencies = latencies.clone();
-        let received = received.clone();
-        axum::Router::new().route(
-            "/bookmarks",
-            axum::routing::post(move |body: String| {
-                let latencies = latencies.clone();
-                let received = received.clone();
-                async move {
-                    let sent_us: u64 = serde_json::from_str::<serde_json::Value>(&body)
-                        .ok()
-                        .and_then(|v| v["sent_us"].as_str().and_then(|s| s.parse().ok()))
-                        .unwrap_or(0);
-                    let now_us = started.elapsed().as_micros() as u64;
-                    latencies
-                        .lock()
-                        .unwrap()
-                        .push(now_us.saturating_sub(sent_us));
-                    received.fetch_add(1, Ordering::SeqCst);
-                    "{}"
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Mosquitto with the README's store settings, on its own port and persistence folder.
+fn start_mosquitto(dir: &Path) -> (Process, u16) {
+    let port = free_port();
+    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/mosquitto/store.conf");
+    let conf = std::fs::read_to_string(sample).expect("examples/mosquitto/store.conf");
+    let data = dir.join("mosquitto");
+    std::fs::create_dir_all(&data).unwrap();
+    let conf: String = conf
+        .lines()
+        .map(|l| {
+            if l.starts_with("listener ") {
+                format!("listener {port} 127.0.0.1")
+            } else if l.starts_with("persistence_location ") {
+                format!("persistence_location {}/", data.display())
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let path = dir.join("mosquitto.conf");
+    std::fs::write(&path, conf).unwrap();
+    let child = Command::new("mosquitto")
+        .arg("-c")
+        .arg(&path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("mosquitto on the PATH");
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return (Process(child), port);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("mosquitto did not start");
+}
+
+/// What the receivers saw: each request's arrival, and its delay from the publish instant in the body.
+#[derive(Default)]
+struct Seen {
+    arrivals: Mutex<Vec<(Instant, u64)>>,
+    refused: AtomicU64,
+}
+
+impl Seen {
+    fn count(&self) -> usize {
+        self.arrivals.lock().unwrap().len()
+    }
+
+    /// Requests per second from the first arrival to the last.
+    fn rate(&self) -> f64 {
+        let a = self.arrivals.lock().unwrap();
+        match (a.first(), a.last()) {
+            (Some(first), Some(last)) if a.len() > 1 => {
+                (a.len() - 1) as f64 / last.0.duration_since(first.0).as_secs_f64()
+            }
+            _ => f64::NAN,
+        }
+    }
+
+    fn take(&self) -> Vec<(Instant, u64)> {
+        std::mem::take(&mut *self.arrivals.lock().unwrap())
+    }
+}
+
+struct Receivers {
+    fast: Arc<Seen>,
+    slow: Arc<Seen>,
+    limited: Arc<Seen>,
+    url: String,
+}
+
+async fn start_receivers(epoch: Instant) -> Receivers {
+    let (fast, slow, limited): (Arc<Seen>, Arc<Seen>, Arc<Seen>) = Default::default();
+    let record = move |seen: &Arc<Seen>, body: &str| {
+        let sent_us: u64 = serde_json::from_str::<serde_json::Value>(body)
+            .ok()
+            .and_then(|v| v["sent_us"].as_str().and_then(|s| s.parse().ok()))
+            .unwrap_or(0);
+        let now = Instant::now();
+        let delay = (now.duration_since(epoch).as_micros() as u64).saturating_sub(sent_us);
+        seen.arrivals.lock().unwrap().push((now, delay));
+    };
+    // The limited receiver's window: requests allowed in the current second.
+    let window = Arc::new(Mutex::new((Instant::now(), 0u32)));
+    let app = axum::Router::new()
+        .route(
+            "/fast",
+            axum::routing::post({
+                let seen = Arc::clone(&fast);
+                move |body: String| async move {
+                    record(&seen, &body);
+                    "{}".into_response()
                 }
             }),
         )
-    };
+        .route(
+            "/slow",
+            axum::routing::post({
+                let seen = Arc::clone(&slow);
+                move |body: String| async move {
+                    tokio::time::sleep(SLOW).await;
+                    record(&seen, &body);
+                    "{}".into_response()
+                }
+            }),
+        )
+        .route(
+            "/limited",
+            axum::routing::post({
+                let seen = Arc::clone(&limited);
+                move |body: String| async move {
+                    let allowed = {
+                        let mut w = window.lock().unwrap();
+                        if w.0.elapsed() >= Duration::from_secs(1) {
+                            *w = (Instant::now(), 0);
+                        }
+                        w.1 += 1;
+                        w.1 as f64 <= LIMITED_RATE
+                    };
+                    if !allowed {
+                        seen.refused.fetch_add(1, Ordering::SeqCst);
+                        return (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "1")], "slow down")
+                            .into_response();
+                    }
+                    record(&seen, &body);
+                    "{}".into_response()
+                }
+            }),
+        );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let hook = format!("http://{}/bookmarks", listener.local_addr().unwrap());
+    let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
+    Receivers {
+        fast,
+        slow,
+        limited,
+        url,
+    }
+}
 
-    let text = format!(
-        r#"
-[mqtt]
-embedded_listen = "127.0.0.1:0"
-[database]
-url = "sqlite://{db}"
-[web]
-listen = "127.0.0.1:0"
-[integrations]
-dir = "{defs}"
-[delivery]
-concurrency = 16
-[[stores]]
-id = "bench"
-timezone = "Asia/Tokyo"
-[[camera_systems]]
-id = "hook"
-integration = "bench-hook"
-url = "{hook}"
-[[cameras]]
-system = "hook"
-device = "cam"
-registers = ["bench/r1", "bench/r2", "bench/r3", "bench/r4"]
-"#,
-        db = dir.path().join("bench.db").display(),
-        defs = dir.path().display(),
-    );
-    // A definition whose body carries the publish instant, so the receiver can measure latency.
+fn write_config(dir: &Path, broker: u16, web: u16, receivers: &str) -> PathBuf {
+    // The body carries the publish instant, so the receiver measures latency.
     std::fs::write(
-        dir.path().join("bench-hook.toml"),
+        dir.join("bench-hook.toml"),
         r#"name = "bench-hook"
 [create]
 url = "{{ system.url }}"
 body = '{"sent_us": {{ event.attributes.sent_us | tojson }}, "key": {{ key | tojson }}}'
 "#,
     )
-    .expect("write the bench definition");
-    let config = Config::parse(&text, &|_| None).expect("bench config");
-    let daemon = Daemon::start(config).await.expect("daemon");
-    while !daemon.receiving() {
+    .unwrap();
+    let text = format!(
+        r#"
+[mqtt]
+url = "mqtt://127.0.0.1:{broker}"
+client_id = "tillmark-bench"
+[database]
+url = "sqlite://{db}"
+[web]
+listen = "127.0.0.1:{web}"
+[integrations]
+dir = "{defs}"
+[intake]
+max_age = "3650d"
+[delivery]
+concurrency = {CEILING}
+[[stores]]
+id = "bench"
+timezone = "Asia/Tokyo"
+[[camera_systems]]
+id = "fast"
+integration = "bench-hook"
+url = "{receivers}/fast"
+[[camera_systems]]
+id = "slow"
+integration = "bench-hook"
+url = "{receivers}/slow"
+[[camera_systems]]
+id = "limited"
+integration = "bench-hook"
+url = "{receivers}/limited"
+[[cameras]]
+system = "fast"
+device = "cam"
+registers = ["bench/fast"]
+[[cameras]]
+system = "slow"
+device = "cam"
+registers = ["bench/slow"]
+[[cameras]]
+system = "limited"
+device = "cam"
+registers = ["bench/limited"]
+"#,
+        db = dir.join("bench.db").display(),
+        defs = dir.display(),
+    );
+    let path = dir.join("tillmark.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The daemon, as a user runs it.
+struct Daemon {
+    process: Process,
+    web: u16,
+    http: reqwest::Client,
+}
+
+impl Daemon {
+    fn start(config: &Path, web: u16) -> Daemon {
+        let child = Command::new(env!("CARGO_BIN_EXE_tillmark"))
+            .arg("run")
+            .arg("--config")
+            .arg(config)
+            .env("RUST_LOG", "tillmark=warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("the tillmark binary");
+        Daemon {
+            process: Process(child),
+            web,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.process.0.id()
+    }
+
+    async fn health(&self) -> Option<serde_json::Value> {
+        let url = format!("http://127.0.0.1:{}/healthz", self.web);
+        self.http.get(url).send().await.ok()?.json().await.ok()
+    }
+
+    async fn stored(&self) -> u64 {
+        self.health()
+            .await
+            .and_then(|h| h["events"].as_u64())
+            .unwrap_or(0)
+    }
+
+    async fn until_receiving(&self) {
+        loop {
+            if let Some(h) = self.health().await
+                && h["mqtt"]["receiving"] == true
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// SIGTERM, and wait for the orderly exit.
+    fn stop(mut self) {
+        let _ = Command::new("kill")
+            .arg(self.pid().to_string())
+            .status();
+        let _ = self.process.0.wait();
+    }
+}
+
+/// A register's bridge: QoS 1 publishes with a wide window, counting the broker's acknowledgements.
+struct Publisher {
+    client: AsyncClient,
+    acked: Arc<AtomicU64>,
+    epoch: Instant,
+}
+
+impl Publisher {
+    fn connect(port: u16, epoch: Instant) -> Publisher {
+        let mut options = MqttOptions::new("bench-publisher", "127.0.0.1", port);
+        options
+            .set_inflight(1000)
+            .set_keep_alive(Duration::from_secs(30));
+        let (client, mut eventloop) = AsyncClient::new(options, 10_000);
+        let acked = Arc::new(AtomicU64::new(0));
+        let counter = Arc::clone(&acked);
+        tokio::spawn(async move {
+            while let Ok(ev) = eventloop.poll().await {
+                if let Event::Incoming(Packet::PubAck(_)) = ev {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        });
+        Publisher {
+            client,
+            acked,
+            epoch,
+        }
+    }
+
+    /// Event `i` on `register`: a void every FLAGGED_EVERY, else a sale, about 400 bytes.
+    async fn publish(&self, register: &str, i: u64) {
+        let kind = if i % FLAGGED_EVERY == 0 { "void" } else { "sale" };
+        let sent_us = self.epoch.elapsed().as_micros() as u64;
+        let payload = serde_json::json!({
+            "id": format!("{register}-{i}"), "type": kind, "at": chrono::Utc::now().to_rfc3339(),
+            "store": "bench", "register": register, "cashier": "c1",
+            "transaction": format!("T-{i:06}"), "amount": 1280, "currency": "JPY",
+            "lines": ["ONIGIRI SALMON      180", "GREEN TEA 500ML     150", "お茶 500ml          150"],
+            "attributes": { "sent_us": sent_us.to_string() },
+        });
+        self.client
+            .publish(
+                format!("pos/bench/{register}/events"),
+                QoS::AtLeastOnce,
+                false,
+                payload.to_string(),
+            )
+            .await
+            .expect("publish");
+    }
+
+    async fn until_acked(&self, n: u64) {
+        while self.acked.load(Ordering::SeqCst) < n {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
+
+/// `mosquitto_sub -q 1` draining `n` messages queued for its persistent session.
+fn raw_drain(port: u16, publish: impl FnOnce()) -> Duration {
+    let sub = |extra: &[&str]| {
+        let mut c = Command::new("mosquitto_sub");
+        c.args(["-h", "127.0.0.1", "-p", &port.to_string()])
+            .args(["-q", "1", "-c", "-i", "raw-drain", "-t", "pos/+/+/events"])
+            .args(extra)
+            .stdout(Stdio::null());
+        c
+    };
+    // -E: subscribe, then leave, so the session queues what follows.
+    sub(&["-E"]).status().expect("mosquitto_sub on the PATH");
+    publish();
+    let started = Instant::now();
+    let n = RAW_N.load(Ordering::SeqCst).to_string();
+    sub(&["-C", &n]).status().expect("mosquitto_sub");
+    started.elapsed()
+}
+
+static RAW_N: AtomicU64 = AtomicU64::new(0);
+
+struct Row {
+    what: String,
+    figure: String,
+    limit: String,
+    ratio: Option<f64>,
+}
+
+fn row(what: &str, figure: String, limit: String, ratio: Option<f64>) -> Row {
+    Row {
+        what: what.into(),
+        figure,
+        limit,
+        ratio,
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let burst: u64 = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(20_000);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let epoch = Instant::now();
+    let (_mosquitto, broker) = start_mosquitto(dir.path());
+    let receivers = start_receivers(epoch).await;
+    let web = free_port();
+    let config = write_config(dir.path(), broker, web, &receivers.url);
+    let publisher = Publisher::connect(broker, epoch);
+    let mut published = 0u64;
+    let mut rows = Vec::new();
+
+    // The broker's own limit: the same burst, drained by mosquitto_sub.
+    RAW_N.store(burst, Ordering::SeqCst);
+    let raw = {
+        let handle = tokio::runtime::Handle::current();
+        let publisher = &publisher;
+        let published = &mut published;
+        tokio::task::block_in_place(|| {
+            raw_drain(broker, || {
+                handle.block_on(async {
+                    for i in 0..burst {
+                        publisher.publish("queued", i).await;
+                    }
+                    *published += burst;
+                    publisher.until_acked(*published).await;
+                })
+            })
+        })
+    };
+    let raw_rate = burst as f64 / raw.as_secs_f64();
+
+    // The daemon's session, then the same burst queued while it is down.
+    let daemon = Daemon::start(&config, web);
+    daemon.until_receiving().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let idle_rss = rss_mib(daemon.pid());
+    daemon.stop();
+    for i in 0..burst {
+        publisher.publish("queued", burst + i).await;
+    }
+    published += burst;
+    publisher.until_acked(published).await;
+    let started = Instant::now();
+    let daemon = Daemon::start(&config, web);
+    let mut peak_rss: f64 = 0.0;
+    while daemon.stored().await < burst {
+        peak_rss = peak_rss.max(rss_mib(daemon.pid()));
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let broker = daemon.broker().clone();
+    let intake = started.elapsed();
+    let intake_rate = burst as f64 / intake.as_secs_f64();
+    rows.push(row(
+        &format!("durable intake of {burst} queued events (SQLite, full sync)"),
+        format!("{intake_rate:.0} events/s"),
+        format!("mosquitto_sub -q 1: {raw_rate:.0} msg/s"),
+        Some(intake_rate / raw_rate),
+    ));
 
-    let mut options = MqttOptions::new("bench-publisher", broker.host.clone(), broker.port);
-    options
-        .set_inflight(200)
-        .set_keep_alive(Duration::from_secs(30));
-    let (client, mut eventloop) = AsyncClient::new(options, 1000);
-    let acked = Arc::new(AtomicU64::new(0));
-    let acked_in_loop = acked.clone();
-    tokio::spawn(async move {
-        while let Ok(ev) = eventloop.poll().await {
-            if let Event::Incoming(Packet::PubAck(_)) = ev {
-                acked_in_loop.fetch_add(1, Ordering::SeqCst);
-            }
+    // Bookmarks to each receiver: flagged events of one register, queued at once.
+    let mut deliver = async |register: &str, seen: &Arc<Seen>, bookmarks: u64| {
+        seen.take();
+        let from = published;
+        for i in 0..bookmarks * FLAGGED_EVERY {
+            publisher.publish(register, from + i).await;
         }
-    });
-
-    let store = tillmark::store::open(&format!(
-        "sqlite://{}",
-        dir.path().join("bench.db").display()
-    ))
-    .await
-    .unwrap();
-    let publish = |from: u64, count: u64, rate: Option<f64>| {
-        let client = client.clone();
-        async move {
-            let mut tick = rate.map(|r| tokio::time::interval(Duration::from_secs_f64(1.0 / r)));
-            for i in from..from + count {
-                if let Some(t) = tick.as_mut() {
-                    t.tick().await;
-                }
-                let kind = if i % 3 == 0 { "void" } else { "sale" };
-                let sent_us = started.elapsed().as_micros() as u64;
-                let payload = serde_json::json!({
-                    "id": format!("e{i}"), "type": kind, "at": chrono::Utc::now().to_rfc3339(),
-                    "store": "bench", "register": format!("r{}", i % 4 + 1), "cashier": "c1",
-                    "transaction": format!("T-{i:06}"), "amount": 1280, "currency": "JPY",
-                    "lines": ["ONIGIRI SALMON      180", "GREEN TEA 500ML     150"],
-                    "attributes": { "sent_us": sent_us.to_string() },
-                });
-                client
-                    .publish(
-                        format!("pos/bench/r{}/events", i % 4 + 1),
-                        QoS::AtLeastOnce,
-                        false,
-                        payload.to_string(),
-                    )
-                    .await
-                    .expect("publish");
-            }
+        published += bookmarks * FLAGGED_EVERY;
+        while (seen.count() as u64) < bookmarks {
+            peak_rss = peak_rss.max(rss_mib(daemon.pid()));
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        seen.rate()
     };
-    let flagged_in =
-        |from: u64, count: u64| (from..from + count).filter(|i| i % 3 == 0).count() as u64;
+    let fast = deliver("fast", &receivers.fast, 5_000).await;
+    rows.push(row(
+        "bookmarks to a receiver on loopback",
+        format!("{fast:.0} bookmarks/s"),
+        "target 5000/s".into(),
+        Some(fast / 5_000.0),
+    ));
+    let slow = deliver("slow", &receivers.slow, 3_000).await;
+    let slow_limit = CEILING as f64 / SLOW.as_secs_f64();
+    rows.push(row(
+        "bookmarks to a receiver adding 20 ms",
+        format!("{slow:.0} bookmarks/s"),
+        format!("ceiling {CEILING} / 20 ms = {slow_limit:.0}/s"),
+        Some(slow / slow_limit),
+    ));
+    let limited = deliver("limited", &receivers.limited, 100).await;
+    rows.push(row(
+        "bookmarks to a receiver allowing 10/s",
+        format!(
+            "{limited:.1} bookmarks/s ({} refused with 429)",
+            receivers.limited.refused.load(Ordering::SeqCst)
+        ),
+        format!("{LIMITED_RATE:.0}/s allowed"),
+        Some(limited / LIMITED_RATE),
+    ));
 
-    // Burst.
-    let flagged = flagged_in(0, events);
-    let publish_start = Instant::now();
-    publish(0, events, None).await;
-    while acked.load(Ordering::SeqCst) < events {
-        tokio::time::sleep(Duration::from_millis(5)).await;
+    // Latency at a steady rate, publishing in ticks of 10 ms.
+    receivers.fast.take();
+    let ticks = STEADY_SECONDS * 100;
+    let per_tick = STEADY_RATE / 100;
+    let mut tick = tokio::time::interval(Duration::from_millis(10));
+    let from = published;
+    for t in 0..ticks {
+        tick.tick().await;
+        for i in 0..per_tick {
+            publisher.publish("fast", from + t * per_tick + i).await;
+        }
+        if t % 10 == 0 {
+            peak_rss = peak_rss.max(rss_mib(daemon.pid()));
+        }
     }
-    let publish_time = publish_start.elapsed();
-    while (store.counts(&Default::default()).await.unwrap().events as u64) < events {
-        tokio::time::sleep(Duration::from_millis(10)).await;
+    published += ticks * per_tick;
+    let steady_bookmarks = ticks * per_tick / FLAGGED_EVERY;
+    while (receivers.fast.count() as u64) < steady_bookmarks {
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let stored_time = publish_start.elapsed();
-    while received.load(Ordering::SeqCst) < flagged {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let delivered_time = publish_start.elapsed();
-    let mut burst = std::mem::take(&mut *latencies.lock().unwrap());
-    burst.sort_unstable();
+    let mut delays: Vec<u64> = receivers.fast.take().into_iter().map(|(_, d)| d).collect();
+    delays.sort_unstable();
+    let (p50, p99) = (
+        percentile(&delays, 0.5) as f64 / 1000.0,
+        percentile(&delays, 0.99) as f64 / 1000.0,
+    );
+    rows.push(row(
+        &format!("publish to vendor request at {STEADY_RATE} events/s"),
+        format!("p50 {p50:.1} ms, p99 {p99:.1} ms"),
+        "target p99 50 ms".into(),
+        Some(p99 / 50.0),
+    ));
+    rows.push(row(
+        "daemon resident memory, idle",
+        format!("{idle_rss:.1} MiB"),
+        "30 MiB".into(),
+        Some(idle_rss / 30.0),
+    ));
+    rows.push(row(
+        "daemon resident memory, at full rate (peak)",
+        format!("{peak_rss:.1} MiB"),
+        "60 MiB".into(),
+        Some(peak_rss / 60.0),
+    ));
+    daemon.stop();
+    let _ = published;
 
-    // Steady.
-    let steady = 1000;
-    publish(events, steady, Some(100.0)).await;
-    let steady_flagged = flagged_in(events, steady);
-    while received.load(Ordering::SeqCst) < flagged + steady_flagged {
-        tokio::time::sleep(Duration::from_millis(10)).await;
+    println!(
+        "pipeline benchmark ({} cores): Mosquitto 2 with examples/mosquitto/store.conf, the daemon binary, SQLite WAL full sync",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0)
+    );
+    println!();
+    println!("| ratio | what | tillmark | the limit |");
+    println!("|---:|---|---|---|");
+    for r in rows {
+        let ratio = r.ratio.map(|x| format!("{x:.2}")).unwrap_or_default();
+        println!("| {ratio} | {} | {} | {} |", r.what, r.figure, r.limit);
     }
-
-    let mut lat = latencies.lock().unwrap().clone();
-    lat.sort_unstable();
-    let ms = |us: u64| us as f64 / 1000.0;
-    println!(
-        "pipeline benchmark: {events} events ({flagged} flagged), embedded broker, SQLite (WAL, full sync), webhook on loopback"
-    );
-    println!(
-        "  published and acknowledged: {:>8.0} events/s ({:.2} s)",
-        events as f64 / publish_time.as_secs_f64(),
-        publish_time.as_secs_f64()
-    );
-    println!(
-        "  stored:                     {:>8.0} events/s ({:.2} s)",
-        events as f64 / stored_time.as_secs_f64(),
-        stored_time.as_secs_f64()
-    );
-    println!(
-        "  bookmarks delivered:        {:>8.0} bookmarks/s ({:.2} s)",
-        flagged as f64 / delivered_time.as_secs_f64(),
-        delivered_time.as_secs_f64()
-    );
-    println!(
-        "  burst publish-to-bookmark latency (backlog): p50 {:.0} ms, p99 {:.0} ms",
-        ms(percentile(&burst, 0.5)),
-        ms(percentile(&burst, 0.99))
-    );
-    println!(
-        "steady 100 events/s for 10 s: publish-to-bookmark latency p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
-        ms(percentile(&lat, 0.5)),
-        ms(percentile(&lat, 0.99)),
-        ms(lat.last().copied().unwrap_or(0))
-    );
-    println!(
-        "  peak resident memory (daemon and bench together): {:.1} MiB",
-        peak_rss_mib()
-    );
-    daemon.shutdown().await;
 }

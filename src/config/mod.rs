@@ -53,6 +53,11 @@ pub struct MqttConfig {
     pub client_id: String,
     /// Topic filters. Default `["pos/+/+/events"]`.
     pub topics: Vec<String>,
+    /// `receive_maximum`: how many unacknowledged QoS 1 messages an external broker may send before it waits
+    /// for tillmark's acknowledgements (MQTT 5's Receive Maximum). Messages are acknowledged only after their
+    /// batch has committed, so this bounds a batch: a small window means a commit (and an fsync) per handful of
+    /// events. Default 10000.
+    pub receive_maximum: u16,
     /// Default: none.
     pub username: Option<String>,
     /// From the variable named by `password_env`. Default: none.
@@ -496,6 +501,7 @@ impl Builder<'_> {
             embedded_listen: "127.0.0.1:1883".parse().ok()?,
             client_id: "tillmark".into(),
             topics: vec![DEFAULT_TOPIC.into()],
+            receive_maximum: 10_000,
             username: None,
             password: None,
             tls: None,
@@ -534,6 +540,9 @@ impl Builder<'_> {
                 }
             }
             cfg.topics = topics.into_iter().map(|a| a.value).collect();
+        }
+        if let Some(n) = t.opt_int("receive_maximum", 1..65536) {
+            cfg.receive_maximum = n as u16;
         }
         cfg.username = t.opt_str("username").map(|a| a.value);
         cfg.password = self.secret(t, "password_env");

@@ -14,7 +14,7 @@ mod writer;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, MqttOptions};
+use rumqttc::v5::{AsyncClient, MqttOptions};
 use tokio::sync::Notify;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinHandle;
@@ -61,11 +61,17 @@ pub struct Ingest {
     stop: CancellationToken,
 }
 
-/// Largest packet accepted from the broker: the protocol's own maximum (a remaining length of 268,435,455 bytes),
-/// so every message a broker can deliver is read and handed to the writer, which dead-letters what the contract
-/// does not allow. A lower limit fails the connection instead, and the broker redelivers the same message on
-/// every reconnect: intake stops for good. What bounds memory is the broker's own packet size limit.
-const MAX_INCOMING_PACKET: usize = 268_435_455;
+/// Largest packet accepted from the broker, told to it as MQTT 5's Maximum Packet Size: the protocol's own
+/// maximum (a fixed header of at most 5 bytes and a remaining length of 268,435,455), so every message a
+/// broker can deliver is read and handed to the writer, which dead-letters what the contract does not allow.
+/// A lower limit would be worse either way: an MQTT 5 broker silently drops a message larger than the
+/// client's maximum, and one that sent it anyway would fail the connection on every redelivery, stopping
+/// intake for good. What bounds memory is the broker's own packet size limit.
+const MAX_INCOMING_PACKET: u32 = 268_435_460;
+/// How long the broker keeps our session (subscription and queued messages) while we are away: the
+/// protocol's "never expires", as MQTT 3.1.1's persistent sessions did. The broker's own limits
+/// (`max_queued_messages`, `persistent_client_expiration`) still apply; the README's sample configs set them.
+const SESSION_NEVER_EXPIRES: u32 = u32::MAX;
 
 pub fn start(
     config: Arc<Config>,
@@ -130,11 +136,16 @@ fn connect(
         broker.host.clone(),
         broker.port,
     );
+    // MQTT 5, for its Receive Maximum: acknowledging after commit with MQTT 3.1.1's fixed window (20 at
+    // Mosquitto) made every batch, and so every fsync, hold at most 20 events. Mosquitto 2 takes the client's
+    // Receive Maximum as this client's window, in place of its `max_inflight_messages`.
     options
-        .set_clean_session(false)
+        .set_clean_start(false)
+        .set_session_expiry_interval(Some(SESSION_NEVER_EXPIRES))
+        .set_receive_maximum(Some(config.mqtt.receive_maximum))
         .set_manual_acks(true)
         .set_keep_alive(Duration::from_secs(30))
-        .set_max_packet_size(MAX_INCOMING_PACKET, 1024 * 1024);
+        .set_max_packet_size(Some(MAX_INCOMING_PACKET));
     // The config holds TLS settings exactly when the url is mqtts://.
     let tls = config.mqtt.tls.clone().filter(|_| broker.tls);
     if let Some(tls) = &tls {
@@ -145,7 +156,8 @@ fn connect(
     } else if let Some(user) = &config.mqtt.username {
         options.set_credentials(user.clone(), "");
     }
-    let (client, eventloop) = AsyncClient::new(options, 1024);
+    // Room for a whole window of acknowledgements, so the writer's acks never wait on the poller.
+    let (client, eventloop) = AsyncClient::new(options, usize::from(config.mqtt.receive_maximum).max(1024));
     let poller = poller::Poller {
         eventloop,
         tx,

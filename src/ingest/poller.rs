@@ -10,7 +10,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rumqttc::{ConnectReturnCode, ConnectionError, Event, EventLoop, Outgoing, Packet, StateError};
+use bytes::Bytes;
+use rumqttc::Outgoing;
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::mqttbytes::v5::{ConnectReturnCode, Packet};
+use rumqttc::v5::{ConnectionError, Event, EventLoop, StateError};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -21,8 +25,7 @@ use crate::tls::MqttTls;
 /// What the poller or the embedded listener hands to the writer.
 pub enum Inbound {
     Publish {
-        /// Topic, payload and QoS, as either source received them.
-        publish: rumqttc::Publish,
+        message: Message,
         received_ms: i64,
         /// How to acknowledge it once committed.
         ack: Ack,
@@ -31,10 +34,17 @@ pub enum Inbound {
     Subscribe,
 }
 
+/// A published message as either source received it.
+pub struct Message {
+    pub topic: String,
+    pub payload: Bytes,
+}
+
 /// How a message is acknowledged after its commit.
 pub enum Ack {
-    /// Through the external broker's client, and only on the connection (`generation`) it arrived on.
-    Broker { generation: u64 },
+    /// Through the external broker's client, and only on the connection (`generation`) it arrived on. `pkid`
+    /// and `qos` name the acknowledgement (PUBACK or PUBREC); a QoS 0 message has none.
+    Broker { generation: u64, pkid: u16, qos: QoS },
     /// The embedded listener's connection writes PUBACK or PUBREC when told; dropping it means not committed.
     Embedded(tokio::sync::oneshot::Sender<()>),
 }
@@ -134,10 +144,17 @@ impl Poller {
                     // After intake stops, a message is left unacknowledged for the broker to redeliver next start.
                     if !intake.is_cancelled() {
                         let msg = Inbound::Publish {
-                            publish,
+                            message: Message {
+                                // The protocol requires UTF-8 topics; a broker that sends otherwise gets its
+                                // bytes kept visibly replaced rather than the message refused unseen.
+                                topic: String::from_utf8_lossy(&publish.topic).into_owned(),
+                                payload: publish.payload,
+                            },
                             received_ms: now_ms(),
                             ack: Ack::Broker {
                                 generation: self.generation.current(),
+                                pkid: publish.pkid,
+                                qos: publish.qos,
                             },
                         };
                         if self.tx.send(msg).is_err() {
@@ -241,18 +258,29 @@ fn explain(e: &ConnectionError, tls: Option<&MqttTls>, handshaking: bool) -> Str
     }
     let closed = closed_by_peer(e);
     // A TLS listener drops a plain CONNECT (or answers it with a TLS alert, which reads as a bad MQTT packet).
-    let garbled = matches!(
-        e,
-        ConnectionError::NotConnAck(_) | ConnectionError::MqttState(StateError::Deserialization(_))
-    );
+    let garbled = match e {
+        ConnectionError::NotConnAck(_) => true,
+        ConnectionError::MqttState(StateError::Deserialization(inner)) => {
+            !matches!(inner, rumqttc::v5::mqttbytes::Error::Io(_))
+        }
+        _ => false,
+    };
     match e {
-        ConnectionError::ConnectionRefused(code) => refused(*code),
+        ConnectionError::ConnectionRefused(code)
+        | ConnectionError::MqttState(StateError::ConnFail { reason: code }) => refused(*code),
+        ConnectionError::MqttState(StateError::ServerDisconnect {
+            reason_code,
+            reason_string,
+        }) => match reason_string {
+            Some(why) => format!("the broker ended the connection ({reason_code:?}): {why}"),
+            None => format!("the broker ended the connection ({reason_code:?})"),
+        },
         ConnectionError::Tls(rumqttc::TlsError::DNSName(_)) => {
             "the host in [mqtt] url cannot be checked against a TLS certificate: use the broker's DNS name or IP \
              address"
                 .into()
         }
-        ConnectionError::NetworkTimeout => {
+        ConnectionError::Timeout(_) => {
             "the broker did not answer in time: is the host reachable, and is a firewall dropping the port?"
                 .into()
         }
@@ -281,11 +309,17 @@ fn refused(code: ConnectReturnCode) -> String {
         ConnectReturnCode::NotAuthorized => {
             "the broker refused the login (not authorized): check [mqtt] username and the broker's ACL".into()
         }
-        ConnectReturnCode::BadClientId => {
+        ConnectReturnCode::BadClientId | ConnectReturnCode::ClientIdentifierNotValid => {
             "the broker refused the client id in [mqtt] client_id".into()
         }
-        ConnectReturnCode::ServiceUnavailable => {
+        ConnectReturnCode::ServiceUnavailable
+        | ConnectReturnCode::ServerUnavailable
+        | ConnectReturnCode::ServerBusy => {
             "the broker refused the connection: service unavailable".into()
+        }
+        ConnectReturnCode::UnsupportedProtocolVersion | ConnectReturnCode::RefusedProtocolVersion => {
+            "the broker does not speak MQTT 5, which intake needs (Mosquitto 1.6 or later, EMQX, HiveMQ, VerneMQ)"
+                .into()
         }
         other => format!("the broker refused the connection ({other:?})"),
     }
@@ -303,6 +337,12 @@ fn causes(e: &ConnectionError) -> Vec<&(dyn std::error::Error + 'static)> {
             .and_then(|io| io.get_ref())
         {
             chain.push(inner);
+        }
+        // MQTT 5's client reports a failed read (a TLS alert, a reset) as a decoding error that holds the I/O
+        // error without naming it as its source.
+        if let Some(StateError::Deserialization(inner)) = err.downcast_ref::<StateError>() {
+            next = Some(inner);
+            continue;
         }
         next = err.source();
     }

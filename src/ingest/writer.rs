@@ -1,23 +1,34 @@
-//! The ingest task: validates, masks, plans bookmarks, commits a batch in one transaction, and only then
-//! acknowledges the batch's messages, in arrival order: to the external broker through its client, or to the
-//! register through the embedded listener's connection.
+//! The ingest tasks: the writer validates, masks and plans each message; the committer commits what the writer
+//! has read in one transaction, and only then acknowledges those messages, in arrival order: to the external
+//! broker through its client, or to the register through the embedded listener's connection.
+//!
+//! Group commit: the two overlap (the writer reads the next messages while a commit and its fsync run), and
+//! the committer takes everything read while it was busy into its next transaction. Under load a transaction
+//! holds thousands of events (one fsync for all of them); when idle, each message is committed as soon as it is
+//! read, so a single event waits for no one.
 
 use std::sync::Arc;
 
-use rumqttc::{AsyncClient, QoS};
+use bytes::Bytes;
+use rumqttc::v5::AsyncClient;
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::mqttbytes::v5::{Filter, Publish};
 use tokio::sync::Notify;
-use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::sync::mpsc::{Receiver, UnboundedReceiver};
 use tokio_util::sync::CancellationToken;
 
 use super::plan::plan;
-use super::poller::{Ack, Generation, Inbound};
+use super::poller::{Ack, Generation, Inbound, Message};
 use crate::clock::now_ms;
 use crate::config::{Config, Watchers};
 use crate::event;
 use crate::store::{Intake, IntakeOutcome, Store};
 
-/// Most messages in one transaction: large enough to amortise the fsync, small enough to ack promptly.
-const MAX_BATCH: usize = 500;
+/// Most messages in one transaction: thousands amortise the fsync; more would only delay acknowledgements.
+const MAX_BATCH: usize = 8_192;
+/// Batches read ahead of the committer; when they are full the writer waits, and the messages wait unread at
+/// the broker's in-flight window.
+const READ_AHEAD: usize = 4;
 
 pub struct Writer {
     pub config: Arc<Config>,
@@ -31,9 +42,23 @@ pub struct Writer {
     pub id_key: Vec<u8>,
 }
 
+/// A message read into what the store keeps, with how to acknowledge it.
+struct Read {
+    intake: Intake,
+    ack: Ack,
+}
+
 impl Writer {
     pub async fn run(self, mut rx: UnboundedReceiver<Inbound>, intake: CancellationToken) {
-        let mut batch: Vec<(rumqttc::Publish, Ack, i64)> = Vec::new();
+        let (batches, to_commit) = tokio::sync::mpsc::channel(READ_AHEAD);
+        let committer = Committer {
+            store: self.store.clone(),
+            client: self.client.clone(),
+            generation: self.generation.clone(),
+            wake: self.wake.clone(),
+        };
+        let committer = tokio::spawn(committer.run(to_commit));
+        let mut batch = Vec::new();
         loop {
             let first = tokio::select! {
                 msg = rx.recv() => msg,
@@ -47,16 +72,24 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            self.commit(&mut batch).await;
+            if !batch.is_empty() && batches.send(std::mem::take(&mut batch)).await.is_err() {
+                break;
+            }
         }
         // Intake stopped: what already arrived is still written and acknowledged.
         while let Ok(msg) = rx.try_recv() {
             self.take(msg, &mut batch).await;
             if batch.len() >= MAX_BATCH {
-                self.commit(&mut batch).await;
+                let _ = batches.send(std::mem::take(&mut batch)).await;
             }
         }
-        self.commit(&mut batch).await;
+        if !batch.is_empty() {
+            let _ = batches.send(batch).await;
+        }
+        drop(batches);
+        if let Err(e) = committer.await {
+            tracing::error!(error = %e, "The ingest committer ended abnormally.");
+        }
         if let Some(client) = &self.client
             && let Err(e) = client.disconnect().await
         {
@@ -64,13 +97,16 @@ impl Writer {
         }
     }
 
-    async fn take(&self, msg: Inbound, batch: &mut Vec<(rumqttc::Publish, Ack, i64)>) {
+    async fn take(&self, msg: Inbound, batch: &mut Vec<Read>) {
         match msg {
             Inbound::Publish {
-                publish,
+                message,
                 received_ms,
                 ack,
-            } => batch.push((publish, ack, received_ms)),
+            } => batch.push(Read {
+                intake: self.read(&message, received_ms),
+                ack,
+            }),
             Inbound::Subscribe => {
                 let Some(client) = &self.client else { return };
                 let topics = self
@@ -78,7 +114,7 @@ impl Writer {
                     .mqtt
                     .topics
                     .iter()
-                    .map(|t| rumqttc::SubscribeFilter::new(t.clone(), QoS::AtLeastOnce));
+                    .map(|t| Filter::new(t.clone(), QoS::AtLeastOnce));
                 match client.subscribe_many(topics).await {
                     Ok(()) => tracing::info!(topics = ?self.config.mqtt.topics, "Subscribed."),
                     Err(e) => {
@@ -89,14 +125,70 @@ impl Writer {
         }
     }
 
-    async fn commit(&self, batch: &mut Vec<(rumqttc::Publish, Ack, i64)>) {
-        if batch.is_empty() {
-            return;
+    fn read(&self, publish: &Message, received_ms: i64) -> Intake {
+        let arrival = event::Arrival {
+            topic: &publish.topic,
+            received_ms,
+            max_age_ms: self.config.intake.max_age.0,
+            max_ahead_ms: self.config.intake.max_ahead.0,
+            signing: &self.config.signing,
+            id_key: &self.id_key,
+        };
+        let parsed = event::read(&publish.payload, &arrival);
+        // What is kept of the topic is masked like the rest: a card number typed into it is not kept either.
+        let topic = event::mask_topic(&publish.topic);
+        match parsed.result {
+            Ok(event) => {
+                let plan = plan(&self.config, &self.watchers, &event);
+                Intake::Event {
+                    digest: event::content_digest(&event),
+                    event: Box::new(event),
+                    raw: parsed.raw,
+                    signed: parsed.signature.as_flag(),
+                    topic,
+                    received_ms,
+                    flagged: plan.flagged,
+                    mapped: plan.mapped,
+                    bookmarks: plan.bookmarks,
+                }
+            }
+            Err(rejected) => Intake::DeadLetter {
+                topic,
+                received_ms,
+                reason: rejected.reason(),
+                raw: parsed.raw,
+                size: publish.payload.len() as u64,
+                sha256: crate::store::sha256_hex(&publish.payload),
+            },
         }
-        let intakes: Vec<Intake> = batch
-            .iter()
-            .map(|(p, _, received_ms)| self.read(p, *received_ms))
-            .collect();
+    }
+}
+
+/// Commits what the writer read, and acknowledges it after the commit.
+struct Committer {
+    store: Arc<dyn Store>,
+    client: Option<AsyncClient>,
+    generation: Generation,
+    wake: Arc<Notify>,
+}
+
+impl Committer {
+    async fn run(self, mut batches: Receiver<Vec<Read>>) {
+        while let Some(mut batch) = batches.recv().await {
+            // Everything read while the last commit ran goes into this one.
+            while batch.len() < MAX_BATCH {
+                match batches.try_recv() {
+                    Ok(more) => batch.extend(more),
+                    Err(_) => break,
+                }
+            }
+            self.commit(batch).await;
+        }
+    }
+
+    async fn commit(&self, batch: Vec<Read>) {
+        let (intakes, acks): (Vec<Intake>, Vec<Ack>) =
+            batch.into_iter().map(|r| (r.intake, r.ack)).unzip();
         let mut delay = std::time::Duration::from_millis(100);
         let outcomes = loop {
             match self.store.ingest(&intakes, now_ms()).await {
@@ -135,14 +227,21 @@ impl Writer {
             self.wake.notify_one();
         }
         let current = self.generation.current();
-        for (publish, ack, _) in batch.drain(..) {
+        for ack in acks {
             match ack {
-                Ack::Broker { generation } => {
+                Ack::Broker {
+                    generation,
+                    pkid,
+                    qos,
+                } => {
                     let Some(client) = &self.client else { continue };
-                    if publish.qos == QoS::AtMostOnce || generation != current {
+                    if qos == QoS::AtMostOnce || generation != current {
                         continue;
                     }
-                    if let Err(e) = client.ack(&publish).await {
+                    // The acknowledgement names the message by packet id and QoS alone.
+                    let mut acked = Publish::new("", qos, Bytes::new(), None);
+                    acked.pkid = pkid;
+                    if let Err(e) = client.ack(&acked).await {
                         tracing::debug!(error = %e, "Acknowledgement not sent; the broker will redeliver.");
                     }
                 }
@@ -151,44 +250,6 @@ impl Writer {
                     let _ = done.send(());
                 }
             }
-        }
-    }
-
-    fn read(&self, publish: &rumqttc::Publish, received_ms: i64) -> Intake {
-        let arrival = event::Arrival {
-            topic: &publish.topic,
-            received_ms,
-            max_age_ms: self.config.intake.max_age.0,
-            max_ahead_ms: self.config.intake.max_ahead.0,
-            signing: &self.config.signing,
-            id_key: &self.id_key,
-        };
-        let parsed = event::read(&publish.payload, &arrival);
-        // What is kept of the topic is masked like the rest: a card number typed into it is not kept either.
-        let topic = event::mask_topic(&publish.topic);
-        match parsed.result {
-            Ok(event) => {
-                let plan = plan(&self.config, &self.watchers, &event);
-                Intake::Event {
-                    digest: event::content_digest(&event),
-                    event: Box::new(event),
-                    raw: parsed.raw,
-                    signed: parsed.signature.as_flag(),
-                    topic,
-                    received_ms,
-                    flagged: plan.flagged,
-                    mapped: plan.mapped,
-                    bookmarks: plan.bookmarks,
-                }
-            }
-            Err(rejected) => Intake::DeadLetter {
-                topic,
-                received_ms,
-                reason: rejected.reason(),
-                raw: parsed.raw,
-                size: publish.payload.len() as u64,
-                sha256: crate::store::sha256_hex(&publish.payload),
-            },
         }
     }
 }

@@ -61,13 +61,13 @@ async fn no_spelling_of_a_card_number_in_any_field_or_topic_reaches_anything_the
     let broker = external_broker();
     let nx = FakeNx::start(&[CAM1, CAM2]).await;
     let site = Site::new();
-    let (config_path, web_port) = site.config_file(&broker, &nx.url);
+    let (config_path, web_port) = site.config_file(&broker.daemon, &nx.url);
     let log = site.dir.path().join("run.log");
     allow_tests(&site.db_url()).await;
     let mut daemon = spawn(&config_path, &log);
     wait_for_log(&log, "Subscribed.").await;
 
-    let mut bridge = Bridge::connect(&broker).await;
+    let mut bridge = Bridge::connect(&broker.registers).await;
     let topic = site.topic("shibuya-01", "r1");
     let mut letters = 0;
     for (i, s) in corpus.iter().enumerate() {

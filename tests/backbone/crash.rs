@@ -21,7 +21,7 @@ async fn a_daemon_killed_mid_stream_bookmarks_every_flagged_event_exactly_once_a
     // Slow creates, so some are in flight when the process dies.
     nx.state.faults.create_delay_ms.store(150, Ordering::SeqCst);
     let site = Site::new();
-    let (config_path, web_port) = site.config_file(&broker, &nx.url);
+    let (config_path, web_port) = site.config_file(&broker.daemon, &nx.url);
     let log1 = site.dir.path().join("run1.log");
     let log2 = site.dir.path().join("run2.log");
 
@@ -31,7 +31,7 @@ async fn a_daemon_killed_mid_stream_bookmarks_every_flagged_event_exactly_once_a
 
     // 150 events at about 60 a second: sales with drawer events, and every third a flagged one.
     let mut expected = Vec::new();
-    let mut bridge = Bridge::connect(&broker).await;
+    let mut bridge = Bridge::connect(&broker.registers).await;
     let mut killed_at = None;
     for i in 0..150i64 {
         let register = if i % 2 == 0 { "r1" } else { "r2" };

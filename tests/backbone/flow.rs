@@ -211,10 +211,10 @@ async fn flagged_events_through_an_external_broker_become_nx_bookmarks_at_the_re
     let broker = external_broker();
     let nx = FakeNx::start(&[CAM1, CAM2]).await;
     let site = Site::new();
-    let daemon = start(site.config(Some(&broker), &nx.url, ""))
+    let daemon = start(site.config(Some(&broker.daemon), &nx.url, ""))
         .await
         .expect("daemon starts");
-    events_through(&daemon, &broker, &site, &nx).await;
+    events_through(&daemon, &broker.registers, &site, &nx).await;
     daemon.shutdown().await;
 }
 

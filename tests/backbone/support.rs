@@ -11,32 +11,57 @@ use tillmark::config::{BrokerUrl, Config};
 
 /// An external broker for tests that need one to outlive the daemon: Mosquitto when its URL is given,
 /// otherwise a broker started in this test process.
-pub fn external_broker() -> BrokerUrl {
+pub struct ExternalBroker {
+    /// Where the daemon subscribes (MQTT 5).
+    pub daemon: BrokerUrl,
+    /// Where the registers' bridges publish (MQTT 3.1.1, as most bridges do).
+    pub registers: BrokerUrl,
+}
+
+pub fn external_broker() -> ExternalBroker {
     match std::env::var("TILLMARK_TEST_MQTT_URL") {
-        Ok(url) if !url.is_empty() => BrokerUrl::parse(&url).expect("TILLMARK_TEST_MQTT_URL"),
-        _ => BrokerUrl::plain(start_rumqttd()),
+        Ok(url) if !url.is_empty() => {
+            let url = BrokerUrl::parse(&url).expect("TILLMARK_TEST_MQTT_URL");
+            ExternalBroker {
+                daemon: url.clone(),
+                registers: url,
+            }
+        }
+        _ => {
+            let (v4, v5) = start_rumqttd();
+            ExternalBroker {
+                daemon: BrokerUrl::plain(v5),
+                registers: BrokerUrl::plain(v4),
+            }
+        }
     }
 }
 
-/// Starts rumqttd on a free loopback port, on its own threads for the rest of the test process.
-fn start_rumqttd() -> std::net::SocketAddr {
+/// Starts rumqttd on free loopback ports, MQTT 3.1.1 on the first and MQTT 5 on the second, on its own
+/// threads for the rest of the test process.
+fn start_rumqttd() -> (std::net::SocketAddr, std::net::SocketAddr) {
     use rumqttd::{Broker, Config, ConnectionSettings, RouterConfig, ServerSettings};
-    let listen = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()));
-    let server = ServerSettings {
-        name: "tests".into(),
-        listen,
-        tls: None,
-        next_connection_delay_ms: 1,
-        connections: ConnectionSettings {
-            connection_timeout_ms: 60_000,
-            // Above the contract's 64 KiB, so oversized events reach the daemon and are dead-lettered.
-            max_payload_size: 4 * 1024 * 1024,
-            max_inflight_count: 200,
-            auth: None,
-            external_auth: None,
-            dynamic_filters: true,
-        },
+    let server = |name: &str| {
+        let listen = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let settings = ServerSettings {
+            name: name.into(),
+            listen,
+            tls: None,
+            next_connection_delay_ms: 1,
+            connections: ConnectionSettings {
+                connection_timeout_ms: 60_000,
+                // Above the contract's 64 KiB, so oversized events reach the daemon and are dead-lettered.
+                max_payload_size: 4 * 1024 * 1024,
+                max_inflight_count: 200,
+                auth: None,
+                external_auth: None,
+                dynamic_filters: true,
+            },
+        };
+        (listen, std::collections::HashMap::from([("1".to_string(), settings)]))
     };
+    let (v4_listen, v4) = server("tests-v4");
+    let (v5_listen, v5) = server("tests-v5");
     let config = Config {
         router: RouterConfig {
             max_connections: 10_000,
@@ -45,17 +70,23 @@ fn start_rumqttd() -> std::net::SocketAddr {
             max_segment_count: 10,
             ..RouterConfig::default()
         },
-        v4: Some(std::collections::HashMap::from([("1".to_string(), server)])),
+        v4: Some(v4),
+        v5: Some(v5),
         ..Config::default()
     };
     std::thread::spawn(move || Broker::new(config).start().expect("the test broker runs"));
-    for _ in 0..200 {
-        if std::net::TcpStream::connect(listen).is_ok() {
-            return listen;
+    for listen in [v4_listen, v5_listen] {
+        let mut up = false;
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(listen).is_ok() {
+                up = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
-        std::thread::sleep(Duration::from_millis(20));
+        assert!(up, "the test broker did not start on {listen}");
     }
-    panic!("the test broker did not start on {listen}");
+    (v4_listen, v5_listen)
 }
 
 /// A unique name, so tests sharing one Mosquitto never see each other's messages.

@@ -23,7 +23,7 @@ use super::Shared;
 use super::acl::{Identity, Refusal};
 use super::codec::{self, DecodeError, Packet, refused};
 use crate::clock::now_ms;
-use crate::ingest::poller::{Ack, Inbound};
+use crate::ingest::poller::{Ack, Inbound, Message};
 
 /// Messages of one connection waiting for their commit before the connection reads on.
 pub const MAX_IN_FLIGHT: usize = 256;
@@ -284,12 +284,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         };
         let (done, committed) = oneshot::channel();
         let message = Inbound::Publish {
-            publish: rumqttc::Publish {
-                dup: false,
-                qos,
-                retain: publish.retain,
+            message: Message {
                 topic: publish.topic,
-                pkid: publish.pkid,
                 payload: publish.payload,
             },
             received_ms: now_ms(),
