@@ -24,6 +24,10 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 
+#[path = "../tests/backbone/sample_mosquitto.rs"]
+mod sample_mosquitto;
+use sample_mosquitto::SampleMosquitto;
+
 /// Every tenth event is a void (a bookmark); the rest are sales, as at a till.
 const FLAGGED_EVERY: u64 = 10;
 /// The daemon's `[delivery] concurrency`, the ceiling its adaptive limit may reach.
@@ -70,44 +74,6 @@ impl Drop for Process {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-/// Mosquitto with the README's store settings, on its own port and persistence folder.
-fn start_mosquitto(dir: &Path) -> (Process, u16) {
-    let port = free_port();
-    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/mosquitto/store.conf");
-    let conf = std::fs::read_to_string(sample).expect("examples/mosquitto/store.conf");
-    let data = dir.join("mosquitto");
-    std::fs::create_dir_all(&data).unwrap();
-    let conf: String = conf
-        .lines()
-        .map(|l| {
-            if l.starts_with("listener ") {
-                format!("listener {port} 127.0.0.1")
-            } else if l.starts_with("persistence_location ") {
-                format!("persistence_location {}/", data.display())
-            } else {
-                l.to_string()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    let path = dir.join("mosquitto.conf");
-    std::fs::write(&path, conf).unwrap();
-    let child = Command::new("mosquitto")
-        .arg("-c")
-        .arg(&path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("mosquitto on the PATH");
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return (Process(child), port);
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("mosquitto did not start");
 }
 
 /// What the receivers saw: each request's arrival, and its delay from the publish instant in the body.
@@ -195,7 +161,11 @@ async fn start_receivers(epoch: Instant) -> Receivers {
                     };
                     if !allowed {
                         seen.refused.fetch_add(1, Ordering::SeqCst);
-                        return (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "1")], "slow down")
+                        return (
+                            StatusCode::TOO_MANY_REQUESTS,
+                            [("retry-after", "1")],
+                            "slow down",
+                        )
                             .into_response();
                     }
                     record(&seen, &body);
@@ -218,8 +188,9 @@ async fn start_receivers(epoch: Instant) -> Receivers {
 
 fn write_config(dir: &Path, broker: u16, web: u16, receivers: &str) -> PathBuf {
     // The body carries the publish instant, so the receiver measures latency.
+    std::fs::create_dir_all(dir.join("integrations")).unwrap();
     std::fs::write(
-        dir.join("bench-hook.toml"),
+        dir.join("integrations/bench-hook.toml"),
         r#"name = "bench-hook"
 [create]
 url = "{{ system.url }}"
@@ -232,6 +203,7 @@ body = '{"sent_us": {{ event.attributes.sent_us | tojson }}, "key": {{ key | toj
 [mqtt]
 url = "mqtt://127.0.0.1:{broker}"
 client_id = "tillmark-bench"
+{window}
 [database]
 url = "sqlite://{db}"
 [web]
@@ -271,7 +243,10 @@ device = "cam"
 registers = ["bench/limited"]
 "#,
         db = dir.join("bench.db").display(),
-        defs = dir.display(),
+        defs = dir.join("integrations").display(),
+        window = std::env::var("RM")
+            .map(|v| format!("receive_maximum = {v}"))
+            .unwrap_or_default(),
     );
     let path = dir.join("tillmark.toml");
     std::fs::write(&path, text).unwrap();
@@ -332,9 +307,7 @@ impl Daemon {
 
     /// SIGTERM, and wait for the orderly exit.
     fn stop(mut self) {
-        let _ = Command::new("kill")
-            .arg(self.pid().to_string())
-            .status();
+        let _ = Command::new("kill").arg(self.pid().to_string()).status();
         let _ = self.process.0.wait();
     }
 }
@@ -371,7 +344,11 @@ impl Publisher {
 
     /// Event `i` on `register`: a void every FLAGGED_EVERY, else a sale, about 400 bytes.
     async fn publish(&self, register: &str, i: u64) {
-        let kind = if i % FLAGGED_EVERY == 0 { "void" } else { "sale" };
+        let kind = if i % FLAGGED_EVERY == 0 {
+            "void"
+        } else {
+            "sale"
+        };
         let sent_us = self.epoch.elapsed().as_micros() as u64;
         let payload = serde_json::json!({
             "id": format!("{register}-{i}"), "type": kind, "at": chrono::Utc::now().to_rfc3339(),
@@ -443,7 +420,9 @@ async fn main() {
         .unwrap_or(20_000);
     let dir = tempfile::tempdir().expect("tempdir");
     let epoch = Instant::now();
-    let (_mosquitto, broker) = start_mosquitto(dir.path());
+    let mosquitto =
+        SampleMosquitto::start(&dir.path().join("mosquitto")).expect("mosquitto on the PATH");
+    let broker = mosquitto.port;
     let receivers = start_receivers(epoch).await;
     let web = free_port();
     let config = write_config(dir.path(), broker, web, &receivers.url);
@@ -498,6 +477,10 @@ async fn main() {
         Some(intake_rate / raw_rate),
     ));
 
+    if std::env::var("ONLY_INTAKE").is_ok() {
+        println!("intake {intake_rate:.0} raw {raw_rate:.0} peak {peak_rss:.0}");
+        return;
+    }
     // Bookmarks to each receiver: flagged events of one register, queued at once.
     let mut deliver = async |register: &str, seen: &Arc<Seen>, bookmarks: u64| {
         seen.take();

@@ -157,7 +157,8 @@ fn connect(
         options.set_credentials(user.clone(), "");
     }
     // Room for a whole window of acknowledgements, so the writer's acks never wait on the poller.
-    let (client, eventloop) = AsyncClient::new(options, usize::from(config.mqtt.receive_maximum).max(1024));
+    let (client, eventloop) =
+        AsyncClient::new(options, usize::from(config.mqtt.receive_maximum).max(1024));
     let poller = poller::Poller {
         eventloop,
         tx,

@@ -44,7 +44,11 @@ pub struct Message {
 pub enum Ack {
     /// Through the external broker's client, and only on the connection (`generation`) it arrived on. `pkid`
     /// and `qos` name the acknowledgement (PUBACK or PUBREC); a QoS 0 message has none.
-    Broker { generation: u64, pkid: u16, qos: QoS },
+    Broker {
+        generation: u64,
+        pkid: u16,
+        qos: QoS,
+    },
     /// The embedded listener's connection writes PUBACK or PUBREC when told; dropping it means not committed.
     Embedded(tokio::sync::oneshot::Sender<()>),
 }

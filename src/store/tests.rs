@@ -962,3 +962,55 @@ async fn a_paced_bookmark_keeps_its_attempt_count_and_what_earlier_attempts_left
         .collect();
     assert_eq!(history, ["paced", "retry", "paced"]);
 }
+
+#[tokio::test]
+async fn one_batch_holding_an_event_its_copy_and_a_forgery_of_its_id_stores_the_first_and_tells_the_others_apart()
+ {
+    let seeded = seed(&[], &[]).await;
+    let store = &seeded.store;
+    let mut batch: Vec<Intake> = (0..300)
+        .map(|i| intake(&event(&format!("e-{i}"), "void", i, json!({})), &["cam-1"]))
+        .collect();
+    // Past the first statement's rows, so the copies meet their original in another INSERT as well as in one.
+    batch.push(intake(&event("e-7", "void", 7, json!({})), &["cam-1"]));
+    batch.push(intake(&event("e-290", "sale", 290, json!({})), &["cam-1"]));
+    batch.insert(3, intake(&event("e-1", "void", 1, json!({})), &["cam-1"]));
+    let outcomes = store.ingest(&batch, NOW_MS).await.unwrap();
+    assert_eq!(outcomes.len(), 303);
+    let stored: Vec<i64> = outcomes
+        .iter()
+        .filter_map(|o| match o {
+            IntakeOutcome::Stored { seq, bookmarks: 1 } => Some(*seq),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        stored.len(),
+        300,
+        "every distinct event stored once, with its bookmark"
+    );
+    assert!(
+        stored.windows(2).all(|w| w[0] < w[1]),
+        "stored in arrival order"
+    );
+    assert_eq!(
+        outcomes[3],
+        IntakeOutcome::Duplicate,
+        "a copy within the same statement"
+    );
+    assert_eq!(
+        outcomes[301],
+        IntakeOutcome::Duplicate,
+        "a copy in a later statement"
+    );
+    assert!(
+        matches!(outcomes[302], IntakeOutcome::Reused { .. }),
+        "another content under a stored id: {:?}",
+        outcomes[302]
+    );
+    let counts = store.counts(&StoreScope::All).await.unwrap();
+    assert_eq!(
+        (counts.events, counts.pending, counts.dead_letters),
+        (300, 300, 1)
+    );
+}

@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use tillmark::event::event_key;
 
+use tillmark::config::BrokerUrl;
+
 use crate::fake_nx::FakeNx;
+use crate::sample_mosquitto::SampleMosquitto;
 use crate::support::*;
 
 fn spawn_daemon(config: &std::path::Path, log: &std::path::Path) -> Child {
@@ -141,4 +144,126 @@ fn terminate(child: &Child) {
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
+}
+
+/// `kill -9` while the daemon drains a 20,000-event backlog from Mosquitto (the README's store settings) over
+/// MQTT 5 with its 10,000-message window: thousands are received and not yet acknowledged when it dies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemon_killed_while_draining_a_twenty_thousand_event_backlog_stores_each_once_and_bookmarks_each_void_once()
+ {
+    let site = Site::new();
+    let Some(mosquitto) = SampleMosquitto::start(&site.dir.path().join("mosquitto")) else {
+        eprintln!("skipped: no mosquitto to run with examples/mosquitto/store.conf");
+        return;
+    };
+    if std::env::var_os("TILLMARK_TEST_MQTT_URL").is_none() {
+        eprintln!("skipped: set TILLMARK_TEST_MQTT_URL to run the tests that start Mosquitto");
+        return;
+    }
+    let broker = BrokerUrl::parse(&format!("mqtt://127.0.0.1:{}", mosquitto.port)).unwrap();
+    let nx = FakeNx::start(&[CAM1, CAM2]).await;
+    let (config_path, web_port) = site.config_file(&broker, &nx.url);
+    allow_tests(&site.db_url()).await;
+    let quiet = [("TEST_NX_PASSWORD", NX_PASSWORD), ("RUST_LOG", "info")];
+    let logs: Vec<_> = (1..=3)
+        .map(|n| site.dir.path().join(format!("run{n}.log")))
+        .collect();
+
+    // The daemon's session exists; then the backlog builds up while it is away.
+    let mut daemon = spawn_tillmark(&config_path, &logs[0], &quiet);
+    wait_for_log(&logs[0], "Subscribed.").await;
+    terminate(&daemon);
+    let _ = daemon.wait();
+    const EVENTS: i64 = 20_000;
+    let mut expected = Vec::new();
+    let mut messages = Vec::new();
+    for i in 0..EVENTS {
+        let void = i % 10 == 0;
+        let register = if (i / 10) % 2 == 0 { "r1" } else { "r2" };
+        let at_ms = 1_795_254_127_000 + i * 20;
+        let at = chrono::DateTime::from_timestamp_millis(at_ms)
+            .unwrap()
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let id = format!("burst-{i}");
+        let e = event(&id, if void { "void" } else { "sale" }, register, &at);
+        if void {
+            let cameras = if register == "r1" {
+                vec![CAM1]
+            } else {
+                vec![CAM1, CAM2]
+            };
+            expected.push((event_key("shibuya-01", &id), at_ms, cameras));
+        }
+        messages.push((
+            site.topic("shibuya-01", register),
+            e.to_string().into_bytes(),
+        ));
+    }
+    publish_all(&broker, messages).await;
+
+    let health = format!("http://127.0.0.1:{web_port}/healthz");
+    let stored = || async { get_json(&health).await["events"].as_i64() };
+    let mut daemon = spawn_tillmark(&config_path, &logs[1], &quiet);
+    let at_kill = eventually(Duration::from_secs(60), "the drain under way", || async {
+        let n = reqwest::get(&health)
+            .await
+            .ok()?
+            .json::<serde_json::Value>()
+            .await
+            .ok()?["events"]
+            .as_i64()?;
+        (n >= 2_000).then_some(())
+    })
+    .await;
+    daemon.kill().expect("SIGKILL");
+    let _ = daemon.wait();
+    let _ = at_kill;
+    let before = site_events(&site).await;
+    assert!(
+        before < EVENTS,
+        "killed mid-drain: {before} of {EVENTS} stored when it died"
+    );
+
+    let daemon = spawn_tillmark(&config_path, &logs[2], &quiet);
+    let total: usize = expected.iter().map(|(_, _, c)| c.len()).sum();
+    eventually(
+        Duration::from_secs(180),
+        "every event stored and every void bookmarked",
+        || async {
+            let n = stored().await?;
+            (n == EVENTS && nx.bookmarks().len() >= total).then_some(())
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(site_events(&site).await, EVENTS, "each event stored once");
+    let bookmarks = nx.bookmarks();
+    assert_eq!(bookmarks.len(), total, "no bookmark made twice");
+    let mut by_tag: std::collections::HashMap<&str, Vec<_>> = std::collections::HashMap::new();
+    for b in &bookmarks {
+        for tag in &b.tags {
+            by_tag.entry(tag.as_str()).or_default().push(b);
+        }
+    }
+    for (key, at_ms, cameras) in &expected {
+        let made = by_tag.get(key.as_str()).cloned().unwrap_or_default();
+        let mut devices: Vec<&str> = made.iter().map(|b| b.device.as_str()).collect();
+        devices.sort_unstable();
+        let mut want = cameras.clone();
+        want.sort_unstable();
+        assert_eq!(devices, want, "{key}: one bookmark per camera");
+        assert!(
+            made.iter().all(|b| b.start_ms == at_ms - 10_000),
+            "{key} at its original moment"
+        );
+    }
+    terminate(&daemon);
+    drop(mosquitto);
+}
+
+/// Events in the site's database, read from the file itself.
+async fn site_events(site: &Site) -> i64 {
+    use tillmark::store::{SqliteStore, Store, StoreScope};
+    let store = SqliteStore::open(&site.db_url()).await.expect("open");
+    store.counts(&StoreScope::All).await.expect("counts").events as i64
 }

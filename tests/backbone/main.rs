@@ -20,6 +20,7 @@ mod probe;
 mod realtime;
 mod rhombus;
 mod safie;
+mod sample_mosquitto;
 mod signed;
 mod support;
 mod verkada;

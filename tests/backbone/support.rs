@@ -58,7 +58,10 @@ fn start_rumqttd() -> (std::net::SocketAddr, std::net::SocketAddr) {
                 dynamic_filters: true,
             },
         };
-        (listen, std::collections::HashMap::from([("1".to_string(), settings)]))
+        (
+            listen,
+            std::collections::HashMap::from([("1".to_string(), settings)]),
+        )
     };
     let (v4_listen, v4) = server("tests-v4");
     let (v5_listen, v5) = server("tests-v5");
@@ -265,6 +268,37 @@ pub fn parse_config(text: &str, secrets: &[(&str, &str)]) -> Config {
 pub const CAM1: &str = "0b8c3a52-6d1e-4a53-9d55-51d1b0cfa1e2";
 pub const CAM2: &str = "7d2e1f00-1111-4a53-9d55-51d1b0cfa1e3";
 pub const NX_PASSWORD: &str = "s3cret-pw";
+
+/// Publishes every `(topic, payload)` at QoS 1 with a wide window, as a busy store's bridge does, and returns
+/// once the broker acknowledged them all.
+pub async fn publish_all(broker: &BrokerUrl, messages: Vec<(String, Vec<u8>)>) {
+    let mut options = MqttOptions::new(unique("burst"), broker.host.clone(), broker.port);
+    options
+        .set_inflight(1000)
+        .set_keep_alive(Duration::from_secs(30));
+    let (client, mut eventloop) = AsyncClient::new(options, 1000);
+    let total = messages.len();
+    let acked = tokio::spawn(async move {
+        let mut acked = 0;
+        while acked < total {
+            match eventloop.poll().await {
+                Ok(Event::Incoming(Packet::PubAck(_))) => acked += 1,
+                Ok(_) => {}
+                Err(e) => panic!("the burst's connection failed: {e}"),
+            }
+        }
+    });
+    for (topic, payload) in messages {
+        client
+            .publish(topic, QoS::AtLeastOnce, false, payload)
+            .await
+            .expect("publish");
+    }
+    tokio::time::timeout(Duration::from_secs(120), acked)
+        .await
+        .expect("every message acknowledged within 2 minutes")
+        .expect("the burst's poller");
+}
 
 /// A register bridge: publishes QoS 1 and returns once the broker acknowledged.
 pub struct Bridge {
@@ -631,8 +665,8 @@ pub fn spawn_tillmark(
     std::process::Command::new(env!("CARGO_BIN_EXE_tillmark"))
         .args(["run", "--config"])
         .arg(config)
-        .envs(env.iter().copied())
         .env("RUST_LOG", "debug,rumqttd=off")
+        .envs(env.iter().copied())
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::fs::File::create(log).unwrap())
