@@ -11,6 +11,7 @@
 //!   slow one, 10/s for the limited one;
 //! - publish-to-request latency at a steady 2,500 events/s;
 //! - the daemon's resident memory, idle and at full rate.
+//!
 //! Prints figures; asserts nothing. Needs `mosquitto` and `mosquitto_sub` on the PATH.
 
 use std::net::TcpListener as StdListener;
@@ -344,7 +345,7 @@ impl Publisher {
 
     /// Event `i` on `register`: a void every FLAGGED_EVERY, else a sale, about 400 bytes.
     async fn publish(&self, register: &str, i: u64) {
-        let kind = if i % FLAGGED_EVERY == 0 {
+        let kind = if i.is_multiple_of(FLAGGED_EVERY) {
             "void"
         } else {
             "sale"

@@ -1674,3 +1674,21 @@ fn a_footage_link_that_would_run_a_script_is_refused() {
         }
     }
 }
+
+#[test]
+fn receive_maximum_defaults_to_ten_thousand_and_must_fit_mqtt_5() {
+    assert_eq!(valid("").mqtt.receive_maximum, 10_000);
+    assert_eq!(
+        valid("[mqtt]\nreceive_maximum = 500\n")
+            .mqtt
+            .receive_maximum,
+        500
+    );
+    for bad in ["0", "65536"] {
+        let errors = invalid(&format!("[mqtt]\nreceive_maximum = {bad}\n"));
+        assert_eq!(
+            error_at(&errors, "mqtt.receive_maximum").message,
+            "must be between 1 and 65535"
+        );
+    }
+}

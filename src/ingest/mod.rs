@@ -83,6 +83,7 @@ pub fn start(
 ) -> Ingest {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let generation = poller::Generation::default();
+    let backlog = poller::Backlog::default();
     let intake = CancellationToken::new();
     let stop = CancellationToken::new();
     let (client, feeder) = match source {
@@ -90,7 +91,7 @@ pub fn start(
             let (client, poller) = connect(
                 &config,
                 &broker,
-                tx,
+                (tx, backlog.clone()),
                 generation.clone(),
                 status.clone(),
                 (intake.clone(), stop.clone()),
@@ -109,6 +110,7 @@ pub fn start(
         store,
         client,
         generation,
+        backlog,
         wake,
         id_key,
     };
@@ -126,7 +128,7 @@ pub fn start(
 fn connect(
     config: &Config,
     broker: &BrokerUrl,
-    tx: UnboundedSender<poller::Inbound>,
+    (tx, backlog): (UnboundedSender<poller::Inbound>, poller::Backlog),
     generation: poller::Generation,
     status: Status,
     (intake, stop): (CancellationToken, CancellationToken),
@@ -162,6 +164,7 @@ fn connect(
     let poller = poller::Poller {
         eventloop,
         tx,
+        backlog,
         generation,
         status,
         broker: broker.to_string(),

@@ -6,7 +6,7 @@
 //! ([`Status::last_error`]), and logs one WARN when an outage starts and one INFO when it ends, never a line per
 //! retry above DEBUG.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,6 +15,7 @@ use rumqttc::Outgoing;
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::mqttbytes::v5::{ConnectReturnCode, Packet};
 use rumqttc::v5::{ConnectionError, Event, EventLoop, StateError};
+use tokio::sync::Notify;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -105,10 +106,42 @@ impl Generation {
     }
 }
 
+/// Most payload bytes received from the broker and not yet taken by the writer. The broker's window counts
+/// messages, not bytes: 10,000 messages of a megabyte would otherwise all be held at once. Past this the
+/// poller stops reading, and TCP holds the broker back until the writer catches up.
+const MAX_WAITING_BYTES: usize = 32 * 1024 * 1024;
+
+/// Payload bytes on their way from the poller to the writer.
+#[derive(Clone, Default)]
+pub struct Backlog {
+    bytes: Arc<AtomicUsize>,
+    taken: Arc<Notify>,
+}
+
+impl Backlog {
+    fn add(&self, n: usize) {
+        self.bytes.fetch_add(n, Ordering::SeqCst);
+    }
+
+    /// The writer took a message of `n` payload bytes.
+    pub fn taken(&self, n: usize) {
+        self.bytes.fetch_sub(n, Ordering::SeqCst);
+        self.taken.notify_one();
+    }
+
+    /// Returns when the poller may read more.
+    async fn room(&self) {
+        while self.bytes.load(Ordering::SeqCst) > MAX_WAITING_BYTES {
+            self.taken.notified().await;
+        }
+    }
+}
+
 /// What the polling task owns; [`Poller::run`] polls until `stop`, or until the DISCONNECT that shutdown sends.
 pub struct Poller {
     pub eventloop: EventLoop,
     pub tx: UnboundedSender<Inbound>,
+    pub backlog: Backlog,
     pub generation: Generation,
     pub status: Status,
     /// The broker's URL, for log lines.
@@ -123,6 +156,10 @@ impl Poller {
         // No CONNACK yet on the current connection: a failure now is a failed connection attempt.
         let mut handshaking = true;
         loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = self.backlog.room() => {}
+            }
             let polled = tokio::select! {
                 _ = stop.cancelled() => return,
                 polled = self.eventloop.poll() => polled,
@@ -147,6 +184,7 @@ impl Poller {
                 Ok(Event::Incoming(Packet::Publish(publish))) => {
                     // After intake stops, a message is left unacknowledged for the broker to redeliver next start.
                     if !intake.is_cancelled() {
+                        self.backlog.add(publish.payload.len());
                         let msg = Inbound::Publish {
                             message: Message {
                                 // The protocol requires UTF-8 topics; a broker that sends otherwise gets its

@@ -18,7 +18,7 @@ use tokio::sync::mpsc::{Receiver, UnboundedReceiver};
 use tokio_util::sync::CancellationToken;
 
 use super::plan::plan;
-use super::poller::{Ack, Generation, Inbound, Message};
+use super::poller::{Ack, Backlog, Generation, Inbound, Message};
 use crate::clock::now_ms;
 use crate::config::{Config, Watchers};
 use crate::event;
@@ -37,6 +37,8 @@ pub struct Writer {
     /// The external broker's client; `None` behind the embedded listener.
     pub client: Option<AsyncClient>,
     pub generation: Generation,
+    /// What the poller has handed over and the writer not yet taken.
+    pub backlog: Backlog,
     pub wake: Arc<Notify>,
     /// Keys the digest that keeps apart identifiers whose masked forms are alike.
     pub id_key: Vec<u8>,
@@ -103,10 +105,15 @@ impl Writer {
                 message,
                 received_ms,
                 ack,
-            } => batch.push(Read {
-                intake: self.read(&message, received_ms),
-                ack,
-            }),
+            } => {
+                if matches!(ack, Ack::Broker { .. }) {
+                    self.backlog.taken(message.payload.len());
+                }
+                batch.push(Read {
+                    intake: self.read(&message, received_ms),
+                    ack,
+                })
+            }
             Inbound::Subscribe => {
                 let Some(client) = &self.client else { return };
                 let topics = self

@@ -221,7 +221,7 @@ async fn a_daemon_killed_while_draining_a_twenty_thousand_event_backlog_stores_e
         "killed mid-drain: {before} of {EVENTS} stored when it died"
     );
 
-    let daemon = spawn_tillmark(&config_path, &logs[2], &quiet);
+    let mut daemon = spawn_tillmark(&config_path, &logs[2], &quiet);
     let total: usize = expected.iter().map(|(_, _, c)| c.len()).sum();
     eventually(
         Duration::from_secs(180),
@@ -255,6 +255,7 @@ async fn a_daemon_killed_while_draining_a_twenty_thousand_event_backlog_stores_e
         );
     }
     terminate(&daemon);
+    let _ = daemon.wait();
     drop(mosquitto);
 }
 

@@ -283,3 +283,39 @@ async fn health_turns_503_while_the_broker_is_unreachable() {
     );
     daemon.shutdown().await;
 }
+
+#[test]
+fn the_readme_shows_the_broker_settings_the_tests_run_mosquitto_with() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let readme = std::fs::read_to_string(format!("{root}/README.md")).unwrap();
+    let sample = std::fs::read_to_string(format!("{root}/examples/mosquitto/store.conf")).unwrap();
+    assert!(
+        readme.contains(&format!("```conf\n{sample}```")),
+        "README.md must show examples/mosquitto/store.conf as it is"
+    );
+    for setting in [
+        "max_queued_messages 200000",
+        "persistence true",
+        "persistent_client_expiration",
+    ] {
+        assert!(sample.contains(setting), "the store sample keeps {setting}");
+    }
+    // The tests' Mosquitto differs from the sample only in where it listens and keeps its data.
+    let dir = std::path::Path::new("/tmp/example");
+    let run = crate::sample_mosquitto::SampleMosquitto::config(dir, 18_830);
+    let differing: Vec<(&str, &str)> = sample
+        .lines()
+        .zip(run.lines())
+        .filter(|(a, b)| a != b)
+        .collect();
+    assert_eq!(
+        differing,
+        vec![
+            ("listener 1883 127.0.0.1", "listener 18830 127.0.0.1"),
+            (
+                "persistence_location /var/lib/mosquitto/",
+                "persistence_location /tmp/example/"
+            )
+        ]
+    );
+}
