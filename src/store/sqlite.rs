@@ -3,6 +3,8 @@
 //! single writer never meets `SQLITE_BUSY`); reads use a small pool of their own so the index never waits on
 //! ingest.
 
+use std::collections::BTreeSet;
+use std::fmt::Write;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -58,44 +60,167 @@ pub(super) fn push_scope(q: &mut QueryBuilder<Sqlite>, column: &str, scope: &Sto
 /// The shortest word the trigram index can find: a shorter one yields no trigram at all.
 const TRIGRAM_CHARS: usize = 3;
 
-/// Narrows to events holding every word of `search` (see [`EventQuery::search`]).
+/// On a small store file every index lists its matches: reading a thousand rows is quick either way.
+const LISTED_AT_LEAST: i64 = 1_000;
+
+/// The words of a search by the index that finds them, and whether each index lists its matches or each row
+/// of the list is tested instead (see [`SqliteStore::plan_search`]).
+struct SearchPlan<'a> {
+    /// Three characters or more: events_search, the trigram index, finds them.
+    long: Vec<&'a str>,
+    /// The trigram index's query, when it lists its matches.
+    long_listed: Option<String>,
+    /// One or two characters: events_grams holds each as one token.
+    short: Vec<&'a str>,
+    /// The gram index's query, when it lists its matches: the short words, the bigrams of the long ones (an
+    /// event holding a word holds its bigrams; it is the trigram index or LIKE that says whether side by side),
+    /// and the stores the list may show.
+    grams_listed: Option<String>,
+}
+
+/// Narrows to events holding every word of the plan's search (see [`EventQuery::search`]).
 ///
-/// Words of three characters or more are looked up in the trigram index, all in one MATCH, each as a quoted
-/// FTS5 string (inner quotes doubled), so `*`, `NEAR(`, `OR`, `-` and quotes a person types are text, never
-/// query syntax. Shorter words, common in Japanese ('返品', '取消'), have no trigram: each is a LIKE on the
-/// same columns of the events table. The list walks events newest first, so a short word that occurs often
-/// fills a page after a few rows; one that matches nothing reads every event the other filters leave.
-fn push_search(q: &mut QueryBuilder<Sqlite>, search: &str) {
-    let (indexed, short): (Vec<&str>, Vec<&str>) =
-        search_words(search).partition(|w| w.chars().count() >= TRIGRAM_CHARS);
-    if !indexed.is_empty() {
-        let phrases: Vec<String> = indexed
-            .iter()
-            .map(|w| format!("\"{}\"", w.replace('"', "\"\"")))
-            .collect();
-        q.push(" AND e.seq IN (SELECT rowid FROM events_search WHERE events_search MATCH ")
-            .push_bind(phrases.join(" "))
-            .push(")");
+/// An index is used two ways, and the plan says which. When it matches few events, it lists them
+/// (`e.seq IN (...)`), together with the events it does not hold yet (stored after its watermark, or changed since
+/// they were indexed), which are tested with LIKE: a just-stored event is found at once. When it matches many,
+/// the list walks events newest first and tests each row's text with LIKE, which fills a page after a few rows
+/// instead of reading thousands of matches to sort them by time.
+fn push_search(q: &mut QueryBuilder<Sqlite>, plan: &SearchPlan) {
+    for (words, listed, index, watermark) in [
+        (&plan.long, &plan.long_listed, "events_search", "seq"),
+        (&plan.short, &plan.grams_listed, "events_grams", "grams_seq"),
+    ] {
+        let Some(expression) = listed else {
+            for word in words {
+                q.push(" AND ");
+                push_like(q, "e", word);
+            }
+            continue;
+        };
+        q.push(format!(
+            " AND e.seq IN (SELECT rowid FROM {index} WHERE {index} MATCH "
+        ))
+        .push_bind(expression.clone());
+        q.push(format!(
+            " UNION ALL SELECT u.seq FROM events u WHERE u.seq > (SELECT {watermark} FROM search_watermark)"
+        ));
+        for word in words {
+            q.push(" AND ");
+            push_like(q, "u", word);
+        }
+        q.push(" UNION ALL SELECT u.seq FROM search_stale s JOIN events u ON u.seq = s.seq WHERE 1 = 1");
+        for word in words {
+            q.push(" AND ");
+            push_like(q, "u", word);
+        }
+        q.push(")");
     }
-    for word in short {
-        let pattern = like_pattern(word);
-        // Lines are stored as a JSON array. A LIKE on that text, with the word escaped as JSON escapes it, is a
-        // cheap test every matching event passes; json_each then checks the decoded lines, so that `,` or `"`
-        // does not match the array's own punctuation.
-        let as_json = serde_json::Value::from(word).to_string();
-        let in_json = like_pattern(&as_json[1..as_json.len() - 1]);
-        q.push(" AND (e.reason LIKE ").push_bind(pattern.clone());
-        q.push(ESCAPE)
-            .push(" OR e.txn LIKE ")
-            .push_bind(pattern.clone());
-        q.push(ESCAPE)
-            .push(" OR e.cashier LIKE ")
-            .push_bind(pattern.clone());
-        q.push(ESCAPE).push(" OR (e.lines LIKE ").push_bind(in_json);
-        q.push(ESCAPE)
-            .push(" AND EXISTS (SELECT 1 FROM json_each(e.lines) WHERE value LIKE ");
-        q.push_bind(pattern).push(ESCAPE).push(")))");
+}
+
+/// Whether the event `alias` holds `word` in a receipt line, the reason, the transaction number or the cashier:
+/// what the indexes find, read from the row itself.
+fn push_like(q: &mut QueryBuilder<Sqlite>, alias: &str, word: &str) {
+    let pattern = like_pattern(word);
+    // Lines are stored as a JSON array. A LIKE on that text, with the word escaped as JSON escapes it, is a
+    // cheap test every matching event passes; json_each then checks the decoded lines, so that `,` or `"` does
+    // not match the array's own punctuation.
+    let as_json = serde_json::Value::from(word).to_string();
+    let in_json = like_pattern(&as_json[1..as_json.len() - 1]);
+    q.push(format!("({alias}.reason LIKE "))
+        .push_bind(pattern.clone());
+    q.push(ESCAPE)
+        .push(format!(" OR {alias}.txn LIKE "))
+        .push_bind(pattern.clone());
+    q.push(ESCAPE)
+        .push(format!(" OR {alias}.cashier LIKE "))
+        .push_bind(pattern.clone());
+    q.push(ESCAPE)
+        .push(format!(" OR ({alias}.lines LIKE "))
+        .push_bind(in_json);
+    q.push(ESCAPE).push(format!(
+        " AND EXISTS (SELECT 1 FROM json_each({alias}.lines) WHERE value LIKE "
+    ));
+    q.push_bind(pattern).push(ESCAPE).push(")))");
+}
+
+/// The trigram index's query for `words`: each a quoted FTS5 string (inner quotes doubled), so `*`, `NEAR(`,
+/// `OR`, `-` and quotes a person types are text, never query syntax; all must match.
+fn trigram_expression(words: &[&str]) -> String {
+    let phrases: Vec<String> = words
+        .iter()
+        .map(|w| format!("\"{}\"", w.replace('"', "\"\"")))
+        .collect();
+    phrases.join(" ")
+}
+
+/// The gram index's query for `plan`'s words, narrowed to the stores the list may show: their tokens are in the
+/// index too, so a word common in other stores only is rare here. None when no word has a gram to look up.
+fn grams_expression(plan: &SearchPlan, stores: Option<&[&String]>) -> Option<String> {
+    let mut terms: BTreeSet<String> = plan.short.iter().map(|w| gram_token(w)).collect();
+    for word in plan.long.iter().filter(|w| like_folds_as_trigrams_do(w)) {
+        let chars: Vec<char> = word.chars().collect();
+        terms.extend(
+            chars
+                .windows(2)
+                .map(|pair| gram_token(&pair.iter().collect::<String>())),
+        );
     }
+    if terms.is_empty() {
+        return None;
+    }
+    let mut terms: Vec<String> = terms.into_iter().collect();
+    if let Some(stores) = stores {
+        let any: Vec<String> = stores.iter().map(|s| store_token(s)).collect();
+        terms.push(format!("({})", any.join(" OR ")));
+    }
+    Some(terms.join(" AND "))
+}
+
+/// Whether LIKE finds `word` wherever the trigram index does. The trigram index ignores the case of every
+/// letter, LIKE (and the gram index, which follows it) only of ASCII ones: a word with another cased letter
+/// ('École', 'ＡＢＣ') is left to the trigram index alone, so that its answer does not depend on the way taken.
+fn like_folds_as_trigrams_do(word: &str) -> bool {
+    word.chars()
+        .all(|c| c.is_ascii() || !(c.is_lowercase() || c.is_uppercase()))
+}
+
+/// A gram as its token: ASCII letters lowercased, as LIKE compares them, then the hex of its UTF-8 bytes, which
+/// the ascii tokenizer keeps as one token and which is never FTS5 syntax. A one-character gram's hex is never a
+/// two-character one's: UTF-8 is prefix-free.
+pub(super) fn gram_token(gram: &str) -> String {
+    let mut token = String::with_capacity(gram.len() * 2);
+    for b in gram.to_ascii_lowercase().bytes() {
+        let _ = write!(token, "{b:02x}");
+    }
+    token
+}
+
+/// A store's token in the gram index: `x` is not a hex digit, so it is never a gram's.
+fn store_token(store: &str) -> String {
+    format!("x{}", gram_token(store))
+}
+
+/// The distinct grams of an event's searched text as tokens, and its store's: what events_grams holds for it.
+/// Grams across a whitespace or control character are left out: no word of a search holds one.
+fn event_grams<'a>(store: &str, texts: impl Iterator<Item = &'a str>) -> String {
+    let mut grams = BTreeSet::new();
+    for text in texts {
+        let chars: Vec<char> = text.chars().collect();
+        for (i, c) in chars.iter().enumerate() {
+            if c.is_whitespace() || c.is_control() {
+                continue;
+            }
+            grams.insert(gram_token(&c.to_string()));
+            if let Some(next) = chars.get(i + 1)
+                && !(next.is_whitespace() || next.is_control())
+            {
+                grams.insert(gram_token(&format!("{c}{next}")));
+            }
+        }
+    }
+    let mut tokens: Vec<String> = grams.into_iter().collect();
+    tokens.push(store_token(store));
+    tokens.join(" ")
 }
 
 /// The escape character of [`like_pattern`].
@@ -147,6 +272,77 @@ impl SqliteStore {
             .connect_with(options.read_only(true))
             .await?;
         Ok(SqliteStore { writer, reader })
+    }
+
+    /// Decides how each index answers `query`'s search. An index whose words match at most a few thousand of
+    /// the events it holds lists them; one that matches more leaves the list to test rows newest first. The
+    /// count stops at the bound, so deciding reads no more of an index than listing would.
+    ///
+    /// The bound is where the two ways cost alike: listing c matches reads c rows to sort them by time, while
+    /// testing rows reads about limit × events / c before a page is full; they meet at √(limit × events), 7,000
+    /// for a page of 50 in a million events.
+    async fn plan_search<'a>(&self, query: &'a EventQuery) -> Result<SearchPlan<'a>, StoreError> {
+        let (long, short): (Vec<&str>, Vec<&str>) = query
+            .search
+            .as_deref()
+            .map(search_words)
+            .into_iter()
+            .flatten()
+            .partition(|w| w.chars().count() >= TRIGRAM_CHARS);
+        let mut plan = SearchPlan {
+            long_listed: None,
+            grams_listed: None,
+            long,
+            short,
+        };
+        if plan.long.is_empty() && plan.short.is_empty() {
+            return Ok(plan);
+        }
+        let newest: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM events")
+            .fetch_one(&self.reader)
+            .await?;
+        let bound = ((query.limit.clamp(1, 1000) as f64 * newest as f64).sqrt() as i64)
+            .max(LISTED_AT_LEAST);
+        let stores: Option<Vec<&String>> = match (&query.scope, &query.store) {
+            (_, Some(store)) => Some(vec![store]),
+            (StoreScope::Only(stores), None) if !stores.is_empty() => Some(stores.iter().collect()),
+            _ => None,
+        };
+        if !plan.long.is_empty() {
+            let expression = trigram_expression(&plan.long);
+            if !plan.long.iter().all(|w| like_folds_as_trigrams_do(w))
+                || self
+                    .matches_within("events_search", &expression, bound)
+                    .await?
+            {
+                plan.long_listed = Some(expression);
+            }
+        }
+        if let Some(expression) = grams_expression(&plan, stores.as_deref())
+            && self
+                .matches_within("events_grams", &expression, bound)
+                .await?
+        {
+            plan.grams_listed = Some(expression);
+        }
+        Ok(plan)
+    }
+
+    /// Whether `index` holds at most `bound` events matching `expression`.
+    async fn matches_within(
+        &self,
+        index: &str,
+        expression: &str,
+        bound: i64,
+    ) -> Result<bool, StoreError> {
+        let found: i64 = sqlx::query_scalar(&format!(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM {index} WHERE {index} MATCH ? LIMIT ?)"
+        ))
+        .bind(expression)
+        .bind(bound + 1)
+        .fetch_one(&self.reader)
+        .await?;
+        Ok(found <= bound)
     }
 
     /// Adds each event's bookmarks and case.
@@ -305,6 +501,56 @@ async fn reused_or_duplicate(
     )
     .await?;
     Ok(IntakeOutcome::Reused { seq })
+}
+
+/// What the search indexes hold of an event.
+const INDEX_COLUMNS: &str = "e.seq, e.store, e.lines, e.reason, e.txn, e.cashier";
+
+#[derive(sqlx::FromRow)]
+struct IndexRow {
+    seq: i64,
+    store: String,
+    lines: String,
+    reason: Option<String>,
+    txn: Option<String>,
+    cashier: Option<String>,
+}
+
+/// Puts an event into the trigram index, the gram index or both.
+async fn index_event(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    row: &IndexRow,
+    trigrams: bool,
+    grams: bool,
+) -> Result<(), StoreError> {
+    let lines: Vec<String> = serde_json::from_str(&row.lines).unwrap_or_default();
+    if trigrams {
+        // One line of text a line, as the trigger before the indexer wrote them: a trigram never spans two.
+        sqlx::query(
+            "INSERT INTO events_search (rowid, lines, reason, txn, cashier) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(row.seq)
+        .bind(lines.join("\n"))
+        .bind(&row.reason)
+        .bind(&row.txn)
+        .bind(&row.cashier)
+        .execute(&mut **tx)
+        .await?;
+    }
+    if grams {
+        let texts = lines.iter().map(String::as_str).chain(
+            [&row.reason, &row.txn, &row.cashier]
+                .into_iter()
+                .flatten()
+                .map(String::as_str),
+        );
+        sqlx::query("INSERT INTO events_grams (rowid, grams) VALUES (?, ?)")
+            .bind(row.seq)
+            .bind(event_grams(&row.store, texts))
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
 }
 
 #[async_trait]
@@ -633,6 +879,7 @@ impl Store for SqliteStore {
     }
 
     async fn events(&self, query: &EventQuery) -> Result<Vec<EventRecord>, StoreError> {
+        let plan = self.plan_search(query).await?;
         // The page's sequence numbers first, then their rows: when the search index or a bookmark state hands
         // over thousands of candidates to sort by time, the sort reads two integers of each instead of whole
         // events (four times faster for a common word), and only the page's rows are read in full.
@@ -661,9 +908,7 @@ impl Store for SqliteStore {
         if query.flagged_only {
             q.push(" AND e.flagged = 1");
         }
-        if let Some(search) = &query.search {
-            push_search(&mut q, search);
-        }
+        push_search(&mut q, &plan);
         if let Some(min) = query.min_amount {
             q.push(" AND e.amount >= ").push_bind(min);
         }
@@ -817,7 +1062,18 @@ impl Store for SqliteStore {
         } else {
             0
         };
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "SELECT (SELECT COUNT(*) FROM events e WHERE e.seq > (SELECT grams_seq FROM search_watermark)",
+        );
+        push_scope(&mut q, "e.store", scope);
+        q.push(
+            ") + (SELECT COUNT(*) FROM search_stale s JOIN events e ON e.seq = s.seq WHERE 1 = 1",
+        );
+        push_scope(&mut q, "e.store", scope);
+        q.push(")");
+        let unindexed: i64 = q.build_query_scalar().fetch_one(&self.reader).await?;
         Ok(Counts {
+            unindexed,
             events,
             pending,
             failed,
@@ -855,6 +1111,78 @@ impl Store for SqliteStore {
             });
         }
         Ok(stats)
+    }
+
+    async fn index_search(&self, max_events: i64) -> Result<u64, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let (mut seq, mut grams_seq): (i64, i64) =
+            sqlx::query_as("SELECT seq, grams_seq FROM search_watermark")
+                .fetch_one(&mut *tx)
+                .await?;
+        // Changed events first: they are out of both indexes meanwhile.
+        let stale: Vec<IndexRow> = sqlx::query_as(&format!(
+            "SELECT {INDEX_COLUMNS} FROM search_stale s JOIN events e ON e.seq = s.seq ORDER BY s.seq LIMIT ?"
+        ))
+        .bind(max_events)
+        .fetch_all(&mut *tx)
+        .await?;
+        for row in &stale {
+            index_event(&mut tx, row, true, row.seq <= grams_seq).await?;
+        }
+        if let Some(last) = stale.last() {
+            sqlx::query("DELETE FROM search_stale WHERE seq <= ?")
+                .bind(last.seq)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let mut room = max_events - stale.len() as i64;
+        let mut indexed = stale.len() as u64;
+        // Events indexed before the gram index existed get their grams first, oldest first; then both indexes
+        // take what ingest stored since.
+        while room > 0 {
+            let backfill = grams_seq < seq;
+            let rows: Vec<IndexRow> = sqlx::query_as(&format!(
+                "SELECT {INDEX_COLUMNS} FROM events e WHERE e.seq > ? AND e.seq <= ? \
+                 AND e.seq NOT IN (SELECT seq FROM search_stale) ORDER BY e.seq LIMIT ?"
+            ))
+            .bind(grams_seq)
+            .bind(if backfill { seq } else { i64::MAX })
+            .bind(room)
+            .fetch_all(&mut *tx)
+            .await?;
+            for row in &rows {
+                index_event(&mut tx, row, !backfill, true).await?;
+            }
+            let full = rows.len() as i64 == room;
+            indexed += rows.len() as u64;
+            room -= rows.len() as i64;
+            let last = rows.last().map(|r| r.seq);
+            if backfill {
+                // With room to spare, the backfill reached the trigram watermark. Stale events it passed get
+                // their grams when the stale ones are taken.
+                grams_seq = if full { last.unwrap_or(seq) } else { seq };
+            } else {
+                if let Some(last) = last {
+                    (seq, grams_seq) = (last, last);
+                }
+                break;
+            }
+        }
+        sqlx::query("UPDATE search_watermark SET seq = ?, grams_seq = ?")
+            .bind(seq)
+            .bind(grams_seq)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(indexed)
+    }
+
+    async fn newest_seq(&self) -> Result<i64, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM events")
+                .fetch_one(&self.reader)
+                .await?,
+        )
     }
 
     async fn close(&self) {
