@@ -108,7 +108,9 @@ fn push_search(q: &mut QueryBuilder<Sqlite>, plan: &SearchPlan) {
             q.push(" AND ");
             push_like(q, "u", word);
         }
-        q.push(" UNION ALL SELECT u.seq FROM search_stale s JOIN events u ON u.seq = s.seq WHERE 1 = 1");
+        // CROSS JOIN keeps the few stale rows outermost: the planner, knowing neither table's size, would
+        // otherwise read every event to look each up in search_stale.
+        q.push(" UNION ALL SELECT u.seq FROM search_stale s CROSS JOIN events u ON u.seq = s.seq WHERE 1 = 1");
         for word in words {
             q.push(" AND ");
             push_like(q, "u", word);
@@ -1067,7 +1069,7 @@ impl Store for SqliteStore {
         );
         push_scope(&mut q, "e.store", scope);
         q.push(
-            ") + (SELECT COUNT(*) FROM search_stale s JOIN events e ON e.seq = s.seq WHERE 1 = 1",
+            ") + (SELECT COUNT(*) FROM search_stale s CROSS JOIN events e ON e.seq = s.seq WHERE 1 = 1",
         );
         push_scope(&mut q, "e.store", scope);
         q.push(")");
@@ -1121,7 +1123,7 @@ impl Store for SqliteStore {
                 .await?;
         // Changed events first: they are out of both indexes meanwhile.
         let stale: Vec<IndexRow> = sqlx::query_as(&format!(
-            "SELECT {INDEX_COLUMNS} FROM search_stale s JOIN events e ON e.seq = s.seq ORDER BY s.seq LIMIT ?"
+            "SELECT {INDEX_COLUMNS} FROM search_stale s CROSS JOIN events e ON e.seq = s.seq ORDER BY s.seq LIMIT ?"
         ))
         .bind(max_events)
         .fetch_all(&mut *tx)
