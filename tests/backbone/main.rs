@@ -20,6 +20,7 @@ mod probe;
 mod realtime;
 mod rhombus;
 mod safie;
+mod search_index;
 mod signed;
 mod support;
 mod verkada;
