@@ -72,50 +72,102 @@ struct SearchPlan<'a> {
     long_listed: Option<String>,
     /// One or two characters: events_grams holds each as one token.
     short: Vec<&'a str>,
-    /// The gram index's query, when it lists its matches: the short words, the bigrams of the long ones (an
-    /// event holding a word holds its bigrams; it is the trigram index or LIKE that says whether side by side),
-    /// and the stores the list may show.
+    /// The gram index's query, when it lists its matches: the short words, the bigrams of the long ones when
+    /// the trigram index does not list theirs (an event holding a word holds its bigrams; LIKE then says whether
+    /// side by side), and the stores the list may show.
     grams_listed: Option<String>,
 }
 
-/// Narrows to events holding every word of the plan's search (see [`EventQuery::search`]).
+/// One index's part of a plan: its words, its query when it lists its matches, its table and the column of
+/// search_watermark that says how far it reaches.
+type IndexPart<'p> = (
+    &'p [&'p str],
+    &'p Option<String>,
+    &'static str,
+    &'static str,
+);
+
+impl SearchPlan<'_> {
+    fn parts(&self) -> [IndexPart<'_>; 2] {
+        [
+            (&self.long, &self.long_listed, "events_search", "seq"),
+            (&self.short, &self.grams_listed, "events_grams", "grams_seq"),
+        ]
+    }
+
+    /// The index whose list leads the query: the trigram index's, which holds only true matches, else the
+    /// gram index's.
+    fn lead(&self) -> Option<usize> {
+        self.parts()
+            .iter()
+            .position(|(_, listed, _, _)| listed.is_some())
+    }
+}
+
+/// The events the list's query starts from. When an index lists its matches, those few thousand at most come
+/// first and each is read by its seq: left to itself, the planner may rather walk a store's or the time index
+/// to save the sort, and test every one of a store's events against a list that holds none of them.
+fn push_from(q: &mut QueryBuilder<Sqlite>, plan: &SearchPlan) {
+    match plan.lead() {
+        Some(lead) => {
+            q.push("(");
+            push_listed(q, plan.parts()[lead]);
+            q.push(") c CROSS JOIN events e ON e.seq = c.seq");
+        }
+        None => {
+            q.push("events e");
+        }
+    }
+}
+
+/// Narrows to events holding every word of the plan's search (see [`EventQuery::search`]), but for the
+/// leading index's, whose matches the query starts from ([`push_from`]).
 ///
-/// An index is used two ways, and the plan says which. When it matches few events, it lists them
-/// (`e.seq IN (...)`), together with the events it does not hold yet (stored after its watermark, or changed since
-/// they were indexed), which are tested with LIKE: a just-stored event is found at once. When it matches many,
-/// the list walks events newest first and tests each row's text with LIKE, which fills a page after a few rows
-/// instead of reading thousands of matches to sort them by time.
+/// An index is used two ways, and the plan says which. When it matches few events, it lists them, together
+/// with the events it does not hold yet (stored after its watermark, or changed since they were indexed),
+/// which are tested with LIKE: a just-stored event is found at once. When it matches many, the list walks
+/// events newest first and tests each row's text with LIKE, which fills a page after a few rows instead of
+/// reading thousands of matches to sort them by time.
 fn push_search(q: &mut QueryBuilder<Sqlite>, plan: &SearchPlan) {
-    for (words, listed, index, watermark) in [
-        (&plan.long, &plan.long_listed, "events_search", "seq"),
-        (&plan.short, &plan.grams_listed, "events_grams", "grams_seq"),
-    ] {
-        let Some(expression) = listed else {
+    let lead = plan.lead();
+    for (i, part) in plan.parts().into_iter().enumerate() {
+        let (words, listed, _, _) = part;
+        if listed.is_none() {
             for word in words {
                 q.push(" AND ");
                 push_like(q, "e", word);
             }
-            continue;
-        };
-        q.push(format!(
-            " AND e.seq IN (SELECT rowid FROM {index} WHERE {index} MATCH "
-        ))
-        .push_bind(expression.clone());
-        q.push(format!(
-            " UNION ALL SELECT u.seq FROM events u WHERE u.seq > (SELECT {watermark} FROM search_watermark)"
-        ));
-        for word in words {
-            q.push(" AND ");
-            push_like(q, "u", word);
+        } else if lead != Some(i) {
+            q.push(" AND e.seq IN (");
+            push_listed(q, part);
+            q.push(")");
         }
-        // CROSS JOIN keeps the few stale rows outermost: the planner, knowing neither table's size, would
-        // otherwise read every event to look each up in search_stale.
-        q.push(" UNION ALL SELECT u.seq FROM search_stale s CROSS JOIN events u ON u.seq = s.seq WHERE 1 = 1");
-        for word in words {
-            q.push(" AND ");
-            push_like(q, "u", word);
-        }
-        q.push(")");
+    }
+}
+
+/// The seqs of the events an index lists, and of those it does not hold yet that hold its words. UNION, not
+/// UNION ALL: an event changed while the gram index is still being filled is both stale and past its watermark.
+fn push_listed(q: &mut QueryBuilder<Sqlite>, (words, listed, index, watermark): IndexPart) {
+    let expression = listed.clone().unwrap_or_default();
+    q.push(format!(
+        "SELECT rowid AS seq FROM {index} WHERE {index} MATCH "
+    ))
+    .push_bind(expression);
+    q.push(format!(
+        " UNION SELECT u.seq FROM events u WHERE u.seq > (SELECT {watermark} FROM search_watermark)"
+    ));
+    for word in words {
+        q.push(" AND ");
+        push_like(q, "u", word);
+    }
+    // CROSS JOIN keeps the few stale rows outermost: the planner, knowing neither table's size, would
+    // otherwise read every event to look each up in search_stale.
+    q.push(
+        " UNION SELECT u.seq FROM search_stale s CROSS JOIN events u ON u.seq = s.seq WHERE 1 = 1",
+    );
+    for word in words {
+        q.push(" AND ");
+        push_like(q, "u", word);
     }
 }
 
@@ -155,11 +207,18 @@ fn trigram_expression(words: &[&str]) -> String {
     phrases.join(" ")
 }
 
-/// The gram index's query for `plan`'s words, narrowed to the stores the list may show: their tokens are in the
+/// The gram index's query for `plan`'s words (see [`SearchPlan::grams_listed`]), narrowed to the stores the list may show: their tokens are in the
 /// index too, so a word common in other stores only is rare here. None when no word has a gram to look up.
 fn grams_expression(plan: &SearchPlan, stores: Option<&[&String]>) -> Option<String> {
     let mut terms: BTreeSet<String> = plan.short.iter().map(|w| gram_token(w)).collect();
-    for word in plan.long.iter().filter(|w| like_folds_as_trigrams_do(w)) {
+    // Only when the trigram index does not list its matches: a transaction number's bigrams are each in most
+    // events, and counting the few thousand that hold them all would read far more than its trigrams do.
+    let long = if plan.long_listed.is_none() {
+        &plan.long[..]
+    } else {
+        &[]
+    };
+    for word in long.iter().filter(|w| like_folds_as_trigrams_do(w)) {
         let chars: Vec<char> = word.chars().collect();
         terms.extend(
             chars
@@ -886,8 +945,10 @@ impl Store for SqliteStore {
         // over thousands of candidates to sort by time, the sort reads two integers of each instead of whole
         // events (four times faster for a common word), and only the page's rows are read in full.
         let mut q = QueryBuilder::<Sqlite>::new(format!(
-            "SELECT {EVENT_COLUMNS} FROM events e WHERE e.seq IN (SELECT e.seq FROM events e WHERE 1 = 1"
+            "SELECT {EVENT_COLUMNS} FROM events e WHERE e.seq IN (SELECT e.seq FROM "
         ));
+        push_from(&mut q, &plan);
+        q.push(" WHERE 1 = 1");
         push_scope(&mut q, "e.store", &query.scope);
         if let Some(store) = &query.store {
             q.push(" AND e.store = ").push_bind(store);
