@@ -12,6 +12,7 @@ pub mod clock;
 pub mod config;
 pub mod delivery;
 pub mod event;
+pub mod indexer;
 pub mod ingest;
 pub mod money;
 pub mod secret;
@@ -45,6 +46,8 @@ pub struct Daemon {
     watch_cancel: CancellationToken,
     housekeeping: JoinHandle<()>,
     housekeeping_cancel: CancellationToken,
+    indexer: JoinHandle<()>,
+    indexer_cancel: CancellationToken,
     store: Arc<dyn Store>,
     web_addr: SocketAddr,
     broker: BrokerUrl,
@@ -122,6 +125,8 @@ impl Daemon {
             store.clone(),
             housekeeping_cancel.clone(),
         ));
+        let indexer_cancel = CancellationToken::new();
+        let indexer = tokio::spawn(indexer::run(store.clone(), indexer_cancel.clone()));
 
         let source = ingest::Source::open(&config.mqtt).await?;
         let broker = source.url().clone();
@@ -202,6 +207,8 @@ impl Daemon {
             watch_cancel,
             housekeeping,
             housekeeping_cancel,
+            indexer,
+            indexer_cancel,
             store,
             web_addr,
             broker,
@@ -223,7 +230,7 @@ impl Daemon {
     }
 
     /// Stops in order: intake (what arrived is written and acknowledged), then delivery (in-flight attempts
-    /// finish), then the web index, then the database.
+    /// finish), then the web index, then the search indexer (its step in progress commits), then the database.
     pub async fn shutdown(self) {
         self.ingest.shutdown().await;
         self.delivery_cancel.cancel();
@@ -236,6 +243,8 @@ impl Daemon {
         let _ = self.watcher.await;
         self.housekeeping_cancel.cancel();
         let _ = self.housekeeping.await;
+        self.indexer_cancel.cancel();
+        let _ = self.indexer.await;
         self.store.close().await;
         tracing::info!("Stopped.");
     }

@@ -1427,3 +1427,30 @@ async fn the_language_switch_remembers_the_choice_and_returns_only_to_this_sites
     let (status, _, _) = site.get("/lang?to=fr&next=/").await;
     assert_eq!(status, 400);
 }
+
+#[tokio::test]
+async fn the_events_list_says_how_many_events_wait_for_the_search_index_until_it_has_them() {
+    let site = Site::filled().await;
+    let waiting = site.store.counts(&Default::default()).await.unwrap().events;
+    assert!(waiting > 0);
+    let html = site.page("/").await;
+    assert!(
+        html.contains(&format!("Indexing {waiting} events for search.")),
+        "{html}"
+    );
+    let (_, _, html) = site.get_with("/", &[("cookie", "lang=ja")]).await;
+    assert!(html.contains(&format!(
+        "{waiting} 件のイベントを検索用に索引付けしています。"
+    )));
+
+    site.store.index_search(1_000).await.unwrap();
+    for html in [
+        site.page("/").await,
+        site.get_with("/", &[("cookie", "lang=ja")]).await.2,
+    ] {
+        assert!(
+            !html.contains("Indexing") && !html.contains("索引付け"),
+            "{html}"
+        );
+    }
+}

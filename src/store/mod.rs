@@ -320,6 +320,8 @@ pub struct Counts {
     /// Dead letters not dismissed: what the header's badge shows.
     pub dead_letters: i64,
     pub last_received_ms: Option<i64>,
+    /// Events the search indexes do not hold yet (the indexer trails ingest): still found, by a slower read.
+    pub unindexed: i64,
 }
 
 #[async_trait]
@@ -382,6 +384,14 @@ pub trait Store: Accounts + AuditLog + Cases + DeadLetterStore + Send + Sync + '
     /// only for `All`.
     async fn counts(&self, scope: &StoreScope) -> Result<Counts, StoreError>;
     async fn system_stats(&self) -> Result<Vec<SystemStats>, StoreError>;
+
+    /// Puts up to `max_events` events the search indexes do not hold yet into them, oldest first, in one
+    /// transaction that also moves the indexes' watermark; returns how many. Searches find every event either
+    /// way: this only makes them faster. See [`crate::indexer`].
+    async fn index_search(&self, max_events: i64) -> Result<u64, StoreError>;
+
+    /// The sequence number of the newest event stored, 0 when there is none.
+    async fn newest_seq(&self) -> Result<i64, StoreError>;
 
     /// Closes connections after the last write.
     async fn close(&self);

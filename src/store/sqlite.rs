@@ -3,7 +3,8 @@
 //! single writer never meets `SQLITE_BUSY`); reads use a small pool of their own so the index never waits on
 //! ingest.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
+use std::fmt::Write;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -59,44 +60,228 @@ pub(super) fn push_scope(q: &mut QueryBuilder<Sqlite>, column: &str, scope: &Sto
 /// The shortest word the trigram index can find: a shorter one yields no trigram at all.
 const TRIGRAM_CHARS: usize = 3;
 
-/// Narrows to events holding every word of `search` (see [`EventQuery::search`]).
-///
-/// Words of three characters or more are looked up in the trigram index, all in one MATCH, each as a quoted
-/// FTS5 string (inner quotes doubled), so `*`, `NEAR(`, `OR`, `-` and quotes a person types are text, never
-/// query syntax. Shorter words, common in Japanese ('返品', '取消'), have no trigram: each is a LIKE on the
-/// same columns of the events table. The list walks events newest first, so a short word that occurs often
-/// fills a page after a few rows; one that matches nothing reads every event the other filters leave.
-fn push_search(q: &mut QueryBuilder<Sqlite>, search: &str) {
-    let (indexed, short): (Vec<&str>, Vec<&str>) =
-        search_words(search).partition(|w| w.chars().count() >= TRIGRAM_CHARS);
-    if !indexed.is_empty() {
-        let phrases: Vec<String> = indexed
+/// On a small store file every index lists its matches: reading a thousand rows is quick either way.
+const LISTED_AT_LEAST: i64 = 1_000;
+
+/// The words of a search by the index that finds them, and whether each index lists its matches or each row
+/// of the list is tested instead (see [`SqliteStore::plan_search`]).
+struct SearchPlan<'a> {
+    /// Three characters or more: events_search, the trigram index, finds them.
+    long: Vec<&'a str>,
+    /// The trigram index's query, when it lists its matches.
+    long_listed: Option<String>,
+    /// One or two characters: events_grams holds each as one token.
+    short: Vec<&'a str>,
+    /// The gram index's query, when it lists its matches: the short words, the bigrams of the long ones when
+    /// the trigram index does not list theirs (an event holding a word holds its bigrams; LIKE then says whether
+    /// side by side), and the stores the list may show.
+    grams_listed: Option<String>,
+}
+
+/// One index's part of a plan: its words, its query when it lists its matches, its table and the column of
+/// search_watermark that says how far it reaches.
+type IndexPart<'p> = (
+    &'p [&'p str],
+    &'p Option<String>,
+    &'static str,
+    &'static str,
+);
+
+impl SearchPlan<'_> {
+    fn parts(&self) -> [IndexPart<'_>; 2] {
+        [
+            (&self.long, &self.long_listed, "events_search", "seq"),
+            (&self.short, &self.grams_listed, "events_grams", "grams_seq"),
+        ]
+    }
+
+    /// The index whose list leads the query: the trigram index's, which holds only true matches, else the
+    /// gram index's.
+    fn lead(&self) -> Option<usize> {
+        self.parts()
             .iter()
-            .map(|w| format!("\"{}\"", w.replace('"', "\"\"")))
-            .collect();
-        q.push(" AND e.seq IN (SELECT rowid FROM events_search WHERE events_search MATCH ")
-            .push_bind(phrases.join(" "))
-            .push(")");
+            .position(|(_, listed, _, _)| listed.is_some())
     }
-    for word in short {
-        let pattern = like_pattern(word);
-        // Lines are stored as a JSON array. A LIKE on that text, with the word escaped as JSON escapes it, is a
-        // cheap test every matching event passes; json_each then checks the decoded lines, so that `,` or `"`
-        // does not match the array's own punctuation.
-        let as_json = serde_json::Value::from(word).to_string();
-        let in_json = like_pattern(&as_json[1..as_json.len() - 1]);
-        q.push(" AND (e.reason LIKE ").push_bind(pattern.clone());
-        q.push(ESCAPE)
-            .push(" OR e.txn LIKE ")
-            .push_bind(pattern.clone());
-        q.push(ESCAPE)
-            .push(" OR e.cashier LIKE ")
-            .push_bind(pattern.clone());
-        q.push(ESCAPE).push(" OR (e.lines LIKE ").push_bind(in_json);
-        q.push(ESCAPE)
-            .push(" AND EXISTS (SELECT 1 FROM json_each(e.lines) WHERE value LIKE ");
-        q.push_bind(pattern).push(ESCAPE).push(")))");
+}
+
+/// The events the list's query starts from. When an index lists its matches, those few thousand at most come
+/// first and each is read by its seq: left to itself, the planner may rather walk a store's or the time index
+/// to save the sort, and test every one of a store's events against a list that holds none of them.
+fn push_from(q: &mut QueryBuilder<Sqlite>, plan: &SearchPlan) {
+    match plan.lead() {
+        Some(lead) => {
+            q.push("(");
+            push_listed(q, plan.parts()[lead]);
+            q.push(") c CROSS JOIN events e ON e.seq = c.seq");
+        }
+        None => {
+            q.push("events e");
+        }
     }
+}
+
+/// Narrows to events holding every word of the plan's search (see [`EventQuery::search`]), but for the
+/// leading index's, whose matches the query starts from ([`push_from`]).
+///
+/// An index is used two ways, and the plan says which. When it matches few events, it lists them, together
+/// with the events it does not hold yet (stored after its watermark, or changed since they were indexed),
+/// which are tested with LIKE: a just-stored event is found at once. When it matches many, the list walks
+/// events newest first and tests each row's text with LIKE, which fills a page after a few rows instead of
+/// reading thousands of matches to sort them by time.
+fn push_search(q: &mut QueryBuilder<Sqlite>, plan: &SearchPlan) {
+    let lead = plan.lead();
+    for (i, part) in plan.parts().into_iter().enumerate() {
+        let (words, listed, _, _) = part;
+        if listed.is_none() {
+            for word in words {
+                q.push(" AND ");
+                push_like(q, "e", word);
+            }
+        } else if lead != Some(i) {
+            q.push(" AND e.seq IN (");
+            push_listed(q, part);
+            q.push(")");
+        }
+    }
+}
+
+/// The seqs of the events an index lists, and of those it does not hold yet that hold its words. UNION, not
+/// UNION ALL: an event changed while the gram index is still being filled is both stale and past its watermark.
+fn push_listed(q: &mut QueryBuilder<Sqlite>, (words, listed, index, watermark): IndexPart) {
+    let expression = listed.clone().unwrap_or_default();
+    q.push(format!(
+        "SELECT rowid AS seq FROM {index} WHERE {index} MATCH "
+    ))
+    .push_bind(expression);
+    q.push(format!(
+        " UNION SELECT u.seq FROM events u WHERE u.seq > (SELECT {watermark} FROM search_watermark)"
+    ));
+    for word in words {
+        q.push(" AND ");
+        push_like(q, "u", word);
+    }
+    // CROSS JOIN keeps the few stale rows outermost: the planner, knowing neither table's size, would
+    // otherwise read every event to look each up in search_stale.
+    q.push(
+        " UNION SELECT u.seq FROM search_stale s CROSS JOIN events u ON u.seq = s.seq WHERE 1 = 1",
+    );
+    for word in words {
+        q.push(" AND ");
+        push_like(q, "u", word);
+    }
+}
+
+/// Whether the event `alias` holds `word` in a receipt line, the reason, the transaction number or the cashier:
+/// what the indexes find, read from the row itself.
+fn push_like(q: &mut QueryBuilder<Sqlite>, alias: &str, word: &str) {
+    let pattern = like_pattern(word);
+    // Lines are stored as a JSON array. A LIKE on that text, with the word escaped as JSON escapes it, is a
+    // cheap test every matching event passes; json_each then checks the decoded lines, so that `,` or `"` does
+    // not match the array's own punctuation.
+    let as_json = serde_json::Value::from(word).to_string();
+    let in_json = like_pattern(&as_json[1..as_json.len() - 1]);
+    q.push(format!("({alias}.reason LIKE "))
+        .push_bind(pattern.clone());
+    q.push(ESCAPE)
+        .push(format!(" OR {alias}.txn LIKE "))
+        .push_bind(pattern.clone());
+    q.push(ESCAPE)
+        .push(format!(" OR {alias}.cashier LIKE "))
+        .push_bind(pattern.clone());
+    q.push(ESCAPE)
+        .push(format!(" OR ({alias}.lines LIKE "))
+        .push_bind(in_json);
+    q.push(ESCAPE).push(format!(
+        " AND EXISTS (SELECT 1 FROM json_each({alias}.lines) WHERE value LIKE "
+    ));
+    q.push_bind(pattern).push(ESCAPE).push(")))");
+}
+
+/// The trigram index's query for `words`: each a quoted FTS5 string (inner quotes doubled), so `*`, `NEAR(`,
+/// `OR`, `-` and quotes a person types are text, never query syntax; all must match.
+fn trigram_expression(words: &[&str]) -> String {
+    let phrases: Vec<String> = words
+        .iter()
+        .map(|w| format!("\"{}\"", w.replace('"', "\"\"")))
+        .collect();
+    phrases.join(" ")
+}
+
+/// The gram index's query for `plan`'s words (see [`SearchPlan::grams_listed`]), narrowed to the stores the list may show: their tokens are in the
+/// index too, so a word common in other stores only is rare here. None when no word has a gram to look up.
+fn grams_expression(plan: &SearchPlan, stores: Option<&[&String]>) -> Option<String> {
+    let mut terms: BTreeSet<String> = plan.short.iter().map(|w| gram_token(w)).collect();
+    // Only when the trigram index does not list its matches: a transaction number's bigrams are each in most
+    // events, and counting the few thousand that hold them all would read far more than its trigrams do.
+    let long = if plan.long_listed.is_none() {
+        &plan.long[..]
+    } else {
+        &[]
+    };
+    for word in long.iter().filter(|w| like_folds_as_trigrams_do(w)) {
+        let chars: Vec<char> = word.chars().collect();
+        terms.extend(
+            chars
+                .windows(2)
+                .map(|pair| gram_token(&pair.iter().collect::<String>())),
+        );
+    }
+    if terms.is_empty() {
+        return None;
+    }
+    let mut terms: Vec<String> = terms.into_iter().collect();
+    if let Some(stores) = stores {
+        let any: Vec<String> = stores.iter().map(|s| store_token(s)).collect();
+        terms.push(format!("({})", any.join(" OR ")));
+    }
+    Some(terms.join(" AND "))
+}
+
+/// Whether LIKE finds `word` wherever the trigram index does. The trigram index ignores the case of every
+/// letter, LIKE (and the gram index, which follows it) only of ASCII ones: a word with another cased letter
+/// ('École', 'ＡＢＣ') is left to the trigram index alone, so that its answer does not depend on the way taken.
+fn like_folds_as_trigrams_do(word: &str) -> bool {
+    word.chars()
+        .all(|c| c.is_ascii() || !(c.is_lowercase() || c.is_uppercase()))
+}
+
+/// A gram as its token: ASCII letters lowercased, as LIKE compares them, then the hex of its UTF-8 bytes, which
+/// the ascii tokenizer keeps as one token and which is never FTS5 syntax. A one-character gram's hex is never a
+/// two-character one's: UTF-8 is prefix-free.
+pub(super) fn gram_token(gram: &str) -> String {
+    let mut token = String::with_capacity(gram.len() * 2);
+    for b in gram.to_ascii_lowercase().bytes() {
+        let _ = write!(token, "{b:02x}");
+    }
+    token
+}
+
+/// A store's token in the gram index: `x` is not a hex digit, so it is never a gram's.
+fn store_token(store: &str) -> String {
+    format!("x{}", gram_token(store))
+}
+
+/// The distinct grams of an event's searched text as tokens, and its store's: what events_grams holds for it.
+/// Grams across a whitespace or control character are left out: no word of a search holds one.
+fn event_grams<'a>(store: &str, texts: impl Iterator<Item = &'a str>) -> String {
+    let mut grams = BTreeSet::new();
+    for text in texts {
+        let chars: Vec<char> = text.chars().collect();
+        for (i, c) in chars.iter().enumerate() {
+            if c.is_whitespace() || c.is_control() {
+                continue;
+            }
+            grams.insert(gram_token(&c.to_string()));
+            if let Some(next) = chars.get(i + 1)
+                && !(next.is_whitespace() || next.is_control())
+            {
+                grams.insert(gram_token(&format!("{c}{next}")));
+            }
+        }
+    }
+    let mut tokens: Vec<String> = grams.into_iter().collect();
+    tokens.push(store_token(store));
+    tokens.join(" ")
 }
 
 /// The escape character of [`like_pattern`].
@@ -148,6 +333,77 @@ impl SqliteStore {
             .connect_with(options.read_only(true))
             .await?;
         Ok(SqliteStore { writer, reader })
+    }
+
+    /// Decides how each index answers `query`'s search. An index whose words match at most a few thousand of
+    /// the events it holds lists them; one that matches more leaves the list to test rows newest first. The
+    /// count stops at the bound, so deciding reads no more of an index than listing would.
+    ///
+    /// The bound is where the two ways cost alike: listing c matches reads c rows to sort them by time, while
+    /// testing rows reads about limit × events / c before a page is full; they meet at √(limit × events), 7,000
+    /// for a page of 50 in a million events.
+    async fn plan_search<'a>(&self, query: &'a EventQuery) -> Result<SearchPlan<'a>, StoreError> {
+        let (long, short): (Vec<&str>, Vec<&str>) = query
+            .search
+            .as_deref()
+            .map(search_words)
+            .into_iter()
+            .flatten()
+            .partition(|w| w.chars().count() >= TRIGRAM_CHARS);
+        let mut plan = SearchPlan {
+            long_listed: None,
+            grams_listed: None,
+            long,
+            short,
+        };
+        if plan.long.is_empty() && plan.short.is_empty() {
+            return Ok(plan);
+        }
+        let newest: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM events")
+            .fetch_one(&self.reader)
+            .await?;
+        let bound = ((query.limit.clamp(1, 1000) as f64 * newest as f64).sqrt() as i64)
+            .max(LISTED_AT_LEAST);
+        let stores: Option<Vec<&String>> = match (&query.scope, &query.store) {
+            (_, Some(store)) => Some(vec![store]),
+            (StoreScope::Only(stores), None) if !stores.is_empty() => Some(stores.iter().collect()),
+            _ => None,
+        };
+        if !plan.long.is_empty() {
+            let expression = trigram_expression(&plan.long);
+            if !plan.long.iter().all(|w| like_folds_as_trigrams_do(w))
+                || self
+                    .matches_within("events_search", &expression, bound)
+                    .await?
+            {
+                plan.long_listed = Some(expression);
+            }
+        }
+        if let Some(expression) = grams_expression(&plan, stores.as_deref())
+            && self
+                .matches_within("events_grams", &expression, bound)
+                .await?
+        {
+            plan.grams_listed = Some(expression);
+        }
+        Ok(plan)
+    }
+
+    /// Whether `index` holds at most `bound` events matching `expression`.
+    async fn matches_within(
+        &self,
+        index: &str,
+        expression: &str,
+        bound: i64,
+    ) -> Result<bool, StoreError> {
+        let found: i64 = sqlx::query_scalar(&format!(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM {index} WHERE {index} MATCH ? LIMIT ?)"
+        ))
+        .bind(expression)
+        .bind(bound + 1)
+        .fetch_one(&self.reader)
+        .await?;
+        Ok(found <= bound)
     }
 
     /// Adds each event's bookmarks and case.
@@ -412,6 +668,56 @@ async fn insert_events(
         });
         q.push(" ON CONFLICT (event_seq, system, device) DO NOTHING");
         q.build().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// What the search indexes hold of an event.
+const INDEX_COLUMNS: &str = "e.seq, e.store, e.lines, e.reason, e.txn, e.cashier";
+
+#[derive(sqlx::FromRow)]
+struct IndexRow {
+    seq: i64,
+    store: String,
+    lines: String,
+    reason: Option<String>,
+    txn: Option<String>,
+    cashier: Option<String>,
+}
+
+/// Puts an event into the trigram index, the gram index or both.
+async fn index_event(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    row: &IndexRow,
+    trigrams: bool,
+    grams: bool,
+) -> Result<(), StoreError> {
+    let lines: Vec<String> = serde_json::from_str(&row.lines).unwrap_or_default();
+    if trigrams {
+        // One line of text a line, as the trigger before the indexer wrote them: a trigram never spans two.
+        sqlx::query(
+            "INSERT INTO events_search (rowid, lines, reason, txn, cashier) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(row.seq)
+        .bind(lines.join("\n"))
+        .bind(&row.reason)
+        .bind(&row.txn)
+        .bind(&row.cashier)
+        .execute(&mut **tx)
+        .await?;
+    }
+    if grams {
+        let texts = lines.iter().map(String::as_str).chain(
+            [&row.reason, &row.txn, &row.cashier]
+                .into_iter()
+                .flatten()
+                .map(String::as_str),
+        );
+        sqlx::query("INSERT INTO events_grams (rowid, grams) VALUES (?, ?)")
+            .bind(row.seq)
+            .bind(event_grams(&row.store, texts))
+            .execute(&mut **tx)
+            .await?;
     }
     Ok(())
 }
@@ -699,12 +1005,15 @@ impl Store for SqliteStore {
     }
 
     async fn events(&self, query: &EventQuery) -> Result<Vec<EventRecord>, StoreError> {
+        let plan = self.plan_search(query).await?;
         // The page's sequence numbers first, then their rows: when the search index or a bookmark state hands
         // over thousands of candidates to sort by time, the sort reads two integers of each instead of whole
         // events (four times faster for a common word), and only the page's rows are read in full.
         let mut q = QueryBuilder::<Sqlite>::new(format!(
-            "SELECT {EVENT_COLUMNS} FROM events e WHERE e.seq IN (SELECT e.seq FROM events e WHERE 1 = 1"
+            "SELECT {EVENT_COLUMNS} FROM events e WHERE e.seq IN (SELECT e.seq FROM "
         ));
+        push_from(&mut q, &plan);
+        q.push(" WHERE 1 = 1");
         push_scope(&mut q, "e.store", &query.scope);
         if let Some(store) = &query.store {
             q.push(" AND e.store = ").push_bind(store);
@@ -727,9 +1036,7 @@ impl Store for SqliteStore {
         if query.flagged_only {
             q.push(" AND e.flagged = 1");
         }
-        if let Some(search) = &query.search {
-            push_search(&mut q, search);
-        }
+        push_search(&mut q, &plan);
         if let Some(min) = query.min_amount {
             q.push(" AND e.amount >= ").push_bind(min);
         }
@@ -883,7 +1190,18 @@ impl Store for SqliteStore {
         } else {
             0
         };
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "SELECT (SELECT COUNT(*) FROM events e WHERE e.seq > (SELECT grams_seq FROM search_watermark)",
+        );
+        push_scope(&mut q, "e.store", scope);
+        q.push(
+            ") + (SELECT COUNT(*) FROM search_stale s CROSS JOIN events e ON e.seq = s.seq WHERE 1 = 1",
+        );
+        push_scope(&mut q, "e.store", scope);
+        q.push(")");
+        let unindexed: i64 = q.build_query_scalar().fetch_one(&self.reader).await?;
         Ok(Counts {
+            unindexed,
             events,
             pending,
             failed,
@@ -921,6 +1239,78 @@ impl Store for SqliteStore {
             });
         }
         Ok(stats)
+    }
+
+    async fn index_search(&self, max_events: i64) -> Result<u64, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let (mut seq, mut grams_seq): (i64, i64) =
+            sqlx::query_as("SELECT seq, grams_seq FROM search_watermark")
+                .fetch_one(&mut *tx)
+                .await?;
+        // Changed events first: they are out of both indexes meanwhile.
+        let stale: Vec<IndexRow> = sqlx::query_as(&format!(
+            "SELECT {INDEX_COLUMNS} FROM search_stale s CROSS JOIN events e ON e.seq = s.seq ORDER BY s.seq LIMIT ?"
+        ))
+        .bind(max_events)
+        .fetch_all(&mut *tx)
+        .await?;
+        for row in &stale {
+            index_event(&mut tx, row, true, row.seq <= grams_seq).await?;
+        }
+        if let Some(last) = stale.last() {
+            sqlx::query("DELETE FROM search_stale WHERE seq <= ?")
+                .bind(last.seq)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let mut room = max_events - stale.len() as i64;
+        let mut indexed = stale.len() as u64;
+        // Events indexed before the gram index existed get their grams first, oldest first; then both indexes
+        // take what ingest stored since.
+        while room > 0 {
+            let backfill = grams_seq < seq;
+            let rows: Vec<IndexRow> = sqlx::query_as(&format!(
+                "SELECT {INDEX_COLUMNS} FROM events e WHERE e.seq > ? AND e.seq <= ? \
+                 AND e.seq NOT IN (SELECT seq FROM search_stale) ORDER BY e.seq LIMIT ?"
+            ))
+            .bind(grams_seq)
+            .bind(if backfill { seq } else { i64::MAX })
+            .bind(room)
+            .fetch_all(&mut *tx)
+            .await?;
+            for row in &rows {
+                index_event(&mut tx, row, !backfill, true).await?;
+            }
+            let full = rows.len() as i64 == room;
+            indexed += rows.len() as u64;
+            room -= rows.len() as i64;
+            let last = rows.last().map(|r| r.seq);
+            if backfill {
+                // With room to spare, the backfill reached the trigram watermark. Stale events it passed get
+                // their grams when the stale ones are taken.
+                grams_seq = if full { last.unwrap_or(seq) } else { seq };
+            } else {
+                if let Some(last) = last {
+                    (seq, grams_seq) = (last, last);
+                }
+                break;
+            }
+        }
+        sqlx::query("UPDATE search_watermark SET seq = ?, grams_seq = ?")
+            .bind(seq)
+            .bind(grams_seq)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(indexed)
+    }
+
+    async fn newest_seq(&self) -> Result<i64, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM events")
+                .fetch_one(&self.reader)
+                .await?,
+        )
     }
 
     async fn close(&self) {

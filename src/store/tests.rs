@@ -11,11 +11,15 @@ use super::*;
 
 const NOW_MS: i64 = 1_800_000_000_000;
 
-/// A store on a temporary file, and the sequence numbers of what was put in it, by event id.
+/// A store on a temporary file, and the sequence numbers of what was put in it, by event id; beside it, the same
+/// events in a store whose search indexer has taken them all. Every list is read from both and must agree: a
+/// search finds what it finds whether the indexes hold the events yet or not.
 struct Seeded {
     store: SqliteStore,
+    indexed: SqliteStore,
     ids: HashMap<i64, String>,
     _dir: tempfile::TempDir,
+    _indexed_dir: tempfile::TempDir,
 }
 
 fn url(dir: &tempfile::TempDir) -> String {
@@ -35,8 +39,31 @@ fn event(id: &str, kind: &str, minute: i64, fields: Value) -> Value {
     e
 }
 
-/// Stores the events, each with one bookmark per camera named in `cameras[id]`.
+/// Stores the events, each with one bookmark per camera named in `cameras[id]`, twice: the second time the
+/// indexer takes them too.
 async fn seed(events: &[Value], cameras: &[(&str, &[&str])]) -> Seeded {
+    let (store, ids, dir) = stored(events, cameras).await;
+    let (indexed, indexed_ids, indexed_dir) = stored(events, cameras).await;
+    assert_eq!(ids, indexed_ids);
+    index_all(&indexed).await;
+    Seeded {
+        store,
+        indexed,
+        ids,
+        _dir: dir,
+        _indexed_dir: indexed_dir,
+    }
+}
+
+/// Runs the indexer's steps until nothing is left to index.
+async fn index_all(store: &SqliteStore) {
+    while store.index_search(100).await.unwrap() == 100 {}
+}
+
+async fn stored(
+    events: &[Value],
+    cameras: &[(&str, &[&str])],
+) -> (SqliteStore, HashMap<i64, String>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&url(&dir)).await.unwrap();
     let batch: Vec<Intake> = events
@@ -64,11 +91,7 @@ async fn seed(events: &[Value], cameras: &[(&str, &[&str])]) -> Seeded {
         };
         ids.insert(*seq, payload["id"].as_str().unwrap().to_string());
     }
-    Seeded {
-        store,
-        ids,
-        _dir: dir,
-    }
+    (store, ids, dir)
 }
 
 /// What ingest makes of a register's message: the event, its digest, one bookmark per device.
@@ -106,13 +129,24 @@ impl Seeded {
             limit: 1000,
             ..query
         };
-        self.store
-            .events(&query)
-            .await
-            .unwrap_or_else(|e| panic!("{query:?} failed: {e}"))
-            .iter()
-            .map(|e| self.ids[&e.seq].clone())
-            .collect()
+        let mut lists = Vec::new();
+        for store in [&self.store, &self.indexed] {
+            let ids: Vec<String> = store
+                .events(&query)
+                .await
+                .unwrap_or_else(|e| panic!("{query:?} failed: {e}"))
+                .iter()
+                .map(|e| self.ids[&e.seq].clone())
+                .collect();
+            lists.push(ids);
+        }
+        let indexed = lists.pop().unwrap();
+        let unindexed = lists.pop().unwrap();
+        assert_eq!(
+            unindexed, indexed,
+            "{query:?}: not indexed yet, and indexed"
+        );
+        indexed
     }
 
     async fn search(&self, text: &str) -> Vec<String> {
@@ -123,36 +157,38 @@ impl Seeded {
         .await
     }
 
-    /// Ends every bookmark's first attempt: made on `cam-made`, failed on `cam-failed`, retried elsewhere.
+    /// Ends every bookmark's first attempt in both stores: made on `cam-made`, failed on `cam-failed`,
+    /// retried elsewhere.
     async fn deliver(&self) {
-        for job in self
-            .store
-            .claim_due(NOW_MS, 60_000, 100, &[])
-            .await
-            .unwrap()
-        {
-            let outcome = match job.bookmark.device.as_str() {
-                "cam-made" => Outcome::Made {
-                    vendor_id: None,
-                    detail: "created".into(),
-                    made_as: None,
-                },
-                "cam-failed" => Outcome::Failed {
-                    error: "unknown camera".into(),
-                },
-                _ => Outcome::Retry {
-                    at_ms: NOW_MS + 5_000,
-                    error: "connection refused".into(),
-                    maybe_created: false,
-                },
-            };
-            let done = Finished {
-                bookmark_id: job.bookmark.id,
-                outcome,
-                at_ms: NOW_MS,
-            };
-            self.store.finish(&[done]).await.unwrap();
+        for store in [&self.store, &self.indexed] {
+            deliver(store).await;
         }
+    }
+}
+
+async fn deliver(store: &SqliteStore) {
+    for job in store.claim_due(NOW_MS, 60_000, 100, &[]).await.unwrap() {
+        let outcome = match job.bookmark.device.as_str() {
+            "cam-made" => Outcome::Made {
+                vendor_id: None,
+                detail: "created".into(),
+                made_as: None,
+            },
+            "cam-failed" => Outcome::Failed {
+                error: "unknown camera".into(),
+            },
+            _ => Outcome::Retry {
+                at_ms: NOW_MS + 5_000,
+                error: "connection refused".into(),
+                maybe_created: false,
+            },
+        };
+        let done = Finished {
+            bookmark_id: job.bookmark.id,
+            outcome,
+            at_ms: NOW_MS,
+        };
+        store.finish(&[done]).await.unwrap();
     }
 }
 
@@ -1013,4 +1049,282 @@ async fn one_batch_holding_an_event_its_copy_and_a_forgery_of_its_id_stores_the_
         (counts.events, counts.pending, counts.dead_letters),
         (300, 300, 1)
     );
+}
+/// How many events the store says its search indexes do not hold yet.
+async fn unindexed(store: &SqliteStore) -> i64 {
+    store.counts(&StoreScope::All).await.unwrap().unindexed
+}
+
+/// The ids of the events `store` lists for a search.
+async fn found(store: &SqliteStore, ids: &HashMap<i64, String>, text: &str) -> Vec<String> {
+    store
+        .events(&EventQuery {
+            search: Some(text.into()),
+            limit: 1000,
+            ..EventQuery::default()
+        })
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| ids[&e.seq].clone())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_stored_event_is_found_at_once_and_still_after_the_indexer_took_it() {
+    let (store, ids, _dir) = stored(
+        &[event(
+            "ret-1",
+            "refund",
+            1,
+            json!({ "cashier": "c101", "transaction": "T-1001", "reason": "お客様都合による返品",
+                    "lines": ["おにぎり 鮭 ¥180"] }),
+        )],
+        &[],
+    )
+    .await;
+    assert_eq!(unindexed(&store).await, 1);
+    for text in ["鮭", "返品", "お客様都合", "t-1001", "おにぎり 180"] {
+        assert_eq!(
+            found(&store, &ids, text).await,
+            ["ret-1"],
+            "{text}, not indexed yet"
+        );
+    }
+    assert_eq!(store.index_search(1000).await.unwrap(), 1);
+    assert_eq!(unindexed(&store).await, 0);
+    for text in ["鮭", "返品", "お客様都合", "t-1001", "おにぎり 180"] {
+        assert_eq!(
+            found(&store, &ids, text).await,
+            ["ret-1"],
+            "{text}, indexed"
+        );
+    }
+    assert!(found(&store, &ids, "返金").await.is_empty());
+    assert_eq!(
+        store.index_search(1000).await.unwrap(),
+        0,
+        "nothing left to index"
+    );
+}
+
+#[tokio::test]
+async fn one_and_two_character_words_are_found_through_the_gram_index_once_indexed() {
+    let shop = shop().await;
+    for (word, seqs) in [
+        ("鮭", vec!["ret-1"]),
+        ("返品", vec!["ret-2", "ret-1"]),
+        ("C2", vec!["sale-2"]),
+    ] {
+        let held: Vec<i64> = sqlx::query_scalar(
+            "SELECT rowid FROM events_grams WHERE events_grams MATCH ? ORDER BY rowid DESC",
+        )
+        .bind(super::sqlite::gram_token(word))
+        .fetch_all(shop.indexed.reader())
+        .await
+        .unwrap();
+        let held: Vec<&str> = held.iter().map(|seq| shop.ids[seq].as_str()).collect();
+        assert_eq!(held, seqs, "{word} in the gram index");
+        assert_eq!(shop.search(word).await, seqs, "{word} searched");
+    }
+    // Grams never span two receipt lines, nor a line and the reason.
+    assert!(shop.search("鮭レ").await.is_empty());
+}
+
+#[tokio::test]
+async fn a_word_in_more_events_than_an_index_lists_is_found_newest_first_all_the_same() {
+    // Enough refunds that every index leaves the list to test rows newest first.
+    let events: Vec<Value> = (0..1_200)
+        .map(|i| {
+            let store = if i % 2 == 0 { "shibuya-01" } else { "umeda-04" };
+            let mut e = event(
+                &format!("e{i}"),
+                "refund",
+                i,
+                json!({ "reason": "お客様都合による返品", "lines": [format!("返品 ¥{i}")] }),
+            );
+            e["store"] = json!(store);
+            e
+        })
+        .collect();
+    let seeded = seed(&events, &[]).await;
+    let newest = |n: usize, step: usize| -> Vec<String> {
+        (0..1_200)
+            .rev()
+            .step_by(step)
+            .take(n)
+            .map(|i| format!("e{i}"))
+            .collect()
+    };
+    for text in ["返品", "お客様都合", "返品 お客様都合", "¥"] {
+        let page = seeded
+            .list(EventQuery {
+                search: Some(text.into()),
+                ..EventQuery::default()
+            })
+            .await;
+        assert_eq!(page, newest(1_000, 1), "{text}");
+    }
+    let umeda = seeded
+        .list(EventQuery {
+            search: Some("返品".into()),
+            store: Some("umeda-04".into()),
+            ..EventQuery::default()
+        })
+        .await;
+    assert_eq!(umeda, newest(600, 2));
+    assert_eq!(
+        seeded
+            .list(EventQuery {
+                search: Some("¥1199".into()),
+                ..EventQuery::default()
+            })
+            .await,
+        ["e1199"]
+    );
+}
+
+#[tokio::test]
+async fn the_index_watermark_survives_a_restart() {
+    let events: Vec<Value> = (0..5)
+        .map(|i| {
+            event(
+                &format!("e{i}"),
+                "refund",
+                i,
+                json!({ "lines": [format!("返品 {i}")] }),
+            )
+        })
+        .collect();
+    let (store, ids, dir) = stored(&events, &[]).await;
+    assert_eq!(store.index_search(3).await.unwrap(), 3);
+    assert_eq!(unindexed(&store).await, 2);
+    store.close().await;
+
+    let store = SqliteStore::open(&url(&dir)).await.unwrap();
+    assert_eq!(
+        unindexed(&store).await,
+        2,
+        "what was committed stays indexed"
+    );
+    assert_eq!(found(&store, &ids, "返品").await.len(), 5);
+    assert_eq!(
+        store.index_search(100).await.unwrap(),
+        2,
+        "only the rest is indexed again"
+    );
+    store.close().await;
+
+    let store = SqliteStore::open(&url(&dir)).await.unwrap();
+    assert_eq!(unindexed(&store).await, 0);
+    assert_eq!(store.index_search(100).await.unwrap(), 0);
+    assert_eq!(found(&store, &ids, "返品").await.len(), 5);
+    assert_eq!(found(&store, &ids, "返品 4").await, ["e4"]);
+}
+
+#[tokio::test]
+async fn changing_or_deleting_an_event_keeps_its_search_right_before_and_after_reindexing() {
+    let shop = shop().await;
+    for store in [&shop.store, &shop.indexed] {
+        // An operator's fix in the sqlite3 shell: the reason of ret-2 and a receipt line of ret-1 change, and
+        // sale-1 goes (its bookmarks first; it has none).
+        for fix in [
+            "UPDATE events SET reason = '商品不良' WHERE id = 'ret-2'",
+            "UPDATE events SET lines = '[\"返金 ¥1,280\"]' WHERE id = 'ret-1'",
+            "DELETE FROM events WHERE id = 'sale-1'",
+        ] {
+            sqlx::query(fix).execute(store.writer()).await.unwrap();
+        }
+    }
+    assert_eq!(unindexed(&shop.indexed).await, 2, "the two changed events");
+    for _ in 0..2 {
+        assert!(shop.search("お客様都合").await.is_empty());
+        assert!(shop.search("鮭").await.is_empty());
+        assert!(
+            shop.search("返品").await.is_empty(),
+            "neither the new reason nor the new line"
+        );
+        assert_eq!(shop.search("商品不良").await, ["ret-2"]);
+        assert_eq!(shop.search("不良").await, ["ret-2"]);
+        assert_eq!(shop.search("返金").await, ["ret-1"]);
+        assert!(shop.search("品出し").await.is_empty());
+        assert!(shop.search("出").await.is_empty());
+        index_all(&shop.indexed).await;
+    }
+    assert_eq!(unindexed(&shop.indexed).await, 0);
+    let held: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM events_search WHERE events_search MATCH '\"品出し\" OR \"お客様都合\"'",
+    )
+    .fetch_one(shop.indexed.reader())
+    .await
+    .unwrap();
+    assert_eq!(held, 0, "the old text is out of the index");
+}
+
+#[tokio::test]
+async fn events_the_old_trigger_indexed_keep_their_place_and_get_their_grams() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = sqlx::SqlitePool::connect(&format!("{}?mode=rwc", url(&dir)))
+        .await
+        .unwrap();
+    let mut before = sqlx::migrate!("migrations/sqlite");
+    before.migrations = before
+        .migrations
+        .iter()
+        .filter(|m| m.version < 10)
+        .cloned()
+        .collect();
+    before.run(&pool).await.unwrap();
+    for i in 1..=3 {
+        sqlx::query(
+            "INSERT INTO events (store, id, event_key, type, at, at_ms, received_ms, register, reason, lines, raw, \
+             topic, flagged, mapped) VALUES ('shibuya-01', ?1, ?1, 'refund', '2026-11-21T09:00:00Z', ?2, 0, 'r1', \
+             'お客様都合', '[\"返品 ¥1,280\"]', '{}', 't', 1, 1)",
+        )
+        .bind(format!("old-{i}"))
+        .bind(i)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    pool.close().await;
+
+    let store = SqliteStore::open(&url(&dir)).await.unwrap();
+    let (seq, grams_seq): (i64, i64) =
+        sqlx::query_as("SELECT seq, grams_seq FROM search_watermark")
+            .fetch_one(store.reader())
+            .await
+            .unwrap();
+    assert_eq!(
+        (seq, grams_seq),
+        (3, 0),
+        "trigrams are there; grams are not yet"
+    );
+    assert_eq!(unindexed(&store).await, 3);
+    let ids: HashMap<i64, String> = (1..=3).map(|i| (i, format!("old-{i}"))).collect();
+    for text in ["返品", "お客様都合", "¥"] {
+        assert_eq!(
+            found(&store, &ids, text).await,
+            ["old-3", "old-2", "old-1"],
+            "{text}"
+        );
+    }
+    assert_eq!(store.index_search(2).await.unwrap(), 2);
+    assert_eq!(unindexed(&store).await, 1);
+    index_all(&store).await;
+    assert_eq!(unindexed(&store).await, 0);
+    for text in ["返品", "お客様都合", "¥"] {
+        assert_eq!(
+            found(&store, &ids, text).await,
+            ["old-3", "old-2", "old-1"],
+            "{text}"
+        );
+    }
+    let trigram_rows: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM events_search WHERE events_search MATCH '\"お客様都合\"'",
+    )
+    .fetch_one(store.reader())
+    .await
+    .unwrap();
+    assert_eq!(trigram_rows, 3, "indexed once each, not again");
 }

@@ -173,6 +173,8 @@ pub(super) struct Nav {
     pending: i64,
     failed: i64,
     dead_letters: i64,
+    /// Events the search indexes do not hold yet: the events list says so while there are any.
+    unindexed: i64,
     last_received: Option<String>,
     zone: ZoneLabel,
 }
@@ -198,6 +200,7 @@ pub(super) async fn nav(state: &AppState, viewer: &Viewer) -> Result<Nav, PageEr
         } else {
             0
         },
+        unindexed: c.unindexed,
         last_received: c.last_received_ms.map(|ms| FALLBACK.datetime(ms)),
         zone: FALLBACK.label(c.last_received_ms.unwrap_or_else(now_ms)),
     })

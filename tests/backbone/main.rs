@@ -21,6 +21,7 @@ mod realtime;
 mod rhombus;
 mod safie;
 mod sample_mosquitto;
+mod search_index;
 mod signed;
 mod support;
 mod verkada;
