@@ -45,7 +45,7 @@ pub(super) const CSV_COLUMNS: [&str; 8] = [
 ];
 /// More lines than a person reads; the page says when it stopped there.
 const MAX_LINES: i64 = 5_000;
-/// How far back shifts are offered.
+/// How far back from the span shown shifts are offered.
 const SHIFT_DAYS: i64 = 14;
 const DAY_MS: i64 = 86_400_000;
 
@@ -262,7 +262,9 @@ fn href(path: &str, store: &str, register: &str, zone: Zone, from_ms: i64, to_ms
     format!("{path}?{query}")
 }
 
-/// The register's shifts of the last two weeks, newest first: a sign-on to the sign-off after it.
+/// The register's shifts of the two weeks up to the end of the span shown, newest first: a sign-on to the
+/// sign-off after it. Counted back from the span, not from today, so an investigator looking into last month's
+/// shortage is offered last month's shifts; a day past the span finds the sign-off of a shift it cuts off.
 async fn shifts(state: &AppState, scope: &StoreScope, r: &Read) -> Result<Vec<Shift>, PageError> {
     let now = now_ms();
     let signs = state
@@ -271,8 +273,8 @@ async fn shifts(state: &AppState, scope: &StoreScope, r: &Read) -> Result<Vec<Sh
             scope,
             store: &r.store,
             register: &r.register,
-            from_ms: now - SHIFT_DAYS * DAY_MS,
-            to_ms: now + 1,
+            from_ms: r.to_ms - SHIFT_DAYS * DAY_MS,
+            to_ms: r.to_ms + DAY_MS,
             types: &SIGN_TYPES,
             limit: 500,
             newest_first: true,
