@@ -132,7 +132,7 @@ impl Lane {
             return (room, None);
         };
         if sent > state.counted {
-            spacing.sent(sent - state.counted, now);
+            spacing.sent((sent - state.counted).min(u64::from(u32::MAX)) as u32, now);
         }
         // With nothing in flight every counted request has been sent (or never will be): start even.
         if sent > state.counted || state.concurrency.in_flight() == 0 {
