@@ -198,3 +198,91 @@ impl Lanes {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicU64;
+
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::camera::{Delivery, Thumbnail};
+    use crate::store::Job;
+
+    /// A camera system whose vendor allows `rate` and that has sent `sent` requests.
+    struct Counted {
+        rate: Option<RateLimit>,
+        sent: AtomicU64,
+    }
+
+    #[async_trait]
+    impl CameraSystem for Counted {
+        async fn deliver(&self, _: &Job) -> Delivery {
+            unreachable!("the lane never sends")
+        }
+        async fn thumbnail(&self, _: &Job) -> Result<Option<Thumbnail>, String> {
+            Ok(None)
+        }
+        fn requests_sent(&self) -> u64 {
+            self.sent.load(Ordering::SeqCst)
+        }
+        fn rate_limit(&self) -> Option<RateLimit> {
+            self.rate
+        }
+    }
+
+    #[test]
+    fn a_rate_limited_lane_takes_one_row_per_turn_and_a_login_beside_the_bookmark_costs_a_turn() {
+        let start = Instant::now();
+        let system = Counted {
+            rate: RateLimit::parse("60/min").ok(),
+            sent: AtomicU64::new(0),
+        };
+        let lane = Lane::new(64, start);
+        let room = |at: Instant| lane.room(0, at, Some(&system));
+        assert_eq!(room(start), (1, None), "one at a time");
+        let ticket = lane.start(start);
+        // The attempt logged in, then made its bookmark: two requests.
+        system.sent.store(2, Ordering::SeqCst);
+        lane.finished(
+            start + Duration::from_millis(20),
+            ticket,
+            Answer::Good(Duration::from_millis(20)),
+        );
+        let turn = Duration::from_secs_f64(1.0 / 0.97);
+        let (n, again) = room(start + turn);
+        assert_eq!(n, 0, "the login took the next turn");
+        assert!(again.is_some_and(|at| at >= start + Duration::from_secs(2)));
+        assert_eq!(room(start + turn * 2).0, 1);
+    }
+
+    #[test]
+    fn a_paused_lane_has_no_room_until_the_pause_ends() {
+        let start = Instant::now();
+        let lane = Lane::new(64, start);
+        lane.pace.hold(2_000);
+        assert_eq!(
+            lane.room(500, start, None),
+            (0, Some(start + Duration::from_millis(1_500)))
+        );
+        assert_eq!(lane.room(2_000, start, None), (1, None));
+    }
+
+    #[test]
+    fn the_lanes_show_a_systems_limit_and_its_latency_once_it_has_answered() {
+        let start = Instant::now();
+        let lanes = Lanes::default();
+        assert_eq!(lanes.view("nvr"), None);
+        let lane = lanes.lane("nvr", 64, start);
+        let ticket = lane.start(start);
+        lane.finished(
+            start + Duration::from_millis(38),
+            ticket,
+            Answer::Good(Duration::from_millis(38)),
+        );
+        let view = lanes.view("nvr").unwrap();
+        assert_eq!(view.limit, 1);
+        assert_eq!(view.in_flight, 0);
+        assert_eq!(view.latency, Some(Duration::from_millis(38)));
+    }
+}
