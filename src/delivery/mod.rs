@@ -97,7 +97,8 @@ impl Worker {
                         let lane =
                             this.lanes
                                 .lane(&job.bookmark.system, this.config.concurrency, instant);
-                        let ticket = lane.start(instant);
+                        // Counted from now, after the claim: the request goes out next, not when the loop began.
+                        let ticket = lane.start(Instant::now());
                         let this = this.clone();
                         let done = done_tx.clone();
                         tasks.spawn(async move {
