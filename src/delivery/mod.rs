@@ -62,6 +62,8 @@ impl Worker {
         let recorder = tokio::spawn(record(self.store.clone(), done_rx, self.wake.clone()));
         let mut tasks: JoinSet<()> = JoinSet::new();
         let this = Arc::new(self);
+        // Whether the last look claimed anything.
+        let mut flowing = false;
         for system in this.cameras.ids() {
             this.lanes
                 .lane(system, this.config.concurrency, Instant::now());
@@ -89,7 +91,10 @@ impl Worker {
                 look_again = look_again.into_iter().chain(again).min();
                 room.systems.push((system, n));
             }
-            room.others = free.min(UNCONFIGURED);
+            // Looking for them reads past every configured system's due rows: not while a backlog is flowing.
+            if !flowing {
+                room.others = free.min(UNCONFIGURED);
+            }
             let claimed = match this.store.claim_due(now, LEASE_MS, &room).await {
                 Ok(jobs) => {
                     let claimed = jobs.len();
@@ -117,7 +122,8 @@ impl Worker {
                 }
             };
             while tasks.try_join_next().is_some() {}
-            if claimed > 0 {
+            flowing = claimed > 0;
+            if flowing {
                 continue;
             }
             // Sleep until the next row of a lane with room is due, a held lane may go again, or an attempt ends.
