@@ -156,12 +156,14 @@ impl Daemon {
         let scheme = if tls.is_some() { "https" } else { "http" };
         let web_cancel = CancellationToken::new();
         let intake = ingest::Status::default();
+        let lanes = delivery::Lanes::default();
         let state = web::AppState {
             store: store.clone(),
             config: config.clone(),
             intake: intake.clone(),
             integrations: integrations.clone(),
             cameras: cameras.clone(),
+            lanes: lanes.clone(),
         };
         let web = tokio::spawn({
             let cancel = web_cancel.clone();
@@ -180,6 +182,7 @@ impl Daemon {
             cameras,
             config: config.delivery.clone(),
             wake: wake.clone(),
+            lanes,
         };
         let delivery = tokio::spawn(worker.run(delivery_cancel.clone()));
         tokio::spawn(expedite_on_new_definitions(

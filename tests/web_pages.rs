@@ -128,6 +128,7 @@ impl Site {
                 "integrations",
             )),
             cameras: Default::default(),
+            lanes: Default::default(),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -318,7 +319,12 @@ impl Site {
 
     /// Ends the first attempt of every bookmark due at `now` as `outcome(event id, device)` says.
     async fn deliver(&self, now: i64, outcome: impl Fn(&str, &str) -> Outcome) {
-        for job in self.store.claim_due(now, 60_000, 100, &[]).await.unwrap() {
+        for job in self
+            .store
+            .claim_due(now, 60_000, &tillmark::store::Room::any(100))
+            .await
+            .unwrap()
+        {
             let done = Finished {
                 bookmark_id: job.bookmark.id,
                 outcome: outcome(&job.event.id, &job.bookmark.device),

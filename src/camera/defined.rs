@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use minijinja::Value;
 use tokio::sync::Mutex;
 
-use super::definition::{Answer, Definition, IdFrom, Lookup, Moment, Setup};
+use super::definition::{Answer, Definition, IdFrom, Lookup, Moment, RateLimit, Setup};
 use super::http::vendor_message;
 use super::registry::Integrations;
 use super::wire::{Reply, Trace, Wire, at_path, paced, pause, render};
@@ -482,8 +482,12 @@ impl CameraSystem for Defined {
         }
     }
 
-    fn rate_limit_waits(&self) -> u64 {
-        self.wire.rate_limit_waits()
+    fn requests_sent(&self) -> u64 {
+        self.wire.requests_sent()
+    }
+
+    fn rate_limit(&self) -> Option<RateLimit> {
+        self.integrations.get(&self.name).and_then(|d| d.rate_limit)
     }
 
     async fn thumbnail(&self, job: &Job) -> Result<Option<Thumbnail>, String> {

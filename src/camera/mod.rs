@@ -76,8 +76,12 @@ pub trait CameraSystem: Send + Sync {
     /// The still the vendor offers at the bookmark's moment; `Ok(None)` when it offers none.
     async fn thumbnail(&self, job: &Job) -> Result<Option<Thumbnail>, String>;
 
-    /// How many requests have waited for the vendor's rate limit since start.
-    fn rate_limit_waits(&self) -> u64;
+    /// How many requests it has sent since start (logins, lookups, creates, thumbnails), each of which counts
+    /// against the vendor's rate limit.
+    fn requests_sent(&self) -> u64;
+
+    /// The rate its vendor's definition allows, if it names one.
+    fn rate_limit(&self) -> Option<definition::RateLimit>;
 }
 
 /// A link that opens footage at a moment.
@@ -114,6 +118,11 @@ impl Cameras {
 
     pub fn get(&self, system: &str) -> Option<&Arc<dyn CameraSystem>> {
         self.systems.get(system)
+    }
+
+    /// The camera systems' ids.
+    pub fn ids(&self) -> impl Iterator<Item = &str> {
+        self.systems.keys().map(String::as_str)
     }
 }
 

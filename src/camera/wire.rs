@@ -1,4 +1,4 @@
-//! One camera system's connection: renders a definition's request, paces it to the vendor's rate limit,
+//! One camera system's connection: renders a definition's request, counts it against the vendor's rate limit,
 //! authenticates it (a static credential, a Digest answer, or a session token renewed before it expires and
 //! whenever the vendor says it has), sends it, and records the exchange when asked to (for
 //! `tillmark integrations test`), with every secret blanked.
@@ -129,44 +129,6 @@ struct Token {
     renew_at: Instant,
 }
 
-/// Spaces requests to a rate: a bucket refilled continuously, holding ten seconds' worth, so a backlog drains
-/// at the vendor's pace instead of in a burst that earns a 429.
-struct Pacer {
-    state: Mutex<(f64, tokio::time::Instant)>,
-    waits: AtomicU64,
-}
-
-impl Pacer {
-    fn new() -> Pacer {
-        Pacer {
-            state: Mutex::new((f64::MAX, tokio::time::Instant::now())),
-            waits: AtomicU64::new(0),
-        }
-    }
-
-    async fn wait(&self, per_minute: Option<u32>) {
-        let Some(per_minute) = per_minute else {
-            return;
-        };
-        let rate = f64::from(per_minute) / 60.0;
-        let capacity = (rate * 10.0).max(1.0);
-        let delay = {
-            let mut state = self.state.lock().await;
-            let (tokens, last) = &mut *state;
-            let now = tokio::time::Instant::now();
-            *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * rate).min(capacity);
-            *last = now;
-            // Taking the token now, even into debt, queues waiters in order without a lock held while asleep.
-            *tokens -= 1.0;
-            (*tokens < 0.0).then(|| Duration::from_secs_f64(-*tokens / rate))
-        };
-        if let Some(delay) = delay {
-            self.waits.fetch_add(1, Ordering::Relaxed);
-            tokio::time::sleep(delay).await;
-        }
-    }
-}
-
 /// Whether a field's name says its value is a credential.
 fn sensitive(name: &str) -> bool {
     let name = name.to_ascii_lowercase();
@@ -231,7 +193,8 @@ pub struct Wire {
     /// The newest refresh token, when the vendor rotates them (OAuth2).
     refresh_token: SyncMutex<Option<String>>,
     digest: SyncMutex<Option<Challenge>>,
-    pacer: Pacer,
+    /// Every request sent, for the delivery lane to count against the vendor's rate limit.
+    requests: AtomicU64,
     trace: Option<Trace>,
 }
 
@@ -267,14 +230,14 @@ impl Wire {
             session: Mutex::new(None),
             refresh_token: SyncMutex::new(None),
             digest: SyncMutex::new(None),
-            pacer: Pacer::new(),
+            requests: AtomicU64::new(0),
             trace,
         }
     }
 
-    /// How many requests had to wait for the rate limit.
-    pub fn rate_limit_waits(&self) -> u64 {
-        self.pacer.waits.load(Ordering::Relaxed)
+    /// How many requests have been sent since start: logins, lookups and creates alike.
+    pub fn requests_sent(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
     }
 
     fn secrets(&self) -> Vec<String> {
@@ -362,7 +325,6 @@ impl Wire {
         &self,
         what: &str,
         mut req: reqwest::Request,
-        def: &Definition,
         maybe_created: bool,
         auth_header: Option<(&str, String)>,
     ) -> Result<Reply, Delivery> {
@@ -378,7 +340,7 @@ impl Wire {
             })?;
             req.headers_mut().insert(name, value);
         }
-        self.pacer.wait(def.requests_per_minute).await;
+        self.requests.fetch_add(1, Ordering::Relaxed);
         let copy = self.trace.as_ref().and_then(|_| req.try_clone());
         let resp = match self.http.execute(req).await {
             Ok(resp) => resp,
@@ -502,7 +464,7 @@ impl Wire {
             .build(&rendered)
             .map_err(|error| Delivery::Failed { error })?;
         let what = format!("{} login", def.title);
-        let reply = self.exchange(&what, req, def, false, None).await?;
+        let reply = self.exchange(&what, req, false, None).await?;
         if !reply.status.is_success() {
             // An OAuth2 refresh grant logs in as a client, not a user: name what the operator should look for.
             let who = match (&self.system.username, &self.system.client_id) {
@@ -581,7 +543,6 @@ impl Wire {
                 .exchange(
                     what,
                     req,
-                    def,
                     maybe_created,
                     credential.as_ref().map(|(k, v)| (k.as_str(), v.clone())),
                 )
@@ -646,24 +607,6 @@ impl Wire {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[tokio::test(start_paused = true)]
-    async fn a_backlog_goes_out_at_the_vendors_rate_after_a_burst_of_ten_seconds_worth() {
-        let pacer = Pacer::new();
-        let start = tokio::time::Instant::now();
-        let mut sent_at = Vec::new();
-        for _ in 0..14 {
-            pacer.wait(Some(60)).await;
-            sent_at.push(start.elapsed().as_millis());
-        }
-        // 60 a minute: ten go at once, then one a second.
-        assert_eq!(sent_at[..10], [0; 10]);
-        assert_eq!(sent_at[10..], [1000, 2000, 3000, 4000]);
-        assert_eq!(pacer.waits.load(Ordering::Relaxed), 4);
-        // Without a limit nothing waits.
-        pacer.wait(None).await;
-        assert_eq!(start.elapsed().as_millis(), 4000);
-    }
 
     #[test]
     fn credentials_in_bodies_are_blanked_at_any_depth_in_json_and_in_forms() {

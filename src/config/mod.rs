@@ -204,7 +204,8 @@ pub struct DeliveryConfig {
     /// Waits between attempts; the last repeats for as long as it takes. Default
     /// `["1s", "5s", "15s", "30s", "1m", "2m", "5m"]`. Each wait gets ±20% jitter.
     pub retry: Vec<Millis>,
-    /// Requests in flight per camera system. Default 4.
+    /// The most requests in flight per camera system (1 to 256). Default 64. Each system starts at one and
+    /// finds its own level below this, by how its latency and answers respond.
     pub concurrency: usize,
     /// Time limit of one HTTP request. Default `10s`.
     pub timeout: Millis,
@@ -849,7 +850,7 @@ impl Builder<'_> {
     fn delivery(&self, t: Option<&Table>) -> Option<DeliveryConfig> {
         let mut cfg = DeliveryConfig {
             retry: DEFAULT_RETRY.iter().map(|ms| Millis(*ms)).collect(),
-            concurrency: 4,
+            concurrency: 64,
             timeout: Millis(10_000),
         };
         let Some(t) = t else { return Some(cfg) };

@@ -171,7 +171,7 @@ fn what_the_sample_leaves_out_gets_its_default() {
         .map(|d| d.to_string())
         .collect();
     assert_eq!(retry, ["1s", "5s", "15s", "30s", "1m", "2m", "5m"]);
-    assert_eq!(config.delivery.concurrency, 4);
+    assert_eq!(config.delivery.concurrency, 64);
     assert_eq!(config.delivery.timeout, Millis(10_000));
 }
 
@@ -199,7 +199,7 @@ fn the_empty_config_is_valid_and_runs_on_the_embedded_defaults() {
     assert_eq!(config.bookmarks.post_roll, Millis(20_000));
     let retry: Vec<i64> = config.delivery.retry.iter().map(|d| d.0).collect();
     assert_eq!(retry, DEFAULT_RETRY);
-    assert_eq!(config.delivery.concurrency, 4);
+    assert_eq!(config.delivery.concurrency, 64);
     assert!(config.stores.is_empty());
     assert!(config.camera_systems.is_empty());
     assert!(config.cameras.is_empty());

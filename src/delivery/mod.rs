@@ -6,25 +6,32 @@
 //! A vendor asking to slow down (429, or 503 with `Retry-After`) is pacing, not failure: its whole lane pauses
 //! and the row goes back with its attempt count and schedule step unchanged, so a rate-limited backlog flows
 //! at the rate the vendor allows.
+//! Each camera system has its own lane ([`lane`]): its concurrency found by how it answers, up to the
+//! configured ceiling ([`concurrency`]), and its vendor's published rate kept ([`rate`]). Rows are claimed only
+//! as far as each lane has room, so no row waits in memory on a busy system while holding a lease.
 
+mod concurrency;
+mod lane;
+mod rate;
 mod schedule;
 
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Notify;
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+pub use lane::{LaneView, Lanes};
 pub use schedule::next_delay;
-use schedule::pause;
 
 use crate::camera::{Cameras, Delivery};
 use crate::clock::now_ms;
 use crate::config::DeliveryConfig;
-use crate::store::{Finished, Job, Outcome, Store};
+use crate::store::{Finished, Job, Outcome, Room, Store};
+use concurrency::{Answer, Ticket};
+use lane::Lane;
 
 /// How long a claimed row stays with its worker; far above any attempt's requests, so a live worker never
 /// loses its row, and a row of a worker that died is picked up again after this.
@@ -40,152 +47,98 @@ pub struct Worker {
     pub config: DeliveryConfig,
     /// Rung by ingest after a commit that added bookmarks.
     pub wake: Arc<Notify>,
+    /// Each camera system's lane, also shown by the web index.
+    pub lanes: Lanes,
 }
 
 /// Most attempts in flight across all camera systems; each system also has its own limit.
-const MAX_IN_FLIGHT: usize = 256;
-/// Most rows claimed in one look at the outbox.
-const CLAIM_BATCH: usize = 64;
-
-/// One camera system's lane: its own concurrency, and a pause when the vendor asked to wait, so one system
-/// being slow or rate limited never holds up another.
-struct Lane {
-    permits: Arc<Semaphore>,
-    pace: Arc<Pace>,
-}
-
-/// When a camera system may be called again; shared by the tasks of its lane.
-#[derive(Default)]
-struct Pace {
-    /// Epoch milliseconds until which nothing is sent to this system.
-    until: AtomicI64,
-    /// The last pause taken when the vendor named no time, in milliseconds; zero after a bookmark is made.
-    unnamed_ms: AtomicI64,
-}
-
-impl Pace {
-    fn until(&self) -> i64 {
-        self.until.load(Ordering::SeqCst)
-    }
-
-    /// Sends nothing to the system before `until`.
-    fn hold(&self, until: i64) {
-        self.until.fetch_max(until, Ordering::SeqCst);
-    }
-
-    /// Pauses the system after it asked to slow down; returns when it may be called again.
-    fn slow_down(&self, now: i64, asked: Option<Duration>) -> i64 {
-        let current = self.until();
-        // Requests sent before the pause began meet the same limit: only a new one lengthens an unnamed pause.
-        if asked.is_none() && current > now {
-            return current;
-        }
-        let previous = Duration::from_millis(self.unnamed_ms.load(Ordering::SeqCst) as u64);
-        let wait = pause(asked, previous);
-        if asked.is_none() {
-            self.unnamed_ms
-                .store(wait.as_millis() as i64, Ordering::SeqCst);
-        }
-        let until = now + wait.as_millis() as i64;
-        self.hold(until);
-        until.max(current)
-    }
-
-    /// The vendor answered with a bookmark: an unnamed pause starts again from its shortest.
-    fn answered(&self) {
-        self.unnamed_ms.store(0, Ordering::SeqCst);
-    }
-}
+const MAX_IN_FLIGHT: usize = 1024;
+/// Most rows claimed at once of camera systems no longer in the config; each gets its lane as it comes.
+const UNCONFIGURED: usize = 8;
 
 impl Worker {
     pub async fn run(self, cancel: CancellationToken) {
         let (done_tx, done_rx) = tokio::sync::mpsc::unbounded_channel();
         let recorder = tokio::spawn(record(self.store.clone(), done_rx, self.wake.clone()));
-        let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
-        let mut lanes: HashMap<String, Lane> = HashMap::new();
         let mut tasks: JoinSet<()> = JoinSet::new();
         let this = Arc::new(self);
+        // Whether the last look claimed anything.
+        let mut flowing = false;
+        for system in this.cameras.ids() {
+            this.lanes
+                .lane(system, this.config.concurrency, Instant::now());
+        }
         loop {
             if cancel.is_cancelled() {
                 break;
             }
             let now = now_ms();
-            let skip: Vec<String> = lanes
-                .iter()
-                .filter(|(_, l)| l.permits.available_permits() == 0 || l.pace.until() > now)
-                .map(|(id, _)| id.clone())
-                .collect();
-            let free = slots.available_permits().min(CLAIM_BATCH);
-            let mut claimed = 0;
-            if free > 0 {
-                match this
-                    .store
-                    .claim_due(now, LEASE_MS, free as i64, &skip)
-                    .await
-                {
-                    Ok(jobs) => {
-                        claimed = jobs.len();
-                        for job in jobs {
-                            let Ok(slot) = slots.clone().acquire_owned().await else {
-                                break;
-                            };
-                            let lane =
-                                lanes
-                                    .entry(job.bookmark.system.clone())
-                                    .or_insert_with(|| Lane {
-                                        permits: Arc::new(Semaphore::new(this.config.concurrency)),
-                                        pace: Arc::default(),
-                                    });
-                            let (permits, pace) = (lane.permits.clone(), lane.pace.clone());
-                            let this = this.clone();
-                            let done = done_tx.clone();
-                            tasks.spawn(async move {
-                                let _slot = slot;
-                                let Ok(_turn) = permits.acquire_owned().await else {
-                                    return;
-                                };
-                                // The system may have asked to wait while this row queued for its turn.
-                                let until = pace.until();
-                                if until > now_ms() {
-                                    let _ = done.send(this.postpone(&job, until));
-                                    return;
-                                }
-                                let _ = done.send(this.attempt(job, &pace).await);
-                            });
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "Could not read the bookmark outbox; trying again in a second.");
-                        tokio::select! {
-                            _ = cancel.cancelled() => break,
-                            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                        }
-                        continue;
-                    }
+            let instant = Instant::now();
+            // Each lane takes what it has room for now; one held by its vendor's pause or rate is left out of
+            // the claim, and looked at again when that ends.
+            let mut free = MAX_IN_FLIGHT.saturating_sub(tasks.len());
+            let mut room = Room::default();
+            let mut skip = Vec::new();
+            let mut look_again: Option<Instant> = None;
+            for (system, lane) in this.lanes.all() {
+                let (n, again) =
+                    lane.room(now, instant, this.cameras.get(&system).map(|c| c.as_ref()));
+                let n = n.min(free);
+                free -= n;
+                if n == 0 {
+                    skip.push(system.clone());
                 }
+                look_again = look_again.into_iter().chain(again).min();
+                room.systems.push((system, n));
             }
+            // Looking for them reads past every configured system's due rows: not while a backlog is flowing.
+            if !flowing {
+                room.others = free.min(UNCONFIGURED);
+            }
+            let claimed = match this.store.claim_due(now, LEASE_MS, &room).await {
+                Ok(jobs) => {
+                    let claimed = jobs.len();
+                    for job in jobs {
+                        let lane =
+                            this.lanes
+                                .lane(&job.bookmark.system, this.config.concurrency, instant);
+                        // Counted from now, after the claim: the request goes out next, not when the loop began.
+                        let ticket = lane.start(Instant::now());
+                        let this = this.clone();
+                        let done = done_tx.clone();
+                        tasks.spawn(async move {
+                            let _ = done.send(this.attempt(job, &lane, ticket).await);
+                        });
+                    }
+                    claimed
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "Could not read the bookmark outbox; trying again in a second.");
+                    tokio::select! {
+                        _ = cancel.cancelled() => break,
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
+                    continue;
+                }
+            };
             while tasks.try_join_next().is_some() {}
-            if claimed > 0 && claimed == free {
+            flowing = claimed > 0;
+            if flowing {
                 continue;
             }
-            // Sleep until the next row of a system we may send to is due, or a cooldown ends.
-            let cooldown_ends = lanes
-                .values()
-                .map(|l| l.pace.until())
-                .filter(|t| *t > now)
-                .min();
+            // Sleep until the next row of a lane with room is due, a held lane may go again, or an attempt ends.
             let due: Option<i64> = this.store.next_due_ms(&skip).await.unwrap_or_default();
-            let wake_at = [due, cooldown_ends].into_iter().flatten().min();
-            let sleep = match wake_at {
-                Some(at) => Duration::from_millis(
-                    (at - now_ms()).clamp(0, IDLE_POLL.as_millis() as i64) as u64,
-                ),
-                None => IDLE_POLL,
-            };
+            let due = due.map(|at| instant + Duration::from_millis((at - now).max(0) as u64));
+            let wake_at = [due, look_again]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap_or(instant + IDLE_POLL)
+                .min(instant + IDLE_POLL);
             tokio::select! {
                 _ = cancel.cancelled() => break,
                 _ = this.wake.notified() => {}
-                _ = tokio::time::sleep(sleep) => {}
+                _ = tokio::time::sleep_until(wake_at) => {}
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             }
         }
@@ -211,27 +164,11 @@ impl Worker {
         }
     }
 
-    /// Gives a claimed row back unsent, due when its system's pause ends; no attempt is counted.
-    fn postpone(&self, job: &Job, until: i64) -> Finished {
-        let now = now_ms();
+    /// One attempt; its answer moves the lane's concurrency, and a vendor asking to wait pauses the lane.
+    async fn attempt(&self, job: Job, lane: &Lane, ticket: Ticket) -> Finished {
         let b = &job.bookmark;
-        Finished {
-            bookmark_id: b.id,
-            outcome: Outcome::Paced {
-                at_ms: until,
-                note: format!(
-                    "not sent: {} asked to slow down; waits {}",
-                    b.system,
-                    seconds(until - now)
-                ),
-            },
-            at_ms: now,
-        }
-    }
-
-    /// One attempt; a vendor asking to wait pauses the system's lane (`pace`).
-    async fn attempt(&self, job: Job, pace: &Pace) -> Finished {
-        let b = &job.bookmark;
+        let pace = &lane.pace;
+        let sent = Instant::now();
         let delivery = match self.cameras.get(&b.system) {
             Some(system) => system.deliver(&job).await,
             None => Delivery::Retry {
@@ -243,6 +180,11 @@ impl Worker {
                 maybe_created: job.maybe_created,
             },
         };
+        let answer = match delivery {
+            Delivery::Made { .. } | Delivery::Failed { .. } => Answer::Good(sent.elapsed()),
+            Delivery::Retry { .. } | Delivery::Paced { .. } => Answer::Overloaded,
+        };
+        lane.finished(Instant::now(), ticket, answer);
         let now = now_ms();
         let outcome = match delivery {
             Delivery::Made {

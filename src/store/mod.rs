@@ -265,6 +265,25 @@ pub struct Job {
     pub event: EventRecord,
 }
 
+/// How many due bookmarks one claim may hand out: up to the number given for each listed camera system (none
+/// for a zero), and up to `others` in all for camera systems not listed. Each system's rows go by their own
+/// limit, so one system's backlog never takes another's turn.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Room {
+    pub systems: Vec<(String, usize)>,
+    pub others: usize,
+}
+
+impl Room {
+    /// Up to `n` rows, of any camera systems.
+    pub fn any(n: usize) -> Room {
+        Room {
+            systems: Vec::new(),
+            others: n,
+        }
+    }
+}
+
 /// What an attempt ended in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -330,13 +349,13 @@ pub trait Store: Accounts + AuditLog + Cases + DeadLetterStore + Send + Sync + '
     async fn ingest(&self, batch: &[Intake], now_ms: i64)
     -> Result<Vec<IntakeOutcome>, StoreError>;
 
-    /// Hands out up to `limit` due bookmarks, leased until `now_ms + lease_ms`, none of the `skip` systems'.
+    /// Hands out due bookmarks, as many of each camera system's as `room` says (each system's earliest due
+    /// first), leased until `now_ms + lease_ms`, in one transaction.
     async fn claim_due(
         &self,
         now_ms: i64,
         lease_ms: i64,
-        limit: i64,
-        skip: &[String],
+        room: &Room,
     ) -> Result<Vec<Job>, StoreError>;
 
     /// Records the ends of attempts, releasing their leases, in one transaction. A bookmark made on a camera

@@ -800,9 +800,23 @@ impl Store for SqliteStore {
         &self,
         now_ms: i64,
         lease_ms: i64,
-        limit: i64,
-        skip: &[String],
+        room: &Room,
     ) -> Result<Vec<Job>, StoreError> {
+        // One arm per camera system with room, each its own earliest due rows up to its limit, and one for
+        // every system not listed; systems with no room are not read at all.
+        let listed: Vec<String> = room.systems.iter().map(|(s, _)| s.clone()).collect();
+        let mut arms: Vec<(Option<&str>, usize)> = room
+            .systems
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(s, n)| (Some(s.as_str()), *n))
+            .collect();
+        if room.others > 0 {
+            arms.push((None, room.others));
+        }
+        if arms.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut tx = self.writer.begin().await?;
         // SET reads the old row: a claim whose predecessor never reported back (in_flight still 1) may have
         // reached the camera system, so it counts as maybe created.
@@ -810,14 +824,27 @@ impl Store for SqliteStore {
         q.push_bind(now_ms + lease_ms);
         q.push(", maybe_created = (maybe_created OR in_flight), in_flight = 1, attempts = attempts + 1, updated_ms = ");
         q.push_bind(now_ms);
-        q.push(" WHERE id IN (SELECT id FROM bookmarks WHERE state = 'pending' AND next_attempt_ms <= ");
-        q.push_bind(now_ms);
-        q.push(" AND (claimed_until_ms IS NULL OR claimed_until_ms <= ");
-        q.push_bind(now_ms);
-        q.push(")");
-        push_skip(&mut q, skip);
-        q.push(" ORDER BY next_attempt_ms, id LIMIT ");
-        q.push_bind(limit);
+        q.push(" WHERE id IN (");
+        for (i, (system, limit)) in arms.iter().enumerate() {
+            if i > 0 {
+                q.push(" UNION ALL ");
+            }
+            q.push("SELECT id FROM (SELECT id FROM bookmarks WHERE state = 'pending' AND next_attempt_ms <= ");
+            q.push_bind(now_ms);
+            q.push(" AND (claimed_until_ms IS NULL OR claimed_until_ms <= ");
+            q.push_bind(now_ms);
+            q.push(")");
+            match system {
+                Some(system) => {
+                    q.push(" AND system = ");
+                    q.push_bind(system.to_string());
+                }
+                None => push_skip(&mut q, &listed),
+            }
+            q.push(" ORDER BY next_attempt_ms, id LIMIT ");
+            q.push_bind(*limit as i64);
+            q.push(")");
+        }
         q.push(") RETURNING id, maybe_created");
         let claimed: Vec<(i64, bool)> = q.build_query_as().fetch_all(&mut *tx).await?;
         let mut jobs = Vec::with_capacity(claimed.len());

@@ -167,7 +167,11 @@ impl Seeded {
 }
 
 async fn deliver(store: &SqliteStore) {
-    for job in store.claim_due(NOW_MS, 60_000, 100, &[]).await.unwrap() {
+    for job in store
+        .claim_due(NOW_MS, 60_000, &Room::any(100))
+        .await
+        .unwrap()
+    {
         let outcome = match job.bookmark.device.as_str() {
             "cam-made" => Outcome::Made {
                 vendor_id: None,
@@ -945,7 +949,7 @@ async fn a_paced_bookmark_keeps_its_attempt_count_and_what_earlier_attempts_left
     )
     .await;
     let store = &seeded.store;
-    let claim = |at: i64| async move { store.claim_due(at, 60_000, 10, &[]).await.unwrap() };
+    let claim = |at: i64| async move { store.claim_due(at, 60_000, &Room::any(10)).await.unwrap() };
     let end = |id: i64, at: i64, outcome: Outcome| async move {
         let done = Finished {
             bookmark_id: id,
@@ -1327,4 +1331,54 @@ async fn events_the_old_trigger_indexed_keep_their_place_and_get_their_grams() {
     .await
     .unwrap();
     assert_eq!(trigram_rows, 3, "indexed once each, not again");
+}
+
+#[tokio::test]
+async fn a_claim_takes_each_camera_systems_rows_up_to_its_own_room_and_leaves_the_rest_due() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&url(&dir)).await.unwrap();
+    let batch: Vec<Intake> = (0..3)
+        .map(|n| {
+            let mut intake = intake(
+                &event(&format!("r-{n}"), "void", n, json!({})),
+                &["cam-a", "cam-b", "cam-c"],
+            );
+            let Intake::Event { bookmarks, .. } = &mut intake else {
+                unreachable!()
+            };
+            for (b, system) in bookmarks.iter_mut().zip(["slow", "fast", "gone"]) {
+                b.system = system.into();
+            }
+            intake
+        })
+        .collect();
+    store.ingest(&batch, NOW_MS).await.unwrap();
+    let systems = |jobs: &[Job]| {
+        let mut s: Vec<String> = jobs.iter().map(|j| j.bookmark.system.clone()).collect();
+        s.sort();
+        s
+    };
+    let later = NOW_MS + 3_600_000;
+    let room = Room {
+        systems: vec![("slow".into(), 1), ("fast".into(), 2)],
+        others: 1,
+    };
+    let first = store.claim_due(later, 60_000, &room).await.unwrap();
+    assert_eq!(systems(&first), ["fast", "fast", "gone", "slow"]);
+    let slow = first.iter().find(|j| j.bookmark.system == "slow").unwrap();
+    assert_eq!(slow.event.id, "r-0", "each system's earliest first");
+
+    let room = Room {
+        systems: vec![("slow".into(), 0), ("fast".into(), 5)],
+        others: 0,
+    };
+    let second = store.claim_due(later, 60_000, &room).await.unwrap();
+    assert_eq!(systems(&second), ["fast"], "no room, no rows: slow's wait");
+    assert!(
+        store
+            .claim_due(later, 60_000, &Room::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }

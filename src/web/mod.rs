@@ -39,6 +39,8 @@ pub struct AppState {
     pub integrations: crate::camera::Integrations,
     /// The camera systems, for the thumbnails they serve.
     pub cameras: crate::camera::Cameras,
+    /// Each camera system's delivery lane, for its concurrency and latency.
+    pub lanes: crate::delivery::Lanes,
 }
 
 /// Declares every route once: the router is built from this list, and [`ROUTES`] lists it, so a test can walk

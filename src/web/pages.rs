@@ -744,9 +744,21 @@ struct SystemRow {
     last_made: Option<String>,
     last_error: Option<String>,
     last_error_at: Option<String>,
-    /// The definition's rate limit, and how many requests have waited for it since start.
-    requests_per_minute: Option<u32>,
-    rate_limit_waits: u64,
+    /// The definition's rate limit (`300/min`).
+    rate_limit: Option<String>,
+    /// Requests its lane may have in flight now, and its usual latency in milliseconds once it has answered.
+    limit: usize,
+    latency: Option<String>,
+}
+
+/// A latency as the integrations page shows it in milliseconds: tenths below ten (`0.4`), whole above (`38`).
+fn milliseconds(latency: std::time::Duration) -> String {
+    let ms = latency.as_secs_f64() * 1000.0;
+    if ms < 10.0 {
+        format!("{ms:.1}")
+    } else {
+        format!("{ms:.0}")
+    }
 }
 
 /// Camera systems, their definitions, how their bookmarks stand, and what is wrong with any definition file.
@@ -768,6 +780,7 @@ pub async fn integrations(
                 .cloned()
                 .unwrap_or_default();
             let def = set.definitions.get(sys.integration.name());
+            let lane = state.lanes.view(&sys.id);
             let (definition, missing) = match def {
                 Some(def) => (
                     def.source
@@ -795,12 +808,9 @@ pub async fn integrations(
                 last_made: stat.last_made_ms.map(|ms| FALLBACK.datetime(ms)),
                 last_error: stat.last_error,
                 last_error_at: stat.last_error_ms.map(|ms| FALLBACK.datetime(ms)),
-                requests_per_minute: def.and_then(|d| d.requests_per_minute),
-                rate_limit_waits: state
-                    .cameras
-                    .get(&sys.id)
-                    .map(|c| c.rate_limit_waits())
-                    .unwrap_or(0),
+                rate_limit: def.and_then(|d| d.rate_limit).map(|r| r.to_string()),
+                limit: lane.map_or(1, |l| l.limit),
+                latency: lane.and_then(|l| l.latency).map(milliseconds),
             }
         })
         .collect();

@@ -3,7 +3,7 @@
 //! camera system's bookmarks are not held up meanwhile. The fakes are Rhombus APIs (`integrations/rhombus.toml`)
 //! that allow so many seekpoints per fixed window and answer 429 with the seconds left in it.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -209,19 +209,19 @@ async fn a_rate_limited_slow_camera_system_does_not_delay_another_systems_bookma
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn after_an_outage_a_backlog_drains_at_the_definitions_published_rate_not_below() {
+async fn after_an_outage_a_backlog_drains_at_the_definitions_published_rate_with_hardly_a_429() {
     const BOOKMARKS: usize = 40;
     const PER_SECOND: f64 = 10.0;
-    // Rhombus's definition with a published rate of ten a second.
+    // Rhombus's definition with a published rate of ten a second, against a Rhombus that allows ten a second
+    // and answers 429 beyond.
     let integrations = tempfile::tempdir().unwrap();
     let rhombus = std::fs::read_to_string(repo_integrations().join("rhombus.toml")).unwrap();
     std::fs::write(
         integrations.path().join("metered.toml"),
-        rhombus.replace("name = \"rhombus\"", "name = \"metered\"")
-            + &format!("requests_per_minute = {}\n", PER_SECOND * 60.0),
+        rhombus.replace("name = \"rhombus\"", "name = \"metered\"") + "rate_limit = \"10/s\"\n",
     )
     .unwrap();
-    let (url, fake) = start_limited_rhombus(1000, Duration::from_secs(60), Duration::ZERO).await;
+    let (url, fake) = start_limited_rhombus(10, Duration::from_secs(1), Duration::ZERO).await;
     fake.down.store(true, Ordering::SeqCst);
     let site = Site::new();
     let text = format!(
@@ -241,19 +241,119 @@ registers = ["shibuya-01/r1"]
     let (daemon, mut bridge) =
         start_daemon(parse_config(&text, &[("RHOMBUS_API_KEY", API_KEY)])).await;
     publish_backlog(&site, &mut bridge, "v", "r1", BOOKMARKS).await;
-    // The outage outlasts the ten seconds' burst the rate allows, so the backlog meets an empty bucket.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
     let back = Instant::now();
     fake.down.store(false, Ordering::SeqCst);
 
     settled_events(&daemon, BOOKMARKS).await;
     let made = fake.made();
     assert_eq!(made.len(), BOOKMARKS);
+    let refused = *fake.refused.lock().unwrap();
+    assert!(refused <= 1, "{refused} requests were turned away with 429");
     let drained = made.iter().map(|(at, _)| *at - back).max().unwrap();
     let at_rate = Duration::from_secs_f64(BOOKMARKS as f64 / PER_SECOND);
     assert!(
         drained <= at_rate.div_f64(0.95),
-        "{BOOKMARKS} bookmarks took {drained:?} after the outage; at the published rate they take {at_rate:?}"
+        "{BOOKMARKS} bookmarks took {drained:?} after the outage; at the published rate they take {at_rate:?} \
+         ({refused} 429s)"
+    );
+    daemon.shutdown().await;
+}
+
+/// A webhook receiver that answers after `latency(requests in flight)` and remembers the most it had at once.
+#[derive(Clone, Default)]
+struct Crowd {
+    in_flight: Arc<AtomicUsize>,
+    most: Arc<AtomicUsize>,
+    answered: Arc<AtomicUsize>,
+}
+
+impl Crowd {
+    async fn all_answered(&self, count: usize) {
+        eventually(
+            Duration::from_secs(30),
+            "every bookmark answered",
+            || async { (self.answered.load(Ordering::SeqCst) >= count).then_some(()) },
+        )
+        .await;
+    }
+}
+
+async fn start_crowded_receiver(latency: fn(usize) -> Duration) -> (String, Crowd) {
+    let crowd = Crowd::default();
+    let state = crowd.clone();
+    let app = axum::Router::new().fallback(move || {
+        let state = state.clone();
+        async move {
+            let now = state.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            state.most.fetch_max(now, Ordering::SeqCst);
+            tokio::time::sleep(latency(now)).await;
+            state.in_flight.fetch_sub(1, Ordering::SeqCst);
+            state.answered.fetch_add(1, Ordering::SeqCst);
+            (
+                StatusCode::CREATED,
+                axum::Json(serde_json::json!({"id": 1})),
+            )
+                .into_response()
+        }
+    });
+    (serve(app).await, crowd)
+}
+
+/// A webhook camera system at `url` on register r1, with `delivery` as the `[delivery]` section.
+fn webhook_config(site: &Site, url: &str, delivery: &str) -> Config {
+    let text = format!(
+        r#"{header}[[camera_systems]]
+id = "hook"
+integration = "webhook"
+url = "{url}"
+[[cameras]]
+system = "hook"
+device = "door-cam"
+name = "Door"
+registers = ["shibuya-01/r1"]
+"#,
+        header = site
+            .header(&repo_integrations())
+            .replace("[delivery]\n", &format!("[delivery]\n{delivery}\n")),
+    );
+    parse_config(&text, &[])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configured_concurrency_of_four_is_a_ceiling_the_lane_never_passes() {
+    const BOOKMARKS: usize = 60;
+    let (url, crowd) = start_crowded_receiver(|_| Duration::from_millis(40)).await;
+    let site = Site::new();
+    let (daemon, mut bridge) = start_daemon(webhook_config(&site, &url, "concurrency = 4")).await;
+    publish_backlog(&site, &mut bridge, "v", "r1", BOOKMARKS).await;
+    crowd.all_answered(BOOKMARKS).await;
+    let most = crowd.most.load(Ordering::SeqCst);
+    assert_eq!(most, 4, "the most requests at once");
+    daemon.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_that_slows_beyond_eight_at_once_gets_about_eight_and_the_page_shows_the_limit()
+{
+    const BOOKMARKS: usize = 300;
+    // Flat up to eight at once, then slower in proportion: the knee is at eight.
+    let (url, crowd) =
+        start_crowded_receiver(|n| Duration::from_millis(50).mul_f64((n as f64 / 8.0).max(1.0)))
+            .await;
+    let site = Site::new();
+    let (daemon, mut bridge) = start_daemon(webhook_config(&site, &url, "")).await;
+    publish_backlog(&site, &mut bridge, "v", "r1", BOOKMARKS).await;
+    crowd.all_answered(BOOKMARKS).await;
+    let most = crowd.most.load(Ordering::SeqCst);
+    assert!(
+        (6..=14).contains(&most),
+        "at most {most} requests at once, against a ceiling of 64"
+    );
+    let page = get_text(&format!("{}/integrations", web_base(&daemon))).await;
+    assert!(
+        page.contains("limit ") && page.contains(" ms"),
+        "the integrations page shows the lane's limit and latency: {page}"
     );
     daemon.shutdown().await;
 }

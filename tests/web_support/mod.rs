@@ -150,7 +150,11 @@ impl Site {
             tillmark::store::IntakeOutcome::Stored { seq, .. } => seq,
             other => panic!("not stored: {other:?}"),
         };
-        for job in store.claim_due(now, 60_000, 10, &[]).await.unwrap() {
+        for job in store
+            .claim_due(now, 60_000, &tillmark::store::Room::any(10))
+            .await
+            .unwrap()
+        {
             let made = Outcome::Made {
                 vendor_id: Some(format!("bm-{}", job.bookmark.device)),
                 detail: "created".into(),
@@ -176,6 +180,7 @@ impl Site {
                 "integrations",
             )),
             cameras: Default::default(),
+            lanes: Default::default(),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

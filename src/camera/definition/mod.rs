@@ -180,12 +180,63 @@ pub struct Definition {
     pub thumbnail: Option<Request>,
     pub max_name: Option<usize>,
     pub max_description: Option<usize>,
-    /// Requests per minute the vendor allows this camera system, all requests counted.
-    pub requests_per_minute: Option<u32>,
+    /// The rate the vendor allows this camera system, all requests counted.
+    pub rate_limit: Option<RateLimit>,
     /// How long to leave the vendor alone after a 429 that gives no `Retry-After` (Verkada: 5 s).
     pub cooldown: Option<Duration>,
     /// The file it came from, or `None` for one built into tillmark.
     pub source: Option<PathBuf>,
+}
+
+/// A vendor's published rate: so many requests a second, a minute or an hour (`rate_limit = "300/min"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub requests: u32,
+    pub per: Duration,
+}
+
+impl RateLimit {
+    /// Reads `N/s`, `N/min` or `N/h`, N a whole number from 1 to 1,000,000; anything else is refused with what
+    /// was expected.
+    pub fn parse(text: &str) -> Result<RateLimit, String> {
+        let expected = || {
+            format!(
+                "\"{text}\" is not a rate: write requests per second, minute or hour, like \"300/min\", \"10/s\" or \"5000/h\""
+            )
+        };
+        let (count, unit) = text.split_once('/').ok_or_else(expected)?;
+        let per = match unit {
+            "s" => Duration::from_secs(1),
+            "min" => Duration::from_secs(60),
+            "h" => Duration::from_secs(3600),
+            _ => return Err(expected()),
+        };
+        if count.is_empty() || !count.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(expected());
+        }
+        match count.parse::<u32>() {
+            Ok(requests) if (1..=1_000_000).contains(&requests) => Ok(RateLimit { requests, per }),
+            _ => Err(format!(
+                "\"{text}\": the number of requests must be between 1 and 1000000"
+            )),
+        }
+    }
+
+    /// Requests a second.
+    pub fn per_second(&self) -> f64 {
+        f64::from(self.requests) / self.per.as_secs_f64()
+    }
+}
+
+impl std::fmt::Display for RateLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let unit = match self.per.as_secs() {
+            1 => "s",
+            60 => "min",
+            _ => "h",
+        };
+        write!(f, "{}/{unit}", self.requests)
+    }
 }
 
 pub const DEFAULT_RETRY: [u16; 6] = [408, 429, 500, 502, 503, 504];
@@ -419,7 +470,7 @@ mod tests {
     fn verkada_is_paced_to_its_documented_limit_and_cooldown_and_mints_30_minute_tokens() {
         let set = load_all(Path::new("/nonexistent/integrations"));
         let def = &set.definitions["verkada-helix"];
-        assert_eq!(def.requests_per_minute, Some(300));
+        assert_eq!(def.rate_limit, RateLimit::parse("300/min").ok());
         assert_eq!(def.cooldown, Some(Duration::from_secs(5)));
         let Auth::Session(s) = &def.auth else {
             panic!("a minted token: {:?}", def.auth)
@@ -427,6 +478,66 @@ mod tests {
         assert_eq!(s.lifetime, Duration::from_secs(30 * 60));
         assert_eq!(s.header, "x-verkada-auth");
         assert_eq!(s.expired_status, [401]);
+    }
+
+    #[test]
+    fn a_rate_is_requests_per_second_minute_or_hour_and_anything_else_is_refused_with_an_example() {
+        for (text, requests, secs) in [
+            ("10/s", 10, 1),
+            ("300/min", 300, 60),
+            ("5000/h", 5000, 3600),
+        ] {
+            let rate = RateLimit::parse(text).unwrap();
+            assert_eq!((rate.requests, rate.per.as_secs()), (requests, secs));
+            assert_eq!(rate.to_string(), text);
+        }
+        assert_eq!(RateLimit::parse("300/min").unwrap().per_second(), 5.0);
+        for text in [
+            "300",
+            "300/m",
+            "300 / min",
+            "/min",
+            "-5/s",
+            "1.5/s",
+            "300/minute",
+            "",
+            "0/s",
+            "2000000/s",
+        ] {
+            assert!(RateLimit::parse(text).is_err(), "{text:?} was taken");
+        }
+        assert!(
+            RateLimit::parse("300/m")
+                .unwrap_err()
+                .contains("\"300/min\"")
+        );
+    }
+
+    #[test]
+    fn a_broken_rate_limit_and_the_old_requests_per_minute_are_reported_with_their_lines() {
+        let text = "name = \"acme\"\n[create]\nurl = \"x\"\n[limits]\nrate_limit = \"300 per minute\"\nrequests_per_minute = 300\n";
+        let errors = parse(text, "acme", None).unwrap_err();
+        let got: Vec<(usize, &str)> = errors
+            .iter()
+            .map(|e| (e.line.unwrap_or(0), e.path.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [(5, "limits.rate_limit"), (6, "limits.requests_per_minute")],
+            "{errors:#?}"
+        );
+        assert!(errors[0].message.contains("\"10/s\""), "{errors:?}");
+        assert!(
+            errors[1].message.contains("rate_limit = \"300/min\""),
+            "{errors:?}"
+        );
+        let def = parse(
+            "name = \"acme\"\n[create]\nurl = \"x\"\n[limits]\nrate_limit = \"10/s\"\n",
+            "acme",
+            None,
+        )
+        .unwrap();
+        assert_eq!(def.rate_limit.map(|r| r.per_second()), Some(10.0));
     }
 
     #[test]

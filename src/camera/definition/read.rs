@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::{
     Answer, Auth, Body, Create, DEFAULT_RETRY, Definition, Fallback, IdFrom, Lookup, Moment,
-    Request, Session, Setup, TokenFrom, is_valid_name,
+    RateLimit, Request, Session, Setup, TokenFrom, is_valid_name,
 };
 use crate::config::reader::{Doc, Table};
 
@@ -425,13 +425,25 @@ pub fn definition(doc: &Doc, top: &Table, name: &str, source: Option<&Path>) -> 
         r
     });
     let (mut max_name, mut max_description) = (None, None);
-    let (mut requests_per_minute, mut cooldown) = (None, None);
+    let (mut rate_limit, mut cooldown) = (None, None);
     if let Some(l) = top.opt_table("limits") {
         max_name = l.opt_int("name", 1..100_001).map(|n| n as usize);
         max_description = l.opt_int("description", 1..1_000_001).map(|n| n as usize);
-        requests_per_minute = l
-            .opt_int("requests_per_minute", 1..1_000_001)
-            .map(|n| n as u32);
+        rate_limit = l
+            .opt_str("rate_limit")
+            .and_then(|r| match RateLimit::parse(&r.value) {
+                Ok(rate) => Some(rate),
+                Err(e) => {
+                    doc.push(r.path, Some(r.line), e);
+                    None
+                }
+            });
+        if l.has("requests_per_minute") {
+            l.error(
+                "requests_per_minute",
+                "is now written as a rate: rate_limit = \"300/min\"",
+            );
+        }
         cooldown = l.opt_duration("cooldown").map(|m| m.as_std());
         l.finish();
     }
@@ -450,7 +462,7 @@ pub fn definition(doc: &Doc, top: &Table, name: &str, source: Option<&Path>) -> 
         thumbnail,
         max_name,
         max_description,
-        requests_per_minute,
+        rate_limit,
         cooldown,
         source: source.map(Path::to_path_buf),
     })
