@@ -1382,3 +1382,26 @@ async fn a_claim_takes_each_camera_systems_rows_up_to_its_own_room_and_leaves_th
             .is_empty()
     );
 }
+
+#[tokio::test]
+async fn reading_pages_holds_at_most_a_small_page_cache_on_each_index_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&url(&dir)).await.unwrap();
+    // Every connection the pool may open at once, held together so none is handed out twice.
+    let mut held = Vec::new();
+    for _ in 0..store.reader().options().get_max_connections() {
+        held.push(store.reader().acquire().await.unwrap());
+    }
+    for connection in &mut held {
+        let cache: i64 = sqlx::query_scalar("PRAGMA cache_size")
+            .fetch_one(&mut **connection)
+            .await
+            .unwrap();
+        // Negative: a size in KiB rather than in pages. SQLite's own default, -2000, held about 11 MB more after
+        // 150 page renders.
+        assert!(
+            (-512..0).contains(&cache),
+            "an index connection may cache {cache} (negative: KiB, else pages)"
+        );
+    }
+}
