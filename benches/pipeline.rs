@@ -204,7 +204,6 @@ body = '{"sent_us": {{ event.attributes.sent_us | tojson }}, "key": {{ key | toj
 [mqtt]
 url = "mqtt://127.0.0.1:{broker}"
 client_id = "tillmark-bench"
-{window}
 [database]
 url = "sqlite://{db}"
 [web]
@@ -245,9 +244,6 @@ registers = ["bench/limited"]
 "#,
         db = dir.join("bench.db").display(),
         defs = dir.join("integrations").display(),
-        window = std::env::var("RM")
-            .map(|v| format!("receive_maximum = {v}"))
-            .unwrap_or_default(),
     );
     let path = dir.join("tillmark.toml");
     std::fs::write(&path, text).unwrap();
@@ -478,10 +474,6 @@ async fn main() {
         Some(intake_rate / raw_rate),
     ));
 
-    if std::env::var("ONLY_INTAKE").is_ok() {
-        println!("intake {intake_rate:.0} raw {raw_rate:.0} peak {peak_rss:.0}");
-        return;
-    }
     // Bookmarks to each receiver: flagged events of one register, queued at once.
     let mut deliver = async |register: &str, seen: &Arc<Seen>, bookmarks: u64| {
         seen.take();

@@ -576,7 +576,8 @@ async fn reused_or_duplicate(
 
 /// Events written by one INSERT statement: one statement (and one trip to the database thread) for many rows is
 /// what lets a batch of thousands commit at the disk's pace rather than the statements'. 21 columns a row keep
-/// it far below SQLite's 32,766 bound variables.
+/// it far below SQLite's 32,766 bound variables. Only a full statement is kept prepared: each shorter one has
+/// its own text, and a cache of a hundred such programs (about a megabyte each) would hold the memory.
 const ROWS_PER_INSERT: usize = 256;
 
 /// The parts of an [`Intake::Event`] that are written.
@@ -637,7 +638,11 @@ async fn insert_events(
     });
     // RETURNING names rows in no particular order: they are matched back by (store, id).
     q.push(" ON CONFLICT (store, id) DO NOTHING RETURNING seq, store, id");
-    let inserted: Vec<(i64, String, String)> = q.build_query_as().fetch_all(&mut **tx).await?;
+    let inserted: Vec<(i64, String, String)> = q
+        .build_query_as()
+        .persistent(events.len() == ROWS_PER_INSERT)
+        .fetch_all(&mut **tx)
+        .await?;
     let mut seqs: HashMap<(String, String), i64> = inserted
         .into_iter()
         .map(|(seq, store, id)| ((store, id), seq))
@@ -677,7 +682,10 @@ async fn insert_events(
                 .push_bind(now_ms);
         });
         q.push(" ON CONFLICT (event_seq, system, device) DO NOTHING");
-        q.build().execute(&mut **tx).await?;
+        q.build()
+            .persistent(chunk.len() == ROWS_PER_INSERT)
+            .execute(&mut **tx)
+            .await?;
     }
     Ok(())
 }
