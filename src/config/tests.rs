@@ -477,7 +477,7 @@ fn each_mistake_comes_with_a_message_that_says_how_to_fix_it() {
     );
     assert_eq!(
         message("mqtt.retain"),
-        "unknown key; expected one of: client_cert, client_id, client_key, clients, embedded_listen, embedded_tls_cert, embedded_tls_key, password_env, tls_ca, topics, url, username"
+        "unknown key; expected one of: client_cert, client_id, client_key, clients, embedded_listen, embedded_tls_cert, embedded_tls_key, password_env, receive_maximum, tls_ca, topics, url, username"
     );
     assert_eq!(
         message("mqtt.url"),
