@@ -10,7 +10,6 @@
 //!
 //! Environment: `TILLMARK_BENCH_EVENTS` (default 5000) events to fill, `TILLMARK_BENCH_RENDERS` (default 150).
 
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -19,6 +18,10 @@ use std::time::{Duration, Instant};
 
 use tillmark::simulate::{SimulateOptions, run as simulate};
 use tokio_util::sync::CancellationToken;
+
+#[path = "support/process.rs"]
+mod process;
+use process::{free_port, rss_kib};
 
 const PASSWORD: &str = "a long benchmark password";
 const FILL_RATE: f64 = 1000.0;
@@ -35,25 +38,9 @@ fn env_number(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port on loopback")
-}
-
-/// The process's resident memory in MB (10^6 bytes, as the limits are stated), from /proc.
+/// The process's resident memory in MB (10^6 bytes, as the limits are stated).
 fn rss_mb(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map(|kib| kib * 1024.0 / 1e6)
-        .unwrap_or(f64::NAN)
+    rss_kib(pid) * 1024.0 / 1e6
 }
 
 /// Ends the daemon when the benchmark ends, however it ends.

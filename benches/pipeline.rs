@@ -14,7 +14,6 @@
 //!
 //! Prints figures; asserts nothing. Needs `mosquitto` and `mosquitto_sub` on the PATH.
 
-use std::net::TcpListener as StdListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,6 +28,10 @@ use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 mod sample_mosquitto;
 use sample_mosquitto::SampleMosquitto;
 
+#[path = "support/process.rs"]
+mod process;
+use process::{free_port, rss_kib};
+
 /// Every tenth event is a void (a bookmark); the rest are sales, as at a till.
 const FLAGGED_EVERY: u64 = 10;
 /// The daemon's `[delivery] concurrency`, the ceiling its adaptive limit may reach.
@@ -40,24 +43,8 @@ const LIMITED_RATE: f64 = 10.0;
 const STEADY_RATE: u64 = 2_500;
 const STEADY_SECONDS: u64 = 4;
 
-fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 fn rss_mib(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(f64::NAN)
+    rss_kib(pid) / 1024.0
 }
 
 fn percentile(sorted: &[u64], p: f64) -> u64 {
