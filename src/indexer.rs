@@ -14,9 +14,10 @@ use crate::store::Store;
 /// How far behind ingest the indexer looks: events stored within a tick are indexed together.
 const TICK: Duration = Duration::from_millis(250);
 
-/// Events a transaction indexes: one takes the single writer connection for about 100 ms (trigram and gram
-/// tokens cost some 60 µs an event), a wait ingest absorbs in one batch.
-pub const STEP: i64 = 1_500;
+/// Events a transaction indexes: one takes the single writer connection for about 30 ms (trigram and gram
+/// tokens cost some 60 µs an event), a wait that neither ingest nor delivery's claims notice; the fsync it adds
+/// is a few percent of the step.
+pub const STEP: i64 = 500;
 
 /// The rate of arrivals that means ingest is working through a burst (a chain's registers send a few hundred
 /// events a second at their busiest): every millisecond of the writer goes to ingest then.

@@ -2,9 +2,11 @@
 //!
 //! The limit starts at one. Time is cut into windows of one round trip (the baseline's mean latency). After a
 //! window whose answers were good, whose mean latency stayed flat (not above the baseline), and in which the
-//! lane used its whole limit, the limit grows by one. After a window with a timeout, a 5xx, a 429 or a 503, or
-//! whose mean latency rose above the baseline by more than its usual deviation allows, the limit shrinks to
-//! nine tenths (at least one less, never under one). The baseline is a moving average of the windows' means
+//! lane used its whole limit, the limit grows: it doubles until the first window of back-pressure or of
+//! latency clearly (a fifth) above the baseline (slow start, as TCP's), which halves it back to the last limit that was fine, so a lane reaches a fast
+//! system's ceiling in a few round trips rather than one per step; from then on it grows by one. After a window with a timeout, a 5xx, a 429 or a 503, or whose mean latency rose above the
+//! baseline by more than its usual deviation allows, the limit shrinks to nine tenths (at least one less,
+//! never under one), and slow start is over. The baseline is a moving average of the windows' means
 //! and of how far they stray from it. So a fast NVR on a LAN climbs to the configured ceiling, a receiver that
 //! slows under load settles where its latency starts to rise, and a failing one gets one request at a time
 //! until it answers again.
@@ -23,8 +25,15 @@ const EWMA_ALPHA: f64 = 0.4;
 const EWMA_ALPHA_LOADED: f64 = 0.05;
 /// How many deviations above the baseline a window's mean may go before it counts as rising latency.
 const DEVIATION_SCALE: f64 = 2.5;
-/// The least rise in latency, as a share of the baseline, that counts as rising; no more than this is flat.
+/// No more than this rise in latency, as a share of the baseline, is flat.
 const FLAT_FRACTION: f64 = 0.01;
+/// The least rise that counts as rising, as a share of the baseline and in absolute terms: a millisecond is
+/// scheduling noise on a busy host, and a twentieth the jitter of any network path, not a queue forming.
+const RISE_FRACTION: f64 = 0.05;
+const RISE_FLOOR: f64 = 0.001;
+/// The rise that ends slow start, as a share of the baseline: doubling past a system's knee raises its
+/// latency by far more.
+const SLOW_START_RISE_FRACTION: f64 = 0.2;
 /// What the limit is multiplied by on back-pressure or rising latency.
 const DECREASE_RATIO: f64 = 0.9;
 
@@ -79,6 +88,8 @@ pub struct Controller {
     baseline: Option<Baseline>,
     window: Window,
     window_ends: Instant,
+    /// Until the first window of load, the limit doubles where it would grow by one.
+    slow_start: bool,
 }
 
 impl Controller {
@@ -91,6 +102,7 @@ impl Controller {
             baseline: None,
             window: Window::default(),
             window_ends: now,
+            slow_start: true,
         }
     }
 
@@ -154,16 +166,41 @@ impl Controller {
         if now < self.window_ends || (self.window.answers == 0 && !self.window.overloaded) {
             return;
         }
+        // A doubling is judged by a whole limit's answers: the first back are those sent while few were in
+        // flight, and would call a window flat whose later requests already queue at the system.
+        if self.slow_start
+            && !self.window.overloaded
+            && self.window.reached_limit
+            && (self.window.answers as usize) < self.limit
+        {
+            return;
+        }
         let mean = (self.window.answers > 0)
             .then(|| self.window.latency_sum / f64::from(self.window.answers));
-        // Rising: beyond the baseline's usual deviation, or a hundredth of it, whichever is more. Flat: no more
-        // than that hundredth above the baseline, so steady answers measured to the nanosecond count as flat.
-        // In between the limit holds.
+        // Rising: beyond the baseline's usual deviation, a twentieth of it or a millisecond, whichever is more.
+        // Flat: no more than a hundredth above the baseline, so steady answers measured to the nanosecond count
+        // as flat. In between the limit holds.
         let tolerance = baseline.mean * FLAT_FRACTION;
+        let least_rise = (baseline.mean * RISE_FRACTION).max(RISE_FLOOR);
         let rising = mean.is_some_and(|m| {
-            m > baseline.mean + (DEVIATION_SCALE * baseline.deviation()).max(tolerance)
+            m > baseline.mean + (DEVIATION_SCALE * baseline.deviation()).max(least_rise)
         });
         let flat = mean.is_some_and(|m| m <= baseline.mean + tolerance);
+        // Slow start ends on back-pressure or a clear rise: a few samples' jitter would end it at the start.
+        let clearly_rising = mean.is_some_and(|m| {
+            m > baseline.mean
+                + (DEVIATION_SCALE * baseline.deviation())
+                    .max(baseline.mean * SLOW_START_RISE_FRACTION)
+                    .max(RISE_FLOOR)
+        });
+        if self.slow_start && (self.window.overloaded || clearly_rising) {
+            // The last doubling went past what the system takes: back to the limit before it, which was
+            // flat. The overshoot's latency is ours, not the system's usual, so the baseline does not take it.
+            self.slow_start = false;
+            self.limit = (self.limit / 2).max(1);
+            self.next_window(now);
+            return;
+        }
         if let Some(m) = mean {
             let alpha = if flat || self.limit == 1 {
                 EWMA_ALPHA
@@ -173,12 +210,18 @@ impl Controller {
             baseline.update(m, alpha);
             self.baseline = Some(baseline);
         }
-        if self.window.overloaded || rising {
+        if (self.window.overloaded || rising) && !self.slow_start {
             self.limit = ((self.limit as f64 * DECREASE_RATIO) as usize)
                 .min(self.limit - 1)
                 .max(1);
         } else if self.window.reached_limit && flat {
-            self.limit = (self.limit + 1).min(self.ceiling);
+            let grown = match self.slow_start {
+                true => self.limit * 2,
+                false => self.limit + 1,
+            };
+            self.limit = grown.min(self.ceiling);
+            // At the ceiling there is nothing left to find quickly.
+            self.slow_start &= self.limit < self.ceiling;
         }
         self.next_window(now);
     }
@@ -289,6 +332,42 @@ mod tests {
         });
         assert!(limits.iter().all(|(_, l)| *l <= 4));
         assert_eq!(pinned_run.limit(), 4);
+    }
+
+    #[test]
+    fn a_flat_receiver_takes_the_lane_to_its_ceiling_in_a_few_round_trips_and_slow_start_ends_at_the_first_sign_of_load()
+     {
+        let start = Instant::now();
+        let mut c = Controller::new(64, start);
+        let limits = simulate(&mut c, start, Duration::from_millis(200), |_, _| {
+            (20 * MS, true)
+        });
+        let at_ceiling = limits.iter().find(|(_, l)| *l == 64).unwrap().0;
+        assert!(
+            at_ceiling <= 200 * MS,
+            "64 reached after {at_ceiling:?}, ten round trips at most"
+        );
+
+        // One overloaded window: from then on the limit grows by one a window.
+        let mut c = Controller::new(64, start);
+        let limits = simulate(
+            &mut c,
+            start,
+            Duration::from_millis(400),
+            |in_flight, at| {
+                let refused = (80 * MS..100 * MS).contains(&at) && in_flight > 1;
+                (20 * MS, !refused)
+            },
+        );
+        let steps: Vec<usize> = limits
+            .windows(2)
+            .filter(|w| w[0].0 >= 100 * MS && w[1].1 > w[0].1)
+            .map(|w| w[1].1 - w[0].1)
+            .collect();
+        assert!(
+            !steps.is_empty() && steps.iter().all(|s| *s == 1),
+            "grew by {steps:?}"
+        );
     }
 
     #[test]

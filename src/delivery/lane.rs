@@ -16,6 +16,9 @@ use super::schedule::pause;
 use crate::camera::CameraSystem;
 use crate::camera::definition::RateLimit;
 
+/// Most rounds of its limit a lane holds claimed ahead of sending, however fast its system answers.
+const MAX_ROUNDS_AHEAD: usize = 32;
+
 /// When a camera system may be called again after it asked to slow down; shared by its lane's tasks.
 #[derive(Default)]
 pub struct Pace {
@@ -145,6 +148,42 @@ impl Lane {
         }
     }
 
+    /// How many more rows the lane would take from the outbox, holding `waiting` claimed and not yet sent,
+    /// when a claim takes `claim` to come back: enough to keep its limit busy until then (a fast system on a
+    /// LAN answers many times over while one claim is made durable), one turn ahead for a system with a
+    /// published rate, and none while its vendor's pause lasts.
+    pub fn wants(
+        &self,
+        now_ms: i64,
+        waiting: usize,
+        system: Option<&dyn CameraSystem>,
+        claim: Duration,
+    ) -> usize {
+        if self.pace.until() > now_ms {
+            return 0;
+        }
+        let state = self.state();
+        let limit = state.concurrency.limit();
+        let held = if system.and_then(|s| s.rate_limit()).is_some() {
+            limit + 1
+        } else {
+            let rounds = match state.concurrency.latency() {
+                Some(latency) if !latency.is_zero() => {
+                    (claim.as_secs_f64() / latency.as_secs_f64()).ceil() as usize
+                }
+                _ => 1,
+            };
+            limit * (1 + rounds.clamp(1, MAX_ROUNDS_AHEAD))
+        };
+        let want = held.saturating_sub(state.concurrency.in_flight() + waiting);
+        // A lane that still holds rows asks again once it can take half a limit, so claims come in batches
+        // rather than one durable transaction per answer.
+        match waiting > 0 && want < limit.div_ceil(2) {
+            true => 0,
+            false => want,
+        }
+    }
+
     /// One of its rows is being sent; hand the ticket back with its answer.
     pub fn start(&self, now: Instant) -> Ticket {
         let mut state = self.state();
@@ -189,6 +228,18 @@ impl Lanes {
             .entry(system.to_string())
             .or_insert_with(|| Arc::new(Lane::new(ceiling, now)))
             .clone()
+    }
+
+    /// When the first pause a vendor asked for ends, if any lane is paused (`now_ms` and `now` being the same
+    /// moment): its rows are claimed again from then.
+    pub fn next_resume(&self, now_ms: i64, now: Instant) -> Option<Instant> {
+        let until = self
+            .map()
+            .values()
+            .map(|l| l.pace.until())
+            .filter(|u| *u > now_ms)
+            .min()?;
+        Some(now + Duration::from_millis((until - now_ms) as u64))
     }
 
     pub fn all(&self) -> Vec<(String, Arc<Lane>)> {

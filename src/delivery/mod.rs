@@ -7,18 +7,24 @@
 //! and the row goes back with its attempt count and schedule step unchanged, so a rate-limited backlog flows
 //! at the rate the vendor allows.
 //! Each camera system has its own lane ([`lane`]): its concurrency found by how it answers, up to the
-//! configured ceiling ([`concurrency`]), and its vendor's published rate kept ([`rate`]). Rows are claimed only
-//! as far as each lane has room, so no row waits in memory on a busy system while holding a lease.
+//! configured ceiling ([`concurrency`]), and its vendor's published rate kept ([`rate`]). Each lane holds about
+//! one limit's worth of claimed rows beyond those in flight, so its next requests go out the moment answers
+//! come back rather than after a database round trip; a lane that cannot send (paused, or at its rate) is
+//! not claimed for, and rows held through a long pause go back to the outbox.
 
 mod concurrency;
 mod lane;
 mod rate;
 mod schedule;
 
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::Notify;
+use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -29,7 +35,7 @@ pub use schedule::next_delay;
 use crate::camera::{Cameras, Delivery};
 use crate::clock::now_ms;
 use crate::config::DeliveryConfig;
-use crate::store::{Finished, Job, Outcome, Room, Store};
+use crate::store::{Finished, Job, Outcome, Room, Store, StoreError};
 use concurrency::{Answer, Ticket};
 use lane::Lane;
 
@@ -53,8 +59,26 @@ pub struct Worker {
 
 /// Most attempts in flight across all camera systems; each system also has its own limit.
 const MAX_IN_FLIGHT: usize = 1024;
+/// Most rows held at once, in flight or claimed and waiting their lane's turn.
+const MAX_HELD: usize = 2 * MAX_IN_FLIGHT;
 /// Most rows claimed at once of camera systems no longer in the config; each gets its lane as it comes.
 const UNCONFIGURED: usize = 8;
+/// Longest a lane's pause may keep rows it has claimed; past it they go back to the outbox until it ends.
+const HOLD_THROUGH_PAUSE_MS: i64 = 10_000;
+
+/// Rows claimed by camera system, in the order they are due, waiting for their lane to have room.
+type Waiting = HashMap<String, VecDeque<Job>>;
+
+/// What a claim brought back: its rows, the systems it found fewer due rows of than it asked for, and when
+/// the next row of those is due.
+struct Claimed {
+    jobs: Vec<Job>,
+    short: Vec<String>,
+    next: Option<i64>,
+}
+
+/// A claim in progress.
+type Claim = Pin<Box<dyn Future<Output = Result<Claimed, StoreError>> + Send>>;
 
 impl Worker {
     pub async fn run(self, cancel: CancellationToken) {
@@ -62,74 +86,63 @@ impl Worker {
         let recorder = tokio::spawn(record(self.store.clone(), done_rx, self.wake.clone()));
         let mut tasks: JoinSet<()> = JoinSet::new();
         let this = Arc::new(self);
-        // Whether the last look claimed anything.
-        let mut flowing = false;
         for system in this.cameras.ids() {
             this.lanes
                 .lane(system, this.config.concurrency, Instant::now());
         }
+        // Claims run beside the sending: a lane's next rows are in hand before its current ones are answered,
+        // so a fast camera system never waits on the database, and one claim takes what many answers freed.
+        let mut waiting = Waiting::new();
+        let mut claim: Option<Claim> = None;
+        // Systems whose last claim came back short of what they asked: the outbox holds nothing due for them,
+        // so they are not asked again until something may have added some (a wake-up, or their next row
+        // coming due). An attempt ending gives its lane room, not rows.
+        let mut dry: HashSet<String> = HashSet::new();
+        // Whether the last claim found nothing at all, and whether anything happened since.
+        let mut found_nothing = true;
+        let mut poked = true;
+        let mut next_due: Option<Instant> = None;
+        // How long a claim takes to come back, made durable: how far ahead each lane claims.
+        let mut claim_time = Duration::from_millis(5);
+        let mut claim_began = Instant::now();
         loop {
             if cancel.is_cancelled() {
                 break;
             }
             let now = now_ms();
             let instant = Instant::now();
-            // Each lane takes what it has room for now; one held by its vendor's pause or rate is left out of
-            // the claim, and looked at again when that ends.
-            let mut free = MAX_IN_FLIGHT.saturating_sub(tasks.len());
-            let mut room = Room::default();
-            let mut skip = Vec::new();
-            let mut look_again: Option<Instant> = None;
-            for (system, lane) in this.lanes.all() {
-                let (n, again) =
-                    lane.room(now, instant, this.cameras.get(&system).map(|c| c.as_ref()));
-                let n = n.min(free);
-                free -= n;
-                if n == 0 {
-                    skip.push(system.clone());
-                }
-                look_again = look_again.into_iter().chain(again).min();
-                room.systems.push((system, n));
+            let look_again = this.send_waiting(&mut waiting, &mut tasks, &done_tx, now, instant);
+            // Looking for rows of systems no longer configured reads past every configured system's due
+            // rows: only when the outbox had nothing else and something has changed.
+            let others = found_nothing && poked;
+            if claim.is_none()
+                && let Some(room) = this.room(&waiting, tasks.len(), now, &dry, others, claim_time)
+            {
+                poked = false;
+                claim_began = instant;
+                let store = this.store.clone();
+                claim = Some(Box::pin(async move {
+                    let jobs = store.claim_due(now, LEASE_MS, &room).await?;
+                    let short = room.short(&jobs);
+                    // When the next row is due of a system that came back short; the others have rows due now,
+                    // or no room to take them.
+                    let next = match short.is_empty() {
+                        true => None,
+                        false => {
+                            let skip: Vec<String> = room
+                                .systems
+                                .iter()
+                                .map(|(s, _)| s)
+                                .filter(|s| !short.contains(s))
+                                .cloned()
+                                .collect();
+                            store.next_due_ms(&skip).await.unwrap_or_default()
+                        }
+                    };
+                    Ok(Claimed { jobs, short, next })
+                }));
             }
-            // Looking for them reads past every configured system's due rows: not while a backlog is flowing.
-            if !flowing {
-                room.others = free.min(UNCONFIGURED);
-            }
-            let claimed = match this.store.claim_due(now, LEASE_MS, &room).await {
-                Ok(jobs) => {
-                    let claimed = jobs.len();
-                    for job in jobs {
-                        let lane =
-                            this.lanes
-                                .lane(&job.bookmark.system, this.config.concurrency, instant);
-                        // Counted from now, after the claim: the request goes out next, not when the loop began.
-                        let ticket = lane.start(Instant::now());
-                        let this = this.clone();
-                        let done = done_tx.clone();
-                        tasks.spawn(async move {
-                            let _ = done.send(this.attempt(job, &lane, ticket).await);
-                        });
-                    }
-                    claimed
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "Could not read the bookmark outbox; trying again in a second.");
-                    tokio::select! {
-                        _ = cancel.cancelled() => break,
-                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                    }
-                    continue;
-                }
-            };
-            while tasks.try_join_next().is_some() {}
-            flowing = claimed > 0;
-            if flowing {
-                continue;
-            }
-            // Sleep until the next row of a lane with room is due, a held lane may go again, or an attempt ends.
-            let due: Option<i64> = this.store.next_due_ms(&skip).await.unwrap_or_default();
-            let due = due.map(|at| instant + Duration::from_millis((at - now).max(0) as u64));
-            let wake_at = [due, look_again]
+            let wake_at = [next_due, look_again, this.lanes.next_resume(now, instant)]
                 .into_iter()
                 .flatten()
                 .min()
@@ -137,11 +150,56 @@ impl Worker {
                 .min(instant + IDLE_POLL);
             tokio::select! {
                 _ = cancel.cancelled() => break,
-                _ = this.wake.notified() => {}
-                _ = tokio::time::sleep_until(wake_at) => {}
-                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+                claimed = async { claim.as_mut().expect("guarded").await }, if claim.is_some() => {
+                    claim = None;
+                    match claimed {
+                        Ok(Claimed { jobs, short, next }) => {
+                            found_nothing = jobs.is_empty();
+                            if !found_nothing {
+                                claim_time = (claim_time * 3 + claim_began.elapsed()) / 4;
+                            }
+                            dry.extend(short);
+                            let next = next.map(|at| instant + Duration::from_millis((at - now).max(0) as u64));
+                            next_due = next_due.into_iter().chain(next).min();
+                            for job in jobs {
+                                waiting.entry(job.bookmark.system.clone()).or_default().push_back(job);
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "Could not read the bookmark outbox; trying again in a second.");
+                            tokio::select! {
+                                _ = cancel.cancelled() => break,
+                                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                            }
+                        }
+                    }
+                }
+                _ = this.wake.notified() => {
+                    dry.clear();
+                    next_due = None;
+                    poked = true;
+                }
+                _ = tokio::time::sleep_until(wake_at) => {
+                    dry.clear();
+                    next_due = None;
+                    poked = true;
+                }
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => poked = true,
+            }
+            while tasks.try_join_next().is_some() {}
+        }
+        // Rows claimed and not sent go back whole, so a restart neither waits out their lease nor doubts them.
+        if let Some(claim) = claim.take()
+            && let Ok(Claimed { jobs, .. }) = claim.await
+        {
+            for job in jobs {
+                waiting
+                    .entry(job.bookmark.system.clone())
+                    .or_default()
+                    .push_back(job);
             }
         }
+        give_back(waiting.drain().flat_map(|(_, q)| q), &done_tx, now_ms());
         if !tasks.is_empty() {
             tracing::info!(
                 in_flight = tasks.len(),
@@ -162,6 +220,77 @@ impl Worker {
         if let Err(e) = recorder.await {
             tracing::error!(error = %e, "The delivery recorder ended abnormally.");
         }
+    }
+
+    /// Sends each lane's waiting rows as far as it has room, and gives back those of a lane paused for long.
+    /// Returns when to look again at a lane held by its vendor's pause or rate.
+    fn send_waiting(
+        self: &Arc<Self>,
+        waiting: &mut Waiting,
+        tasks: &mut JoinSet<()>,
+        done: &UnboundedSender<Finished>,
+        now: i64,
+        instant: Instant,
+    ) -> Option<Instant> {
+        let mut look_again: Option<Instant> = None;
+        for (system, queue) in waiting.iter_mut() {
+            let lane = self.lanes.lane(system, self.config.concurrency, instant);
+            if lane.pace.until() > now + HOLD_THROUGH_PAUSE_MS {
+                give_back(queue.drain(..), done, now);
+                continue;
+            }
+            let camera = self.cameras.get(system).map(|c| c.as_ref());
+            while !queue.is_empty() && tasks.len() < MAX_IN_FLIGHT {
+                let (n, again) = lane.room(now, instant, camera);
+                if n == 0 {
+                    look_again = look_again.into_iter().chain(again).min();
+                    break;
+                }
+                let n = n.min(queue.len()).min(MAX_IN_FLIGHT - tasks.len());
+                for job in queue.drain(..n) {
+                    // Counted from now: the request goes out next.
+                    let ticket = lane.start(Instant::now());
+                    let (this, lane, done) = (self.clone(), lane.clone(), done.clone());
+                    tasks.spawn(async move {
+                        let _ = done.send(this.attempt(job, &lane, ticket).await);
+                    });
+                }
+            }
+        }
+        waiting.retain(|_, queue| !queue.is_empty());
+        look_again
+    }
+
+    /// What the next claim asks for: each lane what it wants beyond the rows it holds, except lanes whose
+    /// system has nothing due, and with `others`, a few rows of systems no longer configured. None when
+    /// nothing is to be asked.
+    fn room(
+        &self,
+        waiting: &Waiting,
+        in_flight: usize,
+        now: i64,
+        dry: &HashSet<String>,
+        others: bool,
+        claim_time: Duration,
+    ) -> Option<Room> {
+        let held = in_flight + waiting.values().map(VecDeque::len).sum::<usize>();
+        let mut free = MAX_HELD.saturating_sub(held);
+        let mut room = Room::default();
+        for (system, lane) in self.lanes.all() {
+            let queued = waiting.get(&system).map_or(0, VecDeque::len);
+            let camera = self.cameras.get(&system).map(|c| c.as_ref());
+            let n = match dry.contains(&system) {
+                true => 0,
+                false => lane.wants(now, queued, camera, claim_time).min(free),
+            };
+            free -= n;
+            room.systems.push((system, n));
+        }
+        if others {
+            room.others = free.min(UNCONFIGURED);
+        }
+        let any = room.others > 0 || room.systems.iter().any(|(_, n)| *n > 0);
+        any.then_some(room)
     }
 
     /// One attempt; its answer moves the lane's concurrency, and a vendor asking to wait pauses the lane.
@@ -250,6 +379,17 @@ impl Worker {
     }
 }
 
+/// Hands claimed rows that were never sent back to the outbox as they were.
+fn give_back(jobs: impl IntoIterator<Item = Job>, done: &UnboundedSender<Finished>, now: i64) {
+    for job in jobs {
+        let _ = done.send(Finished {
+            bookmark_id: job.bookmark.id,
+            outcome: Outcome::Unsent,
+            at_ms: now,
+        });
+    }
+}
+
 /// A wait for the history, as people read it: `2 s`, `0.5 s`.
 fn seconds(ms: i64) -> String {
     let secs = ms.max(0) as f64 / 1000.0;
@@ -281,10 +421,13 @@ async fn record(
         // checked on the camera system before anything is created again.
         for _ in 0..10 {
             match store.finish(&batch).await {
-                Ok(()) => {
-                    // Due times changed: a retry is rescheduled, a lease is released, and a made bookmark may
-                    // have pulled its system's waiting rows forward (the store's recovery rule). Look again.
-                    wake.notify_one();
+                Ok(sooner) => {
+                    // Due times changed: a retry rescheduled, a claim given back, or a made bookmark pulling its
+                    // system's waiting rows forward (the store's recovery rule). Look again; bookmarks only
+                    // made change nothing there.
+                    if sooner {
+                        wake.notify_one();
+                    }
                     break;
                 }
                 Err(e) => {

@@ -275,6 +275,22 @@ pub struct Room {
 }
 
 impl Room {
+    /// The listed systems of which `claimed` holds fewer rows than were asked for: nothing more is due there.
+    pub fn short(&self, claimed: &[Job]) -> Vec<String> {
+        self.systems
+            .iter()
+            .filter(|(system, n)| {
+                *n > 0
+                    && claimed
+                        .iter()
+                        .filter(|j| &j.bookmark.system == system)
+                        .count()
+                        < *n
+            })
+            .map(|(system, _)| system.clone())
+            .collect()
+    }
+
     /// Up to `n` rows, of any camera systems.
     pub fn any(n: usize) -> Room {
         Room {
@@ -307,6 +323,10 @@ pub enum Outcome {
     Failed {
         error: String,
     },
+    /// Claimed but never sent (the worker stopped, or the row's camera system paused for longer than a claim
+    /// should be held): the claim is given back whole, as if it had not been made, and nothing goes to the
+    /// row's history.
+    Unsent,
 }
 
 /// The end of one attempt, to record.
@@ -360,8 +380,9 @@ pub trait Store: Accounts + AuditLog + Cases + DeadLetterStore + Send + Sync + '
 
     /// Records the ends of attempts, releasing their leases, in one transaction. A bookmark made on a camera
     /// system makes that system's rows waiting after failures due now: it answers again. A paced row gives back
-    /// the attempt its claim counted.
-    async fn finish(&self, results: &[Finished]) -> Result<(), StoreError>;
+    /// the attempt its claim counted. Says whether any row got a new due time (given back, rescheduled, paced,
+    /// or pulled forward), which the outbox's reader wants to know; made and failed rows are done.
+    async fn finish(&self, results: &[Finished]) -> Result<bool, StoreError>;
 
     /// Makes the bookmarks of these camera systems that wait after a failure due now, for when what failed
     /// them is fixed (a definition appeared or changed).

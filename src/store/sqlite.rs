@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
 };
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 
@@ -580,6 +581,20 @@ async fn reused_or_duplicate(
 /// its own text, and a cache of a hundred such programs (about a megabyte each) would hold the memory.
 const ROWS_PER_INSERT: usize = 256;
 
+/// Runs one statement built for `rows` rows: only full chunks keep a prepared statement, since each shorter
+/// count is a text of its own that would sit in the connection's cache.
+async fn run_chunk(
+    mut q: QueryBuilder<'_, Sqlite>,
+    rows: usize,
+    conn: &mut SqliteConnection,
+) -> Result<(), sqlx::Error> {
+    q.build()
+        .persistent(rows == ROWS_PER_INSERT)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 /// The parts of an [`Intake::Event`] that are written.
 struct EventRow<'a> {
     event: &'a Event,
@@ -893,87 +908,131 @@ impl Store for SqliteStore {
         Ok(jobs)
     }
 
-    async fn finish(&self, results: &[Finished]) -> Result<(), StoreError> {
+    async fn finish(&self, results: &[Finished]) -> Result<bool, StoreError> {
         let mut tx = self.writer.begin().await?;
-        for Finished {
-            bookmark_id,
-            outcome,
-            at_ms: now_ms,
-        } in results
-        {
-            let (label, detail) = match outcome {
-                Outcome::Made {
-                    vendor_id,
-                    detail,
-                    made_as,
-                } => {
-                    sqlx::query(
-                        "UPDATE bookmarks SET state = 'made', vendor_id = ?, made_as = ?, made_ms = ?, updated_ms = ?, \
-                         in_flight = 0, maybe_created = 0, claimed_until_ms = NULL, last_error = NULL WHERE id = ?",
-                    )
-                    .bind(vendor_id)
-                    .bind(made_as)
-                    .bind(now_ms)
-                    .bind(now_ms)
-                    .bind(bookmark_id)
-                    .execute(&mut *tx)
-                    .await?;
-                    ("made", detail)
-                }
-                Outcome::Retry {
+        // One statement per kind of outcome and chunk of rows, not two per row: a batch of hundreds of
+        // outcomes takes the writer for a few statements, so claims and ingest do not queue behind it.
+        let of = |kind: fn(&Outcome) -> bool| -> Vec<&Finished> {
+            results.iter().filter(|f| kind(&f.outcome)).collect()
+        };
+        for chunk in of(|o| matches!(o, Outcome::Unsent)).chunks(ROWS_PER_INSERT) {
+            // Never sent: the claim's attempt and in_flight are taken back; maybe_created keeps what the claim
+            // found.
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "UPDATE bookmarks SET attempts = MAX(attempts - 1, 0), in_flight = 0, claimed_until_ms = NULL \
+                 WHERE id IN (",
+            );
+            let mut ids = q.separated(", ");
+            for f in chunk {
+                ids.push_bind(f.bookmark_id);
+            }
+            q.push(")");
+            run_chunk(q, chunk.len(), &mut tx).await?;
+        }
+        for chunk in of(|o| matches!(o, Outcome::Made { .. })).chunks(ROWS_PER_INSERT) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "UPDATE bookmarks SET state = 'made', vendor_id = v.column2, made_as = v.column3, made_ms = v.column4, \
+                 updated_ms = v.column4, in_flight = 0, maybe_created = 0, claimed_until_ms = NULL, last_error = NULL \
+                 FROM (",
+            );
+            q.push_values(chunk, |mut row, f| {
+                let Outcome::Made {
+                    vendor_id, made_as, ..
+                } = &f.outcome
+                else {
+                    unreachable!("filtered")
+                };
+                row.push_bind(f.bookmark_id)
+                    .push_bind(vendor_id)
+                    .push_bind(made_as)
+                    .push_bind(f.at_ms);
+            });
+            q.push(") AS v WHERE bookmarks.id = v.column1");
+            run_chunk(q, chunk.len(), &mut tx).await?;
+        }
+        for chunk in of(|o| matches!(o, Outcome::Retry { .. })).chunks(ROWS_PER_INSERT) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "UPDATE bookmarks SET next_attempt_ms = v.column2, last_error = v.column3, maybe_created = v.column4, \
+                 in_flight = 0, claimed_until_ms = NULL, updated_ms = v.column5 FROM (",
+            );
+            q.push_values(chunk, |mut row, f| {
+                let Outcome::Retry {
                     at_ms,
                     error,
                     maybe_created,
-                } => {
-                    sqlx::query(
-                        "UPDATE bookmarks SET next_attempt_ms = ?, last_error = ?, maybe_created = ?, in_flight = 0, \
-                         claimed_until_ms = NULL, updated_ms = ? WHERE id = ?",
-                    )
-                    .bind(at_ms)
-                    .bind(error)
-                    .bind(maybe_created)
-                    .bind(now_ms)
-                    .bind(bookmark_id)
-                    .execute(&mut *tx)
-                    .await?;
-                    ("retry", error)
-                }
-                Outcome::Paced { at_ms, note } => {
-                    // The claim counted an attempt and set in_flight; the vendor turned the request away
-                    // unread, so neither stands. maybe_created keeps what earlier attempts left.
-                    sqlx::query(
-                        "UPDATE bookmarks SET next_attempt_ms = ?, last_error = ?, attempts = MAX(attempts - 1, 0), \
-                         in_flight = 0, claimed_until_ms = NULL, updated_ms = ? WHERE id = ?",
-                    )
-                    .bind(at_ms)
-                    .bind(note)
-                    .bind(now_ms)
-                    .bind(bookmark_id)
-                    .execute(&mut *tx)
-                    .await?;
-                    ("paced", note)
-                }
-                Outcome::Failed { error } => {
-                    sqlx::query(
-                        "UPDATE bookmarks SET state = 'failed', last_error = ?, in_flight = 0, \
-                         claimed_until_ms = NULL, updated_ms = ? WHERE id = ?",
-                    )
-                    .bind(error)
-                    .bind(now_ms)
-                    .bind(bookmark_id)
-                    .execute(&mut *tx)
-                    .await?;
-                    ("failed", error)
-                }
-            };
-            sqlx::query("INSERT INTO bookmark_attempts (bookmark_id, at_ms, outcome, detail) VALUES (?, ?, ?, ?)")
-                .bind(bookmark_id)
-                .bind(now_ms)
-                .bind(label)
-                .bind(detail)
-                .execute(&mut *tx)
-                .await?;
+                } = &f.outcome
+                else {
+                    unreachable!("filtered")
+                };
+                row.push_bind(f.bookmark_id)
+                    .push_bind(at_ms)
+                    .push_bind(error)
+                    .push_bind(maybe_created)
+                    .push_bind(f.at_ms);
+            });
+            q.push(") AS v WHERE bookmarks.id = v.column1");
+            run_chunk(q, chunk.len(), &mut tx).await?;
         }
+        for chunk in of(|o| matches!(o, Outcome::Paced { .. })).chunks(ROWS_PER_INSERT) {
+            // The claim counted an attempt and set in_flight; the vendor turned the request away unread, so
+            // neither stands. maybe_created keeps what earlier attempts left.
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "UPDATE bookmarks SET next_attempt_ms = v.column2, last_error = v.column3, \
+                 attempts = MAX(attempts - 1, 0), in_flight = 0, claimed_until_ms = NULL, updated_ms = v.column4 \
+                 FROM (",
+            );
+            q.push_values(chunk, |mut row, f| {
+                let Outcome::Paced { at_ms, note } = &f.outcome else {
+                    unreachable!("filtered")
+                };
+                row.push_bind(f.bookmark_id)
+                    .push_bind(at_ms)
+                    .push_bind(note)
+                    .push_bind(f.at_ms);
+            });
+            q.push(") AS v WHERE bookmarks.id = v.column1");
+            run_chunk(q, chunk.len(), &mut tx).await?;
+        }
+        for chunk in of(|o| matches!(o, Outcome::Failed { .. })).chunks(ROWS_PER_INSERT) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "UPDATE bookmarks SET state = 'failed', last_error = v.column2, in_flight = 0, \
+                 claimed_until_ms = NULL, updated_ms = v.column3 FROM (",
+            );
+            q.push_values(chunk, |mut row, f| {
+                let Outcome::Failed { error } = &f.outcome else {
+                    unreachable!("filtered")
+                };
+                row.push_bind(f.bookmark_id)
+                    .push_bind(error)
+                    .push_bind(f.at_ms);
+            });
+            q.push(") AS v WHERE bookmarks.id = v.column1");
+            run_chunk(q, chunk.len(), &mut tx).await?;
+        }
+        // Every attempt's line in the row's history; a claim given back unsent was no attempt.
+        for chunk in of(|o| !matches!(o, Outcome::Unsent)).chunks(ROWS_PER_INSERT) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO bookmark_attempts (bookmark_id, at_ms, outcome, detail) ",
+            );
+            q.push_values(chunk, |mut row, f| {
+                let (label, detail) = match &f.outcome {
+                    Outcome::Made { detail, .. } => ("made", detail),
+                    Outcome::Retry { error, .. } => ("retry", error),
+                    Outcome::Paced { note, .. } => ("paced", note),
+                    Outcome::Failed { error } => ("failed", error),
+                    Outcome::Unsent => unreachable!("filtered"),
+                };
+                row.push_bind(f.bookmark_id)
+                    .push_bind(f.at_ms)
+                    .push_bind(label)
+                    .push_bind(detail);
+            });
+            run_chunk(q, chunk.len(), &mut tx).await?;
+        }
+        // Rows given back, rescheduled or paced have a new due time; made and failed ones are done.
+        let mut sooner = results
+            .iter()
+            .any(|f| !matches!(f.outcome, Outcome::Made { .. } | Outcome::Failed { .. }));
         // A bookmark made means its camera system answers again: what waits there after failures goes now,
         // rather than each row sleeping out its own backoff.
         let mut made_ids: Vec<i64> = Vec::new();
@@ -995,10 +1054,10 @@ impl Store for SqliteStore {
                 list.push_bind(*id);
             }
             q.push("))");
-            q.build().execute(&mut *tx).await?;
+            sooner |= q.build().execute(&mut *tx).await?.rows_affected() > 0;
         }
         tx.commit().await?;
-        Ok(())
+        Ok(sooner)
     }
 
     async fn expedite(&self, systems: &[String], now_ms: i64) -> Result<u64, StoreError> {

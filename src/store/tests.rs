@@ -1004,6 +1004,65 @@ async fn a_paced_bookmark_keeps_its_attempt_count_and_what_earlier_attempts_left
 }
 
 #[tokio::test]
+async fn a_claim_given_back_unsent_is_claimable_at_once_as_before_and_leaves_no_history() {
+    let seeded = seed(
+        &[event("u-1", "void", 0, json!({}))],
+        &[("u-1", &["cam-a"])],
+    )
+    .await;
+    let store = &seeded.store;
+    let claim = |at: i64| async move { store.claim_due(at, 60_000, &Room::any(10)).await.unwrap() };
+    let give_back = |id: i64, at_ms: i64| async move {
+        let done = Finished {
+            bookmark_id: id,
+            outcome: Outcome::Unsent,
+            at_ms,
+        };
+        assert!(
+            store.finish(&[done]).await.unwrap(),
+            "due again: the outbox's reader is told"
+        );
+    };
+
+    let first = claim(NOW_MS).await.remove(0);
+    let id = first.bookmark.id;
+    give_back(id, NOW_MS).await;
+    let again = claim(NOW_MS).await;
+    assert_eq!(again.len(), 1, "claimable at once, not after the lease");
+    assert_eq!(
+        again[0].bookmark.attempts, 1,
+        "the unsent claim counted nothing"
+    );
+    assert!(!again[0].maybe_created, "nothing was sent");
+
+    // That claim's worker died mid-request: the next claim doubts it, and giving that claim back keeps the doubt.
+    let after_lease = claim(NOW_MS + 60_000).await.remove(0);
+    assert!(after_lease.maybe_created);
+    give_back(id, NOW_MS + 60_000).await;
+    let last = claim(NOW_MS + 60_000).await.remove(0);
+    assert_eq!(last.bookmark.attempts, 2);
+    assert!(
+        last.maybe_created,
+        "the dead worker's request may have reached the camera system"
+    );
+    assert!(store.attempts(id).await.unwrap().is_empty());
+
+    let made = Finished {
+        bookmark_id: id,
+        outcome: Outcome::Made {
+            vendor_id: None,
+            detail: "201".into(),
+            made_as: None,
+        },
+        at_ms: NOW_MS + 60_000,
+    };
+    assert!(
+        !store.finish(&[made]).await.unwrap(),
+        "a bookmark made, nothing waiting after failures: no row is due sooner"
+    );
+}
+
+#[tokio::test]
 async fn one_batch_holding_an_event_its_copy_and_a_forgery_of_its_id_stores_the_first_and_tells_the_others_apart()
  {
     let seeded = seed(&[], &[]).await;

@@ -347,11 +347,20 @@ async fn a_receiver_that_slows_beyond_eight_at_once_gets_about_eight_and_the_pag
     let site = Site::new();
     let (daemon, mut bridge) = start_daemon(webhook_config(&site, &url, "")).await;
     publish_backlog(&site, &mut bridge, "v", "r1", BOOKMARKS).await;
+    // Slow start doubles the limit until the latency clearly rises: once past the knee, and no further.
+    crowd.all_answered(BOOKMARKS / 3).await;
+    let peak = crowd
+        .most
+        .swap(crowd.in_flight.load(Ordering::SeqCst), Ordering::SeqCst);
+    assert!(
+        (8..=18).contains(&peak),
+        "{peak} requests at once while finding the knee"
+    );
     crowd.all_answered(BOOKMARKS).await;
     let most = crowd.most.load(Ordering::SeqCst);
     assert!(
         (6..=14).contains(&most),
-        "at most {most} requests at once, against a ceiling of 64"
+        "settled at most {most} requests at once, against a ceiling of 64"
     );
     let page = get_text(&format!("{}/integrations", web_base(&daemon))).await;
     assert!(
