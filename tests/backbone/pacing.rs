@@ -369,3 +369,47 @@ async fn a_receiver_that_slows_beyond_eight_at_once_gets_about_eight_and_the_pag
     );
     daemon.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemon_stopping_gives_back_the_rows_it_claimed_ahead_and_after_a_restart_each_goes_once()
+{
+    const BOOKMARKS: usize = 40;
+    let (url, crowd) = start_crowded_receiver(|_| Duration::from_millis(200)).await;
+    let site = Site::new();
+    let config = webhook_config(&site, &url, "");
+    let (daemon, mut bridge) = start_daemon(config.clone()).await;
+    publish_backlog(&site, &mut bridge, "v", "r1", BOOKMARKS).await;
+    // The lane has grown past one and holds rows claimed ahead of its requests.
+    crowd.all_answered(3).await;
+    daemon.shutdown().await;
+
+    // What was claimed and never sent is as it was before the claim: no attempt counted, no lease to wait out,
+    // no doubt that would make the next attempt look for a bookmark first.
+    let pool = sqlx::SqlitePool::connect(&site.db_url()).await.unwrap();
+    let waiting: Vec<(i64, i64, bool, Option<i64>)> = sqlx::query_as(
+        "SELECT attempts, in_flight, maybe_created, claimed_until_ms FROM bookmarks WHERE state = 'pending'",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    assert!(!waiting.is_empty(), "the stop came mid-backlog");
+    assert!(
+        waiting.iter().all(|row| *row == (0, 0, false, None)),
+        "rows waiting after the stop (attempts, in flight, maybe created, lease): {waiting:?}"
+    );
+
+    let (daemon, _bridge) = start_daemon(config).await;
+    let events = settled_events(&daemon, BOOKMARKS).await;
+    for bookmarks in events.values() {
+        assert_eq!(bookmarks.len(), 1);
+        assert_eq!(bookmarks[0]["state"], "made", "{}", bookmarks[0]);
+        assert_eq!(bookmarks[0]["attempts"], 1, "{}", bookmarks[0]);
+    }
+    assert_eq!(
+        crowd.answered.load(Ordering::SeqCst),
+        BOOKMARKS,
+        "each bookmark sent once across both runs"
+    );
+    daemon.shutdown().await;
+}
