@@ -68,6 +68,9 @@ pub struct Ingest {
 /// client's maximum, and one that sent it anyway would fail the connection on every redelivery, stopping
 /// intake for good. What bounds memory is the broker's own packet size limit.
 const MAX_INCOMING_PACKET: u32 = 268_435_460;
+
+/// Packet ids the MQTT client may have outstanding for what it sends: subscriptions only.
+const OUTGOING_IDS: u16 = 16;
 /// How long the broker keeps our session (subscription and queued messages) while we are away: the
 /// protocol's "never expires", as MQTT 3.1.1's persistent sessions did. The broker's own limits
 /// (`max_queued_messages`, `persistent_client_expiration`) still apply; the README's sample configs set them.
@@ -147,7 +150,11 @@ fn connect(
         .set_receive_maximum(Some(config.mqtt.receive_maximum))
         .set_manual_acks(true)
         .set_keep_alive(Duration::from_secs(30))
-        .set_max_packet_size(Some(MAX_INCOMING_PACKET));
+        .set_max_packet_size(Some(MAX_INCOMING_PACKET))
+        // The client keeps a slot per outgoing packet id up to this limit, allocated at start: its default,
+        // 65,535 slots for publishes, held some 13 MB from start to stop. The daemon publishes nothing; only
+        // subscriptions take packet ids.
+        .set_outgoing_inflight_upper_limit(OUTGOING_IDS);
     // The config holds TLS settings exactly when the url is mqtts://.
     let tls = config.mqtt.tls.clone().filter(|_| broker.tls);
     if let Some(tls) = &tls {
