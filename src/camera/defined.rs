@@ -467,18 +467,35 @@ impl CameraSystem for Defined {
                 maybe_created: job.maybe_created,
             };
         };
+        // What the vendor said leaves here only with the system's secrets blanked: it is stored, logged and
+        // shown. An earlier attempt's uncertainty stands until a lookup or a create settles it.
+        let redact = |text: String| self.wire.redact(&text);
         match self.attempt(&def, job).await {
-            // An earlier attempt's uncertainty stands until a lookup or a create settles it.
+            Delivery::Made {
+                vendor_id,
+                detail,
+                made_as,
+            } => Delivery::Made {
+                vendor_id,
+                detail: redact(detail),
+                made_as,
+            },
             Delivery::Retry {
                 error,
                 retry_after,
                 maybe_created,
             } => Delivery::Retry {
-                error,
+                error: redact(error),
                 retry_after,
                 maybe_created: maybe_created || job.maybe_created,
             },
-            other => other,
+            Delivery::Paced { wait, note } => Delivery::Paced {
+                wait,
+                note: redact(note),
+            },
+            Delivery::Failed { error } => Delivery::Failed {
+                error: redact(error),
+            },
         }
     }
 
@@ -491,6 +508,13 @@ impl CameraSystem for Defined {
     }
 
     async fn thumbnail(&self, job: &Job) -> Result<Option<Thumbnail>, String> {
+        self.still(job).await.map_err(|e| self.wire.redact(&e))
+    }
+}
+
+impl Defined {
+    /// The thumbnail, its error still as the vendor worded it.
+    async fn still(&self, job: &Job) -> Result<Option<Thumbnail>, String> {
         let Some(def) = self.integrations.get(&self.name) else {
             return Ok(None);
         };

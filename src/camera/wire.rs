@@ -259,8 +259,20 @@ impl Wire {
         if let Some(r) = self.refresh_token.lock().ok().and_then(|r| r.clone()) {
             out.push(r);
         }
-        out.retain(|s| s.len() >= 4);
+        // Basic auth sends the pair, so a vendor echoing its header echoes the pair's base64.
+        if let (Some(user), Some(password)) = (&self.system.username, &self.system.password) {
+            out.push(format!("{user}:{}", password.expose()));
+        }
         out
+    }
+
+    /// `text` from or about the camera system with every secret it holds blanked, in any form the vendor may
+    /// echo it in (see [`crate::secret::redact`]): what the vendor says goes to the database, the log, the
+    /// pages and the CLI.
+    pub fn redact(&self, text: &str) -> String {
+        let secrets = self.secrets();
+        let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
+        crate::secret::redact(text, &secrets)
     }
 
     fn record(&self, what: &str, req: &reqwest::Request, reply: Result<&Reply, &str>) {
@@ -298,11 +310,8 @@ impl Wire {
             }
             Err(e) => text.push_str(&format!("< {e}\n")),
         }
-        for secret in self.secrets() {
-            text = text.replace(&secret, "[redacted]");
-        }
         if let Ok(mut t) = trace.lock() {
-            t.push(text);
+            t.push(self.redact(&text));
         }
     }
 

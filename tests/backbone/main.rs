@@ -22,6 +22,7 @@ mod rhombus;
 mod safie;
 mod sample_mosquitto;
 mod search_index;
+mod secrets;
 mod signed;
 mod support;
 mod verkada;

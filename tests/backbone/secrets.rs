@@ -1,0 +1,142 @@
+//! A camera system that echoes its credential back in an error, in every form a vendor might: the key reaches
+//! no file the daemon writes, no log line, no page, no API answer and no CLI output; what stands there is
+//! `[redacted]`.
+
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+
+use crate::support::*;
+
+/// The webhook's API key: characters that differ between its raw, URL-encoded, base64 and JSON forms.
+const KEY: &str = "tok+en/S3cret=&q~42";
+
+/// Every form of [`KEY`] the fake vendor echoes, each of which must be found nowhere.
+fn forms() -> Vec<String> {
+    let form: String = url::form_urlencoded::byte_serialize(KEY.as_bytes()).collect();
+    vec![KEY.to_string(), form, STANDARD.encode(KEY)]
+}
+
+/// A vendor refusing every bookmark with 400, its error and a header quoting the key it was sent.
+async fn start_echoing_vendor() -> String {
+    let app = axum::Router::new().fallback(|| async {
+        let [raw, form, base64] = <[String; 3]>::try_from(forms()).unwrap();
+        (
+            StatusCode::BAD_REQUEST,
+            [(
+                "www-authenticate",
+                format!("Bearer error=\"invalid_token\", token=\"{raw}\""),
+            )],
+            axum::Json(serde_json::json!({
+                "error": format!("api key {raw} is not valid here (as sent: {form}; decoded from {base64})"),
+                "key": raw,
+            })),
+        )
+            .into_response()
+    });
+    serve(app).await
+}
+
+fn leaks(text: &str) -> Option<String> {
+    forms().into_iter().find(|f| text.contains(f.as_str()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vendor_echoing_the_key_in_its_error_shows_it_nowhere_the_daemon_stores_logs_or_shows() {
+    let vendor = start_echoing_vendor().await;
+    let broker = external_broker();
+    let site = Site::new();
+    let web_port = free_port();
+    let text = format!(
+        r#"{header}[[camera_systems]]
+id = "hook"
+integration = "webhook"
+url = "{vendor}/bookmarks"
+api_key_env = "HOOK_TOKEN"
+[[cameras]]
+system = "hook"
+device = "door-cam"
+name = "Door"
+registers = ["shibuya-01/r1"]
+"#,
+        header = site
+            .header(&repo_integrations())
+            .replace(
+                "embedded_listen = \"127.0.0.1:0\"",
+                &format!("url = \"{}\"", broker.daemon)
+            )
+            .replace(
+                "listen = \"127.0.0.1:0\"",
+                &format!("listen = \"127.0.0.1:{web_port}\"")
+            ),
+    );
+    let config = site.dir.path().join("tillmark.toml");
+    std::fs::write(&config, &text).unwrap();
+    let log = site.dir.path().join("run.log");
+    allow_tests(&site.db_url()).await;
+    let mut daemon = spawn_tillmark(&config, &log, &[("HOOK_TOKEN", KEY)]);
+    wait_for_log(&log, "Subscribed.").await;
+    let mut bridge = Bridge::connect(&broker.registers).await;
+    bridge
+        .publish(
+            &site.topic("shibuya-01", "r1"),
+            &event("v-1", "void", "r1", AT),
+        )
+        .await;
+
+    let base = format!("http://127.0.0.1:{web_port}");
+    let failed = eventually(Duration::from_secs(20), "the bookmark to fail", || {
+        let url = format!("{base}/api/events");
+        async move {
+            let events = get_json(&url).await["events"].as_array()?.clone();
+            let event = events.first()?.clone();
+            (event["bookmarks"][0]["state"] == "failed").then_some(event)
+        }
+    })
+    .await;
+    let error = failed["bookmarks"][0]["last_error"].as_str().unwrap();
+    assert!(
+        error.contains("HTTP 400") && error.contains("api key [redacted] is not valid here"),
+        "the vendor's words, its key blanked: {error}"
+    );
+    let shown = [
+        get_text(&format!("{base}/api/events")).await,
+        get_text(&format!("{base}/events/{}", failed["seq"])).await,
+        get_text(&format!("{base}/integrations")).await,
+    ];
+    daemon.kill().expect("SIGKILL");
+    let _ = daemon.wait();
+
+    // The integrator's probe prints every exchange and the outcome.
+    let probe = std::process::Command::new(env!("CARGO_BIN_EXE_tillmark"))
+        .args(["integrations", "test", "--camera", "Door", "--config"])
+        .arg(&config)
+        .env("HOOK_TOKEN", KEY)
+        .output()
+        .expect("run tillmark");
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&probe.stdout),
+        String::from_utf8_lossy(&probe.stderr)
+    );
+    assert!(printed.contains("[redacted]"), "{printed}");
+
+    for (what, text) in [
+        ("the API", &shown[0]),
+        ("the event page", &shown[1]),
+        ("the integrations page", &shown[2]),
+        ("integrations test", &printed),
+    ] {
+        assert_eq!(leaks(text), None, "{what} shows the key");
+    }
+    for entry in std::fs::read_dir(site.dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            let bytes = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
+            assert_eq!(leaks(&bytes), None, "{} holds the key", path.display());
+        }
+    }
+}
