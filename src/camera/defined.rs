@@ -14,7 +14,7 @@ use minijinja::Value;
 use tokio::sync::Mutex;
 
 use super::definition::{Answer, Definition, IdFrom, Lookup, Moment, RateLimit, Setup};
-use super::http::vendor_message;
+use super::http::{redirected_to, vendor_message};
 use super::registry::Integrations;
 use super::wire::{Reply, Trace, Wire, at_path, paced, pause, render};
 use super::{CameraSystem, Delivery, Thumbnail, Zones, template, text};
@@ -81,6 +81,15 @@ impl Reading<'_> {
             ctx,
             maybe_created,
         } = *self;
+        if let Some(elsewhere) = redirected_to(reply.status, &reply.headers) {
+            return Delivery::Failed {
+                error: format!(
+                    "{what}: HTTP {}: the camera system sends its requests on to {elsewhere}, another origin than \
+                     its url; not followed, so its credentials stay with it. If it has moved, change its url.",
+                    reply.status
+                ),
+            };
+        }
         let status = reply.status.as_u16();
         let said = answer
             .error_message

@@ -6,11 +6,30 @@ use std::time::Duration;
 use super::Delivery;
 use crate::config::CameraSystemConfig;
 
+/// Redirects followed within a camera system's origin before giving up.
+const MAX_REDIRECTS: usize = 5;
+
 pub fn client(system: &CameraSystemConfig, timeout: Duration) -> Result<reqwest::Client, String> {
     let mut builder = reqwest::Client::builder()
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(5)))
-        .user_agent(concat!("tillmark/", env!("CARGO_PKG_VERSION")));
+        .user_agent(concat!("tillmark/", env!("CARGO_PKG_VERSION")))
+        // A request carries the system's credentials, in headers reqwest cannot know are secret (`x-api-key`,
+        // a token in the body): it follows a redirect only within the origin it was sent to. A redirect
+        // elsewhere comes back as the answer, and the bookmark fails saying where it pointed.
+        .redirect(reqwest::redirect::Policy::custom(|attempt| {
+            let same_origin = attempt
+                .previous()
+                .first()
+                .is_some_and(|first| first.origin() == attempt.url().origin());
+            if attempt.previous().len() > MAX_REDIRECTS {
+                attempt.error("more than 5 redirects")
+            } else if same_origin {
+                attempt.follow()
+            } else {
+                attempt.stop()
+            }
+        }));
     if let Some(ca) = &system.tls_ca {
         let pem =
             std::fs::read(ca).map_err(|e| format!("cannot read tls_ca {}: {e}", ca.display()))?;
@@ -49,6 +68,22 @@ pub fn transport_error(what: &str, e: &reqwest::Error, maybe_created: bool) -> D
         retry_after: None,
         maybe_created: maybe_created || sent,
     }
+}
+
+/// Where a redirect the client did not follow points: the origin of its `Location`, never the whole address
+/// (its query may hold a token). None for an answer that is no redirect.
+pub fn redirected_to(
+    status: reqwest::StatusCode,
+    headers: &reqwest::header::HeaderMap,
+) -> Option<String> {
+    if !status.is_redirection() {
+        return None;
+    }
+    let location = headers.get(reqwest::header::LOCATION)?.to_str().ok()?;
+    let origin = url::Url::parse(location)
+        .map(|u| u.origin().ascii_serialization())
+        .unwrap_or_else(|_| "an address it did not name in full".into());
+    Some(origin)
 }
 
 /// `Retry-After` in seconds or as an HTTP date.

@@ -140,3 +140,109 @@ registers = ["shibuya-01/r1"]
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redirect_to_another_origin_is_not_followed_and_one_within_the_origin_is() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    // Another server, counting every request that reaches it: none may, or the key would go with it.
+    let reached = Arc::new(AtomicUsize::new(0));
+    let counter = reached.clone();
+    let elsewhere = serve(axum::Router::new().fallback(move || {
+        counter.fetch_add(1, Ordering::SeqCst);
+        async {
+            (
+                StatusCode::CREATED,
+                axum::Json(serde_json::json!({"id": 9})),
+            )
+        }
+    }))
+    .await;
+    let away = format!("{elsewhere}/bookmarks?token=abcd1234");
+    let app = axum::Router::new()
+        .route(
+            "/moved",
+            axum::routing::post(move || {
+                let away = away.clone();
+                async move { (StatusCode::TEMPORARY_REDIRECT, [("location", away)]).into_response() }
+            }),
+        )
+        .route(
+            "/hop",
+            axum::routing::post(|| async {
+                (StatusCode::TEMPORARY_REDIRECT, [("location", "/bookmarks")]).into_response()
+            }),
+        )
+        .route(
+            "/bookmarks",
+            axum::routing::post(|| async {
+                (StatusCode::CREATED, axum::Json(serde_json::json!({"id": 7})))
+            }),
+        );
+    let vendor = serve(app).await;
+    let site = Site::new();
+    let config = site.config_in(
+        &repo_integrations(),
+        &format!(
+            r#"[[camera_systems]]
+id = "moved"
+integration = "webhook"
+url = "{vendor}/moved"
+api_key_env = "HOOK_TOKEN"
+[[camera_systems]]
+id = "hop"
+integration = "webhook"
+url = "{vendor}/hop"
+api_key_env = "HOOK_TOKEN"
+[[cameras]]
+system = "moved"
+device = "door-cam"
+registers = ["shibuya-01/r1"]
+[[cameras]]
+system = "hop"
+device = "till-cam"
+registers = ["shibuya-01/r2"]
+"#
+        ),
+        &[("HOOK_TOKEN", KEY)],
+    );
+    let (daemon, mut bridge) = start_daemon(config).await;
+    bridge
+        .publish(
+            &site.topic("shibuya-01", "r1"),
+            &event("v-away", "void", "r1", AT),
+        )
+        .await;
+    bridge
+        .publish(
+            &site.topic("shibuya-01", "r2"),
+            &event("v-hop", "void", "r2", AT),
+        )
+        .await;
+
+    let away = settled_bookmarks_of(&daemon, "v-away").await.remove(0);
+    assert_eq!(away["state"], "failed", "{away}");
+    let error = away["last_error"].as_str().unwrap();
+    assert!(
+        error.contains(&format!(
+            "sends its requests on to {elsewhere}, another origin"
+        )),
+        "{error}"
+    );
+    assert!(
+        !error.contains("abcd1234"),
+        "the address's query is not repeated: {error}"
+    );
+    assert_eq!(
+        reached.load(Ordering::SeqCst),
+        0,
+        "nothing reached the other origin"
+    );
+
+    let hop = settled_bookmarks_of(&daemon, "v-hop").await.remove(0);
+    assert_eq!(
+        hop["state"], "made",
+        "a redirect within the origin is followed: {hop}"
+    );
+    daemon.shutdown().await;
+}
