@@ -205,6 +205,10 @@ async fn signing_in_sets_an_http_only_cookie_returns_to_the_page_asked_for_and_s
         !cookie.contains("Secure"),
         "plain HTTP on loopback: {cookie}"
     );
+    assert!(
+        !headers.contains_key("strict-transport-security"),
+        "no HSTS over plain HTTP"
+    );
 
     let (status, _, page) = browser.get("/").await;
     assert_eq!(status, StatusCode::OK);
@@ -564,6 +568,11 @@ async fn with_a_configured_certificate_the_index_serves_https_beyond_loopback_wi
     assert_eq!(form.status(), StatusCode::OK);
     let cookie = form.headers()[SET_COOKIE].to_str().unwrap().to_string();
     assert!(cookie.contains("; Secure"), "{cookie}");
+    assert_eq!(
+        form.headers()["strict-transport-security"],
+        "max-age=31536000",
+        "browsers keep to HTTPS for a year"
+    );
     let plain = reqwest::get(format!("http://127.0.0.1:{port}/login")).await;
     assert!(plain.is_err(), "no plain HTTP on the TLS port");
     daemon.shutdown().await;

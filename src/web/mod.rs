@@ -88,7 +88,10 @@ pub const PUBLIC_ROUTES: &[&str] = &["/healthz", "/static/style.css", "/login", 
 
 pub fn router(state: AppState) -> Router {
     routes()
-        .layer(axum::middleware::map_response(pages::security_headers))
+        .layer(axum::middleware::map_response_with_state(
+            state.clone(),
+            pages::security_headers,
+        ))
         .layer(axum::middleware::from_fn(i18n::locale))
         .with_state(state)
 }

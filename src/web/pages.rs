@@ -106,8 +106,19 @@ static TEMPLATE_ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
     env
 });
 
-pub(super) async fn security_headers(mut response: Response) -> Response {
+pub(super) async fn security_headers(
+    State(state): State<AppState>,
+    mut response: Response,
+) -> Response {
     let headers = response.headers_mut();
+    // Over TLS, a browser that has seen the index once never tries it over plain HTTP again, where a sign-in
+    // could be read or changed on the way (a year, as browsers' preload lists expect).
+    if state.config.web.served_over_tls() {
+        headers.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(CSP),
