@@ -482,6 +482,108 @@ async fn behind_a_tls_proxy_cookies_are_secure_and_the_clients_address_is_the_pr
     assert_eq!(entries[0].address.as_deref(), Some("203.0.113.9"));
 }
 
+/// Signs in as `name` through the proxy for a client at `address`; the answer's status.
+async fn sign_in_from(site: &Site, address: &str, name: &str, password: &str) -> StatusCode {
+    let client = Site::client();
+    let form = client
+        .get(format!("{}/login", site.base))
+        .send()
+        .await
+        .unwrap();
+    let cookie = form.headers()[SET_COOKIE].to_str().unwrap().to_string();
+    let csrf = hidden(&form.text().await.unwrap(), "csrf");
+    client
+        .post(format!("{}/login", site.base))
+        .header("cookie", cookie.split(';').next().unwrap())
+        .header("x-forwarded-for", address)
+        .form(&[("username", name), ("password", password), ("csrf", &csrf)])
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+#[tokio::test]
+async fn fifty_wrong_passwords_from_one_address_do_not_lock_the_owner_out_from_another() {
+    // The proxy on this machine is trusted; each request says which client it carries.
+    let site = Site::start("[web]\nbehind_proxy = true\n").await;
+    assert_eq!(
+        sign_in_from(&site, "198.51.100.7", "aiko", PASSWORD).await,
+        StatusCode::SEE_OTHER,
+        "the owner's usual address"
+    );
+    let mut refused = 0;
+    for _ in 0..50 {
+        let status = sign_in_from(&site, "203.0.113.66", "aiko", "wrong password 123").await;
+        refused += usize::from(status == StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(refused, 5, "then the guesser waits");
+    assert_eq!(
+        sign_in_from(&site, "203.0.113.66", "aiko", PASSWORD).await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "even the right password waits at the guesser's address"
+    );
+    assert_eq!(
+        sign_in_from(&site, "192.0.2.10", "aiko", PASSWORD).await,
+        StatusCode::SEE_OTHER,
+        "another address signs in"
+    );
+
+    // Guesses spread over many addresses, a few each: past a day's limit the name waits at new addresses,
+    // not at the one its owner signs in from.
+    for i in 0..50 {
+        let address = format!("10.1.{}.{}", i / 4, i % 4);
+        sign_in_from(&site, &address, "aiko", "wrong password 123").await;
+    }
+    assert_eq!(
+        sign_in_from(&site, "192.0.2.99", "aiko", PASSWORD).await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "a new address"
+    );
+    assert_eq!(
+        sign_in_from(&site, "198.51.100.7", "aiko", PASSWORD).await,
+        StatusCode::SEE_OTHER,
+        "the owner's usual address"
+    );
+}
+
+#[tokio::test]
+async fn x_forwarded_for_from_a_peer_that_is_not_a_trusted_proxy_is_ignored() {
+    let site = Site::start("[web]\nbehind_proxy = true\ntrusted_proxies = [\"10.9.9.9\"]\n").await;
+    // Rotating the header would escape the throttle if it were believed.
+    for i in 0..5 {
+        let status = sign_in_from(
+            &site,
+            &format!("203.0.113.{i}"),
+            "aiko",
+            "wrong password 123",
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(
+        sign_in_from(&site, "203.0.113.200", "aiko", PASSWORD).await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "every attempt came from the same peer"
+    );
+    let entries = site
+        .store
+        .audit(&AuditQuery {
+            action: Some("sign_in_refused".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(entries.len(), 5);
+    assert!(
+        entries
+            .iter()
+            .all(|e| e.address.as_deref() == Some("127.0.0.1")),
+        "the audit log holds the real peer, never an invented address"
+    );
+}
+
 #[tokio::test]
 async fn the_audit_log_shows_the_owner_who_signed_in_opened_footage_and_exported_a_timeline() {
     let site = Site::start("").await;

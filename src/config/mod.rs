@@ -10,7 +10,7 @@ mod size;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 pub use duration::{Millis, parse as parse_duration};
@@ -170,6 +170,10 @@ pub struct WebConfig {
     /// A reverse proxy terminates TLS in front of the index: trust its `X-Forwarded-For` (for the client's
     /// address in throttling and the audit log) and mark cookies `Secure`. Default `false`.
     pub behind_proxy: bool,
+    /// The proxies whose `X-Forwarded-For` is believed, by address; any other peer's is ignored, or anyone
+    /// could write an address into the audit log and out of the sign-in throttle. Default: none, which with
+    /// `behind_proxy` means a proxy on this machine (loopback).
+    pub trusted_proxies: Vec<IpAddr>,
     /// A session unused this long is signed out. Default `8h`: a shift.
     pub session_idle: Millis,
 }
@@ -184,6 +188,15 @@ impl WebConfig {
     /// Whether browsers reach the index over HTTPS, so cookies may be marked `Secure`.
     pub fn served_over_tls(&self) -> bool {
         self.tls.is_some() || self.behind_proxy
+    }
+
+    /// Whether a request from `peer` comes through the proxy, so its `X-Forwarded-For` tells the client.
+    pub fn trusts_proxy(&self, peer: IpAddr) -> bool {
+        self.behind_proxy
+            && match self.trusted_proxies.is_empty() {
+                true => peer.is_loopback(),
+                false => self.trusted_proxies.contains(&peer),
+            }
     }
 }
 
@@ -729,10 +742,26 @@ impl Builder<'_> {
             listen: "127.0.0.1:8080".parse().ok()?,
             tls: None,
             behind_proxy: false,
+            trusted_proxies: Vec::new(),
             session_idle: Millis(8 * 3_600_000),
         };
         let Some(t) = t else { return Some(cfg) };
         cfg.behind_proxy = t.opt_bool("behind_proxy").unwrap_or(false);
+        for proxy in t.opt_str_list("trusted_proxies").unwrap_or_default() {
+            match proxy.value.parse::<IpAddr>() {
+                Ok(ip) => cfg.trusted_proxies.push(ip),
+                Err(_) => t.error(
+                    "trusted_proxies",
+                    format!("\"{}\" is not an IP address like 10.0.0.5", proxy.value),
+                ),
+            }
+        }
+        if !cfg.trusted_proxies.is_empty() && !cfg.behind_proxy {
+            t.error(
+                "trusted_proxies",
+                "names the proxy in front of the index: set behind_proxy = true as well",
+            );
+        }
         if let Some(idle) = t.opt_duration("session_idle") {
             if idle.0 < 60_000 {
                 t.error("session_idle", "must be at least 1m");
@@ -770,6 +799,14 @@ impl Builder<'_> {
                     format!(
                         "{a} is reachable from other machines, and sign-in passwords must not cross a network in \
                          clear: set tls_cert and tls_key, or behind_proxy = true behind a TLS reverse proxy"
+                    ),
+                ),
+                // The proxy is elsewhere on the network: say which, so its requests are told from others'.
+                Ok(a) if !a.ip().is_loopback() && cfg.tls.is_none() && cfg.trusted_proxies.is_empty() => t.error(
+                    "listen",
+                    format!(
+                        "{a} is reachable from other machines in plain HTTP: name the TLS reverse proxy in front \
+                         in trusted_proxies (its address), or listen on 127.0.0.1 with the proxy on this machine"
                     ),
                 ),
                 Ok(a) => cfg.listen = a,

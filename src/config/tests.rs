@@ -291,9 +291,36 @@ fn an_ipv6_loopback_address_is_accepted_for_the_web_index() {
 
 #[test]
 fn the_index_listens_beyond_loopback_only_over_tls_or_behind_a_tls_proxy() {
-    let proxied = valid("[web]\nlisten = \"0.0.0.0:8080\"\nbehind_proxy = true\n");
+    let proxied = valid(
+        "[web]\nlisten = \"0.0.0.0:8080\"\nbehind_proxy = true\ntrusted_proxies = [\"10.0.0.5\"]\n",
+    );
     assert_eq!(proxied.web.listen.to_string(), "0.0.0.0:8080");
     assert!(proxied.web.served_over_tls());
+    let proxy: std::net::IpAddr = "10.0.0.5".parse().unwrap();
+    assert!(proxied.web.trusts_proxy(proxy));
+    assert!(
+        !proxied.web.trusts_proxy("10.0.0.6".parse().unwrap()),
+        "only the proxy named"
+    );
+    let local = valid("[web]\nbehind_proxy = true\n");
+    assert!(local.web.trusts_proxy("127.0.0.1".parse().unwrap()));
+    assert!(
+        !local.web.trusts_proxy(proxy),
+        "with none named, only a proxy on this machine"
+    );
+    assert!(!valid("").web.trusts_proxy("127.0.0.1".parse().unwrap()));
+    let unnamed = invalid("[web]\nlisten = \"0.0.0.0:8080\"\nbehind_proxy = true\n");
+    assert!(
+        error_at(&unnamed, "web.listen")
+            .message
+            .contains("name the TLS reverse proxy in front in trusted_proxies"),
+        "{unnamed:?}"
+    );
+    let wrong = invalid("[web]\ntrusted_proxies = [\"proxy.lan\"]\n");
+    assert_eq!(
+        error_at(&wrong, "web.trusted_proxies").message,
+        "\"proxy.lan\" is not an IP address like 10.0.0.5"
+    );
     let tls = valid(
         "[web]\nlisten = \"0.0.0.0:8443\"\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"\nsession_idle = \"30m\"\n",
     );

@@ -42,17 +42,41 @@ pub struct AuditQuery {
     pub limit: i64,
 }
 
+/// Since when each of a sign-in's counts is taken, in epoch milliseconds.
+#[derive(Debug, Clone, Copy)]
+pub struct SignInWindows {
+    /// Refusals of the name from the address, and from the address over any names.
+    pub refused_ms: i64,
+    /// Refusals of the name from anywhere.
+    pub refused_by_name_ms: i64,
+    /// Sign-ins that make an address the name's usual one.
+    pub usual_ms: i64,
+}
+
+/// Refused sign-ins around one attempt, and whether the name has signed in from its address before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SignInRecord {
+    /// Of this name from this address.
+    pub refused_here: i64,
+    /// From this address, over any names.
+    pub refused_from_address: i64,
+    /// Of this name, from any address.
+    pub refused_anywhere: i64,
+    /// The name signed in from this address within the window.
+    pub usual_address: bool,
+}
+
 #[async_trait]
 pub trait AuditLog: Send + Sync {
     async fn record(&self, entry: &NewAuditEntry) -> Result<(), StoreError>;
     async fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError>;
-    /// Refused sign-ins since `since_ms`: for the name typed, and from the address.
-    async fn refused_sign_ins(
+    /// What the audit log says of a sign-in of `name` from `address`, for the throttle.
+    async fn sign_in_record(
         &self,
         name: &str,
         address: &str,
-        since_ms: i64,
-    ) -> Result<(i64, i64), StoreError>;
+        since: &SignInWindows,
+    ) -> Result<SignInRecord, StoreError>;
 }
 
 #[async_trait]
@@ -96,22 +120,34 @@ impl AuditLog for SqliteStore {
         Ok(q.build_query_as().fetch_all(self.reader()).await?)
     }
 
-    async fn refused_sign_ins(
+    async fn sign_in_record(
         &self,
         name: &str,
         address: &str,
-        since_ms: i64,
-    ) -> Result<(i64, i64), StoreError> {
+        since: &SignInWindows,
+    ) -> Result<SignInRecord, StoreError> {
         // The writer connection: a refusal just recorded must count at once, whatever a reader has seen.
-        let (by_name, by_address): (i64, i64) = sqlx::query_as(
-            "SELECT COALESCE(SUM(actor = ?1), 0), COALESCE(SUM(address = ?2), 0) FROM audit_log \
-             WHERE action = 'sign_in_refused' AND at_ms >= ?3 AND (actor = ?1 OR address = ?2)",
+        let (pair, from_address, name_anywhere, usual): (i64, i64, i64, bool) = sqlx::query_as(
+            "SELECT \
+               COALESCE(SUM(action = 'sign_in_refused' AND actor = ?1 AND address = ?2 AND at_ms >= ?3), 0), \
+               COALESCE(SUM(action = 'sign_in_refused' AND address = ?2 AND at_ms >= ?3), 0), \
+               COALESCE(SUM(action = 'sign_in_refused' AND actor = ?1 AND at_ms >= ?4), 0), \
+               COALESCE(MAX(action = 'sign_in' AND actor = ?1 AND address = ?2 AND at_ms >= ?5), 0) \
+             FROM audit_log WHERE at_ms >= MIN(?3, ?4, ?5) AND (actor = ?1 OR address = ?2) \
+               AND action IN ('sign_in_refused', 'sign_in')",
         )
         .bind(name)
         .bind(address)
-        .bind(since_ms)
+        .bind(since.refused_ms)
+        .bind(since.refused_by_name_ms)
+        .bind(since.usual_ms)
         .fetch_one(self.writer())
         .await?;
-        Ok((by_name, by_address))
+        Ok(SignInRecord {
+            refused_here: pair,
+            refused_from_address: from_address,
+            refused_anywhere: name_anywhere,
+            usual_address: usual,
+        })
     }
 }

@@ -175,7 +175,7 @@ async fn viewer(parts: &Parts, state: &AppState) -> Result<Option<Viewer>, Refus
     let unavailable = |_| Refusal::Unavailable {
         api: parts.uri.path().starts_with("/api/"),
     };
-    let address = client_address(parts, state.config.web.behind_proxy);
+    let address = client_address(parts, &state.config.web);
     if let Some(token) = bearer(&parts.headers) {
         let user = state
             .store
@@ -242,17 +242,19 @@ impl FromRequestParts<AppState> for ClientAddress {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        Ok(ClientAddress(client_address(
-            parts,
-            state.config.web.behind_proxy,
-        )))
+        Ok(ClientAddress(client_address(parts, &state.config.web)))
     }
 }
 
-/// The client's address: the connection's peer, or behind a proxy the address the proxy appended last to
-/// `X-Forwarded-For` (earlier entries are whatever the client chose to send).
-fn client_address(parts: &Parts, behind_proxy: bool) -> String {
-    if behind_proxy
+/// The client's address: the connection's peer, or for a request through a trusted proxy the address the
+/// proxy appended last to `X-Forwarded-For` (earlier entries are whatever the client chose to send). Any other
+/// peer's `X-Forwarded-For` is ignored.
+fn client_address(parts: &Parts, web: &crate::config::WebConfig) -> String {
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    if peer.is_some_and(|p| web.trusts_proxy(p))
         && let Some(forwarded) = parts
             .headers
             .get_all("x-forwarded-for")
@@ -264,10 +266,7 @@ fn client_address(parts: &Parts, behind_proxy: bool) -> String {
     {
         return forwarded.to_string();
     }
-    parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip().to_string())
+    peer.map(|p| p.to_string())
         .unwrap_or_else(|| "unknown".into())
 }
 

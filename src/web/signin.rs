@@ -1,7 +1,8 @@
 //! Signing in and out, and changing one's password (`/login`, `/logout`, `/account/password`).
 //!
-//! Sign-in is throttled per account and per address, counted from the audit log's refused sign-ins, so the
-//! limits hold across restarts. A name that does not exist costs the same password check as one that does,
+//! Sign-in is throttled per name and address, per address, and (more slowly) per name everywhere but where
+//! its person signs in, counted from the audit log's refused sign-ins, so the limits hold across restarts and
+//! nobody elsewhere can lock an owner out. A name that does not exist costs the same password check as one that does,
 //! so the answer's timing does not tell which names exist. The sign-in form has its own CSRF token, held in
 //! a short cookie, since there is no session yet to hold it.
 
@@ -22,16 +23,30 @@ use super::auth::{
 use super::pages::render;
 use crate::accounts::{self, MIN_PASSWORD, random_secret, token_digest};
 use crate::clock::now_ms;
-use crate::store::NewAuditEntry;
+use crate::store::{NewAuditEntry, SignInRecord, SignInWindows};
 
 const SIGN_IN_COOKIE: &str = "tillmark_signin";
 /// The window refused sign-ins are counted in.
 pub const THROTTLE_WINDOW_MS: i64 = 15 * 60_000;
-/// Refused sign-ins for one name within the window before that name must wait: enough for typos, far too
-/// few to guess a password of twelve characters or more.
+/// Refused sign-ins for one name from one address within the window before that name must wait there:
+/// enough for typos, far too few to guess a password of twelve characters or more. Someone guessing from
+/// elsewhere does not lock the name out where its person signs in.
 pub const MAX_REFUSED_PER_ACCOUNT: i64 = 5;
 /// From one address, over any names: a shop's tablets share one address behind its router.
 pub const MAX_REFUSED_PER_ADDRESS: i64 = 20;
+/// The slower limit on a name over every address, for guesses spread across many: a day's refusals. It holds
+/// the name everywhere except at the addresses its person signed in from in the last 90 days.
+pub const MAX_REFUSED_PER_NAME_A_DAY: i64 = 50;
+const DAY_MS: i64 = 24 * 3_600_000;
+const USUAL_ADDRESS_MS: i64 = 90 * DAY_MS;
+
+/// Whether a sign-in must wait: too many refusals of the name here or from this address, or of the name
+/// everywhere when this is not an address it signs in from.
+fn throttled(r: &SignInRecord) -> bool {
+    r.refused_here >= MAX_REFUSED_PER_ACCOUNT
+        || r.refused_from_address >= MAX_REFUSED_PER_ADDRESS
+        || (r.refused_anywhere >= MAX_REFUSED_PER_NAME_A_DAY && !r.usual_address)
+}
 
 /// Checked against when the name is unknown, so both answers take one argon2 verification.
 static DECOY_HASH: LazyLock<String> =
@@ -101,11 +116,12 @@ pub async fn sign_in(
         return page(StatusCode::FORBIDDEN, "expired_form");
     }
     let now = now_ms();
-    let Ok((by_name, by_address)) = state
-        .store
-        .refused_sign_ins(name, &address, now - THROTTLE_WINDOW_MS)
-        .await
-    else {
+    let windows = SignInWindows {
+        refused_ms: now - THROTTLE_WINDOW_MS,
+        refused_by_name_ms: now - DAY_MS,
+        usual_ms: now - USUAL_ADDRESS_MS,
+    };
+    let Ok(record) = state.store.sign_in_record(name, &address, &windows).await else {
         return page(StatusCode::SERVICE_UNAVAILABLE, "unavailable");
     };
     let audit = |action: &str| NewAuditEntry {
@@ -115,7 +131,7 @@ pub async fn sign_in(
         action: action.to_string(),
         ..Default::default()
     };
-    if by_name >= MAX_REFUSED_PER_ACCOUNT || by_address >= MAX_REFUSED_PER_ADDRESS {
+    if throttled(&record) {
         // Not counted as refused: waiting out the limit must end it, not extend it.
         let _ = state.store.record(&audit("sign_in_throttled")).await;
         let mut r = page(StatusCode::TOO_MANY_REQUESTS, "throttled");
