@@ -532,6 +532,31 @@ pub async fn user_remove(config: &Config, name: &str) -> anyhow::Result<String> 
     Ok(format!("Removed {name} and their API tokens.\n"))
 }
 
+/// `tillmark audit verify`: the chain's state on stdout; an error (exit 1) naming the first broken row.
+pub async fn audit_verify(config: &Config) -> anyhow::Result<()> {
+    let store = open_store(config).await?;
+    let check = store.verify_audit().await;
+    store.close().await;
+    let check = check?;
+    let before = match check.before_chain {
+        0 => String::new(),
+        n => format!(" ({n} from before the chain began are not covered)"),
+    };
+    match check.broken {
+        None => {
+            println!(
+                "The audit log is intact: {} rows, each chained to the one before{before}.",
+                check.rows
+            );
+            Ok(())
+        }
+        Some((id, why)) => anyhow::bail!(
+            "the audit log is broken at row {id}: it {why}. Rows before it are intact; keep the file as it is \
+             for whoever investigates."
+        ),
+    }
+}
+
 /// `tillmark token create`: the token is printed once and only its digest is kept.
 pub async fn token_create(config: &Config, user: &str, label: &str) -> anyhow::Result<String> {
     let token = crate::accounts::new_token();

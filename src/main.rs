@@ -103,6 +103,9 @@ enum Command {
     /// Personal API tokens for scripts.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// The audit log: check that no row was altered or removed.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Put failed bookmarks back in the queue, after fixing what made them fail.
     RetryFailed {
         #[command(flatten)]
@@ -111,6 +114,13 @@ enum Command {
         #[arg(long)]
         system: Option<String>,
     },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Walk the hash chain from the first row to the last and name the first row that breaks it; exits 1
+    /// when one does.
+    Verify(ConfigArg),
 }
 
 #[derive(Subcommand)]
@@ -388,6 +398,10 @@ async fn main() -> ExitCode {
             label,
         }) => match load(&config) {
             Ok(config) => Account::Token(name, label).apply(&config).await,
+            Err(code) => return code,
+        },
+        Command::Audit(AuditCommand::Verify(config)) => match load(&config) {
+            Ok(config) => tillmark::cli::audit_verify(&config).await,
             Err(code) => return code,
         },
         Command::RetryFailed { config, system } => match load(&config) {

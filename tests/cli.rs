@@ -627,3 +627,94 @@ fn dead_letters_purge_refuses_an_age_without_a_unit_or_in_the_future_and_both_op
     assert!(stderr.contains("cannot be used with"), "{stderr}");
     assert!(!dir.path().join("x.db").exists(), "nothing was opened");
 }
+
+#[tokio::test]
+async fn audit_verify_passes_an_intact_log_and_names_the_row_altered_or_removed_by_hand() {
+    use tillmark::store::NewAuditEntry;
+    let dir = tempfile::tempdir().unwrap();
+    let (file, url) = database_config(dir.path());
+    let db = store::open(&url).await.expect("open the database");
+    for (i, action) in ["sign_in", "footage_opened", "case_opened", "sign_out"]
+        .iter()
+        .enumerate()
+    {
+        db.record(&NewAuditEntry {
+            at_ms: 1_795_254_127_310 + i as i64,
+            actor: Some("aiko".into()),
+            address: Some("192.0.2.7".into()),
+            action: action.to_string(),
+            target: Some(format!("event {i}")),
+            detail: None,
+        })
+        .await
+        .unwrap();
+    }
+    db.close().await;
+    let verify = |file: PathBuf, dir: PathBuf| {
+        tokio::task::spawn_blocking(move || {
+            run(tillmark(&dir)
+                .args(["audit", "verify", "--config"])
+                .arg(&file))
+        })
+    };
+    let (code, stdout, stderr) = verify(file.clone(), dir.path().into()).await.unwrap();
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        stdout,
+        "The audit log is intact: 4 rows, each chained to the one before.\n"
+    );
+
+    // The database itself refuses to change the log.
+    let raw = sqlx::SqlitePool::connect(&url).await.unwrap();
+    for statement in [
+        "UPDATE audit_log SET actor = 'someone else' WHERE id = 2",
+        "DELETE FROM audit_log WHERE id = 2",
+    ] {
+        let refused = sqlx::query(statement).execute(&raw).await.unwrap_err();
+        assert!(
+            refused
+                .to_string()
+                .contains("the audit log is only ever added to"),
+            "{statement}: {refused}"
+        );
+    }
+    // Someone with the file drops the guards and rewrites who opened the footage.
+    sqlx::query("DROP TRIGGER audit_log_kept_on_update")
+        .execute(&raw)
+        .await
+        .unwrap();
+    sqlx::query("DROP TRIGGER audit_log_kept_on_delete")
+        .execute(&raw)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE audit_log SET actor = 'someone else' WHERE id = 2")
+        .execute(&raw)
+        .await
+        .unwrap();
+    let (code, _, stderr) = verify(file.clone(), dir.path().into()).await.unwrap();
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains("the audit log is broken at row 2: it was altered"),
+        "{stderr}"
+    );
+    // Put back as it was, then remove the row instead: the next one no longer follows.
+    sqlx::query("UPDATE audit_log SET actor = 'aiko' WHERE id = 2")
+        .execute(&raw)
+        .await
+        .unwrap();
+    assert_eq!(
+        verify(file.clone(), dir.path().into()).await.unwrap().0,
+        Some(0)
+    );
+    sqlx::query("DELETE FROM audit_log WHERE id = 2")
+        .execute(&raw)
+        .await
+        .unwrap();
+    raw.close().await;
+    let (code, _, stderr) = verify(file, dir.path().into()).await.unwrap();
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains("broken at row 3: it does not follow row 1"),
+        "{stderr}"
+    );
+}

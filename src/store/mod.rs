@@ -20,7 +20,9 @@ use async_trait::async_trait;
 use serde::Serialize;
 
 pub use accounts::{AccountError, Accounts, SessionRecord};
-pub use audit::{AuditEntry, AuditLog, AuditQuery, NewAuditEntry, SignInRecord, SignInWindows};
+pub use audit::{
+    AuditCheck, AuditEntry, AuditLog, AuditQuery, NewAuditEntry, SignInRecord, SignInWindows,
+};
 pub use cases::{
     CASE_TEXT_MAX_CHARS, CaseChange, CaseEntry, CaseError, CaseFilter, CaseOutcome, CaseRecord,
     CaseState, CaseSummary, Cases,
