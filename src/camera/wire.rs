@@ -315,6 +315,34 @@ impl Wire {
         }
     }
 
+    /// A request bound for anywhere but the camera system's origin or a host its config allows: refused
+    /// before it leaves, since it would carry the system's credentials (a definition's URL template, or an
+    /// option, can name any host). Says where, by origin only: an address's query may hold a token.
+    fn elsewhere(&self, what: &str, url: &url::Url) -> Option<Delivery> {
+        if url.origin() == self.system.url.origin() {
+            return None;
+        }
+        let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
+        let allowed = self.system.allowed_hosts.iter().any(|a| match url.port() {
+            // An entry without a port stands for the scheme's own.
+            None => *a == host,
+            Some(port) => *a == format!("{host}:{port}"),
+        });
+        (!allowed).then(|| Delivery::Failed {
+            error: format!(
+                "{what} would go to {}, not to camera system {}'s own {}: refused, so its credentials stay \
+                 with it. If the vendor's API really uses that host, add \"{}\" to the system's allowed_hosts.",
+                url.origin().ascii_serialization(),
+                self.system.id,
+                self.system.url.origin().ascii_serialization(),
+                match url.port() {
+                    None => host.clone(),
+                    Some(port) => format!("{host}:{port}"),
+                }
+            ),
+        })
+    }
+
     fn build(&self, r: &Rendered) -> Result<reqwest::Request, String> {
         let mut req = self.http.request(r.method.clone(), &r.url);
         for (k, v) in &r.headers {
@@ -337,6 +365,9 @@ impl Wire {
         maybe_created: bool,
         auth_header: Option<(&str, String)>,
     ) -> Result<Reply, Delivery> {
+        if let Some(refused) = self.elsewhere(what, req.url()) {
+            return Err(refused);
+        }
         if let Some((name, value)) = auth_header {
             let value =
                 reqwest::header::HeaderValue::from_str(&value).map_err(|_| Delivery::Failed {

@@ -292,6 +292,10 @@ pub struct CameraSystemConfig {
     pub tls_ca: Option<PathBuf>,
     /// Accept any certificate. An explicit opt-out, warned about at start.
     pub tls_insecure: bool,
+    /// Hosts besides the origin of `url` that its requests may go to (`auth.example.com`, or `host:port`),
+    /// for a vendor whose API spans hosts: Eagle Eye's OAuth token endpoint. Anything else is refused before it
+    /// is sent, since every request carries the system's credentials. Default: none.
+    pub allowed_hosts: Vec<String>,
     /// A template for a browser link to the footage; variables: `device`, `start_ms`, `start_s`, `start_iso`, `host`.
     pub web_viewer_url: Option<String>,
     /// Vendor specifics, for definitions' templates as `options.<key>`; Nx reads `cloud_host` (default `nxvms.com`).
@@ -1057,6 +1061,25 @@ impl Builder<'_> {
             t.error("tls_ca", format!("cannot read {}: {e}", ca.display()));
         }
         let tls_insecure = t.opt_bool("tls_insecure").unwrap_or(false);
+        let mut allowed_hosts = Vec::new();
+        for host in t.opt_str_list("allowed_hosts").unwrap_or_default() {
+            let value = host.value.trim().to_ascii_lowercase();
+            let valid = !value.is_empty()
+                && url::Url::parse(&format!("https://{value}/")).is_ok_and(|u| {
+                    u.host_str().is_some() && u.path() == "/" && !value.contains('/')
+                });
+            if valid {
+                allowed_hosts.push(value);
+            } else {
+                t.error(
+                    "allowed_hosts",
+                    format!(
+                        "\"{}\" is not a host like auth.example.com or 10.0.0.5:8443",
+                        host.value
+                    ),
+                );
+            }
+        }
         let web_viewer_url = t.opt_str("web_viewer_url").map(|w| w.value);
         if let Some(tpl) = &web_viewer_url {
             if let Err(e) = crate::camera::check_template(tpl) {
@@ -1112,6 +1135,7 @@ impl Builder<'_> {
             refresh_token,
             tls_ca,
             tls_insecure,
+            allowed_hosts,
             web_viewer_url,
             options,
         })

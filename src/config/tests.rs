@@ -597,6 +597,26 @@ fn a_camera_system_with_a_bad_url_still_exists_for_the_cameras_that_name_it() {
 }
 
 #[test]
+fn allowed_hosts_are_hosts_or_host_and_port_and_anything_else_is_named() {
+    let system = |hosts: &str| {
+        with_site(&format!(
+            "\n[[camera_systems]]\nid = \"een\"\nintegration = \"webhook\"\nurl = \"https://api.example.com/\"\nallowed_hosts = {hosts}\n"
+        ))
+    };
+    let config = valid(&system(r#"["Auth.Example.com", "10.0.0.5:8443"]"#));
+    assert_eq!(
+        config.camera_systems[1].allowed_hosts,
+        ["auth.example.com", "10.0.0.5:8443"]
+    );
+    let errors = invalid(&system(r#"["https://auth.example.com/token"]"#));
+    assert_eq!(errors[0].path, "camera_systems[1].allowed_hosts");
+    assert_eq!(
+        errors[0].message,
+        "\"https://auth.example.com/token\" is not a host like auth.example.com or 10.0.0.5:8443"
+    );
+}
+
+#[test]
 fn a_duplicate_camera_system_id_is_reported_at_the_repeat() {
     let errors = invalid(&with_site(
         r#"

