@@ -229,11 +229,7 @@ pub fn integrations_check(config: &Config, dir: Option<&Path>) -> (String, bool)
     let mut ok = true;
     let _ = writeln!(out, "Definitions (built in, and in {}):", dir.display());
     for (name, def) in &set.definitions {
-        let from = def
-            .source
-            .as_ref()
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|| "built in".into());
+        let from = set.source_of(def);
         let _ = writeln!(out, "  {name:<20} {from:<40} ok  ({})", def.title);
     }
     for file in &set.errors {

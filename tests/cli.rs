@@ -718,3 +718,39 @@ async fn audit_verify_passes_an_intact_log_and_names_the_row_altered_or_removed_
         "{stderr}"
     );
 }
+
+#[test]
+fn integrations_check_names_a_folder_file_that_replaces_a_built_in_and_not_a_copy_of_one() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("integrations");
+    let dir = tempfile::tempdir().unwrap();
+    // The repository's own file, as shipped: the same definition as the built-in.
+    std::fs::copy(repo.join("rhombus.toml"), dir.path().join("rhombus.toml")).unwrap();
+    // A webhook that sends elsewhere than the built-in does.
+    let webhook = std::fs::read_to_string(repo.join("webhook.toml"))
+        .unwrap()
+        .replace(
+            "url = \"{{ system.url }}\"",
+            "url = \"{{ system.url }}/other\"",
+        );
+    std::fs::write(dir.path().join("webhook.toml"), webhook).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tillmark"))
+        .args(["integrations", "check", "--dir"])
+        .arg(dir.path())
+        .env_remove("TILLMARK_CONFIG")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = |name: &str| {
+        stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with(name))
+            .unwrap_or_else(|| panic!("no line for {name}: {stdout}"))
+            .to_string()
+    };
+    assert!(
+        line("webhook").contains("webhook.toml (replaces the built-in webhook)"),
+        "{stdout}"
+    );
+    assert!(!line("rhombus").contains("replaces"), "{stdout}");
+    assert!(line("nx-witness ").contains("built in"), "{stdout}");
+}

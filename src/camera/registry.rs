@@ -84,6 +84,7 @@ impl Integrations {
             self.current.store(Arc::new(Set {
                 definitions: running.definitions.clone(),
                 errors: new.errors,
+                replaced: running.replaced.clone(),
             }));
         }
     }
@@ -130,6 +131,12 @@ impl Integrations {
 }
 
 fn log_errors(set: &Set) {
+    for name in &set.replaced {
+        if let Some(def) = set.definitions.get(name) {
+            tracing::warn!(definition = %name, source = %set.source_of(def),
+                "A file in the integrations folder replaces a built-in definition; its requests are what run.");
+        }
+    }
     for file in &set.errors {
         for e in &file.errors {
             tracing::error!(file = %file.file, line = e.line, key = %e.path, "{}", e.message);

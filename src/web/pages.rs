@@ -793,13 +793,7 @@ pub async fn integrations(
             let def = set.definitions.get(sys.integration.name());
             let lane = state.lanes.view(&sys.id);
             let (definition, missing) = match def {
-                Some(def) => (
-                    def.source
-                        .as_ref()
-                        .map(|p| p.display().to_string())
-                        .unwrap_or_else(|| "built in".into()),
-                    false,
-                ),
+                Some(def) => (set.source_of(def), false),
                 None => (
                     format!(
                         "no valid definition in {}",
@@ -829,14 +823,7 @@ pub async fn integrations(
     let definitions: Vec<(String, String, String)> = set
         .definitions
         .values()
-        .map(|d| {
-            let from = d
-                .source
-                .as_ref()
-                .map(|p| p.display().to_string())
-                .unwrap_or_else(|| "built in".into());
-            (d.name.clone(), d.title.clone(), from)
-        })
+        .map(|d| (d.name.clone(), d.title.clone(), set.source_of(d)))
         .collect();
     Ok(render(
         StatusCode::OK,

@@ -8,7 +8,7 @@
 
 mod read;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -381,6 +381,22 @@ pub fn parse(
 pub struct Set {
     pub definitions: BTreeMap<String, Arc<Definition>>,
     pub errors: Vec<FileErrors>,
+    /// Built-in definitions a folder file of the same name replaces with other text: what runs is the file,
+    /// which people are told wherever definitions are listed.
+    pub replaced: BTreeSet<String>,
+}
+
+impl Set {
+    /// Where `def` comes from, as people read it: `built in`, its file, or its file and what it replaces.
+    pub fn source_of(&self, def: &Definition) -> String {
+        match &def.source {
+            None => "built in".into(),
+            Some(path) if self.replaced.contains(&def.name) => {
+                format!("{} (replaces the built-in {})", path.display(), def.name)
+            }
+            Some(path) => path.display().to_string(),
+        }
+    }
 }
 
 /// Reads the built-in definitions, then every `*.toml` in `dir` (a missing folder holds none).
@@ -427,6 +443,13 @@ pub fn load_all(dir: &Path) -> Set {
         };
         match parse(&text, stem, Some(&path)) {
             Ok(def) => {
+                // A copy of the built-in (the repository's own folder) changes nothing; other text does.
+                if BUILT_IN
+                    .iter()
+                    .any(|(name, built_in)| *name == stem && built_in.trim() != text.trim())
+                {
+                    set.replaced.insert(stem.to_string());
+                }
                 set.definitions.insert(stem.to_string(), Arc::new(def));
             }
             Err(errors) => set.errors.push(FileErrors { file, errors }),
