@@ -121,6 +121,14 @@ enum AuditCommand {
     /// Walk the hash chain from the first row to the last and name the first row that breaks it; exits 1
     /// when one does.
     Verify(ConfigArg),
+    /// Print the log's rows from a time on, oldest first, one JSON object a line (for a SIEM).
+    Export {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// How far back: 30d, 12h.
+        #[arg(long, value_parser = tillmark::cli::parse_age)]
+        since: tillmark::config::Millis,
+    },
 }
 
 #[derive(Subcommand)]
@@ -402,6 +410,10 @@ async fn main() -> ExitCode {
         },
         Command::Audit(AuditCommand::Verify(config)) => match load(&config) {
             Ok(config) => tillmark::cli::audit_verify(&config).await,
+            Err(code) => return code,
+        },
+        Command::Audit(AuditCommand::Export { config, since }) => match load(&config) {
+            Ok(config) => tillmark::cli::audit_export(&config, since).await,
             Err(code) => return code,
         },
         Command::RetryFailed { config, system } => match load(&config) {

@@ -754,3 +754,56 @@ fn integrations_check_names_a_folder_file_that_replaces_a_built_in_and_not_a_cop
     assert!(!line("rhombus").contains("replaces"), "{stdout}");
     assert!(line("nx-witness ").contains("built in"), "{stdout}");
 }
+
+#[test]
+fn account_changes_on_the_command_line_are_in_the_audit_log_and_export_as_json_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "tillmark.toml", GOOD);
+    let steps: [&[&str]; 4] = [
+        &[
+            "user",
+            "add",
+            "ken",
+            "--role",
+            "manager",
+            "--stores",
+            "shibuya-01",
+            "--password-stdin",
+        ],
+        &["token", "create", "ken", "--label", "nightly report"],
+        &["user", "passwd", "ken", "--password-stdin"],
+        &["user", "remove", "ken"],
+    ];
+    for args in steps {
+        let (code, _, err) = account_command(dir.path(), args, "a-long-passphrase-2\n");
+        assert_eq!(code, Some(0), "{args:?}: {err}");
+    }
+    let (code, out, err) = account_command(dir.path(), &["audit", "export", "--since", "1d"], "");
+    assert_eq!(code, Some(0), "{err}");
+    let rows: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    let actions: Vec<&str> = rows.iter().map(|r| r["action"].as_str().unwrap()).collect();
+    assert_eq!(
+        actions,
+        [
+            "user_added",
+            "token_created",
+            "password_set",
+            "user_removed"
+        ]
+    );
+    for r in &rows {
+        assert_eq!(r["target"], "ken", "{r}");
+        assert_eq!(r["address"], "command line", "{r}");
+        assert!(r["actor"].as_str().unwrap().starts_with("cli:"), "{r}");
+        assert!(r["at"].as_str().unwrap().ends_with('Z'), "{r}");
+    }
+    assert_eq!(rows[0]["detail"], "manager shibuya-01");
+    assert_eq!(rows[1]["detail"], "nightly report");
+    assert!(!out.contains("a-long-passphrase-2"), "{out}");
+    let (code, out, _) = account_command(dir.path(), &["audit", "verify"], "");
+    assert_eq!(code, Some(0));
+    assert!(out.contains("intact: 4 rows"), "{out}");
+}
