@@ -479,23 +479,31 @@ pub async fn user_passwd(
     config: &Config,
     name: &str,
     password_stdin: bool,
+    keep_tokens: bool,
 ) -> anyhow::Result<String> {
     let (password, made_up) = password(password_stdin)?;
     let hash = crate::accounts::hash_password(&password).map_err(anyhow::Error::msg)?;
     let store = open_store(config).await?;
     let set = store
-        .set_password(name, &hash, crate::clock::now_ms())
+        .set_password(name, &hash, crate::clock::now_ms(), keep_tokens)
         .await;
-    if set.is_ok() {
-        audit_cli(&*store, "password_set", name, None).await?;
+    if let Ok(revoked) = &set {
+        let detail = (*revoked > 0).then(|| format!("{revoked} API tokens revoked"));
+        audit_cli(&*store, "password_set", name, detail).await?;
     }
     store.close().await;
-    set?;
-    Ok(if made_up {
+    let revoked = set?;
+    let mut out = if made_up {
         format!("New password for {name} (shown once): {password}\n")
     } else {
         format!("Password of {name} changed.\n")
-    })
+    };
+    if revoked > 0 {
+        out.push_str(&format!(
+            "Their {revoked} API tokens are revoked (keep them with --keep-tokens).\n"
+        ));
+    }
+    Ok(out)
 }
 
 /// `tillmark user list`.
@@ -630,15 +638,23 @@ pub async fn audit_verify(config: &Config) -> anyhow::Result<()> {
 }
 
 /// `tillmark token create`: the token is printed once and only its digest is kept.
-pub async fn token_create(config: &Config, user: &str, label: &str) -> anyhow::Result<String> {
+pub async fn token_create(
+    config: &Config,
+    user: &str,
+    label: &str,
+    expires: crate::config::Millis,
+) -> anyhow::Result<String> {
     let token = crate::accounts::new_token();
     let store = open_store(config).await?;
+    let now = crate::clock::now_ms();
+    let expires_ms = now + expires.0;
     let added = store
         .add_token(
             user,
             label,
             &crate::accounts::token_digest(&token),
-            crate::clock::now_ms(),
+            now,
+            Some(expires_ms),
         )
         .await;
     if added.is_ok() {
@@ -648,8 +664,63 @@ pub async fn token_create(config: &Config, user: &str, label: &str) -> anyhow::R
     added?;
     Ok(format!(
         "API token for {user} ({label}), shown once: keep it where scripts read secrets.\n\
-         Send it as: Authorization: Bearer {token}\n"
+         Send it as: Authorization: Bearer {token}\n\
+         It works until {}.\n",
+        utc(expires_ms)
     ))
+}
+
+/// A moment as the token list shows it: UTC to the minute.
+fn utc(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_else(|| ms.to_string())
+}
+
+/// `tillmark token list [NAME]`.
+pub async fn token_list(config: &Config, user: Option<&str>) -> anyhow::Result<String> {
+    let store = open_store(config).await?;
+    let tokens = store.tokens(user).await;
+    store.close().await;
+    let tokens = tokens?;
+    if tokens.is_empty() {
+        return Ok("No API tokens.\n".into());
+    }
+    let now = crate::clock::now_ms();
+    let mut out = String::from("id  user  label  made  last used  expires\n");
+    for t in tokens {
+        let expires = match t.expires_ms {
+            None => "never".to_string(),
+            Some(at) if at <= now => format!("expired {}", utc(at)),
+            Some(at) => utc(at),
+        };
+        out.push_str(&format!(
+            "{}  {}  {}  {}  {}  {expires}\n",
+            t.id,
+            t.user,
+            t.label,
+            utc(t.created_ms),
+            t.last_used_ms.map(utc).unwrap_or_else(|| "never".into()),
+        ));
+    }
+    Ok(out)
+}
+
+/// `tillmark token revoke ID`.
+pub async fn token_revoke(config: &Config, id: i64) -> anyhow::Result<String> {
+    let store = open_store(config).await?;
+    let revoked = store.revoke_token(id).await;
+    if let Ok(Some(t)) = &revoked {
+        audit_cli(&*store, "token_revoked", &t.user, Some(t.label.clone())).await?;
+    }
+    store.close().await;
+    match revoked? {
+        Some(t) => Ok(format!(
+            "Revoked token {id} of {} ({}): it no longer works.\n",
+            t.user, t.label
+        )),
+        None => anyhow::bail!("no API token {id}: `tillmark token list` shows their ids"),
+    }
 }
 
 /// What to do when nobody can sign in yet.

@@ -172,6 +172,9 @@ enum UserCommand {
         name: String,
         #[arg(long)]
         password_stdin: bool,
+        /// Keep the person's API tokens; by default a new password revokes them.
+        #[arg(long)]
+        keep_tokens: bool,
     },
     /// List users with their roles and stores.
     List {
@@ -197,6 +200,22 @@ enum TokenCommand {
         /// What it is for, to recognise it later.
         #[arg(long, default_value = "api")]
         label: String,
+        /// How long it works: 90d, 12h, 365d.
+        #[arg(long, default_value = "90d", value_parser = tillmark::cli::parse_age)]
+        expires: tillmark::config::Millis,
+    },
+    /// List API tokens, everyone's or one person's: what each is for, when made, last used and expiring.
+    List {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Only this person's.
+        name: Option<String>,
+    },
+    /// Revoke an API token by the id `token list` shows: it stops working at once.
+    Revoke {
+        #[command(flatten)]
+        config: ConfigArg,
+        id: i64,
     },
 }
 
@@ -391,7 +410,8 @@ async fn main() -> ExitCode {
                     config,
                     name,
                     password_stdin,
-                } => (config, Account::Passwd(name, password_stdin)),
+                    keep_tokens,
+                } => (config, Account::Passwd(name, password_stdin, keep_tokens)),
                 UserCommand::List { config } => (config, Account::List),
                 UserCommand::Remove { config, name } => (config, Account::Remove(name)),
             };
@@ -400,14 +420,22 @@ async fn main() -> ExitCode {
                 Err(code) => return code,
             }
         }
-        Command::Token(TokenCommand::Create {
-            config,
-            name,
-            label,
-        }) => match load(&config) {
-            Ok(config) => Account::Token(name, label).apply(&config).await,
-            Err(code) => return code,
-        },
+        Command::Token(command) => {
+            let (config, run) = match command {
+                TokenCommand::Create {
+                    config,
+                    name,
+                    label,
+                    expires,
+                } => (config, Account::Token(name, label, expires)),
+                TokenCommand::List { config, name } => (config, Account::Tokens(name)),
+                TokenCommand::Revoke { config, id } => (config, Account::Revoke(id)),
+            };
+            match load(&config) {
+                Ok(config) => run.apply(&config).await,
+                Err(code) => return code,
+            }
+        }
         Command::Audit(AuditCommand::Verify(config)) => match load(&config) {
             Ok(config) => tillmark::cli::audit_verify(&config).await,
             Err(code) => return code,
@@ -433,10 +461,12 @@ async fn main() -> ExitCode {
 /// An account command, once its config is loaded.
 enum Account {
     Add(String, String, Vec<String>, bool),
-    Passwd(String, bool),
+    Passwd(String, bool, bool),
     List,
     Remove(String),
-    Token(String, String),
+    Token(String, String, tillmark::config::Millis),
+    Tokens(Option<String>),
+    Revoke(i64),
 }
 
 impl Account {
@@ -446,10 +476,16 @@ impl Account {
             Account::Add(name, role, stores, stdin) => {
                 cli::user_add(config, &name, &role, &stores, stdin).await?
             }
-            Account::Passwd(name, stdin) => cli::user_passwd(config, &name, stdin).await?,
+            Account::Passwd(name, stdin, keep) => {
+                cli::user_passwd(config, &name, stdin, keep).await?
+            }
             Account::List => cli::user_list(config).await?,
             Account::Remove(name) => cli::user_remove(config, &name).await?,
-            Account::Token(name, label) => cli::token_create(config, &name, &label).await?,
+            Account::Token(name, label, expires) => {
+                cli::token_create(config, &name, &label, expires).await?
+            }
+            Account::Tokens(name) => cli::token_list(config, name.as_deref()).await?,
+            Account::Revoke(id) => cli::token_revoke(config, id).await?,
         };
         print!("{out}");
         Ok(())

@@ -500,7 +500,10 @@ fn users_and_tokens_are_managed_from_the_command_line_and_no_secret_is_stored_as
     );
     assert_eq!(
         (code, out.as_str()),
-        (Some(0), "Password of ken changed.\n")
+        (
+            Some(0),
+            "Password of ken changed.\nTheir 1 API tokens are revoked (keep them with --keep-tokens).\n"
+        )
     );
     let (code, out, _) = account_command(dir.path(), &["user", "remove", "ken"], "");
     assert_eq!(
@@ -806,4 +809,113 @@ fn account_changes_on_the_command_line_are_in_the_audit_log_and_export_as_json_l
     let (code, out, _) = account_command(dir.path(), &["audit", "verify"], "");
     assert_eq!(code, Some(0));
     assert!(out.contains("intact: 4 rows"), "{out}");
+}
+
+#[tokio::test]
+async fn tokens_are_listed_revoked_expire_and_go_with_a_new_password_unless_kept() {
+    use tillmark::accounts::token_digest;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    write(
+        dir.path(),
+        "tillmark.toml",
+        &GOOD.replace("[web]", &format!("[database]\nurl = \"{url}\"\n[web]")),
+    );
+    let path = dir.path().to_path_buf();
+    let cmd = move |args: &'static [&'static str]| {
+        let path = path.clone();
+        tokio::task::spawn_blocking(move || account_command(&path, args, "a-long-passphrase-3\n"))
+    };
+    assert_eq!(
+        cmd(&["user", "add", "ken", "--role", "owner", "--password-stdin"])
+            .await
+            .unwrap()
+            .0,
+        Some(0)
+    );
+    let token_of = |out: &str| {
+        out.split("Bearer ")
+            .nth(1)
+            .and_then(|rest| rest.lines().next())
+            .unwrap()
+            .to_string()
+    };
+    let (_, first, _) = cmd(&[
+        "token",
+        "create",
+        "ken",
+        "--label",
+        "report",
+        "--expires",
+        "1d",
+    ])
+    .await
+    .unwrap();
+    assert!(first.contains("It works until "), "{first}");
+    let (_, second, _) = cmd(&["token", "create", "ken", "--label", "backup"])
+        .await
+        .unwrap();
+    let (first, second) = (token_of(&first), token_of(&second));
+
+    let (code, list, _) = cmd(&["token", "list", "ken"]).await.unwrap();
+    assert_eq!(code, Some(0));
+    let lines: Vec<&str> = list.lines().collect();
+    assert_eq!(lines.len(), 3, "{list}");
+    assert!(
+        lines[1].starts_with("1  ken  report  ")
+            && lines[1].contains(" UTC  never  ")
+            && lines[1].ends_with(" UTC"),
+        "made, never used, expiring: {list}"
+    );
+    assert!(lines[2].contains("  ken  backup  "), "{list}");
+    assert!(
+        !list.contains(&first) && !list.contains(&second),
+        "never the token itself"
+    );
+
+    let db = store::open(&url).await.unwrap();
+    let now = tillmark::clock::now_ms();
+    assert!(
+        db.token_user(&token_digest(&first), now)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        db.token_user(&token_digest(&first), now + 86_400_000 + 1)
+            .await
+            .unwrap()
+            .is_none(),
+        "a day later the one-day token no longer works"
+    );
+    db.close().await;
+
+    let (code, out, _) = cmd(&["token", "revoke", "1"]).await.unwrap();
+    assert_eq!(code, Some(0));
+    assert_eq!(
+        out,
+        "Revoked token 1 of ken (report): it no longer works.\n"
+    );
+    let (code, _, err) = cmd(&["token", "revoke", "1"]).await.unwrap();
+    assert_eq!(code, Some(1));
+    assert!(err.contains("no API token 1"), "{err}");
+
+    let (_, out, _) = cmd(&["user", "passwd", "ken", "--keep-tokens", "--password-stdin"])
+        .await
+        .unwrap();
+    assert!(!out.contains("revoked"), "{out}");
+    let (_, out, _) = cmd(&["user", "passwd", "ken", "--password-stdin"])
+        .await
+        .unwrap();
+    assert!(out.contains("Their 1 API tokens are revoked"), "{out}");
+    let db = store::open(&url).await.unwrap();
+    assert!(
+        db.token_user(&token_digest(&second), now)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    db.close().await;
+    let (_, list, _) = cmd(&["token", "list"]).await.unwrap();
+    assert_eq!(list, "No API tokens.\n");
 }

@@ -113,7 +113,7 @@ impl Site {
         };
         store.add_user(&owner, 0).await.unwrap();
         store
-            .add_token("owner", "tests", &token_digest(TOKEN), 0)
+            .add_token("owner", "tests", &token_digest(TOKEN), 0, None)
             .await
             .unwrap();
         let config = Config::parse(CONFIG, &|name| {

@@ -27,24 +27,53 @@ pub struct SessionRecord {
     pub csrf: String,
 }
 
+/// An API token as people manage it.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct TokenInfo {
+    pub id: i64,
+    pub user: String,
+    pub label: String,
+    pub created_ms: i64,
+    pub last_used_ms: Option<i64>,
+    pub expires_ms: Option<i64>,
+}
+
+const TOKEN_INFO: &str = "SELECT t.id, u.name AS user, t.label, t.created_ms, t.last_used_ms, t.expires_ms \
+     FROM api_tokens t JOIN users u ON u.id = t.user_id";
+
 #[async_trait]
 pub trait Accounts: Send + Sync {
     async fn add_user(&self, user: &NewUser, now_ms: i64) -> Result<User, AccountError>;
     async fn users(&self) -> Result<Vec<User>, StoreError>;
     /// The user and their password hash, to check a sign-in.
     async fn user_with_hash(&self, name: &str) -> Result<Option<(User, String)>, StoreError>;
-    async fn set_password(&self, name: &str, hash: &str, now_ms: i64) -> Result<(), AccountError>;
+    /// Sets a new password, signing out every session, and revokes the person's API tokens unless
+    /// `keep_tokens` (a password changed because it leaked may have leaked with them). Returns how many
+    /// tokens were revoked.
+    async fn set_password(
+        &self,
+        name: &str,
+        hash: &str,
+        now_ms: i64,
+        keep_tokens: bool,
+    ) -> Result<u64, AccountError>;
     /// Removes a user and their tokens; the last owner cannot be removed.
     async fn remove_user(&self, name: &str) -> Result<(), AccountError>;
+    /// A token for `user`, valid until `expires_ms` (for ever with none).
     async fn add_token(
         &self,
         user: &str,
         label: &str,
         digest: &str,
         now_ms: i64,
+        expires_ms: Option<i64>,
     ) -> Result<(), AccountError>;
-    /// The user a token belongs to, by its digest, noting its use.
+    /// The user a live token belongs to, by its digest, noting its use; an expired token is no one's.
     async fn token_user(&self, digest: &str, now_ms: i64) -> Result<Option<User>, StoreError>;
+    /// Every token, or one person's, oldest first: never the token, only what it is.
+    async fn tokens(&self, user: Option<&str>) -> Result<Vec<TokenInfo>, StoreError>;
+    /// Revokes the token with this id; the token it was, if there was one.
+    async fn revoke_token(&self, id: i64) -> Result<Option<TokenInfo>, StoreError>;
 
     /// Starts a session for `user_id`, known by the digest of its cookie.
     async fn add_session(
@@ -131,7 +160,13 @@ impl Accounts for SqliteStore {
             .transpose()
     }
 
-    async fn set_password(&self, name: &str, hash: &str, now_ms: i64) -> Result<(), AccountError> {
+    async fn set_password(
+        &self,
+        name: &str,
+        hash: &str,
+        now_ms: i64,
+        keep_tokens: bool,
+    ) -> Result<u64, AccountError> {
         let mut tx = self.writer().begin().await.map_err(StoreError::from)?;
         let done = sqlx::query("UPDATE users SET password_hash = ?, updated_ms = ? WHERE name = ?")
             .bind(hash)
@@ -149,8 +184,19 @@ impl Accounts for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(StoreError::from)?;
+        let mut revoked = 0;
+        if !keep_tokens {
+            revoked = sqlx::query(
+                "DELETE FROM api_tokens WHERE user_id = (SELECT id FROM users WHERE name = ?)",
+            )
+            .bind(name)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::from)?
+            .rows_affected();
+        }
         tx.commit().await.map_err(StoreError::from)?;
-        Ok(())
+        Ok(revoked)
     }
 
     async fn remove_user(&self, name: &str) -> Result<(), AccountError> {
@@ -196,14 +242,16 @@ impl Accounts for SqliteStore {
         label: &str,
         digest: &str,
         now_ms: i64,
+        expires_ms: Option<i64>,
     ) -> Result<(), AccountError> {
         let done = sqlx::query(
-            "INSERT INTO api_tokens (user_id, label, digest, created_ms) \
-             SELECT id, ?, ?, ? FROM users WHERE name = ?",
+            "INSERT INTO api_tokens (user_id, label, digest, created_ms, expires_ms) \
+             SELECT id, ?, ?, ?, ? FROM users WHERE name = ?",
         )
         .bind(label)
         .bind(digest)
         .bind(now_ms)
+        .bind(expires_ms)
         .bind(user)
         .execute(self.writer())
         .await
@@ -216,9 +264,11 @@ impl Accounts for SqliteStore {
 
     async fn token_user(&self, digest: &str, now_ms: i64) -> Result<Option<User>, StoreError> {
         let row = sqlx::query(&format!(
-            "SELECT {USER_COLUMNS} FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.digest = ?"
+            "SELECT {USER_COLUMNS} FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.digest = ? \
+             AND (t.expires_ms IS NULL OR t.expires_ms > ?)"
         ))
         .bind(digest)
+        .bind(now_ms)
         .fetch_optional(self.reader())
         .await?;
         let Some(row) = row else { return Ok(None) };
@@ -228,6 +278,29 @@ impl Accounts for SqliteStore {
             .execute(self.writer())
             .await?;
         Ok(Some(user_from_row(&row)?))
+    }
+
+    async fn tokens(&self, user: Option<&str>) -> Result<Vec<TokenInfo>, StoreError> {
+        Ok(sqlx::query_as(&format!(
+            "{TOKEN_INFO} WHERE ?1 IS NULL OR u.name = ?1 ORDER BY t.id"
+        ))
+        .bind(user)
+        .fetch_all(self.reader())
+        .await?)
+    }
+
+    async fn revoke_token(&self, id: i64) -> Result<Option<TokenInfo>, StoreError> {
+        let mut tx = self.writer().begin().await?;
+        let token: Option<TokenInfo> = sqlx::query_as(&format!("{TOKEN_INFO} WHERE t.id = ?"))
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM api_tokens WHERE id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(token)
     }
 
     async fn add_session(

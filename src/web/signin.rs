@@ -303,16 +303,18 @@ pub async fn change_password(
         Some(Err(_)) => return problem("short").await,
         Some(Ok(h)) => h,
     };
-    state
+    // The person's API tokens go with the old password: it may have leaked with them.
+    let revoked = state
         .store
-        .set_password(&viewer.user.name, &new_hash, now_ms())
+        .set_password(&viewer.user.name, &new_hash, now_ms(), false)
         .await
         .map_err(|_| Refusal::Unavailable { api: false })?;
     // Every session of the old password has ended; this browser continues in a new one.
     let cookie = start_session(&state, viewer.user.id, &viewer.address)
         .await
         .map_err(|_| Refusal::Unavailable { api: false })?;
-    viewer.audit(&state, "password_changed", None, None).await;
+    let detail = (revoked > 0).then(|| format!("{revoked} API tokens revoked"));
+    viewer.audit(&state, "password_changed", None, detail).await;
     let mut r = Redirect::to("/account/password?changed=1").into_response();
     r.headers_mut().append(header::SET_COOKIE, cookie);
     Ok(r)

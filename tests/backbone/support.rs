@@ -400,7 +400,7 @@ pub async fn allow_tests(url: &str) {
     };
     if store.add_user(&owner, 0).await.is_ok() {
         store
-            .add_token("tester", "tests", &token_digest(TOKEN), 0)
+            .add_token("tester", "tests", &token_digest(TOKEN), 0, None)
             .await
             .expect("add the test token");
     }

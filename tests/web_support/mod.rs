@@ -116,7 +116,7 @@ impl Site {
             store.add_user(&user, 0).await.unwrap();
             let token = new_token();
             store
-                .add_token(name, "tests", &token_digest(&token), 0)
+                .add_token(name, "tests", &token_digest(&token), 0, None)
                 .await
                 .unwrap();
             tokens.insert(name, token);
