@@ -309,6 +309,16 @@ async fn dead_letters_lists_a_rejected_message_with_its_reason_and_masked_payloa
     assert!(!stdout.contains("No rejected messages."));
 }
 
+/// `tillmark integrations check --dir DIR`, with no config around.
+fn integrations_check(dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tillmark"))
+        .args(["integrations", "check", "--dir"])
+        .arg(dir)
+        .env_remove("TILLMARK_CONFIG")
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn integrations_check_lists_good_definitions_and_every_error_in_a_broken_one_with_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
@@ -322,12 +332,7 @@ fn integrations_check_lists_good_definitions_and_every_error_in_a_broken_one_wit
         "name = \"broken\"\nmoment = \"sometime\"\n[create]\nurl = \"{{ system.url }\"\nretry = [999]\n",
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_tillmark"))
-        .args(["integrations", "check", "--dir"])
-        .arg(dir.path())
-        .env_remove("TILLMARK_CONFIG")
-        .output()
-        .unwrap();
+    let out = integrations_check(dir.path());
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(
@@ -736,12 +741,7 @@ fn integrations_check_names_a_folder_file_that_replaces_a_built_in_and_not_a_cop
             "url = \"{{ system.url }}/other\"",
         );
     std::fs::write(dir.path().join("webhook.toml"), webhook).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_tillmark"))
-        .args(["integrations", "check", "--dir"])
-        .arg(dir.path())
-        .env_remove("TILLMARK_CONFIG")
-        .output()
-        .unwrap();
+    let out = integrations_check(dir.path());
     let stdout = String::from_utf8_lossy(&out.stdout);
     let line = |name: &str| {
         stdout
