@@ -459,6 +459,10 @@ async fn behind_a_tls_proxy_cookies_are_secure_and_the_clients_address_is_the_pr
         .unwrap();
     let cookie = form.headers()[SET_COOKIE].to_str().unwrap().to_string();
     assert!(cookie.contains("; Secure"), "{cookie}");
+    assert!(
+        cookie.starts_with("__Secure-tillmark_signin="),
+        "a prefix only a secure page can set: {cookie}"
+    );
     let csrf = hidden(&form.text().await.unwrap(), "csrf");
     let signin = cookie.split(';').next().unwrap().to_string();
     let resp = client
@@ -474,6 +478,26 @@ async fn behind_a_tls_proxy_cookies_are_secure_and_the_clients_address_is_the_pr
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let session = resp
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .find(|c| c.contains("tillmark_session="))
+        .expect("a session cookie");
+    assert!(
+        session.starts_with("__Host-tillmark_session=")
+            && session.contains("; Path=/;")
+            && session.contains("; Secure"),
+        "the session's cookie can be set only by this host over TLS: {session}"
+    );
+    let page = client
+        .get(format!("{}/", site.base))
+        .header("cookie", session.split(';').next().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::OK, "signed in by that cookie");
     let entries = site
         .store
         .audit(&AuditQuery {

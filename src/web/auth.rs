@@ -192,7 +192,10 @@ async fn viewer(parts: &Parts, state: &AppState) -> Result<Option<Viewer>, Refus
             None => Err(Refusal::BadToken),
         };
     }
-    let Some(cookie) = cookie(&parts.headers, SESSION_COOKIE) else {
+    let Some(cookie) = cookie(
+        &parts.headers,
+        &cookie_name(&state.config, SESSION_COOKIE, "/"),
+    ) else {
         return Ok(None);
     };
     let session = state
@@ -279,6 +282,7 @@ pub fn set_cookie(
     path: &str,
     max_age_s: Option<i64>,
 ) -> HeaderValue {
+    let name = cookie_name(config, name, path);
     let mut text = format!("{name}={value}; Path={path}; HttpOnly; SameSite=Lax");
     if let Some(age) = max_age_s {
         text.push_str(&format!("; Max-Age={age}"));
@@ -287,6 +291,17 @@ pub fn set_cookie(
         text.push_str("; Secure");
     }
     HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// One of tillmark's cookies' names as browsers hold it. Over TLS it carries a prefix browsers enforce, so a
+/// plain-HTTP page or another subdomain can neither set nor overwrite it: `__Host-` for a cookie of the whole
+/// site (the session), `__Secure-` for one bound to a path (the sign-in form's).
+pub fn cookie_name(config: &Config, name: &str, path: &str) -> String {
+    match (config.web.served_over_tls(), path) {
+        (false, _) => name.to_string(),
+        (true, "/") => format!("__Host-{name}"),
+        (true, _) => format!("__Secure-{name}"),
+    }
 }
 
 /// Whether two tokens are equal, in a time that does not depend on where they differ.

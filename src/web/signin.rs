@@ -111,7 +111,11 @@ pub async fn sign_in(
     let next = local_path(f.next.as_deref());
     let name = f.username.trim();
     let page = |status, problem| sign_in_page(&state, status, &next, name, Some(problem));
-    let expected = cookie(&headers, SIGN_IN_COOKIE).unwrap_or("");
+    let expected = cookie(
+        &headers,
+        &auth::cookie_name(&state.config, SIGN_IN_COOKIE, "/login"),
+    )
+    .unwrap_or("");
     if expected.is_empty() || !constant_time_eq(expected.as_bytes(), f.csrf.as_bytes()) {
         return page(StatusCode::FORBIDDEN, "expired_form");
     }
@@ -211,7 +215,10 @@ pub async fn sign_out(
     Form(f): Form<CsrfForm>,
 ) -> Result<Response, Refusal> {
     viewer.check_csrf(&f.csrf)?;
-    if let Some(secret) = cookie(&headers, SESSION_COOKIE) {
+    if let Some(secret) = cookie(
+        &headers,
+        &auth::cookie_name(&state.config, SESSION_COOKIE, "/"),
+    ) {
         state
             .store
             .end_session(&token_digest(secret))
