@@ -41,6 +41,13 @@ pub fn redact(text: &str, secrets: &[&str]) -> String {
     for secret in secrets.iter().filter(|s| s.chars().count() >= 4) {
         let form: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
         let json = serde_json::Value::from(*secret).to_string();
+        // Percent-encoders differ in what they leave as it is: RFC 3986's unreserved characters (Python,
+        // Go), JavaScript's encodeURIComponent, or nothing but letters and digits; in upper or lower hex.
+        for keep in ["-._~", "-_.!~*'()", ""] {
+            for lower in [false, true] {
+                forms.push(percent_encoded(secret, keep, lower));
+            }
+        }
         forms.extend([
             secret.to_string(),
             form.replace('+', "%20"),
@@ -64,6 +71,21 @@ pub fn redact(text: &str, secrets: &[&str]) -> String {
     out
 }
 
+/// `text` percent-encoded, every byte but ASCII letters, digits and `keep` as `%XX`.
+fn percent_encoded(text: &str, keep: &str, lower: bool) -> String {
+    let mut out = String::with_capacity(text.len() * 3);
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || keep.as_bytes().contains(&b) {
+            out.push(char::from(b));
+        } else if lower {
+            out.push_str(&format!("%{b:02x}"));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use base64::Engine;
@@ -71,7 +93,7 @@ mod tests {
 
     use super::*;
 
-    const KEY: &str = "s3cr+t/key=&\"x\" ü";
+    const KEY: &str = "s3cr+t/key=&\"x\" ü~";
 
     #[test]
     fn every_form_a_vendor_echoes_a_secret_in_is_redacted() {
@@ -81,6 +103,9 @@ mod tests {
             format!("invalid key {KEY} given"),
             format!("GET /api?key={form}"),
             format!("GET /api?key={}", form.replace('+', "%20")),
+            // Python's quote leaves `~` as it is; some encoders write lower-case hex.
+            "key s3cr%2Bt%2Fkey%3D%26%22x%22%20%C3%BC~ given".to_string(),
+            "key s3cr%2bt%2fkey%3d%26%22x%22%20%c3%bc~ given".to_string(),
             format!("Authorization: Basic {}", STANDARD.encode(KEY)),
             format!("token {} rejected", URL_SAFE_NO_PAD.encode(KEY)),
             format!(r#"{{"error":"bad key","key":{json}}}"#),

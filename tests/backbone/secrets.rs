@@ -17,13 +17,15 @@ const KEY: &str = "tok+en/S3cret=&q~42";
 /// Every form of [`KEY`] the fake vendor echoes, each of which must be found nowhere.
 fn forms() -> Vec<String> {
     let form: String = url::form_urlencoded::byte_serialize(KEY.as_bytes()).collect();
-    vec![KEY.to_string(), form, STANDARD.encode(KEY)]
+    // As Python's quote writes it: `~` left as it is.
+    let quoted = form.replace("%7E", "~");
+    vec![KEY.to_string(), form, STANDARD.encode(KEY), quoted]
 }
 
 /// A vendor refusing every bookmark with 400, its error and a header quoting the key it was sent.
 async fn start_echoing_vendor() -> String {
     let app = axum::Router::new().fallback(|| async {
-        let [raw, form, base64] = <[String; 3]>::try_from(forms()).unwrap();
+        let [raw, form, base64, quoted] = <[String; 4]>::try_from(forms()).unwrap();
         (
             StatusCode::BAD_REQUEST,
             [(
@@ -31,7 +33,9 @@ async fn start_echoing_vendor() -> String {
                 format!("Bearer error=\"invalid_token\", token=\"{raw}\""),
             )],
             axum::Json(serde_json::json!({
-                "error": format!("api key {raw} is not valid here (as sent: {form}; decoded from {base64})"),
+                "error": format!(
+                    "api key {raw} is not valid here (as sent: {form}, or {quoted}; decoded from {base64})"
+                ),
                 "key": raw,
             })),
         )
