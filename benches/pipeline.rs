@@ -112,28 +112,20 @@ async fn start_receivers(epoch: Instant) -> Receivers {
     };
     // The limited receiver's window: requests allowed in the current second.
     let window = Arc::new(Mutex::new((Instant::now(), 0u32)));
+    // A receiver that answers after `delay`, recording each request in `seen`.
+    let answering = move |seen: &Arc<Seen>, delay: Duration| {
+        let seen = Arc::clone(seen);
+        axum::routing::post(move |body: String| async move {
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            record(&seen, &body);
+            "{}".into_response()
+        })
+    };
     let app = axum::Router::new()
-        .route(
-            "/fast",
-            axum::routing::post({
-                let seen = Arc::clone(&fast);
-                move |body: String| async move {
-                    record(&seen, &body);
-                    "{}".into_response()
-                }
-            }),
-        )
-        .route(
-            "/slow",
-            axum::routing::post({
-                let seen = Arc::clone(&slow);
-                move |body: String| async move {
-                    tokio::time::sleep(SLOW).await;
-                    record(&seen, &body);
-                    "{}".into_response()
-                }
-            }),
-        )
+        .route("/fast", answering(&fast, Duration::ZERO))
+        .route("/slow", answering(&slow, SLOW))
         .route(
             "/limited",
             axum::routing::post({
