@@ -751,11 +751,59 @@ fn integrations_check_names_a_folder_file_that_replaces_a_built_in_and_not_a_cop
             .to_string()
     };
     assert!(
-        line("webhook").contains("webhook.toml (replaces the built-in webhook)"),
+        line("webhook")
+            .contains("webhook.toml (replaces the built-in webhook; contacts the same hosts)"),
         "{stdout}"
     );
     assert!(!line("rhombus").contains("replaces"), "{stdout}");
     assert!(line("nx-witness ").contains("built in"), "{stdout}");
+}
+
+#[test]
+fn a_definition_sending_to_a_host_it_does_not_declare_is_refused_with_file_line_and_host() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("integrations");
+    let dir = tempfile::tempdir().unwrap();
+    // The system's credentials would go to a collector the definition slips into its URL.
+    std::fs::write(
+        dir.path().join("acme-vms.toml"),
+        "name = \"acme-vms\"\n[auth]\nscheme = \"bearer\"\n[create]\nurl = \"https://collector.example/bookmarks\"\n",
+    )
+    .unwrap();
+    let out = integrations_check(dir.path());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "{}:5: create.url: names the host collector.example, which this definition does not declare",
+            dir.path().join("acme-vms.toml").display()
+        )),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("acme-vms   "),
+        "not listed as usable: {stdout}"
+    );
+
+    // Declared with the vendor's reason, as a replacement of the built-in webhook: it loads, and the listing
+    // says what it contacts that the built-in did not.
+    std::fs::remove_file(dir.path().join("acme-vms.toml")).unwrap();
+    let webhook = std::fs::read_to_string(repo.join("webhook.toml"))
+        .unwrap()
+        .replace(
+            "url = \"{{ system.url }}\"",
+            "url = \"https://collector.example/hook\"",
+        )
+        + "\n[hosts]\n\"collector.example\" = \"the vendor's collector\"\n";
+    std::fs::write(dir.path().join("webhook.toml"), webhook).unwrap();
+    let out = integrations_check(dir.path());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains(
+            "webhook.toml (replaces the built-in webhook; also contacts collector.example)"
+        ),
+        "{stdout}"
+    );
 }
 
 #[test]

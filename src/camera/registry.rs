@@ -131,7 +131,7 @@ impl Integrations {
 }
 
 fn log_errors(set: &Set) {
-    for name in &set.replaced {
+    for name in set.replaced.keys() {
         if let Some(def) = set.definitions.get(name) {
             tracing::warn!(definition = %name, source = %set.source_of(def),
                 "A file in the integrations folder replaces a built-in definition; its requests are what run.");

@@ -1121,6 +1121,45 @@ impl Builder<'_> {
                     );
                 }
             }
+            // An allowed host must be one the definition declares or the host of an address this system gives
+            // in an option the definition's requests begin at; anything else lets through only a mistake.
+            let from_options: Vec<String> = def
+                .option_urls
+                .iter()
+                .filter_map(|o| options.get(o)?.as_str())
+                .filter_map(|u| url::Url::parse(u).ok())
+                .filter_map(|u| {
+                    let host = u.host_str()?.to_ascii_lowercase();
+                    Some(match u.port() {
+                        Some(port) => format!("{host}:{port}"),
+                        None => host,
+                    })
+                })
+                .collect();
+            for host in allowed_hosts
+                .iter()
+                .filter(|h| !def.hosts.contains_key(*h) && !from_options.contains(h))
+            {
+                t.error(
+                    "allowed_hosts",
+                    format!(
+                        "\"{host}\" is not a host the {} definition contacts ({}): remove it",
+                        def.name,
+                        def.hosts
+                            .keys()
+                            .cloned()
+                            .chain(
+                                def.option_urls
+                                    .iter()
+                                    .map(|o| format!("the host of options.{o}"))
+                            )
+                            .reduce(|a, b| format!("{a}, {b}"))
+                            .map_or("it declares none besides the system's url".into(), |h| {
+                                format!("it declares {h}")
+                            })
+                    ),
+                );
+            }
         }
         t.finish();
         Some(CameraSystemConfig {

@@ -597,22 +597,41 @@ fn a_camera_system_with_a_bad_url_still_exists_for_the_cameras_that_name_it() {
 }
 
 #[test]
-fn allowed_hosts_are_hosts_or_host_and_port_and_anything_else_is_named() {
-    let system = |hosts: &str| {
+fn allowed_hosts_are_hosts_the_definition_declares_and_anything_else_is_named() {
+    let system = |integration: &str, hosts: &str| {
         with_site(&format!(
-            "\n[[camera_systems]]\nid = \"een\"\nintegration = \"webhook\"\nurl = \"https://api.example.com/\"\nallowed_hosts = {hosts}\n"
+            "\n[[camera_systems]]\nid = \"een\"\nintegration = \"{integration}\"\nurl = \"https://api.example.com/\"\n\
+             client_id = \"tillmark\"\nclient_secret_env = \"NX_PASSWORD\"\nrefresh_token_env = \"NX_PASSWORD\"\n\
+             allowed_hosts = {hosts}\n[camera_systems.options]\naccount_id = \"1\"\nevent_type = \"e\"\n"
         ))
     };
-    let config = valid(&system(r#"["Auth.Example.com", "10.0.0.5:8443"]"#));
+    let config = valid(&system("eagle-eye", r#"["Auth.EagleEyeNetworks.com"]"#));
     assert_eq!(
         config.camera_systems[1].allowed_hosts,
-        ["auth.example.com", "10.0.0.5:8443"]
+        ["auth.eagleeyenetworks.com"]
     );
-    let errors = invalid(&system(r#"["https://auth.example.com/token"]"#));
+    let errors = invalid(&system(
+        "eagle-eye",
+        r#"["https://auth.example.com/token"]"#,
+    ));
     assert_eq!(errors[0].path, "camera_systems[1].allowed_hosts");
     assert_eq!(
         errors[0].message,
         "\"https://auth.example.com/token\" is not a host like auth.example.com or 10.0.0.5:8443"
+    );
+    // A well-formed host the definition never contacts: allowing it would let nothing through but a mistake.
+    let errors = invalid(&system("eagle-eye", r#"["10.0.0.5:8443"]"#));
+    assert_eq!(errors[0].path, "camera_systems[1].allowed_hosts");
+    assert_eq!(
+        errors[0].message,
+        "\"10.0.0.5:8443\" is not a host the eagle-eye definition contacts (it declares \
+         auth.eagleeyenetworks.com, the host of options.token_url): remove it"
+    );
+    let errors = invalid(&system("webhook", r#"["auth.example.com"]"#));
+    assert_eq!(
+        errors[0].message,
+        "\"auth.example.com\" is not a host the webhook definition contacts (it declares none besides the \
+         system's url): remove it"
     );
 }
 

@@ -6,6 +6,7 @@
 //! Loading checks everything — every template compiles, every key is known — and reports every problem with
 //! its file, line and key, so an integrator fixes a file in one pass.
 
+pub mod hosts;
 mod read;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -184,6 +185,11 @@ pub struct Definition {
     pub rate_limit: Option<RateLimit>,
     /// How long to leave the vendor alone after a 429 that gives no `Retry-After` (Verkada: 5 s).
     pub cooldown: Option<Duration>,
+    /// Hosts other than the system's own that its requests may begin at, each with the vendor's reason
+    /// (`[hosts]`); the site must also allow each (`allowed_hosts`).
+    pub hosts: BTreeMap<String, String>,
+    /// Options whose addresses its requests begin at: hosts the site's config chooses.
+    pub option_urls: BTreeSet<String>,
     /// The file it came from, or `None` for one built into tillmark.
     pub source: Option<PathBuf>,
 }
@@ -382,8 +388,8 @@ pub struct Set {
     pub definitions: BTreeMap<String, Arc<Definition>>,
     pub errors: Vec<FileErrors>,
     /// Built-in definitions a folder file of the same name replaces with other text: what runs is the file,
-    /// which people are told wherever definitions are listed.
-    pub replaced: BTreeSet<String>,
+    /// which people are told wherever definitions are listed, with how the hosts it contacts differ.
+    pub replaced: BTreeMap<String, String>,
 }
 
 impl Set {
@@ -391,11 +397,39 @@ impl Set {
     pub fn source_of(&self, def: &Definition) -> String {
         match &def.source {
             None => "built in".into(),
-            Some(path) if self.replaced.contains(&def.name) => {
-                format!("{} (replaces the built-in {})", path.display(), def.name)
-            }
-            Some(path) => path.display().to_string(),
+            Some(path) => match self.replaced.get(&def.name) {
+                Some(hosts) => format!(
+                    "{} (replaces the built-in {}; {hosts})",
+                    path.display(),
+                    def.name
+                ),
+                None => path.display().to_string(),
+            },
         }
+    }
+}
+
+impl Definition {
+    /// What it contacts besides its camera system's own host.
+    pub fn contacts(&self) -> BTreeSet<String> {
+        hosts::contacts(&self.hosts, &self.option_urls)
+    }
+}
+
+/// How `file`'s contacts differ from `built_in`'s, as people read it.
+fn host_difference(file: &Definition, built_in: &Definition) -> String {
+    let (now, was) = (file.contacts(), built_in.contacts());
+    let added: Vec<&str> = now.difference(&was).map(String::as_str).collect();
+    let dropped: Vec<&str> = was.difference(&now).map(String::as_str).collect();
+    match (added.is_empty(), dropped.is_empty()) {
+        (true, true) => "contacts the same hosts".into(),
+        (false, true) => format!("also contacts {}", added.join(", ")),
+        (true, false) => format!("no longer contacts {}", dropped.join(", ")),
+        (false, false) => format!(
+            "also contacts {}; no longer {}",
+            added.join(", "),
+            dropped.join(", ")
+        ),
     }
 }
 
@@ -444,11 +478,12 @@ pub fn load_all(dir: &Path) -> Set {
         match parse(&text, stem, Some(&path)) {
             Ok(def) => {
                 // A copy of the built-in (the repository's own folder) changes nothing; other text does.
-                if BUILT_IN
+                let differs = BUILT_IN
                     .iter()
-                    .any(|(name, built_in)| *name == stem && built_in.trim() != text.trim())
-                {
-                    set.replaced.insert(stem.to_string());
+                    .any(|(name, built_in)| *name == stem && built_in.trim() != text.trim());
+                if differs && let Some(built_in) = set.definitions.get(stem) {
+                    set.replaced
+                        .insert(stem.to_string(), host_difference(&def, built_in));
                 }
                 set.definitions.insert(stem.to_string(), Arc::new(def));
             }
@@ -538,7 +573,7 @@ mod tests {
 
     #[test]
     fn a_broken_rate_limit_and_the_old_requests_per_minute_are_reported_with_their_lines() {
-        let text = "name = \"acme\"\n[create]\nurl = \"x\"\n[limits]\nrate_limit = \"300 per minute\"\nrequests_per_minute = 300\n";
+        let text = "name = \"acme\"\n[create]\nurl = \"{{ system.url }}\"\n[limits]\nrate_limit = \"300 per minute\"\nrequests_per_minute = 300\n";
         let errors = parse(text, "acme", None).unwrap_err();
         let got: Vec<(usize, &str)> = errors
             .iter()
@@ -555,7 +590,7 @@ mod tests {
             "{errors:?}"
         );
         let def = parse(
-            "name = \"acme\"\n[create]\nurl = \"x\"\n[limits]\nrate_limit = \"10/s\"\n",
+            "name = \"acme\"\n[create]\nurl = \"{{ system.url }}\"\n[limits]\nrate_limit = \"10/s\"\n",
             "acme",
             None,
         )

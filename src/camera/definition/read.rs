@@ -1,7 +1,8 @@
 //! Reading a definition file: every section, every key, every template compiled, so `integrations check`
 //! reports all of a file's problems at once, each with its line and key.
 
-use std::collections::BTreeMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
 
@@ -10,6 +11,66 @@ use super::{
     RateLimit, Request, Session, Setup, TokenFrom, is_valid_name,
 };
 use crate::config::reader::{Doc, Table};
+
+/// The hosts a definition declares under `[hosts]`, and the options whose addresses its requests begin with,
+/// gathered as its request URLs are read.
+struct Hosts {
+    declared: BTreeMap<String, String>,
+    options: RefCell<BTreeSet<String>>,
+}
+
+impl Hosts {
+    /// `[hosts]`: each host (with its port where not the scheme's own) and why the vendor's API uses it.
+    fn read(doc: &Doc, top: &Table) -> Hosts {
+        let mut declared = BTreeMap::new();
+        if let Some(t) = top.opt_table("hosts") {
+            for (host, why) in t.string_entries() {
+                if !super::hosts::is_host(&host) {
+                    doc.push(
+                        why.path,
+                        Some(why.line),
+                        format!(
+                            "\"{host}\" is not a host: write the name alone (auth.example.com), with a port \
+                             where it is not the scheme's own"
+                        ),
+                    );
+                } else if why.value.trim().is_empty() {
+                    doc.push(
+                        why.path,
+                        Some(why.line),
+                        "needs the reason the vendor's API uses this host",
+                    );
+                } else {
+                    declared.insert(host.to_ascii_lowercase(), why.value);
+                }
+            }
+        }
+        Hosts {
+            declared,
+            options: RefCell::default(),
+        }
+    }
+
+    /// A request's URL template, checked to begin at the system's host, a declared host or an option.
+    fn url(&self, doc: &Doc, t: &Table, key: &'static str) -> Option<String> {
+        let value = t.req_str(key)?;
+        if let Err(e) = crate::camera::template::check(&value.value) {
+            doc.push(value.path, Some(value.line), e);
+            return None;
+        }
+        match super::hosts::check_url(&value.value, &self.declared) {
+            Ok(super::hosts::Start::Option(name)) => {
+                self.options.borrow_mut().insert(name);
+            }
+            Ok(_) => {}
+            Err(e) => {
+                doc.push(value.path, Some(value.line), e);
+                return None;
+            }
+        }
+        Some(value.value)
+    }
+}
 
 fn template(doc: &Doc, t: &Table, key: &'static str, required: bool) -> Option<String> {
     let value = if required {
@@ -51,7 +112,7 @@ fn statuses(doc: &Doc, t: &Table, key: &'static str) -> Option<Vec<u16>> {
 }
 
 /// The request keys of a section: `method`, `url`, `headers`, and a `body` (JSON) or `form`.
-fn request(doc: &Doc, t: &Table, default_method: &str) -> Option<Request> {
+fn request(doc: &Doc, hosts: &Hosts, t: &Table, default_method: &str) -> Option<Request> {
     let method = t
         .opt_str("method")
         .map(|m| m.value)
@@ -68,7 +129,7 @@ fn request(doc: &Doc, t: &Table, default_method: &str) -> Option<Request> {
             None
         }
     };
-    let url = template(doc, t, "url", true);
+    let url = hosts.url(doc, t, "url");
     let headers = template_entries(doc, t, "headers");
     let json = template(doc, t, "body", false);
     let form = t.has("form").then(|| template_entries(doc, t, "form"));
@@ -128,8 +189,8 @@ fn answer(doc: &Doc, t: &Table) -> Answer {
     answer
 }
 
-fn lookup(doc: &Doc, t: &Table) -> Option<Lookup> {
-    let request = request(doc, t, "GET");
+fn lookup(doc: &Doc, hosts: &Hosts, t: &Table) -> Option<Lookup> {
+    let request = request(doc, hosts, t, "GET");
     let lookup = Lookup {
         request: request?,
         items: t.opt_str("items").map(|i| i.value),
@@ -140,7 +201,7 @@ fn lookup(doc: &Doc, t: &Table) -> Option<Lookup> {
     Some(lookup)
 }
 
-fn setup(doc: &Doc, t: &Table) -> Option<Setup> {
+fn setup(doc: &Doc, hosts: &Hosts, t: &Table) -> Option<Setup> {
     let name = t.req_str("name");
     if let Some(n) = &name
         && !n
@@ -154,7 +215,7 @@ fn setup(doc: &Doc, t: &Table) -> Option<Setup> {
         );
     }
     let find = t.opt_table("find").and_then(|f| {
-        let l = lookup(doc, &f);
+        let l = lookup(doc, hosts, &f);
         if f.opt_str("id").is_none() {
             f.error("id", "is required: the path of the value in the found item");
         }
@@ -167,7 +228,7 @@ fn setup(doc: &Doc, t: &Table) -> Option<Setup> {
     let mut create_value = None;
     let create = t.opt_table("create").and_then(|c| {
         create_value = c.req_str("value").map(|v| v.value);
-        let r = request(doc, &c, "POST");
+        let r = request(doc, hosts, &c, "POST");
         c.finish();
         r
     });
@@ -187,10 +248,10 @@ fn setup(doc: &Doc, t: &Table) -> Option<Setup> {
 }
 
 /// Login presets: OAuth2 grants are a login with a known form, answer and header.
-fn session(doc: &Doc, a: &Table, scheme: &str) -> Option<Session> {
+fn session(doc: &Doc, hosts: &Hosts, a: &Table, scheme: &str) -> Option<Session> {
     let oauth = scheme.starts_with("oauth2-");
     let login = if oauth {
-        let url = template(doc, a, "token_url", true);
+        let url = hosts.url(doc, a, "token_url");
         let client_id = template(doc, a, "client_id", false);
         let mut form = vec![("grant_type".to_string(), String::new())];
         let mut headers = Vec::new();
@@ -226,7 +287,7 @@ fn session(doc: &Doc, a: &Table, scheme: &str) -> Option<Session> {
             );
         }
         login.and_then(|l| {
-            let r = request(doc, &l, "POST");
+            let r = request(doc, hosts, &l, "POST");
             l.finish();
             r
         })
@@ -291,7 +352,7 @@ fn session(doc: &Doc, a: &Table, scheme: &str) -> Option<Session> {
 
 const SCHEMES: &str = "none, basic, digest, bearer, header, login, oauth2-password, oauth2-refresh";
 
-fn auth(doc: &Doc, top: &Table) -> Option<(Auth, Option<String>)> {
+fn auth(doc: &Doc, hosts: &Hosts, top: &Table) -> Option<(Auth, Option<String>)> {
     let Some(a) = top.opt_table("auth") else {
         return Some((Auth::None, None));
     };
@@ -313,7 +374,7 @@ fn auth(doc: &Doc, top: &Table) -> Option<(Auth, Option<String>)> {
             }
         },
         Some(s @ ("login" | "oauth2-password" | "oauth2-refresh")) => {
-            session(doc, &a, s).map(|s| Auth::Session(Box::new(s)))
+            session(doc, hosts, &a, s).map(|s| Auth::Session(Box::new(s)))
         }
         Some(other) => {
             a.error(
@@ -367,10 +428,15 @@ pub fn definition(doc: &Doc, top: &Table, name: &str, source: Option<&Path>) -> 
         .map(|t| t.value)
         .unwrap_or_else(|| name.to_string());
     let moment = moment(top);
-    let auth = auth(doc, top);
-    let setup: Vec<Option<Setup>> = top.tables("setup").iter().map(|t| setup(doc, t)).collect();
+    let hosts = Hosts::read(doc, top);
+    let auth = auth(doc, &hosts, top);
+    let setup: Vec<Option<Setup>> = top
+        .tables("setup")
+        .iter()
+        .map(|t| setup(doc, &hosts, t))
+        .collect();
     let lookup = top.opt_table("lookup").and_then(|t| {
-        let l = lookup(doc, &t);
+        let l = lookup(doc, &hosts, &t);
         t.finish();
         l
     });
@@ -379,7 +445,7 @@ pub fn definition(doc: &Doc, top: &Table, name: &str, source: Option<&Path>) -> 
         top.error("create", "is required: the request that makes a bookmark");
     }
     let create = create.and_then(|c| {
-        let request = request(doc, &c, "POST");
+        let request = request(doc, &hosts, &c, "POST");
         let answer = answer(doc, &c);
         let when = template(doc, &c, "when", false);
         let read_back = c.opt_bool("read_back").unwrap_or(false);
@@ -405,7 +471,7 @@ pub fn definition(doc: &Doc, top: &Table, name: &str, source: Option<&Path>) -> 
     });
     let fallback = top.opt_table("fallback").and_then(|f| {
         let label = f.req_str("label").map(|l| l.value);
-        let request = request(doc, &f, "POST");
+        let request = request(doc, &hosts, &f, "POST");
         let answer = answer(doc, &f);
         f.finish();
         Some(Fallback {
@@ -420,7 +486,7 @@ pub fn definition(doc: &Doc, top: &Table, name: &str, source: Option<&Path>) -> 
         link
     });
     let thumbnail = top.opt_table("thumbnail").and_then(|t| {
-        let r = request(doc, &t, "GET");
+        let r = request(doc, &hosts, &t, "GET");
         t.finish();
         r
     });
@@ -464,6 +530,8 @@ pub fn definition(doc: &Doc, top: &Table, name: &str, source: Option<&Path>) -> 
         max_description,
         rate_limit,
         cooldown,
+        hosts: hosts.declared,
+        option_urls: hosts.options.into_inner(),
         source: source.map(Path::to_path_buf),
     })
 }
