@@ -642,8 +642,9 @@ pub async fn token_create(
     config: &Config,
     user: &str,
     label: &str,
-    expires: crate::config::Millis,
+    expires: Option<crate::config::Millis>,
 ) -> anyhow::Result<String> {
+    let expires = expires.unwrap_or(config.web.token_lifetime);
     let token = crate::accounts::new_token();
     let store = open_store(config).await?;
     let now = crate::clock::now_ms();

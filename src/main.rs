@@ -200,9 +200,9 @@ enum TokenCommand {
         /// What it is for, to recognise it later.
         #[arg(long, default_value = "api")]
         label: String,
-        /// How long it works: 90d, 12h, 365d.
-        #[arg(long, default_value = "90d", value_parser = tillmark::cli::parse_age)]
-        expires: tillmark::config::Millis,
+        /// How long it works: 90d, 12h, 365d. Default: the config's [web] token_lifetime (90d).
+        #[arg(long, value_parser = tillmark::cli::parse_age)]
+        expires: Option<tillmark::config::Millis>,
     },
     /// List API tokens, everyone's or one person's: what each is for, when made, last used and expiring.
     List {
@@ -464,7 +464,7 @@ enum Account {
     Passwd(String, bool, bool),
     List,
     Remove(String),
-    Token(String, String, tillmark::config::Millis),
+    Token(String, String, Option<tillmark::config::Millis>),
     Tokens(Option<String>),
     Revoke(i64),
 }

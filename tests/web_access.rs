@@ -9,7 +9,7 @@ use reqwest::StatusCode;
 use reqwest::header::SET_COOKIE;
 use serde_json::{Value, json};
 use tillmark::config::Config;
-use tillmark::store::{AuditLog, AuditQuery};
+use tillmark::store::{Accounts, AuditLog, AuditQuery};
 use tillmark::web::{PUBLIC_ROUTES, ROUTES};
 use web_support::*;
 
@@ -116,7 +116,7 @@ async fn an_investigator_of_one_store_gets_nothing_of_another_on_any_route_nor_b
 #[tokio::test]
 async fn each_role_reaches_only_its_pages() {
     let site = Site::start("").await;
-    let cases: [(&str, &str, StatusCode); 15] = [
+    let cases: [(&str, &str, StatusCode); 17] = [
         ("ito", "/", StatusCode::FORBIDDEN),
         ("ito", "/api/events", StatusCode::FORBIDDEN),
         ("ito", "/timeline", StatusCode::FORBIDDEN),
@@ -130,6 +130,8 @@ async fn each_role_reaches_only_its_pages() {
         ("mika", "/dead-letters", StatusCode::FORBIDDEN),
         ("ken", "/audit", StatusCode::FORBIDDEN),
         ("aiko", "/audit", StatusCode::OK),
+        ("ken", "/tokens", StatusCode::FORBIDDEN),
+        ("aiko", "/tokens", StatusCode::OK),
         ("aiko", "/dead-letters", StatusCode::OK),
         ("aiko", "/integrations", StatusCode::OK),
     ];
@@ -712,4 +714,121 @@ async fn with_a_configured_certificate_the_index_serves_https_beyond_loopback_wi
         )),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn a_scripts_reads_are_in_the_audit_log_with_what_it_asked_and_how_many_rows_card_numbers_masked()
+ {
+    let site = Site::start("").await;
+    for path in [
+        "/api/events?store=shibuya-01&limit=50".to_string(),
+        format!("/api/events/{}", site.shibuya_seq),
+        "/api/events?q=4111%201111%201111%201111".to_string(),
+    ] {
+        let (status, body) = site.get_as("ken", &path).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+    }
+    // Refused reads are not reads: Osaka's event is outside ken's stores.
+    let (status, _) = site
+        .get_as("ken", &format!("/api/events/{}", site.osaka_seq))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let reads = site
+        .store
+        .audit(&AuditQuery {
+            action: Some("api_read".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let got: Vec<(&str, &str, &str)> = reads
+        .iter()
+        .rev()
+        .map(|e| {
+            (
+                e.actor.as_deref().unwrap(),
+                e.target.as_deref().unwrap(),
+                e.detail.as_deref().unwrap(),
+            )
+        })
+        .collect();
+    let one = format!("/api/events/{}", site.shibuya_seq);
+    assert_eq!(
+        got,
+        [
+            ("ken", "/api/events?store=shibuya-01&limit=50", "1 event"),
+            ("ken", one.as_str(), "1 event"),
+            ("ken", "/api/events?q=4111 11** **** 1111", "0 events"),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn the_owner_sees_everyones_tokens_with_their_last_use_and_a_revoked_one_stops_at_once() {
+    let site = Site::start("").await;
+    let (status, _) = site.get_as("ken", "/api/events").await;
+    assert_eq!(status, StatusCode::OK);
+    let owner = Browser::new(&site);
+    owner.sign_in("aiko", PASSWORD, "/tokens").await;
+    let (status, _, page) = owner.get("/tokens").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let row = |page: &str, user: &str| {
+        page.split("<tr id=\"token-")
+            .skip(1)
+            .find(|r| r.contains(&format!(">{user}</td>")))
+            .unwrap_or_else(|| panic!("no row for {user}: {page}"))
+            .to_string()
+    };
+    assert!(row(&page, "ito").contains(">never</td>"), "{page}");
+    assert!(
+        !row(&page, "ken").contains(">never</td>"),
+        "ken's script used it: {page}"
+    );
+    assert!(row(&page, "ken").contains(">tests</td>"), "{page}");
+    for token in site.tokens.values() {
+        assert!(
+            !page.contains(token.as_str()),
+            "a token's secret is on the page"
+        );
+    }
+
+    let ken = site.store.tokens(Some("ken")).await.unwrap().remove(0);
+    let csrf = hidden(&page, "csrf");
+    // A form from elsewhere, without the session's token, revokes nothing.
+    let (status, _, _) = owner
+        .post(
+            "/tokens/revoke",
+            &[("csrf", "forged"), ("id", &ken.id.to_string())],
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(site.get_as("ken", "/api/events").await.0, StatusCode::OK);
+
+    let (status, headers, _) = owner
+        .post(
+            "/tokens/revoke",
+            &[("csrf", &csrf), ("id", &ken.id.to_string())],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(location(&headers), "/tokens");
+    let (status, _) = site.get_as("ken", "/api/events").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(site.get_as("ito", "/integrations").await.0, StatusCode::OK);
+    let (_, _, page) = owner.get("/tokens").await;
+    assert!(!page.contains(">ken</td>"), "{page}");
+    let revoked = site
+        .store
+        .audit(&AuditQuery {
+            action: Some("token_revoked".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(revoked.len(), 1);
+    assert_eq!(revoked[0].actor.as_deref(), Some("aiko"));
+    assert_eq!(revoked[0].target.as_deref(), Some("ken"));
+    assert_eq!(revoked[0].detail.as_deref(), Some("tests"));
 }

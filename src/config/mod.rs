@@ -176,6 +176,8 @@ pub struct WebConfig {
     pub trusted_proxies: Vec<IpAddr>,
     /// A session unused this long is signed out. Default `8h`: a shift.
     pub session_idle: Millis,
+    /// How long an API token works when `tillmark token create` is not told (`--expires`). Default `90d`.
+    pub token_lifetime: Millis,
 }
 
 #[derive(Debug, Clone)]
@@ -748,6 +750,7 @@ impl Builder<'_> {
             behind_proxy: false,
             trusted_proxies: Vec::new(),
             session_idle: Millis(8 * 3_600_000),
+            token_lifetime: Millis(90 * 86_400_000),
         };
         let Some(t) = t else { return Some(cfg) };
         cfg.behind_proxy = t.opt_bool("behind_proxy").unwrap_or(false);
@@ -771,6 +774,14 @@ impl Builder<'_> {
                 t.error("session_idle", "must be at least 1m");
             } else {
                 cfg.session_idle = idle;
+            }
+        }
+        if let Some(lifetime) = t.opt_duration("token_lifetime") {
+            // A token that outlives its purpose is a key nobody remembers handing out.
+            if !(3_600_000..=3 * 365 * 86_400_000).contains(&lifetime.0) {
+                t.error("token_lifetime", "must be from 1h to 1095d (three years)");
+            } else {
+                cfg.token_lifetime = lifetime;
             }
         }
         match (t.opt_str("tls_cert"), t.opt_str("tls_key")) {

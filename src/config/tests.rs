@@ -322,23 +322,30 @@ fn the_index_listens_beyond_loopback_only_over_tls_or_behind_a_tls_proxy() {
         "\"proxy.lan\" is not an IP address like 10.0.0.5"
     );
     let tls = valid(
-        "[web]\nlisten = \"0.0.0.0:8443\"\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"\nsession_idle = \"30m\"\n",
+        "[web]\nlisten = \"0.0.0.0:8443\"\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"\nsession_idle = \"30m\"\ntoken_lifetime = \"30d\"\n",
     );
     assert_eq!(tls.web.tls.as_ref().unwrap().key.to_str(), Some("k.pem"));
     assert_eq!(tls.web.session_idle.0, 1_800_000);
+    assert_eq!(tls.web.token_lifetime.to_string(), "30d");
+    assert_eq!(valid("").web.token_lifetime.to_string(), "90d");
     assert!(
         !valid("").web.served_over_tls(),
         "plain HTTP on loopback by default"
     );
 
-    let errors =
-        invalid("[web]\ntls_cert = \"c.pem\"\nbehind_proxy = true\nsession_idle = \"10s\"\n");
+    let errors = invalid(
+        "[web]\ntls_cert = \"c.pem\"\nbehind_proxy = true\nsession_idle = \"10s\"\ntoken_lifetime = \"3650d\"\n",
+    );
     let message = |path: &str| error_at(&errors, path).message.clone();
     assert_eq!(
         message("web.tls_key"),
         "tls_cert needs tls_key, the certificate's private key"
     );
     assert_eq!(message("web.session_idle"), "must be at least 1m");
+    assert_eq!(
+        message("web.token_lifetime"),
+        "must be from 1h to 1095d (three years)"
+    );
     let both = invalid("[web]\ntls_cert = \"c\"\ntls_key = \"k\"\nbehind_proxy = true\n");
     assert!(
         error_at(&both, "web.behind_proxy")

@@ -2,14 +2,14 @@
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::StatusCode;
 use chrono::DateTime;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::auth::{DeadLetters, Events, Signed};
+use super::auth::{DeadLetters, Events, Signed, Viewer};
 use super::error::ApiError;
 use super::view::{event_view, iso_utc};
 use crate::event::EventType;
@@ -199,13 +199,43 @@ fn parse_cursor(text: &str) -> Result<(i64, i64), ApiError> {
         })
 }
 
+/// Writes a read of events through the API to the audit log: who, what they asked (decoded, with any card
+/// number typed into it masked) and how many rows they got. A person's pages are not logged read by read; a
+/// script's reads are how data leaves in bulk.
+async fn audit_read(
+    state: &AppState,
+    viewer: &Viewer,
+    path: &str,
+    query: Option<&str>,
+    rows: usize,
+) {
+    let asked = query
+        .map(|q| {
+            let decoded: Vec<String> = url::form_urlencoded::parse(q.as_bytes())
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            format!("{path}?{}", decoded.join("&"))
+        })
+        .unwrap_or_else(|| path.to_string());
+    let asked = crate::event::mask_card_numbers(&asked).into_owned();
+    let detail = match rows {
+        1 => "1 event".to_string(),
+        n => format!("{n} events"),
+    };
+    viewer
+        .audit(state, "api_read", Some(asked), Some(detail))
+        .await;
+}
+
 pub async fn events(
     State(state): State<AppState>,
     Signed(viewer, _): Signed<Events>,
+    RawQuery(raw): RawQuery,
     Query(params): Query<EventParams>,
 ) -> Result<Json<Value>, ApiError> {
     let query = params.to_query(viewer.scope())?;
     let events = state.store.events(&query).await?;
+    audit_read(&state, &viewer, "/api/events", raw.as_deref(), events.len()).await;
     let next = if events.len() as i64 == query.limit {
         events.last().map(|e| cursor(e.at_ms, e.seq))
     } else {
@@ -228,6 +258,7 @@ pub async fn event(
         .event(seq, &viewer.scope())
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no event {seq}")))?;
+    audit_read(&state, &viewer, &format!("/api/events/{seq}"), None, 1).await;
     let history = match &event.case {
         Some(_) => state
             .store

@@ -20,7 +20,7 @@ use crate::store::AuditQuery;
 const PAGE: i64 = 200;
 
 /// The actions the log holds, for the filter; in the order a reader thinks of them.
-pub(super) const ACTIONS: [&str; 12] = [
+pub(super) const ACTIONS: [&str; 18] = [
     "sign_in",
     "sign_in_refused",
     "sign_in_throttled",
@@ -28,11 +28,17 @@ pub(super) const ACTIONS: [&str; 12] = [
     "password_changed",
     "footage_opened",
     "exported",
+    "api_read",
     "case_opened",
     "case_noted",
     "case_closed",
     "case_reopened",
     "dead_letter_dismissed",
+    "user_added",
+    "password_set",
+    "user_removed",
+    "token_created",
+    "token_revoked",
 ];
 
 #[derive(Debug, Default, Deserialize)]

@@ -110,6 +110,8 @@ pub enum Access {
     /// what sends them.
     DeadLetters,
     Audit,
+    /// Everyone's API tokens, and revoking them.
+    Tokens,
 }
 
 impl Access {
@@ -120,7 +122,7 @@ impl Access {
             Access::Events => &[Owner, Manager, Investigator],
             Access::Cases => &[Owner, Investigator],
             Access::Integrations | Access::DeadLetters => &[Owner, Integrator],
-            Access::Audit => &[Owner],
+            Access::Audit | Access::Tokens => &[Owner],
         }
     }
 }
@@ -139,7 +141,15 @@ macro_rules! needs {
         }
     )*};
 }
-needs!(Account, Events, Cases, Integrations, DeadLetters, Audit);
+needs!(
+    Account,
+    Events,
+    Cases,
+    Integrations,
+    DeadLetters,
+    Audit,
+    Tokens
+);
 
 /// A signed-in viewer who has the access `N`.
 #[derive(Debug)]

@@ -16,6 +16,7 @@ mod pages;
 mod signin;
 mod thumbnail;
 mod timeline;
+mod tokens;
 mod view;
 
 pub use view::iso_utc;
@@ -77,6 +78,8 @@ index! {
     post "/dead-letters/dismiss" => dead_letters::dismiss,
     get "/integrations" => pages::integrations,
     get "/audit" => audit::page,
+    get "/tokens" => tokens::page,
+    post "/tokens/revoke" => tokens::revoke,
     get "/api/events" => api::events,
     get "/api/events/{seq}" => api::event,
     get "/api/dead-letters" => api::dead_letters,

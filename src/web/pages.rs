@@ -38,13 +38,17 @@ use crate::store::{
 
 use super::cases::CaseForm;
 
-pub(super) const TEMPLATES: [(&str, &str); 12] = [
+pub(super) const TEMPLATES: [(&str, &str); 13] = [
     ("login.html", include_str!("../../web/templates/login.html")),
     (
         "password.html",
         include_str!("../../web/templates/password.html"),
     ),
     ("audit.html", include_str!("../../web/templates/audit.html")),
+    (
+        "tokens.html",
+        include_str!("../../web/templates/tokens.html"),
+    ),
     (
         "cashiers.html",
         include_str!("../../web/templates/cashiers.html"),
@@ -180,6 +184,7 @@ pub(super) struct Nav {
     integrations_access: bool,
     dead_letters_access: bool,
     audit_access: bool,
+    tokens_access: bool,
     events: i64,
     pending: i64,
     failed: i64,
@@ -202,6 +207,7 @@ pub(super) async fn nav(state: &AppState, viewer: &Viewer) -> Result<Nav, PageEr
         integrations_access: viewer.may(Access::Integrations),
         dead_letters_access: viewer.may(Access::DeadLetters),
         audit_access: viewer.may(Access::Audit),
+        tokens_access: viewer.may(Access::Tokens),
         events: c.events,
         pending: c.pending,
         failed: c.failed,
