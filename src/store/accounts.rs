@@ -522,3 +522,118 @@ impl Accounts for SqliteStore {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn store_with(name: &str) -> (SqliteStore, User, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let store = SqliteStore::open(&url).await.unwrap();
+        let user = NewUser {
+            name: name.into(),
+            role: Role::Owner,
+            stores: vec![],
+            password_hash: "not a hash".into(),
+        };
+        let user = store.add_user(&user, 0).await.unwrap();
+        (store, user, dir)
+    }
+
+    #[tokio::test]
+    async fn a_totp_step_is_spent_once_and_only_later_ones_after_it_and_a_new_key_starts_afresh() {
+        let (store, user, _dir) = store_with("aiko").await;
+        assert!(
+            !store.use_totp_step(user.id, 5).await.unwrap(),
+            "no key, no step"
+        );
+        let key = TotpSecret::generate();
+        assert!(!store.set_totp("aiko", Some(&key), 1).await.unwrap());
+        let state = store.totp(user.id).await.unwrap().unwrap();
+        assert_eq!((state.secret, state.last_step), (key, None));
+        assert!(store.use_totp_step(user.id, 5).await.unwrap());
+        assert!(!store.use_totp_step(user.id, 5).await.unwrap(), "replayed");
+        assert!(!store.use_totp_step(user.id, 4).await.unwrap(), "earlier");
+        assert!(store.use_totp_step(user.id, 6).await.unwrap());
+        assert_eq!(
+            store.totp(user.id).await.unwrap().unwrap().last_step,
+            Some(6)
+        );
+        assert!(store.users().await.unwrap()[0].totp);
+
+        assert!(
+            store
+                .set_totp("aiko", Some(&TotpSecret::generate()), 2)
+                .await
+                .unwrap()
+        );
+        assert_eq!(store.totp(user.id).await.unwrap().unwrap().last_step, None);
+        assert!(store.set_totp("aiko", None, 3).await.unwrap());
+        assert!(store.totp(user.id).await.unwrap().is_none());
+        assert!(!store.users().await.unwrap()[0].totp);
+        assert!(matches!(
+            store.set_totp("nobody", None, 4).await,
+            Err(AccountError::Missing(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_sign_in_challenge_lasts_its_window_and_goes_with_a_new_key_or_a_finished_sign_in() {
+        let (store, user, _dir) = store_with("ken").await;
+        store
+            .set_totp("ken", Some(&TotpSecret::generate()), 0)
+            .await
+            .unwrap();
+        store
+            .add_sign_in_challenge("old", user.id, 1_000, 0)
+            .await
+            .unwrap();
+        store
+            .add_sign_in_challenge("new", user.id, 9_000, 0)
+            .await
+            .unwrap();
+        let whose = store
+            .sign_in_challenge("new", 5_000)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((whose.name.as_str(), whose.totp), ("ken", true));
+        assert!(
+            store
+                .sign_in_challenge("old", 5_000)
+                .await
+                .unwrap()
+                .is_none(),
+            "expired"
+        );
+        assert!(
+            store
+                .sign_in_challenge("unknown", 0)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        // Expired ones are cleared when the next is made.
+        store
+            .add_sign_in_challenge("next", user.id, 9_500, 5_000)
+            .await
+            .unwrap();
+        assert!(store.sign_in_challenge("old", 0).await.unwrap().is_none());
+        store.end_sign_in_challenges(user.id).await.unwrap();
+        assert!(store.sign_in_challenge("new", 0).await.unwrap().is_none());
+
+        store
+            .add_sign_in_challenge("again", user.id, 9_600, 0)
+            .await
+            .unwrap();
+        store
+            .set_totp("ken", Some(&TotpSecret::generate()), 1)
+            .await
+            .unwrap();
+        assert!(
+            store.sign_in_challenge("again", 0).await.unwrap().is_none(),
+            "a new key"
+        );
+    }
+}
