@@ -65,6 +65,8 @@ pub struct User {
     /// The stores a manager or investigator may see; empty for the other roles.
     pub stores: Vec<String>,
     pub created_ms: i64,
+    /// Whether signing in takes a code from an authenticator app after the password.
+    pub totp: bool,
 }
 
 /// A new person, checked: a valid name, a role, the stores it needs, a password hashed.

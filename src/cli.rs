@@ -525,12 +525,64 @@ pub async fn user_list(config: &Config) -> anyhow::Result<String> {
         } else {
             u.stores.join(", ")
         };
+        let code = if u.totp { ", authenticator code" } else { "" };
         out.push_str(&format!(
-            "{:<24} {:<13} {stores}\n",
+            "{:<24} {:<13} {stores}{code}\n",
             u.name,
             u.role.as_str()
         ));
     }
+    Ok(out)
+}
+
+/// `tillmark user totp NAME [--off]`: gives the person a new authenticator key (replacing any they had) and
+/// returns what to print, the key once; or with `off` removes it. Any role may have one; it is meant for the
+/// owners and investigators, who reach footage and cases.
+pub async fn user_totp(config: &Config, name: &str, off: bool) -> anyhow::Result<String> {
+    use crate::totp::{DIGITS, STEP_S, TotpSecret};
+    let store = open_store(config).await?;
+    let secret = (!off).then(TotpSecret::generate);
+    let set = store
+        .set_totp(name, secret.as_ref(), crate::clock::now_ms())
+        .await;
+    match (&set, &secret) {
+        (Ok(had), Some(_)) => {
+            let detail = had.then(|| "replaced the previous key".to_string());
+            audit_cli(&*store, "totp_enabled", name, detail).await?
+        }
+        (Ok(true), None) => audit_cli(&*store, "totp_disabled", name, None).await?,
+        _ => {}
+    }
+    store.close().await;
+    let had = set?;
+    let Some(secret) = secret else {
+        return Ok(if had {
+            format!(
+                "{name} signs in with the password alone from now on: no authenticator code is asked.\n"
+            )
+        } else {
+            format!("{name} had no authenticator code; nothing changed.\n")
+        });
+    };
+    let key = secret.expose_base32();
+    let grouped: Vec<String> = key
+        .as_bytes()
+        .chunks(4)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect();
+    let mut out = format!(
+        "Authenticator code turned on for {name}: from their next sign-in the index asks for it after the \
+         password.\n"
+    );
+    if had {
+        out.push_str("This key replaces their previous one, whose codes no longer work.\n");
+    }
+    out.push_str(&format!(
+        "Add it to their authenticator app (shown once; keep it as secret as a password):\n  {}\n\
+         Or type the key by hand (time-based, {DIGITS} digits, every {STEP_S} seconds):\n  {}\n",
+        secret.otpauth_uri(name),
+        grouped.join(" "),
+    ));
     Ok(out)
 }
 

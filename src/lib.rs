@@ -19,6 +19,7 @@ pub mod secret;
 pub mod simulate;
 pub mod store;
 pub mod tls;
+pub mod totp;
 pub mod web;
 
 use std::net::SocketAddr;

@@ -97,7 +97,7 @@ enum Command {
         #[command(subcommand)]
         command: Option<DeadLettersCommand>,
     },
-    /// People who sign in to the index: add, change a password, list, remove.
+    /// People who sign in to the index: add, change a password, an authenticator code, list, remove.
     #[command(subcommand)]
     User(UserCommand),
     /// Personal API tokens for scripts.
@@ -186,6 +186,16 @@ enum UserCommand {
         #[command(flatten)]
         config: ConfigArg,
         name: String,
+    },
+    /// Ask a user for a code from an authenticator app after the password (meant for owners and
+    /// investigators): prints the otpauth URI and the key once. Run again for a new key; --off removes it.
+    Totp {
+        #[command(flatten)]
+        config: ConfigArg,
+        name: String,
+        /// Remove the authenticator code: the password alone signs in again.
+        #[arg(long)]
+        off: bool,
     },
 }
 
@@ -414,6 +424,7 @@ async fn main() -> ExitCode {
                 } => (config, Account::Passwd(name, password_stdin, keep_tokens)),
                 UserCommand::List { config } => (config, Account::List),
                 UserCommand::Remove { config, name } => (config, Account::Remove(name)),
+                UserCommand::Totp { config, name, off } => (config, Account::Totp(name, off)),
             };
             match load(&config) {
                 Ok(config) => run.apply(&config).await,
@@ -464,6 +475,7 @@ enum Account {
     Passwd(String, bool, bool),
     List,
     Remove(String),
+    Totp(String, bool),
     Token(String, String, Option<tillmark::config::Millis>),
     Tokens(Option<String>),
     Revoke(i64),
@@ -481,6 +493,7 @@ impl Account {
             }
             Account::List => cli::user_list(config).await?,
             Account::Remove(name) => cli::user_remove(config, &name).await?,
+            Account::Totp(name, off) => cli::user_totp(config, &name, off).await?,
             Account::Token(name, label, expires) => {
                 cli::token_create(config, &name, &label, expires).await?
             }

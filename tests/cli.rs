@@ -967,3 +967,287 @@ async fn tokens_are_listed_revoked_expire_and_go_with_a_new_password_unless_kept
     let (_, list, _) = cmd(&["token", "list"]).await.unwrap();
     assert_eq!(list, "No API tokens.\n");
 }
+
+/// Kills the daemon however the test ends, so a failed assertion leaves no process behind.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The otpauth URI and the key typed by hand that `user totp` printed, checked for their form.
+fn printed_key(out: &str) -> String {
+    let uri = out
+        .lines()
+        .find_map(|l| l.strip_prefix("  otpauth://"))
+        .unwrap_or_else(|| panic!("no otpauth URI in {out}"));
+    let key = uri
+        .strip_prefix("totp/tillmark:aiko?secret=")
+        .and_then(|rest| rest.strip_suffix("&issuer=tillmark&algorithm=SHA1&digits=6&period=30"))
+        .unwrap_or_else(|| panic!("not the URI apps read: {uri}"));
+    assert_eq!(key.len(), 32, "160 bits in base32: {key}");
+    assert!(
+        key.bytes()
+            .all(|b| b.is_ascii_uppercase() || (b'2'..=b'7').contains(&b)),
+        "{key}"
+    );
+    let typed = out
+        .lines()
+        .skip_while(|l| !l.starts_with("Or type the key by hand"))
+        .nth(1)
+        .unwrap_or_else(|| panic!("no key to type in {out}"));
+    assert_eq!(
+        typed.replace(' ', ""),
+        key,
+        "the typed form is the same key"
+    );
+    key.to_string()
+}
+
+/// The current code of an authenticator app holding `key`.
+fn current_code(key: &str) -> String {
+    let bytes = totp_rs::Secret::Encoded(key.to_string())
+        .to_bytes()
+        .unwrap();
+    totp_rs::TOTP::new(totp_rs::Algorithm::SHA1, 6, 0, 30, bytes)
+        .unwrap()
+        .generate_current()
+        .unwrap()
+}
+
+/// Signs in to the daemon at `base` as a browser does; with `code`, answers the code form. The status of the
+/// last answer and every page seen.
+async fn sign_in_to(base: &str, password: &str, code: Option<&str>) -> (u16, String) {
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let form = browser.get(format!("{base}/login")).send().await.unwrap();
+    let form = form.text().await.unwrap();
+    let field = |html: &str, name: &str| {
+        let marker = format!("name=\"{name}\" value=\"");
+        let start = html.find(&marker).unwrap() + marker.len();
+        html[start..start + html[start..].find('"').unwrap()].to_string()
+    };
+    let answer = browser
+        .post(format!("{base}/login"))
+        .form(&[
+            ("username", "aiko"),
+            ("password", password),
+            ("csrf", &field(&form, "csrf")),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let mut status = answer.status().as_u16();
+    let mut pages = answer.text().await.unwrap();
+    if let Some(code) = code {
+        assert_eq!(status, 200, "the code form: {pages}");
+        let answer = browser
+            .post(format!("{base}/login/code"))
+            .form(&[("code", code), ("csrf", &field(&pages, "csrf"))])
+            .send()
+            .await
+            .unwrap();
+        status = answer.status().as_u16();
+        pages.push_str(&answer.text().await.unwrap());
+    }
+    if status == 303 {
+        let home = browser.get(format!("{base}/")).send().await.unwrap();
+        assert_eq!(home.status().as_u16(), 200, "signed in");
+        pages.push_str(&home.text().await.unwrap());
+    }
+    (status, pages)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_totp_prints_a_key_whose_codes_the_daemon_accepts_off_removes_it_and_no_log_or_audit_row_holds_it()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let free_port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let (broker, web) = (free_port(), free_port());
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    write(
+        dir.path(),
+        "tillmark.toml",
+        &format!(
+            "[mqtt]\nembedded_listen = \"127.0.0.1:{broker}\"\n[database]\nurl = \"{url}\"\n\
+             [web]\nlisten = \"127.0.0.1:{web}\"\n[[stores]]\nid = \"shibuya-01\"\nname = \"Shibuya\"\n\
+             timezone = \"Asia/Tokyo\"\n"
+        ),
+    );
+    let password = "owner-passphrase-1";
+    let path = dir.path().to_path_buf();
+    let cli = move |args: &'static [&'static str], stdin: &'static str| {
+        let path = path.clone();
+        async move {
+            tokio::task::spawn_blocking(move || account_command(&path, args, stdin))
+                .await
+                .unwrap()
+        }
+    };
+    let (code, _, err) = cli(
+        &["user", "add", "aiko", "--role", "owner", "--password-stdin"],
+        "owner-passphrase-1\n",
+    )
+    .await;
+    assert_eq!(code, Some(0), "{err}");
+
+    let (code, out, err) = cli(&["user", "totp", "aiko"], "").await;
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.starts_with(
+            "Authenticator code turned on for aiko: from their next sign-in the index asks for it after \
+             the password.\n"
+        ),
+        "{out}"
+    );
+    let first = printed_key(&out);
+    let (code, out, err) = cli(&["user", "totp", "aiko"], "").await;
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains("This key replaces their previous one, whose codes no longer work."),
+        "{out}"
+    );
+    let key = printed_key(&out);
+    assert_ne!(key, first);
+    let (_, out, _) = cli(&["user", "list"], "").await;
+    assert_eq!(
+        out,
+        format!(
+            "{:<24} {:<13} all stores, authenticator code\n",
+            "aiko", "owner"
+        )
+    );
+
+    let log = dir.path().join("daemon.log");
+    let daemon = Running(
+        Command::new(env!("CARGO_BIN_EXE_tillmark"))
+            .current_dir(dir.path())
+            .args(["run", "--config", "tillmark.toml"])
+            .env_remove("TILLMARK_CONFIG")
+            .env("RUST_LOG", "debug,rumqttd=off")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start tillmark"),
+    );
+    let base = format!("http://127.0.0.1:{web}");
+    let started = std::time::Instant::now();
+    while reqwest::get(format!("{base}/healthz")).await.is_err() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "the daemon did not start: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+
+    let mut pages = String::new();
+    let (status, page) = sign_in_to(&base, password, None).await;
+    assert_eq!(status, 200, "the password alone asks for the code");
+    assert!(page.contains(r#"action="/login/code""#), "{page}");
+    pages.push_str(&page);
+    let (status, page) = sign_in_to(&base, password, Some(&current_code(&first))).await;
+    assert_eq!(status, 401, "the replaced key's code is refused");
+    pages.push_str(&page);
+    let (status, page) = sign_in_to(&base, password, Some(&current_code(&key))).await;
+    assert_eq!(status, 303, "the printed key's code signs in: {page}");
+    pages.push_str(&page);
+    // The key is kept where sign-in reads it, and nowhere a page shows.
+    let raw = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let stored: Option<String> =
+        sqlx::query_scalar("SELECT totp_secret FROM users WHERE name = 'aiko'")
+            .fetch_one(&raw)
+            .await
+            .unwrap();
+    assert_eq!(stored.as_deref(), Some(key.as_str()));
+
+    let (code, out, err) = cli(&["user", "totp", "aiko", "--off"], "").await;
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(
+        out,
+        "aiko signs in with the password alone from now on: no authenticator code is asked.\n"
+    );
+    let (status, page) = sign_in_to(&base, password, None).await;
+    assert_eq!(status, 303, "the password alone signs in again: {page}");
+    pages.push_str(&page);
+    let (_, out, _) = cli(&["user", "totp", "aiko", "--off"], "").await;
+    assert_eq!(out, "aiko had no authenticator code; nothing changed.\n");
+    let (code, _, err) = cli(&["user", "totp", "nobody"], "").await;
+    assert_eq!(
+        (code, err.trim_end()),
+        (Some(1), "error: there is no user \"nobody\"")
+    );
+    drop(daemon);
+
+    let (code, export, err) = cli(&["audit", "export", "--since", "1d"], "").await;
+    assert_eq!(code, Some(0), "{err}");
+    let rows: Vec<serde_json::Value> = export
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let actions: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["action"].as_str().unwrap(),
+                r["detail"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("user_added", "owner"),
+            ("totp_enabled", ""),
+            ("totp_enabled", "replaced the previous key"),
+            (
+                "sign_in_refused",
+                "wrong or already used authenticator code"
+            ),
+            ("sign_in", "with authenticator code"),
+            ("totp_disabled", ""),
+            ("sign_in", ""),
+        ]
+    );
+    let audit_rows: Vec<(String,)> = sqlx::query_as(
+        "SELECT COALESCE(actor, '') || ' ' || COALESCE(address, '') || ' ' || action || ' ' || \
+         COALESCE(target, '') || ' ' || COALESCE(detail, '') || ' ' || hash FROM audit_log",
+    )
+    .fetch_all(&raw)
+    .await
+    .unwrap();
+    assert_eq!(audit_rows.len(), 7);
+    let log = std::fs::read(&log).unwrap();
+    assert!(
+        String::from_utf8_lossy(&log)
+            .contains("Password accepted; asking for the authenticator code."),
+        "the log is the daemon's"
+    );
+    for secret in [&first, &key] {
+        let lower = secret.to_lowercase();
+        let holds = |bytes: &[u8]| {
+            bytes
+                .windows(secret.len())
+                .any(|w| w == secret.as_bytes() || w == lower.as_bytes())
+        };
+        assert!(!holds(&log), "the daemon's log holds the key");
+        assert!(!holds(export.as_bytes()), "the audit export holds the key");
+        for (row,) in &audit_rows {
+            assert!(!holds(row.as_bytes()), "an audit row holds the key: {row}");
+        }
+        assert!(!holds(pages.as_bytes()), "a page shows the key");
+    }
+}

@@ -832,3 +832,214 @@ async fn the_owner_sees_everyones_tokens_with_their_last_use_and_a_revoked_one_s
     assert_eq!(revoked[0].target.as_deref(), Some("ken"));
     assert_eq!(revoked[0].detail.as_deref(), Some("tests"));
 }
+
+/// What a person's authenticator app computes from the key: the crate the daemon uses, but through its own
+/// clock and step arithmetic, not the daemon's.
+fn authenticator(key: &tillmark::totp::TotpSecret) -> totp_rs::TOTP {
+    let bytes = totp_rs::Secret::Encoded(key.expose_base32())
+        .to_bytes()
+        .unwrap();
+    totp_rs::TOTP::new(totp_rs::Algorithm::SHA1, 6, 0, 30, bytes).unwrap()
+}
+
+/// Six digits that are the code of no step within three of now: wrong however the clock moves during a test.
+fn wrong_code(app: &totp_rs::TOTP) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let near: Vec<String> = (0..7).map(|i| app.generate(now + i * 30 - 90)).collect();
+    (0..)
+        .map(|n| format!("{n:06}"))
+        .find(|c| !near.contains(c))
+        .unwrap()
+}
+
+impl Browser {
+    /// Submits the code form of `page` (the answer to a right password) with `code`.
+    async fn code(
+        &self,
+        page: &str,
+        code: &str,
+    ) -> (StatusCode, reqwest::header::HeaderMap, String) {
+        assert!(
+            page.contains(r#"action="/login/code""#),
+            "not the code form: {page}"
+        );
+        let (csrf, next) = (hidden(page, "csrf"), hidden(page, "next"));
+        let next = next.replace("&#x2f;", "/");
+        self.post(
+            "/login/code",
+            &[("code", code), ("csrf", &csrf), ("next", &next)],
+        )
+        .await
+    }
+}
+
+fn session_cookie(headers: &reqwest::header::HeaderMap) -> bool {
+    headers
+        .get_all(SET_COOKIE)
+        .iter()
+        .any(|v| v.to_str().unwrap().starts_with("tillmark_session="))
+}
+
+#[tokio::test]
+async fn with_an_authenticator_code_the_password_alone_signs_nobody_in_and_each_code_signs_in_once()
+{
+    let site = Site::start("").await;
+    let key = tillmark::totp::TotpSecret::generate();
+    site.store.set_totp("ken", Some(&key), 0).await.unwrap();
+    let app = authenticator(&key);
+    let browser = Browser::new(&site);
+
+    let (status, headers, page) = browser.sign_in("ken", PASSWORD, "/cashiers").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(
+        !session_cookie(&headers),
+        "no session for the password alone"
+    );
+    assert!(
+        page.contains("Authenticator code (6 digits)")
+            && page.contains("ken, your password is right"),
+        "{page}"
+    );
+    let (status, headers, _) = browser.get("/").await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "still signed out");
+    assert!(location(&headers).starts_with("/login?next="));
+
+    // A wrong code is refused, recorded as a refused sign-in, and the form asks again.
+    let (status, headers, page) = browser.code(&page, &wrong_code(&app)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(!session_cookie(&headers));
+    assert!(
+        page.contains("That code is not right, or it was already used"),
+        "{page}"
+    );
+    let refused = refused_sign_ins(&site).await;
+    assert_eq!(refused.len(), 1);
+    assert_eq!(refused[0].actor.as_deref(), Some("ken"));
+    assert_eq!(
+        refused[0].detail.as_deref(),
+        Some("wrong or already used authenticator code")
+    );
+    assert_eq!(browser.get("/").await.0, StatusCode::SEE_OTHER);
+
+    // The code the app shows now signs in, and back to the page asked for.
+    let code = app.generate_current().unwrap();
+    let (status, headers, _) = browser.code(&page, &code).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(location(&headers), "/cashiers");
+    assert!(session_cookie(&headers));
+    let (status, _, home) = browser.get("/").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(home.contains(">ken<"), "{home}");
+    let signed_in = site
+        .store
+        .audit(&AuditQuery {
+            action: Some("sign_in".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(signed_in.len(), 1);
+    assert_eq!(
+        signed_in[0].detail.as_deref(),
+        Some("with authenticator code")
+    );
+
+    // Signed out, the same password and the same code again: refused, even within its 30 seconds.
+    let csrf = hidden(&home, "csrf");
+    browser.post("/logout", &[("csrf", &csrf)]).await;
+    let (status, _, page) = browser.sign_in("ken", PASSWORD, "/").await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, headers, page) = browser.code(&page, &code).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "a code signs in once");
+    assert!(!session_cookie(&headers));
+    assert!(page.contains("That code is not right, or it was already used"));
+    assert_eq!(browser.get("/").await.0, StatusCode::SEE_OTHER);
+    assert_eq!(refused_sign_ins(&site).await.len(), 2);
+
+    // The app's next code, a step ahead (a phone's clock a little fast), is a new code and signs in.
+    let ahead = app.generate(app.next_step_current().unwrap());
+    let (status, _, _) = browser.code(&page, &ahead).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(browser.get("/").await.0, StatusCode::OK);
+
+    // People without a code still sign in with the password alone.
+    let (status, headers, _) = Browser::new(&site).sign_in("mika", PASSWORD, "/").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(session_cookie(&headers));
+}
+
+#[tokio::test]
+async fn guesses_at_the_code_are_throttled_like_wrong_passwords() {
+    let site = Site::start("").await;
+    let key = tillmark::totp::TotpSecret::generate();
+    site.store.set_totp("aiko", Some(&key), 0).await.unwrap();
+    let app = authenticator(&key);
+    let browser = Browser::new(&site);
+    let (_, _, mut page) = browser.sign_in("aiko", PASSWORD, "/").await;
+    for _ in 0..5 {
+        let (status, _, next) = browser.code(&page, &wrong_code(&app)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        page = next;
+    }
+    // Even the right code now waits, and the challenge is gone: after the wait, the password again.
+    let (status, headers, body) = browser.code(&page, &app.generate_current().unwrap()).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(headers["retry-after"], "900");
+    assert!(!session_cookie(&headers));
+    assert!(body.contains("Too many refused sign-ins"), "{body}");
+    assert_eq!(browser.get("/").await.0, StatusCode::SEE_OTHER);
+    let (status, _, _) = browser.sign_in("aiko", PASSWORD, "/").await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(refused_sign_ins(&site).await.len(), 5);
+}
+
+#[tokio::test]
+async fn a_code_without_a_live_challenge_asks_for_the_password_again() {
+    let site = Site::start("").await;
+    let key = tillmark::totp::TotpSecret::generate();
+    site.store.set_totp("ken", Some(&key), 0).await.unwrap();
+    let app = authenticator(&key);
+
+    // The challenge has outlived its five minutes.
+    let browser = Browser::new(&site);
+    let (_, _, page) = browser.sign_in("ken", PASSWORD, "/").await;
+    let url = format!("sqlite://{}", site._dir.path().join("t.db").display());
+    let raw = sqlx::SqlitePool::connect(&url).await.unwrap();
+    sqlx::query("UPDATE sign_in_challenges SET created_ms = created_ms - 301000")
+        .execute(&raw)
+        .await
+        .unwrap();
+    let (status, headers, body) = browser.code(&page, &app.generate_current().unwrap()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(!session_cookie(&headers));
+    assert!(
+        body.contains("The code was not entered within 5 minutes"),
+        "{body}"
+    );
+    assert!(
+        body.contains(r#"action="/login""#),
+        "the password form: {body}"
+    );
+
+    // No challenge cookie at all: a code alone signs nobody in.
+    let stranger = Browser::new(&site);
+    let (_, _, form) = stranger.get("/login").await;
+    let csrf = hidden(&form, "csrf");
+    let code = app.generate_current().unwrap();
+    let (status, headers, _) = stranger
+        .post("/login/code", &[("code", &code), ("csrf", &csrf)])
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(!session_cookie(&headers));
+    assert_eq!(stranger.get("/").await.0, StatusCode::SEE_OTHER);
+
+    // Nor without the sign-in form's token.
+    let (status, _, _) = browser
+        .post("/login/code", &[("code", &code), ("csrf", "forged")])
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}

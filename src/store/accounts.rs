@@ -6,6 +6,7 @@ use sqlx::Row;
 use super::StoreError;
 use super::sqlite::SqliteStore;
 use crate::accounts::{NewUser, Role, User};
+use crate::totp::TotpSecret;
 
 /// Why an account change was refused, in words for the person at the command line.
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +26,14 @@ pub enum AccountError {
 pub struct SessionRecord {
     pub user: User,
     pub csrf: String,
+}
+
+/// A person's second factor, as a sign-in checks a code against it.
+#[derive(Debug, Clone)]
+pub struct TotpState {
+    pub secret: TotpSecret,
+    /// The last time step a code was accepted for: codes of it and before are spent.
+    pub last_step: Option<i64>,
 }
 
 /// An API token as people manage it.
@@ -93,6 +102,37 @@ pub trait Accounts: Send + Sync {
         idle_ms: i64,
     ) -> Result<Option<SessionRecord>, StoreError>;
     async fn end_session(&self, digest: &str) -> Result<(), StoreError>;
+
+    /// Gives a person a TOTP key, replacing any they had, or with `None` removes it; returns whether they
+    /// had one before.
+    async fn set_totp(
+        &self,
+        name: &str,
+        secret: Option<&TotpSecret>,
+        now_ms: i64,
+    ) -> Result<bool, AccountError>;
+    /// A person's TOTP key and the last step used, if they have one.
+    async fn totp(&self, user_id: i64) -> Result<Option<TotpState>, StoreError>;
+    /// Spends `step`: true if it is after the last step used, which it becomes; false if a code of it or a
+    /// later step was already accepted (a replay, or another sign-in that got there first).
+    async fn use_totp_step(&self, user_id: i64, step: i64) -> Result<bool, StoreError>;
+    /// A sign-in waiting for its code, known by the digest of its cookie; those made before
+    /// `expired_before_ms` are cleared on the way.
+    async fn add_sign_in_challenge(
+        &self,
+        digest: &str,
+        user_id: i64,
+        now_ms: i64,
+        expired_before_ms: i64,
+    ) -> Result<(), StoreError>;
+    /// Whose sign-in a challenge cookie's digest is, if it was made at or after `since_ms`.
+    async fn sign_in_challenge(
+        &self,
+        digest: &str,
+        since_ms: i64,
+    ) -> Result<Option<User>, StoreError>;
+    /// Ends every sign-in of the person still waiting for a code.
+    async fn end_sign_in_challenges(&self, user_id: i64) -> Result<(), StoreError>;
 }
 
 fn user_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<User, StoreError> {
@@ -106,10 +146,12 @@ fn user_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<User, StoreError> {
         stores: serde_json::from_str(&stores)
             .map_err(|e| StoreError::Invalid(format!("user stores: {e}")))?,
         created_ms: row.try_get("created_ms")?,
+        totp: row.try_get("totp")?,
     })
 }
 
-const USER_COLUMNS: &str = "u.id, u.name, u.role, u.stores, u.created_ms";
+const USER_COLUMNS: &str =
+    "u.id, u.name, u.role, u.stores, u.created_ms, u.totp_secret IS NOT NULL AS totp";
 
 #[async_trait]
 impl Accounts for SqliteStore {
@@ -137,6 +179,7 @@ impl Accounts for SqliteStore {
             role: user.role,
             stores: user.stores.clone(),
             created_ms: now_ms,
+            totp: false,
         })
     }
 
@@ -218,7 +261,7 @@ impl Accounts for SqliteStore {
                 return Err(AccountError::LastOwner(name.to_string()));
             }
         }
-        for table in ["api_tokens", "sessions"] {
+        for table in ["api_tokens", "sessions", "sign_in_challenges"] {
             sqlx::query(&format!(
                 "DELETE FROM {table} WHERE user_id = (SELECT id FROM users WHERE name = ?)"
             ))
@@ -363,5 +406,234 @@ impl Accounts for SqliteStore {
             .execute(self.writer())
             .await?;
         Ok(())
+    }
+
+    async fn set_totp(
+        &self,
+        name: &str,
+        secret: Option<&TotpSecret>,
+        now_ms: i64,
+    ) -> Result<bool, AccountError> {
+        let mut tx = self.writer().begin().await.map_err(StoreError::from)?;
+        let had: Option<bool> =
+            sqlx::query_scalar("SELECT totp_secret IS NOT NULL FROM users WHERE name = ?")
+                .bind(name)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(StoreError::from)?;
+        let Some(had) = had else {
+            return Err(AccountError::Missing(name.to_string()));
+        };
+        // A new key starts with no step spent: the old key's codes mean nothing to it.
+        sqlx::query(
+            "UPDATE users SET totp_secret = ?, totp_last_step = NULL, updated_ms = ? WHERE name = ?",
+        )
+        .bind(secret.map(TotpSecret::expose_base32))
+        .bind(now_ms)
+        .bind(name)
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::from)?;
+        // A sign-in half done under the old key, or under none, finishes under the new rule or not at all.
+        sqlx::query(
+            "DELETE FROM sign_in_challenges WHERE user_id = (SELECT id FROM users WHERE name = ?)",
+        )
+        .bind(name)
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::from)?;
+        tx.commit().await.map_err(StoreError::from)?;
+        Ok(had)
+    }
+
+    async fn totp(&self, user_id: i64) -> Result<Option<TotpState>, StoreError> {
+        // The writer: the step a sign-in just spent must be seen by the next one at once.
+        let row: Option<(Option<String>, Option<i64>)> =
+            sqlx::query_as("SELECT totp_secret, totp_last_step FROM users WHERE id = ?")
+                .bind(user_id)
+                .fetch_optional(self.writer())
+                .await?;
+        let Some((Some(secret), last_step)) = row else {
+            return Ok(None);
+        };
+        let secret = TotpSecret::from_base32(&secret)
+            .map_err(|e| StoreError::Invalid(format!("user {user_id}: {e}")))?;
+        Ok(Some(TotpState { secret, last_step }))
+    }
+
+    async fn use_totp_step(&self, user_id: i64, step: i64) -> Result<bool, StoreError> {
+        // One statement on the single writer: two sign-ins with the same code cannot both pass.
+        let done = sqlx::query(
+            "UPDATE users SET totp_last_step = ?1 WHERE id = ?2 AND totp_secret IS NOT NULL \
+             AND (totp_last_step IS NULL OR totp_last_step < ?1)",
+        )
+        .bind(step)
+        .bind(user_id)
+        .execute(self.writer())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn add_sign_in_challenge(
+        &self,
+        digest: &str,
+        user_id: i64,
+        now_ms: i64,
+        expired_before_ms: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.writer().begin().await?;
+        sqlx::query("DELETE FROM sign_in_challenges WHERE created_ms < ?")
+            .bind(expired_before_ms)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO sign_in_challenges (digest, user_id, created_ms) VALUES (?, ?, ?)",
+        )
+        .bind(digest)
+        .bind(user_id)
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn sign_in_challenge(
+        &self,
+        digest: &str,
+        since_ms: i64,
+    ) -> Result<Option<User>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM sign_in_challenges c JOIN users u ON u.id = c.user_id \
+             WHERE c.digest = ? AND c.created_ms >= ?"
+        ))
+        .bind(digest)
+        .bind(since_ms)
+        .fetch_optional(self.writer())
+        .await?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    async fn end_sign_in_challenges(&self, user_id: i64) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM sign_in_challenges WHERE user_id = ?")
+            .bind(user_id)
+            .execute(self.writer())
+            .await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn store_with(name: &str) -> (SqliteStore, User, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let store = SqliteStore::open(&url).await.unwrap();
+        let user = NewUser {
+            name: name.into(),
+            role: Role::Owner,
+            stores: vec![],
+            password_hash: "not a hash".into(),
+        };
+        let user = store.add_user(&user, 0).await.unwrap();
+        (store, user, dir)
+    }
+
+    #[tokio::test]
+    async fn a_totp_step_is_spent_once_and_only_later_ones_after_it_and_a_new_key_starts_afresh() {
+        let (store, user, _dir) = store_with("aiko").await;
+        assert!(
+            !store.use_totp_step(user.id, 5).await.unwrap(),
+            "no key, no step"
+        );
+        let key = TotpSecret::generate();
+        assert!(!store.set_totp("aiko", Some(&key), 1).await.unwrap());
+        let state = store.totp(user.id).await.unwrap().unwrap();
+        assert_eq!((state.secret, state.last_step), (key, None));
+        assert!(store.use_totp_step(user.id, 5).await.unwrap());
+        assert!(!store.use_totp_step(user.id, 5).await.unwrap(), "replayed");
+        assert!(!store.use_totp_step(user.id, 4).await.unwrap(), "earlier");
+        assert!(store.use_totp_step(user.id, 6).await.unwrap());
+        assert_eq!(
+            store.totp(user.id).await.unwrap().unwrap().last_step,
+            Some(6)
+        );
+        assert!(store.users().await.unwrap()[0].totp);
+
+        assert!(
+            store
+                .set_totp("aiko", Some(&TotpSecret::generate()), 2)
+                .await
+                .unwrap()
+        );
+        assert_eq!(store.totp(user.id).await.unwrap().unwrap().last_step, None);
+        assert!(store.set_totp("aiko", None, 3).await.unwrap());
+        assert!(store.totp(user.id).await.unwrap().is_none());
+        assert!(!store.users().await.unwrap()[0].totp);
+        assert!(matches!(
+            store.set_totp("nobody", None, 4).await,
+            Err(AccountError::Missing(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_sign_in_challenge_lasts_its_window_and_goes_with_a_new_key_or_a_finished_sign_in() {
+        let (store, user, _dir) = store_with("ken").await;
+        store
+            .set_totp("ken", Some(&TotpSecret::generate()), 0)
+            .await
+            .unwrap();
+        store
+            .add_sign_in_challenge("old", user.id, 1_000, 0)
+            .await
+            .unwrap();
+        store
+            .add_sign_in_challenge("new", user.id, 9_000, 0)
+            .await
+            .unwrap();
+        let whose = store
+            .sign_in_challenge("new", 5_000)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((whose.name.as_str(), whose.totp), ("ken", true));
+        assert!(
+            store
+                .sign_in_challenge("old", 5_000)
+                .await
+                .unwrap()
+                .is_none(),
+            "expired"
+        );
+        assert!(
+            store
+                .sign_in_challenge("unknown", 0)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        // Expired ones are cleared when the next is made.
+        store
+            .add_sign_in_challenge("next", user.id, 9_500, 5_000)
+            .await
+            .unwrap();
+        assert!(store.sign_in_challenge("old", 0).await.unwrap().is_none());
+        store.end_sign_in_challenges(user.id).await.unwrap();
+        assert!(store.sign_in_challenge("new", 0).await.unwrap().is_none());
+
+        store
+            .add_sign_in_challenge("again", user.id, 9_600, 0)
+            .await
+            .unwrap();
+        store
+            .set_totp("ken", Some(&TotpSecret::generate()), 1)
+            .await
+            .unwrap();
+        assert!(
+            store.sign_in_challenge("again", 0).await.unwrap().is_none(),
+            "a new key"
+        );
     }
 }

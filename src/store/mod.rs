@@ -19,7 +19,7 @@ mod tests;
 use async_trait::async_trait;
 use serde::Serialize;
 
-pub use accounts::{AccountError, Accounts, SessionRecord, TokenInfo};
+pub use accounts::{AccountError, Accounts, SessionRecord, TokenInfo, TotpState};
 pub use audit::{
     AuditCheck, AuditEntry, AuditLog, AuditQuery, NewAuditEntry, SignInRecord, SignInWindows,
 };

@@ -20,7 +20,7 @@ use crate::store::AuditQuery;
 const PAGE: i64 = 200;
 
 /// The actions the log holds, for the filter; in the order a reader thinks of them.
-pub(super) const ACTIONS: [&str; 18] = [
+pub(super) const ACTIONS: [&str; 20] = [
     "sign_in",
     "sign_in_refused",
     "sign_in_throttled",
@@ -39,6 +39,8 @@ pub(super) const ACTIONS: [&str; 18] = [
     "user_removed",
     "token_created",
     "token_revoked",
+    "totp_enabled",
+    "totp_disabled",
 ];
 
 #[derive(Debug, Default, Deserialize)]

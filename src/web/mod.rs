@@ -63,6 +63,7 @@ index! {
     get "/login" => signin::form,
     get "/lang" => i18n::switch,
     post "/login" => signin::sign_in,
+    post "/login/code" => signin::sign_in_code,
     post "/logout" => signin::sign_out,
     get "/account/password" => signin::password_form,
     post "/account/password" => signin::change_password,
@@ -85,9 +86,15 @@ index! {
     get "/api/dead-letters" => api::dead_letters,
 }
 
-/// The routes a signed-out visitor may reach: health for monitoring, the sign-in form, its stylesheet and the
-/// language switch.
-pub const PUBLIC_ROUTES: &[&str] = &["/healthz", "/static/style.css", "/login", "/lang"];
+/// The routes a signed-out visitor may reach: health for monitoring, the sign-in form and its second step (the
+/// authenticator code), its stylesheet and the language switch.
+pub const PUBLIC_ROUTES: &[&str] = &[
+    "/healthz",
+    "/static/style.css",
+    "/login",
+    "/login/code",
+    "/lang",
+];
 
 pub fn router(state: AppState) -> Router {
     routes()
