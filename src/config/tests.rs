@@ -1474,14 +1474,14 @@ fn required_signing_without_any_key_is_refused() {
 #[test]
 fn dead_letters_are_kept_thirty_days_and_64_mib_unless_the_file_says_otherwise() {
     let config = valid("");
-    assert_eq!(config.dead_letters.keep_for, Millis(30 * 86_400_000));
+    assert_eq!(config.retention.dead_letters, Millis(30 * 86_400_000));
     assert_eq!(config.dead_letters.max_total, Bytes(64 * 1024 * 1024));
 
     let config = valid("[dead_letters]\nkeep_for = \"7d\"\nmax_total = \"1.5GiB\"\n");
-    assert_eq!(config.dead_letters.keep_for, Millis(7 * 86_400_000));
+    assert_eq!(config.retention.dead_letters, Millis(7 * 86_400_000));
     assert_eq!(config.dead_letters.max_total, Bytes(1_610_612_736));
     let config = valid("[dead_letters]\nkeep_for = \"36h\"\n");
-    assert_eq!(config.dead_letters.keep_for, Millis(36 * 3_600_000));
+    assert_eq!(config.retention.dead_letters, Millis(36 * 3_600_000));
     assert_eq!(config.dead_letters.max_total, Bytes(64 * 1024 * 1024));
 }
 
@@ -1489,7 +1489,7 @@ fn dead_letters_are_kept_thirty_days_and_64_mib_unless_the_file_says_otherwise()
 fn the_sample_file_documents_the_dead_letter_defaults() {
     let sample = valid(include_str!("../../examples/tillmark.toml"));
     let defaults = valid("");
-    assert_eq!(sample.dead_letters.keep_for, defaults.dead_letters.keep_for);
+    assert_eq!(sample.retention, defaults.retention);
     assert_eq!(
         sample.dead_letters.max_total,
         defaults.dead_letters.max_total
