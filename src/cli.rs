@@ -591,7 +591,14 @@ pub async fn retention_purge(config: &Config) -> anyhow::Result<String> {
     if !report.removed_anything() {
         let mut out = String::from("Nothing is older than [retention] allows; nothing removed.\n");
         if report.events.held_open_case + report.events.held_pending > 0 {
-            out.push_str(&report.to_string().lines().skip(1).collect::<Vec<_>>().join("\n"));
+            out.push_str(
+                &report
+                    .to_string()
+                    .lines()
+                    .skip(1)
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            );
             out.push('\n');
         }
         return Ok(out);
@@ -688,8 +695,9 @@ pub async fn person_export(
         text.push('\n');
     }
     let written = match out {
-        Some(file) => std::fs::write(file, &text)
-            .with_context(|| format!("writing {}", file.display())),
+        Some(file) => {
+            std::fs::write(file, &text).with_context(|| format!("writing {}", file.display()))
+        }
         None => std::io::stdout()
             .lock()
             .write_all(text.as_bytes())
@@ -747,7 +755,11 @@ async fn erase(
         let found = events_naming(store, id, only).await?;
         let open = found
             .iter()
-            .filter(|e| e.case.as_ref().is_some_and(|c| c.state == store::CaseState::Open))
+            .filter(|e| {
+                e.case
+                    .as_ref()
+                    .is_some_and(|c| c.state == store::CaseState::Open)
+            })
             .count();
         eprint!(
             "This replaces cashier {id} by {pseudonym} in {} events{scope} (the events stay; {open} in an open \

@@ -187,6 +187,9 @@ mod tests {
         assert_eq!(a, pseudonym_with(b"key one", "c117"));
         assert_ne!(a, pseudonym_with(b"key two", "c117"));
         assert_ne!(a, pseudonym_with(b"key one", "c118"));
-        assert!(a.starts_with("erased-") && a.len() == "erased-".len() + 8, "{a}");
+        assert!(
+            a.starts_with("erased-") && a.len() == "erased-".len() + 8,
+            "{a}"
+        );
     }
 }

@@ -1140,7 +1140,12 @@ async fn retention_purge_removes_old_events_with_their_search_rows_dead_letters_
     // An old event whose bookmark is still to make: delivery is not done with it.
     let pending = ingest_events(
         &*db,
-        &[event_days_ago("old-pending", 43.0, serde_json::json!({}), &["cam-2"])],
+        &[event_days_ago(
+            "old-pending",
+            43.0,
+            serde_json::json!({}),
+            &["cam-2"],
+        )],
     )
     .await;
     while db.index_search(1000).await.unwrap() > 0 {}
@@ -1189,7 +1194,10 @@ async fn retention_purge_removes_old_events_with_their_search_rows_dead_letters_
     assert_eq!(search(&*db, "ZEBRAOPEN").await, ["old-open"]);
     assert_eq!(search(&*db, "ZEBRANEW").await, ["new"]);
     let raw = sqlx::SqlitePool::connect(&url).await.unwrap();
-    for (index, word) in [("events_search", "\"ZEBRAOLD\""), ("events_search", "\"ZEBRACLOSED\"")] {
+    for (index, word) in [
+        ("events_search", "\"ZEBRAOLD\""),
+        ("events_search", "\"ZEBRACLOSED\""),
+    ] {
         let rows: i64 = sqlx::query_scalar(&format!(
             "SELECT COUNT(*) FROM {index} WHERE {index} MATCH ?"
         ))
@@ -1224,7 +1232,10 @@ async fn retention_purge_removes_old_events_with_their_search_rows_dead_letters_
         .await
         .unwrap();
     assert_eq!(code, Some(0));
-    assert!(stdout.starts_with("Nothing is older than [retention] allows"), "{stdout}");
+    assert!(
+        stdout.starts_with("Nothing is older than [retention] allows"),
+        "{stdout}"
+    );
     let db = store::open(&url).await.unwrap();
     assert_eq!(audited(&*db, "retention_purge").await.len(), 1);
     db.close().await;
@@ -1275,7 +1286,11 @@ async fn an_audit_purge_leaves_a_checkpoint_verify_passes_from_only_covered_rows
         .fetch_all(&raw)
         .await
         .unwrap();
-    assert_eq!(left, [4, 5, 6, 7], "the checkpoint (6) and the purge's own entry (7)");
+    assert_eq!(
+        left,
+        [4, 5, 6, 7],
+        "the checkpoint (6) and the purge's own entry (7)"
+    );
     // No checkpoint covers a row left: the database refuses to delete it.
     for id in [4, 5, 7] {
         let refused = sqlx::query("DELETE FROM audit_log WHERE id = ?")
@@ -1385,10 +1400,14 @@ async fn person_export_prints_only_that_cashiers_events_and_erase_replaces_the_i
     .unwrap();
     db.close().await;
 
-    let (code, stdout, stderr) =
-        blocking_run(dir.path(), &["person", "export", "--cashier", ID], &file, "")
-            .await
-            .unwrap();
+    let (code, stdout, stderr) = blocking_run(
+        dir.path(),
+        &["person", "export", "--cashier", ID],
+        &file,
+        "",
+    )
+    .await
+    .unwrap();
     assert_eq!(code, Some(0), "{stderr}");
     let lines: Vec<serde_json::Value> = stdout
         .lines()
@@ -1407,16 +1426,29 @@ async fn person_export_prints_only_that_cashiers_events_and_erase_replaces_the_i
     assert_eq!(lines[1]["attributes"]["supervisor"], ID);
     assert_eq!(lines[2]["case"], "open");
     assert!(!stdout.contains("yuki-3"), "another cashier's event");
-    assert!(stderr.contains("Exported 3 events naming cashier kasumi-7731"), "{stderr}");
+    assert!(
+        stderr.contains("Exported 3 events naming cashier kasumi-7731"),
+        "{stderr}"
+    );
 
     // Asked, and not confirmed: nothing changes.
-    let (code, _, stderr) =
-        blocking_run(dir.path(), &["person", "erase", "--cashier", ID], &file, "no\n")
-            .await
-            .unwrap();
+    let (code, _, stderr) = blocking_run(
+        dir.path(),
+        &["person", "erase", "--cashier", ID],
+        &file,
+        "no\n",
+    )
+    .await
+    .unwrap();
     assert_eq!(code, Some(1));
-    assert!(stderr.contains("in 2 events (the events stay; 1 in an open case"), "{stderr}");
-    assert!(stderr.contains("not confirmed; nothing was changed"), "{stderr}");
+    assert!(
+        stderr.contains("in 2 events (the events stay; 1 in an open case"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("not confirmed; nothing was changed"),
+        "{stderr}"
+    );
 
     let (code, stdout, stderr) = blocking_run(
         dir.path(),
@@ -1481,7 +1513,12 @@ async fn person_export_prints_only_that_cashiers_events_and_erase_replaces_the_i
     // The cashier chart reads the events: it shows the pseudonym.
     let now = tillmark::clock::now_ms();
     let chart = db
-        .cashier_counts(&store::StoreScope::All, "shibuya-01", now - 10 * DAY_MS, now)
+        .cashier_counts(
+            &store::StoreScope::All,
+            "shibuya-01",
+            now - 10 * DAY_MS,
+            now,
+        )
         .await
         .unwrap();
     let cashiers: std::collections::BTreeSet<&str> =

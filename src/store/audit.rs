@@ -201,18 +201,16 @@ impl AuditLog for SqliteStore {
         let mut tx = self.writer().begin().await?;
         // The oldest rows up to the first one recorded at or after the bound: a row with a clock gone back
         // among recent ones never pulls the cut forward over rows that must stay.
-        let keep_from: Option<i64> = sqlx::query_scalar(
-            "SELECT id FROM audit_log WHERE at_ms >= ? ORDER BY id LIMIT 1",
-        )
-        .bind(purge.before_ms)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let (removed, first_id, last_id): (i64, Option<i64>, Option<i64>) = sqlx::query_as(
-            "SELECT COUNT(*), MIN(id), MAX(id) FROM audit_log WHERE id < ?",
-        )
-        .bind(keep_from.unwrap_or(i64::MAX))
-        .fetch_one(&mut *tx)
-        .await?;
+        let keep_from: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM audit_log WHERE at_ms >= ? ORDER BY id LIMIT 1")
+                .bind(purge.before_ms)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let (removed, first_id, last_id): (i64, Option<i64>, Option<i64>) =
+            sqlx::query_as("SELECT COUNT(*), MIN(id), MAX(id) FROM audit_log WHERE id < ?")
+                .bind(keep_from.unwrap_or(i64::MAX))
+                .fetch_one(&mut *tx)
+                .await?;
         let (Some(first_id), Some(last_id)) = (first_id, last_id) else {
             return Ok(None);
         };
@@ -229,20 +227,21 @@ impl AuditLog for SqliteStore {
             last_hash: last_hash.unwrap_or_default(),
             before_ms: purge.before_ms,
         };
-        checkpoint.id = append(
-            &mut tx,
-            &NewAuditEntry {
-                at_ms: purge.at_ms,
-                actor: Some(purge.actor.clone()),
-                address: purge.address.clone(),
-                action: CHECKPOINT_ACTION.into(),
-                target: Some("audit_log".into()),
-                detail: Some(serde_json::to_string(&checkpoint).map_err(|e| {
-                    StoreError::Invalid(format!("cannot write a checkpoint: {e}"))
-                })?),
-            },
-        )
-        .await?;
+        checkpoint.id =
+            append(
+                &mut tx,
+                &NewAuditEntry {
+                    at_ms: purge.at_ms,
+                    actor: Some(purge.actor.clone()),
+                    address: purge.address.clone(),
+                    action: CHECKPOINT_ACTION.into(),
+                    target: Some("audit_log".into()),
+                    detail: Some(serde_json::to_string(&checkpoint).map_err(|e| {
+                        StoreError::Invalid(format!("cannot write a checkpoint: {e}"))
+                    })?),
+                },
+            )
+            .await?;
         tx.commit().await?;
         // The checkpoint is durable before the first row goes, so a purge stopped half way leaves a log that
         // verifies, and the next purge takes the rest.

@@ -135,12 +135,21 @@ pub fn replace_in_json(value: &mut Value, id: &str, with: &str) -> bool {
             }
             None => false,
         },
-        Value::Array(items) => items
-            .iter_mut()
-            .fold(false, |changed, v| replace_in_json(v, id, with) || changed),
-        Value::Object(map) => map
-            .values_mut()
-            .fold(false, |changed, v| replace_in_json(v, id, with) || changed),
+        // Every string is visited: `any` would stop at the first one changed.
+        Value::Array(items) => {
+            let mut changed = false;
+            for v in items {
+                changed |= replace_in_json(v, id, with);
+            }
+            changed
+        }
+        Value::Object(map) => {
+            let mut changed = false;
+            for v in map.values_mut() {
+                changed |= replace_in_json(v, id, with);
+            }
+            changed
+        }
         _ => false,
     }
 }
@@ -385,15 +394,13 @@ impl Retention for SqliteStore {
                 continue;
             };
             let reason = replace_word(&reason, id, pseudonym).unwrap_or(reason);
-            sqlx::query(
-                "UPDATE dead_letters SET raw = ?, reason = ?, kept_bytes = ? WHERE id = ?",
-            )
-            .bind(&raw)
-            .bind(&reason)
-            .bind((raw.len() + topic.len() + reason.len()) as i64)
-            .bind(letter)
-            .execute(&mut *tx)
-            .await?;
+            sqlx::query("UPDATE dead_letters SET raw = ?, reason = ?, kept_bytes = ? WHERE id = ?")
+                .bind(&raw)
+                .bind(&reason)
+                .bind((raw.len() + topic.len() + reason.len()) as i64)
+                .bind(letter)
+                .execute(&mut *tx)
+                .await?;
             erased.dead_letters += 1;
         }
         tx.commit().await?;
@@ -433,14 +440,15 @@ mod tests {
             replace_word("void approved by c117.", "c117", "erased-1"),
             Some("void approved by erased-1.".into())
         );
-        assert_eq!(replace_word("c1170 and c117-2 and xc117", "c117", "e"), None);
-        assert_eq!(replace_word("c117", "c117", "e"), Some("e".into()));
         assert_eq!(
-            replace_word("c117,c117", "c117", "e"),
-            Some("e,e".into())
+            replace_word("c1170 and c117-2 and xc117", "c117", "e"),
+            None
         );
+        assert_eq!(replace_word("c117", "c117", "e"), Some("e".into()));
+        assert_eq!(replace_word("c117,c117", "c117", "e"), Some("e,e".into()));
         assert!(!names("c117.5", "c117"));
-        let mut v = serde_json::json!({"cashier": "c117", "attributes": {"supervisor": "c117"}, "n": 5});
+        let mut v =
+            serde_json::json!({"cashier": "c117", "attributes": {"supervisor": "c117"}, "n": 5});
         assert!(replace_in_json(&mut v, "c117", "e"));
         assert_eq!(v["attributes"]["supervisor"], "e");
         assert_eq!(v["cashier"], "e");

@@ -418,7 +418,10 @@ impl SqliteStore {
     }
 
     /// Adds each event's bookmarks and case.
-    pub(super) async fn attach_details(&self, events: &mut [EventRecord]) -> Result<(), StoreError> {
+    pub(super) async fn attach_details(
+        &self,
+        events: &mut [EventRecord],
+    ) -> Result<(), StoreError> {
         if events.is_empty() {
             return Ok(());
         }
