@@ -112,7 +112,8 @@ pub async fn dead_letters(config: &Config, limit: i64) -> anyhow::Result<()> {
 }
 
 /// What `tillmark dead-letters purge` removes: everything, what is older than `older_than`, or else what the
-/// config's `[dead_letters]` bounds leave out, as the daemon does every hour.
+/// config's bounds (`[retention] dead_letters`, `[dead_letters] max_total`) leave out, as the daemon does every
+/// hour.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Purge {
     Configured,

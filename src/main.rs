@@ -186,8 +186,8 @@ enum PersonCommand {
 
 #[derive(Subcommand)]
 enum DeadLettersCommand {
-    /// Remove dead letters now: by default those beyond the config's [dead_letters] bounds (keep_for,
-    /// max_total), as the daemon does every hour.
+    /// Remove dead letters now: by default those beyond the config's bounds ([retention] dead_letters,
+    /// [dead_letters] max_total), as the daemon does every hour.
     Purge {
         #[command(flatten)]
         config: ConfigArg,
