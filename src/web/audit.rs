@@ -20,7 +20,7 @@ use crate::store::AuditQuery;
 const PAGE: i64 = 200;
 
 /// The actions the log holds, for the filter; in the order a reader thinks of them.
-pub(super) const ACTIONS: [&str; 12] = [
+pub(super) const ACTIONS: [&str; 16] = [
     "sign_in",
     "sign_in_refused",
     "sign_in_throttled",
@@ -33,6 +33,10 @@ pub(super) const ACTIONS: [&str; 12] = [
     "case_closed",
     "case_reopened",
     "dead_letter_dismissed",
+    "retention_purge",
+    "audit_checkpoint",
+    "person_exported",
+    "person_erased",
 ];
 
 #[derive(Debug, Default, Deserialize)]
