@@ -112,7 +112,8 @@ pub async fn dead_letters(config: &Config, limit: i64) -> anyhow::Result<()> {
 }
 
 /// What `tillmark dead-letters purge` removes: everything, what is older than `older_than`, or else what the
-/// config's `[dead_letters]` bounds leave out, as the daemon does every hour.
+/// config's bounds (`[retention] dead_letters`, `[dead_letters] max_total`) leave out, as the daemon does every
+/// hour.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Purge {
     Configured,
@@ -141,8 +142,8 @@ pub async fn dead_letters_purge(config: &Config, purge: Purge) -> anyhow::Result
     let now = crate::clock::now_ms();
     let (bounds, age) = match purge {
         Purge::Configured => (
-            crate::dead_letter_retention(&config.dead_letters, now),
-            config.dead_letters.keep_for,
+            crate::dead_letter_retention(config, now),
+            config.retention.dead_letters,
         ),
         Purge::OlderThan(age) => (
             store::DeadLetterBounds {
@@ -606,14 +607,12 @@ async fn audit_cli(
     target: &str,
     detail: Option<String>,
 ) -> anyhow::Result<()> {
-    let who = std::env::var("SUDO_USER")
-        .or_else(|_| std::env::var("USER"))
-        .unwrap_or_else(|_| "unknown".into());
+    let actor = cli_actor();
     store
         .record(&store::NewAuditEntry {
             at_ms: crate::clock::now_ms(),
-            actor: Some(format!("cli:{who}")),
-            address: Some("command line".into()),
+            actor: Some(actor.name),
+            address: actor.address,
             action: action.to_string(),
             target: Some(target.to_string()),
             detail,
@@ -621,6 +620,269 @@ async fn audit_cli(
         .await
         .context("the change was made, but the audit log could not record it")?;
     Ok(())
+}
+
+/// The system account running a command, as the audit log names it: `cli:` and the account (the one behind
+/// `sudo`, if any).
+fn cli_actor() -> crate::retention::Actor {
+    let who = std::env::var("SUDO_USER")
+        .or_else(|_| std::env::var("USER"))
+        .unwrap_or_else(|_| "unknown".into());
+    crate::retention::Actor {
+        name: format!("cli:{who}"),
+        address: Some("command line".into()),
+    }
+}
+
+/// `tillmark retention purge`: applies `[retention]` now; returns what to print.
+pub async fn retention_purge(config: &Config) -> anyhow::Result<String> {
+    let store = open_store(config).await?;
+    let report =
+        crate::retention::purge(&*store, config, crate::clock::now_ms(), &cli_actor()).await;
+    store.close().await;
+    let report = report?;
+    if !report.removed_anything() {
+        let mut out = String::from("Nothing is older than [retention] allows; nothing removed.\n");
+        if report.events.held_open_case + report.events.held_pending > 0 {
+            out.push_str(
+                &report
+                    .to_string()
+                    .lines()
+                    .skip(1)
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            );
+            out.push('\n');
+        }
+        return Ok(out);
+    }
+    Ok(report.to_string())
+}
+
+/// A cashier id as given on the command line: what the event contract allows in the field.
+fn person_id(id: &str) -> anyhow::Result<&str> {
+    if id.trim().is_empty() || id.chars().count() > 128 {
+        anyhow::bail!("--cashier: give the id as the registers send it (1 to 128 characters)");
+    }
+    Ok(id)
+}
+
+/// Every event naming `id`, oldest first, read in pages.
+async fn events_naming(
+    store: &dyn store::Store,
+    id: &str,
+    only: Option<&str>,
+) -> anyhow::Result<Vec<store::EventRecord>> {
+    let mut all = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = store.events_naming(id, only, after, 1000).await?;
+        let Some(last) = page.last() else {
+            return Ok(all);
+        };
+        after = last.seq;
+        all.extend(page);
+    }
+}
+
+/// One exported event: everything the index keeps of it, with its bookmarks and where their footage opens.
+fn export_line(
+    config: &Config,
+    integrations: &crate::camera::Integrations,
+    e: &store::EventRecord,
+) -> serde_json::Value {
+    let bookmarks: Vec<serde_json::Value> = e
+        .bookmarks
+        .iter()
+        .map(|b| {
+            let links = config
+                .camera_system(&b.system)
+                .map(|sys| crate::camera::footage_links(sys, integrations, &b.device, b.start_ms))
+                .unwrap_or_default();
+            serde_json::json!({
+                "system": b.system, "device": b.device, "camera": b.camera,
+                "start": crate::web::iso_utc(b.start_ms), "duration_ms": b.duration_ms,
+                "state": b.state, "vendor_id": b.vendor_id, "made": b.made_ms.map(crate::web::iso_utc),
+                "made_as": b.made_as, "footage": links,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "store": e.store, "register": e.register, "id": e.id, "key": e.key, "type": e.kind, "at": e.at,
+        "received": crate::web::iso_utc(e.received_ms), "cashier": e.cashier, "transaction": e.transaction,
+        "amount": e.amount, "currency": e.currency, "reason": e.reason, "lines": e.lines,
+        "attributes": e.attributes, "topic": e.topic,
+        "case": e.case.as_ref().map(|c| c.state.as_str()), "bookmarks": bookmarks,
+    })
+}
+
+/// `tillmark person export`: every event naming the cashier as JSON lines, to `out` or standard output; the
+/// count goes to standard error (or standard output with `--out`), and to the audit log under the person's
+/// pseudonym.
+pub async fn person_export(
+    config: &Config,
+    id: &str,
+    only: Option<&str>,
+    out: Option<&Path>,
+) -> anyhow::Result<()> {
+    use std::io::Write;
+    let id = person_id(id)?;
+    let store = open_store(config).await?;
+    let found = events_naming(&*store, id, only).await;
+    let pseudonym = crate::retention::pseudonym(&*store, id).await;
+    let (found, pseudonym) = match (found, pseudonym) {
+        (Ok(f), Ok(p)) => (f, p),
+        (Err(e), _) => {
+            store.close().await;
+            return Err(e);
+        }
+        (_, Err(e)) => {
+            store.close().await;
+            return Err(e.into());
+        }
+    };
+    let integrations = crate::camera::Integrations::load(&config.integrations.dir);
+    let mut text = String::new();
+    for e in &found {
+        text.push_str(&export_line(config, &integrations, e).to_string());
+        text.push('\n');
+    }
+    let written = match out {
+        Some(file) => {
+            std::fs::write(file, &text).with_context(|| format!("writing {}", file.display()))
+        }
+        None => std::io::stdout()
+            .lock()
+            .write_all(text.as_bytes())
+            .context("writing to standard output"),
+    };
+    if let Err(e) = written {
+        store.close().await;
+        return Err(e);
+    }
+    let scope = only.map(|s| format!(" of store {s}")).unwrap_or_default();
+    let audited = audit_cli(
+        &*store,
+        "person_exported",
+        &format!("cashier {pseudonym}"),
+        Some(format!("{} events{scope}", found.len())),
+    )
+    .await;
+    store.close().await;
+    audited?;
+    let summary = format!(
+        "Exported {} events naming cashier {id}{scope} (the audit log names them {pseudonym}).",
+        found.len()
+    );
+    match out {
+        Some(file) => println!("{summary} Written to {}.", file.display()),
+        None => eprintln!("{summary}"),
+    }
+    Ok(())
+}
+
+/// `tillmark person erase`: asks (unless `yes`), replaces the id by its pseudonym, re-indexes, scrubs the
+/// files; returns what to print.
+pub async fn person_erase(
+    config: &Config,
+    id: &str,
+    only: Option<&str>,
+    yes: bool,
+) -> anyhow::Result<String> {
+    let id = person_id(id)?;
+    let store = open_store(config).await?;
+    let result = erase(&*store, id, only, yes).await;
+    store.close().await;
+    result
+}
+
+async fn erase(
+    store: &dyn store::Store,
+    id: &str,
+    only: Option<&str>,
+    yes: bool,
+) -> anyhow::Result<String> {
+    let pseudonym = crate::retention::pseudonym(store, id).await?;
+    let scope = only.map(|s| format!(" of store {s}")).unwrap_or_default();
+    if !yes {
+        let found = events_naming(store, id, only).await?;
+        let open = found
+            .iter()
+            .filter(|e| {
+                e.case
+                    .as_ref()
+                    .is_some_and(|c| c.state == store::CaseState::Open)
+            })
+            .count();
+        eprint!(
+            "This replaces cashier {id} by {pseudonym} in {} events{scope} (the events stay; {open} in an open \
+             case are left as they are), in the search index and in the dead letters. It cannot be undone.\n\
+             Type yes to go on: ",
+            found.len() - open
+        );
+        let mut answer = String::new();
+        std::io::stdin()
+            .read_line(&mut answer)
+            .context("reading the answer from standard input")?;
+        if answer.trim() != "yes" {
+            anyhow::bail!("not confirmed; nothing was changed");
+        }
+    }
+    let erased = store.erase_identifier(id, only, &pseudonym).await?;
+    // The changed events left the search indexes; put them back with their new text before the indexes are
+    // merged, so the scrub leaves a whole index.
+    while store.index_search(1000).await? == 1000 {}
+    audit_cli(
+        store,
+        "person_erased",
+        &format!("cashier {pseudonym}"),
+        Some(format!(
+            "events={} held_open_case={} dead_letters={} case_notes_kept={}{}",
+            erased.events,
+            erased.held,
+            erased.dead_letters,
+            erased.case_notes,
+            only.map(|s| format!(" store={s}")).unwrap_or_default()
+        )),
+    )
+    .await?;
+    let scrubbed = store.scrub().await?;
+    let mut out = format!(
+        "Replaced cashier {id} by {pseudonym} in {} events{scope} and {} dead letters.\n",
+        erased.events, erased.dead_letters
+    );
+    if erased.held > 0 {
+        out.push_str(&format!(
+            "Left {} events in an open case as they are (legal hold): erase again once their cases are closed.\n",
+            erased.held
+        ));
+    }
+    if erased.case_notes > 0 {
+        out.push_str(&format!(
+            "{} case notes name the id and are kept as written: the case history is evidence, only ever added to.\n",
+            erased.case_notes
+        ));
+    }
+    if !scrubbed.wal_emptied {
+        out.push_str(
+            "The write-ahead log is in use by a running daemon and still holds old pages; it is emptied at its next \
+             checkpoint.\n",
+        );
+    }
+    out.push_str(
+        "Bookmarks already made on camera systems keep the names they were given there: \
+         `tillmark person export` lists them by vendor id.\n",
+    );
+    Ok(out)
+}
+
+/// `tillmark person pseudonym`: what the audit log calls the person with this id.
+pub async fn person_pseudonym(config: &Config, id: &str) -> anyhow::Result<String> {
+    let id = person_id(id)?;
+    let store = open_store(config).await?;
+    let pseudonym = crate::retention::pseudonym(&*store, id).await;
+    store.close().await;
+    Ok(pseudonym?)
 }
 
 /// `tillmark audit export --since AGE`: the log's rows from then on, oldest first, one JSON object a line,
@@ -674,10 +936,17 @@ pub async fn audit_verify(config: &Config) -> anyhow::Result<()> {
         0 => String::new(),
         n => format!(" ({n} from before the chain began are not covered)"),
     };
+    let from = match &check.checkpoint {
+        Some(c) => format!(
+            ", from retention checkpoint row {} on ({} older rows removed by retention)",
+            c.id, c.removed
+        ),
+        None => String::new(),
+    };
     match check.broken {
         None => {
             println!(
-                "The audit log is intact: {} rows, each chained to the one before{before}.",
+                "The audit log is intact: {} rows, each chained to the one before{from}{before}.",
                 check.rows
             );
             Ok(())

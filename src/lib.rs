@@ -15,6 +15,7 @@ pub mod event;
 pub mod indexer;
 pub mod ingest;
 pub mod money;
+pub mod retention;
 pub mod secret;
 pub mod simulate;
 pub mod store;
@@ -121,7 +122,7 @@ impl Daemon {
         let watch_cancel = CancellationToken::new();
         let watcher = tokio::spawn(integrations.clone().watch(watch_cancel.clone()));
         let housekeeping_cancel = CancellationToken::new();
-        let housekeeping = tokio::spawn(keep_dead_letters_bounded(
+        let housekeeping = tokio::spawn(housekeeping(
             config.clone(),
             store.clone(),
             housekeeping_cancel.clone(),
@@ -254,51 +255,75 @@ impl Daemon {
     }
 }
 
-/// How often retention runs. Dead letters come slowly, so an hour's more of them is nothing to either bound.
+/// How often the dead-letter bounds are applied. Dead letters come slowly, so an hour's more of them is nothing
+/// to either bound.
 const DEAD_LETTER_HOUSEKEEPING: std::time::Duration = std::time::Duration::from_secs(3600);
 
-/// What `[dead_letters]` leaves out at `now_ms`: the daemon's retention and `tillmark dead-letters purge`.
-pub fn dead_letter_retention(
-    config: &config::DeadLetterConfig,
-    now_ms: i64,
-) -> store::DeadLetterBounds {
+/// How often `[retention]` is applied: its bounds are days and years, so a day late is nothing, and a daily
+/// run removes a day's worth, a short while on the single writer.
+const RETENTION_HOUSEKEEPING: std::time::Duration = std::time::Duration::from_secs(86_400);
+
+/// What the dead-letter bounds leave out at `now_ms` (`[retention] dead_letters` and `[dead_letters]
+/// max_total`): the daemon's hourly housekeeping and `tillmark dead-letters purge`.
+pub fn dead_letter_retention(config: &Config, now_ms: i64) -> store::DeadLetterBounds {
     store::DeadLetterBounds {
-        received_before_ms: Some(now_ms.saturating_sub(config.keep_for.0)),
-        max_total_bytes: Some(config.max_total.0),
+        received_before_ms: Some(now_ms.saturating_sub(config.retention.dead_letters.0)),
+        max_total_bytes: Some(config.dead_letters.max_total.0),
     }
 }
 
-/// Removes the dead letters beyond `[dead_letters]` once at start and every hour after.
-async fn keep_dead_letters_bounded(
-    config: Arc<Config>,
-    store: Arc<dyn Store>,
-    cancel: CancellationToken,
-) {
-    let bounds = &config.dead_letters;
+/// Applies the dead-letter bounds once at start and every hour after, and `[retention]` once at start and
+/// every day after.
+async fn housekeeping(config: Arc<Config>, store: Arc<dyn Store>, cancel: CancellationToken) {
     let mut every = tokio::time::interval(DEAD_LETTER_HOUSEKEEPING);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut retention_due = tokio::time::Instant::now();
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = every.tick() => {}
         }
-        match store
-            .purge_dead_letters(&dead_letter_retention(bounds, clock::now_ms()))
-            .await
-        {
-            Ok(purged) if purged.letters() == 0 => {}
-            Ok(purged) => tracing::info!(
-                older = purged.by_age,
-                beyond_total = purged.by_size,
-                freed = %config::Bytes(purged.bytes),
-                keep_for = %bounds.keep_for,
-                max_total = %bounds.max_total,
-                "Removed dead letters beyond the [dead_letters] bounds."
-            ),
-            Err(e) => {
-                tracing::warn!(error = %e, "Could not remove old dead letters; trying again in an hour.")
-            }
+        keep_dead_letters_bounded(&config, &*store).await;
+        if tokio::time::Instant::now() >= retention_due {
+            retention_due += RETENTION_HOUSEKEEPING;
+            apply_retention(&config, &*store).await;
         }
+    }
+}
+
+/// Removes the dead letters beyond the bounds.
+async fn keep_dead_letters_bounded(config: &Config, store: &dyn Store) {
+    match store
+        .purge_dead_letters(&dead_letter_retention(config, clock::now_ms()))
+        .await
+    {
+        Ok(purged) if purged.letters() == 0 => {}
+        Ok(purged) => tracing::info!(
+            older = purged.by_age,
+            beyond_total = purged.by_size,
+            freed = %config::Bytes(purged.bytes),
+            keep_for = %config.retention.dead_letters,
+            max_total = %config.dead_letters.max_total,
+            "Removed dead letters beyond the [dead_letters] and [retention] bounds."
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "Could not remove old dead letters; trying again in an hour.")
+        }
+    }
+}
+
+/// Removes what `[retention]` leaves out, in the name of `system`.
+async fn apply_retention(config: &Config, store: &dyn Store) {
+    match retention::purge(store, config, clock::now_ms(), &retention::Actor::system()).await {
+        Ok(report) if !report.removed_anything() => {}
+        Ok(report) => tracing::info!(
+            counts = %report.counts(),
+            "Removed what [retention] keeps no longer; the audit log records it."
+        ),
+        Err(e) => tracing::warn!(
+            error = %e,
+            "Could not apply [retention]; trying again tomorrow, or run `tillmark retention purge`."
+        ),
     }
 }
 

@@ -106,6 +106,12 @@ enum Command {
     /// The audit log: check that no row was altered or removed.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Retention: remove now what [retention] keeps no longer, as the daemon does daily.
+    #[command(subcommand)]
+    Retention(RetentionCommand),
+    /// A data subject's requests: export or erase what is kept about a cashier.
+    #[command(subcommand)]
+    Person(PersonCommand),
     /// Put failed bookmarks back in the queue, after fixing what made them fail.
     RetryFailed {
         #[command(flatten)]
@@ -132,9 +138,56 @@ enum AuditCommand {
 }
 
 #[derive(Subcommand)]
+enum RetentionCommand {
+    /// Remove events, dead letters, sessions and audit rows older than [retention] allows, now, and print
+    /// what went; recorded in the audit log.
+    Purge(ConfigArg),
+}
+
+#[derive(Subcommand)]
+enum PersonCommand {
+    /// Print every event naming the cashier (as its cashier or anywhere in its payload), one JSON object a
+    /// line, with its bookmarks and footage links; recorded in the audit log.
+    Export {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The cashier id, as the registers send it.
+        #[arg(long)]
+        cashier: String,
+        /// Only this store's events.
+        #[arg(long)]
+        store: Option<String>,
+        /// Write to this file instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Replace the cashier id by a pseudonym in every event naming it (the events stay), in the search index
+    /// and the dead letters; events in an open case are left as they are. Asks first unless --yes; recorded
+    /// in the audit log.
+    Erase {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        cashier: String,
+        #[arg(long)]
+        store: Option<String>,
+        /// Do not ask.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Print the pseudonym an id has in this database, as the audit log names the person.
+    Pseudonym {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        cashier: String,
+    },
+}
+
+#[derive(Subcommand)]
 enum DeadLettersCommand {
-    /// Remove dead letters now: by default those beyond the config's [dead_letters] bounds (keep_for,
-    /// max_total), as the daemon does every hour.
+    /// Remove dead letters now: by default those beyond the config's bounds ([retention] dead_letters,
+    /// [dead_letters] max_total), as the daemon does every hour.
     Purge {
         #[command(flatten)]
         config: ConfigArg,
@@ -453,6 +506,41 @@ async fn main() -> ExitCode {
         },
         Command::Audit(AuditCommand::Export { config, since }) => match load(&config) {
             Ok(config) => tillmark::cli::audit_export(&config, since).await,
+            Err(code) => return code,
+        },
+        Command::Retention(RetentionCommand::Purge(config)) => match load(&config) {
+            Ok(config) => tillmark::cli::retention_purge(&config)
+                .await
+                .map(|out| print!("{out}")),
+            Err(code) => return code,
+        },
+        Command::Person(PersonCommand::Export {
+            config,
+            cashier,
+            store,
+            out,
+        }) => match load(&config) {
+            Ok(config) => {
+                tillmark::cli::person_export(&config, &cashier, store.as_deref(), out.as_deref())
+                    .await
+            }
+            Err(code) => return code,
+        },
+        Command::Person(PersonCommand::Erase {
+            config,
+            cashier,
+            store,
+            yes,
+        }) => match load(&config) {
+            Ok(config) => tillmark::cli::person_erase(&config, &cashier, store.as_deref(), yes)
+                .await
+                .map(|out| print!("{out}")),
+            Err(code) => return code,
+        },
+        Command::Person(PersonCommand::Pseudonym { config, cashier }) => match load(&config) {
+            Ok(config) => tillmark::cli::person_pseudonym(&config, &cashier)
+                .await
+                .map(|out| println!("{out}")),
             Err(code) => return code,
         },
         Command::RetryFailed { config, system } => match load(&config) {

@@ -1251,3 +1251,637 @@ async fn user_totp_prints_a_key_whose_codes_the_daemon_accepts_off_removes_it_an
         assert!(!holds(pages.as_bytes()), "a page shows the key");
     }
 }
+
+// ---- Retention and a data subject's requests ----
+
+const DAY_MS: i64 = 86_400_000;
+
+/// A register's event `days_ago` before now, as ingest stores it, with one bookmark per device (pending).
+fn event_days_ago(id: &str, days_ago: f64, fields: serde_json::Value, devices: &[&str]) -> Intake {
+    let at_ms = tillmark::clock::now_ms() - (days_ago * DAY_MS as f64) as i64;
+    let at = chrono::DateTime::from_timestamp_millis(at_ms)
+        .unwrap()
+        .to_rfc3339();
+    let mut payload = serde_json::json!({
+        "id": id, "type": "void", "at": at, "store": "shibuya-01", "register": "r1",
+    });
+    payload
+        .as_object_mut()
+        .unwrap()
+        .extend(fields.as_object().unwrap().clone());
+    let parsed = tillmark::event::parse(payload.to_string().as_bytes());
+    let event = parsed.result.expect("a valid test event");
+    let bookmarks = devices
+        .iter()
+        .map(|device| store::NewBookmark {
+            system: "nvr".into(),
+            device: (*device).into(),
+            camera: (*device).into(),
+            moment_ms: event.at_ms(),
+            start_ms: event.at_ms() - 10_000,
+            duration_ms: 30_000,
+        })
+        .collect();
+    Intake::Event {
+        topic: format!("pos/{}/r1/events", event.store),
+        received_ms: event.at_ms(),
+        raw: parsed.raw,
+        digest: tillmark::event::content_digest(&event),
+        signed: None,
+        flagged: true,
+        mapped: true,
+        bookmarks,
+        event: Box::new(event),
+    }
+}
+
+/// Stores the events; their sequence numbers by id.
+async fn ingest_events(
+    db: &dyn store::Store,
+    events: &[Intake],
+) -> std::collections::HashMap<String, i64> {
+    let outcomes = db
+        .ingest(events, tillmark::clock::now_ms())
+        .await
+        .expect("store the events");
+    events
+        .iter()
+        .zip(outcomes)
+        .map(|(intake, outcome)| {
+            let (Intake::Event { event, .. }, store::IntakeOutcome::Stored { seq, .. }) =
+                (intake, outcome)
+            else {
+                panic!("not stored: {outcome:?}");
+            };
+            (event.id.clone(), seq)
+        })
+        .collect()
+}
+
+/// Ends every pending bookmark's attempt as made.
+async fn deliver_all(db: &dyn store::Store) {
+    let now = tillmark::clock::now_ms();
+    for job in db
+        .claim_due(now, 60_000, &store::Room::any(100))
+        .await
+        .unwrap()
+    {
+        db.finish(&[store::Finished {
+            bookmark_id: job.bookmark.id,
+            outcome: store::Outcome::Made {
+                vendor_id: Some(format!("vendor-{}", job.bookmark.id)),
+                detail: "created".into(),
+                made_as: None,
+            },
+            at_ms: now,
+        }])
+        .await
+        .unwrap();
+    }
+}
+
+async fn open_case(db: &dyn store::Store, seq: i64) {
+    db.change_case(
+        seq,
+        &store::StoreScope::All,
+        "ken",
+        tillmark::clock::now_ms(),
+        &store::CaseChange::Open {
+            note: "watch the drawer".into(),
+        },
+    )
+    .await
+    .unwrap();
+}
+
+async fn close_case(db: &dyn store::Store, seq: i64) {
+    db.change_case(
+        seq,
+        &store::StoreScope::All,
+        "ken",
+        tillmark::clock::now_ms(),
+        &store::CaseChange::Close {
+            outcome: store::CaseOutcome::Explained,
+            reason: "miscount".into(),
+        },
+    )
+    .await
+    .unwrap();
+}
+
+/// The ids of the events a search lists.
+async fn search(db: &dyn store::Store, text: &str) -> Vec<String> {
+    let mut ids: Vec<String> = db
+        .events(&store::EventQuery {
+            search: Some(text.into()),
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// The audit entries with this action, newest first.
+async fn audited(db: &dyn store::Store, action: &str) -> Vec<store::AuditEntry> {
+    db.audit(&store::AuditQuery {
+        action: Some(action.into()),
+        limit: 100,
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+}
+
+fn blocking_run(
+    dir: &Path,
+    args: &[&str],
+    file: &Path,
+    stdin: &str,
+) -> tokio::task::JoinHandle<(Option<i32>, String, String)> {
+    use std::io::Write;
+    let mut cmd = tillmark(dir);
+    cmd.args(args)
+        .arg("--config")
+        .arg(file)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let stdin = stdin.to_string();
+    tokio::task::spawn_blocking(move || {
+        let mut child = cmd.spawn().unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    })
+}
+
+#[tokio::test]
+async fn retention_purge_removes_old_events_with_their_search_rows_dead_letters_and_sessions_but_holds_an_open_case_and_audits_the_counts()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("x.db").display());
+    let file = write(
+        dir.path(),
+        "tillmark.toml",
+        &format!(
+            "[database]\nurl = \"{url}\"\n[retention]\nevents = \"30d\"\ndead_letters = \"7d\"\n"
+        ),
+    );
+    refused_days_ago(&url, &[10.0, 1.0]).await;
+    let db = store::open(&url).await.unwrap();
+    let seqs = ingest_events(
+        &*db,
+        &[
+            event_days_ago(
+                "old-plain",
+                40.0,
+                serde_json::json!({"lines": ["ZEBRAOLD onigiri"]}),
+                &["cam-1"],
+            ),
+            event_days_ago(
+                "old-closed",
+                41.0,
+                serde_json::json!({"lines": ["ZEBRACLOSED"]}),
+                &[],
+            ),
+            event_days_ago(
+                "old-open",
+                42.0,
+                serde_json::json!({"lines": ["ZEBRAOPEN"]}),
+                &[],
+            ),
+            event_days_ago("new", 5.0, serde_json::json!({"lines": ["ZEBRANEW"]}), &[]),
+        ],
+    )
+    .await;
+    deliver_all(&*db).await;
+    // An old event whose bookmark is still to make: delivery is not done with it.
+    let pending = ingest_events(
+        &*db,
+        &[event_days_ago(
+            "old-pending",
+            43.0,
+            serde_json::json!({}),
+            &["cam-2"],
+        )],
+    )
+    .await;
+    while db.index_search(1000).await.unwrap() > 0 {}
+    open_case(&*db, seqs["old-open"]).await;
+    open_case(&*db, seqs["old-closed"]).await;
+    close_case(&*db, seqs["old-closed"]).await;
+    let user = db
+        .add_user(
+            &tillmark::accounts::NewUser {
+                name: "aiko".into(),
+                role: tillmark::accounts::Role::Owner,
+                stores: vec![],
+                password_hash: "not a real hash".into(),
+            },
+            tillmark::clock::now_ms(),
+        )
+        .await
+        .unwrap();
+    let now = tillmark::clock::now_ms();
+    db.add_session("stale", user.id, "c1", Some("192.0.2.7"), now - 2 * DAY_MS)
+        .await
+        .unwrap();
+    db.add_session("live", user.id, "c2", Some("192.0.2.8"), now - 60_000)
+        .await
+        .unwrap();
+    db.close().await;
+
+    let (code, stdout, stderr) = blocking_run(dir.path(), &["retention", "purge"], &file, "")
+        .await
+        .unwrap();
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        stdout,
+        "Removed 2 events (with 1 bookmarks and 1 closed cases), 1 dead letters, 1 sessions, 0 audit rows.\n\
+         Kept although old enough: 1 events in an open case (legal hold), 1 with a bookmark still to deliver.\n"
+    );
+
+    let db = store::open(&url).await.unwrap();
+    for (id, seq) in seqs.iter().chain(&pending) {
+        let kept = db.event(*seq, &store::StoreScope::All).await.unwrap();
+        let expected = matches!(id.as_str(), "old-open" | "new" | "old-pending");
+        assert_eq!(kept.is_some(), expected, "{id}");
+    }
+    assert!(search(&*db, "ZEBRAOLD").await.is_empty());
+    assert!(search(&*db, "ZEBRACLOSED").await.is_empty());
+    assert_eq!(search(&*db, "ZEBRAOPEN").await, ["old-open"]);
+    assert_eq!(search(&*db, "ZEBRANEW").await, ["new"]);
+    let raw = sqlx::SqlitePool::connect(&url).await.unwrap();
+    for (index, word) in [
+        ("events_search", "\"ZEBRAOLD\""),
+        ("events_search", "\"ZEBRACLOSED\""),
+    ] {
+        let rows: i64 = sqlx::query_scalar(&format!(
+            "SELECT COUNT(*) FROM {index} WHERE {index} MATCH ?"
+        ))
+        .bind(word)
+        .fetch_one(&raw)
+        .await
+        .unwrap();
+        assert_eq!(rows, 0, "{word} is still in {index}");
+    }
+    let (sessions, letters): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT COUNT(*) FROM sessions), (SELECT COUNT(*) FROM dead_letters)",
+    )
+    .fetch_one(&raw)
+    .await
+    .unwrap();
+    assert_eq!((sessions, letters), (1, 1));
+    raw.close().await;
+    let entries = audited(&*db, "retention_purge").await;
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert!(entries[0].actor.as_deref().unwrap().starts_with("cli:"));
+    assert_eq!(
+        entries[0].detail.as_deref(),
+        Some(
+            "events=2 bookmarks=1 closed_cases=1 dead_letters=1 sessions=1 audit_rows=0 \
+             held_open_case=1 held_pending=1"
+        )
+    );
+    db.close().await;
+
+    // Nothing more to remove: no second entry.
+    let (code, stdout, _) = blocking_run(dir.path(), &["retention", "purge"], &file, "")
+        .await
+        .unwrap();
+    assert_eq!(code, Some(0));
+    assert!(
+        stdout.starts_with("Nothing is older than [retention] allows"),
+        "{stdout}"
+    );
+    let db = store::open(&url).await.unwrap();
+    assert_eq!(audited(&*db, "retention_purge").await.len(), 1);
+    db.close().await;
+}
+
+#[tokio::test]
+async fn an_audit_purge_leaves_a_checkpoint_verify_passes_from_only_covered_rows_can_be_deleted_and_a_later_row_altered_is_found()
+ {
+    use tillmark::store::NewAuditEntry;
+    let dir = tempfile::tempdir().unwrap();
+    let (file, url) = database_config(dir.path());
+    let db = store::open(&url).await.unwrap();
+    let now = tillmark::clock::now_ms();
+    // Three rows from four years ago, two from yesterday: ids 1 to 5.
+    for (i, days_ago) in [1500, 1499, 1498, 1, 1].iter().enumerate() {
+        db.record(&NewAuditEntry {
+            at_ms: now - days_ago * DAY_MS + i as i64,
+            actor: Some("aiko".into()),
+            address: Some("192.0.2.7".into()),
+            action: "footage_opened".into(),
+            target: Some(format!("event {i}")),
+            detail: None,
+        })
+        .await
+        .unwrap();
+    }
+    db.close().await;
+    let (code, stdout, stderr) = blocking_run(dir.path(), &["retention", "purge"], &file, "")
+        .await
+        .unwrap();
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains(", 3 audit rows."), "{stdout}");
+    assert!(
+        stdout.contains("The audit log's rows 1 to 3 went behind checkpoint row 6"),
+        "{stdout}"
+    );
+    let verify = || blocking_run(dir.path(), &["audit", "verify"], &file, "");
+    let (code, stdout, stderr) = verify().await.unwrap();
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        stdout,
+        "The audit log is intact: 4 rows, each chained to the one before, from retention checkpoint row 6 on \
+         (3 older rows removed by retention).\n"
+    );
+
+    let raw = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let left: Vec<i64> = sqlx::query_scalar("SELECT id FROM audit_log ORDER BY id")
+        .fetch_all(&raw)
+        .await
+        .unwrap();
+    assert_eq!(
+        left,
+        [4, 5, 6, 7],
+        "the checkpoint (6) and the purge's own entry (7)"
+    );
+    // No checkpoint covers a row left: the database refuses to delete it.
+    for id in [4, 5, 7] {
+        let refused = sqlx::query("DELETE FROM audit_log WHERE id = ?")
+            .bind(id)
+            .execute(&raw)
+            .await
+            .unwrap_err();
+        assert!(
+            refused
+                .to_string()
+                .contains("the audit log is only ever added to"),
+            "{refused}"
+        );
+    }
+    // Someone with the file drops the guards and rewrites a row after the checkpoint.
+    for trigger in ["audit_log_kept_on_update", "audit_log_kept_on_delete"] {
+        sqlx::query(&format!("DROP TRIGGER {trigger}"))
+            .execute(&raw)
+            .await
+            .unwrap();
+    }
+    sqlx::query("UPDATE audit_log SET actor = 'someone else' WHERE id = 5")
+        .execute(&raw)
+        .await
+        .unwrap();
+    let (code, _, stderr) = verify().await.unwrap();
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains("the audit log is broken at row 5: it was altered"),
+        "{stderr}"
+    );
+    sqlx::query("UPDATE audit_log SET actor = 'aiko' WHERE id = 5")
+        .execute(&raw)
+        .await
+        .unwrap();
+    assert_eq!(verify().await.unwrap().0, Some(0));
+    // Removing the first row left is not a purge: no checkpoint vouches for the row after it.
+    sqlx::query("DELETE FROM audit_log WHERE id = 4")
+        .execute(&raw)
+        .await
+        .unwrap();
+    raw.close().await;
+    let (code, _, stderr) = verify().await.unwrap();
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains("broken at row 5: it is the first chained row but names a row before it"),
+        "{stderr}"
+    );
+}
+
+/// Every byte of the database's files: the file, its write-ahead log and its shared-memory index.
+fn database_bytes(dir: &Path) -> String {
+    let mut bytes = Vec::new();
+    for name in ["x.db", "x.db-wal", "x.db-shm"] {
+        bytes.extend(std::fs::read(dir.join(name)).unwrap_or_default());
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+#[tokio::test]
+async fn person_export_prints_only_that_cashiers_events_and_erase_replaces_the_id_everywhere_but_in_an_open_case()
+ {
+    const ID: &str = "kasumi-7731";
+    let dir = tempfile::tempdir().unwrap();
+    let (file, url) = database_config(dir.path());
+    let db = store::open(&url).await.unwrap();
+    let seqs = ingest_events(
+        &*db,
+        &[
+            event_days_ago(
+                "k1",
+                3.0,
+                serde_json::json!({"cashier": ID, "lines": ["ONIGIRI 150"], "reason": format!("approved by {ID}.")}),
+                &["cam-1"],
+            ),
+            event_days_ago(
+                "k2",
+                2.0,
+                serde_json::json!({"cashier": "ren-2", "attributes": {"supervisor": ID}}),
+                &[],
+            ),
+            event_days_ago("k3", 1.0, serde_json::json!({"cashier": ID}), &[]),
+            event_days_ago(
+                "other",
+                1.0,
+                serde_json::json!({"cashier": "yuki-3", "lines": ["PAN 120"]}),
+                &[],
+            ),
+        ],
+    )
+    .await;
+    deliver_all(&*db).await;
+    open_case(&*db, seqs["k3"]).await;
+    while db.index_search(1000).await.unwrap() > 0 {}
+    db.ingest(
+        &[Intake::DeadLetter {
+            topic: "pos/shibuya-01/r1/events".into(),
+            received_ms: tillmark::clock::now_ms(),
+            reason: "type: unknown type \"voided\"".into(),
+            raw: format!("{{\"type\":\"voided\",\"cashier\":\"{ID}\"}}"),
+            size: 40,
+            sha256: store::sha256_hex(b"x"),
+        }],
+        tillmark::clock::now_ms(),
+    )
+    .await
+    .unwrap();
+    db.close().await;
+
+    let (code, stdout, stderr) = blocking_run(
+        dir.path(),
+        &["person", "export", "--cashier", ID],
+        &file,
+        "",
+    )
+    .await
+    .unwrap();
+    assert_eq!(code, Some(0), "{stderr}");
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let ids: Vec<&str> = lines.iter().map(|l| l["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["k1", "k2", "k3"], "{stdout}");
+    assert_eq!(lines[0]["cashier"], ID);
+    assert_eq!(lines[0]["store"], "shibuya-01");
+    assert_eq!(lines[0]["register"], "r1");
+    assert_eq!(lines[0]["type"], "void");
+    assert_eq!(lines[0]["lines"][0], "ONIGIRI 150");
+    assert_eq!(lines[0]["reason"], format!("approved by {ID}."));
+    assert_eq!(lines[0]["bookmarks"][0]["vendor_id"], "vendor-1");
+    assert_eq!(lines[0]["bookmarks"][0]["state"], "made");
+    assert_eq!(lines[1]["attributes"]["supervisor"], ID);
+    assert_eq!(lines[2]["case"], "open");
+    assert!(!stdout.contains("yuki-3"), "another cashier's event");
+    assert!(
+        stderr.contains("Exported 3 events naming cashier kasumi-7731"),
+        "{stderr}"
+    );
+
+    // Asked, and not confirmed: nothing changes.
+    let (code, _, stderr) = blocking_run(
+        dir.path(),
+        &["person", "erase", "--cashier", ID],
+        &file,
+        "no\n",
+    )
+    .await
+    .unwrap();
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains("in 2 events (the events stay; 1 in an open case"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("not confirmed; nothing was changed"),
+        "{stderr}"
+    );
+
+    let (code, stdout, stderr) = blocking_run(
+        dir.path(),
+        &["person", "erase", "--cashier", ID, "--yes"],
+        &file,
+        "",
+    )
+    .await
+    .unwrap();
+    assert_eq!(code, Some(0), "{stderr}");
+    let pseudonym = stdout
+        .split_whitespace()
+        .find(|w| w.starts_with("erased-"))
+        .unwrap()
+        .to_string();
+    assert!(
+        stdout.starts_with(&format!(
+            "Replaced cashier {ID} by {pseudonym} in 2 events and 1 dead letters.\n\
+             Left 1 events in an open case as they are (legal hold)"
+        )),
+        "{stdout}"
+    );
+    let db = store::open(&url).await.unwrap();
+    assert_eq!(search(&*db, ID).await, ["k3"], "held by its open case");
+    close_case(&*db, seqs["k3"]).await;
+    db.close().await;
+    let (code, stdout, stderr) = blocking_run(
+        dir.path(),
+        &["person", "erase", "--cashier", ID, "--yes"],
+        &file,
+        "",
+    )
+    .await
+    .unwrap();
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stdout.starts_with(&format!("Replaced cashier {ID} by {pseudonym} in 1 events")),
+        "the same person, the same pseudonym: {stdout}"
+    );
+
+    let db = store::open(&url).await.unwrap();
+    assert!(search(&*db, ID).await.is_empty());
+    assert!(search(&*db, "kasumi").await.is_empty());
+    assert_eq!(search(&*db, "yuki-3").await, ["other"]);
+    assert_eq!(search(&*db, &pseudonym).await, ["k1", "k3"]);
+    let k2 = db
+        .event(seqs["k2"], &store::StoreScope::All)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(k2.attributes["supervisor"], pseudonym.as_str());
+    assert_eq!(k2.cashier.as_deref(), Some("ren-2"));
+    let k1 = db
+        .event(seqs["k1"], &store::StoreScope::All)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(k1.cashier.as_deref(), Some(pseudonym.as_str()));
+    assert_eq!(k1.reason, Some(format!("approved by {pseudonym}.")));
+    assert_eq!(k1.lines, ["ONIGIRI 150"]);
+    assert_eq!(k1.bookmarks.len(), 1, "its bookmark stays");
+    // The cashier chart reads the events: it shows the pseudonym.
+    let now = tillmark::clock::now_ms();
+    let chart = db
+        .cashier_counts(
+            &store::StoreScope::All,
+            "shibuya-01",
+            now - 10 * DAY_MS,
+            now,
+        )
+        .await
+        .unwrap();
+    let cashiers: std::collections::BTreeSet<&str> =
+        chart.iter().map(|(c, _, _)| c.as_str()).collect();
+    assert_eq!(
+        cashiers,
+        std::collections::BTreeSet::from([pseudonym.as_str(), "ren-2", "yuki-3"])
+    );
+    for action in ["person_exported", "person_erased"] {
+        let entries = audited(&*db, action).await;
+        assert!(!entries.is_empty(), "{action} is audited");
+        for e in &entries {
+            assert!(e.actor.as_deref().unwrap().starts_with("cli:"));
+            assert_eq!(e.target, Some(format!("cashier {pseudonym}")));
+        }
+    }
+    assert_eq!(
+        audited(&*db, "person_exported").await[0].detail.as_deref(),
+        Some("3 events")
+    );
+    assert_eq!(
+        audited(&*db, "person_erased").await[0].detail.as_deref(),
+        Some("events=1 held_open_case=0 dead_letters=0 case_notes_kept=0")
+    );
+    db.close().await;
+    // Not in any page of the files: the table, the search indexes' shadow tables, a free page or the
+    // write-ahead log; what was kept is there.
+    let bytes = database_bytes(dir.path());
+    assert!(bytes.contains("ONIGIRI 150") && bytes.contains(&pseudonym));
+    assert!(
+        !bytes.contains(ID) && !bytes.contains("kasumi"),
+        "the erased id is still in the database files"
+    );
+}

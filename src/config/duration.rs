@@ -1,4 +1,4 @@
-//! Durations as people write them in a config file: `"10s"`, `"1.5s"`, `"250ms"`, `"2m"`, `"1h"`, `"30d"`, and signed
+//! Durations as people write them in a config file: `"10s"`, `"1.5s"`, `"250ms"`, `"2m"`, `"1h"`, `"30d"`, `"3y"`, and signed
 //! (`"-2.5s"`) where a correction can go either way. Kept to milliseconds, the precision every camera API uses.
 
 use std::fmt;
@@ -16,7 +16,9 @@ impl Millis {
 impl fmt::Display for Millis {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ms = self.0;
-        if ms % 86_400_000 == 0 && ms != 0 {
+        if ms % YEAR_MS == 0 && ms != 0 {
+            write!(f, "{}y", ms / YEAR_MS)
+        } else if ms % 86_400_000 == 0 && ms != 0 {
             write!(f, "{}d", ms / 86_400_000)
         } else if ms % 3_600_000 == 0 && ms != 0 {
             write!(f, "{}h", ms / 3_600_000)
@@ -30,7 +32,11 @@ impl fmt::Display for Millis {
     }
 }
 
-/// Parses `"<number><unit>"` with unit `ms`, `s`, `m`, `h` or `d` (24 hours). A bare number is refused: a unit-less `10`
+/// A year as a duration: 365 days. Retention is counted in whole days, and a calendar year's extra day every
+/// fourth year matters to no retention rule; `"3y"` is 1,095 days.
+pub const YEAR_MS: i64 = 365 * 86_400_000;
+
+/// Parses `"<number><unit>"` with unit `ms`, `s`, `m`, `h`, `d` (24 hours) or `y` (365 days). A bare number is refused: a unit-less `10`
 /// could mean seconds or milliseconds, and guessing wrong puts a bookmark at the wrong moment.
 pub fn parse(text: &str) -> Result<Millis, String> {
     let t = text.trim();
@@ -49,9 +55,10 @@ pub fn parse(text: &str) -> Result<Millis, String> {
         "m" | "min" => 60_000.0,
         "h" => 3_600_000.0,
         "d" => 86_400_000.0,
+        "y" => YEAR_MS as f64,
         _ => {
             return Err(format!(
-                "\"{text}\" has an unknown unit \"{unit}\": use ms, s, m, h or d"
+                "\"{text}\" has an unknown unit \"{unit}\": use ms, s, m, h, d or y"
             ));
         }
     };
@@ -80,6 +87,9 @@ mod tests {
         assert_eq!(parse("-2.5s"), Ok(Millis(-2_500)));
         assert_eq!(parse("400d"), Ok(Millis(400 * 86_400_000)));
         assert_eq!(parse("30d"), Ok(Millis(30 * 86_400_000)));
+        assert_eq!(parse("3y"), Ok(Millis(3 * 365 * 86_400_000)));
+        assert_eq!(parse("10y"), Ok(Millis(3650 * 86_400_000)));
+        assert!(parse("11y").unwrap_err().contains("out of range"));
     }
 
     #[test]
@@ -97,5 +107,7 @@ mod tests {
         assert_eq!(Millis(1_500).to_string(), "1500ms");
         assert_eq!(Millis(7 * 86_400_000).to_string(), "7d");
         assert_eq!(Millis(36 * 3_600_000).to_string(), "36h");
+        assert_eq!(Millis(3 * YEAR_MS).to_string(), "3y");
+        assert_eq!(Millis(400 * 86_400_000).to_string(), "400d");
     }
 }

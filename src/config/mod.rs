@@ -32,6 +32,7 @@ pub struct Config {
     pub bookmarks: BookmarkConfig,
     pub delivery: DeliveryConfig,
     pub dead_letters: DeadLetterConfig,
+    pub retention: RetentionConfig,
     pub integrations: IntegrationsConfig,
     pub intake: IntakeConfig,
     /// `[signing]`: whether events must be signed, and each register's key.
@@ -227,16 +228,39 @@ pub struct DeliveryConfig {
 }
 
 /// `[dead_letters]`: how much of the dead-letter list is kept. The daemon removes the oldest letters beyond
-/// either bound every hour (and once at start); `tillmark dead-letters purge` does it on demand.
+/// the size bound, and those older than `[retention] dead_letters`, every hour (and once at start);
+/// `tillmark dead-letters purge` does it on demand. The age bound was `keep_for` here before `[retention]`
+/// existed: that key is still read, as the same setting.
 #[derive(Debug, Clone)]
 pub struct DeadLetterConfig {
-    /// Letters received longer ago than this are removed. Default `30d`: a month's pattern of a misbehaving
-    /// sender stays visible; 1h to 366d.
-    pub keep_for: Millis,
     /// The most the letters may keep together (their text, topics and reasons); the oldest beyond it are
     /// removed. Default `64MiB`: about a thousand letters of the largest valid size, and tens of thousands of
     /// ordinary ones; at least 1MiB.
     pub max_total: Bytes,
+}
+
+/// `[retention]`: how long personal data is kept. Cashier ids, receipt lines and footage links are personal
+/// data, kept only as long as they serve; the daemon removes what is older once a day (and once at start),
+/// `tillmark retention purge` does it on demand, and every purge that removes anything is in the audit log.
+///
+/// There is no "forever": every kind has a bound of at most 10y. What must outlive it is held by an open
+/// case (legal hold), never by a longer setting for everyone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetentionConfig {
+    /// Events whose moment (`at`) is older than this go, with their bookmarks, delivery attempts, search rows
+    /// and closed cases. Default `400d` (what intake still accepts, `[intake] max_age`); at least `30d`. An
+    /// event in an open case, or with a bookmark still to deliver, is kept whatever its age.
+    pub events: Millis,
+    /// Dead letters received longer ago than this go (hourly, with `[dead_letters] max_total`). Default `30d`:
+    /// a month's pattern of a misbehaving sender stays visible; at least `1h`. `[dead_letters] keep_for` is
+    /// its older name and still works; the file may set one or the other.
+    pub dead_letters: Millis,
+    /// Sign-in sessions unused for this long go (their rows keep the browser's address). Default: `[web]
+    /// session_idle`, after which a session has ended anyway; never shorter than that.
+    pub sessions: Millis,
+    /// Audit rows older than this go, leaving a checkpoint row that keeps the hash chain verifiable from there
+    /// on. Default `3y`; at least `1y`, so last year's incident can still be traced to who saw what.
+    pub audit_log: Millis,
 }
 
 /// `[[stores]]`.
@@ -441,10 +465,15 @@ impl Builder<'_> {
         let web = self.web(top.opt_table("web").as_ref());
         let bookmarks = self.bookmarks(top.opt_table("bookmarks").as_ref());
         let delivery = self.delivery(top.opt_table("delivery").as_ref());
-        let dead_letters = self.dead_letters(top.opt_table("dead_letters").as_ref());
+        let (dead_letters, keep_for) = self.dead_letters(top.opt_table("dead_letters").as_ref());
         let integrations = self.integrations(top.opt_table("integrations").as_ref());
         let intake = self.intake(top.opt_table("intake").as_ref());
         let signing = self.signing(top.opt_table("signing").as_ref());
+        let retention = self.retention(
+            top.opt_table("retention").as_ref(),
+            keep_for,
+            web.as_ref().map(|w| w.session_idle),
+        );
         let store_tables = top.tables("stores");
         let system_tables = top.tables("camera_systems");
         let definitions = crate::camera::definition::load_all(&integrations.dir);
@@ -477,6 +506,7 @@ impl Builder<'_> {
             bookmarks,
             delivery: delivery?,
             dead_letters,
+            retention,
             integrations,
             intake,
             signing,
@@ -939,22 +969,29 @@ impl Builder<'_> {
         Some(cfg)
     }
 
-    fn dead_letters(&self, t: Option<&Table>) -> DeadLetterConfig {
+    /// The section, and its `keep_for` (the older name of `[retention] dead_letters`) with where it is.
+    fn dead_letters(&self, t: Option<&Table>) -> (DeadLetterConfig, Option<At<Millis>>) {
         let mut cfg = DeadLetterConfig {
-            keep_for: Millis(30 * DAY_MS),
             max_total: Bytes(64 * 1024 * 1024),
         };
-        let Some(t) = t else { return cfg };
-        if let Some(d) = t.opt_duration("keep_for") {
-            if d.0 < 3_600_000 {
-                t.error(
+        let Some(t) = t else { return (cfg, None) };
+        let keep_for = t.opt_str("keep_for").and_then(|s| {
+            match parse_duration(&s.value) {
+                Ok(d) if d.0 < 3_600_000 => t.error(
                     "keep_for",
                     "must be at least 1h: a shorter time removes letters before anyone reads them",
-                );
-            } else {
-                cfg.keep_for = d;
+                ),
+                Ok(d) => {
+                    return Some(At {
+                        value: d,
+                        path: s.path,
+                        line: s.line,
+                    });
+                }
+                Err(message) => self.doc.push(s.path, Some(s.line), message),
             }
-        }
+            None
+        });
         if let Some(b) = t.opt_size("max_total") {
             if b.0 < 1024 * 1024 {
                 t.error(
@@ -964,6 +1001,87 @@ impl Builder<'_> {
             } else {
                 cfg.max_total = b;
             }
+        }
+        t.finish();
+        (cfg, keep_for)
+    }
+
+    /// `[retention]`. `keep_for` is `[dead_letters] keep_for` if the file set it, `session_idle` `[web]`'s
+    /// (none when that section was invalid: its own error is reported, and sessions are then checked against
+    /// nothing here).
+    fn retention(
+        &self,
+        t: Option<&Table>,
+        keep_for: Option<At<Millis>>,
+        session_idle: Option<Millis>,
+    ) -> RetentionConfig {
+        let idle = session_idle.unwrap_or(Millis(60_000));
+        let mut cfg = RetentionConfig {
+            events: Millis(400 * DAY_MS),
+            dead_letters: keep_for.as_ref().map_or(Millis(30 * DAY_MS), |k| k.value),
+            sessions: idle,
+            audit_log: Millis(3 * duration::YEAR_MS),
+        };
+        let Some(t) = t else { return cfg };
+        let read = |key: &'static str, min: Millis, why: &str| -> Option<Millis> {
+            let s = t.opt_str(key)?;
+            if ["forever", "never", "off", "0"].contains(&s.value.trim()) {
+                t.error(
+                    key,
+                    format!(
+                        "\"{}\" is not a retention: write how long, like \"{}\", at most 10y. Personal data is kept only \
+                         as long as it serves; an open case keeps its event however old",
+                        s.value, min
+                    ),
+                );
+                return None;
+            }
+            match parse_duration(&s.value) {
+                Ok(d) if d < min => {
+                    t.error(key, format!("must be at least {min}: {why}"));
+                    None
+                }
+                Ok(d) => Some(d),
+                Err(message) => {
+                    self.doc.push(s.path, Some(s.line), message);
+                    None
+                }
+            }
+        };
+        if let Some(d) = read(
+            "events",
+            Millis(30 * DAY_MS),
+            "a shorter time removes events before a month's review of them",
+        ) {
+            cfg.events = d;
+        }
+        if let Some(d) = read(
+            "dead_letters",
+            Millis(3_600_000),
+            "a shorter time removes letters before anyone reads them",
+        ) {
+            cfg.dead_letters = d;
+        }
+        if let (true, Some(k)) = (t.has("dead_letters"), &keep_for) {
+            self.doc.push(
+                k.path.clone(),
+                Some(k.line),
+                "is the older name of [retention] dead_letters, which is set too: keep only that one",
+            );
+        }
+        if let Some(d) = read(
+            "sessions",
+            idle,
+            "[web] session_idle keeps an unused session that long, and its row must outlast it",
+        ) {
+            cfg.sessions = d;
+        }
+        if let Some(d) = read(
+            "audit_log",
+            Millis(duration::YEAR_MS),
+            "last year's incident must still show who saw what",
+        ) {
+            cfg.audit_log = d;
         }
         t.finish();
         cfg

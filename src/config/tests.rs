@@ -507,7 +507,7 @@ fn each_mistake_comes_with_a_message_that_says_how_to_fix_it() {
     let message = |path: &str| error_at(&errors, path).message.clone();
     assert_eq!(
         message("colour"),
-        "unknown key; expected one of: bookmarks, camera_systems, cameras, database, dead_letters, delivery, intake, integrations, mqtt, signing, stores, web"
+        "unknown key; expected one of: bookmarks, camera_systems, cameras, database, dead_letters, delivery, intake, integrations, mqtt, retention, signing, stores, web"
     );
     assert_eq!(
         message("mqtt.retain"),
@@ -878,7 +878,7 @@ fn the_error_list_names_the_file_counts_the_errors_and_lists_each_on_its_own_lin
         lines.next(),
         Some(
             "  - colour (line 1): unknown key; expected one of: bookmarks, camera_systems, cameras, database, \
-             dead_letters, delivery, intake, integrations, mqtt, signing, stores, web"
+             dead_letters, delivery, intake, integrations, mqtt, retention, signing, stores, web"
         )
     );
     assert_eq!(lines.count(), 17);
@@ -1500,22 +1500,22 @@ fn required_signing_without_any_key_is_refused() {
 #[test]
 fn dead_letters_are_kept_thirty_days_and_64_mib_unless_the_file_says_otherwise() {
     let config = valid("");
-    assert_eq!(config.dead_letters.keep_for, Millis(30 * 86_400_000));
+    assert_eq!(config.retention.dead_letters, Millis(30 * 86_400_000));
     assert_eq!(config.dead_letters.max_total, Bytes(64 * 1024 * 1024));
 
     let config = valid("[dead_letters]\nkeep_for = \"7d\"\nmax_total = \"1.5GiB\"\n");
-    assert_eq!(config.dead_letters.keep_for, Millis(7 * 86_400_000));
+    assert_eq!(config.retention.dead_letters, Millis(7 * 86_400_000));
     assert_eq!(config.dead_letters.max_total, Bytes(1_610_612_736));
     let config = valid("[dead_letters]\nkeep_for = \"36h\"\n");
-    assert_eq!(config.dead_letters.keep_for, Millis(36 * 3_600_000));
+    assert_eq!(config.retention.dead_letters, Millis(36 * 3_600_000));
     assert_eq!(config.dead_letters.max_total, Bytes(64 * 1024 * 1024));
 }
 
 #[test]
-fn the_sample_file_documents_the_dead_letter_defaults() {
+fn the_sample_file_documents_the_dead_letter_and_retention_defaults() {
     let sample = valid(include_str!("../../examples/tillmark.toml"));
     let defaults = valid("");
-    assert_eq!(sample.dead_letters.keep_for, defaults.dead_letters.keep_for);
+    assert_eq!(sample.retention, defaults.retention);
     assert_eq!(
         sample.dead_letters.max_total,
         defaults.dead_letters.max_total
@@ -1557,6 +1557,93 @@ fn dead_letter_bounds_too_small_or_without_a_unit_are_refused_on_their_lines() {
             .message
             .starts_with("unknown key; expected one of: keep_for, max_total"),
         "{errors:#?}"
+    );
+}
+
+// ---- [retention] ----
+
+#[test]
+fn retention_keeps_events_400_days_and_the_audit_log_three_years_unless_the_file_says_otherwise() {
+    let config = valid("");
+    assert_eq!(config.retention.events, Millis(400 * 86_400_000));
+    assert_eq!(config.retention.audit_log, Millis(3 * 365 * 86_400_000));
+    assert_eq!(config.retention.dead_letters, Millis(30 * 86_400_000));
+    assert_eq!(config.retention.sessions, config.web.session_idle);
+
+    let config = valid(
+        "[web]\nsession_idle = \"30m\"\n[retention]\nevents = \"90d\"\ndead_letters = \"2d\"\n\
+         sessions = \"7d\"\naudit_log = \"10y\"\n",
+    );
+    assert_eq!(config.retention.events, Millis(90 * 86_400_000));
+    assert_eq!(config.retention.dead_letters, Millis(2 * 86_400_000));
+    assert_eq!(config.retention.sessions, Millis(7 * 86_400_000));
+    assert_eq!(config.retention.audit_log, Millis(3650 * 86_400_000));
+    // Without sessions, an unused session's row goes when the session has ended.
+    let config = valid("[web]\nsession_idle = \"30m\"\n");
+    assert_eq!(config.retention.sessions, Millis(1_800_000));
+}
+
+#[test]
+fn retention_values_too_short_forever_or_without_a_unit_are_refused_naming_the_key_and_line() {
+    let text = "[retention]\nevents = \"7d\"\ndead_letters = \"10m\"\nsessions = \"1h\"\n\
+                audit_log = \"forever\"\n";
+    let errors = invalid(text);
+    assert_eq!(errors.len(), 4, "{errors:#?}");
+    let events = error_at(&errors, "retention.events");
+    assert_eq!(events.line, Some(line_of(text, "events")));
+    assert_eq!(
+        events.message,
+        "must be at least 30d: a shorter time removes events before a month's review of them"
+    );
+    assert!(
+        error_at(&errors, "retention.dead_letters")
+            .message
+            .starts_with("must be at least 1h")
+    );
+    assert_eq!(
+        error_at(&errors, "retention.sessions").message,
+        "must be at least 8h: [web] session_idle keeps an unused session that long, and its row must outlast it"
+    );
+    let audit = error_at(&errors, "retention.audit_log");
+    assert_eq!(audit.line, Some(line_of(text, "audit_log")));
+    assert!(
+        audit.message.starts_with(
+            "\"forever\" is not a retention: write how long, like \"1y\", at most 10y."
+        ),
+        "{audit:?}"
+    );
+
+    let text = "[retention]\nevents = \"400\"\naudit_log = \"11y\"\nkeep = \"1d\"\n";
+    let errors = invalid(text);
+    assert!(
+        error_at(&errors, "retention.events")
+            .message
+            .contains("has no unit")
+    );
+    assert!(
+        error_at(&errors, "retention.audit_log")
+            .message
+            .contains("out of range")
+    );
+    assert!(
+        error_at(&errors, "retention.keep")
+            .message
+            .starts_with("unknown key; expected one of: audit_log, dead_letters, events, sessions")
+    );
+}
+
+#[test]
+fn the_dead_letter_age_is_set_in_one_place_and_the_old_keep_for_still_works() {
+    let config = valid("[dead_letters]\nkeep_for = \"7d\"\n");
+    assert_eq!(config.retention.dead_letters, Millis(7 * 86_400_000));
+    let text = "[dead_letters]\nkeep_for = \"7d\"\n[retention]\ndead_letters = \"2d\"\n";
+    let errors = invalid(text);
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    let both = error_at(&errors, "dead_letters.keep_for");
+    assert_eq!(both.line, Some(line_of(text, "keep_for")));
+    assert_eq!(
+        both.message,
+        "is the older name of [retention] dead_letters, which is set too: keep only that one"
     );
 }
 

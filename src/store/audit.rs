@@ -1,7 +1,12 @@
 //! The audit log: who signed in (or was refused), who opened which footage, who exported what, who changed a
 //! case. Rows are only ever added (the database refuses edits and removals) and each is chained to the one
 //! before by SHA-256, so `tillmark audit verify` finds a row altered or removed in the file; the owner reads
-//! them on `/audit`. Refused sign-ins are also what sign-in
+//! them on `/audit`.
+//!
+//! Retention removes the oldest rows, and only so: [`AuditLog::purge_audit`] first appends a checkpoint row
+//! (chained like any other) naming the rows it removes and the hash of the last of them, and the database lets
+//! a row go only when a checkpoint after it covers it (migration 0014). The chain then begins at the first row
+//! left, whose link a checkpoint vouches for; every row after it is checked as before. Refused sign-ins are also what sign-in
 //! throttling counts, so the limit holds across restarts and across daemons sharing one database.
 
 use async_trait::async_trait;
@@ -75,9 +80,43 @@ pub struct AuditCheck {
     pub rows: i64,
     /// Rows from before the chain began (recorded before the upgrade that added it).
     pub before_chain: i64,
+    /// The checkpoint the chain begins at, when retention removed the rows before it.
+    pub checkpoint: Option<Checkpoint>,
     /// The first row that breaks the chain, and how.
     pub broken: Option<(i64, String)>,
 }
+
+/// The action of a checkpoint row.
+pub const CHECKPOINT_ACTION: &str = "audit_checkpoint";
+
+/// What a checkpoint row records (its `detail`, as JSON) of the rows a purge removes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Checkpoint {
+    /// The checkpoint row's own id (not part of its detail).
+    #[serde(skip)]
+    pub id: i64,
+    /// How many rows it removes.
+    pub removed: i64,
+    pub first_id: i64,
+    pub last_id: i64,
+    /// The hash of row `last_id`: the `prev_hash` of the row after it ("" when it had none).
+    pub last_hash: String,
+    /// Rows recorded before this moment went.
+    pub before_ms: i64,
+}
+
+/// Who purges the audit log, and when: the checkpoint row is recorded in their name.
+#[derive(Debug, Clone)]
+pub struct AuditPurge {
+    pub at_ms: i64,
+    pub actor: String,
+    pub address: Option<String>,
+    /// Rows recorded before this go, oldest first, up to the first row recorded at or after it.
+    pub before_ms: i64,
+}
+
+/// Audit rows removed in one transaction: a purge of a large log never holds the writer long.
+const AUDIT_PURGE_BATCH: i64 = 1_000;
 
 /// A row's hash: SHA-256, in hex, of the previous row's hash and this row's content, one per line, the
 /// content as a JSON array so no field can run into the next.
@@ -87,12 +126,57 @@ fn chain_hash(prev: &str, e: &NewAuditEntry) -> String {
     hex::encode(sha2::Sha256::digest(format!("{prev}\n{content}")))
 }
 
+/// The checkpoint that vouches for the first chained row left, `id`, naming `prev_hash` before it: one that
+/// removed the rows up to just before it and recorded the hash it names, or one whose removal is under way
+/// (stopped half way) and covers the row itself, whose predecessor went by that checkpoint's leave. Only a
+/// checkpoint recorded after the row counts.
+fn anchor<'c>(checkpoints: &'c [Checkpoint], id: i64, prev_hash: &str) -> Option<&'c Checkpoint> {
+    checkpoints.iter().rev().find(|c| {
+        c.id >= id
+            && ((c.last_id < id && c.last_hash == prev_hash)
+                || (c.first_id <= id && id <= c.last_id))
+    })
+}
+
+/// Appends `e` to the chain inside `tx`, after the newest row; returns its id.
+async fn append(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    e: &NewAuditEntry,
+) -> Result<i64, StoreError> {
+    let prev: Option<String> =
+        sqlx::query_scalar("SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1")
+            .fetch_optional(&mut **tx)
+            .await?
+            .flatten();
+    let prev = prev.unwrap_or_default();
+    let hash = chain_hash(&prev, e);
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO audit_log (at_ms, actor, address, action, target, detail, prev_hash, hash) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+    )
+    .bind(e.at_ms)
+    .bind(&e.actor)
+    .bind(&e.address)
+    .bind(&e.action)
+    .bind(&e.target)
+    .bind(&e.detail)
+    .bind(&prev)
+    .bind(&hash)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(id)
+}
+
 #[async_trait]
 pub trait AuditLog: Send + Sync {
     async fn record(&self, entry: &NewAuditEntry) -> Result<(), StoreError>;
     async fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError>;
-    /// Walks the whole log in order, checking each row's link to the one before and its content.
+    /// Walks the whole log in order, checking each row's link to the one before and its content; the chain
+    /// may begin at a retention checkpoint.
     async fn verify_audit(&self) -> Result<AuditCheck, StoreError>;
+    /// Removes the oldest rows recorded before `purge.before_ms` behind a checkpoint row (see the module
+    /// documentation), in batches; returns the checkpoint, or `None` when no row was old enough.
+    async fn purge_audit(&self, purge: &AuditPurge) -> Result<Option<Checkpoint>, StoreError>;
     /// What the audit log says of a sign-in of `name` from `address`, for the throttle.
     async fn sign_in_record(
         &self,
@@ -108,29 +192,74 @@ impl AuditLog for SqliteStore {
         // The newest row's hash and the new row in one transaction on the single writer: no row can come
         // between them.
         let mut tx = self.writer().begin().await?;
-        let prev: Option<String> =
-            sqlx::query_scalar("SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1")
-                .fetch_optional(&mut *tx)
-                .await?
-                .flatten();
-        let prev = prev.unwrap_or_default();
-        let hash = chain_hash(&prev, e);
-        sqlx::query(
-            "INSERT INTO audit_log (at_ms, actor, address, action, target, detail, prev_hash, hash) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(e.at_ms)
-        .bind(&e.actor)
-        .bind(&e.address)
-        .bind(&e.action)
-        .bind(&e.target)
-        .bind(&e.detail)
-        .bind(&prev)
-        .bind(&hash)
-        .execute(&mut *tx)
-        .await?;
+        append(&mut tx, e).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn purge_audit(&self, purge: &AuditPurge) -> Result<Option<Checkpoint>, StoreError> {
+        let mut tx = self.writer().begin().await?;
+        // The oldest rows up to the first one recorded at or after the bound: a row with a clock gone back
+        // among recent ones never pulls the cut forward over rows that must stay.
+        let keep_from: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM audit_log WHERE at_ms >= ? ORDER BY id LIMIT 1")
+                .bind(purge.before_ms)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let (removed, first_id, last_id): (i64, Option<i64>, Option<i64>) =
+            sqlx::query_as("SELECT COUNT(*), MIN(id), MAX(id) FROM audit_log WHERE id < ?")
+                .bind(keep_from.unwrap_or(i64::MAX))
+                .fetch_one(&mut *tx)
+                .await?;
+        let (Some(first_id), Some(last_id)) = (first_id, last_id) else {
+            return Ok(None);
+        };
+        let last_hash: Option<String> =
+            sqlx::query_scalar("SELECT hash FROM audit_log WHERE id = ?")
+                .bind(last_id)
+                .fetch_one(&mut *tx)
+                .await?;
+        let mut checkpoint = Checkpoint {
+            id: 0,
+            removed,
+            first_id,
+            last_id,
+            last_hash: last_hash.unwrap_or_default(),
+            before_ms: purge.before_ms,
+        };
+        checkpoint.id =
+            append(
+                &mut tx,
+                &NewAuditEntry {
+                    at_ms: purge.at_ms,
+                    actor: Some(purge.actor.clone()),
+                    address: purge.address.clone(),
+                    action: CHECKPOINT_ACTION.into(),
+                    target: Some("audit_log".into()),
+                    detail: Some(serde_json::to_string(&checkpoint).map_err(|e| {
+                        StoreError::Invalid(format!("cannot write a checkpoint: {e}"))
+                    })?),
+                },
+            )
+            .await?;
+        tx.commit().await?;
+        // The checkpoint is durable before the first row goes, so a purge stopped half way leaves a log that
+        // verifies, and the next purge takes the rest.
+        loop {
+            let gone = sqlx::query(
+                "DELETE FROM audit_log WHERE id IN \
+                 (SELECT id FROM audit_log WHERE id <= ? ORDER BY id LIMIT ?)",
+            )
+            .bind(last_id)
+            .bind(AUDIT_PURGE_BATCH)
+            .execute(self.writer())
+            .await?
+            .rows_affected();
+            if gone < AUDIT_PURGE_BATCH as u64 {
+                break;
+            }
+        }
+        Ok(Some(checkpoint))
     }
 
     async fn verify_audit(&self) -> Result<AuditCheck, StoreError> {
@@ -145,9 +274,25 @@ impl AuditLog for SqliteStore {
             Option<String>,
             Option<String>,
         );
+        // Every checkpoint, read first: the chain's beginning is vouched for by one of them. A checkpoint's
+        // own row is checked like any other in the walk, so a forged or altered one breaks the chain there.
+        let checkpoints: Vec<Checkpoint> = sqlx::query_as::<_, (i64, Option<String>)>(
+            "SELECT id, detail FROM audit_log WHERE action = ? ORDER BY id",
+        )
+        .bind(CHECKPOINT_ACTION)
+        .fetch_all(self.reader())
+        .await?
+        .into_iter()
+        .filter_map(|(id, detail)| {
+            let mut c: Checkpoint = serde_json::from_str(detail.as_deref()?).ok()?;
+            c.id = id;
+            Some(c)
+        })
+        .collect();
         let mut check = AuditCheck {
             rows: 0,
             before_chain: 0,
+            checkpoint: None,
             broken: None,
         };
         // The previous row's id and hash, once the chain has begun.
@@ -178,16 +323,30 @@ impl AuditLog for SqliteStore {
                     }
                     continue;
                 };
-                let expected_prev = last.as_ref().map(|(_, h)| h.as_str()).unwrap_or_default();
-                if prev_hash != expected_prev {
-                    let why = match &last {
-                        Some((before, _)) => format!(
-                            "does not follow row {before}: a row between them was removed, or one altered"
-                        ),
-                        None => "is the first chained row but names a row before it".into(),
-                    };
-                    check.broken = Some((id, why));
-                    return Ok(check);
+                match &last {
+                    Some((before, expected)) if prev_hash != *expected => {
+                        check.broken = Some((
+                            id,
+                            format!(
+                                "does not follow row {before}: a row between them was removed, or one altered"
+                            ),
+                        ));
+                        return Ok(check);
+                    }
+                    Some(_) => {}
+                    None if prev_hash.is_empty() => {}
+                    None => match anchor(&checkpoints, id, &prev_hash) {
+                        Some(c) => check.checkpoint = Some(c.clone()),
+                        None => {
+                            check.broken = Some((
+                                id,
+                                "is the first chained row but names a row before it, and no retention \
+                                 checkpoint accounts for the rows removed before it"
+                                    .into(),
+                            ));
+                            return Ok(check);
+                        }
+                    },
                 }
                 let entry = NewAuditEntry {
                     at_ms,
@@ -201,6 +360,19 @@ impl AuditLog for SqliteStore {
                     check.broken = Some((
                         id,
                         "was altered: its content does not match its hash".into(),
+                    ));
+                    return Ok(check);
+                }
+                if let Some(c) = checkpoints
+                    .iter()
+                    .find(|c| c.last_id == id && c.last_hash != hash)
+                {
+                    check.broken = Some((
+                        id,
+                        format!(
+                            "is not the row checkpoint row {} says it removes up to: its hash differs",
+                            c.id
+                        ),
                     ));
                     return Ok(check);
                 }

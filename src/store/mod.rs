@@ -12,6 +12,7 @@ mod accounts;
 mod audit;
 mod cases;
 mod dead_letters;
+mod retention;
 mod sqlite;
 #[cfg(test)]
 mod tests;
@@ -21,7 +22,8 @@ use serde::Serialize;
 
 pub use accounts::{AccountError, Accounts, SessionRecord, TokenInfo, TotpState};
 pub use audit::{
-    AuditCheck, AuditEntry, AuditLog, AuditQuery, NewAuditEntry, SignInRecord, SignInWindows,
+    AuditCheck, AuditEntry, AuditLog, AuditPurge, AuditQuery, CHECKPOINT_ACTION, Checkpoint,
+    NewAuditEntry, SignInRecord, SignInWindows,
 };
 pub use cases::{
     CASE_TEXT_MAX_CHARS, CaseChange, CaseEntry, CaseError, CaseFilter, CaseOutcome, CaseRecord,
@@ -30,6 +32,9 @@ pub use cases::{
 pub use dead_letters::{
     DEAD_LETTER_EXCERPT_CHARS, DeadLetter, DeadLetterBounds, DeadLetterQuery, DeadLetterStore,
     DeadLetterTotals, Dismissal, Purged, sha256_hex,
+};
+pub use retention::{
+    Erased, EventsPurged, PURGE_BATCH, Retention, Scrubbed, names, replace_in_json, replace_word,
 };
 pub use sqlite::SqliteStore;
 
@@ -366,7 +371,9 @@ pub struct Counts {
 }
 
 #[async_trait]
-pub trait Store: Accounts + AuditLog + Cases + DeadLetterStore + Send + Sync + 'static {
+pub trait Store:
+    Accounts + AuditLog + Cases + DeadLetterStore + Retention + Send + Sync + 'static
+{
     /// Writes a batch in one transaction and returns once it is durable, one outcome per intake, in order.
     async fn ingest(&self, batch: &[Intake], now_ms: i64)
     -> Result<Vec<IntakeOutcome>, StoreError>;

@@ -23,7 +23,7 @@ pub struct SqliteStore {
     reader: SqlitePool,
 }
 
-const EVENT_COLUMNS: &str = "e.seq, e.event_key, e.id AS event_id, e.type, e.at, e.at_ms, e.received_ms, e.store, e.register, \
+pub(super) const EVENT_COLUMNS: &str = "e.seq, e.event_key, e.id AS event_id, e.type, e.at, e.at_ms, e.received_ms, e.store, e.register, \
      e.cashier, e.txn, e.amount, e.currency, e.reason, e.lines, e.attributes, e.flagged, e.mapped, e.topic, e.signed, e.reused";
 /// Leaves out the rows of camera systems that are busy or cooling down.
 fn push_skip(q: &mut QueryBuilder<Sqlite>, skip: &[String]) {
@@ -418,7 +418,10 @@ impl SqliteStore {
     }
 
     /// Adds each event's bookmarks and case.
-    async fn attach_details(&self, events: &mut [EventRecord]) -> Result<(), StoreError> {
+    pub(super) async fn attach_details(
+        &self,
+        events: &mut [EventRecord],
+    ) -> Result<(), StoreError> {
         if events.is_empty() {
             return Ok(());
         }
@@ -474,7 +477,7 @@ fn bookmark_from_row(row: &SqliteRow) -> Result<BookmarkRecord, StoreError> {
     })
 }
 
-fn event_from_row(row: &SqliteRow) -> Result<EventRecord, StoreError> {
+pub(super) fn event_from_row(row: &SqliteRow) -> Result<EventRecord, StoreError> {
     let lines: String = row.try_get("lines")?;
     let attributes: String = row.try_get("attributes")?;
     Ok(EventRecord {

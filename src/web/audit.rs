@@ -20,7 +20,7 @@ use crate::store::AuditQuery;
 const PAGE: i64 = 200;
 
 /// The actions the log holds, for the filter; in the order a reader thinks of them.
-pub(super) const ACTIONS: [&str; 20] = [
+pub(super) const ACTIONS: [&str; 24] = [
     "sign_in",
     "sign_in_refused",
     "sign_in_throttled",
@@ -41,6 +41,10 @@ pub(super) const ACTIONS: [&str; 20] = [
     "token_revoked",
     "totp_enabled",
     "totp_disabled",
+    "retention_purge",
+    "audit_checkpoint",
+    "person_exported",
+    "person_erased",
 ];
 
 #[derive(Debug, Default, Deserialize)]

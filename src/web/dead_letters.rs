@@ -108,7 +108,8 @@ pub async fn page(
         _ => None,
     };
     let bounds = &state.config.dead_letters;
-    let keep_for_days = (bounds.keep_for.0 % DAY_MS == 0).then_some(bounds.keep_for.0 / DAY_MS);
+    let keep_for = state.config.retention.dead_letters;
+    let keep_for_days = (keep_for.0 % DAY_MS == 0).then_some(keep_for.0 / DAY_MS);
     Ok(render(
         StatusCode::OK,
         "dead_letters.html",
@@ -122,7 +123,7 @@ pub async fn page(
             total => if show_dismissed { totals.letters } else { totals.open() },
             dismissed => totals.dismissed,
             kept => Bytes(totals.kept_bytes.unsigned_abs()).to_string(),
-            keep_for => bounds.keep_for.to_string(),
+            keep_for => keep_for.to_string(),
             keep_for_days,
             max_total => bounds.max_total.to_string(),
             zone => FALLBACK.label(now_ms()),

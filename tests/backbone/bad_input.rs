@@ -331,3 +331,74 @@ async fn at_start_the_daemon_removes_dead_letters_older_than_keep_for() {
     daemon.shutdown().await;
     assert_eq!(reasons, ["two days old"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_start_the_daemon_applies_retention_in_the_name_of_system_and_the_audit_log_still_verifies()
+ {
+    use tillmark::store::{AuditQuery, NewAuditEntry};
+    let site = Site::new();
+    let now = tillmark::clock::now_ms();
+    let store = tillmark::store::open(&site.db_url()).await.unwrap();
+    for (days_ago, target) in [(1500, "four years ago"), (1, "yesterday")] {
+        store
+            .record(&NewAuditEntry {
+                at_ms: now - days_ago * 86_400_000,
+                actor: Some("aiko".into()),
+                action: "footage_opened".into(),
+                target: Some(target.into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+    store.close().await;
+    let config = site.config(None, "http://127.0.0.1:9", "");
+    let daemon = start(config).await.expect("daemon starts");
+    let url = site.db_url();
+    let entries = eventually(
+        Duration::from_secs(10),
+        "the retention purge audited",
+        || {
+            let url = url.clone();
+            async move {
+                let store = tillmark::store::open(&url).await.ok()?;
+                let entries = store
+                    .audit(&AuditQuery {
+                        limit: 100,
+                        ..Default::default()
+                    })
+                    .await
+                    .ok();
+                store.close().await;
+                entries.filter(|e| e.iter().any(|e| e.action == "retention_purge"))
+            }
+        },
+    )
+    .await;
+    daemon.shutdown().await;
+    let actions: Vec<(&str, Option<&str>, Option<&str>)> = entries
+        .iter()
+        .rev()
+        .map(|e| (e.action.as_str(), e.actor.as_deref(), e.target.as_deref()))
+        .collect();
+    assert_eq!(
+        actions[..3],
+        [
+            ("footage_opened", Some("aiko"), Some("yesterday")),
+            ("audit_checkpoint", Some("system"), Some("audit_log")),
+            ("retention_purge", Some("system"), actions[2].2),
+        ]
+    );
+    assert!(
+        entries.iter().any(|e| e
+            .detail
+            .as_deref()
+            .is_some_and(|d| d.contains("audit_rows=1"))),
+        "{entries:?}"
+    );
+    let store = tillmark::store::open(&site.db_url()).await.unwrap();
+    let check = store.verify_audit().await.unwrap();
+    store.close().await;
+    assert_eq!(check.broken, None);
+    assert_eq!(check.checkpoint.map(|c| c.removed), Some(1));
+}
