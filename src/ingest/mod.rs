@@ -14,6 +14,7 @@ mod writer;
 use std::sync::Arc;
 use std::time::Duration;
 
+use rumqttc::Transport;
 use rumqttc::v5::{AsyncClient, MqttOptions};
 use tokio::sync::Notify;
 use tokio::sync::mpsc::UnboundedSender;
@@ -25,20 +26,30 @@ pub use plan::{Plan, bookmark_for, plan};
 
 use crate::config::{BrokerUrl, Config, MqttConfig, Watchers};
 use crate::store::Store;
+use crate::tls::{MqttTls, Tunnel};
 
 pub use poller::Status;
 
 /// Where events come from: an external broker, or the embedded listener, bound (so a taken port is reported)
 /// before the rest of the daemon starts.
 pub enum Source {
-    External(BrokerUrl),
+    /// The broker, and over TLS its settings and the tunnel that carries the client's connections.
+    External(BrokerUrl, Option<(MqttTls, Tunnel)>),
     Embedded(embedded::Bound),
 }
 
 impl Source {
     pub async fn open(config: &MqttConfig) -> Result<Source, BrokerError> {
         Ok(match &config.url {
-            Some(url) => Source::External(url.clone()),
+            // The config holds TLS settings exactly when the url is mqtts://.
+            Some(url) => match config.tls.clone().filter(|_| url.tls) {
+                Some(tls) => {
+                    let tunnel = Tunnel::open(&url.host, url.port, &tls)
+                        .map_err(|cause| BrokerError::Tunnel { cause })?;
+                    Source::External(url.clone(), Some((tls, tunnel)))
+                }
+                None => Source::External(url.clone(), None),
+            },
             None => Source::Embedded(embedded::Bound::bind(config).await?),
         })
     }
@@ -46,7 +57,7 @@ impl Source {
     /// The broker registers publish to.
     pub fn url(&self) -> &BrokerUrl {
         match self {
-            Source::External(url) => url,
+            Source::External(url, _) => url,
             Source::Embedded(bound) => bound.url(),
         }
     }
@@ -90,10 +101,10 @@ pub fn start(
     let intake = CancellationToken::new();
     let stop = CancellationToken::new();
     let (client, feeder) = match source {
-        Source::External(broker) => {
+        Source::External(broker, tls) => {
             let (client, poller) = connect(
                 &config,
-                &broker,
+                (&broker, tls),
                 (tx, backlog.clone()),
                 generation.clone(),
                 status.clone(),
@@ -130,17 +141,29 @@ pub fn start(
 /// The external broker's client, and the poller of its event loop.
 fn connect(
     config: &Config,
-    broker: &BrokerUrl,
+    (broker, tls): (&BrokerUrl, Option<(MqttTls, Tunnel)>),
     (tx, backlog): (UnboundedSender<poller::Inbound>, poller::Backlog),
     generation: poller::Generation,
     status: Status,
     (intake, stop): (CancellationToken, CancellationToken),
 ) -> (AsyncClient, JoinHandle<()>) {
-    let mut options = MqttOptions::new(
-        config.mqtt.client_id.clone(),
-        broker.host.clone(),
-        broker.port,
-    );
+    // Over TLS the client connects to the tunnel's socket, which carries it to the broker.
+    let mut options = match &tls {
+        Some((_, tunnel)) => {
+            let mut options = MqttOptions::new(
+                config.mqtt.client_id.clone(),
+                tunnel.path().to_string_lossy(),
+                0,
+            );
+            options.set_transport(Transport::Unix);
+            options
+        }
+        None => MqttOptions::new(
+            config.mqtt.client_id.clone(),
+            broker.host.clone(),
+            broker.port,
+        ),
+    };
     // MQTT 5, for its Receive Maximum: acknowledging after commit with MQTT 3.1.1's fixed window (20 at
     // Mosquitto) made every batch, and so every fsync, hold at most 20 events. Mosquitto 2 takes the client's
     // Receive Maximum as this client's window, in place of its `max_inflight_messages`.
@@ -155,11 +178,6 @@ fn connect(
         // 65,535 slots for publishes, held some 13 MB from start to stop. The daemon publishes nothing; only
         // subscriptions take packet ids.
         .set_outgoing_inflight_upper_limit(OUTGOING_IDS);
-    // The config holds TLS settings exactly when the url is mqtts://.
-    let tls = config.mqtt.tls.clone().filter(|_| broker.tls);
-    if let Some(tls) = &tls {
-        options.set_transport(tls.transport());
-    }
     if let (Some(user), Some(password)) = (&config.mqtt.username, &config.mqtt.password) {
         options.set_credentials(user.clone(), password.expose().to_string());
     } else if let Some(user) = &config.mqtt.username {

@@ -21,7 +21,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::now_ms;
-use crate::tls::MqttTls;
+use crate::tls::{MqttTls, Tunnel};
 
 /// What the poller or the embedded listener hands to the writer.
 pub enum Inbound {
@@ -146,8 +146,8 @@ pub struct Poller {
     pub status: Status,
     /// The broker's URL, for log lines.
     pub broker: String,
-    /// How the connection is secured, to explain TLS failures; `None` for plain MQTT.
-    pub tls: Option<MqttTls>,
+    /// The TLS settings and the tunnel that carries the connection over them; `None` for plain MQTT.
+    pub tls: Option<(MqttTls, Tunnel)>,
 }
 
 impl Poller {
@@ -208,7 +208,15 @@ impl Poller {
                 Ok(_) => {}
                 Err(e) => {
                     self.status.connected.store(false, Ordering::SeqCst);
-                    let cause = explain(&e, self.tls.as_ref(), handshaking);
+                    // A failure on the tunnel's side reaches the client only as its socket closing: the tunnel
+                    // knows why.
+                    let cause = match &self.tls {
+                        Some((tls, tunnel)) => match tunnel.take_failure() {
+                            Some(failure) => failure.explain(tls),
+                            None => explain(&e, true, handshaking),
+                        },
+                        None => explain(&e, false, handshaking),
+                    };
                     handshaking = true;
                     self.status.set_last_error(Some(cause.clone()));
                     let delay = reconnect.failed(cause);
@@ -291,13 +299,7 @@ impl Reconnect {
 }
 
 /// Why a connection failed, in an operator's words. `handshaking`: it failed before the broker's CONNACK.
-fn explain(e: &ConnectionError, tls: Option<&MqttTls>, handshaking: bool) -> String {
-    if let Some(tls_error) = rustls_error(e) {
-        return match tls {
-            Some(tls) => tls.explain(tls_error),
-            None => format!("TLS failed: {tls_error}"),
-        };
-    }
+fn explain(e: &ConnectionError, tls: bool, handshaking: bool) -> String {
     let closed = closed_by_peer(e);
     // A TLS listener drops a plain CONNECT (or answers it with a TLS alert, which reads as a bad MQTT packet).
     let garbled = match e {
@@ -317,11 +319,6 @@ fn explain(e: &ConnectionError, tls: Option<&MqttTls>, handshaking: bool) -> Str
             Some(why) => format!("the broker ended the connection ({reason_code:?}): {why}"),
             None => format!("the broker ended the connection ({reason_code:?})"),
         },
-        ConnectionError::Tls(rumqttc::TlsError::DNSName(_)) => {
-            "the host in [mqtt] url cannot be checked against a TLS certificate: use the broker's DNS name or IP \
-             address"
-                .into()
-        }
         ConnectionError::Timeout(_) => {
             "the broker did not answer in time: is the host reachable, and is a firewall dropping the port?"
                 .into()
@@ -331,12 +328,8 @@ fn explain(e: &ConnectionError, tls: Option<&MqttTls>, handshaking: bool) -> Str
              port in [mqtt] url right?"
                 .into()
         }
-        _ if handshaking && tls.is_none() && (closed || garbled) => {
+        _ if handshaking && !tls && (closed || garbled) => {
             "the broker closed the connection during the MQTT handshake: is this a TLS port? use mqtts://".into()
-        }
-        _ if handshaking && tls.is_some() && closed => {
-            "the broker closed the connection during the TLS handshake: is this a plain-MQTT port? use mqtt://"
-                .into()
         }
         _ if closed => "the broker closed the connection".into(),
         other => other.to_string(),
@@ -389,12 +382,6 @@ fn causes(e: &ConnectionError) -> Vec<&(dyn std::error::Error + 'static)> {
         next = err.source();
     }
     chain
-}
-
-fn rustls_error(e: &ConnectionError) -> Option<&rustls::Error> {
-    causes(e)
-        .into_iter()
-        .find_map(|err| err.downcast_ref::<rustls::Error>())
 }
 
 fn io_kind(e: &ConnectionError) -> Option<std::io::ErrorKind> {

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, TlsConfiguration, Transport};
+use rumqttc::{AsyncClient, Event, Packet, QoS};
 use tillmark::Daemon;
 use tillmark::config::BrokerUrl;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -529,14 +529,15 @@ async fn a_register_trusting_the_private_ca_publishes_over_tls_with_its_login() 
     let broker = daemon.broker().clone();
     assert!(broker.tls, "the daemon names an mqtts:// broker: {broker}");
 
-    let mut options = MqttOptions::new("r1-tls", broker.host.clone(), broker.port);
-    options
-        .set_credentials("shibuya-01-r1", R1_PASSWORD)
-        .set_transport(Transport::tls_with_config(TlsConfiguration::Simple {
-            ca: ca.into_bytes(),
-            alpn: None,
-            client_auth: None,
-        }));
+    let ca_path = site.dir.path().join("mqtt-ca.pem");
+    std::fs::write(&ca_path, ca).unwrap();
+    let tls = tillmark::tls::MqttTls::load(&tillmark::tls::MqttTlsFiles {
+        ca: Some(ca_path),
+        identity: None,
+    })
+    .unwrap();
+    let (mut options, _tunnel) = Bridge::tls_options("r1-tls", &broker, &tls);
+    options.set_credentials("shibuya-01-r1", R1_PASSWORD);
     let (client, mut eventloop) = AsyncClient::new(options, 10);
     client
         .publish(

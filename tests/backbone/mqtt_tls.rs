@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use tillmark::config::{BrokerUrl, Config};
-use tillmark::tls::{MqttTls, MqttTlsFiles};
+use tillmark::tls::{MqttTls, MqttTlsFiles, Tunnel};
 
 use crate::support::*;
 
@@ -162,16 +162,20 @@ fn tls_lines(ca: &Path, identity: Option<&(PathBuf, PathBuf)>) -> String {
     lines
 }
 
-/// A register bridge publishing over TLS to `broker`, trusting `ca`, presenting `identity` when given.
-async fn tls_bridge(broker: &BrokerUrl, ca: &Path, identity: Option<(PathBuf, PathBuf)>) -> Bridge {
+/// A register bridge publishing over TLS to `broker`, trusting `ca`, presenting `identity` when given; with the
+/// tunnel it publishes through, to keep while it does.
+async fn tls_bridge(
+    broker: &BrokerUrl,
+    ca: &Path,
+    identity: Option<(PathBuf, PathBuf)>,
+) -> (Bridge, Tunnel) {
     let tls = MqttTls::load(&MqttTlsFiles {
         ca: Some(ca.to_path_buf()),
         identity,
     })
     .expect("the test's TLS files load");
-    let mut options = Bridge::options(broker);
-    options.set_transport(tls.transport());
-    Bridge::with_options(options).await
+    let (options, tunnel) = Bridge::tls_options(&unique("bridge"), broker, &tls);
+    (Bridge::with_options(options).await, tunnel)
 }
 
 /// Publishes a void over TLS and waits until the daemon's index lists it.
@@ -214,7 +218,7 @@ async fn events_arrive_over_tls_from_a_broker_whose_certificate_the_ca_in_tls_ca
     let pki = Pki::new(site.dir.path(), "site");
     let broker = TlsBroker::start(&pki, false).await;
     let (daemon, _) = start_daemon(config(&site, &broker.url, &tls_lines(&pki.ca(), None))).await;
-    let mut bridge = tls_bridge(&broker.url, &pki.ca(), None).await;
+    let (mut bridge, _tunnel) = tls_bridge(&broker.url, &pki.ca(), None).await;
     void_arrives(&site, &mut bridge, &daemon, "void-tls-1").await;
     daemon.shutdown().await;
 }
@@ -263,7 +267,7 @@ async fn a_broker_that_requires_a_client_certificate_accepts_client_cert_and_ref
     let tls = tls_lines(&pki.ca(), Some(&daemon_identity));
     let (daemon, _) = start_daemon(config(&site, &broker.url, &tls)).await;
     let bridge_identity = pki.issue("bridge", &["bridge"]);
-    let mut bridge = tls_bridge(&broker.url, &pki.ca(), Some(bridge_identity)).await;
+    let (mut bridge, _tunnel) = tls_bridge(&broker.url, &pki.ca(), Some(bridge_identity)).await;
     void_arrives(&site, &mut bridge, &daemon, "void-mtls-1").await;
     daemon.shutdown().await;
 }
@@ -415,4 +419,43 @@ async fn a_ten_and_a_five_megabyte_message_become_two_small_dead_letters_and_the
     daemon.shutdown().await;
     let grown = checkpointed_size(&site).await.saturating_sub(before);
     assert!(grown < 1 << 20, "the database grew by {grown} bytes");
+}
+
+#[tokio::test]
+async fn mqtts_to_a_plain_port_is_refused_with_a_line_that_says_use_mqtt() {
+    let Some(plain) = mosquitto_available("mqtts_to_a_plain_port") else {
+        return;
+    };
+    let site = Site::new();
+    let pki = Pki::new(site.dir.path(), "site");
+    let url = BrokerUrl::parse(&format!("mqtts://{}:{}", plain.host, plain.port)).unwrap();
+    let text = config_text(&site, &url, &tls_lines(&pki.ca(), None));
+    log_of_refused_daemon(&site, &text, "plain-MQTT port? use mqtt://").await;
+}
+
+#[tokio::test]
+async fn the_tunnels_socket_is_in_a_folder_only_its_user_may_enter_and_goes_with_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let site = Site::new();
+    let pki = Pki::new(site.dir.path(), "site");
+    let tls = MqttTls::load(&MqttTlsFiles {
+        ca: Some(pki.ca()),
+        identity: None,
+    })
+    .unwrap();
+    let tunnel = Tunnel::open("127.0.0.1", free_port(), &tls).unwrap();
+    let socket = tunnel.path().to_path_buf();
+    let folder = socket.parent().unwrap().to_path_buf();
+    assert!(socket.exists());
+    let mode = std::fs::metadata(&folder).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700, "{}", folder.display());
+    // Nothing listens at the broker's port: the client's connection ends, and the tunnel says why.
+    let mut client = tokio::net::UnixStream::connect(&socket).await.unwrap();
+    let mut buf = Vec::new();
+    use tokio::io::AsyncReadExt;
+    let _ = client.read_to_end(&mut buf).await;
+    let why = tunnel.take_failure().expect("a failure").explain(&tls);
+    assert!(why.starts_with("nothing accepts connections at this address"), "{why}");
+    drop(tunnel);
+    assert!(!socket.exists() && !folder.exists(), "{}", folder.display());
 }

@@ -8,6 +8,7 @@ use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use serde_json::Value;
 use tillmark::Daemon;
 use tillmark::config::{BrokerUrl, Config};
+use tillmark::tls::{MqttTls, Tunnel};
 
 /// An external broker for tests that need one to outlive the daemon: Mosquitto when its URL is given,
 /// otherwise a broker started in this test process.
@@ -319,6 +320,19 @@ impl Bridge {
             .set_keep_alive(Duration::from_secs(10))
             .set_max_packet_size(1 << 20, 1 << 20);
         options
+    }
+
+    /// What a register reaching `broker` over TLS connects with: plain MQTT to a tunnel of tillmark's that
+    /// carries it over TLS with `tls` (the MQTT client has no TLS of its own in this build). Keep the tunnel
+    /// as long as the client.
+    pub fn tls_options(id: &str, broker: &BrokerUrl, tls: &MqttTls) -> (MqttOptions, Tunnel) {
+        let tunnel = Tunnel::open(&broker.host, broker.port, tls).expect("the TLS tunnel's socket");
+        let mut options = MqttOptions::new(id, tunnel.path().to_string_lossy(), 0);
+        options
+            .set_keep_alive(Duration::from_secs(10))
+            .set_max_packet_size(1 << 20, 1 << 20)
+            .set_transport(rumqttc::Transport::Unix);
+        (options, tunnel)
     }
 
     pub async fn with_options(options: MqttOptions) -> Bridge {

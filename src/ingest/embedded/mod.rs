@@ -47,6 +47,12 @@ pub enum BrokerError {
         key: PathBuf,
         cause: String,
     },
+    #[error(
+        "cannot open the local socket through which the MQTT client's connections are carried to the broker over \
+         TLS: {cause}. It is made in the temporary folder ({}), which must be writable; set TMPDIR to another.",
+        std::env::temp_dir().display()
+    )]
+    Tunnel { cause: std::io::Error },
 }
 
 /// The listener, bound but not yet serving, so a taken port is reported before anything else starts.

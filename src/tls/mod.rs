@@ -1,6 +1,6 @@
 //! TLS to an external broker (`mqtts://`): the one crypto provider of the binary, the client configuration
-//! built from `[mqtt] tls_ca`, `client_cert` and `client_key`, and the words an operator reads when a TLS
-//! connection fails.
+//! built from `[mqtt] tls_ca`, `client_cert` and `client_key`, the tunnel that carries the MQTT client's
+//! connections over it ([`Tunnel`]), and the words an operator reads when a TLS connection fails.
 //!
 //! Guarantees: the client configuration names its provider (ring) itself, so it never depends on a process
 //! default; it is built when the config is loaded, so a bad file is a config error with its key and line, never a
@@ -10,10 +10,12 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rumqttc::{TlsConfiguration, Transport};
 use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{AlertDescription, CertificateError, ClientConfig, RootCertStore};
+
+mod tunnel;
+pub use tunnel::{Failure, Tunnel};
 
 /// The crypto provider of everything TLS in tillmark: ring, the one axum-server and reqwest are built with.
 pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
@@ -145,8 +147,9 @@ impl MqttTls {
         })
     }
 
-    pub fn transport(&self) -> Transport {
-        Transport::tls_with_config(TlsConfiguration::Rustls(self.client.clone()))
+    /// The rustls client configuration connections to the broker are made with.
+    pub fn client_config(&self) -> Arc<ClientConfig> {
+        self.client.clone()
     }
 
     /// A TLS failure in an operator's words: what is wrong and which setting to look at.
