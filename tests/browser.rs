@@ -17,7 +17,7 @@ mod support;
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -35,16 +35,6 @@ const OWNER: (&str, &str) = ("aiko", "correct horse battery staple");
 const INVESTIGATOR: (&str, &str) = ("ken", "ken's own long passphrase");
 const PRE_ROLL_MS: i64 = 10_000;
 const MINUTE_MS: i64 = 60_000;
-
-/// The daemon is ended however the test ends, so a failed assertion leaves no process behind.
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// Where a footage link lands: it stands in for the vendor's web viewer and tells what it was asked for, so the
 /// browser tests can check that the link carried the bookmark's device and moment.
@@ -222,11 +212,8 @@ async fn the_index_works_in_a_real_browser_on_a_phone_and_a_tablet() {
         .to_string();
 
     let log = site.dir.path().join("tillmark.log");
-    let _daemon = Daemon(support::spawn_tillmark(
-        &config,
-        &log,
-        &[("TEST_NX_PASSWORD", NX_PASSWORD)],
-    ));
+    // Killed when dropped, however the test ends.
+    let _daemon = support::spawn_tillmark(&config, &log, &[("TEST_NX_PASSWORD", NX_PASSWORD)]);
     wait_for_log(&log, "Embedded MQTT broker listening.").await;
     let base = format!("http://127.0.0.1:{web_port}");
     let http = reqwest::Client::new();

@@ -2,7 +2,6 @@
 //! daemon: the digits reach no file the daemon writes, no log line, no API answer, no page, no dead letter and
 //! no camera system, and the events are otherwise intact.
 
-use std::process::Child;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -45,7 +44,7 @@ fn payload(i: usize, s: &Spelling) -> Vec<u8> {
     text.into_bytes()
 }
 
-fn spawn(config: &std::path::Path, log: &std::path::Path) -> Child {
+fn spawn(config: &std::path::Path, log: &std::path::Path) -> Process {
     spawn_tillmark(config, log, &[("TEST_NX_PASSWORD", NX_PASSWORD)])
 }
 

@@ -13,7 +13,7 @@ use crate::fake_nx::FakeNx;
 use crate::sample_mosquitto::SampleMosquitto;
 use crate::support::*;
 
-fn spawn_daemon(config: &std::path::Path, log: &std::path::Path) -> Child {
+fn spawn_daemon(config: &std::path::Path, log: &std::path::Path) -> Process {
     spawn_tillmark(config, log, &[("TEST_NX_PASSWORD", NX_PASSWORD)])
 }
 

@@ -4,7 +4,7 @@
 //! installed there), skipped with a note otherwise.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
@@ -70,19 +70,9 @@ impl Pki {
     }
 }
 
-/// A process of the test's, stopped when dropped: even when the test fails half-way.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// A Mosquitto with one TLS listener on a free loopback port, stopped when dropped.
 struct TlsBroker {
-    _process: Running,
+    _process: Process,
     url: BrokerUrl,
 }
 
@@ -125,7 +115,7 @@ impl TlsBroker {
         })
         .await;
         TlsBroker {
-            _process: Running(child),
+            _process: Process(child),
             url: BrokerUrl::parse(&format!("mqtts://127.0.0.1:{port}")).unwrap(),
         }
     }
@@ -197,11 +187,7 @@ async fn log_of_refused_daemon(site: &Site, config: &str, expected: &str) -> Str
     let config_path = site.dir.path().join("tillmark.toml");
     std::fs::write(&config_path, config).unwrap();
     let log = site.dir.path().join("tillmark.log");
-    let daemon = Running(spawn_tillmark(
-        &config_path,
-        &log,
-        &[("TEST_NX_PASSWORD", NX_PASSWORD)],
-    ));
+    let daemon = spawn_tillmark(&config_path, &log, &[("TEST_NX_PASSWORD", NX_PASSWORD)]);
     let waited = tokio::time::timeout(Duration::from_secs(15), wait_for_log(&log, expected)).await;
     drop(daemon);
     let text = std::fs::read_to_string(&log).unwrap();
@@ -304,11 +290,7 @@ async fn plain_mqtt_against_the_tls_port_is_refused_with_one_warning_that_says_u
     let config_path = site.dir.path().join("tillmark.toml");
     std::fs::write(&config_path, text).unwrap();
     let log = site.dir.path().join("tillmark.log");
-    let _daemon = Running(spawn_tillmark(
-        &config_path,
-        &log,
-        &[("TEST_NX_PASSWORD", NX_PASSWORD)],
-    ));
+    let _daemon = spawn_tillmark(&config_path, &log, &[("TEST_NX_PASSWORD", NX_PASSWORD)]);
     wait_for_log(&log, "is this a TLS port? use mqtts://").await;
     // Retries go on (each at DEBUG); the operator's log keeps the one warning.
     let retried = eventually(Duration::from_secs(15), "three retries", || async {
@@ -455,7 +437,10 @@ async fn the_tunnels_socket_is_in_a_folder_only_its_user_may_enter_and_goes_with
     use tokio::io::AsyncReadExt;
     let _ = client.read_to_end(&mut buf).await;
     let why = tunnel.take_failure().expect("a failure").explain(&tls);
-    assert!(why.starts_with("nothing accepts connections at this address"), "{why}");
+    assert!(
+        why.starts_with("nothing accepts connections at this address"),
+        "{why}"
+    );
     drop(tunnel);
     assert!(!socket.exists() && !folder.exists(), "{}", folder.display());
 }

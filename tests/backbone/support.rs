@@ -671,21 +671,46 @@ pub fn free_port() -> u16 {
 }
 
 /// Runs the tillmark binary on `config` with `env` set, everything it logs (debug level) going to `log`.
+/// A process of a test's, killed when dropped: a failed assertion leaves no daemon behind.
+pub struct Process(pub std::process::Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl std::ops::Deref for Process {
+    type Target = std::process::Child;
+    fn deref(&self) -> &std::process::Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Process {
+    fn deref_mut(&mut self) -> &mut std::process::Child {
+        &mut self.0
+    }
+}
+
 pub fn spawn_tillmark(
     config: &std::path::Path,
     log: &std::path::Path,
     env: &[(&str, &str)],
-) -> std::process::Child {
-    std::process::Command::new(env!("CARGO_BIN_EXE_tillmark"))
-        .args(["run", "--config"])
-        .arg(config)
-        .env("RUST_LOG", "debug,rumqttd=off")
-        .envs(env.iter().copied())
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .expect("start tillmark")
+) -> Process {
+    Process(
+        std::process::Command::new(env!("CARGO_BIN_EXE_tillmark"))
+            .args(["run", "--config"])
+            .arg(config)
+            .env("RUST_LOG", "debug,rumqttd=off")
+            .envs(env.iter().copied())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .expect("start tillmark"),
+    )
 }
 
 /// Waits until the log holds `text`.
