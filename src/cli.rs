@@ -189,17 +189,92 @@ pub async fn dead_letters_purge(config: &Config, purge: Purge) -> anyhow::Result
     Ok(out)
 }
 
-pub async fn retry_failed(config: &Config, system: Option<&str>) -> anyhow::Result<()> {
-    let store = store::open(&config.database.url)
-        .await
-        .with_context(|| format!("opening {}", config.database.url))?;
-    let n = store.retry_failed(system, crate::clock::now_ms()).await?;
-    println!(
-        "{n} failed bookmark{} queued again; a running daemon delivers them within seconds.",
-        if n == 1 { "" } else { "s" }
-    );
+/// `tillmark retry-failed`: what was queued again, on which camera, and what was left failed.
+pub async fn retry_failed(config: &Config, system: Option<&str>) -> anyhow::Result<String> {
+    if let Some(id) = system
+        && !config.camera_systems.iter().any(|s| s.id == id)
+    {
+        let known: Vec<&str> = config
+            .camera_systems
+            .iter()
+            .map(|s| s.id.as_str())
+            .collect();
+        anyhow::bail!(
+            "no camera system \"{id}\" in the config; its camera systems: {}",
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
+        );
+    }
+    let store = open_store(config).await?;
+    let result = requeue_failed(config, &*store, system).await;
     store.close().await;
-    Ok(())
+    result
+}
+
+/// Plans each failed bookmark again from the config as it is now, as intake would plan its event today: the
+/// camera of the same system on the event's register (the same device, else the same name, else the one
+/// camera of that system there), with that camera's offset and rolls. What no camera watches is left failed.
+async fn requeue_failed(
+    config: &Config,
+    store: &dyn store::Store,
+    system: Option<&str>,
+) -> anyhow::Result<String> {
+    let watchers = crate::config::Watchers::new(config);
+    let now = crate::clock::now_ms();
+    let (mut queued, mut moved, mut kept) = (0, Vec::new(), Vec::new());
+    for failed in store.failed_bookmarks(system).await? {
+        let cameras: Vec<&crate::config::CameraConfig> = watchers
+            .cameras(&failed.store, &failed.register)
+            .iter()
+            .filter_map(|&i| config.cameras.get(i))
+            .filter(|c| c.system == failed.system)
+            .collect();
+        let camera = cameras
+            .iter()
+            .find(|c| c.device == failed.device)
+            .or_else(|| cameras.iter().find(|c| c.name == failed.camera))
+            .or_else(|| (cameras.len() == 1).then(|| &cameras[0]));
+        let Some(camera) = camera else {
+            kept.push(format!(
+                "{}/{}: no camera of {} watches it in the config",
+                failed.store, failed.register, failed.system
+            ));
+            continue;
+        };
+        let plan = crate::ingest::plan::bookmark_for(camera, failed.at_ms);
+        if !store.requeue_failed(failed.id, &plan, now).await? {
+            kept.push(format!(
+                "bookmark {}: the event already has a bookmark on {} ({})",
+                failed.id, camera.name, camera.device
+            ));
+            continue;
+        }
+        queued += 1;
+        if plan.device != failed.device {
+            moved.push(format!(
+                "bookmark {}: {} → {} ({})",
+                failed.id, failed.device, camera.device, camera.name
+            ));
+        }
+    }
+    let mut out = format!(
+        "{queued} failed bookmark{} queued again, planned from the config as it is now; a running daemon delivers \
+         them within seconds.\n",
+        if queued == 1 { "" } else { "s" }
+    );
+    if !moved.is_empty() {
+        out.push_str(&format!(
+            "On another camera than before:\n  {}\n",
+            moved.join("\n  ")
+        ));
+    }
+    if !kept.is_empty() {
+        out.push_str(&format!("Left failed:\n  {}\n", kept.join("\n  ")));
+    }
+    Ok(out)
 }
 
 /// Publishes until the duration ends or Ctrl-C, then prints what was published.

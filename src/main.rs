@@ -544,7 +544,9 @@ async fn main() -> ExitCode {
             Err(code) => return code,
         },
         Command::RetryFailed { config, system } => match load(&config) {
-            Ok(config) => tillmark::cli::retry_failed(&config, system.as_deref()).await,
+            Ok(config) => tillmark::cli::retry_failed(&config, system.as_deref())
+                .await
+                .map(|out| print!("{out}")),
             Err(code) => return code,
         },
     };

@@ -62,6 +62,19 @@ pub struct NewBookmark {
     pub duration_ms: i64,
 }
 
+/// A failed bookmark and where its event happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedBookmark {
+    pub id: i64,
+    pub system: String,
+    pub device: String,
+    pub camera: String,
+    pub store: String,
+    pub register: String,
+    /// The event's moment on the register's clock.
+    pub at_ms: i64,
+}
+
 /// One received message, ready to be written.
 #[derive(Debug, Clone)]
 pub enum Intake {
@@ -407,8 +420,22 @@ pub trait Store:
     /// Releases leases left by a daemon that stopped without finishing (single-instance backends only).
     async fn release_orphaned_claims(&self) -> Result<u64, StoreError>;
 
-    /// Puts failed bookmarks back in the queue (after an operator fixed credentials or a camera id).
-    async fn retry_failed(&self, system: Option<&str>, now_ms: i64) -> Result<u64, StoreError>;
+    /// The failed bookmarks (of `system`), each with its event's store, register and moment, oldest first: for
+    /// `tillmark retry-failed` to plan them again from the config as it is now.
+    async fn failed_bookmarks(
+        &self,
+        system: Option<&str>,
+    ) -> Result<Vec<FailedBookmark>, StoreError>;
+
+    /// Queues failed bookmark `id` again as `plan` says (its camera and window may have changed since), due now
+    /// and counted from a first attempt. `false` when it is no longer failed, or when its event already has a
+    /// bookmark on the camera `plan` names.
+    async fn requeue_failed(
+        &self,
+        id: i64,
+        plan: &NewBookmark,
+        now_ms: i64,
+    ) -> Result<bool, StoreError>;
 
     async fn events(&self, query: &EventQuery) -> Result<Vec<EventRecord>, StoreError>;
     /// One event, if it exists and is in `scope`.

@@ -1099,16 +1099,58 @@ impl Store for SqliteStore {
         Ok(done.rows_affected())
     }
 
-    async fn retry_failed(&self, system: Option<&str>, now_ms: i64) -> Result<u64, StoreError> {
-        let done = sqlx::query(
-            "UPDATE bookmarks SET state = 'pending', next_attempt_ms = ?1, updated_ms = ?1 \
-             WHERE state = 'failed' AND (?2 IS NULL OR system = ?2)",
+    async fn failed_bookmarks(
+        &self,
+        system: Option<&str>,
+    ) -> Result<Vec<FailedBookmark>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT b.id, b.system, b.device, b.camera, e.store, e.register, e.at_ms \
+             FROM bookmarks b JOIN events e ON e.seq = b.event_seq \
+             WHERE b.state = 'failed' AND (?1 IS NULL OR b.system = ?1) ORDER BY b.id",
         )
-        .bind(now_ms)
         .bind(system)
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| FailedBookmark {
+                id: r.get(0),
+                system: r.get(1),
+                device: r.get(2),
+                camera: r.get(3),
+                store: r.get(4),
+                register: r.get(5),
+                at_ms: r.get(6),
+            })
+            .collect())
+    }
+
+    async fn requeue_failed(
+        &self,
+        id: i64,
+        plan: &NewBookmark,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        // A camera the event already has a bookmark on keeps that one: (event, system, device) is unique.
+        let done = sqlx::query(
+            "UPDATE bookmarks SET state = 'pending', system = ?2, device = ?3, camera = ?4, moment_ms = ?5, \
+             start_ms = ?6, duration_ms = ?7, attempts = 0, next_attempt_ms = ?8, updated_ms = ?8, \
+             claimed_until_ms = NULL, in_flight = 0, \
+             maybe_created = CASE WHEN device = ?3 AND system = ?2 THEN maybe_created ELSE 0 END \
+             WHERE id = ?1 AND state = 'failed' AND NOT EXISTS (SELECT 1 FROM bookmarks o \
+             WHERE o.event_seq = bookmarks.event_seq AND o.system = ?2 AND o.device = ?3 AND o.id != ?1)",
+        )
+        .bind(id)
+        .bind(&plan.system)
+        .bind(&plan.device)
+        .bind(&plan.camera)
+        .bind(plan.moment_ms)
+        .bind(plan.start_ms)
+        .bind(plan.duration_ms)
+        .bind(now_ms)
         .execute(&self.writer)
         .await?;
-        Ok(done.rows_affected())
+        Ok(done.rows_affected() == 1)
     }
 
     async fn events(&self, query: &EventQuery) -> Result<Vec<EventRecord>, StoreError> {

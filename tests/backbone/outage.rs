@@ -129,6 +129,66 @@ async fn an_unknown_camera_ends_as_a_failed_bookmark_with_the_vendors_message_in
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_camera_id_is_fixed_retry_failed_sends_the_bookmark_to_the_new_id_at_its_moment() {
+    // Counter 2's id in the config has a typo: Nx knows the camera as CAM3.
+    const CAM3: &str = "5a1c0de0-2222-4a53-9d55-51d1b0cfa1e4";
+    let nx = FakeNx::start(&[CAM1, CAM3]).await;
+    let site = Site::new();
+    let (daemon, mut bridge) = start_daemon(site.config(None, &nx.url, "")).await;
+    bridge
+        .publish(
+            &site.topic("shibuya-01", "r2"),
+            &event("void-typo", "void", "r2", "2026-11-21T18:42:07.310+09:00"),
+        )
+        .await;
+    let bookmarks = settled_bookmarks(&daemon).await;
+    assert!(
+        bookmarks
+            .iter()
+            .any(|b| b["device"] == CAM2 && b["state"] == "failed"),
+        "{bookmarks:?}"
+    );
+    daemon.shutdown().await;
+
+    // An unknown system is refused by name, not answered with "0 queued".
+    let fixed_text = site.config_text(None, &nx.url, "").replace(CAM2, CAM3);
+    let fixed =
+        tillmark::config::Config::parse(&fixed_text, &|_| Some(NX_PASSWORD.into())).unwrap();
+    let e = tillmark::cli::retry_failed(&fixed, Some("nvr-typo"))
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("no camera system \"nvr-typo\" in the config; its camera systems: "),
+        "{e}"
+    );
+    let out = tillmark::cli::retry_failed(&fixed, None).await.unwrap();
+    assert!(
+        out.starts_with("1 failed bookmark queued again")
+            && out.contains(&format!("{CAM2} → {CAM3} (Counter 2)")),
+        "{out}"
+    );
+    let (daemon, _bridge) = start_daemon(fixed).await;
+    let bookmarks = settled_bookmarks(&daemon).await;
+    assert!(
+        bookmarks.iter().all(|b| b["state"] == "made"),
+        "{bookmarks:?}"
+    );
+    let on_cam3: Vec<_> = nx
+        .bookmarks()
+        .into_iter()
+        .filter(|b| b.device == CAM3)
+        .collect();
+    assert_eq!(on_cam3.len(), 1, "the fixed camera got the void's bookmark");
+    assert_eq!(
+        on_cam3[0].start_ms,
+        1_795_254_127_310 - 10_000,
+        "at the void's moment less the pre-roll"
+    );
+    daemon.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_nx_credentials_fail_the_bookmark_with_a_message_naming_the_user_and_never_the_password()
  {
     let nx = FakeNx::start(&[CAM1]).await;
@@ -156,16 +216,10 @@ async fn wrong_nx_credentials_fail_the_bookmark_with_a_message_naming_the_user_a
     daemon.shutdown().await;
 
     // The operator fixes the password and queues the failed bookmark again (`tillmark retry-failed`).
-    let store = tillmark::store::open(&site.db_url()).await.unwrap();
-    assert_eq!(
-        store
-            .retry_failed(None, tillmark::clock::now_ms())
-            .await
-            .unwrap(),
-        1
-    );
-    store.close().await;
-    let (daemon, _bridge) = start_daemon(site.config(None, &nx.url, "")).await;
+    let fixed = site.config(None, &nx.url, "");
+    let out = tillmark::cli::retry_failed(&fixed, None).await.unwrap();
+    assert!(out.starts_with("1 failed bookmark queued again"), "{out}");
+    let (daemon, _bridge) = start_daemon(fixed).await;
     let b = settled_bookmarks(&daemon).await.remove(0);
     assert_eq!(b["state"], "made", "{b}");
     assert_eq!(nx.bookmarks().len(), 1);
