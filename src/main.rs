@@ -37,9 +37,13 @@ unsafe impl Sync for JemallocConf {}
 #[command(
     name = "tillmark",
     version,
-    about = "Links cash-register events to camera footage."
+    about = "Links cash-register events to camera footage.",
+    args_conflicts_with_subcommands = true
 )]
 struct Cli {
+    /// Without a command, `tillmark --config FILE` runs the daemon, as `tillmark run --config FILE` does.
+    #[command(flatten)]
+    run: ConfigArg,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -337,9 +341,7 @@ async fn main() -> ExitCode {
     // Before anything can open a TLS connection: rustls panics when a library asks for the process default and
     // none is set while several providers are compiled in.
     tillmark::tls::install_default_provider();
-    let command = cli.command.unwrap_or(Command::Run(ConfigArg {
-        config: std::env::var_os("TILLMARK_CONFIG").map(PathBuf::from),
-    }));
+    let command = cli.command.unwrap_or(Command::Run(cli.run));
     let result = match command {
         Command::Run(arg) => match load(&arg) {
             Ok(config) => tillmark::cli::run(config).await,

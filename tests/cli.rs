@@ -1885,3 +1885,37 @@ async fn person_export_prints_only_that_cashiers_events_and_erase_replaces_the_i
         "the erased id is still in the database files"
     );
 }
+
+#[test]
+fn tillmark_given_only_a_config_runs_the_daemon_on_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = "[mqtt]\nembedded_listen = \"127.0.0.1:0\"\n[web]\nlisten = \"127.0.0.1:0\"\n[database]\n\
+                  url = \"sqlite://own.db\"\n";
+    write(dir.path(), "own.toml", config);
+    let log = dir.path().join("daemon.log");
+    let mut daemon = tillmark(dir.path())
+        .args(["--config", "own.toml"])
+        .env("RUST_LOG", "info")
+        .stderr(std::fs::File::create(&log).unwrap())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("run tillmark");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let text = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("Embedded MQTT broker listening.")
+            || std::time::Instant::now() > deadline
+            || daemon.try_wait().unwrap().is_some()
+        {
+            break text;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+    assert!(text.contains("Embedded MQTT broker listening."), "{text}");
+    assert!(
+        dir.path().join("own.db").exists(),
+        "the daemon opened the database the config names"
+    );
+}
