@@ -185,6 +185,7 @@ impl Daemon {
             config: config.delivery.clone(),
             wake: wake.clone(),
             lanes,
+            failures: Default::default(),
         };
         let delivery = tokio::spawn(worker.run(delivery_cancel.clone()));
         tokio::spawn(expedite_on_new_definitions(

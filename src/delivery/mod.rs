@@ -13,6 +13,7 @@
 //! not claimed for, and rows held through a long pause go back to the outbox.
 
 mod concurrency;
+mod failures;
 mod lane;
 mod rate;
 mod schedule;
@@ -55,6 +56,8 @@ pub struct Worker {
     pub wake: Arc<Notify>,
     /// Each camera system's lane, also shown by the web index.
     pub lanes: Lanes,
+    /// Final failures, logged one line per camera system a minute.
+    pub failures: std::sync::Mutex<failures::FailureLog>,
 }
 
 /// Most attempts in flight across all camera systems; each system also has its own limit.
@@ -142,7 +145,11 @@ impl Worker {
                     Ok(Claimed { jobs, short, next })
                 }));
             }
-            let wake_at = [next_due, look_again, this.lanes.next_resume(now, instant)]
+            let failing = this.failures.lock().map_or(None, |mut f| {
+                failures::log(f.due(Some(instant)));
+                f.next_due()
+            });
+            let wake_at = [next_due, look_again, this.lanes.next_resume(now, instant), failing]
                 .into_iter()
                 .flatten()
                 .min()
@@ -216,6 +223,9 @@ impl Worker {
         }
         // Attempts cut off above never report; their rows stay in flight and are checked before a retry.
         drop(tasks);
+        if let Ok(mut f) = this.failures.lock() {
+            failures::log(f.due(None));
+        }
         drop(done_tx);
         if let Err(e) = recorder.await {
             tracing::error!(error = %e, "The delivery recorder ended abnormally.");
@@ -366,8 +376,15 @@ impl Worker {
                 }
             }
             Delivery::Failed { error } => {
-                tracing::error!(event = %job.event.key, system = %b.system, device = %b.device, %error,
-                    "Bookmark failed and will not be retried.");
+                if let Ok(mut f) = self.failures.lock() {
+                    let failure = failures::Failure {
+                        system: b.system.clone(),
+                        event: job.event.key.to_string(),
+                        device: b.device.clone(),
+                        error: error.clone(),
+                    };
+                    failures::log(f.failed(failure, Instant::now()));
+                }
                 Outcome::Failed { error }
             }
         };
