@@ -244,7 +244,7 @@ async fn requeue_failed(
             ));
             continue;
         };
-        let plan = crate::ingest::plan::bookmark_for(camera, failed.at_ms);
+        let plan = crate::ingest::bookmark_for(camera, failed.at_ms);
         if !store.requeue_failed(failed.id, &plan, now).await? {
             kept.push(format!(
                 "bookmark {}: the event already has a bookmark on {} ({})",
@@ -315,10 +315,31 @@ pub fn integrations_check(config: &Config, dir: Option<&Path>) -> (String, bool)
     if !config.camera_systems.is_empty() {
         let _ = writeln!(out, "Camera systems:");
     }
+    let integrations = crate::camera::Integrations::of(dir, set.clone());
     for sys in &config.camera_systems {
         let name = sys.integration.name();
         let state = if set.definitions.contains_key(name) {
-            "ok".to_string()
+            // Every template rendered for a test event on one of the system's cameras, nothing sent.
+            let problems = config
+                .cameras
+                .iter()
+                .find(|c| c.system == sys.id)
+                .map(
+                    |cam| match crate::camera::adapter(config, sys, &integrations, None) {
+                        Ok(adapter) => adapter.check_templates(&test_job(config, cam)),
+                        Err(e) => vec![e.to_string()],
+                    },
+                )
+                .unwrap_or_default();
+            if problems.is_empty() {
+                "ok".to_string()
+            } else {
+                ok = false;
+                format!(
+                    "a template fails for a test event:\n      {}",
+                    problems.join("\n      ")
+                )
+            }
         } else {
             ok = false;
             format!(

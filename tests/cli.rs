@@ -1919,3 +1919,49 @@ fn tillmark_given_only_a_config_runs_the_daemon_on_it() {
         "the daemon opened the database the config names"
     );
 }
+
+#[test]
+fn integrations_check_renders_each_systems_templates_and_names_an_undefined_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("integrations");
+    std::fs::create_dir(&folder).unwrap();
+    // A typo only a rendering finds: the template compiles, but `window` has no `start_msec`.
+    std::fs::write(
+        folder.join("acme-vms.toml"),
+        "name = \"acme-vms\"\n[create]\nurl = \"{{ system.url }}/marks\"\n\
+         body = '{\"camera\": {{ camera.device | tojson }}, \"at\": {{ window.start_msec }}}'\n",
+    )
+    .unwrap();
+    let config = format!(
+        "[mqtt]\nembedded_listen = \"127.0.0.1:0\"\n[integrations]\ndir = \"{}\"\n\
+         [[stores]]\nid = \"shibuya-01\"\ntimezone = \"Asia/Tokyo\"\n\
+         [[camera_systems]]\nid = \"acme\"\nintegration = \"acme-vms\"\nurl = \"http://192.0.2.10\"\n\
+         [[cameras]]\nsystem = \"acme\"\ndevice = \"cam-1\"\nregisters = [\"shibuya-01/r1\"]\n",
+        folder.display()
+    );
+    write(dir.path(), "tillmark.toml", &config);
+    let (code, stdout, _) =
+        run(tillmark(dir.path()).args(["integrations", "check", "--config", "tillmark.toml"]));
+    assert_eq!(code, Some(1), "{stdout}");
+    let line = stdout
+        .lines()
+        .skip_while(|l| !l.contains("acme "))
+        .take(2)
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        line.contains("a template fails for a test event")
+            && line.contains("create: ")
+            && line.contains("start_msec"),
+        "{stdout}"
+    );
+
+    // Spelt right, the same system is ok.
+    let fixed = std::fs::read_to_string(folder.join("acme-vms.toml"))
+        .unwrap()
+        .replace("start_msec", "start_ms");
+    std::fs::write(folder.join("acme-vms.toml"), fixed).unwrap();
+    let (code, stdout, _) =
+        run(tillmark(dir.path()).args(["integrations", "check", "--config", "tillmark.toml"]));
+    assert_eq!(code, Some(0), "{stdout}");
+}

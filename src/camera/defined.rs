@@ -522,6 +522,59 @@ impl CameraSystem for Defined {
 }
 
 impl Defined {
+    /// Renders every template a delivery of `job` could render, sending nothing, with made-up values where a
+    /// vendor's answer would give them (setup values, a refresh token): an undefined name such as
+    /// `window.start_msec` is found by `integrations check`, not by the first bookmark that needs it. Templates
+    /// that read a vendor's answer (`id` paths, messages, lookup matches) are checked when they compile only.
+    pub fn check_templates(&self, job: &Job) -> Vec<String> {
+        let Some(def) = self.integrations.get(&self.name) else {
+            return Vec::new();
+        };
+        let mut errors = Vec::new();
+        let mut check = |what: &str, rendered: Result<(), String>| {
+            if let Err(e) = rendered {
+                errors.push(format!("{what}: {e}"));
+            }
+        };
+        let login = template::login_context(&self.wire.system, "refresh-token");
+        if let Some(when) = &def.auth_when {
+            check("auth.when", template::render(when, &login).map(drop));
+        }
+        if let super::definition::Auth::Session(session) = &def.auth {
+            check("auth login", render(&session.login, &login).map(drop));
+        }
+        for step in &def.setup {
+            let what = format!("setup {}", step.name);
+            check(&what, render(&step.find.request, &login).map(drop));
+            check(&what, render(&step.create, &login).map(drop));
+        }
+        let setup: BTreeMap<&str, String> = def
+            .setup
+            .iter()
+            .map(|s| (s.name.as_str(), format!("{}-value", s.name)))
+            .collect();
+        let ctx = self.context(&def, job, Value::from_serialize(&setup));
+        check("create", render(&def.create.request, &ctx).map(drop));
+        if let Some(when) = &def.create.when {
+            check("create.when", template::render(when, &ctx).map(drop));
+        }
+        if let Some(fallback) = &def.fallback {
+            check("fallback", render(&fallback.request, &ctx).map(drop));
+        }
+        if let Some(lookup) = &def.lookup {
+            check("lookup", render(&lookup.request, &ctx).map(drop));
+        }
+        if let Some(thumbnail) = &def.thumbnail {
+            check("thumbnail", render(thumbnail, &ctx).map(drop));
+        }
+        if let Some(link) = &def.footage_link {
+            let b = &job.bookmark;
+            let link = template::render_link(link, &self.wire.system, &b.device, b.start_ms);
+            check("links.footage", link.map(drop));
+        }
+        errors
+    }
+
     /// The thumbnail, its error still as the vendor worded it.
     async fn still(&self, job: &Job) -> Result<Option<Thumbnail>, String> {
         let Some(def) = self.integrations.get(&self.name) else {

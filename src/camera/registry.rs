@@ -45,6 +45,12 @@ impl Integrations {
     pub fn load(dir: &Path) -> Integrations {
         let set = definition::load_all(dir);
         log_errors(&set);
+        Integrations::of(dir, set)
+    }
+
+    /// Definitions already read from `dir`, without logging their problems again (`integrations check`
+    /// reports them itself).
+    pub fn of(dir: &Path, set: Set) -> Integrations {
         Integrations {
             dir: dir.to_path_buf(),
             current: Arc::new(ArcSwap::from_pointee(set)),

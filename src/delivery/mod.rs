@@ -149,12 +149,17 @@ impl Worker {
                 failures::log(f.due(Some(instant)));
                 f.next_due()
             });
-            let wake_at = [next_due, look_again, this.lanes.next_resume(now, instant), failing]
-                .into_iter()
-                .flatten()
-                .min()
-                .unwrap_or(instant + IDLE_POLL)
-                .min(instant + IDLE_POLL);
+            let wake_at = [
+                next_due,
+                look_again,
+                this.lanes.next_resume(now, instant),
+                failing,
+            ]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(instant + IDLE_POLL)
+            .min(instant + IDLE_POLL);
             tokio::select! {
                 _ = cancel.cancelled() => break,
                 claimed = async { claim.as_mut().expect("guarded").await }, if claim.is_some() => {
