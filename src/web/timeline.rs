@@ -218,7 +218,11 @@ async fn read(
             transaction: e.transaction.clone(),
             amount: e.amount.map(|a| format_amount(a, e.currency.as_deref())),
             reason: e.reason.clone(),
-            cameras: event_cameras(config, &state.integrations, e),
+            // A line has no room for stills: only cameras with a link to open.
+            cameras: event_cameras(config, &state.integrations, e)
+                .into_iter()
+                .filter(|c| !c.links.is_empty())
+                .collect(),
             watched: config
                 .cameras
                 .iter()

@@ -132,7 +132,7 @@ pub fn event_footage(
 }
 
 /// Every camera with footage of an event, its links numbered as `/events/{seq}/footage/{n}` finds them.
-/// A camera whose system offers no link is left out: there is nothing to open.
+/// A camera whose system offers neither a link nor a still is left out: there is nothing to show.
 pub fn event_cameras(
     config: &Config,
     integrations: &Integrations,
@@ -145,7 +145,7 @@ pub fn event_cameras(
             let count = c.links.len();
             let links = numbered(e.seq, first, &c.camera, c.links);
             first += count;
-            (count > 0).then_some(CameraFootage {
+            (count > 0 || c.thumbnail.is_some()).then_some(CameraFootage {
                 camera: c.camera,
                 thumbnail: c.thumbnail,
                 links,
