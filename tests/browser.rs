@@ -31,6 +31,8 @@ use support::{Bridge, NX_PASSWORD, Site, eventually, free_port, tokyo, wait_for_
 
 const CAM_SHIBUYA: &str = "0b8c3a52-6d1e-4a53-9d55-51d1b0cfa1e2";
 const CAM_OSAKA: &str = "7d2e1f00-1111-4a53-9d55-51d1b0cfa1e3";
+/// A second camera on Shibuya's r1, so its timeline rows and event pages show two cameras by name.
+const CAM_SHIBUYA_DOOR: &str = "3f9a6c10-2222-4a53-9d55-51d1b0cfa1e4";
 const OWNER: (&str, &str) = ("aiko", "correct horse battery staple");
 const INVESTIGATOR: (&str, &str) = ("ken", "ken's own long passphrase");
 const PRE_ROLL_MS: i64 = 10_000;
@@ -130,6 +132,12 @@ registers = ["shibuya-01/r1", "shibuya-01/r2"]
 
 [[cameras]]
 system = "nvr"
+device = "{CAM_SHIBUYA_DOOR}"
+name = "Shibuya door"
+registers = ["shibuya-01/r1"]
+
+[[cameras]]
+system = "nvr"
 device = "{CAM_OSAKA}"
 name = "Osaka counter"
 registers = ["osaka-02/r1"]
@@ -167,7 +175,7 @@ async fn the_index_works_in_a_real_browser_on_a_phone_and_a_tablet() {
         return;
     };
 
-    let nx = FakeNx::start(&[CAM_SHIBUYA, CAM_OSAKA]).await;
+    let nx = FakeNx::start(&[CAM_SHIBUYA, CAM_SHIBUYA_DOOR, CAM_OSAKA]).await;
     let landing = start_landing().await;
     let site = Site::new();
     let (broker_port, web_port) = (free_port(), free_port());
@@ -361,6 +369,8 @@ async fn the_index_works_in_a_real_browser_on_a_phone_and_a_tablet() {
             "to": tokyo_input(at(10) + 30_000),
             "seqs": timeline_seqs,
             "csv_types": ["no_sale", "void", "refund", "item_void"],
+            // Both watch r1: every cash line of its timeline has footage of each, named.
+            "cameras": ["Shibuya counter", "Shibuya door"],
         },
         "other_store": {
             "id": "osaka-02",

@@ -74,6 +74,7 @@ async fn an_investigator_of_one_store_gets_nothing_of_another_on_any_route_nor_b
             "?store=osaka-02",
             "?store=osaka-02&register=r1&from=2026-11-21T00:00&to=2026-11-22T00:00",
             "?q=T-OSAKA-77",
+            "?txn=T-OSAKA-77",
             "?cashier=c-osaka-9",
         ] {
             let url = format!("{path}{query}");
@@ -111,6 +112,38 @@ async fn an_investigator_of_one_store_gets_nothing_of_another_on_any_route_nor_b
         serde_json::from_str::<Value>(&api).unwrap()["events"],
         json!([])
     );
+}
+
+#[tokio::test]
+async fn an_investigator_of_shibuya_filtering_by_an_osaka_transaction_gets_nothing() {
+    let site = Site::start("").await;
+    let listed = |html: &str, seq: i64| html.contains(&format!("href=\"/events/{seq}\""));
+    // The owner finds Osaka's transaction by its number, so the filter is there to leak it.
+    let (status, owner) = site.get_as("aiko", "/?txn=T-OSAKA-77").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(listed(&owner, site.osaka_seq), "{owner}");
+    assert!(!listed(&owner, site.shibuya_seq), "only that transaction");
+    let (_, api) = site.get_as("aiko", "/api/events?txn=T-OSAKA-77").await;
+    let events = serde_json::from_str::<Value>(&api).unwrap()["events"].clone();
+    assert_eq!(events.as_array().map(Vec::len), Some(1), "{api}");
+
+    for query in ["txn=T-OSAKA-77", "store=osaka-02&txn=T-OSAKA-77"] {
+        let (status, mine) = site.get_as("ken", &format!("/?{query}")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(!listed(&mine, site.osaka_seq), "{query}: {mine}");
+        for mark in ["c-osaka-9", "cam-osaka"] {
+            assert!(!mine.contains(mark), "{query} shows {mark}: {mine}");
+        }
+        let (_, api) = site.get_as("ken", &format!("/api/events?{query}")).await;
+        assert_eq!(
+            serde_json::from_str::<Value>(&api).unwrap()["events"],
+            json!([]),
+            "{query}"
+        );
+    }
+    // His own transaction he finds the same way.
+    let (_, mine) = site.get_as("ken", "/?txn=T-SHIBUYA-1").await;
+    assert!(listed(&mine, site.shibuya_seq), "{mine}");
 }
 
 #[tokio::test]

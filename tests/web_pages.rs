@@ -444,7 +444,10 @@ async fn the_list_shows_register_time_in_the_stores_zone_and_the_amount_in_yen()
         .find(|r| r.contains(&format!("/events/{}", site.seq("void-1"))))
         .expect("a row for the void");
     // 09:42:07 UTC is 18:42:07 in Tokyo.
-    assert!(void.contains("2026-11-21 18:42:07"), "{void}");
+    assert!(
+        visible_text(&void).contains("2026-11-21 18:42:07"),
+        "{void}"
+    );
     assert!(void.contains("¥1,280"), "{void}");
     assert!(void.contains("Shibuya"), "{void}");
     assert!(void.contains("VOID"), "{void}");
@@ -544,7 +547,7 @@ async fn an_event_from_a_store_missing_from_the_config_shows_the_registers_own_o
         .into_iter()
         .find(|r| r.contains(&format!("/events/{}", site.seq("osaka-1"))))
         .unwrap();
-    assert!(row.contains("2026-11-21 20:00:00"), "{row}");
+    assert!(visible_text(&row).contains("2026-11-21 20:00:00"), "{row}");
     assert!(row.contains("+09:00"), "{row}");
 }
 
@@ -930,7 +933,11 @@ async fn a_shift_timeline_lists_every_cash_event_in_order_with_the_cashier_on_th
         "{}",
         lines[6]
     );
-    assert!(lines[1].contains("2026-11-22 09:05:00"), "{}", lines[1]);
+    assert!(
+        visible_text(&lines[1]).contains("2026-11-22 09:05:00"),
+        "{}",
+        lines[1]
+    );
     // Not bookmarked, yet its footage is there: the camera watching r1 at the moment less the pre-roll.
     let open_ms = ms("2026-11-22T09:05:00+09:00") - PRE_ROLL_MS;
     let opened = site.footage_opened(&lines[1]).await;
@@ -1459,4 +1466,144 @@ async fn the_events_list_says_how_many_events_wait_for_the_search_index_until_it
             "{html}"
         );
     }
+}
+
+/// A sale and the void that undoes it (one transaction, at r2), and another transaction's refund at r1.
+async fn transaction_site() -> Site {
+    let mut site = Site::empty().await;
+    let event = |id: &str, kind: &str, register: &str, at: &str, txn: &str| {
+        let mut e = payload(id, kind, "shibuya-01", register, at);
+        e["transaction"] = json!(txn);
+        e
+    };
+    let batch = vec![
+        intake(
+            &event(
+                "sale-1",
+                "sale",
+                "r2",
+                "2026-11-21T18:40:00+09:00",
+                "T-000981",
+            ),
+            false,
+            true,
+            &[],
+        ),
+        intake(
+            &event("void-1", "void", "r2", VOID_AT, "T-000981"),
+            true,
+            true,
+            &[("cam-1", "Counter 1"), ("cam-2", "Counter 2")],
+        ),
+        intake(
+            &event(
+                "refund-1",
+                "refund",
+                "r1",
+                "2026-11-21T18:50:00+09:00",
+                "T-000982",
+            ),
+            true,
+            true,
+            &[("cam-1", "Counter 1")],
+        ),
+    ];
+    site.ingest(&batch, ms("2026-11-21T10:00:00Z")).await;
+    site
+}
+
+#[tokio::test]
+async fn the_event_page_opens_on_each_cameras_footage_by_name_before_its_details() {
+    let site = transaction_site().await;
+    let html = site.page(&format!("/events/{}", site.seq("void-1"))).await;
+    let first_button = html
+        .find("class=\"button footage\"")
+        .expect("a footage button");
+    for later in ["class=\"case\"", "class=\"fields-list\"", "T-000981</dd>"] {
+        let at = html.find(later).unwrap_or_else(|| panic!("no {later}"));
+        assert!(first_button < at, "the footage comes before {later}");
+    }
+    // A button per camera, named by the camera; each camera has one link here, so no kind of link is added.
+    for name in ["Counter 1", "Counter 2"] {
+        assert!(
+            html.contains(&format!("<span class=\"footage-camera\">{name}</span>")),
+            "no button named {name}:\n{html}"
+        );
+    }
+    assert!(!html.contains("footage-kind"), "{html}");
+    // Still opened through the audited redirect, each at its camera's window.
+    let start_ms = ms(VOID_AT) - PRE_ROLL_MS;
+    let opened = site.footage_opened(&html).await;
+    for device in ["cam-1", "cam-2"] {
+        let want = format!("resources={device}&timestamp={start_ms}");
+        assert_eq!(
+            opened.iter().filter(|l| l.ends_with(&want)).count(),
+            1,
+            "{want} once in {opened:#?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_event_page_links_its_register_five_minutes_either_side_in_the_stores_zone_and_its_transaction()
+ {
+    let site = transaction_site().await;
+    let html = site.page(&format!("/events/{}", site.seq("void-1"))).await;
+    let links = hrefs(&html);
+    // 09:42:07.310 UTC is 18:42:07 in Tokyo: the timeline's form reads wall times in the store's zone.
+    let timeline = links
+        .iter()
+        .find(|h| h.starts_with("/timeline?"))
+        .expect("a link to the timeline");
+    assert_eq!(
+        timeline,
+        "/timeline?store=shibuya-01&register=r2&from=2026-11-21T18%3A37%3A07&to=2026-11-21T18%3A47%3A07"
+    );
+    let around = site.page(timeline).await;
+    assert!(
+        around.contains(&format!("href=\"/events/{}\"", site.seq("void-1"))),
+        "the timeline it opens lists the void:\n{around}"
+    );
+    assert!(around.contains("2026-11-21 18:37:07 – 2026-11-21 18:47:07"));
+
+    let same = links
+        .iter()
+        .find(|h| h.contains("txn="))
+        .expect("a link to the transaction's events");
+    assert_eq!(same, "/?store=shibuya-01&txn=T-000981");
+    let listed = site.page(same).await;
+    assert_eq!(site.listed(&listed), ["void-1", "sale-1"]);
+    assert!(
+        listed.contains("name=\"txn\" value=\"T-000981\""),
+        "the filter stays filled in"
+    );
+    // The other transaction's page has its own link, and no event without a transaction gets one.
+    let refund = site
+        .page(&format!("/events/{}", site.seq("refund-1")))
+        .await;
+    assert!(hrefs(&refund).contains(&"/?store=shibuya-01&txn=T-000982".to_string()));
+}
+
+#[tokio::test]
+async fn the_transaction_filter_lists_only_that_transactions_events_in_the_list_and_the_api() {
+    let site = transaction_site().await;
+    let html = site.page("/?txn=T-000981").await;
+    assert_eq!(site.listed(&html), ["void-1", "sale-1"]);
+    let (ids, next) = site.api_events("txn=T-000981").await;
+    assert_eq!(ids, ["void-1", "sale-1"]);
+    assert_eq!(next, None);
+    // Exactly: a number that only begins like another finds nothing, and filters combine.
+    assert!(site.listed(&site.page("/?txn=T-00098").await).is_empty());
+    assert_eq!(
+        site.api_events("txn=T-000981&type=void").await.0,
+        ["void-1"]
+    );
+    // Kept by the older-events link along with the other filters.
+    let paged = site.page("/?txn=T-000981&limit=1").await;
+    assert!(
+        hrefs(&paged)
+            .iter()
+            .any(|h| h.starts_with("/?txn=T-000981&limit=1&before=")),
+        "{paged}"
+    );
 }

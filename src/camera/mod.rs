@@ -87,8 +87,20 @@ pub trait CameraSystem: Send + Sync {
 /// A link that opens footage at a moment.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct FootageLink {
+    /// The kind of link in words: the vendor's title for its own client's link, `Web viewer` for the browser's.
     pub label: String,
     pub url: String,
+    pub kind: LinkKind,
+}
+
+/// Which of a camera's links a footage link is, so a page can say it in the reader's language.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkKind {
+    /// The vendor definition's link (often its desktop client, `nx-vms://`).
+    Vendor,
+    /// The camera system's `web_viewer_url`.
+    WebViewer,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -170,6 +182,7 @@ pub fn footage_links(
         links.push(FootageLink {
             label: def.title.clone(),
             url,
+            kind: LinkKind::Vendor,
         });
     }
     if let Some(tpl) = &system.web_viewer_url
@@ -178,6 +191,7 @@ pub fn footage_links(
         links.push(FootageLink {
             label: "Web viewer".into(),
             url,
+            kind: LinkKind::WebViewer,
         });
     }
     links

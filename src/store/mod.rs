@@ -235,6 +235,8 @@ pub struct EventQuery {
     pub register: Option<String>,
     pub kind: Option<String>,
     pub cashier: Option<String>,
+    /// Only the events of this transaction number, compared exactly: a void and the sale it undoes share one.
+    pub transaction: Option<String>,
     pub from_ms: Option<i64>,
     pub to_ms: Option<i64>,
     pub flagged_only: bool,

@@ -1176,6 +1176,9 @@ impl Store for SqliteStore {
         if let Some(cashier) = &query.cashier {
             q.push(" AND e.cashier = ").push_bind(cashier);
         }
+        if let Some(txn) = &query.transaction {
+            q.push(" AND e.txn = ").push_bind(txn);
+        }
         if let Some(from) = query.from_ms {
             q.push(" AND e.at_ms >= ").push_bind(from);
         }

@@ -22,6 +22,8 @@ pub struct EventParams {
     #[serde(rename = "type")]
     pub kind: Option<String>,
     pub cashier: Option<String>,
+    /// Only the events of this transaction number, exactly as the register sent it.
+    pub txn: Option<String>,
     pub from: Option<String>,
     pub to: Option<String>,
     pub flagged: Option<String>,
@@ -118,6 +120,7 @@ impl EventParams {
             register: non_empty(&self.register),
             kind,
             cashier: non_empty(&self.cashier),
+            transaction: non_empty(&self.txn),
             from_ms: non_empty(&self.from)
                 .map(|f| parse_bound("from", &f))
                 .transpose()?,

@@ -380,7 +380,14 @@ mod tests {
         let mut keys = Vec::new();
         for (name, source) in super::super::pages::TEMPLATES {
             for quote in ['"', '\''] {
-                for piece in source.split(&format!("t({quote}")).skip(1) {
+                let call = format!("t({quote}");
+                // `t(` itself, not the end of another call (`split(" ")`).
+                let pieces = source.match_indices(&call).filter_map(|(at, _)| {
+                    let before = source[..at].chars().next_back();
+                    let other = before.is_some_and(|c| c.is_alphanumeric() || c == '_');
+                    (!other).then(|| &source[at + call.len()..])
+                });
+                for piece in pieces {
                     let Some((key, rest)) = piece.split_once(quote) else {
                         continue;
                     };

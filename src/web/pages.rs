@@ -26,7 +26,7 @@ use super::auth::{Events, Integrations as IntegrationsAccess, Signed, Viewer};
 use super::error::ApiError;
 use super::format::{self, FALLBACK, LocalTimeError, SKEW_WARNING_MS, Zone, ZoneLabel};
 use super::i18n::type_label;
-use super::view::{BookmarkView, EventView, event_view};
+use super::view::{BookmarkView, CameraFootage, EventView, event_cameras, event_view};
 use crate::camera::Integrations;
 use crate::clock::now_ms;
 use crate::config::Config;
@@ -282,6 +282,13 @@ struct EventPage {
     /// In the register's order, values as text.
     attributes: Vec<(String, String)>,
     marks: Vec<Mark>,
+    /// Its footage camera by camera: what the event page shows first.
+    cameras: Vec<CameraFootage>,
+    /// The timeline of its register from five minutes before to five minutes after it, when its store is in
+    /// the config (the timeline reads no other).
+    timeline: Option<String>,
+    /// The list of every event of its transaction at its store, when it has a transaction.
+    same_transaction: Option<String>,
     /// The zone its times are shown in, for what the page adds (its case).
     #[serde(skip)]
     tz: Zone,
@@ -307,6 +314,10 @@ struct Attempt {
     detail: Option<String>,
 }
 
+/// How far either side of an event its page's timeline link reaches: the minutes in which a drawer left open,
+/// a no-sale or a void before or after it are part of the same story.
+const AROUND_MS: i64 = 5 * 60_000;
+
 /// `attempts`: each bookmark's history by bookmark id, for the event page; the list passes none.
 fn event_page(
     config: &Config,
@@ -317,6 +328,28 @@ fn event_page(
     let zone = Zone::of_event(config, &record.store, &record.at);
     let store = config.store(&record.store);
     let (at_ms, received_ms) = (record.at_ms, record.received_ms);
+    let cameras = event_cameras(config, integrations, &record);
+    let timeline = store.map(|s| {
+        super::timeline::href(
+            "/timeline",
+            &s.id,
+            &record.register,
+            Zone::Named(s.timezone),
+            at_ms - AROUND_MS,
+            at_ms + AROUND_MS,
+        )
+    });
+    let same_transaction = record
+        .transaction
+        .as_deref()
+        .filter(|t| !t.trim().is_empty())
+        .map(|txn| {
+            let query = url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("store", &record.store)
+                .append_pair("txn", txn)
+                .finish();
+            format!("/?{query}")
+        });
     let mut e = event_view(config, integrations, record);
     let marks = std::mem::take(&mut e.bookmarks)
         .into_iter()
@@ -372,6 +405,9 @@ fn event_page(
             })
             .collect(),
         marks,
+        cameras,
+        timeline,
+        same_transaction,
         tz: zone,
         e,
     }
@@ -406,6 +442,7 @@ struct Form {
     #[serde(rename = "type")]
     kind: String,
     cashier: String,
+    txn: String,
     from: String,
     to: String,
     flagged: bool,
@@ -459,6 +496,7 @@ fn list_href(params: &EventParams, before: Option<&str>) -> String {
         ("register", &params.register),
         ("type", &params.kind),
         ("cashier", &params.cashier),
+        ("txn", &params.txn),
         ("from", &params.from),
         ("to", &params.to),
         ("flagged", &params.flagged),
@@ -563,6 +601,7 @@ pub async fn events(
         register: params.register.clone().unwrap_or_default(),
         kind: params.kind.clone().unwrap_or_default(),
         cashier: params.cashier.clone().unwrap_or_default(),
+        txn: params.txn.clone().unwrap_or_default(),
         from: shown(&from, &params.from),
         to: shown(&to, &params.to),
         // An unreadable value leaves the box unticked; to_query reports it.

@@ -16,7 +16,7 @@ use super::auth::{Events, Signed};
 use super::format::{LocalTimeError, Zone};
 use super::i18n::{text, type_label};
 use super::pages::{PageError, nav, render};
-use super::view::{Footage, event_footage, numbered};
+use super::view::{CameraFootage, event_cameras};
 use crate::clock::now_ms;
 use crate::money::format_amount;
 use crate::store::{RegisterActivity, StoreScope};
@@ -70,7 +70,8 @@ struct Line {
     transaction: Option<String>,
     amount: Option<String>,
     reason: Option<String>,
-    footage: Vec<Footage>,
+    /// Each camera's links, named by the camera: a register often has two (the till and the door).
+    cameras: Vec<CameraFootage>,
     /// Some camera watches the register, even if its system offers no link.
     watched: bool,
 }
@@ -217,7 +218,11 @@ async fn read(
             transaction: e.transaction.clone(),
             amount: e.amount.map(|a| format_amount(a, e.currency.as_deref())),
             reason: e.reason.clone(),
-            footage: numbered(e.seq, 0, event_footage(config, &state.integrations, e)),
+            // A line has no room for stills: only cameras with a link to open.
+            cameras: event_cameras(config, &state.integrations, e)
+                .into_iter()
+                .filter(|c| !c.links.is_empty())
+                .collect(),
             watched: config
                 .cameras
                 .iter()
@@ -252,7 +257,16 @@ async fn read(
     }))
 }
 
-fn href(path: &str, store: &str, register: &str, zone: Zone, from_ms: i64, to_ms: i64) -> String {
+/// A timeline's address (or its CSV's, by `path`): the span as wall times in the store's zone, as its form
+/// sends them.
+pub(super) fn href(
+    path: &str,
+    store: &str,
+    register: &str,
+    zone: Zone,
+    from_ms: i64,
+    to_ms: i64,
+) -> String {
     let query = url::form_urlencoded::Serializer::new(String::new())
         .append_pair("store", store)
         .append_pair("register", register)
@@ -421,7 +435,11 @@ pub async fn csv(
             l.transaction.as_deref().unwrap_or(""),
             l.amount.as_deref().unwrap_or(""),
             l.reason.as_deref().unwrap_or(""),
-            l.footage.first().map(|f| f.link.url.as_str()).unwrap_or(""),
+            l.cameras
+                .first()
+                .and_then(|c| c.links.first())
+                .map(|f| f.link.url.as_str())
+                .unwrap_or(""),
         ];
         let row: Vec<String> = fields.iter().map(|f| cell(f)).collect();
         out.push_str(&row.join(","));

@@ -41,33 +41,67 @@ pub struct Footage {
     #[serde(flatten)]
     pub link: FootageLink,
     pub href: String,
+    /// The camera it shows, by its name in the config (its device id when the config no longer has it): what
+    /// a person knows it by, where `label` is only the kind of link (the vendor's client, the web viewer).
+    pub camera: String,
+}
+
+/// One camera's footage of an event: the pages show it as a button per link, named by the camera.
+#[derive(Debug, Clone, Serialize)]
+pub struct CameraFootage {
+    pub camera: String,
+    /// Where tillmark serves a still of the camera at the moment, when its bookmark's vendor offers one.
+    pub thumbnail: Option<String>,
+    pub links: Vec<Footage>,
 }
 
 /// The links of one event numbered as `/events/{seq}/footage/{n}` finds them again.
-pub fn numbered(seq: i64, first: usize, links: Vec<FootageLink>) -> Vec<Footage> {
+pub fn numbered(seq: i64, first: usize, camera: &str, links: Vec<FootageLink>) -> Vec<Footage> {
     links
         .into_iter()
         .enumerate()
         .map(|(i, link)| Footage {
             href: format!("/events/{seq}/footage/{}", first + i),
+            camera: camera.to_string(),
             link,
         })
         .collect()
 }
 
-/// Every footage link of an event, in the order the pages number them: each bookmark's, or when it has none,
-/// those of every camera watching its register at its moment (a drawer open is not bookmarked by default,
-/// yet an investigator must see it).
-pub fn event_footage(
-    config: &Config,
-    integrations: &Integrations,
-    e: &EventRecord,
-) -> Vec<FootageLink> {
+/// What a person calls a camera: its name in the config, found by system and device; else the name it had
+/// when bookmarked; else its device id.
+pub fn camera_name(config: &Config, system: &str, device: &str, recorded: Option<&str>) -> String {
+    config
+        .cameras
+        .iter()
+        .find(|c| c.system == system && c.device == device)
+        .map(|c| c.name.as_str())
+        .or(recorded)
+        .filter(|n| !n.trim().is_empty())
+        .unwrap_or(device)
+        .to_string()
+}
+
+/// One camera's links before they are numbered.
+struct CameraLinks {
+    camera: String,
+    thumbnail: Option<String>,
+    links: Vec<FootageLink>,
+}
+
+/// The footage of an event camera by camera, in the order the pages number the links: each bookmark's, or
+/// when it has none, those of every camera watching its register at its moment (a drawer open is not
+/// bookmarked by default, yet an investigator must see it).
+fn camera_links(config: &Config, integrations: &Integrations, e: &EventRecord) -> Vec<CameraLinks> {
     if !e.bookmarks.is_empty() {
         return e
             .bookmarks
             .iter()
-            .flat_map(|b| bookmark_footage(config, integrations, b))
+            .map(|b| CameraLinks {
+                camera: camera_name(config, &b.system, &b.device, Some(&b.camera)),
+                thumbnail: thumbnail_href(config, integrations, e.seq, b),
+                links: bookmark_footage(config, integrations, b),
+            })
             .collect();
     }
     config
@@ -76,11 +110,47 @@ pub fn event_footage(
         .filter(|c| c.watches(&e.store, &e.register))
         .filter_map(|c| {
             let start = e.at_ms + c.offset.0 - c.pre_roll.0;
-            config
-                .camera_system(&c.system)
-                .map(|sys| footage_links(sys, integrations, &c.device, start))
+            config.camera_system(&c.system).map(|sys| CameraLinks {
+                camera: camera_name(config, &c.system, &c.device, None),
+                thumbnail: None,
+                links: footage_links(sys, integrations, &c.device, start),
+            })
         })
-        .flatten()
+        .collect()
+}
+
+/// Every footage link of an event, in the order the pages number them (see [`event_cameras`]).
+pub fn event_footage(
+    config: &Config,
+    integrations: &Integrations,
+    e: &EventRecord,
+) -> Vec<FootageLink> {
+    camera_links(config, integrations, e)
+        .into_iter()
+        .flat_map(|c| c.links)
+        .collect()
+}
+
+/// Every camera with footage of an event, its links numbered as `/events/{seq}/footage/{n}` finds them.
+/// A camera whose system offers neither a link nor a still is left out: there is nothing to show.
+pub fn event_cameras(
+    config: &Config,
+    integrations: &Integrations,
+    e: &EventRecord,
+) -> Vec<CameraFootage> {
+    let mut first = 0;
+    camera_links(config, integrations, e)
+        .into_iter()
+        .filter_map(|c| {
+            let count = c.links.len();
+            let links = numbered(e.seq, first, &c.camera, c.links);
+            first += count;
+            (count > 0 || c.thumbnail.is_some()).then_some(CameraFootage {
+                camera: c.camera,
+                thumbnail: c.thumbnail,
+                links,
+            })
+        })
         .collect()
 }
 
@@ -93,6 +163,19 @@ fn bookmark_footage(
         .camera_system(&b.system)
         .map(|sys| footage_links(sys, integrations, &b.device, b.start_ms))
         .unwrap_or_default()
+}
+
+fn thumbnail_href(
+    config: &Config,
+    integrations: &Integrations,
+    seq: i64,
+    b: &BookmarkRecord,
+) -> Option<String> {
+    config
+        .camera_system(&b.system)
+        .and_then(|sys| integrations.get(sys.integration.name()))
+        .filter(|def| def.thumbnail.is_some())
+        .map(|_| format!("/events/{seq}/bookmarks/{}/thumbnail", b.id))
 }
 
 pub fn iso_utc(ms: i64) -> String {
@@ -110,12 +193,14 @@ fn bookmark_view(
     first: usize,
     b: BookmarkRecord,
 ) -> BookmarkView {
-    let footage = numbered(seq, first, bookmark_footage(config, integrations, &b));
-    let thumbnail = config
-        .camera_system(&b.system)
-        .and_then(|sys| integrations.get(sys.integration.name()))
-        .filter(|def| def.thumbnail.is_some())
-        .map(|_| format!("/events/{seq}/bookmarks/{}/thumbnail", b.id));
+    let camera = camera_name(config, &b.system, &b.device, Some(&b.camera));
+    let footage = numbered(
+        seq,
+        first,
+        &camera,
+        bookmark_footage(config, integrations, &b),
+    );
+    let thumbnail = thumbnail_href(config, integrations, seq, &b);
     BookmarkView {
         thumbnail,
         start: iso_utc(b.start_ms),

@@ -300,7 +300,7 @@ async fn frigate_0_14_gets_a_live_event_lasting_whole_seconds_to_the_windows_end
     );
     assert_eq!(
         made["footage"][0],
-        json!({"label": "Frigate", "url": format!("{}/review", fake.url), "href": "/events/1/footage/0"})
+        json!({"label": "Frigate", "kind": "vendor", "url": format!("{}/review", fake.url), "href": "/events/1/footage/0", "camera": "Till"})
     );
 
     let requests = fake.requests.all();

@@ -157,10 +157,11 @@ async fn a_late_event_becomes_a_clip_of_its_window_said_so_in_the_index_with_the
         "{html}"
     );
     let src = format!("/events/{seq}/bookmarks/{id}/thumbnail");
-    assert!(
-        html.contains(&format!(r#"<img class="thumb" src="{src}""#)),
-        "{html}"
-    );
+    // At the top of the event page, above its details: the still is what an investigator looks at first.
+    let still_at = html
+        .find(&format!(r#"<img class="still" src="{src}""#))
+        .unwrap_or_else(|| panic!("no still on the event page: {html}"));
+    assert!(still_at < html.find("fields-list").unwrap(), "{html}");
     let list = page(format!("{base}/")).await;
     assert!(list.contains(&src), "the row shows it too");
 

@@ -162,8 +162,10 @@ async fn rhombus_gets_a_seekpoint_at_the_events_millisecond_with_its_api_token_a
         made["footage"][0],
         json!({
             "label": "Rhombus",
+            "kind": "vendor",
             "url": format!("https://console.rhombussystems.com/devices/cameras/{DOOR_CAM}/?t=1795254117310"),
             "href": "/events/1/footage/0",
+            "camera": "Door",
         })
     );
 

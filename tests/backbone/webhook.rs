@@ -195,7 +195,7 @@ async fn an_integrators_definition_file_is_used_and_edits_apply_while_events_flo
     assert_eq!(made["vendor_id"], "4242");
     assert_eq!(
         made["footage"][0],
-        json!({"label": "ACME VMS", "url": "https://vms.example/cameras/door-cam?t=1795254117310", "href": "/events/1/footage/0"}),
+        json!({"label": "ACME VMS", "kind": "vendor", "url": "https://vms.example/cameras/door-cam?t=1795254117310", "href": "/events/1/footage/0", "camera": "Door"}),
         "the definition's footage link opens at the start of the bookmark window"
     );
     let (_, headers, body) = receiver.requests.lock().unwrap()[0].clone();

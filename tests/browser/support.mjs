@@ -16,6 +16,9 @@ export const viewports = [
   { name: 'tablet', width: 768, height: 1024 },
 ];
 
+/** A laptop's browser: no touch screen, and its first screen is what an investigator sees without scrolling. */
+export const desktop = { name: 'desktop', width: 1280, height: 800, mobile: false };
+
 export function launch() {
   return chromium.launch({
     executablePath: process.env.TILLMARK_TEST_CHROMIUM,
@@ -32,13 +35,17 @@ export function launch() {
   });
 }
 
-/** A fresh touch-screen browser profile at this viewport, asking for pages in `locale`'s language. */
+/**
+ * A fresh browser profile at this viewport, asking for pages in `locale`'s language: a touch screen unless the
+ * viewport says `mobile: false`.
+ */
 export function newContext(browser, viewport, locale = 'en-US') {
+  const mobile = viewport.mobile ?? true;
   return browser.newContext({
     baseURL: fixture.base,
     viewport: { width: viewport.width, height: viewport.height },
-    isMobile: true,
-    hasTouch: true,
+    isMobile: mobile,
+    hasTouch: mobile,
     locale,
     acceptDownloads: true,
   });
