@@ -360,13 +360,10 @@ fn integrations_check_lists_good_definitions_and_every_error_in_a_broken_one_wit
     );
 }
 
-/// Runs `tillmark ARGS --config tillmark.toml` in `dir` with `stdin` fed in.
-fn account_command(dir: &Path, args: &[&str], stdin: &str) -> (Option<i32>, String, String) {
+/// Runs `cmd` with `stdin` fed in; its exit code, stdout and stderr.
+fn with_stdin(cmd: &mut Command, stdin: &str) -> (Option<i32>, String, String) {
     use std::io::Write;
-    let mut child = tillmark(dir)
-        .args(args)
-        .args(["--config", "tillmark.toml"])
-        .env("NX_PASSWORD", NX_PASSWORD)
+    let mut child = cmd
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -383,6 +380,17 @@ fn account_command(dir: &Path, args: &[&str], stdin: &str) -> (Option<i32>, Stri
         out.status.code(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Runs `tillmark ARGS --config tillmark.toml` in `dir` with `stdin` fed in.
+fn account_command(dir: &Path, args: &[&str], stdin: &str) -> (Option<i32>, String, String) {
+    with_stdin(
+        tillmark(dir)
+            .args(args)
+            .args(["--config", "tillmark.toml"])
+            .env("NX_PASSWORD", NX_PASSWORD),
+        stdin,
     )
 }
 
@@ -1340,30 +1348,24 @@ async fn deliver_all(db: &dyn store::Store) {
     }
 }
 
-async fn open_case(db: &dyn store::Store, seq: i64) {
-    db.change_case(
-        seq,
-        &store::StoreScope::All,
-        "ken",
-        tillmark::clock::now_ms(),
-        &store::CaseChange::Open {
+/// Ken opens the case of event `seq` with a note, or closes it as explained.
+async fn set_case(db: &dyn store::Store, seq: i64, open: bool) {
+    let change = if open {
+        store::CaseChange::Open {
             note: "watch the drawer".into(),
-        },
-    )
-    .await
-    .unwrap();
-}
-
-async fn close_case(db: &dyn store::Store, seq: i64) {
-    db.change_case(
-        seq,
-        &store::StoreScope::All,
-        "ken",
-        tillmark::clock::now_ms(),
-        &store::CaseChange::Close {
+        }
+    } else {
+        store::CaseChange::Close {
             outcome: store::CaseOutcome::Explained,
             reason: "miscount".into(),
-        },
+        }
+    };
+    db.change_case(
+        seq,
+        &store::StoreScope::All,
+        "ken",
+        tillmark::clock::now_ms(),
+        &change,
     )
     .await
     .unwrap();
@@ -1403,30 +1405,10 @@ fn blocking_run(
     file: &Path,
     stdin: &str,
 ) -> tokio::task::JoinHandle<(Option<i32>, String, String)> {
-    use std::io::Write;
     let mut cmd = tillmark(dir);
-    cmd.args(args)
-        .arg("--config")
-        .arg(file)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
+    cmd.args(args).arg("--config").arg(file);
     let stdin = stdin.to_string();
-    tokio::task::spawn_blocking(move || {
-        let mut child = cmd.spawn().unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    })
+    tokio::task::spawn_blocking(move || with_stdin(&mut cmd, &stdin))
 }
 
 #[tokio::test]
@@ -1481,9 +1463,9 @@ async fn retention_purge_removes_old_events_with_their_search_rows_dead_letters_
     )
     .await;
     while db.index_search(1000).await.unwrap() > 0 {}
-    open_case(&*db, seqs["old-open"]).await;
-    open_case(&*db, seqs["old-closed"]).await;
-    close_case(&*db, seqs["old-closed"]).await;
+    set_case(&*db, seqs["old-open"], true).await;
+    set_case(&*db, seqs["old-closed"], true).await;
+    set_case(&*db, seqs["old-closed"], false).await;
     let user = db
         .add_user(
             &tillmark::accounts::NewUser {
@@ -1715,7 +1697,7 @@ async fn person_export_prints_only_that_cashiers_events_and_erase_replaces_the_i
     )
     .await;
     deliver_all(&*db).await;
-    open_case(&*db, seqs["k3"]).await;
+    set_case(&*db, seqs["k3"], true).await;
     while db.index_search(1000).await.unwrap() > 0 {}
     db.ingest(
         &[Intake::DeadLetter {
@@ -1805,7 +1787,7 @@ async fn person_export_prints_only_that_cashiers_events_and_erase_replaces_the_i
     );
     let db = store::open(&url).await.unwrap();
     assert_eq!(search(&*db, ID).await, ["k3"], "held by its open case");
-    close_case(&*db, seqs["k3"]).await;
+    set_case(&*db, seqs["k3"], false).await;
     db.close().await;
     let (code, stdout, stderr) = blocking_run(
         dir.path(),
