@@ -55,6 +55,26 @@ struct ConfigArg {
     config: Option<PathBuf>,
 }
 
+/// `--stores`: how many, or which.
+#[derive(Debug, Clone)]
+enum Stores {
+    Count(u32),
+    Ids(Vec<String>),
+}
+
+fn parse_stores(text: &str) -> Result<Stores, String> {
+    if let Ok(n) = text.trim().parse::<u32>() {
+        return Ok(Stores::Count(n));
+    }
+    let ids: Vec<String> = text.split(',').map(|id| id.trim().to_string()).collect();
+    if ids.iter().any(String::is_empty) {
+        return Err(format!(
+            "\"{text}\" is neither a number of stores nor a list of store ids like shibuya-01,ny-01"
+        ));
+    }
+    Ok(Stores::Ids(ids))
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the daemon (the default).
@@ -66,9 +86,15 @@ enum Command {
         /// The broker to publish to, e.g. mqtt://127.0.0.1:1883.
         #[arg(long, default_value = "mqtt://127.0.0.1:1883")]
         broker: String,
-        /// Number of stores (store-01, store-02, ...).
-        #[arg(long, default_value_t = 2)]
-        stores: u32,
+        /// Number of stores (store-01, store-02, ...), or their ids: --stores shibuya-01,ny-01.
+        #[arg(long, default_value = "2", value_parser = parse_stores)]
+        stores: Stores,
+        /// The stores' time zone (IANA): events carry its local time and offset.
+        #[arg(long, default_value = "Asia/Tokyo")]
+        timezone: chrono_tz::Tz,
+        /// ISO 4217 code of the amounts, which are in its minor units.
+        #[arg(long, default_value = "JPY")]
+        currency: String,
         /// Registers per store (r1, r2, ...).
         #[arg(long, default_value_t = 2)]
         registers: u32,
@@ -360,6 +386,8 @@ async fn main() -> ExitCode {
         Command::Simulate {
             broker,
             stores,
+            timezone,
+            currency,
             registers,
             rate,
             duration,
@@ -375,9 +403,16 @@ async fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
+            let (stores, store_ids) = match stores {
+                Stores::Count(n) => (n, Vec::new()),
+                Stores::Ids(ids) => (ids.len() as u32, ids),
+            };
             let options = tillmark::simulate::SimulateOptions {
                 broker,
                 stores,
+                store_ids,
+                timezone,
+                currency,
                 registers,
                 rate,
                 duration: std::time::Duration::from_secs(duration),

@@ -12,7 +12,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use chrono::{DateTime, FixedOffset, Offset, SecondsFormat, TimeDelta, Utc};
+use chrono::{DateTime, FixedOffset, SecondsFormat, TimeDelta, Utc};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, NetworkOptions, Outgoing, Packet, QoS};
@@ -25,8 +25,6 @@ use crate::event::EventType;
 
 const DEFAULT_MQTT_PORT: u16 = 1883;
 const EXPECTED_BROKER_FORMS: &str = "mqtt://host:port, tcp://host:port or host:port";
-/// Asia/Tokyo has had no daylight saving since 1951, so a fixed offset is exact.
-const TOKYO_OFFSET_SECS: i32 = 9 * 3600;
 const CONNECT_TIMEOUT_SECS: u64 = 5;
 /// Publishes sent but not yet acknowledged; bounds memory and keeps the broker's inflight
 /// window (rumqttc's, set below) from ever being the thing that blocks.
@@ -47,8 +45,14 @@ pub struct SimulateOptions {
     /// MQTT broker: `mqtt://host:port`, `tcp://host:port` or bare `host:port`
     /// (port 1883 when omitted; IPv6 hosts in brackets).
     pub broker: String,
-    /// Number of stores; ids `store-01`, `store-02`, ... (1..=999).
+    /// Number of stores; ids `store-01`, `store-02`, ... (1..=999), unless `store_ids` names them.
     pub stores: u32,
+    /// The stores' ids, as a site's config names them (`shibuya-01`); when given, `stores` is their count.
+    pub store_ids: Vec<String>,
+    /// The stores' time zone: events carry its local time and offset, daylight saving included.
+    pub timezone: chrono_tz::Tz,
+    /// ISO 4217 code of every amount; amounts are in its minor units (yen, cents).
+    pub currency: String,
     /// Registers per store; ids `r1`, `r2`, ... (1..=99).
     pub registers: u32,
     /// Events per second across all registers.
@@ -68,6 +72,9 @@ impl Default for SimulateOptions {
         Self {
             broker: format!("mqtt://localhost:{DEFAULT_MQTT_PORT}"),
             stores: 2,
+            store_ids: Vec::new(),
+            timezone: chrono_tz::Asia::Tokyo,
+            currency: "JPY".into(),
             registers: 2,
             rate: 5.0,
             duration: Duration::from_secs(60),
@@ -136,7 +143,7 @@ pub async fn run(
 ) -> Result<SimulateSummary, SimulateError> {
     let broker = broker_url(&opts.broker)?;
     let period = validate(&opts)?;
-    let mut generator = Generator::new(&opts, tokyo_now());
+    let mut generator = Generator::new(&opts, now_in(opts.timezone));
 
     let client_id = format!("tillmark-sim-{:08x}", rand::random::<u32>());
     let mut mqtt = MqttOptions::new(client_id, broker.host.clone(), broker.port);
@@ -190,7 +197,7 @@ pub async fn run(
                 None => break Err("MQTT event loop stopped".to_string()),
             },
             _ = ticker.tick(), if unacked < MAX_UNACKED => {
-                let emitted = generator.emit(Some(tokyo_now()));
+                let emitted = generator.emit(Some(now_in(opts.timezone)));
                 let payload = match serde_json::to_string(&emitted.payload) {
                     Ok(text) => match &opts.sign_key {
                         Some(key) => {
@@ -347,6 +354,19 @@ fn validate(opts: &SimulateOptions) -> Result<Duration, SimulateError> {
             opts.registers
         )));
     }
+    if let Some(bad) = opts.store_ids.iter().find(|id| {
+        id.is_empty() || id.contains(['/', '+', '#', '\0']) || id.chars().any(char::is_whitespace)
+    }) {
+        return Err(SimulateError::InvalidOptions(format!(
+            "store id {bad:?} cannot be a topic level: use letters, digits, - and _"
+        )));
+    }
+    if opts.currency.len() != 3 || !opts.currency.bytes().all(|b| b.is_ascii_uppercase()) {
+        return Err(SimulateError::InvalidOptions(format!(
+            "currency must be an ISO 4217 code such as JPY or USD, got {:?}",
+            opts.currency
+        )));
+    }
     let prefix = &opts.topic_prefix;
     if prefix.is_empty() || prefix.contains(['+', '#', '\0']) {
         return Err(SimulateError::InvalidOptions(format!(
@@ -363,12 +383,9 @@ fn validate(opts: &SimulateOptions) -> Result<Duration, SimulateError> {
     Ok(period.clamp(Duration::from_nanos(1), MAX_PERIOD))
 }
 
-fn tokyo_offset() -> FixedOffset {
-    FixedOffset::east_opt(TOKYO_OFFSET_SECS).unwrap_or_else(|| Utc.fix())
-}
-
-fn tokyo_now() -> DateTime<FixedOffset> {
-    Utc::now().with_timezone(&tokyo_offset())
+/// Now in `zone`, with the offset it has now.
+fn now_in(zone: chrono_tz::Tz) -> DateTime<FixedOffset> {
+    Utc::now().with_timezone(&zone).fixed_offset()
 }
 
 /// The broker to publish to: the daemon's own URL parser, without TLS (the simulator speaks plain MQTT).
@@ -566,6 +583,7 @@ pub struct Generator {
     /// (simulated milliseconds since `start`, register index): the next register to act.
     schedule: BinaryHeap<Reverse<(i64, usize)>>,
     last_ms: i64,
+    currency: String,
 }
 
 impl Generator {
@@ -575,7 +593,13 @@ impl Generator {
             Some(seed) => StdRng::seed_from_u64(seed),
             None => StdRng::from_rng(&mut rand::rng()),
         };
-        let store_count = opts.stores.clamp(1, MAX_STORES);
+        let ids: Vec<String> = if opts.store_ids.is_empty() {
+            (1..=opts.stores.clamp(1, MAX_STORES))
+                .map(|n| format!("store-{n:02}"))
+                .collect()
+        } else {
+            opts.store_ids.clone()
+        };
         let register_count = opts.registers.clamp(1, MAX_REGISTERS_PER_STORE);
         // Twice the registers plus spares: each register can hold one cashier on duty and
         // one already picked for the next shift.
@@ -584,8 +608,7 @@ impl Generator {
         let mut stores = Vec::new();
         let mut registers = Vec::new();
         let mut schedule = BinaryHeap::new();
-        for store_no in 1..=store_count {
-            let store_id = format!("store-{store_no:02}");
+        for (store_id, store_no) in ids.into_iter().zip(1u32..) {
             let off_duty = (1..=cashiers_per_store)
                 .map(|n| format!("c{store_no}{n:02}"))
                 .collect();
@@ -617,6 +640,7 @@ impl Generator {
             registers,
             schedule,
             last_ms: 0,
+            currency: opts.currency.clone(),
         }
     }
 
@@ -699,7 +723,7 @@ impl Generator {
         }
         if let Some(amount) = step.amount {
             payload.insert("amount".into(), amount.into());
-            payload.insert("currency".into(), "JPY".into());
+            payload.insert("currency".into(), self.currency.clone().into());
         }
         if let Some(reason) = step.reason {
             payload.insert("reason".into(), reason.into());
@@ -1135,9 +1159,52 @@ mod tests {
                 topic_prefix: "pos/#".into(),
                 ..base.clone()
             },
+            SimulateOptions {
+                store_ids: vec!["ny/01".into()],
+                ..base.clone()
+            },
+            SimulateOptions {
+                currency: "usd".into(),
+                ..base.clone()
+            },
         ] {
             assert!(validate(&opts).is_err(), "{opts:?}");
         }
+    }
+
+    #[test]
+    fn stores_named_in_another_zone_and_currency_get_their_local_time_and_amounts() {
+        let opts = SimulateOptions {
+            store_ids: vec!["ny-01".into(), "ny-02".into()],
+            stores: 2,
+            timezone: chrono_tz::America::New_York,
+            currency: "USD".into(),
+            seed: Some(7),
+            ..SimulateOptions::default()
+        };
+        assert!(validate(&opts).is_ok());
+        // A December morning in New York: standard time, five hours behind UTC.
+        let start = DateTime::parse_from_rfc3339("2026-12-04T09:00:00.000-05:00").unwrap();
+        let mut generator = Generator::new(&opts, start);
+        let events: Vec<Value> = (0..200).map(|_| generator.next_event().1).collect();
+        let stores: std::collections::BTreeSet<&str> =
+            events.iter().filter_map(|e| e["store"].as_str()).collect();
+        assert_eq!(stores, ["ny-01", "ny-02"].into());
+        assert!(
+            events
+                .iter()
+                .all(|e| e["at"].as_str().unwrap().ends_with("-05:00")),
+            "local time with New York's offset"
+        );
+        let currencies: std::collections::BTreeSet<&str> = events
+            .iter()
+            .filter_map(|e| e["currency"].as_str())
+            .collect();
+        assert_eq!(currencies, ["USD"].into());
+        assert_eq!(
+            now_in(chrono_tz::Asia::Tokyo).offset().local_minus_utc(),
+            9 * 3600
+        );
     }
 
     #[test]
