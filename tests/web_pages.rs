@@ -1357,6 +1357,15 @@ async fn a_browser_asking_for_japanese_gets_every_page_in_japanese_with_yen_and_
         "/events/999999".to_string(),
     ] {
         let (_, _, html) = site.get_with(&path, &ja).await;
+        if path == "/integrations" {
+            // The repository's own copies of the definitions: files, said to replace nothing.
+            assert!(
+                html.contains("<code>integrations&#x2f;nx-witness.toml</code>")
+                    && !html.contains("built in")
+                    && !html.contains("置き換え"),
+                "where a definition comes from: {html}"
+            );
+        }
         // A camera system's error is its words, and why a message was refused is the daemon's (as in its
         // log and the API): neither is the page's.
         let without_reasons: String = html

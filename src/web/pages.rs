@@ -786,14 +786,38 @@ fn case_view(page: &EventPage, case: CaseRecord) -> CaseView {
     }
 }
 
+/// Where a definition comes from, for the page to say in the reader's language: built in, or a file of
+/// the integrations folder, and when that file replaces a built-in, how the hosts it contacts differ.
+#[derive(Debug, Serialize)]
+struct Source {
+    file: Option<String>,
+    replaces: bool,
+    added: Vec<String>,
+    dropped: Vec<String>,
+}
+
+impl Source {
+    fn of(
+        set: &crate::camera::definition::Set,
+        def: &crate::camera::definition::Definition,
+    ) -> Source {
+        let change = set.replaced.get(&def.name);
+        Source {
+            file: def.source.as_ref().map(|p| p.display().to_string()),
+            replaces: change.is_some(),
+            added: change.map(|c| c.added.clone()).unwrap_or_default(),
+            dropped: change.map(|c| c.dropped.clone()).unwrap_or_default(),
+        }
+    }
+}
+
 /// One camera system as the integrations page shows it.
 #[derive(Debug, Serialize)]
 struct SystemRow {
     id: String,
     integration: String,
-    /// Where its definition comes from, or why it has none.
-    definition: String,
-    missing: bool,
+    /// Where its definition comes from; none when it has no valid one.
+    definition: Option<Source>,
     pending: i64,
     failed: i64,
     made: i64,
@@ -837,21 +861,11 @@ pub async fn integrations(
                 .unwrap_or_default();
             let def = set.definitions.get(sys.integration.name());
             let lane = state.lanes.view(&sys.id);
-            let (definition, missing) = match def {
-                Some(def) => (set.source_of(def), false),
-                None => (
-                    format!(
-                        "no valid definition in {}",
-                        state.integrations.dir().display()
-                    ),
-                    true,
-                ),
-            };
+            let definition = def.map(|def| Source::of(&set, def));
             SystemRow {
                 id: sys.id.clone(),
                 integration: sys.integration.name().to_string(),
                 definition,
-                missing,
                 pending: stat.pending,
                 failed: stat.failed,
                 made: stat.made,
@@ -865,15 +879,18 @@ pub async fn integrations(
         })
         .collect();
     let errors: Vec<String> = set.errors.iter().map(|f| f.to_string()).collect();
-    let definitions: Vec<(String, String, String)> = set
+    let definitions: Vec<(String, String, Source)> = set
         .definitions
         .values()
-        .map(|d| (d.name.clone(), d.title.clone(), set.source_of(d)))
+        .map(|d| (d.name.clone(), d.title.clone(), Source::of(&set, d)))
         .collect();
     Ok(render(
         StatusCode::OK,
         "integrations.html",
-        context! { page => "integrations", nav, systems, errors, definitions, zone => FALLBACK.label(now_ms()) },
+        context! {
+            page => "integrations", nav, systems, errors, definitions, zone => FALLBACK.label(now_ms()),
+            dir => state.integrations.dir().display().to_string(),
+        },
     ))
 }
 

@@ -389,7 +389,30 @@ pub struct Set {
     pub errors: Vec<FileErrors>,
     /// Built-in definitions a folder file of the same name replaces with other text: what runs is the file,
     /// which people are told wherever definitions are listed, with how the hosts it contacts differ.
-    pub replaced: BTreeMap<String, String>,
+    pub replaced: BTreeMap<String, HostChange>,
+}
+
+/// How the hosts a folder file contacts differ from the built-in definition it replaces.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostChange {
+    pub added: Vec<String>,
+    pub dropped: Vec<String>,
+}
+
+impl std::fmt::Display for HostChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.added.is_empty(), self.dropped.is_empty()) {
+            (true, true) => write!(f, "contacts the same hosts"),
+            (false, true) => write!(f, "also contacts {}", self.added.join(", ")),
+            (true, false) => write!(f, "no longer contacts {}", self.dropped.join(", ")),
+            (false, false) => write!(
+                f,
+                "also contacts {}; no longer {}",
+                self.added.join(", "),
+                self.dropped.join(", ")
+            ),
+        }
+    }
 }
 
 impl Set {
@@ -416,20 +439,12 @@ impl Definition {
     }
 }
 
-/// How `file`'s contacts differ from `built_in`'s, as people read it.
-fn host_difference(file: &Definition, built_in: &Definition) -> String {
+/// How `file`'s contacts differ from `built_in`'s.
+fn host_difference(file: &Definition, built_in: &Definition) -> HostChange {
     let (now, was) = (file.contacts(), built_in.contacts());
-    let added: Vec<&str> = now.difference(&was).map(String::as_str).collect();
-    let dropped: Vec<&str> = was.difference(&now).map(String::as_str).collect();
-    match (added.is_empty(), dropped.is_empty()) {
-        (true, true) => "contacts the same hosts".into(),
-        (false, true) => format!("also contacts {}", added.join(", ")),
-        (true, false) => format!("no longer contacts {}", dropped.join(", ")),
-        (false, false) => format!(
-            "also contacts {}; no longer {}",
-            added.join(", "),
-            dropped.join(", ")
-        ),
+    HostChange {
+        added: now.difference(&was).cloned().collect(),
+        dropped: was.difference(&now).cloned().collect(),
     }
 }
 
