@@ -149,7 +149,7 @@ async fn an_investigator_of_shibuya_filtering_by_an_osaka_transaction_gets_nothi
 #[tokio::test]
 async fn each_role_reaches_only_its_pages() {
     let site = Site::start("").await;
-    let cases: [(&str, &str, StatusCode); 17] = [
+    let cases: [(&str, &str, StatusCode); 19] = [
         ("ito", "/", StatusCode::FORBIDDEN),
         ("ito", "/api/events", StatusCode::FORBIDDEN),
         ("ito", "/timeline", StatusCode::FORBIDDEN),
@@ -164,6 +164,8 @@ async fn each_role_reaches_only_its_pages() {
         ("ken", "/audit", StatusCode::FORBIDDEN),
         ("aiko", "/audit", StatusCode::OK),
         ("ken", "/tokens", StatusCode::FORBIDDEN),
+        ("mika", "/people", StatusCode::FORBIDDEN),
+        ("aiko", "/people", StatusCode::OK),
         ("aiko", "/tokens", StatusCode::OK),
         ("aiko", "/dead-letters", StatusCode::OK),
         ("aiko", "/integrations", StatusCode::OK),
@@ -1075,4 +1077,154 @@ async fn a_code_without_a_live_challenge_asks_for_the_password_again() {
         .post("/login/code", &[("code", &code), ("csrf", "forged")])
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+/// The password a people-page answer hands over.
+fn handed_over(page: &str) -> String {
+    let start = page
+        .find(r#"<code class="password">"#)
+        .unwrap_or_else(|| panic!("no password on the page: {page}"))
+        + r#"<code class="password">"#.len();
+    page[start..start + page[start..].find('<').unwrap()].to_string()
+}
+
+#[tokio::test]
+async fn the_owner_adds_a_person_widens_their_stores_resets_their_password_and_removes_them_all_audited()
+ {
+    let site = Site::start("").await;
+    let owner = Browser::new(&site);
+    owner.sign_in("aiko", PASSWORD, "/people").await;
+    let (status, _, page) = owner.get("/people").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let csrf = hidden(&page, "csrf");
+    let osaka = format!("/events/{}", site.osaka_seq);
+
+    // A form from elsewhere adds nobody.
+    let (status, _, _) = owner
+        .post(
+            "/people/add",
+            &[("csrf", "forged"), ("name", "yui"), ("role", "owner")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // An investigator needs stores: said on the page, nobody added.
+    let (status, _, page) = owner
+        .post(
+            "/people/add",
+            &[("csrf", &csrf), ("name", "yui"), ("role", "investigator")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.contains("tick at least one"), "{page}");
+
+    let (status, _, page) = owner
+        .post(
+            "/people/add",
+            &[
+                ("csrf", &csrf),
+                ("name", "yui"),
+                ("role", "investigator"),
+                ("stores", "shibuya-01"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let first = handed_over(&page);
+    let yui = Browser::new(&site);
+    let (status, _, _) = yui.sign_in("yui", &first, "/").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(yui.get(&osaka).await.0, StatusCode::NOT_FOUND);
+
+    // Osaka too: at once, in the same session.
+    let (status, headers, _) = owner
+        .post(
+            "/people/access",
+            &[
+                ("csrf", &csrf),
+                ("name", "yui"),
+                ("role", "investigator"),
+                ("stores", "shibuya-01"),
+                ("stores", "osaka-02"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(location(&headers), "/people?done=access_changed&who=yui");
+    assert_eq!(yui.get(&osaka).await.0, StatusCode::OK);
+
+    // A reset: the browser signed in with the old password is out, the old password is refused, the new one works.
+    let (status, _, page) = owner
+        .post("/people/password", &[("csrf", &csrf), ("name", "yui")])
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let second = handed_over(&page);
+    assert_ne!(first, second);
+    assert_eq!(yui.get("/").await.0, StatusCode::SEE_OTHER);
+    let again = Browser::new(&site);
+    assert_ne!(
+        again.sign_in("yui", &first, "/").await.0,
+        StatusCode::SEE_OTHER,
+        "the old password is refused"
+    );
+    assert_eq!(
+        again.sign_in("yui", &second, "/").await.0,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(again.get("/").await.0, StatusCode::OK);
+
+    // The last owner stays an owner.
+    let (status, _, page) = owner
+        .post(
+            "/people/access",
+            &[
+                ("csrf", &csrf),
+                ("name", "aiko"),
+                ("role", "investigator"),
+                ("stores", "shibuya-01"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.contains("aiko is the last owner"), "{page}");
+
+    let (status, _, _) = owner
+        .post("/people/remove", &[("csrf", &csrf), ("name", "yui")])
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(again.get("/").await.0, StatusCode::SEE_OTHER, "signed out");
+
+    let log = site
+        .store
+        .audit(&AuditQuery {
+            actor: Some("aiko".into()),
+            limit: 50,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let changes: Vec<(&str, &str)> = log
+        .iter()
+        .rev()
+        .filter(|e| e.target.as_deref() == Some("yui"))
+        .map(|e| (e.action.as_str(), e.detail.as_deref().unwrap_or("")))
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            ("user_added", "investigator shibuya-01"),
+            ("access_changed", "investigator shibuya-01,osaka-02"),
+            (
+                "password_set",
+                "reset on the people page; 0 API tokens revoked"
+            ),
+            ("user_removed", ""),
+        ]
+    );
+    for e in &log {
+        let row = format!("{e:?}");
+        assert!(
+            !row.contains(&first) && !row.contains(&second),
+            "a password in the audit log: {row}"
+        );
+    }
 }

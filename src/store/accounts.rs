@@ -68,6 +68,14 @@ pub trait Accounts: Send + Sync {
     ) -> Result<u64, AccountError>;
     /// Removes a user and their tokens; the last owner cannot be removed.
     async fn remove_user(&self, name: &str) -> Result<(), AccountError>;
+    /// Gives `name` another role and stores; the last owner stays an owner.
+    async fn set_access(
+        &self,
+        name: &str,
+        role: Role,
+        stores: &[String],
+        now_ms: i64,
+    ) -> Result<(), AccountError>;
     /// A token for `user`, valid until `expires_ms` (for ever with none).
     async fn add_token(
         &self,
@@ -277,6 +285,40 @@ impl Accounts for SqliteStore {
             .map_err(StoreError::from)?;
         tx.commit().await.map_err(StoreError::from)?;
         Ok(())
+    }
+
+    async fn set_access(
+        &self,
+        name: &str,
+        role: Role,
+        stores: &[String],
+        now_ms: i64,
+    ) -> Result<(), AccountError> {
+        let stores = serde_json::to_string(stores).unwrap_or_else(|_| "[]".into());
+        // One statement, so no second change can come between the count of owners and the update.
+        let done = sqlx::query(
+            "UPDATE users SET role = ?2, stores = ?3, updated_ms = ?4 WHERE name = ?1 \
+             AND (role != 'owner' OR ?2 = 'owner' OR (SELECT COUNT(*) FROM users WHERE role = 'owner') > 1)",
+        )
+        .bind(name)
+        .bind(role.as_str())
+        .bind(&stores)
+        .bind(now_ms)
+        .execute(self.writer())
+        .await
+        .map_err(StoreError::from)?;
+        if done.rows_affected() == 1 {
+            return Ok(());
+        }
+        let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE name = ?")
+            .bind(name)
+            .fetch_optional(self.reader())
+            .await
+            .map_err(StoreError::from)?;
+        Err(match exists {
+            Some(_) => AccountError::LastOwner(name.to_string()),
+            None => AccountError::Missing(name.to_string()),
+        })
     }
 
     async fn add_token(

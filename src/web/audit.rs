@@ -20,7 +20,7 @@ use crate::store::AuditQuery;
 const PAGE: i64 = 200;
 
 /// The actions the log holds, for the filter; in the order a reader thinks of them.
-pub(super) const ACTIONS: [&str; 24] = [
+pub(super) const ACTIONS: [&str; 25] = [
     "sign_in",
     "sign_in_refused",
     "sign_in_throttled",
@@ -37,6 +37,7 @@ pub(super) const ACTIONS: [&str; 24] = [
     "user_added",
     "password_set",
     "user_removed",
+    "access_changed",
     "token_created",
     "token_revoked",
     "totp_enabled",

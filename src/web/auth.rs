@@ -112,6 +112,8 @@ pub enum Access {
     Audit,
     /// Everyone's API tokens, and revoking them.
     Tokens,
+    /// The people who sign in: adding, their role and stores, password resets, removing.
+    People,
 }
 
 impl Access {
@@ -122,7 +124,7 @@ impl Access {
             Access::Events => &[Owner, Manager, Investigator],
             Access::Cases => &[Owner, Investigator],
             Access::Integrations | Access::DeadLetters => &[Owner, Integrator],
-            Access::Audit | Access::Tokens => &[Owner],
+            Access::Audit | Access::Tokens | Access::People => &[Owner],
         }
     }
 }
@@ -148,7 +150,8 @@ needs!(
     Integrations,
     DeadLetters,
     Audit,
-    Tokens
+    Tokens,
+    People
 );
 
 /// A signed-in viewer who has the access `N`.

@@ -13,6 +13,7 @@ mod format;
 pub mod i18n;
 mod local_path;
 mod pages;
+mod people;
 mod signin;
 mod thumbnail;
 mod timeline;
@@ -79,6 +80,11 @@ index! {
     post "/dead-letters/dismiss" => dead_letters::dismiss,
     get "/integrations" => pages::integrations,
     get "/audit" => audit::page,
+    get "/people" => people::page,
+    post "/people/add" => people::add,
+    post "/people/access" => people::change_access,
+    post "/people/password" => people::reset_password,
+    post "/people/remove" => people::remove,
     get "/tokens" => tokens::page,
     post "/tokens/revoke" => tokens::revoke,
     get "/api/events" => api::events,

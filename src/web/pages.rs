@@ -38,7 +38,7 @@ use crate::store::{
 
 use super::cases::CaseForm;
 
-pub(super) const TEMPLATES: [(&str, &str); 13] = [
+pub(super) const TEMPLATES: [(&str, &str); 14] = [
     ("login.html", include_str!("../../web/templates/login.html")),
     (
         "password.html",
@@ -48,6 +48,10 @@ pub(super) const TEMPLATES: [(&str, &str); 13] = [
     (
         "tokens.html",
         include_str!("../../web/templates/tokens.html"),
+    ),
+    (
+        "people.html",
+        include_str!("../../web/templates/people.html"),
     ),
     (
         "cashiers.html",
@@ -185,6 +189,7 @@ pub(super) struct Nav {
     dead_letters_access: bool,
     audit_access: bool,
     tokens_access: bool,
+    people_access: bool,
     events: i64,
     pending: i64,
     failed: i64,
@@ -208,6 +213,7 @@ pub(super) async fn nav(state: &AppState, viewer: &Viewer) -> Result<Nav, PageEr
         dead_letters_access: viewer.may(Access::DeadLetters),
         audit_access: viewer.may(Access::Audit),
         tokens_access: viewer.may(Access::Tokens),
+        people_access: viewer.may(Access::People),
         events: c.events,
         pending: c.pending,
         failed: c.failed,
