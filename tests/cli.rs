@@ -1299,6 +1299,7 @@ fn event_days_ago(id: &str, days_ago: f64, fields: serde_json::Value, devices: &
         flagged: true,
         mapped: true,
         bookmarks,
+        drawer: Default::default(),
         event: Box::new(event),
     }
 }
