@@ -335,6 +335,7 @@ async fn ingest_burst(store: &SqliteStore, from: usize, to: usize, n: usize) -> 
                 flagged: r.flagged,
                 mapped: true,
                 bookmarks,
+                drawer: Default::default(),
             }
         })
         .collect();

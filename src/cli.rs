@@ -466,6 +466,8 @@ fn test_job(config: &Config, cam: &crate::config::CameraConfig) -> store::Job {
         kind: "test".into(),
         at,
         at_ms: now,
+        sent_at: None,
+        sent_at_ms: None,
         received_ms: now,
         store: store_id,
         register,

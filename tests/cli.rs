@@ -92,7 +92,7 @@ fn check_config_on_a_file_with_mistakes_exits_1_and_prints_every_error_with_its_
             "{} has 7 errors:
   - web.listen (line 2): 0.0.0.0:8080 is reachable from other machines, and sign-in passwords must not cross a network in clear: set tls_cert and tls_key, or behind_proxy = true behind a TLS reverse proxy
   - bookmarks.pre_roll (line 4): \"10\" has no unit: write it like \"10s\", \"250ms\", \"2m\" or \"1h\"
-  - bookmarks.colour (line 5): unknown key; expected one of: post_roll, pre_roll, types
+  - bookmarks.colour (line 5): unknown key; expected one of: drawer_open_explained_within, post_roll, pre_roll, types
   - stores[0].timezone (line 6): is required
   - camera_systems[0].id (line 8): is required
   - camera_systems[0].url (line 8): is required
@@ -1299,6 +1299,7 @@ fn event_days_ago(id: &str, days_ago: f64, fields: serde_json::Value, devices: &
         flagged: true,
         mapped: true,
         bookmarks,
+        drawer: Default::default(),
         event: Box::new(event),
     }
 }

@@ -9,7 +9,7 @@ use reqwest::StatusCode;
 use reqwest::header::SET_COOKIE;
 use serde_json::{Value, json};
 use tillmark::config::Config;
-use tillmark::store::{Accounts, AuditLog, AuditQuery};
+use tillmark::store::{Accounts, AuditLog, AuditQuery, Store};
 use tillmark::web::{PUBLIC_ROUTES, ROUTES};
 use web_support::*;
 
@@ -1227,4 +1227,118 @@ async fn the_owner_adds_a_person_widens_their_stores_resets_their_password_and_r
             "a password in the audit log: {row}"
         );
     }
+}
+
+/// A sale (low) at Shibuya and a no-sale (high) at Osaka beside the two refunds the site starts with.
+async fn with_more_severities(site: &Site) -> (i64, i64) {
+    let now = tillmark::clock::now_ms();
+    let outcomes = site
+        .store
+        .ingest(
+            &[
+                intake(
+                    "s-sale",
+                    "sale",
+                    "shibuya-01",
+                    "T-S2",
+                    "c117",
+                    "cam-shibuya",
+                ),
+                intake(
+                    "o-nosale",
+                    "no_sale",
+                    "osaka-02",
+                    "T-OSAKA-78",
+                    "c-osaka-9",
+                    "cam-osaka",
+                ),
+            ],
+            now,
+        )
+        .await
+        .unwrap();
+    let seq = |i: usize| match outcomes[i] {
+        tillmark::store::IntakeOutcome::Stored { seq, .. } => seq,
+        other => panic!("not stored: {other:?}"),
+    };
+    (seq(0), seq(1))
+}
+
+#[tokio::test]
+async fn severity_high_lists_only_high_events_and_keeps_the_readers_store_scope_in_the_api_and_the_list()
+ {
+    let site = Site::start("").await;
+    let (sale, osaka_no_sale) = with_more_severities(&site).await;
+    let seqs = |body: &str| -> Vec<i64> {
+        let v: Value = serde_json::from_str(body).unwrap();
+        let mut seqs: Vec<i64> = v["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["seq"].as_i64().unwrap())
+            .collect();
+        seqs.sort();
+        seqs
+    };
+    let (status, owner) = site.get_as("aiko", "/api/events?severity=high").await;
+    assert_eq!(status, StatusCode::OK, "{owner}");
+    let mut all_high = vec![site.shibuya_seq, site.osaka_seq, osaka_no_sale];
+    all_high.sort();
+    assert_eq!(seqs(&owner), all_high, "the sale is low");
+    let v: Value = serde_json::from_str(&owner).unwrap();
+    assert!(
+        v["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["severity"] == "high")
+    );
+
+    let (_, ken) = site.get_as("ken", "/api/events?severity=high").await;
+    assert_eq!(seqs(&ken), [site.shibuya_seq], "Shibuya's high events only");
+    let (_, ken) = site
+        .get_as("ken", "/api/events?severity=high&store=osaka-02")
+        .await;
+    assert_eq!(seqs(&ken), Vec::<i64>::new());
+    let (_, ken_all) = site.get_as("ken", "/api/events").await;
+    assert!(
+        seqs(&ken_all).contains(&sale),
+        "without the filter the sale is listed"
+    );
+
+    let (status, page) = site.get_as("ken", "/?severity=high").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains(&format!("href=\"/events/{}\"", site.shibuya_seq)));
+    assert!(
+        !page.contains(&format!("href=\"/events/{sale}\"")),
+        "the sale is not high"
+    );
+    for mark in OSAKA_MARKS {
+        assert!(!page.contains(mark), "{mark} leaked into Shibuya's list");
+    }
+    // The box is ticked, and the high badge carries a mark besides its colour.
+    assert!(
+        page.contains(r#"name="severity" value="high" checked"#),
+        "{page}"
+    );
+    assert!(page.contains(r#"class="type sev-high""#) && page.contains("▲"));
+
+    let (status, bad) = site.get_as("aiko", "/api/events?severity=urgent").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(bad.contains("severity: unknown severity"), "{bad}");
+}
+
+#[tokio::test]
+async fn the_list_offers_tonights_voids_refunds_and_no_sales_for_each_store_the_reader_sees() {
+    let site = Site::start("").await;
+    let (_, page) = site.get_as("ken", "/").await;
+    for kind in ["void", "refund", "no_sale"] {
+        assert!(
+            page.contains(&format!("?store=shibuya-01&amp;type={kind}&amp;from=")),
+            "{kind}: {page}"
+        );
+    }
+    assert!(!page.contains("store=osaka-02"), "Osaka is not Ken's");
+    let (_, owner) = site.get_as("aiko", "/").await;
+    assert!(owner.contains("?store=osaka-02&amp;type=void&amp;from="));
 }

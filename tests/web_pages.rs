@@ -88,6 +88,7 @@ fn intake(payload: &Value, flagged: bool, mapped: bool, cameras: &[(&str, &str)]
         flagged,
         mapped,
         bookmarks,
+        drawer: Default::default(),
     }
 }
 
@@ -906,6 +907,7 @@ async fn a_shift_timeline_lists_every_cash_event_in_order_with_the_cashier_on_th
         .iter()
         .map(|r| {
             let t = r.split("data-label=\"Type\">").nth(1).unwrap();
+            let t = t.split("class=\"type-name\">").nth(1).unwrap();
             t.split('<').next().unwrap()
         })
         .collect();
@@ -1615,4 +1617,93 @@ async fn the_transaction_filter_lists_only_that_transactions_events_in_the_list_
             .any(|h| h.starts_with("/?txn=T-000981&limit=1&before=")),
         "{paged}"
     );
+}
+
+/// `intake`, received at `received_ms` rather than 1.2 s after its `at`.
+fn received_at(payload: &Value, received_ms: i64) -> Intake {
+    let mut i = intake(payload, true, true, &[("cam-1", "Counter 1")]);
+    if let Intake::Event { received_ms: r, .. } = &mut i {
+        *r = received_ms;
+    }
+    i
+}
+
+#[tokio::test]
+async fn a_late_event_says_it_arrived_late_and_a_live_one_from_a_register_five_seconds_off_warns_of_its_clock()
+ {
+    let mut site = Site::empty().await;
+    // Queued at r1 for 20 minutes while it was offline: sent 20 min after it happened, delivered at once.
+    let at = "2026-11-21T18:00:00+09:00";
+    let mut late = payload("late-1", "void", "shibuya-01", "r1", at);
+    late["sent_at"] = json!("2026-11-21T18:20:00+09:00");
+    let late_received = ms(at) + 20 * 60_000 + 150;
+    // r2's clock is 5 s behind: sent and received at once, 5 s after its `at` on tillmark's clock.
+    let at2 = "2026-11-21T18:30:00+09:00";
+    let mut live = payload("live-1", "void", "shibuya-01", "r2", at2);
+    live["sent_at"] = json!(at2);
+    let live_received = ms(at2) + 5_000;
+    site.ingest(
+        &[
+            received_at(&late, late_received),
+            received_at(&live, live_received),
+        ],
+        live_received,
+    )
+    .await;
+
+    let (status, _, html) = site.get(&format!("/events/{}", site.seqs["late-1"])).await;
+    assert_eq!(status, 200);
+    assert!(
+        html.contains("Arrived 20 min late (queued at the register)"),
+        "{html}"
+    );
+    assert!(
+        !html.contains("skew-high"),
+        "a late message is no clock warning:\n{html}"
+    );
+    assert!(!html.contains("More than 2 s between"), "{html}");
+    let footage = html.find("class=\"desk\"").expect("footage section");
+    let arrival = html.find("Arrived 20 min late").unwrap();
+    assert!(footage < arrival, "the footage stays first");
+
+    let (status, _, html) = site.get(&format!("/events/{}", site.seqs["live-1"])).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("+5.0 s"), "{html}");
+    assert!(
+        html.contains("skew-high") && html.contains("More than 2 s between"),
+        "{html}"
+    );
+    assert!(!html.contains("Arrived"), "{html}");
+    // And the register's own clock: the median of its live events.
+    assert!(
+        html.contains("+5.0 s (median of its last 1 live events)")
+            && html.contains("clock is more than 2 s off"),
+        "{html}"
+    );
+
+    // The API says the same in fields.
+    let (status, _, api) = site
+        .get(&format!("/api/events/{}", site.seqs["late-1"]))
+        .await;
+    assert_eq!(status, 200, "{api}");
+    let api: Value = serde_json::from_str(&api).unwrap();
+    assert_eq!(api["event"]["arrival"]["timing"], "late");
+    assert_eq!(api["event"]["arrival"]["why"], "queued");
+    assert_eq!(api["event"]["sent_at"], "2026-11-21T18:20:00+09:00");
+}
+
+#[tokio::test]
+async fn a_drawer_open_no_sale_explained_is_named_so_and_wears_the_high_badge() {
+    let mut site = Site::empty().await;
+    let drawer = payload("d-1", "drawer_open", "shibuya-01", "r1", VOID_AT);
+    site.ingest(
+        &[intake(&drawer, true, true, &[("cam-1", "Counter 1")])],
+        ms(VOID_AT),
+    )
+    .await;
+    let (_, _, list) = site.get("/").await;
+    assert!(list.contains("DRAWER OPEN WITHOUT SALE"), "{list}");
+    assert!(list.contains(r#"class="type sev-high""#), "{list}");
+    let (_, _, list) = site.get("/?severity=high").await;
+    assert!(list.contains(&format!("href=\"/events/{}\"", site.seqs["d-1"])));
 }

@@ -206,12 +206,33 @@ impl WebConfig {
 /// `[bookmarks]`: which events become bookmarks and how long they span.
 #[derive(Debug, Clone)]
 pub struct BookmarkConfig {
-    /// Default: void, item_void, correction, refund, no_sale, drawer_open, paid_out.
+    /// Default: the types of medium and high severity: void, item_void, correction, refund, no_sale,
+    /// drawer_open (only when nothing explains it).
     pub types: BTreeSet<EventType>,
     /// Time before the event. Default `10s`.
     pub pre_roll: Millis,
     /// Time after the event. Default `20s`.
     pub post_roll: Millis,
+    /// A drawer open with a sale, refund or paid in/out at its register this close to it (either side) is
+    /// explained: not flagged, not bookmarked. Its bookmarks wait this long (plus
+    /// [`DRAWER_OPEN_GRACE_MS`]) after it arrives, for a sale that arrives after it. `0s`: every drawer open
+    /// is flagged at once. Default `30s`, at most `10m`.
+    pub drawer_open_explained_within: Millis,
+}
+
+/// How much longer than the window a drawer open's bookmarks wait: a sale rung up just inside the window may
+/// reach tillmark a moment after the window has passed on tillmark's clock.
+pub const DRAWER_OPEN_GRACE_MS: i64 = 5_000;
+
+impl BookmarkConfig {
+    /// How long a drawer open's bookmarks wait after its arrival before they may be made: the window in which
+    /// an explaining sale may still arrive. `None` when drawer opens are not held (not flagged, or a zero
+    /// window).
+    pub fn drawer_open_hold_ms(&self) -> Option<i64> {
+        let within = self.drawer_open_explained_within.0;
+        (self.types.contains(&EventType::DrawerOpen) && within > 0)
+            .then_some(within + DRAWER_OPEN_GRACE_MS)
+    }
 }
 
 /// `[delivery]`: how bookmarks reach camera systems.
@@ -870,8 +891,19 @@ impl Builder<'_> {
                 .collect(),
             pre_roll: Millis(10_000),
             post_roll: Millis(20_000),
+            drawer_open_explained_within: Millis(30_000),
         };
         let Some(t) = t else { return cfg };
+        if let Some(d) = t.opt_duration("drawer_open_explained_within") {
+            if d.0 < 0 || d.0 > 600_000 {
+                t.error(
+                    "drawer_open_explained_within",
+                    "must be between 0s (every drawer open is flagged) and 10m: a longer window lets \
+                     a sale minutes away explain a drawer opened on its own",
+                );
+            }
+            cfg.drawer_open_explained_within = d;
+        }
         if let Some(types) = t.opt_str_list("types") {
             cfg.types.clear();
             for ty in types {

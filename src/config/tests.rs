@@ -191,12 +191,16 @@ fn the_empty_config_is_valid_and_runs_on_the_embedded_defaults() {
         EventType::Refund,
         EventType::NoSale,
         EventType::DrawerOpen,
-        EventType::PaidOut,
     ]
     .into();
     assert_eq!(config.bookmarks.types, defaults);
     assert_eq!(config.bookmarks.pre_roll, Millis(10_000));
     assert_eq!(config.bookmarks.post_roll, Millis(20_000));
+    assert_eq!(
+        config.bookmarks.drawer_open_explained_within,
+        Millis(30_000)
+    );
+    assert_eq!(config.bookmarks.drawer_open_hold_ms(), Some(35_000));
     let retry: Vec<i64> = config.delivery.retry.iter().map(|d| d.0).collect();
     assert_eq!(retry, DEFAULT_RETRY);
     assert_eq!(config.delivery.concurrency, 64);
@@ -209,7 +213,7 @@ fn the_empty_config_is_valid_and_runs_on_the_embedded_defaults() {
 fn the_default_config_is_the_empty_config_and_needs_no_environment() {
     let config = Config::default();
     assert_eq!(config.database.url, "sqlite://tillmark.db");
-    assert_eq!(config.bookmarks.types.len(), 7);
+    assert_eq!(config.bookmarks.types.len(), 6);
     assert!(Config::parse("", &|_| None).is_ok());
     assert!(Config::parse("\n# nothing here yet\n", &|_| None).is_ok());
 }
@@ -765,6 +769,41 @@ fn rolls_must_be_within_an_hour_and_not_both_zero() {
     assert_eq!(
         error_at(&errors, "bookmarks.post_roll").message,
         "pre_roll and post_roll cannot both be zero: a bookmark needs a length"
+    );
+}
+
+#[test]
+fn the_drawer_open_window_is_a_duration_of_at_most_ten_minutes_and_zero_holds_nothing() {
+    let config = valid("[bookmarks]\ndrawer_open_explained_within = \"45s\"\n");
+    assert_eq!(
+        config.bookmarks.drawer_open_explained_within,
+        Millis(45_000)
+    );
+    assert_eq!(config.bookmarks.drawer_open_hold_ms(), Some(50_000));
+    let config = valid("[bookmarks]\ndrawer_open_explained_within = \"0s\"\n");
+    assert_eq!(config.bookmarks.drawer_open_hold_ms(), None);
+    let config = valid("[bookmarks]\ntypes = [\"void\"]\n");
+    assert_eq!(
+        config.bookmarks.drawer_open_hold_ms(),
+        None,
+        "drawer opens not flagged"
+    );
+
+    let text = "[bookmarks]\ndrawer_open_explained_within = \"11m\"\n";
+    let errors = invalid(text);
+    let e = error_at(&errors, "bookmarks.drawer_open_explained_within");
+    assert!(
+        e.message
+            .starts_with("must be between 0s (every drawer open is flagged) and 10m"),
+        "{}",
+        e.message
+    );
+    assert_eq!(e.line, Some(line_of(text, "drawer_open_explained_within")));
+    let errors = invalid("[bookmarks]\ndrawer_open_explained_within = \"thirty\"\n");
+    assert!(
+        !error_at(&errors, "bookmarks.drawer_open_explained_within")
+            .message
+            .is_empty()
     );
 }
 

@@ -5,6 +5,7 @@
 
 mod mask;
 mod signature;
+mod timing;
 mod topic;
 
 use std::fmt;
@@ -15,6 +16,7 @@ use serde_json::{Map, Value};
 
 pub use mask::{contains_card_number, mask_card_numbers, mask_json, mask_text_payload};
 pub use signature::{RegisterKey, Signature, Signing, SigningMode, sign};
+pub use timing::{LIVE_WITHIN_MS, Lateness, Timing, median_skew, timing};
 pub use topic::{RegisterScope, mask_topic, topic_identity};
 
 /// Largest payload the contract allows.
@@ -89,23 +91,76 @@ impl EventType {
         EventType::ALL.iter().map(|t| t.as_str()).collect()
     }
 
-    /// The contract's default for which types become bookmarks.
+    /// The contract's default for which types become bookmarks: those of [`Severity::Medium`] and above, so
+    /// what a camera marks is what the index colours (a drawer open is bookmarked only when nothing explains
+    /// it, see [`EventType::explains_drawer_open`]).
     pub fn bookmarked_by_default(self) -> bool {
+        self.severity() >= Severity::Medium
+    }
+
+    /// How much an event of this type asks for a look. A drawer open is high only when no sale, refund or paid
+    /// in/out explains it: an explained one is not flagged, and the store reads it as low
+    /// ([`Severity::of`]).
+    pub fn severity(self) -> Severity {
+        match self {
+            EventType::Void | EventType::Refund | EventType::NoSale | EventType::DrawerOpen => {
+                Severity::High
+            }
+            EventType::ItemVoid | EventType::Correction => Severity::Medium,
+            _ => Severity::Low,
+        }
+    }
+
+    /// A cash sale, a refund or cash put in or taken out opens the drawer: a drawer open near one of these at
+    /// the same register is explained, and is no reason to look at the footage.
+    pub fn explains_drawer_open(self) -> bool {
         matches!(
             self,
-            EventType::Void
-                | EventType::ItemVoid
-                | EventType::Correction
-                | EventType::Refund
-                | EventType::NoSale
-                | EventType::DrawerOpen
-                | EventType::PaidOut
+            EventType::Sale | EventType::Refund | EventType::PaidIn | EventType::PaidOut
         )
     }
 
     /// How the type reads on a camera's timeline, in capitals like a receipt: `VOID`, `NO SALE`.
     pub fn label(self) -> String {
         self.as_str().replace('_', " ").to_uppercase()
+    }
+}
+
+/// How much an event asks for a look: what colours its badge and what `severity=high` keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Low,
+    Medium,
+    High,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Severity> {
+        match text {
+            "low" => Some(Severity::Low),
+            "medium" => Some(Severity::Medium),
+            "high" => Some(Severity::High),
+            _ => None,
+        }
+    }
+
+    /// A stored event's severity: its type's, except that a drawer open counts only while it is flagged (no
+    /// sale explained it). An unknown type name (a newer daemon's) is low.
+    pub fn of(kind: &str, flagged: bool) -> Severity {
+        match EventType::parse(kind) {
+            Some(EventType::DrawerOpen) if !flagged => Severity::Low,
+            Some(kind) => kind.severity(),
+            None => Severity::Low,
+        }
     }
 }
 
@@ -123,6 +178,10 @@ pub struct Event {
     pub kind: EventType,
     /// When it happened at the register, with the register's own offset.
     pub at: DateTime<FixedOffset>,
+    /// When the register or bridge sent the message (v1.1): tells a message that waited in a queue from a
+    /// register whose clock is off ([`timing`]). Not part of what the event says: a resend may carry another.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sent_at: Option<DateTime<FixedOffset>>,
     pub store: String,
     pub register: String,
     pub cashier: Option<String>,
@@ -138,6 +197,10 @@ impl Event {
     /// Milliseconds since the epoch; finer precision is cut, as no camera API takes it.
     pub fn at_ms(&self) -> i64 {
         self.at.timestamp_millis()
+    }
+
+    pub fn sent_at_ms(&self) -> Option<i64> {
+        self.sent_at.map(|t| t.timestamp_millis())
     }
 }
 
@@ -557,6 +620,24 @@ impl Check {
         }
     }
 
+    /// A time field: RFC 3339 with an offset, inside the window around arrival when there is one.
+    fn time(
+        &mut self,
+        map: &Map<String, Value>,
+        field: &str,
+        required: bool,
+        window: Option<Window>,
+    ) -> Option<DateTime<FixedOffset>> {
+        let text = self.string(map, field, required, 64)?;
+        match parse_time(&text).and_then(|t| window.map_or(Ok(()), |w| w.check(&t)).map(|()| t)) {
+            Ok(t) => Some(t),
+            Err(rule) => {
+                self.fail(field, rule);
+                None
+            }
+        }
+    }
+
     fn id(&mut self, map: &Map<String, Value>, field: &str) -> Option<String> {
         let s = self.string(map, field, true, 64)?;
         if is_valid_id(&s) {
@@ -645,21 +726,9 @@ fn validate(
                 None
             }
         });
-    let at = c
-        .string(&map, "at", true, 64)
-        .and_then(|t| match parse_time(&t) {
-            Ok(at) => match window.map_or(Ok(()), |w| w.check(&at)) {
-                Ok(()) => Some(at),
-                Err(rule) => {
-                    c.fail("at", rule);
-                    None
-                }
-            },
-            Err(rule) => {
-                c.fail("at", rule);
-                None
-            }
-        });
+    let at = c.time(&map, "at", true, window);
+    // Optional (v1.1), and read by the same rules as `at`: a bad one is named, never ignored.
+    let sent_at = c.time(&map, "sent_at", false, window);
     let store = c.identity(&map, "store", identity.map(|((s, _), t)| (s, t)));
     let register = c.identity(&map, "register", identity.map(|((_, r), t)| (r, t)));
     let cashier = c.string(&map, "cashier", false, 128);
@@ -773,6 +842,7 @@ fn validate(
             id,
             kind,
             at,
+            sent_at,
             store,
             register,
             cashier,
@@ -861,7 +931,13 @@ pub fn content_digest(event: &Event) -> String {
             other => out.push_str(&other.to_string()),
         }
     }
+    let mut value = serde_json::to_value(event).unwrap_or_default();
+    // When it was sent is not what it says: a register resending an event after a reconnect stamps it anew,
+    // and that copy is a redelivery, not an id used again.
+    if let Some(map) = value.as_object_mut() {
+        map.remove("sent_at");
+    }
     let mut text = String::new();
-    canonical(&serde_json::to_value(event).unwrap_or_default(), &mut text);
+    canonical(&value, &mut text);
     hex::encode(Sha256::digest(text.as_bytes()))
 }

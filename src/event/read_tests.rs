@@ -324,3 +324,63 @@ fn the_content_digest_ignores_key_order_and_notices_any_changed_field() {
     assert_eq!(a, b);
     assert_ne!(a, c);
 }
+
+#[test]
+fn sent_at_is_read_with_its_offset_when_present_and_absent_when_missing_or_null() {
+    let mut e = event();
+    e["sent_at"] = json!("2026-11-21T18:42:07.950+09:00");
+    let event_read = read_plain(TOPIC, &e).result.expect("valid");
+    assert_eq!(event_read.sent_at_ms(), Some(ARRIVED_MS - 360));
+    assert_eq!(
+        event_read.sent_at.unwrap().offset().local_minus_utc(),
+        9 * 3600
+    );
+    for missing in [event(), {
+        let mut e = event();
+        e["sent_at"] = Value::Null;
+        e
+    }] {
+        assert_eq!(
+            read_plain(TOPIC, &missing).result.expect("valid").sent_at,
+            None
+        );
+    }
+}
+
+#[test]
+fn a_bad_sent_at_is_a_contract_error_named_like_a_bad_at() {
+    for (sent_at, rule) in [
+        (
+            json!("2026-11-21T18:42:07"),
+            "sent_at: \"2026-11-21T18:42:07\" has no UTC offset",
+        ),
+        (
+            json!("yesterday"),
+            "sent_at: \"yesterday\" is not an RFC 3339 time",
+        ),
+        (
+            json!(1_795_254_128),
+            "sent_at: must be a string, found a number",
+        ),
+        (
+            json!("2026-11-23T09:42:09Z"),
+            "sent_at: 2026-11-23T09:42:09+00:00 is more than 1 day after it arrived",
+        ),
+    ] {
+        let mut e = event();
+        e["sent_at"] = sent_at;
+        let why = reason(&read_plain(TOPIC, &e));
+        assert!(why.starts_with(rule), "{why}");
+    }
+}
+
+#[test]
+fn a_resend_with_a_new_sent_at_is_the_same_event_not_an_id_used_again() {
+    let mut first = event();
+    first["sent_at"] = json!("2026-11-21T18:42:07.400+09:00");
+    let mut again = event();
+    again["sent_at"] = json!("2026-11-21T18:47:00.000+09:00");
+    let digest = |v: &Value| content_digest(&read_plain(TOPIC, v).result.expect("valid"));
+    assert_eq!(digest(&first), digest(&again));
+    assert_eq!(digest(&first), digest(&event()));
+}

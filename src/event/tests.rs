@@ -1019,9 +1019,38 @@ fn the_default_bookmarked_types_are_exactly_those_of_events_md() {
             "refund",
             "no_sale",
             "drawer_open",
-            "paid_out"
         ]
     );
+}
+
+#[test]
+fn severity_is_high_for_void_refund_no_sale_and_an_unexplained_drawer_open_medium_for_item_void_and_correction()
+ {
+    let of = |t: EventType| t.severity();
+    for t in [
+        EventType::Void,
+        EventType::Refund,
+        EventType::NoSale,
+        EventType::DrawerOpen,
+    ] {
+        assert_eq!(of(t), Severity::High, "{t}");
+    }
+    assert_eq!(of(EventType::ItemVoid), Severity::Medium);
+    assert_eq!(of(EventType::Correction), Severity::Medium);
+    for t in [
+        EventType::Sale,
+        EventType::PaidOut,
+        EventType::PaidIn,
+        EventType::Discount,
+        EventType::DrawerClose,
+    ] {
+        assert_eq!(of(t), Severity::Low, "{t}");
+    }
+    // A drawer open a sale explained is not flagged, and no more than low.
+    assert_eq!(Severity::of("drawer_open", true), Severity::High);
+    assert_eq!(Severity::of("drawer_open", false), Severity::Low);
+    assert_eq!(Severity::of("void", false), Severity::High);
+    assert_eq!(Severity::of("something_newer", true), Severity::Low);
 }
 
 #[test]

@@ -4,17 +4,29 @@
 //! event, so a bookmark made hours later still lands at the original moment.
 
 use crate::config::{Config, Watchers};
-use crate::event::Event;
-use crate::store::NewBookmark;
+use crate::event::{Event, EventType};
+use crate::store::{DrawerRule, NewBookmark};
 
 pub struct Plan {
+    /// Flagged as far as the event alone tells: a drawer open may still be explained by a sale (`drawer`).
     pub flagged: bool,
     pub mapped: bool,
     pub bookmarks: Vec<NewBookmark>,
+    pub drawer: DrawerRule,
 }
 
 pub fn plan(config: &Config, watchers: &Watchers, event: &Event) -> Plan {
     let flagged = config.bookmarks.types.contains(&event.kind);
+    // A drawer open is decided in the store, against the sales around it (DrawerRule says how); every event
+    // that can explain one is told the window, whether or not drawer opens are held.
+    let within_ms = config.bookmarks.drawer_open_explained_within.0;
+    let drawer = match config.bookmarks.drawer_open_hold_ms() {
+        Some(hold_ms) if event.kind == EventType::DrawerOpen => {
+            DrawerRule::Open { within_ms, hold_ms }
+        }
+        Some(_) if event.kind.explains_drawer_open() => DrawerRule::Explains { within_ms },
+        _ => DrawerRule::None,
+    };
     let cameras = watchers.cameras(&event.store, &event.register);
     let bookmarks = if flagged {
         cameras
@@ -29,6 +41,7 @@ pub fn plan(config: &Config, watchers: &Watchers, event: &Event) -> Plan {
         flagged,
         mapped: !cameras.is_empty(),
         bookmarks,
+        drawer,
     }
 }
 

@@ -159,6 +159,7 @@ impl Writer {
                     flagged: plan.flagged,
                     mapped: plan.mapped,
                     bookmarks: plan.bookmarks,
+                    drawer: plan.drawer,
                 }
             }
             Err(rejected) => Intake::DeadLetter {

@@ -12,6 +12,8 @@ mod accounts;
 mod audit;
 mod cases;
 mod dead_letters;
+#[cfg(test)]
+mod drawer_tests;
 mod retention;
 mod sqlite;
 #[cfg(test)]
@@ -75,6 +77,28 @@ pub struct FailedBookmark {
     pub at_ms: i64,
 }
 
+/// What a drawer open, and an event that may explain one, ask of the store when written. Decided by
+/// [`crate::ingest::plan`] from `[bookmarks]`; the store applies it inside the ingest transaction.
+///
+/// Why the decision is held in the bookmark rows: a drawer open's explaining sale may arrive after it (a bridge
+/// that reorders, or a sale rung up just after the drawer popped). Its bookmark rows are written at once, so an
+/// acknowledged drawer open can never be lost, but due only `hold_ms` after arrival; a sale that arrives
+/// meanwhile deletes them while no attempt has started. A restart keeps the rows and their due times, so the
+/// decision survives it. A sale that arrives after the bookmark was made only adds context: a made bookmark
+/// is never taken back.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum DrawerRule {
+    /// Nothing to decide.
+    #[default]
+    None,
+    /// A flagged drawer open: unflagged, with no bookmarks, when an explaining event of its register is stored
+    /// within `within_ms` of it; else its bookmarks are due `hold_ms` after it arrived.
+    Open { within_ms: i64, hold_ms: i64 },
+    /// A sale, refund or paid in/out: explains the drawer opens of its register within `within_ms` of it,
+    /// withdrawing their bookmarks that no attempt has touched yet.
+    Explains { within_ms: i64 },
+}
+
 /// One received message, ready to be written.
 #[derive(Debug, Clone)]
 pub enum Intake {
@@ -90,6 +114,8 @@ pub enum Intake {
         flagged: bool,
         mapped: bool,
         bookmarks: Vec<NewBookmark>,
+        /// Whether it is a drawer open to decide or an event that explains one.
+        drawer: DrawerRule,
     },
     DeadLetter {
         topic: String,
@@ -182,6 +208,9 @@ pub struct EventRecord {
     pub kind: String,
     pub at: String,
     pub at_ms: i64,
+    /// When the register or bridge sent it (contract v1.1), if it said.
+    pub sent_at: Option<String>,
+    pub sent_at_ms: Option<i64>,
     pub received_ms: i64,
     pub store: String,
     pub register: String,
@@ -240,6 +269,8 @@ pub struct EventQuery {
     pub from_ms: Option<i64>,
     pub to_ms: Option<i64>,
     pub flagged_only: bool,
+    /// Only events of this severity or above (`High`: voids, refunds, no-sales, unexplained drawer opens).
+    pub severity: Option<crate::event::Severity>,
     /// Words to find in receipt lines, reason, transaction number or cashier: every word ([`search_words`])
     /// must occur in one of them, as a substring, ignoring ASCII case.
     pub search: Option<String>,
@@ -458,6 +489,16 @@ pub trait Store:
         register: &RegisterActivity<'_>,
     ) -> Result<Vec<EventRecord>, StoreError>;
     async fn attempts(&self, bookmark_id: i64) -> Result<Vec<AttemptRecord>, StoreError>;
+    /// When a register's newest `limit` events happened, were sent and were received: `(at_ms, sent_at_ms,
+    /// received_ms)`, newest first, for its clock's recent skew ([`crate::event::median_skew`]). None for a
+    /// store outside `scope`.
+    async fn register_timings(
+        &self,
+        scope: &StoreScope,
+        store: &str,
+        register: &str,
+        limit: i64,
+    ) -> Result<Vec<(i64, Option<i64>, i64)>, StoreError>;
     /// Events and bookmarks in `scope`; dead letters (those not dismissed) belong to no store and are counted
     /// only for `All`.
     async fn counts(&self, scope: &StoreScope) -> Result<Counts, StoreError>;

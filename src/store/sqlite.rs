@@ -24,7 +24,7 @@ pub struct SqliteStore {
 }
 
 pub(super) const EVENT_COLUMNS: &str = "e.seq, e.event_key, e.id AS event_id, e.type, e.at, e.at_ms, e.received_ms, e.store, e.register, \
-     e.cashier, e.txn, e.amount, e.currency, e.reason, e.lines, e.attributes, e.flagged, e.mapped, e.topic, e.signed, e.reused";
+     e.cashier, e.txn, e.amount, e.currency, e.reason, e.lines, e.attributes, e.flagged, e.mapped, e.topic, e.signed, e.reused, e.sent_at, e.sent_at_ms";
 /// Leaves out the rows of camera systems that are busy or cooling down.
 fn push_skip(q: &mut QueryBuilder<Sqlite>, skip: &[String]) {
     if skip.is_empty() {
@@ -487,6 +487,8 @@ pub(super) fn event_from_row(row: &SqliteRow) -> Result<EventRecord, StoreError>
         kind: row.try_get("type")?,
         at: row.try_get("at")?,
         at_ms: row.try_get("at_ms")?,
+        sent_at: row.try_get("sent_at")?,
+        sent_at_ms: row.try_get("sent_at_ms")?,
         received_ms: row.try_get("received_ms")?,
         store: row.try_get("store")?,
         register: row.try_get("register")?,
@@ -579,7 +581,7 @@ async fn reused_or_duplicate(
 }
 
 /// Events written by one INSERT statement: one statement (and one trip to the database thread) for many rows is
-/// what lets a batch of thousands commit at the disk's pace rather than the statements'. 21 columns a row keep
+/// what lets a batch of thousands commit at the disk's pace rather than the statements'. 23 columns a row keep
 /// it far below SQLite's 32,766 bound variables. Only a full statement is kept prepared: each shorter one has
 /// its own text, and a cache of a hundred such programs (about a megabyte each) would hold the memory.
 const ROWS_PER_INSERT: usize = 256;
@@ -609,6 +611,94 @@ struct EventRow<'a> {
     flagged: bool,
     mapped: bool,
     bookmarks: &'a [NewBookmark],
+    drawer: DrawerRule,
+}
+
+/// Events of `severity` or above, as SQL on `e`: by type, and a drawer open only while flagged
+/// ([`crate::event::Severity::of`]). Built from the type list, so the two cannot disagree.
+fn severity_condition(severity: crate::event::Severity) -> String {
+    use crate::event::{EventType, Severity};
+    if severity == Severity::Low {
+        return "1 = 1".into();
+    }
+    let types: Vec<String> = EventType::ALL
+        .into_iter()
+        .filter(|t| *t != EventType::DrawerOpen && t.severity() >= severity)
+        .map(|t| format!("'{}'", t.as_str()))
+        .collect();
+    let drawer_open = if EventType::DrawerOpen.severity() >= severity {
+        " OR (e.type = 'drawer_open' AND e.flagged = 1)"
+    } else {
+        ""
+    };
+    format!("(e.type IN ({}){drawer_open})", types.join(", "))
+}
+
+/// The types that explain a drawer open ([`crate::event::EventType::explains_drawer_open`]), as stored.
+const EXPLAINING_TYPES: &str = "('sale', 'refund', 'paid_in', 'paid_out')";
+
+/// Whether an event that explains a drawer open is stored at this register within `within_ms` of `at_ms`.
+async fn drawer_open_explained(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    event: &Event,
+    within_ms: i64,
+) -> Result<bool, StoreError> {
+    let at_ms = event.at_ms();
+    let found: Option<i64> = sqlx::query_scalar(&format!(
+        "SELECT 1 FROM events WHERE store = ? AND register = ? AND at_ms BETWEEN ? AND ? \
+         AND type IN {EXPLAINING_TYPES} LIMIT 1"
+    ))
+    .bind(&event.store)
+    .bind(&event.register)
+    .bind(at_ms.saturating_sub(within_ms))
+    .bind(at_ms.saturating_add(within_ms))
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(found.is_some())
+}
+
+/// An explaining event was stored: the flagged drawer opens of its register within `within_ms` of it are
+/// explained. Their bookmarks that no attempt has touched are withdrawn; a drawer open left with no bookmark
+/// is unflagged. One whose bookmark an attempt may already have reached stays flagged, as it is on the camera.
+async fn explain_drawer_opens(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    event: &Event,
+    within_ms: i64,
+) -> Result<(), StoreError> {
+    let at_ms = event.at_ms();
+    let opens: Vec<i64> = sqlx::query_scalar(
+        "SELECT seq FROM events WHERE store = ? AND register = ? AND at_ms BETWEEN ? AND ? \
+         AND type = 'drawer_open' AND flagged = 1",
+    )
+    .bind(&event.store)
+    .bind(&event.register)
+    .bind(at_ms.saturating_sub(within_ms))
+    .bind(at_ms.saturating_add(within_ms))
+    .fetch_all(&mut **tx)
+    .await?;
+    const UNTOUCHED: &str = "event_seq = ? AND state = 'pending' AND attempts = 0 AND maybe_created = 0 \
+                             AND in_flight = 0 AND claimed_until_ms IS NULL";
+    for seq in opens {
+        // A row paced before its first attempt has notes in its history: they go with it.
+        sqlx::query(&format!(
+            "DELETE FROM bookmark_attempts WHERE bookmark_id IN (SELECT id FROM bookmarks WHERE {UNTOUCHED})"
+        ))
+        .bind(seq)
+        .execute(&mut **tx)
+        .await?;
+        sqlx::query(&format!("DELETE FROM bookmarks WHERE {UNTOUCHED}"))
+            .bind(seq)
+            .execute(&mut **tx)
+            .await?;
+        sqlx::query(
+            "UPDATE events SET flagged = 0 WHERE seq = ? \
+             AND NOT EXISTS (SELECT 1 FROM bookmarks b WHERE b.event_seq = events.seq)",
+        )
+        .bind(seq)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
 }
 
 /// Inserts `events` and their bookmarks, pushing each one's outcome in order. An event whose (store, id) is
@@ -624,7 +714,7 @@ async fn insert_events(
     }
     let mut q = QueryBuilder::<Sqlite>::new(
         "INSERT INTO events (store, id, event_key, type, at, at_ms, received_ms, register, cashier, txn, amount, \
-         currency, reason, lines, attributes, raw, topic, flagged, mapped, digest, signed) ",
+         currency, reason, lines, attributes, raw, topic, flagged, mapped, digest, signed, sent_at, sent_at_ms) ",
     );
     q.push_values(events, |mut row, e| {
         let event = e.event;
@@ -652,7 +742,13 @@ async fn insert_events(
             .push_bind(e.flagged)
             .push_bind(e.mapped)
             .push_bind(e.digest)
-            .push_bind(e.signed);
+            .push_bind(e.signed)
+            .push_bind(
+                event
+                    .sent_at
+                    .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
+            )
+            .push_bind(event.sent_at_ms());
     });
     // RETURNING names rows in no particular order: they are matched back by (store, id).
     q.push(" ON CONFLICT (store, id) DO NOTHING RETURNING seq, store, id");
@@ -666,12 +762,30 @@ async fn insert_events(
         .map(|(seq, store, id)| ((store, id), seq))
         .collect();
     let mut planned = Vec::new();
+    let mut explaining = Vec::new();
     for e in events {
         let event = e.event;
         // The first message with a (store, id) is the one inserted; a later one in the same statement met it.
         match seqs.remove(&(event.store.clone(), event.id.clone())) {
             Some(seq) => {
-                planned.extend(e.bookmarks.iter().map(|b| (seq, b)));
+                // Bookmarks are due at once, but a drawer open's wait for a sale that may still arrive.
+                let mut due_ms = now_ms;
+                match e.drawer {
+                    DrawerRule::Open { within_ms, hold_ms } => {
+                        if drawer_open_explained(tx, event, within_ms).await? {
+                            sqlx::query("UPDATE events SET flagged = 0 WHERE seq = ?")
+                                .bind(seq)
+                                .execute(&mut **tx)
+                                .await?;
+                            outcomes.push(IntakeOutcome::Stored { seq, bookmarks: 0 });
+                            continue;
+                        }
+                        due_ms = due_ms.max(e.received_ms.saturating_add(hold_ms));
+                    }
+                    DrawerRule::Explains { within_ms } => explaining.push((event, within_ms)),
+                    DrawerRule::None => {}
+                }
+                planned.extend(e.bookmarks.iter().map(|b| (seq, b, due_ms)));
                 outcomes.push(IntakeOutcome::Stored {
                     seq,
                     bookmarks: e.bookmarks.len(),
@@ -687,7 +801,7 @@ async fn insert_events(
             "INSERT INTO bookmarks (event_seq, system, device, camera, moment_ms, start_ms, duration_ms, \
              next_attempt_ms, created_ms, updated_ms) ",
         );
-        q.push_values(chunk, |mut row, (seq, b)| {
+        q.push_values(chunk, |mut row, (seq, b, due_ms)| {
             row.push_bind(*seq)
                 .push_bind(&b.system)
                 .push_bind(&b.device)
@@ -695,7 +809,7 @@ async fn insert_events(
                 .push_bind(b.moment_ms)
                 .push_bind(b.start_ms)
                 .push_bind(b.duration_ms)
-                .push_bind(now_ms)
+                .push_bind(*due_ms)
                 .push_bind(now_ms)
                 .push_bind(now_ms);
         });
@@ -704,6 +818,10 @@ async fn insert_events(
             .persistent(chunk.len() == ROWS_PER_INSERT)
             .execute(&mut **tx)
             .await?;
+    }
+    // After the drawer opens of this statement are in: a sale may explain one stored beside it.
+    for (event, within_ms) in explaining {
+        explain_drawer_opens(tx, event, within_ms).await?;
     }
     Ok(())
 }
@@ -794,6 +912,7 @@ impl Store for SqliteStore {
                     flagged,
                     mapped,
                     bookmarks,
+                    drawer,
                 } => {
                     events.push(EventRow {
                         event,
@@ -805,6 +924,7 @@ impl Store for SqliteStore {
                         flagged: *flagged,
                         mapped: *mapped,
                         bookmarks,
+                        drawer: *drawer,
                     });
                     if events.len() == ROWS_PER_INSERT {
                         insert_events(&mut tx, &events, now_ms, &mut outcomes).await?;
@@ -1188,6 +1308,9 @@ impl Store for SqliteStore {
         if query.flagged_only {
             q.push(" AND e.flagged = 1");
         }
+        if let Some(severity) = query.severity {
+            q.push(" AND ").push(severity_condition(severity));
+        }
         push_search(&mut q, &plan);
         if let Some(min) = query.min_amount {
             q.push(" AND e.amount >= ").push_bind(min);
@@ -1300,6 +1423,24 @@ impl Store for SqliteStore {
         let mut events = vec![event_from_row(&row)?];
         self.attach_details(&mut events).await?;
         Ok(events.pop())
+    }
+
+    async fn register_timings(
+        &self,
+        scope: &StoreScope,
+        store: &str,
+        register: &str,
+        limit: i64,
+    ) -> Result<Vec<(i64, Option<i64>, i64)>, StoreError> {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "SELECT e.at_ms, e.sent_at_ms, e.received_ms FROM events e WHERE e.store = ",
+        );
+        q.push_bind(store)
+            .push(" AND e.register = ")
+            .push_bind(register);
+        push_scope(&mut q, "e.store", scope);
+        q.push(" ORDER BY e.at_ms DESC LIMIT ").push_bind(limit);
+        Ok(q.build_query_as().fetch_all(&self.reader).await?)
     }
 
     async fn attempts(&self, bookmark_id: i64) -> Result<Vec<AttemptRecord>, StoreError> {

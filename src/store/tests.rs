@@ -118,6 +118,7 @@ fn intake(payload: &Value, devices: &[&str]) -> Intake {
         flagged: event.kind.bookmarked_by_default(),
         mapped: true,
         bookmarks,
+        drawer: Default::default(),
         event: Box::new(event),
     }
 }

@@ -12,7 +12,7 @@ use super::AppState;
 use super::auth::{DeadLetters, Events, Signed, Viewer};
 use super::error::ApiError;
 use super::view::{event_view, iso_utc};
-use crate::event::EventType;
+use crate::event::{EventType, Severity};
 use crate::store::{BookmarkState, CaseFilter, DeadLetterQuery, EventQuery, StoreScope};
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -27,6 +27,8 @@ pub struct EventParams {
     pub from: Option<String>,
     pub to: Option<String>,
     pub flagged: Option<String>,
+    /// Only events of this severity or above: `high`, `medium` or `low`.
+    pub severity: Option<String>,
     /// Words to search for in receipt lines, reason, transaction and cashier.
     pub q: Option<String>,
     pub min_amount: Option<String>,
@@ -110,6 +112,14 @@ impl EventParams {
             })?),
             None => None,
         };
+        let severity = match non_empty(&self.severity) {
+            Some(s) => Some(Severity::parse(&s).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "severity: unknown severity \"{s}\"; expected high, medium or low"
+                ))
+            })?),
+            None => None,
+        };
         let before = match non_empty(&self.before) {
             Some(cursor) => Some(parse_cursor(&cursor)?),
             None => None,
@@ -128,6 +138,7 @@ impl EventParams {
                 .map(|t| parse_bound("to", &t))
                 .transpose()?,
             flagged_only,
+            severity,
             search,
             min_amount,
             max_amount,

@@ -184,8 +184,21 @@ pub fn skew(ms: i64) -> String {
     format!("{sign}{body}")
 }
 
-/// Skew beyond which footage may not line up with the register's time: the page points it out.
-pub const SKEW_WARNING_MS: i64 = 5_000;
+/// How late a message arrived, as a person reads it: `45 s`, `20 min`, `2 h 05 min`, `3 d 4 h`. Whole
+/// minutes past a minute: "20 min late" is what matters, not its seconds.
+pub fn late(ms: i64) -> String {
+    let a = ms.unsigned_abs();
+    match a {
+        0..60_000 => format!("{} s", a / 1000),
+        60_000..3_600_000 => format!("{} min", a / 60_000),
+        3_600_000..86_400_000 => format!("{} h {:02} min", a / 3_600_000, a % 3_600_000 / 60_000),
+        _ => format!("{} d {} h", a / 86_400_000, a % 86_400_000 / 3_600_000),
+    }
+}
+
+/// Skew beyond which footage may not line up with the register's time: the page points it out, for one live
+/// event and for a register's median. Past 2 s a bookmark sits beside the wrong moment of a fast hand.
+pub const SKEW_WARNING_MS: i64 = 2_000;
 
 #[cfg(test)]
 mod tests {
@@ -278,6 +291,13 @@ mod tests {
             TOKYO.span_end(start, ms("2026-11-22T00:00:10+09:00")),
             "2026-11-22 00:00:10"
         );
+    }
+
+    #[test]
+    fn lateness_reads_in_whole_minutes_past_a_minute() {
+        assert_eq!(late(20 * 60_000 + 150), "20 min");
+        assert_eq!(late(45_300), "45 s");
+        assert_eq!(late(2 * 3_600_000 + 5 * 60_000), "2 h 05 min");
     }
 
     #[test]

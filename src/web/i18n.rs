@@ -226,6 +226,15 @@ pub fn type_label(kind: &str) -> String {
         .unwrap_or_else(|| crate::camera::text::kind_label(kind))
 }
 
+/// An event's name on the index: its type's, except that a flagged drawer open (no sale explained it) is
+/// called what it is, a drawer open without a sale.
+pub fn event_label(kind: &str, flagged: bool) -> String {
+    if kind == "drawer_open" && flagged {
+        return type_label("drawer_open_unexplained");
+    }
+    type_label(kind)
+}
+
 /// `t("key", name=value, ...)`: the message, HTML-escaped, each `{name}` replaced by its value (escaped
 /// unless the template marked it safe). With `count=`, the key's `one` or `other` form.
 pub fn t(key: &str, args: Kwargs) -> Result<Value, Error> {

@@ -25,15 +25,16 @@ use super::api::{EventParams, SEARCH_MAX_CHARS, cursor, non_empty, parse_bound, 
 use super::auth::{Events, Integrations as IntegrationsAccess, Signed, Viewer};
 use super::error::ApiError;
 use super::format::{self, FALLBACK, LocalTimeError, SKEW_WARNING_MS, Zone, ZoneLabel};
-use super::i18n::type_label;
+use super::i18n::{event_label, type_label};
 use super::view::{BookmarkView, CameraFootage, EventView, event_cameras, event_view};
 use crate::camera::Integrations;
 use crate::clock::now_ms;
 use crate::config::Config;
-use crate::event::EventType;
+use crate::event::{EventType, Lateness, Timing, median_skew, timing};
 use crate::money::format_amount;
 use crate::store::{
     AttemptRecord, CASE_TEXT_MAX_CHARS, CaseRecord, CaseState, EventQuery, EventRecord, StoreError,
+    StoreScope,
 };
 
 use super::cases::CaseForm;
@@ -281,6 +282,11 @@ struct EventPage {
     received: String,
     skew: String,
     skew_high: bool,
+    /// How late it arrived and why, when it did not arrive live: then the skew row is not shown, since a
+    /// late message says nothing about the register's clock.
+    late: Option<Late>,
+    /// Its register's recent skew: the event page reads it; the list leaves it out.
+    register_clock: Option<RegisterClock>,
     type_label: String,
     store_name: String,
     store_known: bool,
@@ -298,6 +304,44 @@ struct EventPage {
     /// The zone its times are shown in, for what the page adds (its case).
     #[serde(skip)]
     tz: Zone,
+}
+
+#[derive(Debug, Serialize)]
+struct Late {
+    text: String,
+    why: Lateness,
+}
+
+#[derive(Debug, Serialize)]
+struct RegisterClock {
+    text: String,
+    n: usize,
+    high: bool,
+}
+
+/// How many of a register's newest events its clock's median skew is read from.
+const CLOCK_SAMPLE: i64 = 50;
+
+/// A register's clock as its recent live events measure it; `None` when none of them arrived live.
+pub(super) async fn register_clock(
+    state: &AppState,
+    scope: &StoreScope,
+    store: &str,
+    register: &str,
+) -> Result<Option<(i64, usize)>, StoreError> {
+    let timings = state
+        .store
+        .register_timings(scope, store, register, CLOCK_SAMPLE)
+        .await?;
+    Ok(median_skew(
+        timings
+            .into_iter()
+            .map(|(at, sent, received)| timing(at, sent, received)),
+    ))
+}
+
+fn skew_high(skew_ms: i64) -> bool {
+    skew_ms.unsigned_abs() > SKEW_WARNING_MS.unsigned_abs()
 }
 
 /// One bookmark of an event, its times in the event's zone.
@@ -388,8 +432,16 @@ fn event_page(
         zone: zone.label(at_ms),
         received: zone.datetime(received_ms),
         skew: format::skew(e.skew_ms),
-        skew_high: e.skew_ms.unsigned_abs() > SKEW_WARNING_MS.unsigned_abs(),
-        type_label: type_label(&e.event.kind),
+        skew_high: e.arrival.skew_ms().is_some_and(skew_high),
+        late: match e.arrival {
+            Timing::Late { late_ms, why } => Some(Late {
+                text: format::late(late_ms),
+                why,
+            }),
+            Timing::Live { .. } => None,
+        },
+        register_clock: None,
+        type_label: event_label(&e.event.kind, e.event.flagged),
         store_name: store
             .map(|s| s.name.clone())
             .unwrap_or_else(|| e.event.store.clone()),
@@ -452,6 +504,7 @@ struct Form {
     from: String,
     to: String,
     flagged: bool,
+    severity: String,
     q: String,
     min_amount: String,
     max_amount: String,
@@ -471,6 +524,46 @@ struct TypeOption {
 struct StoreOption<'a> {
     id: &'a str,
     name: &'a str,
+}
+
+/// One store's quick links to tonight's voids, refunds and no-sales.
+#[derive(Debug, Serialize)]
+struct Tonight {
+    name: String,
+    /// Its local midnight, as the form shows times.
+    since: String,
+    links: Vec<QuickLink>,
+}
+
+#[derive(Debug, Serialize)]
+struct QuickLink {
+    label: String,
+    href: String,
+}
+
+/// "Tonight" is since the store's local 00:00 today: a shift that runs past midnight starts a new list, which
+/// is when an owner closing up looks, and the same day the "today" preset means.
+fn tonight(store: &crate::config::StoreConfig, now: i64) -> Tonight {
+    let since = Zone::Named(store.timezone).day_start_input(now);
+    let links = ["void", "refund", "no_sale"]
+        .into_iter()
+        .map(|kind| {
+            let query = url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("store", &store.id)
+                .append_pair("type", kind)
+                .append_pair("from", &since)
+                .finish();
+            QuickLink {
+                label: type_label(kind),
+                href: format!("/?{query}"),
+            }
+        })
+        .collect();
+    Tonight {
+        name: store.name.clone(),
+        since: since.replace('T', " "),
+        links,
+    }
 }
 
 /// A time bound from the form: a wall time in `zone` (what `datetime-local` sends), or what the API takes.
@@ -506,6 +599,7 @@ fn list_href(params: &EventParams, before: Option<&str>) -> String {
         ("from", &params.from),
         ("to", &params.to),
         ("flagged", &params.flagged),
+        ("severity", &params.severity),
         ("q", &params.q),
         ("min_amount", &params.min_amount),
         ("max_amount", &params.max_amount),
@@ -612,6 +706,7 @@ pub async fn events(
         to: shown(&to, &params.to),
         // An unreadable value leaves the box unticked; to_query reports it.
         flagged: parse_flagged(&params.flagged).unwrap_or(false),
+        severity: params.severity.clone().unwrap_or_default(),
         q: params.q.clone().unwrap_or_default(),
         min_amount: params.min_amount.clone().unwrap_or_default(),
         max_amount: params.max_amount.clone().unwrap_or_default(),
@@ -676,6 +771,12 @@ pub async fn events(
         })
         .collect();
     let form_store = store.as_deref().and_then(|id| config.store(id));
+    let now = now_ms();
+    let tonight: Vec<Tonight> = viewer
+        .stores(config)
+        .into_iter()
+        .map(|s| tonight(s, now))
+        .collect();
     let status = if problems.is_empty() {
         StatusCode::OK
     } else {
@@ -695,6 +796,8 @@ pub async fn events(
             form_store => form_store.map(|s| &s.name),
             form_store_unknown => store.is_some() && form_store.is_none(),
             shared_zone => store.is_none() && shared != FALLBACK,
+            high_only => "/?severity=high",
+            tonight,
             today_flagged => format!(
                 "/?flagged=true&from={}",
                 url::form_urlencoded::byte_serialize(shared.day_start_input(now_ms()).as_bytes())
@@ -745,7 +848,13 @@ pub(super) async fn event_response(
         Some(_) => state.store.case(record.seq, &viewer.scope()).await?,
         None => None,
     };
-    let page = event_page(&state.config, &state.integrations, record, attempts);
+    let clock = register_clock(state, &viewer.scope(), &record.store, &record.register).await?;
+    let mut page = event_page(&state.config, &state.integrations, record, attempts);
+    page.register_clock = clock.map(|(skew_ms, n)| RegisterClock {
+        text: format::skew(skew_ms),
+        n,
+        high: skew_high(skew_ms),
+    });
     let case = case.map(|c| case_view(&page, c));
     Ok(render(
         status,

@@ -14,10 +14,11 @@ use serde::{Deserialize, Serialize};
 use super::AppState;
 use super::auth::{Events, Signed};
 use super::format::{LocalTimeError, Zone};
-use super::i18n::{text, type_label};
+use super::i18n::{event_label, text, type_label};
 use super::pages::{PageError, nav, render};
 use super::view::{CameraFootage, event_cameras};
 use crate::clock::now_ms;
+use crate::event::Severity;
 use crate::money::format_amount;
 use crate::store::{RegisterActivity, StoreScope};
 
@@ -64,6 +65,8 @@ struct Line {
     time: String,
     kind: String,
     label: String,
+    /// Its badge's colour and mark ([`Severity::of`]).
+    severity: Severity,
     /// A sign-on or sign-off: context, not cash.
     context: bool,
     cashier: Option<String>,
@@ -211,7 +214,8 @@ async fn read(
             seq: e.seq,
             time: zone.datetime(e.at_ms),
             kind: e.kind.clone(),
-            label: type_label(&e.kind),
+            label: event_label(&e.kind, e.flagged),
+            severity: Severity::of(&e.kind, e.flagged),
             context,
             // The register's own word first; else whoever signed on last.
             cashier: e.cashier.clone().or_else(|| on_register.clone()),

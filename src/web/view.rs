@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use crate::camera::{FootageLink, Integrations, footage_links};
 use crate::config::Config;
+use crate::event::{Severity, Timing, timing};
 use crate::store::{BookmarkRecord, EventRecord};
 
 /// The stored event (its fields flattened into the JSON) plus what a reader needs besides.
@@ -14,8 +15,13 @@ pub struct EventView {
     #[serde(flatten)]
     pub event: EventRecord,
     pub received_at: String,
-    /// Received minus register time: how far the register's clock (or the network) is behind.
+    /// Received minus register time: the register's clock skew when it arrived live, else how late it was
+    /// (`arrival` tells which).
     pub skew_ms: i64,
+    /// Whether it arrived live (and so measures the register's clock) or late, and why.
+    pub arrival: Timing,
+    /// How much it asks for a look: its type's, a drawer open's only while nothing explains it.
+    pub severity: Severity,
     /// No camera watches this register (or the store is not in the config).
     pub unmapped: bool,
     pub bookmarks: Vec<BookmarkView>,
@@ -224,6 +230,8 @@ pub fn event_view(config: &Config, integrations: &Integrations, mut e: EventReco
     EventView {
         received_at: iso_utc(e.received_ms),
         skew_ms: e.received_ms - e.at_ms,
+        arrival: timing(e.at_ms, e.sent_at_ms, e.received_ms),
+        severity: Severity::of(&e.kind, e.flagged),
         unmapped: !e.mapped,
         bookmarks,
         event: e,

@@ -55,7 +55,8 @@ async fn a_daemon_killed_mid_stream_bookmarks_every_flagged_event_exactly_once_a
         bridge
             .publish(&site.topic("shibuya-01", register), &e)
             .await;
-        if matches!(kind, "void" | "no_sale" | "drawer_open") {
+        // Every drawer open here has a sale at its register half a second later: explained, so not flagged.
+        if matches!(kind, "void" | "no_sale") {
             let cameras = if register == "r1" {
                 vec![CAM1]
             } else {

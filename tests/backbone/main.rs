@@ -4,6 +4,7 @@ mod axis;
 mod bad_input;
 mod card_corpus;
 mod crash;
+mod drawer;
 mod eagle_eye;
 mod embedded;
 mod fake_nx;

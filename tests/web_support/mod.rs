@@ -75,6 +75,7 @@ pub fn intake(id: &str, kind: &str, store: &str, txn: &str, cashier: &str, devic
             start_ms: at_ms - 10_000,
             duration_ms: 30_000,
         }],
+        drawer: Default::default(),
     }
 }
 
