@@ -197,7 +197,10 @@ impl<N: Need> FromRequestParts<AppState> for Signed<N> {
             });
         };
         if !viewer.may(N::ACCESS) {
-            return Err(Refusal::Forbidden { api, viewer });
+            return Err(Refusal::Forbidden {
+                api,
+                viewer: Box::new(viewer),
+            });
         }
         Ok(Signed(viewer, PhantomData))
     }
@@ -351,9 +354,10 @@ pub enum Refusal {
     },
     ApiSignIn,
     BadToken,
+    /// The viewer is boxed: a refusal travels in every handler's `Result`, and a person is large.
     Forbidden {
         api: bool,
-        viewer: Viewer,
+        viewer: Box<Viewer>,
     },
     /// A form without this session's CSRF token: from another site, or from before a sign-out.
     BadForm,
