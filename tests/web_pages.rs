@@ -1806,3 +1806,27 @@ async fn the_transaction_filter_lists_only_that_transactions_events_in_the_list_
         "{paged}"
     );
 }
+
+#[tokio::test]
+async fn choosing_another_store_keeps_the_moment_from_was_shown_as_on_the_new_stores_clock() {
+    let site = Site::with_config(TWO_ZONES).await;
+    // The form showed 18:45 in Tokyo; the person then picked New York and pressed the button.
+    let html = site
+        .page("/?store=nyc-01&from=2026-11-21T18%3A45&tz=Asia%2FTokyo")
+        .await;
+    // 18:45 JST is 04:45 in New York (EST): the same moment, not 18:45 New York time.
+    assert!(
+        html.contains(r#"name="from" value="2026-11-21T04:45:00""#),
+        "{html}"
+    );
+    assert!(
+        html.contains(r#"name="tz" value="America&#x2f;New_York""#),
+        "{html}"
+    );
+    // Without the zone it was shown in, a typed time is the chosen store's.
+    let html = site.page("/?store=nyc-01&from=2026-11-21T18%3A45").await;
+    assert!(
+        html.contains(r#"name="from" value="2026-11-21T18:45:00""#),
+        "{html}"
+    );
+}
