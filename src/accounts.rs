@@ -67,6 +67,8 @@ pub struct User {
     pub created_ms: i64,
     /// Whether signing in takes a code from an authenticator app after the password.
     pub totp: bool,
+    /// The IANA zone they chose to read times in where no store names one; `None`: their stores' common zone.
+    pub timezone: Option<String>,
 }
 
 /// A new person, checked: a valid name, a role, the stores it needs, a password hashed.

@@ -102,6 +102,10 @@ struct Site {
 
 impl Site {
     async fn empty() -> Site {
+        Site::with_config(CONFIG).await
+    }
+
+    async fn with_config(config: &str) -> Site {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("t.db").display());
         let store = Arc::new(SqliteStore::open(&url).await.unwrap());
@@ -117,7 +121,7 @@ impl Site {
             .add_token("owner", "tests", &token_digest(TOKEN), 0, None)
             .await
             .unwrap();
-        let config = Config::parse(CONFIG, &|name| {
+        let config = Config::parse(config, &|name| {
             (name == "NX_PW").then(|| "secret".to_string())
         })
         .unwrap_or_else(|e| panic!("test config is invalid: {e:?}"));
@@ -601,31 +605,225 @@ async fn a_from_time_typed_in_the_form_is_read_in_the_chosen_stores_zone() {
     assert!(html.contains("Store nowhere-99 is not in the config, so from and to are in UTC."));
 }
 
+/// A Tokyo store and a New York store, each with its own camera.
+const TWO_ZONES: &str = r#"
+[[stores]]
+id = "shibuya-01"
+name = "Shibuya"
+timezone = "Asia/Tokyo"
+
+[[stores]]
+id = "nyc-01"
+name = "New York"
+timezone = "America/New_York"
+
+[[camera_systems]]
+id = "nvr"
+integration = "nx-witness"
+url = "https://nvr.example:7001"
+username = "tillmark"
+password_env = "NX_PW"
+
+[[cameras]]
+system = "nvr"
+device = "cam-1"
+name = "Counter 1"
+registers = ["shibuya-01/r1", "nyc-01/r1"]
+"#;
+
+/// The first moment of today in `tz`, as RFC 3339 with its offset, `minutes` later (or earlier).
+fn today_at(tz: chrono_tz::Tz, minutes: i64) -> String {
+    use chrono::TimeZone;
+    let today = chrono::Utc::now().with_timezone(&tz).date_naive();
+    let midnight = tz
+        .from_local_datetime(&today.and_hms_opt(0, 0, 0).unwrap())
+        .earliest()
+        .unwrap();
+    (midnight + chrono::Duration::minutes(minutes)).to_rfc3339()
+}
+
 #[tokio::test]
-async fn todays_flagged_events_are_one_click_from_the_list_in_the_stores_day() {
-    let site = Site::filled().await;
+async fn todays_flagged_events_are_each_stores_own_day_from_its_midnight() {
+    let mut site = Site::with_config(TWO_ZONES).await;
+    let tokyo = chrono_tz::Asia::Tokyo;
+    let new_york = chrono_tz::America::New_York;
+    let batch: Vec<Intake> = [
+        ("tokyo-0030", "shibuya-01", today_at(tokyo, 30)),
+        ("tokyo-yesterday-2330", "shibuya-01", today_at(tokyo, -30)),
+        ("nyc-0030", "nyc-01", today_at(new_york, 30)),
+        ("nyc-yesterday-2330", "nyc-01", today_at(new_york, -30)),
+    ]
+    .iter()
+    .map(|(id, store, at)| intake(&payload(id, "void", store, "r1", at), true, true, &[]))
+    .collect();
+    site.ingest(&batch, tillmark::clock::now_ms()).await;
+
     let html = site.page("/").await;
-    let today = chrono::Utc::now()
-        .with_timezone(&chrono_tz::Asia::Tokyo)
-        .format("%Y-%m-%d")
-        .to_string();
-    let link = format!(r#"href="/?flagged=true&from={today}T00%3A00">Today's flagged events</a>"#);
-    assert!(unescape(&html).contains(&link), "{link} in {html}");
+    assert!(
+        unescape(&html).contains(r#"href="/?flagged=true&day=today">Today's flagged events</a>"#),
+        "{html}"
+    );
+    let html = site.page("/?flagged=true&day=today").await;
+    let mut listed = site.listed(&html);
+    listed.sort();
+    assert_eq!(listed, ["nyc-0030", "tokyo-0030"], "{html}");
+    assert!(
+        html.contains(r#"name="day" value="today" checked"#),
+        "{html}"
+    );
+    // Two zones: each row says its own, and the form says how from and to are read.
+    let zones: Vec<bool> = rows(&html)
+        .iter()
+        .map(|r| r.contains(">JST<") || r.contains(">EST<") || r.contains(">EDT<"))
+        .collect();
+    assert_eq!(zones, [true, true], "{html}");
+    assert!(
+        html.contains("Your stores are in several time zones: from and to are in yours, UTC (UTC)"),
+        "{html}"
+    );
+
+    // One store: only its today.
+    let html = site.page("/?day=today&store=shibuya-01").await;
+    assert_eq!(site.listed(&html), ["tokyo-0030"]);
+}
+
+#[tokio::test]
+async fn a_person_who_chooses_a_zone_reads_the_audit_log_and_dead_letters_in_it() {
+    let site = Site::with_config(TWO_ZONES).await;
+    // Stores in two zones and nothing chosen: UTC, and the page says so.
+    let html = site.page("/audit").await;
+    assert!(html.contains("Times in UTC (UTC)"), "{html}");
+    let account = site.page("/account/password").await;
+    assert!(
+        account.contains(r#"<option value="Asia&#x2f;Tokyo">Asia&#x2f;Tokyo</option>"#),
+        "{account}"
+    );
+    let resp = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(format!("{}/account/timezone", site.base))
+        .bearer_auth(TOKEN)
+        .form(&[("csrf", ""), ("timezone", "Asia/Tokyo")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 303);
+    let html = site.page("/audit").await;
+    assert!(html.contains("Times in Asia/Tokyo (JST)"), "{html}");
+    let html = site.page("/integrations").await;
+    assert!(html.contains(r#"<span class="zone">JST</span>"#), "{html}");
+    for path in ["/audit", "/dead-letters", "/integrations"] {
+        let html = site.page(path).await;
+        assert!(
+            !html.contains("(UTC)") && !html.contains(">UTC<"),
+            "{path}: {html}"
+        );
+    }
+    let account = site.page("/account/password").await;
+    assert!(
+        account.contains(r#"<option value="Asia&#x2f;Tokyo" selected>"#),
+        "{account}"
+    );
+}
+
+#[tokio::test]
+async fn the_store_filter_takes_a_stores_name_as_well_as_its_id() {
+    let site = Site::filled().await;
+    let by_id = site.listed(&site.page("/?store=shibuya-01").await);
+    assert_eq!(by_id.len(), 4);
+    for name in ["Shibuya", "shibuya", "%20Shibuya%20"] {
+        let html = site.page(&format!("/?store={name}")).await;
+        assert_eq!(site.listed(&html), by_id, "{name}");
+        assert!(
+            html.contains(r#"<option value="shibuya-01" selected>Shibuya</option>"#),
+            "{name}: {html}"
+        );
+    }
+    let (listed, _) = site.api_events("store=Shibuya").await;
+    assert_eq!(listed.len(), 4);
+}
+
+/// Yen and dollars side by side: ¥1,280, ¥500, $42.50 and $12.80 (1280 cents, the same number as the yen).
+async fn two_currencies() -> Site {
+    let mut site = Site::with_config(TWO_ZONES).await;
+    let batch: Vec<Intake> = [
+        ("yen-1280", "shibuya-01", 1280, "JPY"),
+        ("yen-500", "shibuya-01", 500, "JPY"),
+        ("usd-4250", "nyc-01", 4250, "USD"),
+        ("usd-1280", "nyc-01", 1280, "USD"),
+    ]
+    .iter()
+    .map(|(id, store, amount, currency)| {
+        // Recent: the filters assume the currency of the events of the last weeks.
+        let at = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
+        let mut p = payload(id, "refund", store, "r1", &at);
+        p["amount"] = json!(amount);
+        p["currency"] = json!(currency);
+        intake(&p, true, true, &[])
+    })
+    .collect();
+    site.ingest(&batch, tillmark::clock::now_ms()).await;
+    site
+}
+
+#[tokio::test]
+async fn amounts_are_typed_as_the_currency_shows_them() {
+    let site = two_currencies().await;
+    let listed = |html: &str| {
+        let mut l = site.listed(html);
+        l.sort();
+        l
+    };
+    // A store's one currency is assumed: 1,280 is yen at Shibuya, 42.50 dollars in New York.
     let html = site
-        .page(&format!("/?flagged=true&from={today}T00%3A00"))
+        .page(&format!(
+            "/?store=shibuya-01&min_amount={}",
+            encoded("1,280")
+        ))
         .await;
+    assert_eq!(listed(&html), ["yen-1280"], "{html}");
     assert!(
-        html.contains(&format!(r#"name="from" value="{today}T00:00:00""#)),
+        html.contains(r#"name="min_amount" value="1,280""#),
         "{html}"
     );
+    let html = site.page("/?store=nyc-01&min_amount=42.50").await;
+    assert_eq!(listed(&html), ["usd-4250"], "{html}");
+    let html = site.page("/?store=nyc-01&max_amount=12.80").await;
+    assert_eq!(listed(&html), ["usd-1280"], "{html}");
+    // Across both, the symbol says which: ¥1,280 is not $12.80.
+    let html = site
+        .page(&format!(
+            "/?min_amount={}&max_amount={}",
+            encoded("¥1,280"),
+            encoded("¥1,280")
+        ))
+        .await;
+    assert_eq!(listed(&html), ["yen-1280"], "{html}");
+    let html = site
+        .page(&format!("/?min_amount={}", encoded("$42.50")))
+        .await;
+    assert_eq!(listed(&html), ["usd-4250"], "{html}");
+}
+
+#[tokio::test]
+async fn an_amount_that_cannot_be_read_is_explained_beside_the_form_with_a_400() {
+    let site = two_currencies().await;
+    let (status, _, html) = site.get("/?min_amount=abc").await;
+    assert_eq!(status, 400);
+    assert!(html.contains("“abc” is not an amount"), "{html}");
+    assert!(html.contains(r#"name="min_amount" value="abc""#), "{html}");
+    assert!(rows(&html).is_empty());
+    let (status, _, html) = site.get("/?store=shibuya-01&max_amount=12.5").await;
+    assert_eq!(status, 400);
     assert!(
-        html.contains(r#"name="flagged" value="true" checked"#),
+        html.contains("“12.5” has more decimals than JPY has (0)."),
         "{html}"
     );
-    assert!(
-        rows(&html).is_empty(),
-        "the seeded events are from November: {html}"
-    );
+    // Yen and dollars in view, no symbol: decimals say nothing of which.
+    let (status, _, html) = site.get("/?min_amount=42.50").await;
+    assert_eq!(status, 400);
+    assert!(html.contains("write its symbol, as in $42.50"), "{html}");
 }
 
 #[tokio::test]
@@ -776,7 +974,8 @@ async fn the_dead_letter_page_shows_why_a_message_was_refused_and_its_payload_as
     let html = site.page("/dead-letters").await;
     assert!(html.contains("amount: must be an integer, found a string"));
     assert!(html.contains("pos&#x2f;shibuya-01&#x2f;r3&#x2f;events"));
-    assert!(html.contains("2026-11-21 09:00:00"));
+    // 09:00 UTC, in the zone of the stores: the one an owner of Tokyo stores reads.
+    assert!(html.contains("2026-11-21 18:00:00"), "{html}");
     assert!(html.contains("&lt;b&gt;bold&lt;&#x2f;b&gt;"));
     assert!(!html.contains("<b>bold"));
     // The header counts it.
@@ -1706,4 +1905,28 @@ async fn a_drawer_open_no_sale_explained_is_named_so_and_wears_the_high_badge() 
     assert!(list.contains(r#"class="type sev-high""#), "{list}");
     let (_, _, list) = site.get("/?severity=high").await;
     assert!(list.contains(&format!("href=\"/events/{}\"", site.seqs["d-1"])));
+}
+
+#[tokio::test]
+async fn choosing_another_store_keeps_the_moment_from_was_shown_as_on_the_new_stores_clock() {
+    let site = Site::with_config(TWO_ZONES).await;
+    // The form showed 18:45 in Tokyo; the person then picked New York and pressed the button.
+    let html = site
+        .page("/?store=nyc-01&from=2026-11-21T18%3A45&tz=Asia%2FTokyo")
+        .await;
+    // 18:45 JST is 04:45 in New York (EST): the same moment, not 18:45 New York time.
+    assert!(
+        html.contains(r#"name="from" value="2026-11-21T04:45:00""#),
+        "{html}"
+    );
+    assert!(
+        html.contains(r#"name="tz" value="America&#x2f;New_York""#),
+        "{html}"
+    );
+    // Without the zone it was shown in, a typed time is the chosen store's.
+    let html = site.page("/?store=nyc-01&from=2026-11-21T18%3A45").await;
+    assert!(
+        html.contains(r#"name="from" value="2026-11-21T18:45:00""#),
+        "{html}"
+    );
 }

@@ -66,6 +66,13 @@ pub trait Accounts: Send + Sync {
         now_ms: i64,
         keep_tokens: bool,
     ) -> Result<u64, AccountError>;
+    /// Sets the zone a person reads times in where no store names one; `None` returns them to their stores'.
+    async fn set_timezone(
+        &self,
+        name: &str,
+        timezone: Option<&str>,
+        now_ms: i64,
+    ) -> Result<(), AccountError>;
     /// Removes a user and their tokens; the last owner cannot be removed.
     async fn remove_user(&self, name: &str) -> Result<(), AccountError>;
     /// Gives `name` another role and stores; the last owner stays an owner.
@@ -155,11 +162,12 @@ fn user_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<User, StoreError> {
             .map_err(|e| StoreError::Invalid(format!("user stores: {e}")))?,
         created_ms: row.try_get("created_ms")?,
         totp: row.try_get("totp")?,
+        timezone: row.try_get("timezone")?,
     })
 }
 
 const USER_COLUMNS: &str =
-    "u.id, u.name, u.role, u.stores, u.created_ms, u.totp_secret IS NOT NULL AS totp";
+    "u.id, u.name, u.role, u.stores, u.created_ms, u.totp_secret IS NOT NULL AS totp, u.timezone";
 
 #[async_trait]
 impl Accounts for SqliteStore {
@@ -188,6 +196,7 @@ impl Accounts for SqliteStore {
             stores: user.stores.clone(),
             created_ms: now_ms,
             totp: false,
+            timezone: None,
         })
     }
 
@@ -209,6 +218,25 @@ impl Accounts for SqliteStore {
         .await?;
         row.map(|r| Ok((user_from_row(&r)?, r.try_get("password_hash")?)))
             .transpose()
+    }
+
+    async fn set_timezone(
+        &self,
+        name: &str,
+        timezone: Option<&str>,
+        now_ms: i64,
+    ) -> Result<(), AccountError> {
+        let done = sqlx::query("UPDATE users SET timezone = ?, updated_ms = ? WHERE name = ?")
+            .bind(timezone)
+            .bind(now_ms)
+            .bind(name)
+            .execute(self.writer())
+            .await
+            .map_err(StoreError::from)?;
+        if done.rows_affected() == 0 {
+            return Err(AccountError::Missing(name.to_string()));
+        }
+        Ok(())
     }
 
     async fn set_password(

@@ -268,6 +268,9 @@ pub struct EventQuery {
     pub transaction: Option<String>,
     pub from_ms: Option<i64>,
     pub to_ms: Option<i64>,
+    /// Each store's own span (its "today"): when not empty, only events inside their store's span, so a
+    /// Tokyo store's day and a New York store's day are each read on their own clock.
+    pub days: Vec<StoreDay>,
     pub flagged_only: bool,
     /// Only events of this severity or above (`High`: voids, refunds, no-sales, unexplained drawer opens).
     pub severity: Option<crate::event::Severity>,
@@ -278,6 +281,8 @@ pub struct EventQuery {
     /// passes no bound.
     pub min_amount: Option<i64>,
     pub max_amount: Option<i64>,
+    /// Only events in this currency (ISO 4217): an amount typed as `¥1,280` is not $12.80.
+    pub currency: Option<String>,
     /// Only events with at least one bookmark in this state.
     pub bookmark_state: Option<BookmarkState>,
     /// Only events with a case in this state.
@@ -285,6 +290,22 @@ pub struct EventQuery {
     /// Only events older than this one (by time, then sequence): the next page.
     pub before: Option<(i64, i64)>,
     pub limit: i64,
+}
+
+/// One store's span `[from_ms, to_ms)` of [`EventQuery::days`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreDay {
+    pub store: String,
+    pub from_ms: i64,
+    pub to_ms: i64,
+}
+
+/// What the list's filters offer to pick from: the registers, cashiers and currencies of recent events.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SeenValues {
+    pub registers: Vec<String>,
+    pub cashiers: Vec<String>,
+    pub currencies: Vec<String>,
 }
 
 /// What [`Store::register_activity`] reads: one register's events in a span.
@@ -471,6 +492,15 @@ pub trait Store:
     ) -> Result<bool, StoreError>;
 
     async fn events(&self, query: &EventQuery) -> Result<Vec<EventRecord>, StoreError>;
+    /// The distinct registers, cashiers and currencies of the events in `scope` (at `store` when given) at or
+    /// after `since_ms`, each sorted, at most `limit` of each.
+    async fn seen_values(
+        &self,
+        scope: &StoreScope,
+        store: Option<&str>,
+        since_ms: i64,
+        limit: i64,
+    ) -> Result<SeenValues, StoreError>;
     /// One event, if it exists and is in `scope`.
     async fn event(&self, seq: i64, scope: &StoreScope) -> Result<Option<EventRecord>, StoreError>;
     /// How many events of each type each cashier had at a store in `[from_ms, to_ms)`: `(cashier, type,

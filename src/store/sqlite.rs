@@ -1305,6 +1305,22 @@ impl Store for SqliteStore {
         if let Some(to) = query.to_ms {
             q.push(" AND e.at_ms < ").push_bind(to);
         }
+        if !query.days.is_empty() {
+            q.push(" AND (");
+            for (i, day) in query.days.iter().enumerate() {
+                if i > 0 {
+                    q.push(" OR ");
+                }
+                q.push("(e.store = ")
+                    .push_bind(day.store.clone())
+                    .push(" AND e.at_ms >= ")
+                    .push_bind(day.from_ms)
+                    .push(" AND e.at_ms < ")
+                    .push_bind(day.to_ms)
+                    .push(")");
+            }
+            q.push(")");
+        }
         if query.flagged_only {
             q.push(" AND e.flagged = 1");
         }
@@ -1317,6 +1333,9 @@ impl Store for SqliteStore {
         }
         if let Some(max) = query.max_amount {
             q.push(" AND e.amount <= ").push_bind(max);
+        }
+        if let Some(currency) = &query.currency {
+            q.push(" AND e.currency = ").push_bind(currency);
         }
         match query.bookmark_state {
             // Made is what most bookmarks become: walking events newest first fills a page at once.
@@ -1352,6 +1371,39 @@ impl Store for SqliteStore {
             .collect::<Result<Vec<_>, _>>()?;
         self.attach_details(&mut events).await?;
         Ok(events)
+    }
+
+    async fn seen_values(
+        &self,
+        scope: &StoreScope,
+        store: Option<&str>,
+        since_ms: i64,
+        limit: i64,
+    ) -> Result<SeenValues, StoreError> {
+        // Recent events only: the time index bounds the read, and a cashier who left a year ago is not one
+        // to offer.
+        let distinct = async |column: &str| -> Result<Vec<String>, StoreError> {
+            let mut q = QueryBuilder::<Sqlite>::new(format!(
+                "SELECT DISTINCT e.{column} FROM events e WHERE e.at_ms >= "
+            ));
+            q.push_bind(since_ms);
+            push_scope(&mut q, "e.store", scope);
+            if let Some(store) = store {
+                q.push(" AND e.store = ").push_bind(store.to_string());
+            }
+            q.push(format!(
+                " AND e.{column} IS NOT NULL AND e.{column} != '' ORDER BY 1 LIMIT "
+            ))
+            .push_bind(limit);
+            Ok(q.build_query_scalar::<String>()
+                .fetch_all(&self.reader)
+                .await?)
+        };
+        Ok(SeenValues {
+            registers: distinct("register").await?,
+            cashiers: distinct("cashier").await?,
+            currencies: distinct("currency").await?,
+        })
     }
 
     async fn cashier_counts(

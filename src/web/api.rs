@@ -12,8 +12,9 @@ use super::AppState;
 use super::auth::{DeadLetters, Events, Signed, Viewer};
 use super::error::ApiError;
 use super::view::{event_view, iso_utc};
+use crate::config::{Config, StoreConfig};
 use crate::event::{EventType, Severity};
-use crate::store::{BookmarkState, CaseFilter, DeadLetterQuery, EventQuery, StoreScope};
+use crate::store::{BookmarkState, CaseFilter, DeadLetterQuery, EventQuery, StoreDay, StoreScope};
 
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct EventParams {
@@ -39,6 +40,11 @@ pub struct EventParams {
     pub case: Option<String>,
     pub limit: Option<String>,
     pub before: Option<String>,
+    /// `today`: only events on their store's today, each store on its own clock.
+    pub day: Option<String>,
+    /// The zone the form wrote `from` and `to` in (an IANA name), so they are read as the person saw them
+    /// even after the store, and with it the form's zone, changed. The pages' only.
+    pub tz: Option<String>,
 }
 
 /// The longest search accepted, in characters: longer than any receipt line is worth typing, short enough that
@@ -62,6 +68,55 @@ pub fn parse_bound(name: &str, text: &str) -> Result<i64, ApiError> {
             "{name}: \"{text}\" is not a time; use RFC 3339 with an offset (2026-11-21T18:00:00+09:00) or epoch milliseconds"
         ))
     })
+}
+
+/// `store` as typed: a store's id, or the name of one of `stores` (the person's), in any case. Anything else
+/// is kept as it is, and matches no event.
+pub(super) fn store_id(config: &Config, stores: &[&StoreConfig], text: &str) -> String {
+    let text = text.trim();
+    if config.store(text).is_some() {
+        return text.to_string();
+    }
+    stores
+        .iter()
+        .find(|s| s.name.trim().to_lowercase() == text.to_lowercase())
+        .map(|s| s.id.clone())
+        .unwrap_or_else(|| text.to_string())
+}
+
+/// `day`: `today` is each of `stores`' today at `now_ms`, on its own clock (only the chosen store's when
+/// `store` is given); nothing else is a day.
+pub(super) fn parse_day(
+    v: &Option<String>,
+    stores: &[&StoreConfig],
+    store: Option<&str>,
+    now_ms: i64,
+) -> Result<Vec<StoreDay>, ApiError> {
+    match non_empty(v).as_deref() {
+        None => Ok(Vec::new()),
+        Some("today") => {
+            let days = super::format::todays(
+                stores
+                    .iter()
+                    .copied()
+                    .filter(|s| store.is_none_or(|id| s.id == id)),
+                now_ms,
+            );
+            // No store of theirs has a today: nothing is today's, rather than everything.
+            Ok(if days.is_empty() {
+                vec![StoreDay {
+                    store: String::new(),
+                    from_ms: 0,
+                    to_ms: 0,
+                }]
+            } else {
+                days
+            })
+        }
+        Some(other) => Err(ApiError::bad_request(format!(
+            "day: \"{other}\" must be today"
+        ))),
+    }
 }
 
 impl EventParams {
@@ -137,11 +192,13 @@ impl EventParams {
             to_ms: non_empty(&self.to)
                 .map(|t| parse_bound("to", &t))
                 .transpose()?,
+            days: Vec::new(),
             flagged_only,
             severity,
             search,
             min_amount,
             max_amount,
+            currency: None,
             bookmark_state,
             case,
             before,
@@ -245,9 +302,17 @@ pub async fn events(
     State(state): State<AppState>,
     Signed(viewer, _): Signed<Events>,
     RawQuery(raw): RawQuery,
-    Query(params): Query<EventParams>,
+    Query(mut params): Query<EventParams>,
 ) -> Result<Json<Value>, ApiError> {
-    let query = params.to_query(viewer.scope())?;
+    let stores = viewer.stores(&state.config);
+    params.store = non_empty(&params.store).map(|s| store_id(&state.config, &stores, &s));
+    let mut query = params.to_query(viewer.scope())?;
+    query.days = parse_day(
+        &params.day,
+        &stores,
+        query.store.as_deref(),
+        crate::clock::now_ms(),
+    )?;
     let events = state.store.events(&query).await?;
     audit_read(&state, &viewer, "/api/events", raw.as_deref(), events.len()).await;
     let next = if events.len() as i64 == query.limit {

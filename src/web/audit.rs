@@ -91,8 +91,8 @@ pub async fn page(
         ..Default::default()
     };
     let entries = state.store.audit(&query).await?;
-    // The stores' one zone when they share it, else UTC.
-    let zone = Zone::shared_by(state.config.stores.iter());
+    // The person's zone: the one they chose, else their stores' common one.
+    let zone: Zone = viewer.zone(&state.config);
     let older = (entries.len() as i64 == PAGE)
         .then(|| entries.last().map(|e| e.id))
         .flatten()

@@ -19,6 +19,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use minijinja::context;
 
 use super::AppState;
+use super::format::Zone;
 use super::pages::render;
 use crate::accounts::{Role, User, token_digest};
 use crate::clock::now_ms;
@@ -56,6 +57,28 @@ impl Viewer {
             .iter()
             .filter(|s| scope.allows(&s.id))
             .collect()
+    }
+
+    /// The zone this person reads times in where no store names one (the audit log, the integrations and
+    /// dead-letter pages, the footer): the one they chose, else the one their stores share (all stores' for an
+    /// owner or an integrator, whose work is not one store's), else UTC.
+    pub fn zone(&self, config: &Config) -> Zone {
+        Zone::of_person(
+            self.user.timezone.as_deref(),
+            self.zone_stores(config).into_iter(),
+        )
+    }
+
+    /// The zone this person gets when they choose none.
+    pub fn stores_zone(&self, config: &Config) -> Zone {
+        Zone::of_person(None, self.zone_stores(config).into_iter())
+    }
+
+    fn zone_stores<'c>(&self, config: &'c Config) -> Vec<&'c StoreConfig> {
+        match self.user.role {
+            Role::Owner | Role::Integrator => config.stores.iter().collect(),
+            Role::Manager | Role::Investigator => self.stores(config),
+        }
     }
 
     pub fn may(&self, access: Access) -> bool {
@@ -177,7 +200,10 @@ impl<N: Need> FromRequestParts<AppState> for Signed<N> {
             });
         };
         if !viewer.may(N::ACCESS) {
-            return Err(Refusal::Forbidden { api, viewer });
+            return Err(Refusal::Forbidden {
+                api,
+                viewer: Box::new(viewer),
+            });
         }
         Ok(Signed(viewer, PhantomData))
     }
@@ -331,9 +357,10 @@ pub enum Refusal {
     },
     ApiSignIn,
     BadToken,
+    /// The viewer is boxed: a refusal travels in every handler's `Result`, and a person is large.
     Forbidden {
         api: bool,
-        viewer: Viewer,
+        viewer: Box<Viewer>,
     },
     /// A form without this session's CSRF token: from another site, or from before a sign-out.
     BadForm,

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::AppState;
 use super::api::{non_empty, parse_switch};
 use super::auth::{DeadLetters, Refusal, Signed};
-use super::format::FALLBACK;
+use super::format::Zone;
 use super::pages::{PageError, nav, render};
 use crate::clock::now_ms;
 use crate::config::Bytes;
@@ -54,14 +54,14 @@ struct Letter {
     dismissed_at: Option<String>,
 }
 
-fn letter(d: DeadLetter) -> Letter {
+fn letter(zone: Zone, d: DeadLetter) -> Letter {
     let mut chars = d.raw.char_indices();
     let end = chars.nth(EXCERPT_CHARS).map(|(i, _)| i);
     let cut = end.is_some() || d.raw_is_partial();
     let excerpt = end.map_or(d.raw.as_str(), |end| &d.raw[..end]).to_string();
     Letter {
         id: d.id,
-        received: FALLBACK.datetime(d.received_ms),
+        received: zone.datetime(d.received_ms),
         topic: d.topic,
         reason: d.reason,
         excerpt,
@@ -70,7 +70,7 @@ fn letter(d: DeadLetter) -> Letter {
         size_bytes: crate::money::format_amount(d.size, None),
         small: d.size < 1024,
         sha256: d.sha256,
-        dismissed_at: d.dismissed.as_ref().map(|x| FALLBACK.datetime(x.at_ms)),
+        dismissed_at: d.dismissed.as_ref().map(|x| zone.datetime(x.at_ms)),
         dismissed_by: d.dismissed.map(|x| x.by),
     }
 }
@@ -84,6 +84,7 @@ pub async fn page(
     // A value the page never links to shows what it shows by default.
     let show_dismissed = parse_switch("dismissed", &params.dismissed).unwrap_or(false);
     let nav = nav(&state, &viewer).await?;
+    let zone = viewer.zone(&state.config);
     let totals = state.store.dead_letter_totals().await?;
     let query = DeadLetterQuery {
         include_dismissed: show_dismissed,
@@ -94,7 +95,7 @@ pub async fn page(
         .dead_letters(&query)
         .await?
         .into_iter()
-        .map(letter)
+        .map(|d| letter(zone, d))
         .collect();
     // "Dismiss all shown" covers the ids from the oldest to the newest letter listed: those between that are
     // hidden are dismissed already, and a letter that arrives meanwhile has a higher id.
@@ -126,7 +127,7 @@ pub async fn page(
             keep_for => keep_for.to_string(),
             keep_for_days,
             max_total => bounds.max_total.to_string(),
-            zone => FALLBACK.label(now_ms()),
+            zone => zone.label(now_ms()),
         },
     ))
 }

@@ -7,6 +7,7 @@ use chrono_tz::{OffsetName, Tz};
 use serde::Serialize;
 
 use crate::config::{Config, StoreConfig};
+use crate::store::StoreDay;
 
 /// A zone the pages show times in.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -68,6 +69,51 @@ impl Zone {
         } else {
             FALLBACK
         }
+    }
+
+    /// The zone an IANA name (`Asia/Tokyo`, `UTC`) names.
+    pub fn named(name: &str) -> Option<Zone> {
+        name.trim().parse::<Tz>().ok().map(Zone::Named)
+    }
+
+    /// The IANA name, for a form to send back; a register's offset has none.
+    pub fn name(&self) -> Option<&'static str> {
+        match self {
+            Zone::Named(tz) => Some(tz.name()),
+            Zone::Fixed(_) => None,
+        }
+    }
+
+    /// The zone a person reads times in where no store names one: the one they chose, else the one their
+    /// stores share, else [`FALLBACK`] (stores in several zones, and nothing chosen).
+    pub fn of_person<'a>(
+        chosen: Option<&str>,
+        stores: impl Iterator<Item = &'a StoreConfig>,
+    ) -> Zone {
+        chosen
+            .and_then(Zone::named)
+            .unwrap_or_else(|| Zone::shared_by(stores))
+    }
+
+    /// `[start, end)` of the day `now_ms` falls on in this zone: its first moment (midnight, or the first hour
+    /// the clocks show where a change of time skips midnight) to the next day's.
+    pub fn day_of(&self, now_ms: i64) -> (i64, i64) {
+        let date = self
+            .format(now_ms, "%Y-%m-%d")
+            .and_then(|d| NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok());
+        let Some(date) = date else {
+            return (now_ms, now_ms);
+        };
+        let first = |d: NaiveDate| {
+            (0..24).find_map(|h| {
+                let naive = d.and_hms_opt(h, 0, 0)?;
+                self.parse_local(&naive.format("%Y-%m-%dT%H:%M").to_string())
+                    .ok()
+            })
+        };
+        let start = first(date).unwrap_or(now_ms);
+        let end = date.succ_opt().and_then(first).unwrap_or(i64::MAX);
+        (start, end)
     }
 
     /// Midnight starting the day `ms` falls on, as the form's inputs write it.
@@ -151,6 +197,21 @@ impl Zone {
         // misses nothing.
         local.earliest().ok_or(LocalTimeError::Skipped)
     }
+}
+
+/// Each store's today at `now_ms`, on its own clock: a Tokyo store's day begins at 00:00 JST, a New York
+/// store's at 00:00 in New York, whatever the zone of the person asking.
+pub fn todays<'a>(stores: impl Iterator<Item = &'a StoreConfig>, now_ms: i64) -> Vec<StoreDay> {
+    stores
+        .map(|s| {
+            let (from_ms, to_ms) = Zone::Named(s.timezone).day_of(now_ms);
+            StoreDay {
+                store: s.id.clone(),
+                from_ms,
+                to_ms,
+            }
+        })
+        .collect()
 }
 
 fn parse_naive(text: &str) -> Option<NaiveDateTime> {
@@ -291,6 +352,72 @@ mod tests {
             TOKYO.span_end(start, ms("2026-11-22T00:00:10+09:00")),
             "2026-11-22 00:00:10"
         );
+    }
+
+    fn store(id: &str, timezone: Tz) -> StoreConfig {
+        StoreConfig {
+            id: id.into(),
+            name: id.into(),
+            timezone,
+        }
+    }
+
+    #[test]
+    fn today_at_a_tokyo_store_at_eight_in_the_morning_began_at_its_own_midnight_not_utcs() {
+        let now = ms("2026-11-21T08:00:00+09:00");
+        let days = todays([store("shibuya-01", chrono_tz::Asia::Tokyo)].iter(), now);
+        let day = &days[0];
+        assert_eq!(day.store, "shibuya-01");
+        assert_eq!(day.from_ms, ms("2026-11-21T00:00:00+09:00"));
+        assert_eq!(day.to_ms, ms("2026-11-22T00:00:00+09:00"));
+        let today = |at: &str| (day.from_ms..day.to_ms).contains(&ms(at));
+        assert!(today("2026-11-21T00:30:00+09:00"));
+        assert!(!today("2026-11-20T23:30:00+09:00"), "yesterday's 23:30");
+        // UTC's midnight would have let in everything since 09:00 yesterday.
+        assert!(!today("2026-11-20T09:30:00+09:00"));
+    }
+
+    #[test]
+    fn stores_in_two_zones_each_have_their_own_today() {
+        // 08:00 in Tokyo is 18:00 the day before in New York.
+        let now = ms("2026-11-21T08:00:00+09:00");
+        let days = todays(
+            [
+                store("shibuya-01", chrono_tz::Asia::Tokyo),
+                store("nyc-01", chrono_tz::America::New_York),
+            ]
+            .iter(),
+            now,
+        );
+        assert_eq!(days[0].from_ms, ms("2026-11-21T00:00:00+09:00"));
+        assert_eq!(days[1].store, "nyc-01");
+        assert_eq!(days[1].from_ms, ms("2026-11-20T00:00:00-05:00"));
+        assert_eq!(days[1].to_ms, ms("2026-11-21T00:00:00-05:00"));
+    }
+
+    #[test]
+    fn a_day_whose_midnight_the_clocks_skip_begins_at_its_first_hour() {
+        // Santiago moves its clocks from 00:00 to 01:00 on the first Sunday of September.
+        let santiago = Zone::Named(chrono_tz::America::Santiago);
+        let (start, end) = santiago.day_of(ms("2026-09-06T12:00:00-03:00"));
+        assert_eq!(start, ms("2026-09-06T01:00:00-03:00"));
+        assert_eq!(end, ms("2026-09-07T00:00:00-03:00"));
+    }
+
+    #[test]
+    fn a_persons_zone_is_their_choice_else_their_stores_common_zone_else_utc() {
+        let tokyo = [
+            store("a", chrono_tz::Asia::Tokyo),
+            store("b", chrono_tz::Asia::Tokyo),
+        ];
+        assert_eq!(Zone::of_person(None, tokyo.iter()), TOKYO);
+        assert_eq!(Zone::of_person(Some("UTC"), tokyo.iter()), FALLBACK);
+        let mixed = [
+            store("a", chrono_tz::Asia::Tokyo),
+            store("n", chrono_tz::America::New_York),
+        ];
+        assert_eq!(Zone::of_person(None, mixed.iter()), FALLBACK);
+        assert_eq!(Zone::of_person(Some("Asia/Tokyo"), mixed.iter()), TOKYO);
     }
 
     #[test]

@@ -68,6 +68,7 @@ index! {
     post "/logout" => signin::sign_out,
     get "/account/password" => signin::password_form,
     post "/account/password" => signin::change_password,
+    post "/account/timezone" => signin::change_timezone,
     get "/" => pages::events,
     get "/events/{seq}" => pages::event,
     post "/events/{seq}/case" => cases::change_case,

@@ -21,7 +21,10 @@ use minijinja::{Environment, UndefinedBehavior, Value, context};
 use serde::Serialize;
 
 use super::AppState;
-use super::api::{EventParams, SEARCH_MAX_CHARS, cursor, non_empty, parse_bound, parse_flagged};
+use super::api::{
+    EventParams, SEARCH_MAX_CHARS, cursor, non_empty, parse_bound, parse_day, parse_flagged,
+    store_id,
+};
 use super::auth::{Events, Integrations as IntegrationsAccess, Signed, Viewer};
 use super::error::ApiError;
 use super::format::{self, FALLBACK, LocalTimeError, SKEW_WARNING_MS, Zone, ZoneLabel};
@@ -31,7 +34,7 @@ use crate::camera::Integrations;
 use crate::clock::now_ms;
 use crate::config::Config;
 use crate::event::{EventType, Lateness, Timing, median_skew, timing};
-use crate::money::format_amount;
+use crate::money::{AmountError, TypedAmount, format_amount, parse_amount};
 use crate::store::{
     AttemptRecord, CASE_TEXT_MAX_CHARS, CaseRecord, CaseState, EventQuery, EventRecord, StoreError,
     StoreScope,
@@ -204,6 +207,7 @@ pub(super) struct Nav {
 pub(super) async fn nav(state: &AppState, viewer: &Viewer) -> Result<Nav, PageError> {
     use super::auth::Access;
     let c = state.store.counts(&viewer.scope()).await?;
+    let zone = viewer.zone(&state.config);
     Ok(Nav {
         user: viewer.user.name.clone(),
         role: viewer.user.role.as_str(),
@@ -225,8 +229,8 @@ pub(super) async fn nav(state: &AppState, viewer: &Viewer) -> Result<Nav, PageEr
             0
         },
         unindexed: c.unindexed,
-        last_received: c.last_received_ms.map(|ms| FALLBACK.datetime(ms)),
-        zone: FALLBACK.label(c.last_received_ms.unwrap_or_else(now_ms)),
+        last_received: c.last_received_ms.map(|ms| zone.datetime(ms)),
+        zone: zone.label(c.last_received_ms.unwrap_or_else(now_ms)),
     })
 }
 
@@ -481,8 +485,14 @@ enum Problem {
         value: String,
         error: LocalTimeError,
     },
-    /// The amount range runs backwards.
-    AmountOrder { min: i64, max: i64 },
+    /// An amount that cannot be read as the currency writes it.
+    Amount {
+        field: &'static str,
+        value: String,
+        error: AmountError,
+    },
+    /// The amount range runs backwards (as typed).
+    AmountOrder { min: String, max: String },
     /// Longer than a search is read.
     SearchLength { max: usize },
     /// Refused by the API's own checks, in its words: what only an edited address can send (an unknown
@@ -503,6 +513,10 @@ struct Form {
     txn: String,
     from: String,
     to: String,
+    /// The zone `from` and `to` are written in, sent back with them.
+    tz: String,
+    /// Only each store's today.
+    today: bool,
     flagged: bool,
     severity: String,
     q: String,
@@ -606,6 +620,8 @@ fn list_href(params: &EventParams, before: Option<&str>) -> String {
         ("state", &params.state),
         ("case", &params.case),
         ("limit", &params.limit),
+        ("day", &params.day),
+        ("tz", &params.tz),
     ];
     for (name, value) in fields {
         if let Some(v) = non_empty(value) {
@@ -621,23 +637,6 @@ fn list_href(params: &EventParams, before: Option<&str>) -> String {
     } else {
         format!("/?{query}")
     }
-}
-
-/// What the form lets a person type wrong, in the page's words: the API would refuse the same in its own.
-fn typed_problems(params: &EventParams) -> Vec<Problem> {
-    let mut problems = Vec::new();
-    let amount = |v: &Option<String>| non_empty(v).and_then(|a| a.parse::<i64>().ok());
-    if let (Some(min), Some(max)) = (amount(&params.min_amount), amount(&params.max_amount))
-        && min > max
-    {
-        problems.push(Problem::AmountOrder { min, max });
-    }
-    if non_empty(&params.q).is_some_and(|q| q.chars().count() > SEARCH_MAX_CHARS) {
-        problems.push(Problem::SearchLength {
-            max: SEARCH_MAX_CHARS,
-        });
-    }
-    problems
 }
 
 /// One page of events, and the cursor of the next when older events exist.
@@ -662,6 +661,30 @@ async fn list(
     Ok((events, next))
 }
 
+/// How far back the filters look for the registers, cashiers and currencies they offer.
+const SEEN_WITHIN_MS: i64 = 90 * 86_400_000;
+/// The most registers or cashiers a filter offers.
+const SEEN_MAX: i64 = 500;
+
+/// An amount bound from the form, as the pages write amounts (`1,280`, `¥1,280`, `42.50`), in the currency
+/// the text names or else `assumed`.
+fn read_amount(
+    field: &'static str,
+    text: &Option<String>,
+    assumed: Option<&str>,
+) -> Result<Option<TypedAmount>, Problem> {
+    let Some(text) = non_empty(text) else {
+        return Ok(None);
+    };
+    parse_amount(&text, assumed)
+        .map(Some)
+        .map_err(|error| Problem::Amount {
+            field,
+            value: text,
+            error,
+        })
+}
+
 pub async fn events(
     State(state): State<AppState>,
     Signed(viewer, _): Signed<Events>,
@@ -679,23 +702,39 @@ pub async fn events(
         }
     };
     let config = &state.config;
-    let store = non_empty(&params.store);
+    let now = now_ms();
+    let my_stores = viewer.stores(config);
+    // A store is chosen by its id or typed by its name; the id is what is kept.
+    let store = non_empty(&params.store).map(|s| store_id(config, &my_stores, &s));
+    let params = EventParams {
+        store: store.clone(),
+        ..params
+    };
     // Without a store, times are read in the zone the person's stores share, so a chain in one country
-    // never types UTC.
-    let shared = Zone::shared_by(viewer.stores(config).into_iter());
-    let zone = match store.as_deref().and_then(|id| config.store(id)) {
+    // never types UTC; across zones, in the person's own.
+    let shared = Zone::shared_by(my_stores.iter().copied());
+    let mine = viewer.zone(config);
+    let form_store = store.as_deref().and_then(|id| config.store(id));
+    let zone = match form_store {
         Some(s) => Zone::Named(s.timezone),
-        None if store.is_none() => shared,
+        None if store.is_none() && shared != FALLBACK => shared,
+        None if store.is_none() => mine,
         None => FALLBACK,
     };
+    // From and to are read in the zone the form showed them in: choosing another store keeps the moments
+    // the person saw, shown again on the new store's clock.
+    let read_zone = non_empty(&params.tz)
+        .and_then(|z| Zone::named(&z))
+        .unwrap_or(zone);
 
-    let from = read_bound(zone, "from", &params.from);
-    let to = read_bound(zone, "to", &params.to);
+    let from = read_bound(read_zone, "from", &params.from);
+    let to = read_bound(read_zone, "to", &params.to);
     // Shown again as the input expects it; a bound that does not parse is shown as typed, next to its error.
     let shown = |bound: &Result<Option<i64>, Problem>, typed: &Option<String>| match bound {
         Ok(Some(ms)) => zone.input_value(*ms),
         _ => typed.clone().unwrap_or_default(),
     };
+    let day = non_empty(&params.day);
     let form = Form {
         store: params.store.clone().unwrap_or_default(),
         register: params.register.clone().unwrap_or_default(),
@@ -704,6 +743,8 @@ pub async fn events(
         txn: params.txn.clone().unwrap_or_default(),
         from: shown(&from, &params.from),
         to: shown(&to, &params.to),
+        tz: zone.name().unwrap_or_default().to_string(),
+        today: day.as_deref() == Some("today"),
         // An unreadable value leaves the box unticked; to_query reports it.
         flagged: parse_flagged(&params.flagged).unwrap_or(false),
         severity: params.severity.clone().unwrap_or_default(),
@@ -721,15 +762,71 @@ pub async fn events(
             None
         }
     };
-    // The API's checks see the bounds as epoch milliseconds, already read in the store's zone.
+    let from = as_ms(from);
+    let to = as_ms(to);
+
+    // What the filters offer, and the currency amounts are typed in when the events in view have one.
+    let seen = state
+        .store
+        .seen_values(
+            &viewer.scope(),
+            store.as_deref(),
+            now - SEEN_WITHIN_MS,
+            SEEN_MAX,
+        )
+        .await?;
+    let assumed = match seen.currencies.as_slice() {
+        [one] => Some(one.as_str()),
+        _ => None,
+    };
+    let min = read_amount("min_amount", &params.min_amount, assumed);
+    let max = read_amount("max_amount", &params.max_amount, assumed);
+    let (min, max) = match (min, max) {
+        (Ok(min), Ok(max)) => (min, max),
+        (min, max) => {
+            problems.extend(min.err());
+            problems.extend(max.err());
+            (None, None)
+        }
+    };
+    if let (Some(lo), Some(hi)) = (&min, &max)
+        && lo.minor > hi.minor
+    {
+        problems.push(Problem::AmountOrder {
+            min: form.min_amount.clone(),
+            max: form.max_amount.clone(),
+        });
+    }
+    let currency = min
+        .as_ref()
+        .or(max.as_ref())
+        .and_then(|a| a.currency.clone());
+    // The API's checks see the bounds as epoch milliseconds and minor units, already read.
     let checked = EventParams {
-        from: as_ms(from),
-        to: as_ms(to),
+        from,
+        to,
+        min_amount: min.as_ref().map(|a| a.minor.to_string()),
+        max_amount: max.as_ref().map(|a| a.minor.to_string()),
         ..params.clone()
     };
-    problems.extend(typed_problems(&params));
+    if non_empty(&params.q).is_some_and(|q| q.chars().count() > SEARCH_MAX_CHARS) {
+        problems.push(Problem::SearchLength {
+            max: SEARCH_MAX_CHARS,
+        });
+    }
+    let days = match parse_day(&params.day, &my_stores, store.as_deref(), now) {
+        Ok(days) => days,
+        Err(e) => {
+            problems.push(Problem::Filter { message: e.message });
+            Vec::new()
+        }
+    };
     let query = match checked.to_query(viewer.scope()) {
-        Ok(q) => Some(q),
+        Ok(q) => Some(EventQuery {
+            days,
+            currency,
+            ..q
+        }),
         Err(_) if !problems.is_empty() => None,
         Err(e) => {
             problems.push(Problem::Filter { message: e.message });
@@ -762,9 +859,8 @@ pub async fn events(
             flagged: config.bookmarks.types.contains(t),
         })
         .collect();
-    let stores: Vec<StoreOption> = viewer
-        .stores(config)
-        .into_iter()
+    let stores: Vec<StoreOption> = my_stores
+        .iter()
         .map(|s| StoreOption {
             id: &s.id,
             name: &s.name,
@@ -777,6 +873,27 @@ pub async fn events(
         .into_iter()
         .map(|s| tonight(s, now))
         .collect();
+    let store_listed = stores.iter().any(|s| s.id == form.store);
+    // How many filters are set, on the folded filters' button: a phone shows the list, and says it is narrowed.
+    let active_filters = [
+        &form.store,
+        &form.register,
+        &form.kind,
+        &form.cashier,
+        &form.txn,
+        &form.from,
+        &form.to,
+        &form.min_amount,
+        &form.max_amount,
+        &form.state,
+        &form.case,
+    ]
+    .iter()
+    .filter(|v| !v.is_empty())
+    .count()
+        + usize::from(form.flagged)
+        + usize::from(form.today);
+    let amount_example = assumed.map(|c| format_amount(1280, Some(c)));
     let status = if problems.is_empty() {
         StatusCode::OK
     } else {
@@ -792,17 +909,20 @@ pub async fn events(
             f => form,
             types,
             stores,
-            form_zone => zone.label(now_ms()),
+            store_listed,
+            active_filters,
+            amount_example,
+            registers => seen.registers,
+            cashiers => seen.cashiers,
+            form_zone => zone.label(now),
             form_store => form_store.map(|s| &s.name),
             form_store_unknown => store.is_some() && form_store.is_none(),
             shared_zone => store.is_none() && shared != FALLBACK,
             high_only => "/?severity=high",
             tonight,
-            today_flagged => format!(
-                "/?flagged=true&from={}",
-                url::form_urlencoded::byte_serialize(shared.day_start_input(now_ms()).as_bytes())
-                    .collect::<String>()
-            ),
+            // Stores in several zones, none chosen: from and to are in the person's zone.
+            own_zone => store.is_none() && shared == FALLBACK && my_stores.len() > 1,
+            today_flagged => "/?flagged=true&day=today",
             problems,
             rows,
             common_zone,
@@ -962,6 +1082,7 @@ pub async fn integrations(
     Signed(viewer, _): Signed<IntegrationsAccess>,
 ) -> Result<Response, PageError> {
     let nav = nav(&state, &viewer).await?;
+    let zone = viewer.zone(&state.config);
     let stats = state.store.system_stats().await?;
     let set = state.integrations.snapshot();
     let systems: Vec<SystemRow> = state
@@ -984,9 +1105,9 @@ pub async fn integrations(
                 pending: stat.pending,
                 failed: stat.failed,
                 made: stat.made,
-                last_made: stat.last_made_ms.map(|ms| FALLBACK.datetime(ms)),
+                last_made: stat.last_made_ms.map(|ms| zone.datetime(ms)),
                 last_error: stat.last_error,
-                last_error_at: stat.last_error_ms.map(|ms| FALLBACK.datetime(ms)),
+                last_error_at: stat.last_error_ms.map(|ms| zone.datetime(ms)),
                 rate_limit: def.and_then(|d| d.rate_limit).map(|r| r.to_string()),
                 limit: lane.map_or(1, |l| l.limit),
                 latency: lane.and_then(|l| l.latency).map(milliseconds),
@@ -1003,7 +1124,7 @@ pub async fn integrations(
         StatusCode::OK,
         "integrations.html",
         context! {
-            page => "integrations", nav, systems, errors, definitions, zone => FALLBACK.label(now_ms()),
+            page => "integrations", nav, systems, errors, definitions, zone => zone.label(now_ms()),
             dir => state.integrations.dir().display().to_string(),
         },
     ))

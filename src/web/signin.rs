@@ -25,6 +25,7 @@ use super::auth::{
     self, Account, ClientAddress, Refusal, SESSION_COOKIE, Signed, constant_time_eq, cookie,
     set_cookie,
 };
+use super::format::{FALLBACK, Zone};
 use super::pages::render;
 use crate::accounts::User;
 use crate::accounts::{self, MIN_PASSWORD, random_secret, token_digest};
@@ -460,6 +461,18 @@ async fn password_page(
     note: Option<&str>,
 ) -> Response {
     let nav = super::pages::nav(state, viewer).await.ok();
+    // The zones of the stores, and UTC: the ones a person of this chain reads times in.
+    let mut zones: Vec<&str> = state
+        .config
+        .stores
+        .iter()
+        .map(|s| s.timezone.name())
+        .chain(std::iter::once("UTC"))
+        .chain(viewer.user.timezone.as_deref())
+        .collect();
+    zones.sort_unstable();
+    zones.dedup();
+    let stores_zone = viewer.stores_zone(&state.config);
     render(
         status,
         "password.html",
@@ -470,6 +483,10 @@ async fn password_page(
             csrf => &viewer.csrf,
             note,
             min => MIN_PASSWORD,
+            zones,
+            stores_zone => stores_zone.name(),
+            stores_zone_differs => stores_zone == FALLBACK && state.config.stores.len() > 1,
+            chosen_zone => &viewer.user.timezone,
         },
     )
 }
@@ -477,6 +494,7 @@ async fn password_page(
 #[derive(Debug, Deserialize)]
 pub struct Changed {
     changed: Option<String>,
+    zone: Option<String>,
 }
 
 pub async fn password_form(
@@ -484,7 +502,11 @@ pub async fn password_form(
     Signed(viewer, _): Signed<Account>,
     Query(q): Query<Changed>,
 ) -> Response {
-    let note = q.changed.is_some().then_some("changed");
+    let note = match (q.changed, q.zone) {
+        (Some(_), _) => Some("changed"),
+        (None, Some(_)) => Some("zone_saved"),
+        (None, None) => None,
+    };
     password_page(&state, &viewer, StatusCode::OK, note).await
 }
 
@@ -544,4 +566,41 @@ pub async fn change_password(
     let mut r = Redirect::to("/account/password?changed=1").into_response();
     r.headers_mut().append(header::SET_COOKIE, cookie);
     Ok(r)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ZoneForm {
+    csrf: String,
+    /// An IANA name, or empty for the person's stores' zone.
+    timezone: String,
+}
+
+/// Saves the zone a person reads times in where no store names one.
+pub async fn change_timezone(
+    State(state): State<AppState>,
+    Signed(viewer, _): Signed<Account>,
+    Form(f): Form<ZoneForm>,
+) -> Result<Response, Refusal> {
+    viewer.check_csrf(&f.csrf)?;
+    let chosen = match f.timezone.trim() {
+        "" => None,
+        name => match Zone::named(name).and_then(|z| z.name()) {
+            Some(name) => Some(name),
+            None => {
+                return Ok(password_page(
+                    &state,
+                    &viewer,
+                    StatusCode::BAD_REQUEST,
+                    Some("zone_unknown"),
+                )
+                .await);
+            }
+        },
+    };
+    state
+        .store
+        .set_timezone(&viewer.user.name, chosen, now_ms())
+        .await
+        .map_err(|_| Refusal::Unavailable { api: false })?;
+    Ok(Redirect::to("/account/password?zone=1").into_response())
 }
