@@ -514,7 +514,10 @@ async fn a_failed_bookmark_shows_the_vendors_reason_as_text_beside_a_made_one() 
         .find(|r| r.contains("REFUND"))
         .unwrap();
     assert!(refund.contains(">pending<"), "{refund}");
-    assert!(refund.contains("1 attempt: connection refused"), "{refund}");
+    assert!(
+        refund.contains(r#"1 attempt: <span lang="en">connection refused</span>"#),
+        "the vendor's words, marked as English: {refund}"
+    );
 }
 
 /// What minijinja's escaping leaves of plain text: `/` becomes `&#x2f;`.
@@ -1558,6 +1561,13 @@ async fn a_browser_asking_for_japanese_gets_every_page_in_japanese_with_yen_and_
         "/events/999999".to_string(),
     ] {
         let (_, _, html) = site.get_with(&path, &ja).await;
+        if let Some(at) = html.find(&escaped_slashes(CAMERA_NOT_FOUND)) {
+            let lead = html.find("カメラシステムからのメッセージ(原文):");
+            assert!(
+                lead.is_some_and(|l| l < at),
+                "a camera system's English words follow a Japanese lead-in: {html}"
+            );
+        }
         if path == "/integrations" {
             // The repository's own copies of the definitions: files, said to replace nothing.
             assert!(
