@@ -468,6 +468,63 @@ mod tests {
         }
     }
 
+    /// A template's text as a reader sees it, with every tag, expression, statement and comment taken out,
+    /// and the values of the attributes a reader sees (placeholder, title, aria-label, alt) kept.
+    fn visible_words(source: &str) -> String {
+        let mut out = String::new();
+        let mut rest = source;
+        while let Some(open) = rest.find(['{', '<']) {
+            out.push_str(&rest[..open]);
+            let tail = &rest[open..];
+            let close = match &tail[..2.min(tail.len())] {
+                "{{" => tail.find("}}").map(|c| c + 2),
+                "{%" => tail.find("%}").map(|c| c + 2),
+                "{#" => tail.find("#}").map(|c| c + 2),
+                _ if tail.starts_with('<') => {
+                    // A tag: its readable attributes' literal parts count, the rest does not.
+                    let end = tail.find('>').map_or(tail.len(), |c| c + 1);
+                    for attr in ["placeholder=\"", "title=\"", "aria-label=\"", "alt=\""] {
+                        if let Some(at) = tail[..end].find(attr) {
+                            let value = &tail[at + attr.len()..end];
+                            let value = &value[..value.find('"').unwrap_or(value.len())];
+                            out.push(' ');
+                            out.push_str(&visible_words(value));
+                        }
+                    }
+                    Some(end)
+                }
+                _ => Some(1),
+            };
+            let close = close.unwrap_or(tail.len());
+            out.push(' ');
+            rest = &tail[close..];
+        }
+        out.push_str(rest);
+        out
+    }
+
+    #[test]
+    fn no_template_writes_words_of_its_own_every_word_comes_from_the_catalogs() {
+        // What may stand as it is in either language: the product's name, the language switch (each language
+        // named in itself), examples typed into a search
+        // (ids, a Japanese word), and the name of a hash.
+        const ALLOWED: &[&str] = &["tillmark", "English", "T-000981", "c117", "SHA-256"];
+        for (name, source) in super::super::pages::TEMPLATES {
+            let text = visible_words(source);
+            let words: Vec<&str> = text
+                .split(|c: char| c.is_whitespace() || ",.;:()[]·—…|/".contains(c))
+                .filter(|w| w.chars().filter(|c| c.is_ascii_alphabetic()).count() >= 2)
+                .filter(|w| !ALLOWED.contains(w) && !w.starts_with('&'))
+                .map(|w| w.trim_matches(|c: char| !c.is_alphanumeric()))
+                .filter(|w| !w.is_empty())
+                .collect();
+            assert!(
+                words.is_empty(),
+                "{name} writes {words:?} itself: put them in web/i18n/*.toml"
+            );
+        }
+    }
+
     #[test]
     fn a_message_escapes_what_is_put_into_it_unless_the_template_made_it_safe() {
         let render = |lang: &str, source: &str| {
