@@ -657,25 +657,38 @@ async fn drawer_open_explained(
     Ok(found.is_some())
 }
 
-/// An explaining event was stored: the flagged drawer opens of its register within `within_ms` of it are
-/// explained. Their bookmarks that no attempt has touched are withdrawn; a drawer open left with no bookmark
-/// is unflagged. One whose bookmark an attempt may already have reached stays flagged, as it is on the camera.
+/// Explaining events were stored: the flagged drawer opens of their registers within each one's `within_ms`
+/// are explained. Their bookmarks that no attempt has touched are withdrawn; a drawer open left with no
+/// bookmark is unflagged. One whose bookmark an attempt may already have reached stays flagged, as it is on
+/// the camera. Most events of a busy register are sales and seldom is any drawer open left to explain: one
+/// query looks for them all, not one a sale.
 async fn explain_drawer_opens(
     tx: &mut sqlx::Transaction<'_, Sqlite>,
-    event: &Event,
-    within_ms: i64,
+    explaining: &[(&Event, i64)],
 ) -> Result<(), StoreError> {
-    let at_ms = event.at_ms();
-    let opens: Vec<i64> = sqlx::query_scalar(
-        "SELECT seq FROM events WHERE store = ? AND register = ? AND at_ms BETWEEN ? AND ? \
-         AND type = 'drawer_open' AND flagged = 1",
-    )
-    .bind(&event.store)
-    .bind(&event.register)
-    .bind(at_ms.saturating_sub(within_ms))
-    .bind(at_ms.saturating_add(within_ms))
-    .fetch_all(&mut **tx)
-    .await?;
+    let mut opens: Vec<i64> = Vec::new();
+    for chunk in explaining.chunks(ROWS_PER_INSERT) {
+        let mut q = QueryBuilder::<Sqlite>::new("WITH s (store, register, lo, hi) AS (");
+        q.push_values(chunk, |mut row, (event, within_ms)| {
+            let at_ms = event.at_ms();
+            row.push_bind(&event.store)
+                .push_bind(&event.register)
+                .push_bind(at_ms.saturating_sub(*within_ms))
+                .push_bind(at_ms.saturating_add(*within_ms));
+        });
+        q.push(
+            ") SELECT DISTINCT e.seq FROM s JOIN events e ON e.store = s.store AND e.register = s.register \
+             AND e.at_ms BETWEEN s.lo AND s.hi WHERE e.type = 'drawer_open' AND e.flagged = 1",
+        );
+        opens.extend(
+            q.build_query_scalar::<i64>()
+                .persistent(chunk.len() == ROWS_PER_INSERT)
+                .fetch_all(&mut **tx)
+                .await?,
+        );
+    }
+    opens.sort_unstable();
+    opens.dedup();
     const UNTOUCHED: &str = "event_seq = ? AND state = 'pending' AND attempts = 0 AND maybe_created = 0 \
                              AND in_flight = 0 AND claimed_until_ms IS NULL";
     for seq in opens {
@@ -820,8 +833,8 @@ async fn insert_events(
             .await?;
     }
     // After the drawer opens of this statement are in: a sale may explain one stored beside it.
-    for (event, within_ms) in explaining {
-        explain_drawer_opens(tx, event, within_ms).await?;
+    if !explaining.is_empty() {
+        explain_drawer_opens(tx, &explaining).await?;
     }
     Ok(())
 }
