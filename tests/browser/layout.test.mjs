@@ -19,6 +19,8 @@ const pages = [
   '/integrations',
   '/dead-letters',
   '/audit',
+  '/people',
+  '/tokens',
   '/account/password',
 ];
 
