@@ -342,16 +342,21 @@ async fn after_five_wrong_passwords_an_account_waits_even_with_the_right_one_and
     assert_eq!(refused[0].address.as_deref(), Some("127.0.0.1"));
 }
 
-/// The audit log's refused sign-ins, newest first.
-async fn refused_sign_ins(site: &Site) -> Vec<tillmark::store::AuditEntry> {
+/// The audit log's entries of `action`, newest first.
+async fn audited(site: &Site, action: &str) -> Vec<tillmark::store::AuditEntry> {
     site.store
         .audit(&AuditQuery {
-            action: Some("sign_in_refused".into()),
+            action: Some(action.into()),
             limit: 100,
             ..Default::default()
         })
         .await
         .unwrap()
+}
+
+/// The audit log's refused sign-ins, newest first.
+async fn refused_sign_ins(site: &Site) -> Vec<tillmark::store::AuditEntry> {
+    audited(site, "sign_in_refused").await
 }
 
 #[tokio::test]
@@ -768,15 +773,7 @@ async fn a_scripts_reads_are_in_the_audit_log_with_what_it_asked_and_how_many_ro
         .get_as("ken", &format!("/api/events/{}", site.osaka_seq))
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let reads = site
-        .store
-        .audit(&AuditQuery {
-            action: Some("api_read".into()),
-            limit: 10,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let reads = audited(&site, "api_read").await;
     let got: Vec<(&str, &str, &str)> = reads
         .iter()
         .rev()
@@ -853,15 +850,7 @@ async fn the_owner_sees_everyones_tokens_with_their_last_use_and_a_revoked_one_s
     assert_eq!(site.get_as("ito", "/integrations").await.0, StatusCode::OK);
     let (_, _, page) = owner.get("/tokens").await;
     assert!(!page.contains(">ken</td>"), "{page}");
-    let revoked = site
-        .store
-        .audit(&AuditQuery {
-            action: Some("token_revoked".into()),
-            limit: 10,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let revoked = audited(&site, "token_revoked").await;
     assert_eq!(revoked.len(), 1);
     assert_eq!(revoked[0].actor.as_deref(), Some("aiko"));
     assert_eq!(revoked[0].target.as_deref(), Some("ken"));
@@ -968,15 +957,7 @@ async fn with_an_authenticator_code_the_password_alone_signs_nobody_in_and_each_
     let (status, _, home) = browser.get("/").await;
     assert_eq!(status, StatusCode::OK);
     assert!(home.contains(">ken<"), "{home}");
-    let signed_in = site
-        .store
-        .audit(&AuditQuery {
-            action: Some("sign_in".into()),
-            limit: 10,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let signed_in = audited(&site, "sign_in").await;
     assert_eq!(signed_in.len(), 1);
     assert_eq!(
         signed_in[0].detail.as_deref(),
