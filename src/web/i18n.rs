@@ -525,6 +525,141 @@ mod tests {
         }
     }
 
+    /// Every string literal of a Rust file before its tests, with the names of the calls and macros it sits
+    /// in (innermost last): `tracing::warn!`, `ApiError::bad_request`, `format!`.
+    fn literals_with_callers(source: &str) -> Vec<(String, Vec<String>)> {
+        let source = source.split("#[cfg(test)]").next().unwrap_or(source);
+        let bytes = source.as_bytes();
+        let (mut at, mut open, mut found) = (0, Vec::<String>::new(), Vec::new());
+        while at < bytes.len() {
+            let rest = &source[at..];
+            let ident_before =
+                at > 0 && (bytes[at - 1].is_ascii_alphanumeric() || bytes[at - 1] == b'_');
+            if rest.starts_with("//") {
+                at += rest.find('\n').unwrap_or(rest.len());
+            } else if let Some(after) = rest.strip_prefix('\'') {
+                // A char literal ('"', '\'') or a lifetime ('a): neither holds text.
+                let close = after
+                    .char_indices()
+                    .take(3)
+                    .find(|&(i, c)| c == '\'' && !(i == 1 && after.starts_with('\\')));
+                at += close.map_or(1, |(i, _)| i + 2);
+            } else if let Some(hashes) =
+                rest.strip_prefix('r')
+                    .filter(|_| !ident_before)
+                    .and_then(|r| {
+                        let n = r.len() - r.trim_start_matches('#').len();
+                        r[n..].starts_with('"').then_some(n)
+                    })
+            {
+                let body = &rest[2 + hashes..];
+                let end = body
+                    .find(&format!("\"{}", "#".repeat(hashes)))
+                    .expect("a raw string ends");
+                found.push((body[..end].to_string(), open.clone()));
+                at += 2 + hashes + end + 1 + hashes;
+            } else if rest.starts_with('"') {
+                let mut end = 1;
+                while rest.as_bytes()[end] != b'"' {
+                    end += if rest.as_bytes()[end] == b'\\' { 2 } else { 1 };
+                }
+                found.push((rest[1..end].to_string(), open.clone()));
+                at += end + 1;
+            } else {
+                match bytes[at] {
+                    b'(' | b'[' | b'{' => {
+                        let before = source[..at].trim_end();
+                        let name_start = before
+                            .rfind(|c: char| !(c.is_alphanumeric() || "_:!".contains(c)))
+                            .map_or(0, |i| i + 1);
+                        open.push(before[name_start..].to_string());
+                    }
+                    b')' | b']' | b'}' => {
+                        open.pop();
+                    }
+                    _ => {}
+                }
+                at += rest.chars().next().map_or(1, char::len_utf8);
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn no_page_code_writes_words_of_its_own_only_logs_the_json_api_and_audit_records_speak_english()
+    {
+        // Where English is the language by design: the daemon's log, the JSON API's answers (documented in
+        // English for programs), the template engine's own errors (which go to the log), and audit records,
+        // which are written once, as evidence, and shown as they were written.
+        let by_design = |callers: &[String]| {
+            callers.iter().any(|c| {
+                ["trace!", "debug!", "info!", "warn!", "error!"]
+                    .iter()
+                    .any(|m| c.ends_with(m))
+                    || c.starts_with("ApiError")
+                    || c == "json!"
+                    || c == "json"
+                    || c == "Error::new"
+            })
+        };
+        const AUDIT_DETAILS: &[&str] = &[
+            "dead letter {first}",
+            "dead letters {first}–{last}",
+            "event {}: {} at {}/{}, {}",
+            "reset on the people page; {revoked} API tokens revoked",
+            "wrong or already used authenticator code",
+            "with authenticator code",
+            "{revoked} API tokens revoked",
+            "timeline {}/{} {} to {} {}",
+        ];
+        // Headers' values and the catalog reader's own errors (it runs at start, before any page).
+        const NOT_FOR_READERS: &[&str] = &[
+            "default-src 'none';",
+            "public, max-age=31536000, immutable",
+            "{key}: a message is text, not {}",
+            "message \\\"{key}\\\": unclosed {{",
+            "message \\\"{key}\\\" needs {name}=",
+        ];
+        let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/web");
+        let mut own_words = Vec::new();
+        let mut files = 0;
+        for entry in std::fs::read_dir(&folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "rs") {
+                continue;
+            }
+            files += 1;
+            let source = std::fs::read_to_string(&path).unwrap();
+            for (literal, callers) in literals_with_callers(&source) {
+                let words = literal
+                    .split_whitespace()
+                    .filter(|w| {
+                        let w = w.trim_end_matches([',', '.', ';', ':']);
+                        w.len() >= 2 && w.chars().all(|c| c.is_ascii_alphabetic() || c == '\'')
+                    })
+                    .count();
+                let prose = words >= 2 && literal.contains(' ');
+                if prose
+                    && !by_design(&callers)
+                    && !AUDIT_DETAILS.contains(&literal.as_str())
+                    && !NOT_FOR_READERS.iter().any(|n| literal.starts_with(n))
+                {
+                    own_words.push(format!("{}: {literal:?}", path.display()));
+                }
+            }
+        }
+        assert!(
+            files >= 15,
+            "the page code was not found in {}",
+            folder.display()
+        );
+        assert!(
+            own_words.is_empty(),
+            "page code writes words a reader sees itself: put them in web/i18n/*.toml\n{}",
+            own_words.join("\n")
+        );
+    }
+
     #[test]
     fn a_message_escapes_what_is_put_into_it_unless_the_template_made_it_safe() {
         let render = |lang: &str, source: &str| {

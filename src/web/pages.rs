@@ -172,7 +172,7 @@ pub(super) fn render(status: StatusCode, name: &str, ctx: Value) -> Response {
             );
             (
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "This page could not be rendered; the daemon's log says why.",
+                super::i18n::text("problem.not_rendered"),
             )
                 .into_response()
         }

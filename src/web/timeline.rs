@@ -409,11 +409,7 @@ pub async fn csv(
     let r = match read(&state, &viewer.scope(), &params).await? {
         Ok(r) => r,
         Err(_) => {
-            return Ok((
-                StatusCode::BAD_REQUEST,
-                "store, register and a valid from/to are needed; open /timeline to choose them",
-            )
-                .into_response());
+            return Ok((StatusCode::BAD_REQUEST, text("csv.needs_choice")).into_response());
         }
     };
     let zone = r.zone.label(r.from_ms);
