@@ -1890,6 +1890,34 @@ async fn a_late_event_says_it_arrived_late_and_a_live_one_from_a_register_five_s
         "{html}"
     );
 
+    // The register's timeline warns of its clock above its lines; r1, whose only message came late, has no
+    // measured clock and no warning.
+    let timeline = |register: &str| {
+        format!(
+            "/timeline?store=shibuya-01&register={register}&from=2026-11-21T17%3A00&to=2026-11-21T19%3A00"
+        )
+    };
+    let (status, _, html) = site.get(&timeline("r2")).await;
+    assert_eq!(status, 200, "{html}");
+    let warning = html
+        .find("Register clock: +5.0 s (median of its last 1 live events)")
+        .expect("r2's clock on its timeline");
+    assert!(html.contains("clock is more than 2 s off"), "{html}");
+    assert!(
+        warning < html.find("timeline-lines").unwrap(),
+        "above the lines"
+    );
+    let (status, _, html) = site.get(&timeline("r1")).await;
+    assert_eq!(status, 200, "{html}");
+    assert!(
+        html.contains("VOID") || html.contains("Void"),
+        "r1's timeline shows its void:\n{html}"
+    );
+    assert!(
+        !html.contains("Register clock") && !html.contains("skew-high"),
+        "{html}"
+    );
+
     // The API says the same in fields.
     let (status, _, api) = site
         .get(&format!("/api/events/{}", site.seqs["late-1"]))

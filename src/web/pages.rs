@@ -316,8 +316,10 @@ struct Late {
     why: Lateness,
 }
 
+/// A register's clock as its recent live events measure it: the event page and the timeline show it, and warn
+/// past 2 s.
 #[derive(Debug, Serialize)]
-struct RegisterClock {
+pub(super) struct RegisterClock {
     text: String,
     n: usize,
     high: bool,
@@ -332,16 +334,21 @@ pub(super) async fn register_clock(
     scope: &StoreScope,
     store: &str,
     register: &str,
-) -> Result<Option<(i64, usize)>, StoreError> {
+) -> Result<Option<RegisterClock>, StoreError> {
     let timings = state
         .store
         .register_timings(scope, store, register, CLOCK_SAMPLE)
         .await?;
-    Ok(median_skew(
+    let median = median_skew(
         timings
             .into_iter()
             .map(|(at, sent, received)| timing(at, sent, received)),
-    ))
+    );
+    Ok(median.map(|(skew_ms, n)| RegisterClock {
+        text: format::skew(skew_ms),
+        n,
+        high: skew_high(skew_ms),
+    }))
 }
 
 fn skew_high(skew_ms: i64) -> bool {
@@ -970,11 +977,7 @@ pub(super) async fn event_response(
     };
     let clock = register_clock(state, &viewer.scope(), &record.store, &record.register).await?;
     let mut page = event_page(&state.config, &state.integrations, record, attempts);
-    page.register_clock = clock.map(|(skew_ms, n)| RegisterClock {
-        text: format::skew(skew_ms),
-        n,
-        high: skew_high(skew_ms),
-    });
+    page.register_clock = clock;
     let case = case.map(|c| case_view(&page, c));
     Ok(render(
         status,

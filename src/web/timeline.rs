@@ -15,7 +15,7 @@ use super::AppState;
 use super::auth::{Events, Signed};
 use super::format::{LocalTimeError, Zone};
 use super::i18n::{event_label, text, type_label};
-use super::pages::{PageError, nav, render};
+use super::pages::{PageError, nav, register_clock, render};
 use super::view::{CameraFootage, event_cameras};
 use crate::clock::now_ms;
 use crate::event::Severity;
@@ -345,6 +345,7 @@ pub async fn page(
     let (problem, timeline) = match read(&state, &scope, &params).await? {
         Ok(r) => {
             let shifts = shifts(&state, &scope, &r).await?;
+            let clock = register_clock(&state, &scope, &r.store, &r.register).await?;
             let csv = href(
                 "/timeline.csv",
                 &r.store,
@@ -365,6 +366,7 @@ pub async fn page(
                 max_lines => MAX_LINES,
                 shifts,
                 csv,
+                clock,
             };
             (None, Some(timeline))
         }
