@@ -15,7 +15,7 @@ mod dead_letters;
 #[cfg(test)]
 mod drawer_tests;
 mod retention;
-mod sqlite;
+pub(crate) mod sqlite;
 #[cfg(test)]
 mod tests;
 

@@ -3,6 +3,12 @@
 //! single writer never meets `SQLITE_BUSY`); reads use a small pool of their own so the index never waits on
 //! ingest.
 
+mod accounts;
+mod audit;
+mod cases;
+mod dead_letters;
+mod retention;
+
 use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write;
 use std::str::FromStr;

@@ -1,0 +1,278 @@
+//! Retention in SQLite: purges in batches, erasure of one person.
+
+use async_trait::async_trait;
+use sqlx::{QueryBuilder, Sqlite};
+
+use super::{EVENT_COLUMNS, SqliteStore, event_from_row};
+use crate::store::retention::*;
+use crate::store::*;
+
+/// The candidates' condition: `id` as the cashier, or somewhere in the payload (a word of it is checked in
+/// Rust, since SQL has no such test), of `store` if given.
+fn push_naming(q: &mut QueryBuilder<Sqlite>, id: &str, store: Option<&str>) {
+    q.push(" AND (e.cashier = ")
+        .push_bind(id.to_string())
+        .push(" OR instr(e.raw, ")
+        .push_bind(id.to_string())
+        .push(") > 0)");
+    if let Some(store) = store {
+        q.push(" AND e.store = ").push_bind(store.to_string());
+    }
+}
+
+#[async_trait]
+impl Retention for SqliteStore {
+    async fn purge_events(&self, before_ms: i64) -> Result<EventsPurged, StoreError> {
+        let mut purged = EventsPurged::default();
+        loop {
+            let mut tx = self.writer().begin().await?;
+            // The oldest first, walking the time index; held events are skipped, and are few.
+            let marked = sqlx::query(
+                "INSERT INTO retention_purging (event_seq) \
+                 SELECT e.seq FROM events e WHERE e.at_ms < ? \
+                   AND NOT EXISTS (SELECT 1 FROM cases c WHERE c.event_seq = e.seq AND c.state = 'open') \
+                   AND NOT EXISTS (SELECT 1 FROM bookmarks b WHERE b.event_seq = e.seq AND b.state = 'pending') \
+                 ORDER BY e.at_ms LIMIT ?",
+            )
+            .bind(before_ms)
+            .bind(PURGE_BATCH)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if marked == 0 {
+                tx.rollback().await?;
+                break;
+            }
+            for statement in [
+                "DELETE FROM bookmark_attempts WHERE bookmark_id IN \
+                 (SELECT b.id FROM bookmarks b JOIN retention_purging p ON p.event_seq = b.event_seq)",
+                "DELETE FROM case_history WHERE event_seq IN (SELECT event_seq FROM retention_purging)",
+            ] {
+                sqlx::query(statement).execute(&mut *tx).await?;
+            }
+            purged.bookmarks += sqlx::query(
+                "DELETE FROM bookmarks WHERE event_seq IN (SELECT event_seq FROM retention_purging)",
+            )
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            purged.closed_cases += sqlx::query(
+                "DELETE FROM cases WHERE event_seq IN (SELECT event_seq FROM retention_purging)",
+            )
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            // The search rows go by trigger (events_search_delete).
+            purged.events += sqlx::query(
+                "DELETE FROM events WHERE seq IN (SELECT event_seq FROM retention_purging)",
+            )
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            sqlx::query("DELETE FROM retention_purging")
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            if (marked as i64) < PURGE_BATCH {
+                break;
+            }
+        }
+        let (open, pending): (i64, i64) = sqlx::query_as(
+            "SELECT \
+               COALESCE(SUM(EXISTS (SELECT 1 FROM cases c WHERE c.event_seq = e.seq AND c.state = 'open')), 0), \
+               COALESCE(SUM(NOT EXISTS (SELECT 1 FROM cases c WHERE c.event_seq = e.seq AND c.state = 'open') \
+                 AND EXISTS (SELECT 1 FROM bookmarks b WHERE b.event_seq = e.seq AND b.state = 'pending')), 0) \
+             FROM events e WHERE e.at_ms < ?",
+        )
+        .bind(before_ms)
+        .fetch_one(self.writer())
+        .await?;
+        purged.held_open_case = open.unsigned_abs();
+        purged.held_pending = pending.unsigned_abs();
+        Ok(purged)
+    }
+
+    async fn purge_sessions(&self, seen_before_ms: i64) -> Result<u64, StoreError> {
+        let sessions = sqlx::query("DELETE FROM sessions WHERE seen_ms < ?")
+            .bind(seen_before_ms)
+            .execute(self.writer())
+            .await?
+            .rows_affected();
+        // Sign-ins abandoned at the authenticator code: each lasts minutes, so these are long dead.
+        let challenges = sqlx::query("DELETE FROM sign_in_challenges WHERE created_ms < ?")
+            .bind(seen_before_ms)
+            .execute(self.writer())
+            .await?
+            .rows_affected();
+        Ok(sessions + challenges)
+    }
+
+    async fn events_naming(
+        &self,
+        id: &str,
+        store: Option<&str>,
+        after_seq: i64,
+        limit: i64,
+    ) -> Result<Vec<EventRecord>, StoreError> {
+        let mut found = Vec::new();
+        let mut after = after_seq;
+        // Candidates hold the text somewhere; only those naming it as a word are the person's.
+        while (found.len() as i64) < limit {
+            let mut q = QueryBuilder::<Sqlite>::new(format!(
+                "SELECT {EVENT_COLUMNS}, e.raw FROM events e WHERE e.seq > "
+            ));
+            q.push_bind(after);
+            push_naming(&mut q, id, store);
+            q.push(" ORDER BY e.seq LIMIT ").push_bind(PURGE_BATCH);
+            let rows = q.build().fetch_all(self.reader()).await?;
+            let Some(last) = rows.last() else { break };
+            after = sqlx::Row::try_get(last, "seq")?;
+            for row in &rows {
+                let raw: String = sqlx::Row::try_get(row, "raw")?;
+                let event = event_from_row(row)?;
+                if event_names(&event, &raw, id) && (found.len() as i64) < limit {
+                    found.push(event);
+                }
+            }
+            if (rows.len() as i64) < PURGE_BATCH {
+                break;
+            }
+        }
+        self.attach_details(&mut found).await?;
+        Ok(found)
+    }
+
+    async fn erase_identifier(
+        &self,
+        id: &str,
+        store: Option<&str>,
+        pseudonym: &str,
+    ) -> Result<Erased, StoreError> {
+        type Row = (
+            i64,
+            Option<String>,
+            String,
+            String,
+            String,
+            Option<String>,
+            bool,
+        );
+        let mut erased = Erased::default();
+        let mut after = 0i64;
+        loop {
+            let mut tx = self.writer().begin().await?;
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "SELECT e.seq, e.cashier, e.raw, e.attributes, e.lines, e.reason, \
+                 EXISTS (SELECT 1 FROM cases c WHERE c.event_seq = e.seq AND c.state = 'open') \
+                 FROM events e WHERE e.seq > ",
+            );
+            q.push_bind(after);
+            push_naming(&mut q, id, store);
+            q.push(" ORDER BY e.seq LIMIT ").push_bind(PURGE_BATCH);
+            let rows: Vec<Row> = q.build_query_as().fetch_all(&mut *tx).await?;
+            let Some(last) = rows.last() else {
+                tx.rollback().await?;
+                break;
+            };
+            after = last.0;
+            let full = rows.len() as i64 == PURGE_BATCH;
+            for (seq, cashier, raw, attributes, lines, reason, held) in rows {
+                let own = cashier.as_deref() == Some(id);
+                if !own && !names(&raw, id) {
+                    continue;
+                }
+                if held {
+                    erased.held += 1;
+                    continue;
+                }
+                let cashier = if own {
+                    Some(pseudonym.to_string())
+                } else {
+                    cashier.map(|c| replace_word(&c, id, pseudonym).unwrap_or(c))
+                };
+                let raw = replace_in_json_text(&raw, id, pseudonym).unwrap_or(raw);
+                let attributes =
+                    replace_in_json_text(&attributes, id, pseudonym).unwrap_or(attributes);
+                let lines = replace_in_json_text(&lines, id, pseudonym).unwrap_or(lines);
+                let reason = reason.map(|r| replace_word(&r, id, pseudonym).unwrap_or(r));
+                // The update trigger takes the event out of both search indexes until the indexer reads it
+                // again; meanwhile a search reads its new text from the row.
+                sqlx::query(
+                    "UPDATE events SET cashier = ?, raw = ?, attributes = ?, lines = ?, reason = ?, \
+                     digest = NULL WHERE seq = ?",
+                )
+                .bind(cashier)
+                .bind(raw)
+                .bind(attributes)
+                .bind(lines)
+                .bind(reason)
+                .bind(seq)
+                .execute(&mut *tx)
+                .await?;
+                erased.events += 1;
+                let notes: Vec<String> = sqlx::query_scalar(
+                    "SELECT text FROM case_history WHERE event_seq = ? AND text IS NOT NULL",
+                )
+                .bind(seq)
+                .fetch_all(&mut *tx)
+                .await?;
+                erased.case_notes += notes.iter().filter(|t| names(t, id)).count() as u64;
+            }
+            tx.commit().await?;
+            if !full {
+                break;
+            }
+        }
+        // Dead letters belong to no event; a store's are those that came on its topics.
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "SELECT id, raw, topic, reason FROM dead_letters WHERE instr(raw, ",
+        );
+        q.push_bind(id.to_string()).push(") > 0");
+        if let Some(store) = store {
+            q.push(" AND instr(topic, ")
+                .push_bind(format!("/{store}/"))
+                .push(") > 0");
+        }
+        let letters: Vec<(i64, String, String, String)> =
+            q.build_query_as().fetch_all(self.writer()).await?;
+        let mut tx = self.writer().begin().await?;
+        for (letter, raw, topic, reason) in letters {
+            let Some(raw) = replace_word(&raw, id, pseudonym) else {
+                continue;
+            };
+            let reason = replace_word(&reason, id, pseudonym).unwrap_or(reason);
+            sqlx::query("UPDATE dead_letters SET raw = ?, reason = ?, kept_bytes = ? WHERE id = ?")
+                .bind(&raw)
+                .bind(&reason)
+                .bind((raw.len() + topic.len() + reason.len()) as i64)
+                .bind(letter)
+                .execute(&mut *tx)
+                .await?;
+            erased.dead_letters += 1;
+        }
+        tx.commit().await?;
+        Ok(erased)
+    }
+
+    async fn scrub(&self) -> Result<Scrubbed, StoreError> {
+        // Merging each full-text index into one segment drops what was deleted from it; contentless tables
+        // otherwise keep a deleted row's tokens until some later merge.
+        for index in ["events_search", "events_grams"] {
+            sqlx::query(&format!(
+                "INSERT INTO {index} ({index}) VALUES ('optimize')"
+            ))
+            .execute(self.writer())
+            .await?;
+        }
+        // VACUUM writes a new copy of the database holding live rows only: no free page or free space in a
+        // page keeps an old value. In WAL mode the copy goes through the log, which the checkpoint then
+        // writes into the file and cuts to nothing.
+        sqlx::query("VACUUM").execute(self.writer()).await?;
+        let (busy, _, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+            .fetch_one(self.writer())
+            .await?;
+        Ok(Scrubbed {
+            wal_emptied: busy == 0,
+        })
+    }
+}
