@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::store::Store;
+use crate::store::{Store, StoreHealth};
 
 /// How far behind ingest the indexer looks: events stored within a tick are indexed together.
 const TICK: Duration = Duration::from_millis(250);
@@ -32,7 +32,7 @@ const BURST_PER_SECOND: f64 = 2_000.0;
 const LONGEST_WAIT: Duration = Duration::from_secs(10);
 
 /// Indexes events until `cancel`; a step in progress commits first.
-pub async fn run(store: Arc<dyn Store>, cancel: CancellationToken) {
+pub async fn run(store: Arc<dyn Store>, health: StoreHealth, cancel: CancellationToken) {
     let mut every = tokio::time::interval(TICK);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut mark: Option<(Instant, i64)> = None;
@@ -54,10 +54,14 @@ pub async fn run(store: Arc<dyn Store>, cancel: CancellationToken) {
         // Catch up, a step at a time, until done, stopped, or a burst begins.
         loop {
             match store.index_search(STEP).await {
-                Ok(n) if n < STEP as u64 => break,
-                Ok(_) => {}
+                Ok(n) if n < STEP as u64 => {
+                    health.answered("search index");
+                    break;
+                }
+                Ok(_) => health.answered("search index"),
                 Err(e) => {
-                    tracing::warn!(error = %e, "Could not index events for search; trying again shortly.");
+                    // Tried again at the next tick; searches still find every event meanwhile.
+                    health.failed("search index", &e);
                     break;
                 }
             }

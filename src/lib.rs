@@ -128,7 +128,12 @@ impl Daemon {
             housekeeping_cancel.clone(),
         ));
         let indexer_cancel = CancellationToken::new();
-        let indexer = tokio::spawn(indexer::run(store.clone(), indexer_cancel.clone()));
+        let health = store::StoreHealth::default();
+        let indexer = tokio::spawn(indexer::run(
+            store.clone(),
+            health.clone(),
+            indexer_cancel.clone(),
+        ));
 
         let source = ingest::Source::open(&config.mqtt).await?;
         let broker = source.url().clone();
@@ -166,6 +171,7 @@ impl Daemon {
             integrations: integrations.clone(),
             cameras: cameras.clone(),
             lanes: lanes.clone(),
+            health: health.clone(),
         };
         let web = tokio::spawn({
             let cancel = web_cancel.clone();
@@ -186,6 +192,7 @@ impl Daemon {
             wake: wake.clone(),
             lanes,
             failures: Default::default(),
+            health: health.clone(),
         };
         let delivery = tokio::spawn(worker.run(delivery_cancel.clone()));
         tokio::spawn(expedite_on_new_definitions(
@@ -202,7 +209,14 @@ impl Daemon {
                 url: config.database.url.clone(),
                 source,
             })?;
-        let ingest = ingest::start(config.clone(), source, store.clone(), id_key, wake, intake);
+        let ingest = ingest::start(
+            config.clone(),
+            source,
+            store.clone(),
+            id_key,
+            wake,
+            (intake, health),
+        );
         Ok(Daemon {
             ingest,
             delivery,

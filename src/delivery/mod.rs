@@ -36,7 +36,7 @@ pub use schedule::next_delay;
 use crate::camera::{Cameras, Delivery};
 use crate::clock::now_ms;
 use crate::config::DeliveryConfig;
-use crate::store::{Finished, Job, Outcome, Room, Store, StoreError};
+use crate::store::{Finished, Job, Outcome, Room, Store, StoreError, StoreHealth};
 use concurrency::{Answer, Ticket};
 use lane::Lane;
 
@@ -58,6 +58,8 @@ pub struct Worker {
     pub lanes: Lanes,
     /// Final failures, logged one line per camera system a minute.
     pub failures: std::sync::Mutex<failures::FailureLog>,
+    /// Where a failing database is reported, once, by its kind.
+    pub health: StoreHealth,
 }
 
 /// Most attempts in flight across all camera systems; each system also has its own limit.
@@ -86,7 +88,12 @@ type Claim = Pin<Box<dyn Future<Output = Result<Claimed, StoreError>> + Send>>;
 impl Worker {
     pub async fn run(self, cancel: CancellationToken) {
         let (done_tx, done_rx) = tokio::sync::mpsc::unbounded_channel();
-        let recorder = tokio::spawn(record(self.store.clone(), done_rx, self.wake.clone()));
+        let recorder = tokio::spawn(record(
+            self.store.clone(),
+            done_rx,
+            self.wake.clone(),
+            self.health.clone(),
+        ));
         let mut tasks: JoinSet<()> = JoinSet::new();
         let this = Arc::new(self);
         for system in this.cameras.ids() {
@@ -166,6 +173,7 @@ impl Worker {
                     claim = None;
                     match claimed {
                         Ok(Claimed { jobs, short, next }) => {
+                            this.health.answered("delivery");
                             found_nothing = jobs.is_empty();
                             if !found_nothing {
                                 claim_time = (claim_time * 3 + claim_began.elapsed()) / 4;
@@ -178,7 +186,8 @@ impl Worker {
                             }
                         }
                         Err(e) => {
-                            tracing::warn!(error = %e, "Could not read the bookmark outbox; trying again in a second.");
+                            // Tried again in a second.
+                            this.health.failed("delivery", &e);
                             tokio::select! {
                                 _ = cancel.cancelled() => break,
                                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
@@ -428,6 +437,7 @@ async fn record(
     store: Arc<dyn Store>,
     mut done: tokio::sync::mpsc::UnboundedReceiver<Finished>,
     wake: Arc<Notify>,
+    health: StoreHealth,
 ) {
     let mut batch = Vec::new();
     while let Some(first) = done.recv().await {
@@ -444,6 +454,7 @@ async fn record(
         for _ in 0..10 {
             match store.finish(&batch).await {
                 Ok(sooner) => {
+                    health.answered("delivery");
                     // Due times changed: a retry rescheduled, a claim given back, or a made bookmark pulling its
                     // system's waiting rows forward (the store's recovery rule). Look again; bookmarks only
                     // made change nothing there.
@@ -453,7 +464,7 @@ async fn record(
                     break;
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, outcomes = batch.len(), "Could not record delivery outcomes; retrying.");
+                    health.failed("delivery", &e);
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(5));
                 }

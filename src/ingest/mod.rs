@@ -25,7 +25,7 @@ pub use embedded::BrokerError;
 pub use plan::{Plan, bookmark_for, plan};
 
 use crate::config::{BrokerUrl, Config, MqttConfig, Watchers};
-use crate::store::Store;
+use crate::store::{Store, StoreHealth};
 use crate::tls::{MqttTls, Tunnel};
 
 pub use poller::Status;
@@ -93,7 +93,7 @@ pub fn start(
     store: Arc<dyn Store>,
     id_key: Vec<u8>,
     wake: Arc<Notify>,
-    status: Status,
+    (status, health): (Status, StoreHealth),
 ) -> Ingest {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let generation = poller::Generation::default();
@@ -127,6 +127,7 @@ pub fn start(
         backlog,
         wake,
         id_key,
+        health,
     };
     let writer = tokio::spawn(writer.run(rx, intake.clone()));
     Ingest {

@@ -22,7 +22,7 @@ use super::poller::{Ack, Backlog, Generation, Inbound, Message};
 use crate::clock::now_ms;
 use crate::config::{Config, Watchers};
 use crate::event;
-use crate::store::{Intake, IntakeOutcome, Store};
+use crate::store::{Intake, IntakeOutcome, Store, StoreHealth};
 
 /// Most messages in one transaction: a thousand amortise the fsync, and such a transaction holds the single
 /// database writer for some 40 ms, so delivery's claims and outcomes are never kept long behind a burst. Intake
@@ -44,6 +44,8 @@ pub struct Writer {
     pub wake: Arc<Notify>,
     /// Keys the digest that keeps apart identifiers whose masked forms are alike.
     pub id_key: Vec<u8>,
+    /// Where a failing database is reported, once, by its kind.
+    pub health: StoreHealth,
 }
 
 /// A message read into what the store keeps, with how to acknowledge it.
@@ -60,6 +62,7 @@ impl Writer {
             client: self.client.clone(),
             generation: self.generation.clone(),
             wake: self.wake.clone(),
+            health: self.health.clone(),
         };
         let committer = tokio::spawn(committer.run(to_commit));
         let mut batch = Vec::new();
@@ -180,6 +183,7 @@ struct Committer {
     client: Option<AsyncClient>,
     generation: Generation,
     wake: Arc<Notify>,
+    health: StoreHealth,
 }
 
 impl Committer {
@@ -202,10 +206,14 @@ impl Committer {
         let mut delay = std::time::Duration::from_millis(100);
         let outcomes = loop {
             match self.store.ingest(&intakes, now_ms()).await {
-                Ok(outcomes) => break outcomes,
+                Ok(outcomes) => {
+                    self.health.answered("ingest");
+                    break outcomes;
+                }
                 Err(e) => {
-                    // Nothing is acknowledged until this succeeds: the broker keeps the messages meanwhile.
-                    tracing::error!(error = %e, batch = intakes.len(), "Could not store received events; retrying.");
+                    // Nothing is acknowledged until this succeeds: the broker keeps the messages meanwhile, and
+                    // stops sending once its in-flight window is full, so intake pauses rather than piles up.
+                    self.health.failed("ingest", &e);
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(std::time::Duration::from_secs(10));
                 }

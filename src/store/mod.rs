@@ -14,6 +14,8 @@ mod cases;
 mod dead_letters;
 #[cfg(test)]
 mod drawer_tests;
+mod error;
+mod health;
 mod retention;
 pub(crate) mod sqlite;
 #[cfg(test)]
@@ -35,22 +37,14 @@ pub use dead_letters::{
     DEAD_LETTER_EXCERPT_CHARS, DeadLetter, DeadLetterBounds, DeadLetterQuery, DeadLetterStore,
     DeadLetterTotals, Dismissal, Purged, sha256_hex,
 };
+pub use error::{ErrorKind, StoreError};
+pub use health::{Problem, StoreHealth};
 pub use retention::{
     Erased, EventsPurged, PURGE_BATCH, Retention, Scrubbed, names, replace_in_json, replace_word,
 };
 pub use sqlite::SqliteStore;
 
 use crate::event::Event;
-
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
-    #[error("database migration failed: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
-    #[error("{0}")]
-    Invalid(String),
-}
 
 /// A bookmark to make for a new event: which camera, which window.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -395,25 +395,55 @@ pub async fn dead_letters(
     Ok(Json(json!({ "dead_letters": list })))
 }
 
-/// 200 while events can arrive and the database answers; 503 otherwise, so monitoring can alert.
-pub async fn healthz(State(state): State<AppState>) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let counts = state.store.counts(&StoreScope::All).await?;
+/// 200 while events can arrive and the database answers; 503 otherwise, so monitoring can alert, with what
+/// is wrong: the broker, or the database failing intake or delivery (full, unreachable, damaged).
+pub async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let receiving = state.intake.receiving();
-    let status = if receiving {
+    let mut problems = state.health.problems();
+    let counts = match state.store.counts(&StoreScope::All).await {
+        Ok(counts) => Some(counts),
+        Err(e) => {
+            state.health.failed("web", &e);
+            problems = state.health.problems();
+            None
+        }
+    };
+    if counts.is_some() {
+        state.health.answered("web");
+        problems.retain(|p| p.part != "web");
+    }
+    let status_text = match (problems.first(), receiving) {
+        (Some(p), _) => format!("database failing {}: {}", p.part, p.advice),
+        (None, false) => {
+            "not receiving events: the MQTT broker is unreachable or the subscription is missing"
+                .into()
+        }
+        (None, true) => "ok".into(),
+    };
+    let status = if receiving && problems.is_empty() {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    Ok((
+    let counts = counts.unwrap_or_default();
+    let database: Vec<Value> = problems
+        .iter()
+        .map(|p| {
+            json!({ "part": p.part, "kind": p.kind, "since": iso_utc(p.since_ms), "attempts": p.attempts,
+                    "advice": p.advice, "error": p.error })
+        })
+        .collect();
+    (
         status,
         Json(json!({
-            "status": if receiving { "ok" } else { "not receiving events: the MQTT broker is unreachable or the subscription is missing" },
+            "status": status_text,
             "mqtt": { "connected": state.intake.connected(), "receiving": receiving, "error": state.intake.last_error() },
+            "database": { "ok": database.is_empty(), "problems": database },
             "events": counts.events,
             "bookmarks_pending": counts.pending,
             "bookmarks_failed": counts.failed,
             "dead_letters": counts.dead_letters,
             "last_received_at": counts.last_received_ms.map(iso_utc),
         })),
-    ))
+    )
 }

@@ -4,7 +4,7 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-use crate::store::StoreError;
+use crate::store::{ErrorKind, StoreError};
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -30,10 +30,33 @@ impl ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        tracing::error!(error = %e, "A web request could not read the store.");
+        let kind = e.kind();
+        let (status, message) = match kind {
+            ErrorKind::Unavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the database is not available right now; try again in a minute",
+            ),
+            ErrorKind::Full => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the database cannot take writes: its disk is full",
+            ),
+            ErrorKind::Conflict => (
+                StatusCode::CONFLICT,
+                "this collides with what is stored; reload and try again",
+            ),
+            ErrorKind::Corrupt => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the database could not be read; the daemon's log says why",
+            ),
+        };
+        if kind.passes() {
+            tracing::warn!(error = %e, "A web request could not reach the store.");
+        } else {
+            tracing::error!(error = %e, kind = kind.as_str(), "A web request failed in the store: {}.", kind.advice());
+        }
         ApiError {
-            status: StatusCode::SERVICE_UNAVAILABLE,
-            message: "the database is not available right now".into(),
+            status,
+            message: message.into(),
         }
     }
 }

@@ -43,6 +43,8 @@ pub struct AppState {
     pub cameras: crate::camera::Cameras,
     /// Each camera system's delivery lane, for its concurrency and latency.
     pub lanes: crate::delivery::Lanes,
+    /// What the database is failing, if anything, for `/healthz`.
+    pub health: crate::store::StoreHealth,
 }
 
 /// Declares every route once: the router is built from this list, and [`ROUTES`] lists it, so a test can walk

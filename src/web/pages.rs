@@ -36,8 +36,8 @@ use crate::config::Config;
 use crate::event::{EventType, Lateness, Timing, median_skew, timing};
 use crate::money::{AmountError, TypedAmount, format_amount, parse_amount};
 use crate::store::{
-    AttemptRecord, CASE_TEXT_MAX_CHARS, CaseRecord, CaseState, EventQuery, EventRecord, StoreError,
-    StoreScope,
+    AttemptRecord, CASE_TEXT_MAX_CHARS, CaseRecord, CaseState, ErrorKind, EventQuery, EventRecord,
+    StoreError, StoreScope,
 };
 
 use super::cases::CaseForm;
@@ -257,10 +257,16 @@ impl PageError {
 impl From<StoreError> for PageError {
     fn from(e: StoreError) -> Self {
         // ApiError logs the cause once; the page gives the user one sentence and no internals.
+        let kind = e.kind();
         let api = ApiError::from(e);
         PageError {
             status: api.status,
-            problem: "unavailable",
+            problem: match kind {
+                ErrorKind::Unavailable => "unavailable",
+                ErrorKind::Full => "full",
+                ErrorKind::Conflict => "conflict",
+                ErrorKind::Corrupt => "corrupt",
+            },
             detail: None,
             nav: None,
         }

@@ -11,6 +11,7 @@ mod fake_nx;
 mod fakes;
 mod flow;
 mod frigate;
+mod full_disk;
 mod genetec;
 mod milestone;
 mod mqtt_tls;

@@ -362,6 +362,24 @@ impl Bridge {
             .expect("PUBACK within 10 s");
     }
 
+    /// Publishes QoS 1 without waiting for the acknowledgement: [`Bridge::acked_within`] tells whether it came.
+    pub async fn publish_unacked(&mut self, topic: &str, event: &Value) {
+        self.client
+            .publish(
+                topic,
+                QoS::AtLeastOnce,
+                false,
+                event.to_string().into_bytes(),
+            )
+            .await
+            .expect("publish");
+    }
+
+    /// Whether the broker acknowledged one more message within `wait`.
+    pub async fn acked_within(&mut self, wait: Duration) -> bool {
+        tokio::time::timeout(wait, self.acks.recv()).await.is_ok()
+    }
+
     pub async fn publish(&mut self, topic: &str, event: &Value) {
         self.publish_bytes(topic, event.to_string().into_bytes())
             .await;

@@ -320,6 +320,19 @@ const READER_CACHE_KIB: u32 = 256;
 const BOOKMARK_COLUMNS: &str = "b.id, b.system, b.device, b.camera, b.moment_ms, b.start_ms, b.duration_ms, b.state, \
      b.attempts, b.next_attempt_ms, b.vendor_id, b.last_error, b.made_ms, b.made_as";
 
+/// Whether a connection given back is outside any transaction, as a connection back in the pool must be;
+/// one that is not is closed, and the pool opens a fresh one.
+///
+/// sqlx counts transactions itself. When SQLite has already rolled a transaction back on its own (a full disk,
+/// an I/O error), sqlx's ROLLBACK fails and its count stays at one: its next BEGIN becomes a SAVEPOINT, a
+/// later ROLLBACK TO leaves the real transaction open, and from then on every COMMIT reports success while
+/// committing nothing. Asking SQLite (a BEGIN is refused inside a transaction) catches that before the
+/// connection is used again, so no acknowledged batch sits in a transaction that never commits.
+async fn in_autocommit(conn: &mut SqliteConnection) -> bool {
+    use sqlx::Executor;
+    conn.execute("BEGIN; ROLLBACK").await.is_ok()
+}
+
 impl SqliteStore {
     pub(super) fn writer(&self) -> &SqlitePool {
         &self.writer
@@ -338,6 +351,7 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(10));
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
+            .after_release(|conn, _| Box::pin(async move { Ok(in_autocommit(conn).await) }))
             .connect_with(options.clone())
             .await?;
         sqlx::migrate!("migrations/sqlite").run(&writer).await?;
