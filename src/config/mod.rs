@@ -54,6 +54,10 @@ pub struct MqttConfig {
     pub client_id: String,
     /// Topic filters. Default `["pos/+/+/events"]`.
     pub topics: Vec<String>,
+    /// `shared_group`: several daemons share the stream. Each topic is subscribed as `$share/GROUP/TOPIC`
+    /// (MQTT 5 shared subscriptions), so the broker hands each message to one daemon of the group; each daemon
+    /// needs its own `client_id`. Only with an external broker. Default: none (this daemon gets every message).
+    pub shared_group: Option<String>,
     /// `receive_maximum`: how many unacknowledged QoS 1 messages an external broker may send before it waits
     /// for tillmark's acknowledgements (MQTT 5's Receive Maximum). Messages are acknowledged only after their
     /// batch has committed, so this bounds a batch: a small window means a commit (and an fsync) per handful of
@@ -73,6 +77,16 @@ pub struct MqttConfig {
     /// `[[mqtt.clients]]`: the logins registers use on the embedded broker, each bound to a register or a store.
     /// Default: none, so any client may publish to an accepted topic (allowed only on a loopback listen).
     pub clients: Vec<MqttClient>,
+}
+
+impl MqttConfig {
+    /// What is subscribed for `topic`: itself, or its shared form when daemons share the stream.
+    pub fn filter(&self, topic: &str) -> String {
+        match &self.shared_group {
+            Some(group) => format!("$share/{group}/{topic}"),
+            None => topic.to_string(),
+        }
+    }
 }
 
 /// One `[[mqtt.clients]]` login for the embedded broker.
@@ -572,6 +586,7 @@ impl Builder<'_> {
             embedded_listen: "127.0.0.1:1883".parse().ok()?,
             client_id: "tillmark".into(),
             topics: vec![DEFAULT_TOPIC.into()],
+            shared_group: None,
             receive_maximum: 10_000,
             username: None,
             password: None,
@@ -611,6 +626,24 @@ impl Builder<'_> {
                 }
             }
             cfg.topics = topics.into_iter().map(|a| a.value).collect();
+        }
+        if let Some(group) = t.opt_str("shared_group") {
+            let bad = group.value.is_empty()
+                || group.value.len() > 64
+                || group.value.contains(['/', '+', '#', '$'])
+                || group.value.chars().any(char::is_control);
+            if bad {
+                t.error(
+                    "shared_group",
+                    "must be a name of 1 to 64 characters without /, +, # or $ (it becomes $share/NAME/...)",
+                );
+            } else if cfg.url.is_none() && !t.has("url") {
+                t.error(
+                    "shared_group",
+                    "is for several daemons on one external broker: set url = \"mqtt://HOST:PORT\" (the embedded broker serves one daemon)",
+                );
+            }
+            cfg.shared_group = Some(group.value);
         }
         if let Some(n) = t.opt_int("receive_maximum", 1..65536) {
             cfg.receive_maximum = n as u16;

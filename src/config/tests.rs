@@ -515,7 +515,7 @@ fn each_mistake_comes_with_a_message_that_says_how_to_fix_it() {
     );
     assert_eq!(
         message("mqtt.retain"),
-        "unknown key; expected one of: client_cert, client_id, client_key, clients, embedded_listen, embedded_tls_cert, embedded_tls_key, password_env, receive_maximum, tls_ca, topics, url, username"
+        "unknown key; expected one of: client_cert, client_id, client_key, clients, embedded_listen, embedded_tls_cert, embedded_tls_key, password_env, receive_maximum, shared_group, tls_ca, topics, url, username"
     );
     assert_eq!(
         message("mqtt.url"),
@@ -1888,6 +1888,38 @@ fn receive_maximum_defaults_to_ten_thousand_and_must_fit_mqtt_5() {
         assert_eq!(
             error_at(&errors, "mqtt.receive_maximum").message,
             "must be between 1 and 65535"
+        );
+    }
+}
+
+#[test]
+fn a_shared_group_subscribes_each_topic_as_share_and_needs_an_external_broker_and_a_plain_name() {
+    let config = valid(
+        "[mqtt]\nurl = \"mqtt://broker.example:1883\"\nclient_id = \"tillmark-2\"\nshared_group = \"lp-desk\"\ntopics = [\"pos/+/+/events\", \"bridge/#\"]\n",
+    );
+    assert_eq!(
+        config.mqtt.filter("pos/+/+/events"),
+        "$share/lp-desk/pos/+/+/events"
+    );
+    assert_eq!(config.mqtt.filter("bridge/#"), "$share/lp-desk/bridge/#");
+    assert_eq!(valid("").mqtt.filter("pos/+/+/events"), "pos/+/+/events");
+
+    let errors = invalid("[mqtt]\nshared_group = \"lp\"\n");
+    assert!(
+        error_at(&errors, "mqtt.shared_group")
+            .message
+            .contains("several daemons on one external broker"),
+        "{errors:?}"
+    );
+    for bad in ["", "lp/desk", "lp+", "#", "$share"] {
+        let errors = invalid(&format!(
+            "[mqtt]\nurl = \"mqtt://broker.example:1883\"\nshared_group = \"{bad}\"\n"
+        ));
+        assert!(
+            error_at(&errors, "mqtt.shared_group")
+                .message
+                .starts_with("must be a name of 1 to 64 characters"),
+            "{bad}: {errors:?}"
         );
     }
 }

@@ -126,9 +126,11 @@ impl Writer {
                     .mqtt
                     .topics
                     .iter()
-                    .map(|t| Filter::new(t.clone(), QoS::AtLeastOnce));
+                    .map(|t| Filter::new(self.config.mqtt.filter(t), QoS::AtLeastOnce));
                 match client.subscribe_many(topics).await {
-                    Ok(()) => tracing::info!(topics = ?self.config.mqtt.topics, "Subscribed."),
+                    Ok(()) => {
+                        tracing::info!(topics = ?self.config.mqtt.topics, shared_group = ?self.config.mqtt.shared_group, "Subscribed.")
+                    }
                     Err(e) => {
                         tracing::error!(error = %e, "Could not subscribe; no events will arrive.")
                     }

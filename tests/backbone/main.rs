@@ -25,6 +25,7 @@ mod safie;
 mod sample_mosquitto;
 mod search_index;
 mod secrets;
+mod shared;
 mod signed;
 mod support;
 mod verkada;
