@@ -29,4 +29,5 @@ mod shared;
 mod signed;
 mod support;
 mod verkada;
+mod web_across;
 mod webhook;
