@@ -242,6 +242,16 @@ impl Lanes {
         Some(now + Duration::from_millis((until - now_ms) as u64))
     }
 
+    /// Holds the lanes of these systems until the times given: pauses another daemon was asked for.
+    pub fn hold(&self, holds: &[(String, i64)]) {
+        let map = self.map();
+        for (system, until) in holds {
+            if let Some(lane) = map.get(system) {
+                lane.pace.hold(*until);
+            }
+        }
+    }
+
     pub fn all(&self) -> Vec<(String, Arc<Lane>)> {
         self.map()
             .iter()

@@ -131,7 +131,11 @@ impl Worker {
                 poked = false;
                 claim_began = instant;
                 let store = this.store.clone();
+                let lanes = this.lanes.clone();
                 claim = Some(Box::pin(async move {
+                    // Pauses other daemons were asked for hold our lanes too: their rows claimed now wait
+                    // for the pause's end rather than meet the same 429.
+                    lanes.hold(&store.held_systems(now).await?);
                     let jobs = store.claim_due(now, LEASE_MS, &room).await?;
                     let short = room.short(&jobs);
                     // When the next row is due of a system that came back short; the others have rows due now,
@@ -317,6 +321,14 @@ impl Worker {
         any.then_some(room)
     }
 
+    /// Tells every daemon of this database to leave `system` alone until `until`. Best effort: should the
+    /// database not answer, this daemon still holds its own lane, and the others meet the vendor's own 429.
+    async fn hold_everywhere(&self, system: &str, until: i64) {
+        if let Err(e) = self.store.hold_system(system, until).await {
+            self.health.failed("delivery", &e);
+        }
+    }
+
     /// One attempt; its answer moves the lane's concurrency, and a vendor asking to wait pauses the lane.
     async fn attempt(&self, job: Job, lane: &Lane, ticket: Ticket) -> Finished {
         let b = &job.bookmark;
@@ -360,7 +372,9 @@ impl Worker {
                 maybe_created,
             } => {
                 if let Some(after) = retry_after {
-                    pace.hold(now + after.as_millis() as i64);
+                    let until = now + after.as_millis() as i64;
+                    pace.hold(until);
+                    self.hold_everywhere(&b.system, until).await;
                 }
                 let wait = next_delay(
                     &self.config.retry,
@@ -378,6 +392,7 @@ impl Worker {
             }
             Delivery::Paced { wait, note } => {
                 let until = pace.slow_down(now, wait);
+                self.hold_everywhere(&b.system, until).await;
                 tracing::info!(event = %job.event.key, system = %b.system, wait_ms = until - now, %note,
                     "Camera system asked to slow down; its bookmarks wait, no attempt counted.");
                 Outcome::Paced {

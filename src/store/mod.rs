@@ -462,6 +462,13 @@ pub trait Store:
     /// `skip` systems'.
     async fn next_due_ms(&self, skip: &[String]) -> Result<Option<i64>, StoreError>;
 
+    /// Sends nothing to camera system `system` before `until_ms`, on every daemon of this database: it asked
+    /// to slow down. A later hold only lengthens an earlier one.
+    async fn hold_system(&self, system: &str, until_ms: i64) -> Result<(), StoreError>;
+
+    /// The camera systems held past `now_ms`, and until when.
+    async fn held_systems(&self, now_ms: i64) -> Result<Vec<(String, i64)>, StoreError>;
+
     /// The installation's key of this name, made (32 random bytes) and kept on first use.
     async fn installation_key(&self, name: &str) -> Result<Vec<u8>, StoreError>;
 

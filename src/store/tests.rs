@@ -1465,3 +1465,24 @@ async fn reading_pages_holds_at_most_a_small_page_cache_on_each_index_connection
         );
     }
 }
+
+#[tokio::test]
+async fn a_camera_system_hold_only_lengthens_and_ends_when_its_time_has_passed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&url(&dir)).await.unwrap();
+    store.hold_system("verkada", 10_000).await.unwrap();
+    store.hold_system("verkada", 8_000).await.unwrap();
+    store.hold_system("nvr", 5_000).await.unwrap();
+    let mut held = store.held_systems(4_000).await.unwrap();
+    held.sort();
+    assert_eq!(
+        held,
+        vec![("nvr".to_string(), 5_000), ("verkada".to_string(), 10_000)],
+        "a shorter hold asked later does not cut a longer one short"
+    );
+    assert_eq!(
+        store.held_systems(5_000).await.unwrap(),
+        vec![("verkada".to_string(), 10_000)]
+    );
+    assert!(store.held_systems(10_000).await.unwrap().is_empty());
+}

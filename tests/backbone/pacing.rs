@@ -413,3 +413,42 @@ async fn a_daemon_stopping_gives_back_the_rows_it_claimed_ahead_and_after_a_rest
     );
     daemon.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_429_met_by_one_daemon_pauses_the_camera_system_for_every_daemon_of_the_database() {
+    // Turns every request away with a Retry-After to the end of its 8 s window.
+    const WINDOW: Duration = Duration::from_secs(8);
+    let (url, fake) = start_limited_rhombus(0, WINDOW, Duration::ZERO).await;
+    let site = Site::new();
+    let (first, mut bridge) = start_daemon(config(&site, &url, None)).await;
+    let (second, _) = start_daemon(config(&site, &url, None)).await;
+
+    publish_void(&site, &mut bridge, "opener", "r1", &tokyo(seconds_ago(60))).await;
+    eventually(
+        Duration::from_secs(10),
+        "the vendor's first 429",
+        || async { (*fake.refused.lock().unwrap() == 1).then_some(()) },
+    )
+    .await;
+    let paused_at = fake.first.lock().unwrap().expect("a request");
+    // The pause is in the database before any daemon claims what comes next: neither daemon calls the vendor
+    // again until it ends, whichever of them met the 429 and whichever claims the new rows.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    publish_backlog(&site, &mut bridge, "later", "r1", 10).await;
+    let quiet_until = paused_at + WINDOW - Duration::from_millis(500);
+    tokio::time::sleep_until(quiet_until.into()).await;
+    assert_eq!(
+        *fake.refused.lock().unwrap(),
+        1,
+        "a daemon called the paused camera system before its Retry-After ended"
+    );
+    // After it, they go on (and this vendor turns them away again).
+    eventually(
+        Duration::from_secs(10),
+        "requests after the pause",
+        || async { (*fake.refused.lock().unwrap() > 1).then_some(()) },
+    )
+    .await;
+    first.shutdown().await;
+    second.shutdown().await;
+}

@@ -46,7 +46,6 @@ async fn a_session_from_one_daemon_works_on_another_and_refused_sign_ins_count_a
     let (b, _) = start_daemon(site.config(None, "http://127.0.0.1:9/", "")).await;
     {
         use tillmark::accounts::{NewUser, Role, hash_password};
-        use tillmark::store::{Accounts, Store};
         let store = tillmark::store::open(&site.db_url()).await.unwrap();
         let aiko = NewUser {
             name: "aiko".into(),
@@ -60,23 +59,23 @@ async fn a_session_from_one_daemon_works_on_another_and_refused_sign_ins_count_a
     let (base_a, base_b) = (web_base(&a), web_base(&b));
 
     // Signed in on A, the session and its CSRF token work on B.
-    let browser = browser();
-    let (status, _) = sign_in(&browser, &base_a, "correct horse battery").await;
+    let tab = browser();
+    let (status, _) = sign_in(&tab, &base_a, "correct horse battery").await;
     assert_eq!(status, 303, "signed in on A");
-    let home = browser.get(format!("{base_b}/")).send().await.unwrap();
+    let home = tab.get(format!("{base_b}/")).send().await.unwrap();
     assert_eq!(home.status().as_u16(), 200, "B knows A's session");
     let page = home.text().await.unwrap();
     assert!(page.contains("aiko"), "{page}");
     let csrf = field(&page, "csrf");
     // Sign out on A with the token B's page carried: the session ends everywhere.
-    let out = browser
+    let out = tab
         .post(format!("{base_a}/logout"))
         .form(&[("csrf", csrf.as_str())])
         .send()
         .await
         .unwrap();
     assert_eq!(out.status().as_u16(), 303, "A accepts the form B served");
-    let home = browser.get(format!("{base_b}/")).send().await.unwrap();
+    let home = tab.get(format!("{base_b}/")).send().await.unwrap();
     assert_eq!(home.status().as_u16(), 303, "signed out on B too");
 
     // Three wrong passwords on A and two on B: the limit of five is reached across them, and even the right
@@ -89,7 +88,7 @@ async fn a_session_from_one_daemon_works_on_another_and_refused_sign_ins_count_a
         }
     }
     for base in [&base_a, &base_b] {
-        let (status, page) = sign_in(&browser, base, "correct horse battery").await;
+        let (status, page) = sign_in(&tab, base, "correct horse battery").await;
         assert_eq!(status, 429, "throttled across daemons: {page}");
         assert!(page.contains("Too many refused sign-ins"), "{page}");
     }

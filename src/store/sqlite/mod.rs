@@ -911,6 +911,27 @@ async fn index_event(
 
 #[async_trait]
 impl Store for SqliteStore {
+    async fn hold_system(&self, system: &str, until_ms: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO system_holds (system, until_ms) VALUES (?, ?) \
+             ON CONFLICT (system) DO UPDATE SET until_ms = max(until_ms, excluded.until_ms)",
+        )
+        .bind(system)
+        .bind(until_ms)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn held_systems(&self, now_ms: i64) -> Result<Vec<(String, i64)>, StoreError> {
+        Ok(
+            sqlx::query_as("SELECT system, until_ms FROM system_holds WHERE until_ms > ?")
+                .bind(now_ms)
+                .fetch_all(&self.reader)
+                .await?,
+        )
+    }
+
     async fn installation_key(&self, name: &str) -> Result<Vec<u8>, StoreError> {
         let fresh: [u8; 32] = rand::random();
         sqlx::query("INSERT INTO installation_keys (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING")
