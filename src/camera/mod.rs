@@ -8,6 +8,7 @@ mod defined;
 pub mod definition;
 mod digest;
 mod http;
+mod mark;
 mod registry;
 mod site;
 mod template;

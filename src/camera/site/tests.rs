@@ -151,3 +151,23 @@ fn a_footage_link_that_does_not_compile_is_a_template_error_on_its_line() {
     assert!(e.message.starts_with("template error: "), "{e}");
     assert_eq!(e.line, Some(5));
 }
+
+#[tokio::test]
+async fn the_daemon_refuses_to_start_with_a_system_its_definition_cannot_authenticate() {
+    let text = "[[camera_systems]]\nid = \"nvr\"\nintegration = \"nx-witness\"\nurl = \"https://192.0.2.10:7001\"\n";
+    let mut config = Config::parse(text, &env).expect("the file alone is valid");
+    // Refused before anything opens: the database named here is never created.
+    let dir = tempfile::tempdir().unwrap();
+    config.database.url = format!("sqlite://{}", dir.path().join("never.db").display());
+    match crate::Daemon::start(config).await {
+        Err(crate::StartError::Site(e)) => assert_eq!(
+            e.to_string(),
+            "the config has 2 errors:\n  \
+             - camera_systems[0].username (line 1): is required by the nx-witness definition (login auth)\n  \
+             - camera_systems[0].password_env (line 1): is required by the nx-witness definition (login auth)\n"
+        ),
+        Err(other) => panic!("refused for another reason: {other}"),
+        Ok(_) => panic!("started"),
+    }
+    assert!(!dir.path().join("never.db").exists());
+}
