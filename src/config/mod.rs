@@ -1457,5 +1457,6 @@ impl Watchers {
     }
 }
 
+// The camera stage's site check reads the same operator's files.
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

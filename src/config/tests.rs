@@ -38,7 +38,7 @@ registers = ["shibuya-01/r1", "shibuya-01/r2"]
 const NX_PASSWORD: &str = "nx-pass-7f3a9c";
 
 /// The environment of the operator's shell: only NX_PASSWORD is set.
-fn env(name: &str) -> Option<String> {
+pub(crate) fn env(name: &str) -> Option<String> {
     (name == "NX_PASSWORD").then(|| NX_PASSWORD.to_string())
 }
 
@@ -78,7 +78,7 @@ fn nth_line_of(text: &str, needle: &str, n: usize) -> usize {
         .unwrap_or_else(|| panic!("{needle:?} is not on {} lines", n + 1))
 }
 
-fn error_at<'e>(errors: &'e [ConfigError], path: &str) -> &'e ConfigError {
+pub(crate) fn error_at<'e>(errors: &'e [ConfigError], path: &str) -> &'e ConfigError {
     errors
         .iter()
         .find(|e| e.path == path)
@@ -86,7 +86,7 @@ fn error_at<'e>(errors: &'e [ConfigError], path: &str) -> &'e ConfigError {
 }
 
 /// The sample's store, system and camera, followed by `extra`.
-fn with_site(extra: &str) -> String {
+pub(crate) fn with_site(extra: &str) -> String {
     let start = SAMPLE.find("[[stores]]").expect("sample has stores");
     format!("{}\n{extra}", &SAMPLE[start..])
 }

@@ -1,15 +1,10 @@
-//! Camera systems as operators write them, held against the built-in definitions and the repository's
-//! `integrations` folder (the config's default), each mistake with the key path and line reading gave it.
+//! Camera systems as operators write them (the config tests' sample site), held against the built-in
+//! definitions and the repository's `integrations` folder (the config's default), each mistake with the key
+//! path and line reading gave it.
 
 use super::*;
 use crate::camera::definition::load_all;
-
-const NX_PASSWORD: &str = "nx-pass-7f3a9c";
-
-/// The environment of the operator's shell: only NX_PASSWORD is set.
-fn env(name: &str) -> Option<String> {
-    (name == "NX_PASSWORD").then(|| NX_PASSWORD.to_string())
-}
+use crate::config::tests::{env, error_at, with_site};
 
 /// The config read and held against the definitions it would run with, as `check-config` does.
 fn check(text: &str) -> Result<Config, Vec<ConfigError>> {
@@ -26,34 +21,6 @@ fn invalid(text: &str) -> Vec<ConfigError> {
         Ok(config) => panic!("expected errors, got a config: {config:?}"),
         Err(errors) => errors,
     }
-}
-
-fn error_at<'e>(errors: &'e [ConfigError], path: &str) -> &'e ConfigError {
-    errors
-        .iter()
-        .find(|e| e.path == path)
-        .unwrap_or_else(|| panic!("no error at {path}; errors: {errors:#?}"))
-}
-
-/// A store, an Nx system with its credentials, and a camera, followed by `extra`.
-fn with_site(extra: &str) -> String {
-    format!(
-        r#"[[stores]]
-id = "shibuya-01"
-timezone = "Asia/Tokyo"
-[[camera_systems]]
-id = "nvr"
-integration = "nx-witness"
-url = "https://192.0.2.10:7001"
-username = "tillmark"
-password_env = "NX_PASSWORD"
-[[cameras]]
-system = "nvr"
-device = "0b8c3a52-6d1e-4a53-9d55-51d1b0cfa1e2"
-registers = ["shibuya-01/r1"]
-
-{extra}"#
-    )
 }
 
 #[test]
