@@ -296,11 +296,15 @@ pub async fn simulate(options: crate::simulate::SimulateOptions) -> anyhow::Resu
     Ok(())
 }
 
-/// The report of `tillmark integrations check`, and whether everything would deliver.
-pub fn integrations_check(config: &Config, dir: Option<&Path>) -> (String, bool) {
+/// The report of `tillmark integrations check` on the definitions `set` read from `dir` (else the config's
+/// folder), and whether everything would deliver.
+pub fn integrations_check(
+    config: &Config,
+    dir: Option<&Path>,
+    set: crate::camera::definition::Set,
+) -> (String, bool) {
     use std::fmt::Write;
     let dir = dir.unwrap_or(&config.integrations.dir);
-    let set = crate::camera::definition::load_all(dir);
     let mut out = String::new();
     let mut ok = true;
     let _ = writeln!(out, "Definitions (built in, and in {}):", dir.display());

@@ -64,6 +64,9 @@ pub enum StartError {
         url: String,
         source: store::StoreError,
     },
+    /// Its camera systems do not fit the vendor definitions they name (`camera::check_site`).
+    #[error("{0}")]
+    Site(config::ConfigErrors),
     #[error(transparent)]
     Camera(#[from] camera::BuildError),
     #[error(
@@ -86,6 +89,10 @@ pub enum StartError {
 impl Daemon {
     pub async fn start(config: Config) -> Result<Daemon, StartError> {
         let config = Arc::new(config);
+        // Before anything opens: a config the definitions refuse starts nothing, as when the file itself is bad.
+        let integrations = camera::Integrations::load(&config.integrations.dir);
+        camera::check_site(&config, &integrations.snapshot())
+            .map_err(|errors| StartError::Site(config::ConfigErrors { file: None, errors }))?;
         let store =
             store::open(&config.database.url)
                 .await
@@ -110,7 +117,6 @@ impl Daemon {
                 "Picked up bookmarks a previous run had in flight; each is checked before it is created again."
             );
         }
-        let integrations = camera::Integrations::load(&config.integrations.dir);
         let cameras = camera::Cameras::build(&config, &integrations)?;
         for sys in &config.camera_systems {
             let name = sys.integration.name();

@@ -1,10 +1,12 @@
 //! The `tillmark` command: parses arguments, starts logging, and calls into the library.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use tillmark::config::Config;
+use tillmark::camera::check_site;
+use tillmark::camera::definition::{Set, load_all};
+use tillmark::config::{Config, ConfigErrors};
 
 // The allocator decides whether memory comes back after people stop browsing. With glibc's, every 200 KB page
 // and every SQLite page read on a worker thread left holes in that thread's arena: 150 renders of the heavy pages
@@ -360,6 +362,21 @@ fn load(arg: &ConfigArg) -> Result<Config, ExitCode> {
     })
 }
 
+/// The config, and the vendor definitions (from `dir`, else the config's folder) its camera systems are held
+/// against: for the commands that run, vouch for or test camera systems. The problems read as the file's own.
+fn load_site(arg: &ConfigArg, dir: Option<&Path>) -> Result<(Config, Set), ExitCode> {
+    let config = load(arg)?;
+    let definitions = load_all(dir.unwrap_or(&config.integrations.dir));
+    match check_site(&config, &definitions) {
+        Ok(()) => Ok((config, definitions)),
+        Err(errors) => {
+            let file = arg.config.clone();
+            eprint!("{}", ConfigErrors { file, errors });
+            Err(ExitCode::from(1))
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -369,12 +386,12 @@ async fn main() -> ExitCode {
     tillmark::tls::install_default_provider();
     let command = cli.command.unwrap_or(Command::Run(cli.run));
     let result = match command {
-        Command::Run(arg) => match load(&arg) {
-            Ok(config) => tillmark::cli::run(config).await,
+        Command::Run(arg) => match load_site(&arg, None) {
+            Ok((config, _)) => tillmark::cli::run(config).await,
             Err(code) => return code,
         },
-        Command::CheckConfig(arg) => match load(&arg) {
-            Ok(config) => {
+        Command::CheckConfig(arg) => match load_site(&arg, None) {
+            Ok((config, _)) => {
                 println!(
                     "{}",
                     tillmark::cli::describe(&config, arg.config.as_deref())
@@ -422,25 +439,28 @@ async fn main() -> ExitCode {
             };
             tillmark::cli::simulate(options).await
         }
-        Command::Integrations(IntegrationsCommand::Check { config, dir }) => match load(&config) {
-            Ok(config) => {
-                let (report, ok) = tillmark::cli::integrations_check(&config, dir.as_deref());
-                print!("{report}");
-                if ok {
-                    Ok(())
-                } else {
-                    return ExitCode::from(1);
+        Command::Integrations(IntegrationsCommand::Check { config, dir }) => {
+            match load_site(&config, dir.as_deref()) {
+                Ok((config, definitions)) => {
+                    let (report, ok) =
+                        tillmark::cli::integrations_check(&config, dir.as_deref(), definitions);
+                    print!("{report}");
+                    if ok {
+                        Ok(())
+                    } else {
+                        return ExitCode::from(1);
+                    }
                 }
+                Err(code) => return code,
             }
-            Err(code) => return code,
-        },
+        }
         Command::Integrations(IntegrationsCommand::Test {
             config,
             camera,
             system,
             dir,
-        }) => match load(&config) {
-            Ok(config) => {
+        }) => match load_site(&config, dir.as_deref()) {
+            Ok((config, _)) => {
                 match tillmark::cli::integrations_test(
                     &config,
                     dir.as_deref(),

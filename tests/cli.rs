@@ -243,6 +243,33 @@ fn check_config_on_a_toml_syntax_error_gives_its_line() {
     );
 }
 
+#[test]
+fn check_config_and_run_name_a_key_the_vendor_definition_needs_with_the_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = GOOD.replace("password_env = \"NX_PASSWORD\"\n", "");
+    let file = write(dir.path(), "tillmark.toml", &text);
+    let header = text
+        .lines()
+        .position(|l| l == "[[camera_systems]]")
+        .expect("GOOD has a camera system")
+        + 1;
+    let expected = format!(
+        "{} has 1 error:\n  - camera_systems[0].password_env (line {header}): is required by the nx-witness \
+         definition (login auth)\n",
+        file.display()
+    );
+    for command in ["check-config", "run"] {
+        let (code, stdout, stderr) =
+            run(tillmark(dir.path()).args([command, "--config"]).arg(&file));
+        assert_eq!(code, Some(1), "{command}: {stdout}");
+        assert_eq!(stderr, expected, "{command}");
+    }
+    assert!(
+        !dir.path().join("tillmark.db").exists(),
+        "run refused before opening the database"
+    );
+}
+
 fn database_config(dir: &Path) -> (PathBuf, String) {
     let url = format!("sqlite://{}", dir.join("x.db").display());
     let file = write(

@@ -13,14 +13,14 @@ use async_trait::async_trait;
 use minijinja::Value;
 use tokio::sync::Mutex;
 
-use super::definition::{Answer, Definition, IdFrom, Lookup, Moment, RateLimit, Setup};
+use super::definition::{Answer, Definition, IdFrom, Lookup, RateLimit, Setup};
 use super::http::{redirected_to, vendor_message};
+use super::mark::Mark;
 use super::registry::Integrations;
 use super::wire::{Reply, Trace, Wire, at_path, paced, pause, render};
-use super::{CameraSystem, Delivery, Thumbnail, Zones, template, text};
+use super::{CameraSystem, Delivery, Thumbnail, Zones, template};
 use crate::clock::now_ms;
 use crate::config::CameraSystemConfig;
-use crate::money::format_amount;
 use crate::store::Job;
 
 pub struct Defined {
@@ -31,13 +31,6 @@ pub struct Defined {
     zones: Zones,
     /// Setup values found or made, by definition and setup name: prepared once, not per bookmark.
     prepared: Mutex<BTreeMap<(String, String), String>>,
-}
-
-fn cut(text: String, limit: Option<usize>) -> String {
-    match limit {
-        Some(n) if text.chars().count() > n => text.chars().take(n).collect(),
-        _ => text,
-    }
 }
 
 /// A template that answers yes or no (`create.when`, `lookup.match`).
@@ -312,36 +305,9 @@ impl Defined {
         Ok(Found::No)
     }
 
+    /// The one context of an attempt: the job's [`Mark`] as `def` places it, now.
     fn context(&self, def: &Definition, job: &Job, setup: Value) -> Value {
-        let b = &job.bookmark;
-        let now = now_ms();
-        let zone = self
-            .zones
-            .get(&job.event.store)
-            .copied()
-            .unwrap_or(chrono_tz::Tz::UTC);
-        let (start_ms, duration_ms) = match def.moment {
-            Moment::Range | Moment::Realtime => (b.start_ms, b.duration_ms),
-            Moment::Point => (b.moment_ms, 0),
-        };
-        let window = template::window(template::Times {
-            start_ms,
-            duration_ms,
-            // The bookmark's moment, not the event's: it carries the camera's clock offset.
-            moment_ms: b.moment_ms,
-            now_ms: now,
-            zone,
-        });
-        let name = cut(text::name(&job.event), def.max_name);
-        let description = cut(text::description(&job.event), def.max_description);
-        let base = template::request_context(&self.wire.system, job, window, name, description);
-        minijinja::context! {
-            setup => setup,
-            tags => text::tags(&job.event),
-            amount_text => job.event.amount.map(|a| format_amount(a, job.event.currency.as_deref())).unwrap_or_default(),
-            now_ms => now,
-            ..base
-        }
+        Mark::new(job, &self.zones).context(&self.wire.system, def, setup, now_ms())
     }
 
     async fn attempt(&self, def: &Definition, job: &Job) -> Delivery {

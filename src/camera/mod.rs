@@ -8,7 +8,9 @@ mod defined;
 pub mod definition;
 mod digest;
 mod http;
+mod mark;
 mod registry;
+mod site;
 mod template;
 pub mod text;
 mod wire;
@@ -25,11 +27,11 @@ use crate::store::Job;
 pub use defined::Defined;
 
 pub use registry::Integrations;
+pub use site::check_site;
 pub use wire::Trace;
 
 /// Each store's time zone, by store id.
 pub type Zones = Arc<HashMap<String, chrono_tz::Tz>>;
-pub use template::check as check_template;
 
 /// What a footage link may open: a viewer on the web, or the Nx client app (`nx-vms://`). Anything else
 /// (`javascript:`, `data:`) could run in the index's origin, so config load refuses it and the index never sends

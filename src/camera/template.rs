@@ -4,16 +4,15 @@
 //!
 //! The variables each kind of template sees are listed in `integrations/README.md`; request templates see
 //! the event, the bookmark window (on the camera's clock: its offset applied) in the units vendors ask for,
-//! the camera, the system and its `secret`s, which are never logged. Filters beyond Jinja's: `tojson`,
-//! `urlencode` (query values), `b64encode`, `utc` (epoch ms in a strftime layout); and the function
-//! `version_at_least`.
+//! the camera, the system and its `secret`s, which are never logged; `mark.rs` builds that context from the
+//! values made here. Filters beyond Jinja's: `tojson`, `urlencode` (query values), `b64encode`, `utc` (epoch
+//! ms in a strftime layout); and the function `version_at_least`.
 
 use chrono::{TimeZone, Utc};
 use chrono_tz::Tz;
 use minijinja::{Environment, UndefinedBehavior, Value, context};
 
 use crate::config::CameraSystemConfig;
-use crate::store::Job;
 
 fn env() -> Environment<'static> {
     let mut env = Environment::new();
@@ -194,7 +193,7 @@ fn host(system: &CameraSystemConfig) -> String {
     }
 }
 
-fn system_value(system: &CameraSystemConfig) -> Value {
+pub fn system_value(system: &CameraSystemConfig) -> Value {
     context! {
         id => system.id.clone(),
         url => system.url.as_str().trim_end_matches('/').to_string(),
@@ -234,7 +233,8 @@ pub fn render_link(
     render(source, &ctx)
 }
 
-fn secret_value(system: &CameraSystemConfig) -> Value {
+/// The system's secrets, for the templates that send them.
+pub fn secret_value(system: &CameraSystemConfig) -> Value {
     let expose = |s: &Option<crate::config::Secret>| {
         s.as_ref()
             .map(|s| s.expose().to_string())
@@ -256,30 +256,6 @@ pub fn login_context(system: &CameraSystemConfig, refresh_token: &str) -> Value 
         options => Value::from_serialize(&system.options),
         secret => secret_value(system),
         refresh_token => refresh_token,
-    }
-}
-
-/// Everything a request template can use, for one attempt at one bookmark.
-pub fn request_context(
-    system: &CameraSystemConfig,
-    job: &Job,
-    window: Value,
-    name: String,
-    description: String,
-) -> Value {
-    let b = &job.bookmark;
-    let uuid_name = format!("{}:{}", job.event.key, b.device);
-    context! {
-        event => Value::from_serialize(&job.event),
-        key => job.event.key.clone(),
-        bookmark_uuid => uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, uuid_name.as_bytes()).to_string(),
-        camera => context! { system => b.system.clone(), device => b.device.clone(), name => b.camera.clone() },
-        system => system_value(system),
-        options => Value::from_serialize(&system.options),
-        secret => secret_value(system),
-        name => name,
-        description => description,
-        window => window,
     }
 }
 

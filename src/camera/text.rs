@@ -1,21 +1,21 @@
 //! What a bookmark says on the camera system's timeline: a short name a guard can read at a glance
 //! (`VOID ¥1,280 · r2 · c117`), a description with the transaction, reason and receipt, and tags that carry the
-//! event key so the bookmark can be found again.
+//! event key so the bookmark can be found again. [`super::mark::Mark`] puts them together once per attempt.
 
 use chrono::DateTime;
 
-use crate::money::format_amount;
 use crate::store::EventRecord;
 
 pub fn kind_label(kind: &str) -> String {
     kind.replace('_', " ").to_uppercase()
 }
 
-pub fn name(event: &EventRecord) -> String {
+/// `amount`: the event's amount as people read it (`¥1,280`), formatted once for the whole mark.
+pub fn name(event: &EventRecord, amount: Option<&str>) -> String {
     let mut name = kind_label(&event.kind);
-    if let Some(amount) = event.amount {
+    if let Some(amount) = amount {
         name.push(' ');
-        name.push_str(&format_amount(amount, event.currency.as_deref()));
+        name.push_str(amount);
     }
     name.push_str(" · ");
     name.push_str(&event.register);
@@ -26,7 +26,7 @@ pub fn name(event: &EventRecord) -> String {
     name
 }
 
-pub fn description(event: &EventRecord) -> String {
+pub fn description(event: &EventRecord, amount: Option<&str>) -> String {
     let at = DateTime::parse_from_rfc3339(&event.at)
         .map(|t| t.format("%Y-%m-%d %H:%M:%S%.3f %:z").to_string())
         .unwrap_or_else(|_| event.at.clone());
@@ -42,11 +42,8 @@ pub fn description(event: &EventRecord) -> String {
     if let Some(txn) = &event.transaction {
         out.push_str(&format!("Transaction: {txn}\n"));
     }
-    if let Some(amount) = event.amount {
-        out.push_str(&format!(
-            "Amount: {}\n",
-            format_amount(amount, event.currency.as_deref())
-        ));
+    if let Some(amount) = amount {
+        out.push_str(&format!("Amount: {amount}\n"));
     }
     if let Some(reason) = &event.reason {
         out.push_str(&format!("Reason: {reason}\n"));

@@ -1,5 +1,8 @@
 //! The config file: its model, its defaults, and its validation. Every problem in a file is reported at once,
-//! each with its key path and line, and a `Config` that exists is valid: the rest of the daemon never re-checks it.
+//! each with its key path and line, and a `Config` that exists is valid as a file: the rest of the daemon never
+//! re-checks it. What depends on the vendor definitions (the credentials a definition needs, the hosts it
+//! contacts, a footage link's template) is checked against them by `camera::check_site`, since definitions are
+//! read and reloaded by the camera stage; this module reads the file alone and imports no later stage.
 //!
 //! Secrets are never in the file: it names environment variables (`password_env`), read here into [`Secret`]s.
 
@@ -16,6 +19,7 @@ use std::path::{Path, PathBuf};
 pub use duration::{Millis, parse as parse_duration};
 pub use intake::IntakeConfig;
 pub use reader::ConfigError;
+pub use reader::Section;
 use reader::{At, Doc, Table};
 pub use size::{Bytes, parse as parse_size};
 
@@ -316,7 +320,17 @@ impl Integration {
     /// Any definition name (a-z, 0-9, -); whether that definition exists is checked when the definitions are
     /// loaded, so a missing one holds bookmarks instead of stopping the daemon.
     pub fn parse(name: &str) -> Option<Integration> {
-        crate::camera::definition::is_valid_name(name).then(|| Integration(name.to_string()))
+        Integration::is_valid_name(name).then(|| Integration(name.to_string()))
+    }
+
+    /// Definition names: 1 to 64 of a-z, 0-9 and -. A definition file is named so too, which is how a
+    /// config's name finds it.
+    pub fn is_valid_name(name: &str) -> bool {
+        !name.is_empty()
+            && name.len() <= 64
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
     }
 
     pub fn name(&self) -> &str {
@@ -361,6 +375,9 @@ pub struct CameraSystemConfig {
     pub web_viewer_url: Option<String>,
     /// Vendor specifics, for definitions' templates as `options.<key>`; Nx reads `cloud_host` (default `nxvms.com`).
     pub options: serde_json::Map<String, serde_json::Value>,
+    /// Where its `[[camera_systems]]` section is in the file, for the check against its vendor definition
+    /// (`camera::check_site`), which the file alone cannot make.
+    pub section: Section,
 }
 
 impl CameraSystemConfig {
@@ -511,7 +528,6 @@ impl Builder<'_> {
         );
         let store_tables = top.tables("stores");
         let system_tables = top.tables("camera_systems");
-        let definitions = crate::camera::definition::load_all(&integrations.dir);
         // Cross references use every id the file declares, valid section or not: a store with a mistyped time
         // zone still exists for the cameras that name it, and gets one error, not one more per camera.
         let store_ids: Vec<At<String>> = store_tables
@@ -525,7 +541,7 @@ impl Builder<'_> {
         let stores: Vec<StoreConfig> = store_tables.iter().filter_map(|t| self.store(t)).collect();
         let systems: Vec<CameraSystemConfig> = system_tables
             .iter()
-            .filter_map(|t| self.camera_system(t, &definitions))
+            .filter_map(|t| self.camera_system(t))
             .collect();
         let cameras = top
             .tables("cameras")
@@ -1187,11 +1203,7 @@ impl Builder<'_> {
         })
     }
 
-    fn camera_system(
-        &self,
-        t: &Table,
-        definitions: &crate::camera::definition::Set,
-    ) -> Option<CameraSystemConfig> {
+    fn camera_system(&self, t: &Table) -> Option<CameraSystemConfig> {
         let id = t.req_str("id");
         let integration =
             t.req_str("integration")
@@ -1274,87 +1286,10 @@ impl Builder<'_> {
                 );
             }
         }
+        // A footage link's template and scheme, and what the vendor definition asks of this section, are
+        // checked against the definitions by `camera::check_site`: the file alone cannot tell.
         let web_viewer_url = t.opt_str("web_viewer_url").map(|w| w.value);
-        if let Some(tpl) = &web_viewer_url {
-            if let Err(e) = crate::camera::check_template(tpl) {
-                t.error("web_viewer_url", e);
-            } else if !crate::camera::FOOTAGE_SCHEMES
-                .iter()
-                .any(|s| tpl.starts_with(s))
-            {
-                t.error(
-                    "web_viewer_url",
-                    format!(
-                        "must begin with {}: a footage link opens a viewer, never a script",
-                        crate::camera::FOOTAGE_SCHEMES.join(", ")
-                    ),
-                );
-            }
-        }
         let options = t.opt_scalar_map("options");
-        // The credentials the definition's auth needs, while the line that would need them is known; a missing
-        // or broken definition is reported by the definitions check, and holds bookmarks until it is fixed.
-        if let Some(def) = integration
-            .as_ref()
-            .and_then(|i| definitions.definitions.get(i.name()))
-        {
-            for need in def.needs() {
-                let present = match need {
-                    "username" => username.is_some(),
-                    "client_id" => client_id.is_some(),
-                    secret => t.has(secret),
-                };
-                if !present {
-                    t.error(
-                        need,
-                        format!(
-                            "is required by the {} definition ({} auth)",
-                            def.name,
-                            def.auth.scheme()
-                        ),
-                    );
-                }
-            }
-            // An allowed host must be one the definition declares or the host of an address this system gives
-            // in an option the definition's requests begin at; anything else lets through only a mistake.
-            let from_options: Vec<String> = def
-                .option_urls
-                .iter()
-                .filter_map(|o| options.get(o)?.as_str())
-                .filter_map(|u| url::Url::parse(u).ok())
-                .filter_map(|u| {
-                    let host = u.host_str()?.to_ascii_lowercase();
-                    Some(match u.port() {
-                        Some(port) => format!("{host}:{port}"),
-                        None => host,
-                    })
-                })
-                .collect();
-            for host in allowed_hosts
-                .iter()
-                .filter(|h| !def.hosts.contains_key(*h) && !from_options.contains(h))
-            {
-                t.error(
-                    "allowed_hosts",
-                    format!(
-                        "\"{host}\" is not a host the {} definition contacts ({}): remove it",
-                        def.name,
-                        def.hosts
-                            .keys()
-                            .cloned()
-                            .chain(
-                                def.option_urls
-                                    .iter()
-                                    .map(|o| format!("the host of options.{o}"))
-                            )
-                            .reduce(|a, b| format!("{a}, {b}"))
-                            .map_or("it declares none besides the system's url".into(), |h| {
-                                format!("it declares {h}")
-                            })
-                    ),
-                );
-            }
-        }
         t.finish();
         Some(CameraSystemConfig {
             id: id?.value,
@@ -1371,6 +1306,7 @@ impl Builder<'_> {
             allowed_hosts,
             web_viewer_url,
             options,
+            section: t.section(),
         })
     }
 
@@ -1554,5 +1490,6 @@ impl Watchers {
     }
 }
 
+// The camera stage's site check reads the same operator's files.
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -113,6 +113,43 @@ pub struct Table<'a, 'i> {
     known: RefCell<Vec<&'static str>>,
 }
 
+/// Where a section and its keys are in the file, kept with what was read from it: a check that needs more
+/// than the file (the camera systems against the vendor definitions) runs after reading, and must still point
+/// at the key and line an operator would fix.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Section {
+    path: String,
+    line: usize,
+    /// Each key present, with the line of its value.
+    keys: Vec<(String, usize)>,
+}
+
+impl Section {
+    /// A problem with `key` (which may be absent), placed as [`Table::error`] places it: on the key's line,
+    /// else on the section's own.
+    pub fn error(&self, key: &str, message: impl Into<String>) -> ConfigError {
+        let line = self
+            .keys
+            .iter()
+            .find(|(k, _)| k == key)
+            .map_or(self.line, |(_, line)| *line);
+        let path = if self.path.is_empty() {
+            key.to_string()
+        } else {
+            format!("{}.{key}", self.path)
+        };
+        ConfigError {
+            path,
+            line: Some(line),
+            message: message.into(),
+        }
+    }
+
+    pub fn has(&self, key: &str) -> bool {
+        self.keys.iter().any(|(k, _)| k == key)
+    }
+}
+
 /// A value with where it was found, for checks made after reading (cross references, duplicates).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct At<T> {
@@ -138,6 +175,19 @@ impl<'a, 'i> Table<'a, 'i> {
             table,
             line,
             known: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// Where this table and its keys are, for checks made after reading.
+    pub fn section(&self) -> Section {
+        Section {
+            path: self.path.clone(),
+            line: self.line,
+            keys: self
+                .table
+                .iter()
+                .map(|(k, v)| (k.get_ref().to_string(), self.doc.line_of(&v.span())))
+                .collect(),
         }
     }
 

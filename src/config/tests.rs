@@ -38,7 +38,7 @@ registers = ["shibuya-01/r1", "shibuya-01/r2"]
 const NX_PASSWORD: &str = "nx-pass-7f3a9c";
 
 /// The environment of the operator's shell: only NX_PASSWORD is set.
-fn env(name: &str) -> Option<String> {
+pub(crate) fn env(name: &str) -> Option<String> {
     (name == "NX_PASSWORD").then(|| NX_PASSWORD.to_string())
 }
 
@@ -78,7 +78,7 @@ fn nth_line_of(text: &str, needle: &str, n: usize) -> usize {
         .unwrap_or_else(|| panic!("{needle:?} is not on {} lines", n + 1))
 }
 
-fn error_at<'e>(errors: &'e [ConfigError], path: &str) -> &'e ConfigError {
+pub(crate) fn error_at<'e>(errors: &'e [ConfigError], path: &str) -> &'e ConfigError {
     errors
         .iter()
         .find(|e| e.path == path)
@@ -86,7 +86,7 @@ fn error_at<'e>(errors: &'e [ConfigError], path: &str) -> &'e ConfigError {
 }
 
 /// The sample's store, system and camera, followed by `extra`.
-fn with_site(extra: &str) -> String {
+pub(crate) fn with_site(extra: &str) -> String {
     let start = SAMPLE.find("[[stores]]").expect("sample has stores");
     format!("{}\n{extra}", &SAMPLE[start..])
 }
@@ -608,41 +608,25 @@ fn a_camera_system_with_a_bad_url_still_exists_for_the_cameras_that_name_it() {
 }
 
 #[test]
-fn allowed_hosts_are_hosts_the_definition_declares_and_anything_else_is_named() {
-    let system = |integration: &str, hosts: &str| {
-        with_site(&format!(
-            "\n[[camera_systems]]\nid = \"een\"\nintegration = \"{integration}\"\nurl = \"https://api.example.com/\"\n\
-             client_id = \"tillmark\"\nclient_secret_env = \"NX_PASSWORD\"\nrefresh_token_env = \"NX_PASSWORD\"\n\
-             allowed_hosts = {hosts}\n[camera_systems.options]\naccount_id = \"1\"\nevent_type = \"e\"\n"
-        ))
-    };
-    let config = valid(&system("eagle-eye", r#"["Auth.EagleEyeNetworks.com"]"#));
+fn an_allowed_host_must_be_a_host_not_an_address() {
+    let text = with_site(
+        "\n[[camera_systems]]\nid = \"een\"\nintegration = \"eagle-eye\"\nurl = \"https://api.example.com/\"\n\
+         client_id = \"tillmark\"\nclient_secret_env = \"NX_PASSWORD\"\nrefresh_token_env = \"NX_PASSWORD\"\n\
+         allowed_hosts = [\"Auth.EagleEyeNetworks.com\"]\n[camera_systems.options]\naccount_id = \"1\"\nevent_type = \"e\"\n",
+    );
+    let config = valid(&text);
     assert_eq!(
         config.camera_systems[1].allowed_hosts,
         ["auth.eagleeyenetworks.com"]
     );
-    let errors = invalid(&system(
-        "eagle-eye",
-        r#"["https://auth.example.com/token"]"#,
+    let errors = invalid(&text.replace(
+        "\"Auth.EagleEyeNetworks.com\"",
+        "\"https://auth.example.com/token\"",
     ));
     assert_eq!(errors[0].path, "camera_systems[1].allowed_hosts");
     assert_eq!(
         errors[0].message,
         "\"https://auth.example.com/token\" is not a host like auth.example.com or 10.0.0.5:8443"
-    );
-    // A well-formed host the definition never contacts: allowing it would let nothing through but a mistake.
-    let errors = invalid(&system("eagle-eye", r#"["10.0.0.5:8443"]"#));
-    assert_eq!(errors[0].path, "camera_systems[1].allowed_hosts");
-    assert_eq!(
-        errors[0].message,
-        "\"10.0.0.5:8443\" is not a host the eagle-eye definition contacts (it declares \
-         auth.eagleeyenetworks.com, the host of options.token_url): remove it"
-    );
-    let errors = invalid(&system("webhook", r#"["auth.example.com"]"#));
-    assert_eq!(
-        errors[0].message,
-        "\"auth.example.com\" is not a host the webhook definition contacts (it declares none besides the \
-         system's url): remove it"
     );
 }
 
@@ -710,26 +694,6 @@ fn an_mqtt_password_needs_a_username() {
     let errors = invalid("[mqtt]\nurl = \"mqtt://broker\"\npassword_env = \"NX_PASSWORD\"\n");
     let e = error_at(&errors, "mqtt.username");
     assert_eq!(e.message, "is required when password_env is set");
-}
-
-#[test]
-fn an_nx_witness_system_needs_a_username_and_a_password_variable() {
-    let errors = invalid(
-        r#"
-[[camera_systems]]
-id = "nvr"
-integration = "nx-witness"
-url = "https://192.0.2.10:7001"
-"#,
-    );
-    assert_eq!(
-        error_at(&errors, "camera_systems[0].username").message,
-        "is required by the nx-witness definition (login auth)"
-    );
-    assert_eq!(
-        error_at(&errors, "camera_systems[0].password_env").message,
-        "is required by the nx-witness definition (login auth)"
-    );
 }
 
 #[test]
@@ -1848,30 +1812,6 @@ fn embedded_tls_files_that_are_missing_or_not_pem_are_reported_at_load() {
             .message
             .contains("needs embedded_tls_key")
     );
-}
-
-#[test]
-fn a_footage_link_that_would_run_a_script_is_refused() {
-    for (tpl, ok) in [
-        ("javascript:alert(document.cookie)", false),
-        ("data:text/html,<script>1</script>", false),
-        ("{{ host }}/view", false),
-        ("https://{{ host }}/view?t={{ start_ms }}", true),
-        ("nx-vms://nxvms.com/client/{{ host }}/view", true),
-    ] {
-        let text = format!(
-            "[[camera_systems]]\nid = \"nvr\"\nintegration = \"webhook\"\nurl = \"https://192.0.2.10/hook\"\nweb_viewer_url = \"{tpl}\"\n"
-        );
-        let result = Config::parse(&text, &env);
-        match (ok, result) {
-            (true, Ok(_)) => {}
-            (false, Err(errors)) => {
-                let e = error_at(&errors, "camera_systems[0].web_viewer_url");
-                assert!(e.message.starts_with("must begin with https://"), "{e}");
-            }
-            (ok, other) => panic!("{tpl}: expected ok={ok}, got {other:?}"),
-        }
-    }
 }
 
 #[test]

@@ -7,6 +7,7 @@ use serde::Serialize;
 use crate::camera::{FootageLink, Integrations, footage_links};
 use crate::config::Config;
 use crate::event::{Severity, Timing, timing};
+use crate::ingest::bookmark_for;
 use crate::store::{BookmarkRecord, EventRecord};
 
 /// The stored event (its fields flattened into the JSON) plus what a reader needs besides.
@@ -115,7 +116,8 @@ fn camera_links(config: &Config, integrations: &Integrations, e: &EventRecord) -
         .iter()
         .filter(|c| c.watches(&e.store, &e.register))
         .filter_map(|c| {
-            let start = e.at_ms + c.offset.0 - c.pre_roll.0;
+            // Where its bookmark would have started, by the plan's own rule.
+            let start = bookmark_for(c, e.at_ms).start_ms;
             config.camera_system(&c.system).map(|sys| CameraLinks {
                 camera: camera_name(config, &c.system, &c.device, None),
                 thumbnail: None,

@@ -345,15 +345,6 @@ pub const BUILT_IN: [(&str, &str); 11] = [
     ("safie", include_str!("../../../integrations/safie.toml")),
 ];
 
-/// Definition names: 1 to 64 of a-z, 0-9 and -.
-pub fn is_valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-}
-
 /// One definition's problems, with the file they are in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileErrors {

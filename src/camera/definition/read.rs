@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use super::{
     Answer, Auth, Body, Create, DEFAULT_RETRY, Definition, Fallback, IdFrom, Lookup, Moment,
-    RateLimit, Request, Session, Setup, TokenFrom, is_valid_name,
+    RateLimit, Request, Session, Setup, TokenFrom,
 };
+use crate::config::Integration;
 use crate::config::reader::{Doc, Table};
 
 /// The hosts a definition declares under `[hosts]`, and the options whose addresses its requests begin with,
@@ -416,7 +417,7 @@ fn check_name(top: &Table, name: &str) {
                 declared.value
             ),
         );
-    } else if !is_valid_name(name) {
+    } else if !Integration::is_valid_name(name) {
         top.error("name", "must be 1 to 64 of a-z 0-9 -");
     }
 }
