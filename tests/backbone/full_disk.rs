@@ -130,14 +130,6 @@ async fn a_full_disk_pauses_intake_without_acknowledging_says_so_on_health_and_l
         if !bridge.acked_within(Duration::from_secs(2)).await {
             break;
         }
-        if sent.len() == 2000 {
-            let out = std::process::Command::new("sh").arg("-c").arg(format!("df -k {0}; ls -la {0}; sqlite3 {0}/tillmark.db \"select count(*), sum(length(lines)), sum(length(raw)) from events; pragma freelist_count; pragma page_count;\"", disk.0.display())).output().unwrap();
-            eprintln!(
-                "DBG {} {}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
         assert!(sent.len() < 1_500, "the disk never filled up");
     }
     let (status, body) = eventually(
