@@ -264,6 +264,10 @@ pub struct DeliveryConfig {
     pub concurrency: usize,
     /// Time limit of one HTTP request. Default `10s`.
     pub timeout: Millis,
+    /// How many daemons deliver from this database (1 to 64). Each keeps to its share of every vendor's
+    /// published rate (`[limits] rate` of a definition), so together they keep to the rate itself. Pauses a
+    /// vendor asks for are shared through the database whatever this says. Default 1.
+    pub daemons: u32,
 }
 
 /// `[dead_letters]`: how much of the dead-letter list is kept. The daemon removes the oldest letters beyond
@@ -1015,6 +1019,7 @@ impl Builder<'_> {
             retry: DEFAULT_RETRY.iter().map(|ms| Millis(*ms)).collect(),
             concurrency: 64,
             timeout: Millis(10_000),
+            daemons: 1,
         };
         let Some(t) = t else { return Some(cfg) };
         if let Some(steps) = t.opt_str_list("retry") {
@@ -1045,6 +1050,9 @@ impl Builder<'_> {
                 t.error("timeout", "must be between 100ms and 5m");
             }
             cfg.timeout = d;
+        }
+        if let Some(n) = t.opt_int("daemons", 1..65) {
+            cfg.daemons = n as u32;
         }
         t.finish();
         Some(cfg)

@@ -1863,3 +1863,16 @@ fn a_shared_group_subscribes_each_topic_as_share_and_needs_an_external_broker_an
         );
     }
 }
+
+#[test]
+fn delivery_daemons_is_how_many_share_each_vendors_rate() {
+    assert_eq!(valid("").delivery.daemons, 1);
+    assert_eq!(valid("[delivery]\ndaemons = 3\n").delivery.daemons, 3);
+    for bad in ["0", "65"] {
+        let errors = invalid(&format!("[delivery]\ndaemons = {bad}\n"));
+        assert_eq!(
+            error_at(&errors, "delivery.daemons").message,
+            "must be between 1 and 64"
+        );
+    }
+}

@@ -112,6 +112,7 @@ impl Lane {
         now_ms: i64,
         now: Instant,
         system: Option<&dyn CameraSystem>,
+        daemons: u32,
     ) -> (usize, Option<Instant>) {
         let until = self.pace.until();
         if until > now_ms {
@@ -122,7 +123,9 @@ impl Lane {
         }
         let mut state = self.state();
         let state = &mut *state;
-        let rate = system.and_then(|s| s.rate_limit());
+        let rate = system
+            .and_then(|s| s.rate_limit())
+            .map(|r| r.shared_by(daemons));
         let sent = system.map(|s| s.requests_sent()).unwrap_or(0);
         if rate != state.rate {
             // A new or changed definition: the spacing starts over, counting from what was sent so far.
@@ -300,7 +303,7 @@ mod tests {
             sent: AtomicU64::new(0),
         };
         let lane = Lane::new(64, start);
-        let room = |at: Instant| lane.room(0, at, Some(&system));
+        let room = |at: Instant| lane.room(0, at, Some(&system), 1);
         assert_eq!(room(start), (1, None), "one at a time");
         let ticket = lane.start(start);
         // The attempt logged in, then made its bookmark: two requests.
@@ -318,15 +321,34 @@ mod tests {
     }
 
     #[test]
+    fn three_daemons_sharing_a_vendor_each_keep_to_a_third_of_its_rate() {
+        let start = Instant::now();
+        let system = Counted {
+            rate: RateLimit::parse("60/min").ok(),
+            sent: AtomicU64::new(0),
+        };
+        let lane = Lane::new(64, start);
+        let room = |at: Instant| lane.room(0, at, Some(&system), 3);
+        assert_eq!(room(start).0, 1);
+        let ticket = lane.start(start);
+        system.sent.store(1, Ordering::SeqCst);
+        lane.finished(start, ticket, Answer::Good(Duration::from_millis(5)));
+        // Alone it could send again after a second; a third of 60/min is one request every three seconds.
+        assert_eq!(room(start + Duration::from_millis(1_100)).0, 0);
+        assert_eq!(room(start + Duration::from_millis(2_800)).0, 0);
+        assert_eq!(room(start + Duration::from_millis(3_200)).0, 1);
+    }
+
+    #[test]
     fn a_paused_lane_has_no_room_until_the_pause_ends() {
         let start = Instant::now();
         let lane = Lane::new(64, start);
         lane.pace.hold(2_000);
         assert_eq!(
-            lane.room(500, start, None),
+            lane.room(500, start, None, 1),
             (0, Some(start + Duration::from_millis(1_500)))
         );
-        assert_eq!(lane.room(2_000, start, None), (1, None));
+        assert_eq!(lane.room(2_000, start, None, 1), (1, None));
     }
 
     #[test]

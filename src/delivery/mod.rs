@@ -269,7 +269,7 @@ impl Worker {
             }
             let camera = self.cameras.get(system).map(|c| c.as_ref());
             while !queue.is_empty() && tasks.len() < MAX_IN_FLIGHT {
-                let (n, again) = lane.room(now, instant, camera);
+                let (n, again) = lane.room(now, instant, camera, self.config.daemons);
                 if n == 0 {
                     look_again = look_again.into_iter().chain(again).min();
                     break;

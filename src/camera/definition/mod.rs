@@ -202,6 +202,15 @@ pub struct RateLimit {
 }
 
 impl RateLimit {
+    /// One of `daemons` equal shares: the same requests over `daemons` times the span, so that many daemons
+    /// sending at once keep to the rate together.
+    pub fn shared_by(self, daemons: u32) -> RateLimit {
+        RateLimit {
+            requests: self.requests,
+            per: self.per * daemons.max(1),
+        }
+    }
+
     /// Reads `N/s`, `N/min` or `N/h`, N a whole number from 1 to 1,000,000; anything else is refused with what
     /// was expected.
     pub fn parse(text: &str) -> Result<RateLimit, String> {
