@@ -46,6 +46,44 @@ pub struct TokenInfo {
     pub expires_ms: Option<i64>,
 }
 
+/// The columns of [`UserRow`], from `users u`, as every backend selects them.
+pub(super) const USER_COLUMNS: &str =
+    "u.id, u.name, u.role, u.stores, u.created_ms, u.totp_secret IS NOT NULL AS totp, u.timezone";
+
+/// [`TokenInfo`]'s query, before its `WHERE`.
+pub(super) const TOKEN_INFO: &str = "SELECT t.id, u.name AS user, t.label, t.created_ms, t.last_used_ms, t.expires_ms \
+     FROM api_tokens t JOIN users u ON u.id = t.user_id";
+
+/// A person as stored ([`USER_COLUMNS`]): the role and stores still text.
+#[derive(sqlx::FromRow)]
+pub(super) struct UserRow {
+    id: i64,
+    name: String,
+    role: String,
+    /// A JSON array of store names.
+    stores: String,
+    created_ms: i64,
+    totp: bool,
+    timezone: Option<String>,
+}
+
+impl UserRow {
+    pub(super) fn user(self) -> Result<User, StoreError> {
+        let role = self.role;
+        Ok(User {
+            id: self.id,
+            name: self.name,
+            role: Role::parse(&role)
+                .ok_or_else(|| StoreError::Invalid(format!("user role \"{role}\"")))?,
+            stores: serde_json::from_str(&self.stores)
+                .map_err(|e| StoreError::Invalid(format!("user stores: {e}")))?,
+            created_ms: self.created_ms,
+            totp: self.totp,
+            timezone: self.timezone,
+        })
+    }
+}
+
 #[async_trait]
 pub trait Accounts: Send + Sync {
     async fn add_user(&self, user: &NewUser, now_ms: i64) -> Result<User, AccountError>;

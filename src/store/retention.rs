@@ -166,6 +166,66 @@ pub(super) fn event_names(e: &EventRecord, raw: &str, id: &str) -> bool {
     e.cashier.as_deref() == Some(id) || names(raw, id)
 }
 
+/// An event's texts as an erasure reads them: a candidate, which may hold the id only inside a longer word.
+#[derive(sqlx::FromRow)]
+pub(super) struct NamingEvent {
+    pub seq: i64,
+    pub cashier: Option<String>,
+    pub raw: String,
+    /// JSON text, as `raw`.
+    pub attributes: String,
+    pub lines: String,
+    pub reason: Option<String>,
+    /// In an open case: left as it is.
+    pub held: bool,
+}
+
+/// The columns of [`NamingEvent`], from `events e`, and whether an open case holds it.
+pub(super) const NAMING_COLUMNS: &str = "e.seq, e.cashier, e.raw, e.attributes, e.lines, e.reason, \
+     EXISTS (SELECT 1 FROM cases c WHERE c.event_seq = e.seq AND c.state = 'open') AS held";
+
+impl NamingEvent {
+    /// Whether it names `id`: as its cashier, or as a word of its payload.
+    pub(super) fn names(&self, id: &str) -> bool {
+        self.cashier.as_deref() == Some(id) || names(&self.raw, id)
+    }
+
+    /// Its texts with `id` replaced by `pseudonym` wherever it is a word.
+    pub(super) fn erased(self, id: &str, pseudonym: &str) -> NamingEvent {
+        let cashier = match self.cashier {
+            Some(c) if c == id => Some(pseudonym.to_string()),
+            other => other.map(|c| replace_word(&c, id, pseudonym).unwrap_or(c)),
+        };
+        let json = |text: String| replace_in_json_text(&text, id, pseudonym).unwrap_or(text);
+        NamingEvent {
+            seq: self.seq,
+            cashier,
+            raw: json(self.raw),
+            attributes: json(self.attributes),
+            lines: json(self.lines),
+            reason: self
+                .reason
+                .map(|r| replace_word(&r, id, pseudonym).unwrap_or(r)),
+            held: self.held,
+        }
+    }
+}
+
+/// A dead letter's text and reason with `id` replaced, and the bytes it then keeps; `None` when its text does
+/// not hold `id` as a word.
+pub(super) fn erased_letter(
+    raw: &str,
+    topic: &str,
+    reason: String,
+    id: &str,
+    pseudonym: &str,
+) -> Option<(String, String, i64)> {
+    let raw = replace_word(raw, id, pseudonym)?;
+    let reason = replace_word(&reason, id, pseudonym).unwrap_or(reason);
+    let kept = (raw.len() + topic.len() + reason.len()) as i64;
+    Some((raw, reason, kept))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -148,72 +148,51 @@ impl Retention for SqliteStore {
         store: Option<&str>,
         pseudonym: &str,
     ) -> Result<Erased, StoreError> {
-        type Row = (
-            i64,
-            Option<String>,
-            String,
-            String,
-            String,
-            Option<String>,
-            bool,
-        );
         let mut erased = Erased::default();
         let mut after = 0i64;
         loop {
             let mut tx = self.writer().begin().await?;
-            let mut q = QueryBuilder::<Sqlite>::new(
-                "SELECT e.seq, e.cashier, e.raw, e.attributes, e.lines, e.reason, \
-                 EXISTS (SELECT 1 FROM cases c WHERE c.event_seq = e.seq AND c.state = 'open') \
-                 FROM events e WHERE e.seq > ",
-            );
+            let mut q = QueryBuilder::<Sqlite>::new(format!(
+                "SELECT {NAMING_COLUMNS} FROM events e WHERE e.seq > "
+            ));
             q.push_bind(after);
             push_naming(&mut q, id, store);
             q.push(" ORDER BY e.seq LIMIT ").push_bind(PURGE_BATCH);
-            let rows: Vec<Row> = q.build_query_as().fetch_all(&mut *tx).await?;
+            let rows: Vec<NamingEvent> = q.build_query_as().fetch_all(&mut *tx).await?;
             let Some(last) = rows.last() else {
                 tx.rollback().await?;
                 break;
             };
-            after = last.0;
+            after = last.seq;
             let full = rows.len() as i64 == PURGE_BATCH;
-            for (seq, cashier, raw, attributes, lines, reason, held) in rows {
-                let own = cashier.as_deref() == Some(id);
-                if !own && !names(&raw, id) {
+            for event in rows {
+                if !event.names(id) {
                     continue;
                 }
-                if held {
+                if event.held {
                     erased.held += 1;
                     continue;
                 }
-                let cashier = if own {
-                    Some(pseudonym.to_string())
-                } else {
-                    cashier.map(|c| replace_word(&c, id, pseudonym).unwrap_or(c))
-                };
-                let raw = replace_in_json_text(&raw, id, pseudonym).unwrap_or(raw);
-                let attributes =
-                    replace_in_json_text(&attributes, id, pseudonym).unwrap_or(attributes);
-                let lines = replace_in_json_text(&lines, id, pseudonym).unwrap_or(lines);
-                let reason = reason.map(|r| replace_word(&r, id, pseudonym).unwrap_or(r));
+                let event = event.erased(id, pseudonym);
                 // The update trigger takes the event out of both search indexes until the indexer reads it
                 // again; meanwhile a search reads its new text from the row.
                 sqlx::query(
                     "UPDATE events SET cashier = ?, raw = ?, attributes = ?, lines = ?, reason = ?, \
                      digest = NULL WHERE seq = ?",
                 )
-                .bind(cashier)
-                .bind(raw)
-                .bind(attributes)
-                .bind(lines)
-                .bind(reason)
-                .bind(seq)
+                .bind(&event.cashier)
+                .bind(&event.raw)
+                .bind(&event.attributes)
+                .bind(&event.lines)
+                .bind(&event.reason)
+                .bind(event.seq)
                 .execute(&mut *tx)
                 .await?;
                 erased.events += 1;
                 let notes: Vec<String> = sqlx::query_scalar(
                     "SELECT text FROM case_history WHERE event_seq = ? AND text IS NOT NULL",
                 )
-                .bind(seq)
+                .bind(event.seq)
                 .fetch_all(&mut *tx)
                 .await?;
                 erased.case_notes += notes.iter().filter(|t| names(t, id)).count() as u64;
@@ -237,14 +216,14 @@ impl Retention for SqliteStore {
             q.build_query_as().fetch_all(self.writer()).await?;
         let mut tx = self.writer().begin().await?;
         for (letter, raw, topic, reason) in letters {
-            let Some(raw) = replace_word(&raw, id, pseudonym) else {
+            let Some((raw, reason, kept)) = erased_letter(&raw, &topic, reason, id, pseudonym)
+            else {
                 continue;
             };
-            let reason = replace_word(&reason, id, pseudonym).unwrap_or(reason);
             sqlx::query("UPDATE dead_letters SET raw = ?, reason = ?, kept_bytes = ? WHERE id = ?")
                 .bind(&raw)
                 .bind(&reason)
-                .bind((raw.len() + topic.len() + reason.len()) as i64)
+                .bind(kept)
                 .bind(letter)
                 .execute(&mut *tx)
                 .await?;
