@@ -14,7 +14,9 @@ mod cases;
 mod dead_letters;
 #[cfg(test)]
 mod drawer_tests;
+mod postgres;
 mod retention;
+mod rows;
 pub(crate) mod sqlite;
 #[cfg(test)]
 mod tests;
@@ -35,9 +37,11 @@ pub use dead_letters::{
     DEAD_LETTER_EXCERPT_CHARS, DeadLetter, DeadLetterBounds, DeadLetterQuery, DeadLetterStore,
     DeadLetterTotals, Dismissal, Purged, sha256_hex,
 };
+pub use postgres::PgStore;
 pub use retention::{
     Erased, EventsPurged, PURGE_BATCH, Retention, Scrubbed, names, replace_in_json, replace_word,
 };
+use rows::{BOOKMARK_COLUMNS, EVENT_COLUMNS, bookmark_from_row, event_from_row};
 pub use sqlite::SqliteStore;
 
 use crate::event::Event;

@@ -16,8 +16,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 
@@ -29,8 +28,6 @@ pub struct SqliteStore {
     reader: SqlitePool,
 }
 
-pub(super) const EVENT_COLUMNS: &str = "e.seq, e.event_key, e.id AS event_id, e.type, e.at, e.at_ms, e.received_ms, e.store, e.register, \
-     e.cashier, e.txn, e.amount, e.currency, e.reason, e.lines, e.attributes, e.flagged, e.mapped, e.topic, e.signed, e.reused, e.sent_at, e.sent_at_ms";
 /// Leaves out the rows of camera systems that are busy or cooling down.
 fn push_skip(q: &mut QueryBuilder<Sqlite>, skip: &[String]) {
     if skip.is_empty() {
@@ -317,9 +314,6 @@ const WAITING_AFTER_FAILURE: &str = " WHERE state = 'pending' AND claimed_until_
 /// anyway, so a page not held here costs a read from memory, not from disk.
 const READER_CACHE_KIB: u32 = 256;
 
-const BOOKMARK_COLUMNS: &str = "b.id, b.system, b.device, b.camera, b.moment_ms, b.start_ms, b.duration_ms, b.state, \
-     b.attempts, b.next_attempt_ms, b.vendor_id, b.last_error, b.made_ms, b.made_as";
-
 impl SqliteStore {
     pub(super) fn writer(&self) -> &SqlitePool {
         &self.writer
@@ -455,64 +449,6 @@ impl SqliteStore {
         }
         Ok(())
     }
-}
-
-fn bookmark_from_row(row: &SqliteRow) -> Result<BookmarkRecord, StoreError> {
-    let state: String = row.try_get("state")?;
-    let state = BookmarkState::parse(&state)
-        .ok_or_else(|| StoreError::Invalid(format!("bookmark has unknown state \"{state}\"")))?;
-    Ok(BookmarkRecord {
-        id: row.try_get("id")?,
-        system: row.try_get("system")?,
-        device: row.try_get("device")?,
-        camera: row.try_get("camera")?,
-        moment_ms: row.try_get("moment_ms")?,
-        start_ms: row.try_get("start_ms")?,
-        duration_ms: row.try_get("duration_ms")?,
-        next_attempt_ms: if state == BookmarkState::Pending {
-            row.try_get("next_attempt_ms")?
-        } else {
-            None
-        },
-        state,
-        attempts: row.try_get("attempts")?,
-        vendor_id: row.try_get("vendor_id")?,
-        last_error: row.try_get("last_error")?,
-        made_ms: row.try_get("made_ms")?,
-        made_as: row.try_get("made_as")?,
-    })
-}
-
-pub(super) fn event_from_row(row: &SqliteRow) -> Result<EventRecord, StoreError> {
-    let lines: String = row.try_get("lines")?;
-    let attributes: String = row.try_get("attributes")?;
-    Ok(EventRecord {
-        seq: row.try_get("seq")?,
-        key: row.try_get("event_key")?,
-        id: row.try_get("event_id")?,
-        kind: row.try_get("type")?,
-        at: row.try_get("at")?,
-        at_ms: row.try_get("at_ms")?,
-        sent_at: row.try_get("sent_at")?,
-        sent_at_ms: row.try_get("sent_at_ms")?,
-        received_ms: row.try_get("received_ms")?,
-        store: row.try_get("store")?,
-        register: row.try_get("register")?,
-        cashier: row.try_get("cashier")?,
-        transaction: row.try_get("txn")?,
-        amount: row.try_get("amount")?,
-        currency: row.try_get("currency")?,
-        reason: row.try_get("reason")?,
-        lines: serde_json::from_str(&lines).unwrap_or_default(),
-        attributes: serde_json::from_str(&attributes).unwrap_or_default(),
-        flagged: row.try_get("flagged")?,
-        mapped: row.try_get("mapped")?,
-        topic: row.try_get("topic")?,
-        signed: row.try_get("signed")?,
-        reused: row.try_get("reused")?,
-        bookmarks: Vec::new(),
-        case: None,
-    })
 }
 
 /// `size` and `sha256` are of the payload as it arrived; `raw` is what is kept of it (masked, maybe cut).

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use sqlx::{QueryBuilder, Sqlite};
 
-use super::{EVENT_COLUMNS, SqliteStore, event_from_row};
+use super::SqliteStore;
 use crate::store::retention::*;
 use crate::store::*;
 

@@ -1,0 +1,1 @@
+//! Accounts in PostgreSQL: users, API tokens, sessions and sign-in challenges.

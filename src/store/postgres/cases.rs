@@ -1,0 +1,1 @@
+//! Cases in PostgreSQL: where each stands and its append-only history.

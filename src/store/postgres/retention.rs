@@ -1,0 +1,1 @@
+//! Retention in PostgreSQL: purges in batches, erasure of one person.
