@@ -49,8 +49,9 @@ pub struct MqttConfig {
     pub url: Option<BrokerUrl>,
     /// Where the embedded broker listens. Default `127.0.0.1:1883`.
     pub embedded_listen: SocketAddr,
-    /// Client id; stable so the broker keeps the session (and queued events) while the daemon is down.
-    /// Default `tillmark`.
+    /// Client id; stable so the broker keeps the session (and queued events) while the daemon is down. It
+    /// also names this daemon's leases on the outbox: daemons sharing a database each need their own, as
+    /// daemons sharing a broker already do. Default `tillmark`.
     pub client_id: String,
     /// Topic filters. Default `["pos/+/+/events"]`.
     pub topics: Vec<String>,

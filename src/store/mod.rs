@@ -5,8 +5,9 @@
 //! - [`Store::ingest`] writes a whole batch (events, their bookmark rows, dead letters) in one transaction and
 //!   returns only once it is durable: the caller acknowledges the broker after it returns, never before.
 //! - `(store, id)` is unique: a redelivered event changes nothing and makes no second bookmark.
-//! - A bookmark row is handed to one worker at a time ([`Store::claim_due`]) and remembers when an attempt may
-//!   have reached the camera system (`maybe_created`), so the next attempt looks before it creates.
+//! - A bookmark row is handed to one worker at a time ([`Store::claim_due`]), leased to one named daemon until
+//!   the lease expires, and remembers when an attempt may have reached the camera system (`maybe_created`), so
+//!   the next attempt looks before it creates.
 
 mod accounts;
 mod audit;
@@ -17,6 +18,7 @@ mod drawer_tests;
 mod postgres;
 mod retention;
 mod rows;
+mod sql;
 pub(crate) mod sqlite;
 #[cfg(test)]
 mod tests;
@@ -42,6 +44,7 @@ pub use retention::{
     Erased, EventsPurged, PURGE_BATCH, Retention, Scrubbed, names, replace_in_json, replace_word,
 };
 use rows::{BOOKMARK_COLUMNS, EVENT_COLUMNS, bookmark_from_row, event_from_row};
+use sql::{ESCAPE, EXPLAINING_TYPES, WAITING_AFTER_FAILURE, like_pattern, severity_condition};
 pub use sqlite::SqliteStore;
 
 use crate::event::Event;
@@ -450,9 +453,12 @@ pub trait Store:
     -> Result<Vec<IntakeOutcome>, StoreError>;
 
     /// Hands out due bookmarks, as many of each camera system's as `room` says (each system's earliest due
-    /// first), leased until `now_ms + lease_ms`, in one transaction.
+    /// first), leased to `holder` (the daemon instance) until `now_ms + lease_ms`, in one transaction. A row
+    /// leased to anyone is handed out again only once the lease has expired: several daemons may share one
+    /// database, and a live lease is never taken.
     async fn claim_due(
         &self,
+        holder: &str,
         now_ms: i64,
         lease_ms: i64,
         room: &Room,
@@ -475,8 +481,10 @@ pub trait Store:
     /// The installation's key of this name, made (32 random bytes) and kept on first use.
     async fn installation_key(&self, name: &str) -> Result<Vec<u8>, StoreError>;
 
-    /// Releases leases left by a daemon that stopped without finishing (single-instance backends only).
-    async fn release_orphaned_claims(&self) -> Result<u64, StoreError>;
+    /// Releases the leases `holder` left when it stopped without finishing, so a restarted daemon takes its
+    /// rows again at once instead of waiting out its own old leases. Other holders' leases are theirs until
+    /// they expire: that daemon may be alive.
+    async fn release_orphaned_claims(&self, holder: &str) -> Result<u64, StoreError>;
 
     /// The failed bookmarks (of `system`), each with its event's store, register and moment, oldest first: for
     /// `tillmark retry-failed` to plan them again from the config as it is now.
@@ -554,9 +562,11 @@ pub trait Store:
 pub async fn open(url: &str) -> Result<std::sync::Arc<dyn Store>, StoreError> {
     if url.starts_with("sqlite:") {
         Ok(std::sync::Arc::new(SqliteStore::open(url).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(std::sync::Arc::new(PgStore::open(url).await?))
     } else {
         Err(StoreError::Invalid(format!(
-            "unsupported database URL \"{url}\": use sqlite://FILE"
+            "unsupported database URL \"{url}\": use sqlite://FILE or postgres://USER@HOST/DATABASE"
         )))
     }
 }

@@ -288,26 +288,6 @@ fn event_grams<'a>(store: &str, texts: impl Iterator<Item = &'a str>) -> String 
     tokens.join(" ")
 }
 
-/// The escape character of [`like_pattern`].
-const ESCAPE: &str = " ESCAPE '\\'";
-
-/// A LIKE pattern finding `word` anywhere: its own `%`, `_` and `\` are escaped to mean themselves.
-fn like_pattern(word: &str) -> String {
-    let mut pattern = String::with_capacity(word.len() + 2);
-    pattern.push('%');
-    for c in word.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            pattern.push('\\');
-        }
-        pattern.push(c);
-    }
-    pattern.push('%');
-    pattern
-}
-
-/// Rows sleeping out a backoff after a failure, waiting past the bound that follows.
-const WAITING_AFTER_FAILURE: &str = " WHERE state = 'pending' AND claimed_until_ms IS NULL AND last_error IS NOT NULL AND next_attempt_ms > ";
-
 /// Each index connection's SQLite page cache, in KiB. SQLite's default (2,000 KiB) on every pooled connection
 /// kept the pages of each page read (the 24-hour timeline, the cashier chart) in the daemon's memory long after:
 /// about 11 MB more after 150 page renders (`cargo bench --bench memory`). The operating system caches the file
@@ -555,29 +535,6 @@ struct EventRow<'a> {
     bookmarks: &'a [NewBookmark],
     drawer: DrawerRule,
 }
-
-/// Events of `severity` or above, as SQL on `e`: by type, and a drawer open only while flagged
-/// ([`crate::event::Severity::of`]). Built from the type list, so the two cannot disagree.
-fn severity_condition(severity: crate::event::Severity) -> String {
-    use crate::event::{EventType, Severity};
-    if severity == Severity::Low {
-        return "1 = 1".into();
-    }
-    let types: Vec<String> = EventType::ALL
-        .into_iter()
-        .filter(|t| *t != EventType::DrawerOpen && t.severity() >= severity)
-        .map(|t| format!("'{}'", t.as_str()))
-        .collect();
-    let drawer_open = if EventType::DrawerOpen.severity() >= severity {
-        " OR (e.type = 'drawer_open' AND e.flagged = 1)"
-    } else {
-        ""
-    };
-    format!("(e.type IN ({}){drawer_open})", types.join(", "))
-}
-
-/// The types that explain a drawer open ([`crate::event::EventType::explains_drawer_open`]), as stored.
-const EXPLAINING_TYPES: &str = "('sale', 'refund', 'paid_in', 'paid_out')";
 
 /// Whether an event that explains a drawer open is stored at this register within `within_ms` of `at_ms`.
 async fn drawer_open_explained(
@@ -909,6 +866,7 @@ impl Store for SqliteStore {
 
     async fn claim_due(
         &self,
+        holder: &str,
         now_ms: i64,
         lease_ms: i64,
         room: &Room,
@@ -933,6 +891,7 @@ impl Store for SqliteStore {
         // reached the camera system, so it counts as maybe created.
         let mut q = QueryBuilder::<Sqlite>::new("UPDATE bookmarks SET claimed_until_ms = ");
         q.push_bind(now_ms + lease_ms);
+        q.push(", claimed_by = ").push_bind(holder.to_string());
         q.push(", maybe_created = (maybe_created OR in_flight), in_flight = 1, attempts = attempts + 1, updated_ms = ");
         q.push_bind(now_ms);
         q.push(" WHERE id IN (");
@@ -997,7 +956,7 @@ impl Store for SqliteStore {
             // Never sent: the claim's attempt and in_flight are taken back; maybe_created keeps what the claim
             // found.
             let mut q = QueryBuilder::<Sqlite>::new(
-                "UPDATE bookmarks SET attempts = MAX(attempts - 1, 0), in_flight = 0, claimed_until_ms = NULL \
+                "UPDATE bookmarks SET attempts = MAX(attempts - 1, 0), in_flight = 0, claimed_until_ms = NULL, claimed_by = NULL \
                  WHERE id IN (",
             );
             let mut ids = q.separated(", ");
@@ -1010,7 +969,7 @@ impl Store for SqliteStore {
         for chunk in of(|o| matches!(o, Outcome::Made { .. })).chunks(ROWS_PER_INSERT) {
             let mut q = QueryBuilder::<Sqlite>::new(
                 "UPDATE bookmarks SET state = 'made', vendor_id = v.column2, made_as = v.column3, made_ms = v.column4, \
-                 updated_ms = v.column4, in_flight = 0, maybe_created = 0, claimed_until_ms = NULL, last_error = NULL \
+                 updated_ms = v.column4, in_flight = 0, maybe_created = 0, claimed_until_ms = NULL, claimed_by = NULL, last_error = NULL \
                  FROM (",
             );
             q.push_values(chunk, |mut row, f| {
@@ -1031,7 +990,7 @@ impl Store for SqliteStore {
         for chunk in of(|o| matches!(o, Outcome::Retry { .. })).chunks(ROWS_PER_INSERT) {
             let mut q = QueryBuilder::<Sqlite>::new(
                 "UPDATE bookmarks SET next_attempt_ms = v.column2, last_error = v.column3, maybe_created = v.column4, \
-                 in_flight = 0, claimed_until_ms = NULL, updated_ms = v.column5 FROM (",
+                 in_flight = 0, claimed_until_ms = NULL, claimed_by = NULL, updated_ms = v.column5 FROM (",
             );
             q.push_values(chunk, |mut row, f| {
                 let Outcome::Retry {
@@ -1056,7 +1015,7 @@ impl Store for SqliteStore {
             // neither stands. maybe_created keeps what earlier attempts left.
             let mut q = QueryBuilder::<Sqlite>::new(
                 "UPDATE bookmarks SET next_attempt_ms = v.column2, last_error = v.column3, \
-                 attempts = MAX(attempts - 1, 0), in_flight = 0, claimed_until_ms = NULL, updated_ms = v.column4 \
+                 attempts = MAX(attempts - 1, 0), in_flight = 0, claimed_until_ms = NULL, claimed_by = NULL, updated_ms = v.column4 \
                  FROM (",
             );
             q.push_values(chunk, |mut row, f| {
@@ -1074,7 +1033,7 @@ impl Store for SqliteStore {
         for chunk in of(|o| matches!(o, Outcome::Failed { .. })).chunks(ROWS_PER_INSERT) {
             let mut q = QueryBuilder::<Sqlite>::new(
                 "UPDATE bookmarks SET state = 'failed', last_error = v.column2, in_flight = 0, \
-                 claimed_until_ms = NULL, updated_ms = v.column3 FROM (",
+                 claimed_until_ms = NULL, claimed_by = NULL, updated_ms = v.column3 FROM (",
             );
             q.push_values(chunk, |mut row, f| {
                 let Outcome::Failed { error } = &f.outcome else {
@@ -1163,12 +1122,15 @@ impl Store for SqliteStore {
         Ok(q.build_query_scalar().fetch_one(&self.reader).await?)
     }
 
-    async fn release_orphaned_claims(&self) -> Result<u64, StoreError> {
-        // One SQLite file has one daemon, so at start-up every lease is a dead process's. `in_flight` stays set:
-        // that attempt may have reached the camera system.
+    async fn release_orphaned_claims(&self, holder: &str) -> Result<u64, StoreError> {
+        // `in_flight` stays set: that attempt may have reached the camera system. A lease with no holder was
+        // taken before holders were recorded (migration 0018), when one file had one daemon: it is this
+        // daemon's own.
         let done = sqlx::query(
-            "UPDATE bookmarks SET claimed_until_ms = NULL WHERE claimed_until_ms IS NOT NULL",
+            "UPDATE bookmarks SET claimed_until_ms = NULL, claimed_by = NULL \
+             WHERE claimed_until_ms IS NOT NULL AND (claimed_by = ? OR claimed_by IS NULL)",
         )
+        .bind(holder)
         .execute(&self.writer)
         .await?;
         Ok(done.rows_affected())
@@ -1210,7 +1172,7 @@ impl Store for SqliteStore {
         let done = sqlx::query(
             "UPDATE bookmarks SET state = 'pending', system = ?2, device = ?3, camera = ?4, moment_ms = ?5, \
              start_ms = ?6, duration_ms = ?7, attempts = 0, next_attempt_ms = ?8, updated_ms = ?8, \
-             claimed_until_ms = NULL, in_flight = 0, \
+             claimed_until_ms = NULL, claimed_by = NULL, in_flight = 0, \
              maybe_created = CASE WHEN device = ?3 AND system = ?2 THEN maybe_created ELSE 0 END \
              WHERE id = ?1 AND state = 'failed' AND NOT EXISTS (SELECT 1 FROM bookmarks o \
              WHERE o.event_seq = bookmarks.event_seq AND o.system = ?2 AND o.device = ?3 AND o.id != ?1)",
