@@ -187,25 +187,27 @@ pub trait Accounts: Send + Sync {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::SqliteStore;
+    use crate::store::test_backends::{TestStore, backend_tests};
 
-    async fn store_with(name: &str) -> (SqliteStore, User, tempfile::TempDir) {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("t.db").display());
-        let store = SqliteStore::open(&url).await.unwrap();
+    backend_tests!(
+        a_totp_step_is_spent_once_and_only_later_ones_after_it_and_a_new_key_starts_afresh,
+        a_sign_in_challenge_lasts_its_window_and_goes_with_a_new_key_or_a_finished_sign_in,
+    );
+
+    async fn owner(store: &TestStore, name: &str) -> User {
         let user = NewUser {
             name: name.into(),
             role: Role::Owner,
             stores: vec![],
             password_hash: "not a hash".into(),
         };
-        let user = store.add_user(&user, 0).await.unwrap();
-        (store, user, dir)
+        store.add_user(&user, 0).await.unwrap()
     }
 
-    #[tokio::test]
-    async fn a_totp_step_is_spent_once_and_only_later_ones_after_it_and_a_new_key_starts_afresh() {
-        let (store, user, _dir) = store_with("aiko").await;
+    async fn a_totp_step_is_spent_once_and_only_later_ones_after_it_and_a_new_key_starts_afresh(
+        store: &TestStore,
+    ) {
+        let user = owner(store, "aiko").await;
         assert!(
             !store.use_totp_step(user.id, 5).await.unwrap(),
             "no key, no step"
@@ -240,9 +242,10 @@ mod tests {
         ));
     }
 
-    #[tokio::test]
-    async fn a_sign_in_challenge_lasts_its_window_and_goes_with_a_new_key_or_a_finished_sign_in() {
-        let (store, user, _dir) = store_with("ken").await;
+    async fn a_sign_in_challenge_lasts_its_window_and_goes_with_a_new_key_or_a_finished_sign_in(
+        store: &TestStore,
+    ) {
+        let user = owner(store, "ken").await;
         store
             .set_totp("ken", Some(&TotpSecret::generate()), 0)
             .await

@@ -19,6 +19,8 @@ mod retention;
 mod rows;
 pub(crate) mod sqlite;
 #[cfg(test)]
+mod test_backends;
+#[cfg(test)]
 mod tests;
 
 use async_trait::async_trait;
