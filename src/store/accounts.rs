@@ -187,7 +187,7 @@ pub trait Accounts: Send + Sync {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::test_backends::{TestStore, backend_tests};
+    use crate::store::test_backends::{Kind, TestStore, backend_tests};
 
     backend_tests!(
         a_totp_step_is_spent_once_and_only_later_ones_after_it_and_a_new_key_starts_afresh,
@@ -468,5 +468,56 @@ mod tests {
             Err(AccountError::Missing(_))
         ));
         assert_eq!(store.users().await.unwrap().len(), 1);
+    }
+
+    /// Two daemons checking the same code at the same moment: one sign-in passes, the other is a replay.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_daemons_spending_the_same_totp_step_at_once_accept_it_once() {
+        let Some(store) = TestStore::new(Kind::Postgres).await else {
+            return;
+        };
+        let user = owner(&store, "aiko").await;
+        store
+            .set_totp("aiko", Some(&TotpSecret::generate()), 0)
+            .await
+            .unwrap();
+        let (one, two) = (store.again().await, store.again().await);
+        for step in 1..=50 {
+            let (a, b) = tokio::join!(
+                one.use_totp_step(user.id, step),
+                two.use_totp_step(user.id, step)
+            );
+            assert!(a.unwrap() ^ b.unwrap(), "step {step} accepted once");
+        }
+    }
+
+    /// Two daemons each demoting one of the two owners at once: one is refused, as it would be after the other.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_owners_demoted_at_once_leave_one_owner() {
+        let Some(store) = TestStore::new(Kind::Postgres).await else {
+            return;
+        };
+        let (one, two) = (store.again().await, store.again().await);
+        let mut kept = owner(&store, "owner-0").await.name;
+        for round in 1..=20 {
+            let other = owner(&store, &format!("owner-{round}")).await.name;
+            let (a, b) = tokio::join!(
+                one.set_access(&kept, Role::Manager, &[], round),
+                two.set_access(&other, Role::Manager, &[], round)
+            );
+            assert!(
+                matches!(
+                    (&a, &b),
+                    (Ok(()), Err(AccountError::LastOwner(_)))
+                        | (Err(AccountError::LastOwner(_)), Ok(()))
+                ),
+                "round {round}: {a:?} {b:?}"
+            );
+            if a.is_ok() {
+                kept = other;
+            }
+            let owners = store.users().await.unwrap();
+            assert_eq!(owners.iter().filter(|u| u.role == Role::Owner).count(), 1);
+        }
     }
 }

@@ -469,7 +469,6 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn two_daemons_appending_at_once_leave_one_chain_that_verifies() {
         let Some(store) = TestStore::new(Kind::Postgres).await else {
-            eprintln!("TILLMARK_TEST_POSTGRES_URL is not set: not run on PostgreSQL");
             return;
         };
         let mut daemons = Vec::new();

@@ -53,7 +53,7 @@ impl Deref for TestStore {
 }
 
 impl TestStore {
-    /// A fresh database of `kind`, migrated; `None` for PostgreSQL when no database is named.
+    /// A fresh database of `kind`, migrated; `None` for PostgreSQL when no database is named, which it says.
     pub(crate) async fn new(kind: Kind) -> Option<TestStore> {
         match kind {
             Kind::Sqlite => {
@@ -66,7 +66,10 @@ impl TestStore {
                 })
             }
             Kind::Postgres => {
-                let admin_url = std::env::var(POSTGRES_URL).ok()?;
+                let Ok(admin_url) = std::env::var(POSTGRES_URL) else {
+                    eprintln!("{POSTGRES_URL} is not set: not run on PostgreSQL");
+                    return None;
+                };
                 let name = fresh_schema(&admin_url).await;
                 let url = format!(
                     "{admin_url}{}options=-c%20search_path%3D{name}%2Cpublic",
@@ -176,7 +179,6 @@ macro_rules! backend_tests {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
                 let Some(store) = TestStore::new(Kind::Postgres).await else {
-                    eprintln!("TILLMARK_TEST_POSTGRES_URL is not set: not run on PostgreSQL");
                     return;
                 };
                 super::$scenario(&store).await;
