@@ -7,19 +7,6 @@ use super::PgStore;
 use crate::store::retention::*;
 use crate::store::*;
 
-/// The candidates' condition: `id` as the cashier, or somewhere in the payload (a word of it is checked in
-/// Rust, since SQL has no such test), of `store` if given.
-fn push_naming(q: &mut QueryBuilder<Postgres>, id: &str, store: Option<&str>) {
-    q.push(" AND (e.cashier = ")
-        .push_bind(id.to_string())
-        .push(" OR strpos(e.raw, ")
-        .push_bind(id.to_string())
-        .push(") > 0)");
-    if let Some(store) = store {
-        q.push(" AND e.store = ").push_bind(store.to_string());
-    }
-}
-
 /// The tables whose rows held text that a purge removed or an erasure replaced.
 const SCRUBBED_TABLES: &str = "events, bookmarks, bookmark_attempts, cases, case_history, dead_letters, sessions, sign_in_challenges, audit_log";
 
@@ -118,30 +105,19 @@ impl Retention for PgStore {
         after_seq: i64,
         limit: i64,
     ) -> Result<Vec<EventRecord>, StoreError> {
-        let mut found = Vec::new();
-        let mut after = after_seq;
-        // Candidates hold the text somewhere; only those naming it as a word are the person's.
-        while (found.len() as i64) < limit {
+        let mut found = naming(id, after_seq, limit, |after| async move {
             let mut q = QueryBuilder::<Postgres>::new(format!(
                 "SELECT {EVENT_COLUMNS}, e.raw FROM events e WHERE e.seq > "
             ));
             q.push_bind(after);
-            push_naming(&mut q, id, store);
+            push_naming(&mut q, "strpos", id, store);
             q.push(" ORDER BY e.seq LIMIT ").push_bind(PURGE_BATCH);
             let rows = q.build().fetch_all(self.pool()).await?;
-            let Some(last) = rows.last() else { break };
-            after = sqlx::Row::try_get(last, "seq")?;
-            for row in &rows {
-                let raw: String = sqlx::Row::try_get(row, "raw")?;
-                let event = event_from_row(row)?;
-                if event_names(&event, &raw, id) && (found.len() as i64) < limit {
-                    found.push(event);
-                }
-            }
-            if (rows.len() as i64) < PURGE_BATCH {
-                break;
-            }
-        }
+            rows.iter()
+                .map(|row| Ok((event_from_row(row)?, sqlx::Row::try_get(row, "raw")?)))
+                .collect()
+        })
+        .await?;
         self.attach_details(&mut found).await?;
         Ok(found)
     }
@@ -161,7 +137,7 @@ impl Retention for PgStore {
             // by another daemon after them waits for this batch. Either way an event in an open case is held.
             let mut q = QueryBuilder::<Postgres>::new("SELECT e.seq FROM events e WHERE e.seq > ");
             q.push_bind(after);
-            push_naming(&mut q, id, store);
+            push_naming(&mut q, "strpos", id, store);
             q.push(" ORDER BY e.seq LIMIT ")
                 .push_bind(PURGE_BATCH)
                 .push(" FOR NO KEY UPDATE OF e");
@@ -219,16 +195,7 @@ impl Retention for PgStore {
                 break;
             }
         }
-        // Dead letters belong to no event; a store's are those that came on its topics.
-        let mut q = QueryBuilder::<Postgres>::new(
-            "SELECT id, raw, topic, reason FROM dead_letters WHERE strpos(raw, ",
-        );
-        q.push_bind(id.to_string()).push(") > 0");
-        if let Some(store) = store {
-            q.push(" AND strpos(topic, ")
-                .push_bind(format!("/{store}/"))
-                .push(") > 0");
-        }
+        let mut q = letters_naming::<Postgres>("strpos", id, store);
         let letters: Vec<(i64, String, String, String)> =
             q.build_query_as().fetch_all(self.pool()).await?;
         let mut tx = self.pool().begin().await?;
