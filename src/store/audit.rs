@@ -334,3 +334,158 @@ pub trait AuditLog: Send + Sync {
         since: &SignInWindows,
     ) -> Result<SignInRecord, StoreError>;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::test_backends::{Kind, TestStore, backend_tests};
+
+    backend_tests!(
+        a_purge_leaves_a_checkpoint_the_chain_verifies_from_and_the_log_refuses_every_other_edit,
+        refused_sign_ins_are_counted_by_name_and_address_within_their_windows,
+    );
+
+    fn entry(at_ms: i64, actor: &str, action: &str) -> NewAuditEntry {
+        NewAuditEntry {
+            at_ms,
+            actor: Some(actor.into()),
+            address: Some("192.0.2.7".into()),
+            action: action.into(),
+            target: None,
+            detail: None,
+        }
+    }
+
+    fn intact(check: &AuditCheck, rows: i64) {
+        assert_eq!(check.broken, None);
+        assert_eq!(check.rows, rows);
+    }
+
+    async fn a_purge_leaves_a_checkpoint_the_chain_verifies_from_and_the_log_refuses_every_other_edit(
+        store: &TestStore,
+    ) {
+        for at in 1..=5 {
+            store
+                .record(&entry(at * 1_000, "aiko", "sign_in"))
+                .await
+                .unwrap();
+        }
+        intact(&store.verify_audit().await.unwrap(), 5);
+        let purge = AuditPurge {
+            at_ms: 10_000,
+            actor: "retention".into(),
+            address: None,
+            before_ms: 3_500,
+        };
+        let checkpoint = store.purge_audit(&purge).await.unwrap().unwrap();
+        assert_eq!(
+            (checkpoint.removed, checkpoint.first_id, checkpoint.last_id),
+            (3, 1, 3)
+        );
+        let check = store.verify_audit().await.unwrap();
+        intact(&check, 3);
+        assert_eq!(check.checkpoint, Some(checkpoint.clone()));
+        let left: Vec<i64> = store
+            .audit(&AuditQuery {
+                limit: 10,
+                ..AuditQuery::default()
+            })
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.id)
+            .collect();
+        assert_eq!(left, [checkpoint.id, 5, 4], "newest first");
+        assert!(
+            store.purge_audit(&purge).await.unwrap().is_none(),
+            "nothing left before the bound"
+        );
+
+        for statement in [
+            "UPDATE audit_log SET actor = 'someone else' WHERE id = 5",
+            "DELETE FROM audit_log WHERE id = 4",
+        ] {
+            let refused = store.execute(statement).await.unwrap_err();
+            assert!(
+                refused
+                    .to_string()
+                    .contains("the audit log is only ever added to"),
+                "{statement}: {refused}"
+            );
+        }
+        intact(&store.verify_audit().await.unwrap(), 3);
+    }
+
+    async fn refused_sign_ins_are_counted_by_name_and_address_within_their_windows(
+        store: &TestStore,
+    ) {
+        let refused = |at, actor: &str, address: &str| NewAuditEntry {
+            address: Some(address.into()),
+            ..entry(at, actor, "sign_in_refused")
+        };
+        for e in [
+            refused(1_000, "ken", "192.0.2.7"),
+            refused(5_000, "ken", "192.0.2.7"),
+            refused(6_000, "ken", "198.51.100.1"),
+            refused(7_000, "aiko", "192.0.2.7"),
+            entry(2_000, "ken", "sign_in"),
+        ] {
+            store.record(&e).await.unwrap();
+        }
+        let windows = SignInWindows {
+            refused_ms: 4_000,
+            refused_by_name_ms: 0,
+            usual_ms: 0,
+        };
+        let record = store
+            .sign_in_record("ken", "192.0.2.7", &windows)
+            .await
+            .unwrap();
+        assert_eq!(
+            record,
+            SignInRecord {
+                refused_here: 1,
+                refused_from_address: 2,
+                refused_anywhere: 3,
+                usual_address: true,
+            }
+        );
+        let later = SignInWindows {
+            usual_ms: 3_000,
+            ..windows
+        };
+        let record = store
+            .sign_in_record("ken", "192.0.2.7", &later)
+            .await
+            .unwrap();
+        assert!(
+            !record.usual_address,
+            "the sign-in is older than the window"
+        );
+    }
+
+    /// Two daemons sharing one PostgreSQL database, each recording as fast as it can: every row must still
+    /// follow the one before it, or `tillmark audit verify` would call the log broken.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_daemons_appending_at_once_leave_one_chain_that_verifies() {
+        let Some(store) = TestStore::new(Kind::Postgres).await else {
+            return;
+        };
+        let mut daemons = Vec::new();
+        for name in ["one", "two"] {
+            let handle = store.again().await;
+            daemons.push(tokio::spawn(async move {
+                for at in 0..200 {
+                    handle
+                        .record(&entry(at, name, "footage_opened"))
+                        .await
+                        .unwrap();
+                }
+            }));
+        }
+        for daemon in daemons {
+            daemon.await.unwrap();
+        }
+        intact(&store.verify_audit().await.unwrap(), 400);
+    }
+}

@@ -21,6 +21,8 @@ mod rows;
 mod sql;
 pub(crate) mod sqlite;
 #[cfg(test)]
+mod test_backends;
+#[cfg(test)]
 mod tests;
 
 use async_trait::async_trait;

@@ -7,19 +7,6 @@ use super::SqliteStore;
 use crate::store::retention::*;
 use crate::store::*;
 
-/// The candidates' condition: `id` as the cashier, or somewhere in the payload (a word of it is checked in
-/// Rust, since SQL has no such test), of `store` if given.
-fn push_naming(q: &mut QueryBuilder<Sqlite>, id: &str, store: Option<&str>) {
-    q.push(" AND (e.cashier = ")
-        .push_bind(id.to_string())
-        .push(" OR instr(e.raw, ")
-        .push_bind(id.to_string())
-        .push(") > 0)");
-    if let Some(store) = store {
-        q.push(" AND e.store = ").push_bind(store.to_string());
-    }
-}
-
 #[async_trait]
 impl Retention for SqliteStore {
     async fn purge_events(&self, before_ms: i64) -> Result<EventsPurged, StoreError> {
@@ -114,30 +101,19 @@ impl Retention for SqliteStore {
         after_seq: i64,
         limit: i64,
     ) -> Result<Vec<EventRecord>, StoreError> {
-        let mut found = Vec::new();
-        let mut after = after_seq;
-        // Candidates hold the text somewhere; only those naming it as a word are the person's.
-        while (found.len() as i64) < limit {
+        let mut found = naming(id, after_seq, limit, |after| async move {
             let mut q = QueryBuilder::<Sqlite>::new(format!(
                 "SELECT {EVENT_COLUMNS}, e.raw FROM events e WHERE e.seq > "
             ));
             q.push_bind(after);
-            push_naming(&mut q, id, store);
+            push_naming(&mut q, "instr", id, store);
             q.push(" ORDER BY e.seq LIMIT ").push_bind(PURGE_BATCH);
             let rows = q.build().fetch_all(self.reader()).await?;
-            let Some(last) = rows.last() else { break };
-            after = sqlx::Row::try_get(last, "seq")?;
-            for row in &rows {
-                let raw: String = sqlx::Row::try_get(row, "raw")?;
-                let event = event_from_row(row)?;
-                if event_names(&event, &raw, id) && (found.len() as i64) < limit {
-                    found.push(event);
-                }
-            }
-            if (rows.len() as i64) < PURGE_BATCH {
-                break;
-            }
-        }
+            rows.iter()
+                .map(|row| Ok((event_from_row(row)?, sqlx::Row::try_get(row, "raw")?)))
+                .collect()
+        })
+        .await?;
         self.attach_details(&mut found).await?;
         Ok(found)
     }
@@ -156,7 +132,7 @@ impl Retention for SqliteStore {
                 "SELECT {NAMING_COLUMNS} FROM events e WHERE e.seq > "
             ));
             q.push_bind(after);
-            push_naming(&mut q, id, store);
+            push_naming(&mut q, "instr", id, store);
             q.push(" ORDER BY e.seq LIMIT ").push_bind(PURGE_BATCH);
             let rows: Vec<NamingEvent> = q.build_query_as().fetch_all(&mut *tx).await?;
             let Some(last) = rows.last() else {
@@ -202,16 +178,7 @@ impl Retention for SqliteStore {
                 break;
             }
         }
-        // Dead letters belong to no event; a store's are those that came on its topics.
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "SELECT id, raw, topic, reason FROM dead_letters WHERE instr(raw, ",
-        );
-        q.push_bind(id.to_string()).push(") > 0");
-        if let Some(store) = store {
-            q.push(" AND instr(topic, ")
-                .push_bind(format!("/{store}/"))
-                .push(") > 0");
-        }
+        let mut q = letters_naming::<Sqlite>("instr", id, store);
         let letters: Vec<(i64, String, String, String)> =
             q.build_query_as().fetch_all(self.writer()).await?;
         let mut tx = self.writer().begin().await?;
