@@ -157,7 +157,8 @@ impl BrokerUrl {
 /// `[database]`.
 #[derive(Debug, Clone)]
 pub struct DatabaseConfig {
-    /// Default `sqlite://tillmark.db`, created if missing.
+    /// `sqlite://FILE`, or `postgres://USER@HOST/DATABASE` for several daemons sharing one database (each with
+    /// its own `[mqtt] client_id`). Default `sqlite://tillmark.db`, created if missing.
     pub url: String,
 }
 
@@ -776,18 +777,18 @@ impl Builder<'_> {
         };
         let Some(t) = t else { return Some(cfg) };
         if let Some(url) = t.opt_str("url") {
-            if url.value.starts_with("sqlite:") {
-                cfg.url = url.value;
-            } else if url.value.starts_with("postgres://") || url.value.starts_with("postgresql://")
+            if ["sqlite:", "postgres://", "postgresql://"]
+                .iter()
+                .any(|scheme| url.value.starts_with(scheme))
             {
-                t.error(
-                    "url",
-                    "PostgreSQL is not available in this version yet: use a sqlite:// URL",
-                );
+                cfg.url = url.value;
             } else {
                 t.error(
                     "url",
-                    format!("\"{}\" is not a database URL: use sqlite://FILE", url.value),
+                    format!(
+                        "\"{}\" is not a database URL: use sqlite://FILE or postgres://USER@HOST/DATABASE",
+                        url.value
+                    ),
                 );
             }
         }

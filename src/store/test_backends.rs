@@ -9,14 +9,19 @@
 use std::ops::Deref;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use super::{Accounts, AuditLog, Cases, PgStore, Retention, SqliteStore};
+use super::{PgStore, SqliteStore, Store};
 
-/// What the tests here ask of a store: the parts PostgreSQL has so far.
-pub(crate) trait Tested: Accounts + AuditLog + Cases + Retention {}
-impl<T: Accounts + AuditLog + Cases + Retention> Tested for T {}
+/// What the tests here ask of a store: all of it.
+pub(crate) trait Tested: Store {}
+impl<T: Store> Tested for T {}
+
+/// A store to test, or a second handle on its database: what the scenarios' helpers take.
+pub(crate) trait Handle: Deref<Target = dyn Tested> {}
+impl<T: Deref<Target = dyn Tested>> Handle for T {}
 
 const POSTGRES_URL: &str = "TILLMARK_TEST_POSTGRES_URL";
 
+#[derive(Debug, Clone, Copy)]
 pub(crate) enum Kind {
     Sqlite,
     Postgres,
@@ -92,6 +97,14 @@ impl TestStore {
         }
     }
 
+    /// The SQLite store underneath, for a test of SQLite's own machinery.
+    pub(crate) fn sqlite(&self) -> &SqliteStore {
+        match &self.backend {
+            Backend::Sqlite(s) => s,
+            Backend::Postgres(_) => panic!("a SQLite test was given PostgreSQL"),
+        }
+    }
+
     /// Runs `sql` as it is, outside the store's own methods: what an operator with a connection could do.
     pub(crate) async fn execute(&self, sql: &str) -> Result<u64, sqlx::Error> {
         Ok(match &self.backend {
@@ -99,6 +112,11 @@ impl TestStore {
             Backend::Postgres(s) => sqlx::query(sql).execute(s.pool()).await?.rows_affected(),
         })
     }
+}
+
+/// Whether the tests have a PostgreSQL database to run on.
+pub(crate) fn postgres_named() -> bool {
+    std::env::var_os(POSTGRES_URL).is_some()
 }
 
 /// Makes an empty schema of a name no other test uses. The trigram extension goes to `public` first, which
@@ -165,7 +183,29 @@ impl Drop for TestStore {
 
 /// `backend_tests!(a, b)`: for each scenario `async fn a(store: &TestStore)` in scope, a module `a` with a test
 /// `sqlite` and a test `postgres`, each running it on a fresh store of its backend.
+///
+/// `backend_tests!(kind: a, b)` does the same for scenarios `async fn a(kind: Kind)` that make their stores
+/// themselves (several, or one of another shape).
 macro_rules! backend_tests {
+    (kind: $($scenario:ident),+ $(,)?) => {$(
+        mod $scenario {
+            use $crate::store::test_backends::{Kind, postgres_named};
+
+            #[tokio::test]
+            async fn sqlite() {
+                super::$scenario(Kind::Sqlite).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if !postgres_named() {
+                    eprintln!("TILLMARK_TEST_POSTGRES_URL is not set: not run on PostgreSQL");
+                    return;
+                }
+                super::$scenario(Kind::Postgres).await;
+            }
+        }
+    )+};
     ($($scenario:ident),+ $(,)?) => {$(
         mod $scenario {
             use $crate::store::test_backends::{Kind, TestStore};

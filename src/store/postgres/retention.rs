@@ -234,33 +234,3 @@ impl Retention for PgStore {
         })
     }
 }
-
-// TEMPORARY until wt-pg's core (postgres/mod.rs) lands with its own: a copy of it, removed at that merge.
-impl PgStore {
-    async fn attach_details(&self, events: &mut [EventRecord]) -> Result<(), StoreError> {
-        if events.is_empty() {
-            return Ok(());
-        }
-        let seqs: Vec<i64> = events.iter().map(|e| e.seq).collect();
-        for (seq, case) in self.case_summaries(&seqs).await? {
-            if let Some(e) = events.iter_mut().find(|e| e.seq == seq) {
-                e.case = Some(case);
-            }
-        }
-        let rows = sqlx::query(&format!(
-            "SELECT b.event_seq, {} FROM bookmarks b WHERE b.event_seq = ANY($1) ORDER BY b.id",
-            crate::store::rows::BOOKMARK_COLUMNS
-        ))
-        .bind(&seqs)
-        .fetch_all(self.pool())
-        .await?;
-        for row in rows {
-            let seq: i64 = sqlx::Row::try_get(&row, "event_seq")?;
-            let bookmark = crate::store::rows::bookmark_from_row(&row)?;
-            if let Some(e) = events.iter_mut().find(|e| e.seq == seq) {
-                e.bookmarks.push(bookmark);
-            }
-        }
-        Ok(())
-    }
-}
