@@ -103,14 +103,13 @@ impl Daemon {
         if store.users().await.is_ok_and(|u| u.is_empty()) {
             tracing::warn!("{}", cli::NO_USERS.trim_end());
         }
-        let released =
-            store
-                .release_orphaned_claims()
-                .await
-                .map_err(|source| StartError::Store {
-                    url: config.database.url.clone(),
-                    source,
-                })?;
+        let released = store
+            .release_orphaned_claims(&config.mqtt.client_id)
+            .await
+            .map_err(|source| StartError::Store {
+                url: config.database.url.clone(),
+                source,
+            })?;
         if released > 0 {
             tracing::info!(
                 released,
@@ -193,6 +192,7 @@ impl Daemon {
         let delivery_cancel = CancellationToken::new();
         let worker = delivery::Worker {
             store: store.clone(),
+            holder: config.mqtt.client_id.clone(),
             cameras,
             config: config.delivery.clone(),
             wake: wake.clone(),

@@ -1358,7 +1358,7 @@ async fn ingest_events(
 async fn deliver_all(db: &dyn store::Store) {
     let now = tillmark::clock::now_ms();
     for job in db
-        .claim_due(now, 60_000, &store::Room::any(100))
+        .claim_due("tillmark", now, 60_000, &store::Room::any(100))
         .await
         .unwrap()
     {

@@ -327,7 +327,7 @@ impl Site {
     async fn deliver(&self, now: i64, outcome: impl Fn(&str, &str) -> Outcome) {
         for job in self
             .store
-            .claim_due(now, 60_000, &tillmark::store::Room::any(100))
+            .claim_due("tillmark", now, 60_000, &tillmark::store::Room::any(100))
             .await
             .unwrap()
         {

@@ -53,8 +53,9 @@ pub struct MqttConfig {
     pub url: Option<BrokerUrl>,
     /// Where the embedded broker listens. Default `127.0.0.1:1883`.
     pub embedded_listen: SocketAddr,
-    /// Client id; stable so the broker keeps the session (and queued events) while the daemon is down.
-    /// Default `tillmark`.
+    /// Client id; stable so the broker keeps the session (and queued events) while the daemon is down. It
+    /// also names this daemon's leases on the outbox: daemons sharing a database each need their own, as
+    /// daemons sharing a broker already do. Default `tillmark`.
     pub client_id: String,
     /// Topic filters. Default `["pos/+/+/events"]`.
     pub topics: Vec<String>,
@@ -174,7 +175,8 @@ impl BrokerUrl {
 /// `[database]`.
 #[derive(Debug, Clone)]
 pub struct DatabaseConfig {
-    /// Default `sqlite://tillmark.db`, created if missing.
+    /// `sqlite://FILE`, or `postgres://USER@HOST/DATABASE` for several daemons sharing one database (each with
+    /// its own `[mqtt] client_id`). Default `sqlite://tillmark.db`, created if missing.
     pub url: String,
 }
 
@@ -828,18 +830,18 @@ impl Builder<'_> {
         };
         let Some(t) = t else { return Some(cfg) };
         if let Some(url) = t.opt_str("url") {
-            if url.value.starts_with("sqlite:") {
-                cfg.url = url.value;
-            } else if url.value.starts_with("postgres://") || url.value.starts_with("postgresql://")
+            if ["sqlite:", "postgres://", "postgresql://"]
+                .iter()
+                .any(|scheme| url.value.starts_with(scheme))
             {
-                t.error(
-                    "url",
-                    "PostgreSQL is not available in this version yet: use a sqlite:// URL",
-                );
+                cfg.url = url.value;
             } else {
                 t.error(
                     "url",
-                    format!("\"{}\" is not a database URL: use sqlite://FILE", url.value),
+                    format!(
+                        "\"{}\" is not a database URL: use sqlite://FILE or postgres://USER@HOST/DATABASE",
+                        url.value
+                    ),
                 );
             }
         }

@@ -799,16 +799,13 @@ fn a_malformed_topic_filter_is_named_by_its_index() {
 }
 
 #[test]
-fn a_postgres_database_url_is_refused_for_now_and_other_urls_are_explained() {
-    let errors = invalid("[database]\nurl = \"postgres://db/tillmark\"\n");
-    assert_eq!(
-        errors[0].message,
-        "PostgreSQL is not available in this version yet: use a sqlite:// URL"
-    );
+fn a_postgres_database_url_is_taken_and_other_urls_are_explained() {
+    let config = valid("[database]\nurl = \"postgres://db/tillmark\"\n");
+    assert_eq!(config.database.url, "postgres://db/tillmark");
     let errors = invalid("[database]\nurl = \"tillmark.db\"\n");
     assert_eq!(
         errors[0].message,
-        "\"tillmark.db\" is not a database URL: use sqlite://FILE"
+        "\"tillmark.db\" is not a database URL: use sqlite://FILE or postgres://USER@HOST/DATABASE"
     );
 }
 

@@ -50,6 +50,9 @@ const DRAIN: Duration = Duration::from_secs(15);
 
 pub struct Worker {
     pub store: Arc<dyn Store>,
+    /// Whose leases this worker's claims are: the daemon instance's name, unique among the daemons sharing a
+    /// database (the MQTT client id, which a broker already requires to be unique).
+    pub holder: String,
     pub cameras: Cameras,
     pub config: DeliveryConfig,
     /// Rung by ingest after a commit that added bookmarks.
@@ -132,11 +135,12 @@ impl Worker {
                 claim_began = instant;
                 let store = this.store.clone();
                 let lanes = this.lanes.clone();
+                let holder = this.holder.clone();
                 claim = Some(Box::pin(async move {
                     // Pauses other daemons were asked for hold our lanes too: their rows claimed now wait
                     // for the pause's end rather than meet the same 429.
                     lanes.hold(&store.held_systems(now).await?);
-                    let jobs = store.claim_due(now, LEASE_MS, &room).await?;
+                    let jobs = store.claim_due(&holder, now, LEASE_MS, &room).await?;
                     let short = room.short(&jobs);
                     // When the next row is due of a system that came back short; the others have rows due now,
                     // or no room to take them.

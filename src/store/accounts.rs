@@ -46,6 +46,44 @@ pub struct TokenInfo {
     pub expires_ms: Option<i64>,
 }
 
+/// The columns of [`UserRow`], from `users u`, as every backend selects them.
+pub(super) const USER_COLUMNS: &str =
+    "u.id, u.name, u.role, u.stores, u.created_ms, u.totp_secret IS NOT NULL AS totp, u.timezone";
+
+/// [`TokenInfo`]'s query, before its `WHERE`.
+pub(super) const TOKEN_INFO: &str = "SELECT t.id, u.name AS user, t.label, t.created_ms, t.last_used_ms, t.expires_ms \
+     FROM api_tokens t JOIN users u ON u.id = t.user_id";
+
+/// A person as stored ([`USER_COLUMNS`]): the role and stores still text.
+#[derive(sqlx::FromRow)]
+pub(super) struct UserRow {
+    id: i64,
+    name: String,
+    role: String,
+    /// A JSON array of store names.
+    stores: String,
+    created_ms: i64,
+    totp: bool,
+    timezone: Option<String>,
+}
+
+impl UserRow {
+    pub(super) fn user(self) -> Result<User, StoreError> {
+        let role = self.role;
+        Ok(User {
+            id: self.id,
+            name: self.name,
+            role: Role::parse(&role)
+                .ok_or_else(|| StoreError::Invalid(format!("user role \"{role}\"")))?,
+            stores: serde_json::from_str(&self.stores)
+                .map_err(|e| StoreError::Invalid(format!("user stores: {e}")))?,
+            created_ms: self.created_ms,
+            totp: self.totp,
+            timezone: self.timezone,
+        })
+    }
+}
+
 #[async_trait]
 pub trait Accounts: Send + Sync {
     async fn add_user(&self, user: &NewUser, now_ms: i64) -> Result<User, AccountError>;
@@ -149,25 +187,30 @@ pub trait Accounts: Send + Sync {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::SqliteStore;
+    use crate::store::test_backends::{Kind, TestStore, backend_tests};
 
-    async fn store_with(name: &str) -> (SqliteStore, User, tempfile::TempDir) {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("t.db").display());
-        let store = SqliteStore::open(&url).await.unwrap();
+    backend_tests!(
+        a_totp_step_is_spent_once_and_only_later_ones_after_it_and_a_new_key_starts_afresh,
+        a_sign_in_challenge_lasts_its_window_and_goes_with_a_new_key_or_a_finished_sign_in,
+        a_token_names_its_user_until_it_expires_or_is_revoked_and_notes_its_last_use,
+        a_session_lasts_while_used_and_ends_when_idle_or_with_a_new_password,
+        the_last_owner_stays_an_owner_and_cannot_be_removed,
+    );
+
+    async fn owner(store: &TestStore, name: &str) -> User {
         let user = NewUser {
             name: name.into(),
             role: Role::Owner,
             stores: vec![],
             password_hash: "not a hash".into(),
         };
-        let user = store.add_user(&user, 0).await.unwrap();
-        (store, user, dir)
+        store.add_user(&user, 0).await.unwrap()
     }
 
-    #[tokio::test]
-    async fn a_totp_step_is_spent_once_and_only_later_ones_after_it_and_a_new_key_starts_afresh() {
-        let (store, user, _dir) = store_with("aiko").await;
+    async fn a_totp_step_is_spent_once_and_only_later_ones_after_it_and_a_new_key_starts_afresh(
+        store: &TestStore,
+    ) {
+        let user = owner(store, "aiko").await;
         assert!(
             !store.use_totp_step(user.id, 5).await.unwrap(),
             "no key, no step"
@@ -202,9 +245,10 @@ mod tests {
         ));
     }
 
-    #[tokio::test]
-    async fn a_sign_in_challenge_lasts_its_window_and_goes_with_a_new_key_or_a_finished_sign_in() {
-        let (store, user, _dir) = store_with("ken").await;
+    async fn a_sign_in_challenge_lasts_its_window_and_goes_with_a_new_key_or_a_finished_sign_in(
+        store: &TestStore,
+    ) {
+        let user = owner(store, "ken").await;
         store
             .set_totp("ken", Some(&TotpSecret::generate()), 0)
             .await
@@ -259,5 +303,221 @@ mod tests {
             store.sign_in_challenge("again", 0).await.unwrap().is_none(),
             "a new key"
         );
+    }
+
+    async fn a_token_names_its_user_until_it_expires_or_is_revoked_and_notes_its_last_use(
+        store: &TestStore,
+    ) {
+        owner(store, "aiko").await;
+        store
+            .add_token("aiko", "ci", "d1", 100, Some(1_000))
+            .await
+            .unwrap();
+        store
+            .add_token("aiko", "cli", "d2", 200, None)
+            .await
+            .unwrap();
+        assert!(matches!(
+            store.add_token("nobody", "x", "d9", 0, None).await,
+            Err(AccountError::Missing(_))
+        ));
+        let whose = store.token_user("d1", 500).await.unwrap().unwrap();
+        assert_eq!(whose.name, "aiko");
+        let tokens = store.tokens(Some("aiko")).await.unwrap();
+        assert_eq!(
+            tokens
+                .iter()
+                .map(|t| (t.label.as_str(), t.last_used_ms, t.expires_ms))
+                .collect::<Vec<_>>(),
+            [("ci", Some(500), Some(1_000)), ("cli", None, None)]
+        );
+        assert_eq!(store.tokens(None).await.unwrap(), tokens);
+        assert!(store.tokens(Some("ken")).await.unwrap().is_empty());
+        assert!(
+            store.token_user("d1", 1_000).await.unwrap().is_none(),
+            "expired"
+        );
+        assert_eq!(
+            store.tokens(None).await.unwrap()[0].last_used_ms,
+            Some(500),
+            "an expired token's try is no use"
+        );
+
+        let revoked = store.revoke_token(tokens[1].id).await.unwrap();
+        assert_eq!(revoked.as_ref(), Some(&tokens[1]));
+        assert!(store.token_user("d2", 300).await.unwrap().is_none());
+        assert!(store.revoke_token(tokens[1].id).await.unwrap().is_none());
+
+        store
+            .add_token("aiko", "new", "d3", 300, None)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.set_password("aiko", "h1", 400, true).await.unwrap(),
+            0,
+            "kept"
+        );
+        assert_eq!(
+            store.set_password("aiko", "h2", 500, false).await.unwrap(),
+            2
+        );
+        assert!(store.tokens(None).await.unwrap().is_empty());
+        assert_eq!(store.user_with_hash("aiko").await.unwrap().unwrap().1, "h2");
+    }
+
+    async fn a_session_lasts_while_used_and_ends_when_idle_or_with_a_new_password(
+        store: &TestStore,
+    ) {
+        let user = owner(store, "aiko").await;
+        let idle = 100_000;
+        store
+            .add_session("s1", user.id, "csrf-1", Some("192.0.2.7"), 0)
+            .await
+            .unwrap();
+        let session = store.session("s1", 90_000, idle).await.unwrap().unwrap();
+        assert_eq!(
+            (session.user.name.as_str(), session.csrf.as_str()),
+            ("aiko", "csrf-1")
+        );
+        assert!(
+            store.session("s1", 180_000, idle).await.unwrap().is_some(),
+            "the use at 90 s was noted"
+        );
+        assert!(store.session("s1", 400_000, idle).await.unwrap().is_none());
+        assert!(
+            store
+                .session("s1", 400_001, 1_000_000)
+                .await
+                .unwrap()
+                .is_none(),
+            "an idle session is ended, not only refused"
+        );
+
+        store
+            .add_session("s2", user.id, "csrf-2", None, 0)
+            .await
+            .unwrap();
+        store.end_session("s2").await.unwrap();
+        assert!(store.session("s2", 1, idle).await.unwrap().is_none());
+        store
+            .add_session("s3", user.id, "csrf-3", None, 0)
+            .await
+            .unwrap();
+        store.set_password("aiko", "h", 1, true).await.unwrap();
+        assert!(store.session("s3", 2, idle).await.unwrap().is_none());
+        assert!(matches!(
+            store.set_password("nobody", "h", 1, true).await,
+            Err(AccountError::Missing(_))
+        ));
+    }
+
+    async fn the_last_owner_stays_an_owner_and_cannot_be_removed(store: &TestStore) {
+        owner(store, "aiko").await;
+        let shibuya = ["shibuya-01".to_string()];
+        assert!(matches!(
+            store.set_access("aiko", Role::Manager, &shibuya, 1).await,
+            Err(AccountError::LastOwner(_))
+        ));
+        assert!(matches!(
+            store.remove_user("aiko").await,
+            Err(AccountError::LastOwner(_))
+        ));
+        owner(store, "ken").await;
+        assert!(matches!(
+            store
+                .add_user(
+                    &NewUser {
+                        name: "ken".into(),
+                        role: Role::Manager,
+                        stores: vec![],
+                        password_hash: "x".into(),
+                    },
+                    2
+                )
+                .await,
+            Err(AccountError::Exists(_))
+        ));
+        store
+            .set_access("aiko", Role::Manager, &shibuya, 3)
+            .await
+            .unwrap();
+        store
+            .set_timezone("aiko", Some("Asia/Tokyo"), 4)
+            .await
+            .unwrap();
+        let aiko = &store.users().await.unwrap()[0];
+        assert_eq!(
+            (aiko.role, aiko.stores.as_slice(), aiko.timezone.as_deref()),
+            (Role::Manager, &shibuya[..], Some("Asia/Tokyo"))
+        );
+        assert!(matches!(
+            store.remove_user("ken").await,
+            Err(AccountError::LastOwner(_))
+        ));
+        store.remove_user("aiko").await.unwrap();
+        assert!(matches!(
+            store.remove_user("aiko").await,
+            Err(AccountError::Missing(_))
+        ));
+        assert!(matches!(
+            store.set_access("aiko", Role::Owner, &[], 5).await,
+            Err(AccountError::Missing(_))
+        ));
+        assert!(matches!(
+            store.set_timezone("aiko", None, 6).await,
+            Err(AccountError::Missing(_))
+        ));
+        assert_eq!(store.users().await.unwrap().len(), 1);
+    }
+
+    /// Two daemons checking the same code at the same moment: one sign-in passes, the other is a replay.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_daemons_spending_the_same_totp_step_at_once_accept_it_once() {
+        let Some(store) = TestStore::new(Kind::Postgres).await else {
+            return;
+        };
+        let user = owner(&store, "aiko").await;
+        store
+            .set_totp("aiko", Some(&TotpSecret::generate()), 0)
+            .await
+            .unwrap();
+        let (one, two) = (store.again().await, store.again().await);
+        for step in 1..=50 {
+            let (a, b) = tokio::join!(
+                one.use_totp_step(user.id, step),
+                two.use_totp_step(user.id, step)
+            );
+            assert!(a.unwrap() ^ b.unwrap(), "step {step} accepted once");
+        }
+    }
+
+    /// Two daemons each demoting one of the two owners at once: one is refused, as it would be after the other.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_owners_demoted_at_once_leave_one_owner() {
+        let Some(store) = TestStore::new(Kind::Postgres).await else {
+            return;
+        };
+        let (one, two) = (store.again().await, store.again().await);
+        let mut kept = owner(&store, "owner-0").await.name;
+        for round in 1..=20 {
+            let other = owner(&store, &format!("owner-{round}")).await.name;
+            let (a, b) = tokio::join!(
+                one.set_access(&kept, Role::Manager, &[], round),
+                two.set_access(&other, Role::Manager, &[], round)
+            );
+            assert!(
+                matches!(
+                    (&a, &b),
+                    (Ok(()), Err(AccountError::LastOwner(_)))
+                        | (Err(AccountError::LastOwner(_)), Ok(()))
+                ),
+                "round {round}: {a:?} {b:?}"
+            );
+            if a.is_ok() {
+                kept = other;
+            }
+            let owners = store.users().await.unwrap();
+            assert_eq!(owners.iter().filter(|u| u.role == Role::Owner).count(), 1);
+        }
     }
 }

@@ -101,6 +101,21 @@ impl CaseChange {
             CaseChange::Close { reason, .. } | CaseChange::Reopen { reason } => reason,
         }
     }
+
+    /// The outcome its history row records: a closing's only.
+    pub(super) fn outcome(&self) -> Option<&'static str> {
+        match self {
+            CaseChange::Close { outcome, .. } => Some(outcome.state().as_str()),
+            _ => None,
+        }
+    }
+
+    /// The text its history row records, if any. A note is evidence kept for years: a card number typed into
+    /// it is masked like one a register sent.
+    pub(super) fn recorded_text(&self) -> Option<String> {
+        Some(crate::event::mask_card_numbers(self.text().trim()).into_owned())
+            .filter(|t| !t.is_empty())
+    }
 }
 
 /// Where a case stands: what the event list shows beside an event.
@@ -157,6 +172,33 @@ impl CaseFilter {
             }
             CaseFilter::Any => " AND e.seq IN (SELECT event_seq FROM cases)",
         }
+    }
+}
+
+/// A row of `cases`, as every backend's single and list reads select it.
+#[derive(sqlx::FromRow)]
+pub(super) struct CaseRow {
+    event_seq: i64,
+    state: String,
+    opened_ms: i64,
+    opened_by: String,
+    changed_ms: i64,
+}
+
+pub(super) const CASE_COLUMNS: &str =
+    "SELECT event_seq, state, opened_ms, opened_by, changed_ms FROM cases";
+
+impl CaseRow {
+    pub(super) fn summary(self) -> Result<(i64, CaseSummary), StoreError> {
+        Ok((
+            self.event_seq,
+            CaseSummary {
+                state: CaseState::parse(&self.state)?,
+                opened_ms: self.opened_ms,
+                opened_by: self.opened_by,
+                changed_ms: self.changed_ms,
+            },
+        ))
     }
 }
 

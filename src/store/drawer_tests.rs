@@ -1,19 +1,16 @@
-//! Drawer opens against the sales around them, in a real SQLite file: a drawer open that a sale, refund or
+//! Drawer opens against the sales around them, on each backend: a drawer open that a sale, refund or
 //! paid in/out at its register explains is neither flagged nor bookmarked, in whichever order the two arrive;
 //! one that nothing explains keeps its bookmark, which waits out the window, across a restart too.
 
 use serde_json::json;
 
+use super::test_backends::{Handle, TestStore, backend_tests};
 use super::*;
 
 /// 2027-01-15T08:00:00Z, a shop morning.
 const T0: i64 = 1_800_000_000_000;
 const WITHIN_MS: i64 = 30_000;
 const HOLD_MS: i64 = 35_000;
-
-fn url(dir: &tempfile::TempDir) -> String {
-    format!("sqlite://{}", dir.path().join("t.db").display())
-}
 
 /// A message of `kind` at `T0 + offset_ms` on register r1, received `received_ms`; a drawer open is planned as
 /// ingest plans it by default (held, one camera), a sale or refund as one that explains.
@@ -65,7 +62,7 @@ fn message(id: &str, kind: &str, offset_ms: i64, received_ms: i64) -> Intake {
 }
 
 /// The drawer open as the index shows it: flagged, and its bookmarks' (state, due time).
-async fn drawer_open(store: &SqliteStore) -> (bool, Vec<(BookmarkState, Option<i64>)>) {
+async fn drawer_open(store: &impl Handle) -> (bool, Vec<(BookmarkState, Option<i64>)>) {
     let list = store
         .events(&EventQuery {
             kind: Some("drawer_open".into()),
@@ -86,7 +83,7 @@ async fn drawer_open(store: &SqliteStore) -> (bool, Vec<(BookmarkState, Option<i
     )
 }
 
-async fn ingest_one(store: &SqliteStore, intake: Intake) {
+async fn ingest_one(store: &impl Handle, intake: Intake) {
     let now = match &intake {
         Intake::Event { received_ms, .. } => *received_ms,
         Intake::DeadLetter { received_ms, .. } => *received_ms,
@@ -98,33 +95,31 @@ async fn ingest_one(store: &SqliteStore, intake: Intake) {
     );
 }
 
-#[tokio::test]
-async fn a_drawer_open_after_a_sale_within_the_window_is_neither_flagged_nor_bookmarked() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&url(&dir)).await.unwrap();
-    ingest_one(&store, message("s1", "sale", 0, T0 + 300)).await;
-    ingest_one(&store, message("d1", "drawer_open", 2_000, T0 + 2_300)).await;
-    assert_eq!(drawer_open(&store).await, (false, vec![]));
+async fn a_drawer_open_after_a_sale_within_the_window_is_neither_flagged_nor_bookmarked(
+    store: &TestStore,
+) {
+    ingest_one(store, message("s1", "sale", 0, T0 + 300)).await;
+    ingest_one(store, message("d1", "drawer_open", 2_000, T0 + 2_300)).await;
+    assert_eq!(drawer_open(store).await, (false, vec![]));
 }
 
-#[tokio::test]
-async fn a_sale_arriving_after_its_drawer_open_within_the_window_withdraws_the_waiting_bookmark() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&url(&dir)).await.unwrap();
-    ingest_one(&store, message("d1", "drawer_open", 0, T0 + 300)).await;
+async fn a_sale_arriving_after_its_drawer_open_within_the_window_withdraws_the_waiting_bookmark(
+    store: &TestStore,
+) {
+    ingest_one(store, message("d1", "drawer_open", 0, T0 + 300)).await;
     // Until the sale comes, it is flagged and its bookmark waits out the window.
     assert_eq!(
-        drawer_open(&store).await,
+        drawer_open(store).await,
         (
             true,
             vec![(BookmarkState::Pending, Some(T0 + 300 + HOLD_MS))]
         )
     );
-    ingest_one(&store, message("s1", "sale", 25_000, T0 + 25_300)).await;
-    assert_eq!(drawer_open(&store).await, (false, vec![]));
+    ingest_one(store, message("s1", "sale", 25_000, T0 + 25_300)).await;
+    assert_eq!(drawer_open(store).await, (false, vec![]));
     assert!(
         store
-            .claim_due(T0 + 3_600_000, 60_000, &Room::any(10))
+            .claim_due("tillmark", T0 + 3_600_000, 60_000, &Room::any(10))
             .await
             .unwrap()
             .is_empty(),
@@ -132,52 +127,47 @@ async fn a_sale_arriving_after_its_drawer_open_within_the_window_withdraws_the_w
     );
 }
 
-#[tokio::test]
-async fn a_refund_in_the_same_batch_as_the_drawer_open_explains_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&url(&dir)).await.unwrap();
+async fn a_refund_in_the_same_batch_as_the_drawer_open_explains_it(store: &TestStore) {
     let batch = [
         message("d1", "drawer_open", 0, T0 + 300),
         message("r1", "refund", 10_000, T0 + 10_300),
     ];
     store.ingest(&batch, T0 + 10_300).await.unwrap();
-    assert_eq!(drawer_open(&store).await, (false, vec![]));
+    assert_eq!(drawer_open(store).await, (false, vec![]));
 }
 
-#[tokio::test]
-async fn a_sale_beyond_the_window_either_side_explains_nothing_and_the_bookmark_is_due_after_the_window()
- {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&url(&dir)).await.unwrap();
-    ingest_one(&store, message("s0", "sale", -31_000, T0 - 30_700)).await;
-    ingest_one(&store, message("d1", "drawer_open", 0, T0 + 300)).await;
-    ingest_one(&store, message("s1", "sale", 31_000, T0 + 31_300)).await;
+async fn a_sale_beyond_the_window_either_side_explains_nothing_and_the_bookmark_is_due_after_the_window(
+    store: &TestStore,
+) {
+    ingest_one(store, message("s0", "sale", -31_000, T0 - 30_700)).await;
+    ingest_one(store, message("d1", "drawer_open", 0, T0 + 300)).await;
+    ingest_one(store, message("s1", "sale", 31_000, T0 + 31_300)).await;
     // A no-sale and a sale at another register explain nothing either.
-    ingest_one(&store, message("n1", "no_sale", 1_000, T0 + 1_300)).await;
+    ingest_one(store, message("n1", "no_sale", 1_000, T0 + 1_300)).await;
     let due = T0 + 300 + HOLD_MS;
     assert_eq!(
-        drawer_open(&store).await,
+        drawer_open(store).await,
         (true, vec![(BookmarkState::Pending, Some(due))])
     );
     let early = store
-        .claim_due(due - 1, 60_000, &Room::any(10))
+        .claim_due("tillmark", due - 1, 60_000, &Room::any(10))
         .await
         .unwrap();
     assert!(early.is_empty(), "due only once the window has passed");
-    let jobs = store.claim_due(due, 60_000, &Room::any(10)).await.unwrap();
+    let jobs = store
+        .claim_due("tillmark", due, 60_000, &Room::any(10))
+        .await
+        .unwrap();
     assert_eq!(jobs.len(), 1);
     assert_eq!(jobs[0].event.kind, "drawer_open");
 }
 
-#[tokio::test]
-async fn the_waiting_decision_survives_a_restart_and_a_sale_after_it_still_withdraws_the_bookmark()
-{
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&url(&dir)).await.unwrap();
-    ingest_one(&store, message("d1", "drawer_open", 0, T0 + 300)).await;
+async fn the_waiting_decision_survives_a_restart_and_a_sale_after_it_still_withdraws_the_bookmark(
+    store: &TestStore,
+) {
+    ingest_one(store, message("d1", "drawer_open", 0, T0 + 300)).await;
     store.close().await;
-    drop(store);
-    let store = SqliteStore::open(&url(&dir)).await.unwrap();
+    let store = store.again().await;
     assert_eq!(
         drawer_open(&store).await,
         (
@@ -189,13 +179,13 @@ async fn the_waiting_decision_survives_a_restart_and_a_sale_after_it_still_withd
     assert_eq!(drawer_open(&store).await, (false, vec![]));
 }
 
-#[tokio::test]
-async fn a_sale_arriving_after_the_bookmark_was_attempted_takes_nothing_back() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&url(&dir)).await.unwrap();
-    ingest_one(&store, message("d1", "drawer_open", 0, T0 + 300)).await;
+async fn a_sale_arriving_after_the_bookmark_was_attempted_takes_nothing_back(store: &TestStore) {
+    ingest_one(store, message("d1", "drawer_open", 0, T0 + 300)).await;
     let due = T0 + 300 + HOLD_MS;
-    let jobs = store.claim_due(due, 60_000, &Room::any(10)).await.unwrap();
+    let jobs = store
+        .claim_due("tillmark", due, 60_000, &Room::any(10))
+        .await
+        .unwrap();
     assert_eq!(jobs.len(), 1);
     store
         .finish(&[Finished {
@@ -210,9 +200,18 @@ async fn a_sale_arriving_after_the_bookmark_was_attempted_takes_nothing_back() {
         .await
         .unwrap();
     // Late, but within the window by the register's clock: the camera already has the mark, and so does the index.
-    ingest_one(&store, message("s1", "sale", 20_000, due + 60_000)).await;
-    let (flagged, marks) = drawer_open(&store).await;
+    ingest_one(store, message("s1", "sale", 20_000, due + 60_000)).await;
+    let (flagged, marks) = drawer_open(store).await;
     assert!(flagged);
     assert_eq!(marks.len(), 1);
     assert_eq!(marks[0].0, BookmarkState::Made);
 }
+
+backend_tests!(
+    a_drawer_open_after_a_sale_within_the_window_is_neither_flagged_nor_bookmarked,
+    a_sale_arriving_after_its_drawer_open_within_the_window_withdraws_the_waiting_bookmark,
+    a_refund_in_the_same_batch_as_the_drawer_open_explains_it,
+    a_sale_beyond_the_window_either_side_explains_nothing_and_the_bookmark_is_due_after_the_window,
+    the_waiting_decision_survives_a_restart_and_a_sale_after_it_still_withdraws_the_bookmark,
+    a_sale_arriving_after_the_bookmark_was_attempted_takes_nothing_back,
+);

@@ -5,8 +5,9 @@
 //! - [`Store::ingest`] writes a whole batch (events, their bookmark rows, dead letters) in one transaction and
 //!   returns only once it is durable: the caller acknowledges the broker after it returns, never before.
 //! - `(store, id)` is unique: a redelivered event changes nothing and makes no second bookmark.
-//! - A bookmark row is handed to one worker at a time ([`Store::claim_due`]) and remembers when an attempt may
-//!   have reached the camera system (`maybe_created`), so the next attempt looks before it creates.
+//! - A bookmark row is handed to one worker at a time ([`Store::claim_due`]), leased to one named daemon until
+//!   the lease expires, and remembers when an attempt may have reached the camera system (`maybe_created`), so
+//!   the next attempt looks before it creates.
 
 mod accounts;
 mod audit;
@@ -16,8 +17,14 @@ mod dead_letters;
 mod drawer_tests;
 mod error;
 mod health;
+mod postgres;
+mod reads;
 mod retention;
+mod rows;
+mod sql;
 pub(crate) mod sqlite;
+#[cfg(test)]
+mod test_backends;
 #[cfg(test)]
 mod tests;
 
@@ -39,9 +46,12 @@ pub use dead_letters::{
 };
 pub use error::{ErrorKind, StoreError};
 pub use health::{Problem, StoreHealth};
+pub use postgres::PgStore;
 pub use retention::{
     Erased, EventsPurged, PURGE_BATCH, Retention, Scrubbed, names, replace_in_json, replace_word,
 };
+use rows::{BOOKMARK_COLUMNS, EVENT_COLUMNS, bookmark_from_row, event_from_row};
+use sql::{ESCAPE, EXPLAINING_TYPES, WAITING_AFTER_FAILURE, like_pattern, severity_condition};
 pub use sqlite::SqliteStore;
 
 use crate::event::Event;
@@ -122,6 +132,125 @@ pub enum Intake {
         /// SHA-256 of the payload as received, lowercase hex: matches what the sender can compute.
         sha256: String,
     },
+}
+
+/// An [`Intake::Event`]'s parts as a backend writes them.
+pub(crate) struct EventRow<'a> {
+    pub event: &'a Event,
+    pub raw: &'a str,
+    pub digest: &'a str,
+    pub signed: Option<bool>,
+    pub topic: &'a str,
+    pub received_ms: i64,
+    pub flagged: bool,
+    pub mapped: bool,
+    pub bookmarks: &'a [NewBookmark],
+    pub drawer: DrawerRule,
+}
+
+/// A dead letter as a backend writes it: `size` and `sha256` are of the payload as it arrived, `raw` what is
+/// kept of it (masked, maybe cut).
+pub(crate) struct LetterRow<'a> {
+    pub received_ms: i64,
+    pub topic: &'a str,
+    pub reason: &'a str,
+    pub raw: &'a str,
+    pub size: u64,
+    pub sha256: &'a str,
+}
+
+/// The dead letter of a message that used stored event `seq`'s id with other content: the original is kept and
+/// marked, this message kept as the letter. The event's payload was not kept byte for byte: size and digest
+/// are of the text kept, which is the payload itself unless masking changed it.
+pub(crate) fn reused_letter<'a>(
+    seq: i64,
+    e: &EventRow<'a>,
+    reason: &'a mut String,
+    sha256: &'a mut String,
+) -> LetterRow<'a> {
+    let event = e.event;
+    *reason = format!(
+        "id reused with different content: event {seq} ({}/{}, id {}) was stored first and is kept; this message is not",
+        event.store, event.register, event.id
+    );
+    *sha256 = sha256_hex(e.raw.as_bytes());
+    LetterRow {
+        received_ms: e.received_ms,
+        topic: e.topic,
+        reason,
+        raw: e.raw,
+        size: e.raw.len() as u64,
+        sha256,
+    }
+}
+
+/// One write of a batch: a run of consecutive events, or a dead letter between them.
+pub(crate) enum Piece<'a> {
+    Events(Vec<EventRow<'a>>),
+    Letter(LetterRow<'a>),
+}
+
+/// A batch as its writes, in its order (outcomes follow it): runs of at most `per_run` consecutive events, and
+/// each dead letter where it stood.
+pub(crate) fn pieces(batch: &[Intake], per_run: usize) -> Vec<Piece<'_>> {
+    let mut pieces = Vec::new();
+    let mut events = Vec::new();
+    for intake in batch {
+        match intake {
+            Intake::Event {
+                event,
+                raw,
+                digest,
+                signed,
+                topic,
+                received_ms,
+                flagged,
+                mapped,
+                bookmarks,
+                drawer,
+            } => {
+                events.push(EventRow {
+                    event,
+                    raw,
+                    digest,
+                    signed: *signed,
+                    topic,
+                    received_ms: *received_ms,
+                    flagged: *flagged,
+                    mapped: *mapped,
+                    bookmarks,
+                    drawer: *drawer,
+                });
+                if events.len() == per_run {
+                    pieces.push(Piece::Events(std::mem::take(&mut events)));
+                }
+            }
+            Intake::DeadLetter {
+                topic,
+                received_ms,
+                reason,
+                raw,
+                size,
+                sha256,
+            } => {
+                if !events.is_empty() {
+                    pieces.push(Piece::Events(std::mem::take(&mut events)));
+                }
+                pieces.push(Piece::Letter(LetterRow {
+                    received_ms: *received_ms,
+                    topic,
+                    reason,
+                    raw,
+                    size: *size,
+                    sha256,
+                }));
+            }
+        }
+    }
+    if !events.is_empty() {
+        pieces.push(Piece::Events(events));
+    }
+    pieces
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -359,6 +488,22 @@ impl Room {
             .collect()
     }
 
+    /// A claim's arms: each listed system with room and its limit, then `None` with `others` for every system
+    /// not listed; systems with no room are not read at all. Beside them, the listed systems.
+    pub(crate) fn arms(&self) -> (Vec<(Option<&str>, usize)>, Vec<String>) {
+        let mut arms: Vec<(Option<&str>, usize)> = self
+            .systems
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(s, n)| (Some(s.as_str()), *n))
+            .collect();
+        if self.others > 0 {
+            arms.push((None, self.others));
+        }
+        let listed = self.systems.iter().map(|(s, _)| s.clone()).collect();
+        (arms, listed)
+    }
+
     /// Up to `n` rows, of any camera systems.
     pub fn any(n: usize) -> Room {
         Room {
@@ -440,9 +585,12 @@ pub trait Store:
     -> Result<Vec<IntakeOutcome>, StoreError>;
 
     /// Hands out due bookmarks, as many of each camera system's as `room` says (each system's earliest due
-    /// first), leased until `now_ms + lease_ms`, in one transaction.
+    /// first), leased to `holder` (the daemon instance) until `now_ms + lease_ms`, in one transaction. A row
+    /// leased to anyone is handed out again only once the lease has expired: several daemons may share one
+    /// database, and a live lease is never taken.
     async fn claim_due(
         &self,
+        holder: &str,
         now_ms: i64,
         lease_ms: i64,
         room: &Room,
@@ -472,8 +620,10 @@ pub trait Store:
     /// The installation's key of this name, made (32 random bytes) and kept on first use.
     async fn installation_key(&self, name: &str) -> Result<Vec<u8>, StoreError>;
 
-    /// Releases leases left by a daemon that stopped without finishing (single-instance backends only).
-    async fn release_orphaned_claims(&self) -> Result<u64, StoreError>;
+    /// Releases the leases `holder` left when it stopped without finishing, so a restarted daemon takes its
+    /// rows again at once instead of waiting out its own old leases. Other holders' leases are theirs until
+    /// they expire: that daemon may be alive.
+    async fn release_orphaned_claims(&self, holder: &str) -> Result<u64, StoreError>;
 
     /// The failed bookmarks (of `system`), each with its event's store, register and moment, oldest first: for
     /// `tillmark retry-failed` to plan them again from the config as it is now.
@@ -551,9 +701,11 @@ pub trait Store:
 pub async fn open(url: &str) -> Result<std::sync::Arc<dyn Store>, StoreError> {
     if url.starts_with("sqlite:") {
         Ok(std::sync::Arc::new(SqliteStore::open(url).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(std::sync::Arc::new(PgStore::open(url).await?))
     } else {
         Err(StoreError::Invalid(format!(
-            "unsupported database URL \"{url}\": use sqlite://FILE"
+            "unsupported database URL \"{url}\": use sqlite://FILE or postgres://USER@HOST/DATABASE"
         )))
     }
 }

@@ -162,8 +162,143 @@ pub(super) fn replace_in_json_text(text: &str, id: &str, with: &str) -> Option<S
     }
 }
 
-pub(super) fn event_names(e: &EventRecord, raw: &str, id: &str) -> bool {
+fn event_names(e: &EventRecord, raw: &str, id: &str) -> bool {
     e.cashier.as_deref() == Some(id) || names(raw, id)
+}
+
+/// The candidates' condition: `id` as the cashier, or somewhere in the payload (a word of it is checked in
+/// Rust, since SQL has no such test), of `store` if given. `find` is the backend's function for the position of
+/// its second argument in its first (SQLite's `instr`, PostgreSQL's `strpos`).
+pub(super) fn push_naming<'a, DB: sqlx::Database>(
+    q: &mut sqlx::QueryBuilder<'a, DB>,
+    find: &str,
+    id: &str,
+    store: Option<&str>,
+) where
+    String: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
+    q.push(" AND (e.cashier = ")
+        .push_bind(id.to_string())
+        .push(format!(" OR {find}(e.raw, "))
+        .push_bind(id.to_string())
+        .push(") > 0)");
+    if let Some(store) = store {
+        q.push(" AND e.store = ").push_bind(store.to_string());
+    }
+}
+
+/// The dead letters whose text holds `id`, as `(id, raw, topic, reason)`; a store's are those that came on its
+/// topics. `find` as for [`push_naming`].
+pub(super) fn letters_naming<'a, DB: sqlx::Database>(
+    find: &str,
+    id: &str,
+    store: Option<&str>,
+) -> sqlx::QueryBuilder<'a, DB>
+where
+    String: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    DB::Arguments<'a>: Default,
+{
+    let mut q = sqlx::QueryBuilder::new(format!(
+        "SELECT id, raw, topic, reason FROM dead_letters WHERE {find}(raw, "
+    ));
+    q.push_bind(id.to_string()).push(") > 0");
+    if let Some(store) = store {
+        q.push(format!(" AND {find}(topic, "))
+            .push_bind(format!("/{store}/"))
+            .push(") > 0");
+    }
+    q
+}
+
+/// What [`Retention::events_naming`] returns, from candidates `page(after)` reads: those with a sequence number
+/// above `after`, in order, with their payload, at most [`PURGE_BATCH`] of them. Candidates hold the text
+/// somewhere; only those naming it as a word are the person's.
+pub(super) async fn naming<Fut>(
+    id: &str,
+    after_seq: i64,
+    limit: i64,
+    mut page: impl FnMut(i64) -> Fut,
+) -> Result<Vec<EventRecord>, StoreError>
+where
+    Fut: std::future::Future<Output = Result<Vec<(EventRecord, String)>, StoreError>>,
+{
+    let mut found = Vec::new();
+    let mut after = after_seq;
+    while (found.len() as i64) < limit {
+        let rows = page(after).await?;
+        let Some((last, _)) = rows.last() else { break };
+        after = last.seq;
+        let full = rows.len() as i64 == PURGE_BATCH;
+        for (event, raw) in rows {
+            if event_names(&event, &raw, id) && (found.len() as i64) < limit {
+                found.push(event);
+            }
+        }
+        if !full {
+            break;
+        }
+    }
+    Ok(found)
+}
+
+/// An event's texts as an erasure reads them: a candidate, which may hold the id only inside a longer word.
+#[derive(sqlx::FromRow)]
+pub(super) struct NamingEvent {
+    pub seq: i64,
+    pub cashier: Option<String>,
+    pub raw: String,
+    /// JSON text, as `raw`.
+    pub attributes: String,
+    pub lines: String,
+    pub reason: Option<String>,
+    /// In an open case: left as it is.
+    pub held: bool,
+}
+
+/// The columns of [`NamingEvent`], from `events e`, and whether an open case holds it.
+pub(super) const NAMING_COLUMNS: &str = "e.seq, e.cashier, e.raw, e.attributes, e.lines, e.reason, \
+     EXISTS (SELECT 1 FROM cases c WHERE c.event_seq = e.seq AND c.state = 'open') AS held";
+
+impl NamingEvent {
+    /// Whether it names `id`: as its cashier, or as a word of its payload.
+    pub(super) fn names(&self, id: &str) -> bool {
+        self.cashier.as_deref() == Some(id) || names(&self.raw, id)
+    }
+
+    /// Its texts with `id` replaced by `pseudonym` wherever it is a word.
+    pub(super) fn erased(self, id: &str, pseudonym: &str) -> NamingEvent {
+        let cashier = match self.cashier {
+            Some(c) if c == id => Some(pseudonym.to_string()),
+            other => other.map(|c| replace_word(&c, id, pseudonym).unwrap_or(c)),
+        };
+        let json = |text: String| replace_in_json_text(&text, id, pseudonym).unwrap_or(text);
+        NamingEvent {
+            seq: self.seq,
+            cashier,
+            raw: json(self.raw),
+            attributes: json(self.attributes),
+            lines: json(self.lines),
+            reason: self
+                .reason
+                .map(|r| replace_word(&r, id, pseudonym).unwrap_or(r)),
+            held: self.held,
+        }
+    }
+}
+
+/// A dead letter's text and reason with `id` replaced, and the bytes it then keeps; `None` when its text does
+/// not hold `id` as a word.
+pub(super) fn erased_letter(
+    raw: &str,
+    topic: &str,
+    reason: String,
+    id: &str,
+    pseudonym: &str,
+) -> Option<(String, String, i64)> {
+    let raw = replace_word(raw, id, pseudonym)?;
+    let reason = replace_word(&reason, id, pseudonym).unwrap_or(reason);
+    let kept = (raw.len() + topic.len() + reason.len()) as i64;
+    Some((raw, reason, kept))
 }
 
 #[cfg(test)]

@@ -1,4 +1,6 @@
-//! The event list's search and filters against a real SQLite file: what a person searching for a receipt finds.
+//! The event list's search and filters, dead letters and claims against real databases: what a person searching
+//! for a receipt finds. Each scenario in [`backend_tests!`] runs on SQLite and, when a database is named, on
+//! PostgreSQL; the rest test SQLite's own machinery (its trailing search indexes, its old migrations).
 
 use std::collections::{BTreeSet, HashMap};
 use std::str::FromStr;
@@ -7,6 +9,7 @@ use sha2::Digest;
 
 use serde_json::{Value, json};
 
+use super::test_backends::{Handle, Kind, TestStore, Tested, backend_tests};
 use super::*;
 
 const NOW_MS: i64 = 1_800_000_000_000;
@@ -15,11 +18,9 @@ const NOW_MS: i64 = 1_800_000_000_000;
 /// events in a store whose search indexer has taken them all. Every list is read from both and must agree: a
 /// search finds what it finds whether the indexes hold the events yet or not.
 struct Seeded {
-    store: SqliteStore,
-    indexed: SqliteStore,
+    store: TestStore,
+    indexed: TestStore,
     ids: HashMap<i64, String>,
-    _dir: tempfile::TempDir,
-    _indexed_dir: tempfile::TempDir,
 }
 
 fn url(dir: &tempfile::TempDir) -> String {
@@ -41,31 +42,29 @@ fn event(id: &str, kind: &str, minute: i64, fields: Value) -> Value {
 
 /// Stores the events, each with one bookmark per camera named in `cameras[id]`, twice: the second time the
 /// indexer takes them too.
-async fn seed(events: &[Value], cameras: &[(&str, &[&str])]) -> Seeded {
-    let (store, ids, dir) = stored(events, cameras).await;
-    let (indexed, indexed_ids, indexed_dir) = stored(events, cameras).await;
+async fn seed(kind: Kind, events: &[Value], cameras: &[(&str, &[&str])]) -> Seeded {
+    let (store, ids) = stored(kind, events, cameras).await;
+    let (indexed, indexed_ids) = stored(kind, events, cameras).await;
     assert_eq!(ids, indexed_ids);
     index_all(&indexed).await;
     Seeded {
         store,
         indexed,
         ids,
-        _dir: dir,
-        _indexed_dir: indexed_dir,
     }
 }
 
 /// Runs the indexer's steps until nothing is left to index.
-async fn index_all(store: &SqliteStore) {
+async fn index_all(store: &impl Handle) {
     while store.index_search(100).await.unwrap() == 100 {}
 }
 
 async fn stored(
+    kind: Kind,
     events: &[Value],
     cameras: &[(&str, &[&str])],
-) -> (SqliteStore, HashMap<i64, String>, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&url(&dir)).await.unwrap();
+) -> (TestStore, HashMap<i64, String>) {
+    let store = TestStore::new(kind).await.unwrap();
     let batch: Vec<Intake> = events
         .iter()
         .map(|payload| {
@@ -91,7 +90,7 @@ async fn stored(
         };
         ids.insert(*seq, payload["id"].as_str().unwrap().to_string());
     }
-    (store, ids, dir)
+    (store, ids)
 }
 
 /// What ingest makes of a register's message: the event, its digest, one bookmark per device.
@@ -167,9 +166,9 @@ impl Seeded {
     }
 }
 
-async fn deliver(store: &SqliteStore) {
+async fn deliver(store: &impl Handle) {
     for job in store
-        .claim_due(NOW_MS, 60_000, &Room::any(100))
+        .claim_due("tillmark", NOW_MS, 60_000, &Room::any(100))
         .await
         .unwrap()
     {
@@ -198,7 +197,7 @@ async fn deliver(store: &SqliteStore) {
 }
 
 /// A morning at a Tokyo convenience store, newest last.
-async fn shop() -> Seeded {
+async fn shop(kind: Kind) -> Seeded {
     let events = [
         event(
             "ret-1",
@@ -243,6 +242,7 @@ async fn shop() -> Seeded {
         ),
     ];
     let seeded = seed(
+        kind,
         &events,
         &[
             ("ret-1", &["cam-made", "cam-failed"]),
@@ -255,26 +255,24 @@ async fn shop() -> Seeded {
     seeded
 }
 
-#[tokio::test]
-async fn a_two_character_japanese_word_finds_the_receipt_line_and_the_reason_holding_it_and_nothing_else()
- {
-    let shop = shop().await;
+async fn a_two_character_japanese_word_finds_the_receipt_line_and_the_reason_holding_it_and_nothing_else(
+    kind: Kind,
+) {
+    let shop = shop(kind).await;
     assert_eq!(shop.search("返品").await, ["ret-2", "ret-1"]);
     assert_eq!(shop.search("鮭").await, ["ret-1"]);
 }
 
-#[tokio::test]
-async fn a_longer_japanese_phrase_is_found_anywhere_inside_a_reason() {
-    let shop = shop().await;
+async fn a_longer_japanese_phrase_is_found_anywhere_inside_a_reason(kind: Kind) {
+    let shop = shop(kind).await;
     assert_eq!(shop.search("お客様").await, ["ret-2"]);
     assert_eq!(shop.search("都合による返品").await, ["ret-2"]);
     assert_eq!(shop.search("返金なし").await, ["sale-1"]);
     assert!(shop.search("返品なし").await.is_empty());
 }
 
-#[tokio::test]
-async fn a_transaction_number_and_a_cashier_id_are_found_in_any_case() {
-    let shop = shop().await;
+async fn a_transaction_number_and_a_cashier_id_are_found_in_any_case(kind: Kind) {
+    let shop = shop(kind).await;
     assert_eq!(shop.search("T-000981").await, ["void-1"]);
     assert_eq!(shop.search("t-000981").await, ["void-1"]);
     assert_eq!(shop.search("c117").await, ["void-1"]);
@@ -282,18 +280,16 @@ async fn a_transaction_number_and_a_cashier_id_are_found_in_any_case() {
     assert_eq!(shop.search("onigiri").await, ["void-1"]);
 }
 
-#[tokio::test]
-async fn every_word_of_a_search_must_appear_whatever_its_length() {
-    let shop = shop().await;
+async fn every_word_of_a_search_must_appear_whatever_its_length(kind: Kind) {
+    let shop = shop(kind).await;
     assert_eq!(shop.search("返品 鮭").await, ["ret-1"]);
     assert_eq!(shop.search("返品\u{3000}T-1002").await, ["ret-2"]);
     assert_eq!(shop.search("SALMON 180").await, ["void-1"]);
     assert!(shop.search("SALMON 鮭").await.is_empty());
 }
 
-#[tokio::test]
-async fn quotes_stars_and_query_syntax_in_a_search_are_plain_text() {
-    let shop = shop().await;
+async fn quotes_stars_and_query_syntax_in_a_search_are_plain_text(kind: Kind) {
+    let shop = shop(kind).await;
     assert_eq!(shop.search("12\"").await, ["sale-2"]);
     assert_eq!(shop.search("\"").await, ["sale-2"]);
     assert_eq!(shop.search("100%").await, ["sale-2"]);
@@ -324,9 +320,8 @@ async fn quotes_stars_and_query_syntax_in_a_search_are_plain_text() {
     assert_eq!(shop.list(EventQuery::default()).await.len(), 6);
 }
 
-#[tokio::test]
-async fn amount_bounds_include_both_ends_and_leave_out_events_without_an_amount() {
-    let shop = shop().await;
+async fn amount_bounds_include_both_ends_and_leave_out_events_without_an_amount(kind: Kind) {
+    let shop = shop(kind).await;
     let between = |min, max| EventQuery {
         min_amount: min,
         max_amount: max,
@@ -343,9 +338,8 @@ async fn amount_bounds_include_both_ends_and_leave_out_events_without_an_amount(
     assert_eq!(shop.list(between(None, Some(0))).await, ["corr-1"]);
 }
 
-#[tokio::test]
-async fn the_bookmark_state_filter_lists_events_with_a_bookmark_in_that_state() {
-    let shop = shop().await;
+async fn the_bookmark_state_filter_lists_events_with_a_bookmark_in_that_state(kind: Kind) {
+    let shop = shop(kind).await;
     let state = |s| EventQuery {
         bookmark_state: Some(s),
         ..EventQuery::default()
@@ -358,9 +352,8 @@ async fn the_bookmark_state_filter_lists_events_with_a_bookmark_in_that_state() 
     assert_eq!(shop.list(state(BookmarkState::Pending)).await, ["ret-2"]);
 }
 
-#[tokio::test]
-async fn search_combines_with_every_other_filter() {
-    let shop = shop().await;
+async fn search_combines_with_every_other_filter(kind: Kind) {
+    let shop = shop(kind).await;
     let search = |q: &str| EventQuery {
         search: Some(q.into()),
         ..EventQuery::default()
@@ -423,8 +416,7 @@ async fn search_combines_with_every_other_filter() {
     }
 }
 
-#[tokio::test]
-async fn paging_through_a_filtered_search_returns_every_match_once() {
+async fn paging_through_a_filtered_search_returns_every_match_once(kind: Kind) {
     // 90 events in 30 distinct milliseconds, so pages break inside runs of equal times.
     let events: Vec<Value> = (0..90)
         .map(|i| {
@@ -443,7 +435,7 @@ async fn paging_through_a_filtered_search_returns_every_match_once() {
             e
         })
         .collect();
-    let seeded = seed(&events, &[]).await;
+    let seeded = seed(kind, &events, &[]).await;
     let matching = |pred: &dyn Fn(i64) -> bool| -> BTreeSet<String> {
         (0..90)
             .filter(|i| pred(*i))
@@ -537,9 +529,8 @@ async fn events_stored_before_search_existed_are_found() {
     }
 }
 
-#[tokio::test]
-async fn a_case_moves_only_as_its_state_allows_and_its_history_cannot_be_rewritten() {
-    let seeded = seed(&[event("v1", "void", 0, json!({}))], &[]).await;
+async fn a_case_moves_only_as_its_state_allows_and_its_history_cannot_be_rewritten(kind: Kind) {
+    let seeded = seed(kind, &[event("v1", "void", 0, json!({}))], &[]).await;
     let store = &seeded.store;
     let seq = *seeded.ids.keys().next().unwrap();
     let scope = &StoreScope::All;
@@ -614,10 +605,7 @@ async fn a_case_moves_only_as_its_state_allows_and_its_history_cannot_be_rewritt
         "UPDATE case_history SET text = 'rewritten'",
         "DELETE FROM case_history",
     ] {
-        let refused = sqlx::query(statement)
-            .execute(store.writer())
-            .await
-            .unwrap_err();
+        let refused = seeded.store.execute(statement).await.unwrap_err();
         assert!(
             refused
                 .to_string()
@@ -629,9 +617,13 @@ async fn a_case_moves_only_as_its_state_allows_and_its_history_cannot_be_rewritt
     assert_eq!(kept.history, noted.history);
 }
 
-#[tokio::test]
-async fn an_id_used_again_with_other_content_is_a_dead_letter_and_marks_the_original() {
-    let seeded = seed(&[event("r-1", "refund", 0, json!({"amount": 900}))], &[]).await;
+async fn an_id_used_again_with_other_content_is_a_dead_letter_and_marks_the_original(kind: Kind) {
+    let seeded = seed(
+        kind,
+        &[event("r-1", "refund", 0, json!({"amount": 900}))],
+        &[],
+    )
+    .await;
     let store = &seeded.store;
     let forged = intake(&event("r-1", "sale", 0, json!({"amount": 900})), &["cam-1"]);
     let copy = intake(
@@ -691,14 +683,13 @@ fn letter(received_ms: i64, payload: &[u8], raw: &str) -> Intake {
     }
 }
 
-async fn letters_store(letters: &[Intake]) -> (SqliteStore, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&url(&dir)).await.unwrap();
+async fn letters_store(kind: Kind, letters: &[Intake]) -> TestStore {
+    let store = TestStore::new(kind).await.unwrap();
     store.ingest(letters, NOW_MS).await.unwrap();
-    (store, dir)
+    store
 }
 
-async fn all_letters(store: &SqliteStore) -> Vec<DeadLetter> {
+async fn all_letters(store: &impl Handle) -> Vec<DeadLetter> {
     let query = DeadLetterQuery {
         include_dismissed: true,
         limit: 1000,
@@ -707,7 +698,7 @@ async fn all_letters(store: &SqliteStore) -> Vec<DeadLetter> {
 }
 
 /// The days ago each letter kept was received, newest first.
-async fn ages_in_days(store: &SqliteStore) -> Vec<i64> {
+async fn ages_in_days(store: &impl Handle) -> Vec<i64> {
     all_letters(store)
         .await
         .iter()
@@ -715,12 +706,13 @@ async fn ages_in_days(store: &SqliteStore) -> Vec<i64> {
         .collect()
 }
 
-#[tokio::test]
-async fn a_dead_letter_keeps_the_size_and_sha256_of_the_payload_as_received_beside_its_excerpt() {
+async fn a_dead_letter_keeps_the_size_and_sha256_of_the_payload_as_received_beside_its_excerpt(
+    kind: Kind,
+) {
     // Four megabytes of text arrive; what is kept is its beginning, as event::parse keeps it.
     let payload = format!("{{\"id\":\"big\",\"lines\":[\"{}\"]}}", "x".repeat(4 << 20));
     let kept = &payload[..1024];
-    let (store, _dir) = letters_store(&[letter(NOW_MS, payload.as_bytes(), kept)]).await;
+    let store = letters_store(kind, &[letter(NOW_MS, payload.as_bytes(), kept)]).await;
     let [d] = &all_letters(&store).await[..] else {
         panic!("one letter")
     };
@@ -740,15 +732,17 @@ async fn a_dead_letter_keeps_the_size_and_sha256_of_the_payload_as_received_besi
     assert_eq!(d.reason, "payload is not valid JSON");
 }
 
-#[tokio::test]
-async fn a_list_read_returns_at_most_an_excerpt_of_each_letter_and_says_when_it_cut() {
+async fn a_list_read_returns_at_most_an_excerpt_of_each_letter_and_says_when_it_cut(kind: Kind) {
     // 60 KiB, under the size limit, so kept whole; a list read returns only its beginning.
     let payload = "é".repeat(30 * 1024);
     let small = "{\"id\":1}";
-    let (store, _dir) = letters_store(&[
-        letter(NOW_MS, payload.as_bytes(), &payload),
-        letter(NOW_MS, small.as_bytes(), small),
-    ])
+    let store = letters_store(
+        kind,
+        &[
+            letter(NOW_MS, payload.as_bytes(), &payload),
+            letter(NOW_MS, small.as_bytes(), small),
+        ],
+    )
     .await;
     let list = all_letters(&store).await;
     let (whole, cut) = (&list[0], &list[1]);
@@ -763,13 +757,12 @@ async fn a_list_read_returns_at_most_an_excerpt_of_each_letter_and_says_when_it_
     assert!(cut.raw_is_partial());
 }
 
-#[tokio::test]
-async fn purging_by_age_removes_only_the_letters_received_before_the_bound() {
+async fn purging_by_age_removes_only_the_letters_received_before_the_bound(kind: Kind) {
     let letters: Vec<Intake> = [40, 31, 29, 1]
         .iter()
         .map(|days| letter(NOW_MS - days * DAY_MS, b"{", "{"))
         .collect();
-    let (store, _dir) = letters_store(&letters).await;
+    let store = letters_store(kind, &letters).await;
     let bounds = DeadLetterBounds {
         received_before_ms: Some(NOW_MS - 30 * DAY_MS),
         max_total_bytes: None,
@@ -781,8 +774,7 @@ async fn purging_by_age_removes_only_the_letters_received_before_the_bound() {
     assert_eq!(again.letters(), 0, "nothing is left beyond the bound");
 }
 
-#[tokio::test]
-async fn purging_by_total_size_removes_the_oldest_until_the_rest_fit() {
+async fn purging_by_total_size_removes_the_oldest_until_the_rest_fit(kind: Kind) {
     // Five letters of 1,000 bytes of text each, topic and reason included, received 5 to 1 days ago.
     let topic_and_reason = "pos/shibuya-01/r1/events".len() + "payload is not valid JSON".len();
     let raw = "r".repeat(1_000 - topic_and_reason);
@@ -790,7 +782,7 @@ async fn purging_by_total_size_removes_the_oldest_until_the_rest_fit() {
         .rev()
         .map(|days| letter(NOW_MS - days * DAY_MS, raw.as_bytes(), &raw))
         .collect();
-    let (store, _dir) = letters_store(&letters).await;
+    let store = letters_store(kind, &letters).await;
     assert_eq!(store.dead_letter_totals().await.unwrap().kept_bytes, 5_000);
     let bounds = DeadLetterBounds {
         received_before_ms: None,
@@ -819,14 +811,13 @@ async fn purging_by_total_size_removes_the_oldest_until_the_rest_fit() {
     assert!(all_letters(&store).await.is_empty());
 }
 
-#[tokio::test]
-async fn both_bounds_apply_in_one_purge_age_first() {
+async fn both_bounds_apply_in_one_purge_age_first(kind: Kind) {
     let raw = "r".repeat(951);
     let letters: Vec<Intake> = [60, 50, 3, 2, 1]
         .iter()
         .map(|days| letter(NOW_MS - days * DAY_MS, raw.as_bytes(), &raw))
         .collect();
-    let (store, _dir) = letters_store(&letters).await;
+    let store = letters_store(kind, &letters).await;
     let bounds = DeadLetterBounds {
         received_before_ms: Some(NOW_MS - 30 * DAY_MS),
         max_total_bytes: Some(2_100),
@@ -836,10 +827,9 @@ async fn both_bounds_apply_in_one_purge_age_first() {
     assert_eq!(ages_in_days(&store).await, [1, 2]);
 }
 
-#[tokio::test]
-async fn a_dismissed_letter_leaves_the_count_and_the_default_list_but_is_kept() {
+async fn a_dismissed_letter_leaves_the_count_and_the_default_list_but_is_kept(kind: Kind) {
     let letters: Vec<Intake> = (0..4).map(|i| letter(NOW_MS + i, b"{", "{")).collect();
-    let (store, _dir) = letters_store(&letters).await;
+    let store = letters_store(kind, &letters).await;
     assert_eq!(
         store.counts(&StoreScope::All).await.unwrap().dead_letters,
         4
@@ -922,7 +912,7 @@ async fn letters_kept_before_sizes_were_recorded_get_one_from_their_text_and_an_
     }
     pool.close().await;
 
-    let store = SqliteStore::open(&url(&dir)).await.unwrap();
+    let store: Box<dyn Tested> = Box::new(SqliteStore::open(&url(&dir)).await.unwrap());
     let list = all_letters(&store).await;
     let (big, short) = (&list[0], &list[1]);
     assert_eq!(short.size, 14);
@@ -941,16 +931,22 @@ async fn letters_kept_before_sizes_were_recorded_get_one_from_their_text_and_an_
     );
 }
 
-#[tokio::test]
-async fn a_paced_bookmark_keeps_its_attempt_count_and_what_earlier_attempts_left_and_waits_as_told()
-{
+async fn a_paced_bookmark_keeps_its_attempt_count_and_what_earlier_attempts_left_and_waits_as_told(
+    kind: Kind,
+) {
     let seeded = seed(
+        kind,
         &[event("p-1", "void", 0, json!({}))],
         &[("p-1", &["cam-a"])],
     )
     .await;
     let store = &seeded.store;
-    let claim = |at: i64| async move { store.claim_due(at, 60_000, &Room::any(10)).await.unwrap() };
+    let claim = |at: i64| async move {
+        store
+            .claim_due("tillmark", at, 60_000, &Room::any(10))
+            .await
+            .unwrap()
+    };
     let end = |id: i64, at: i64, outcome: Outcome| async move {
         let done = Finished {
             bookmark_id: id,
@@ -1004,15 +1000,22 @@ async fn a_paced_bookmark_keeps_its_attempt_count_and_what_earlier_attempts_left
     assert_eq!(history, ["paced", "retry", "paced"]);
 }
 
-#[tokio::test]
-async fn a_claim_given_back_unsent_is_claimable_at_once_as_before_and_leaves_no_history() {
+async fn a_claim_given_back_unsent_is_claimable_at_once_as_before_and_leaves_no_history(
+    kind: Kind,
+) {
     let seeded = seed(
+        kind,
         &[event("u-1", "void", 0, json!({}))],
         &[("u-1", &["cam-a"])],
     )
     .await;
     let store = &seeded.store;
-    let claim = |at: i64| async move { store.claim_due(at, 60_000, &Room::any(10)).await.unwrap() };
+    let claim = |at: i64| async move {
+        store
+            .claim_due("tillmark", at, 60_000, &Room::any(10))
+            .await
+            .unwrap()
+    };
     let give_back = |id: i64, at_ms: i64| async move {
         let done = Finished {
             bookmark_id: id,
@@ -1063,10 +1066,10 @@ async fn a_claim_given_back_unsent_is_claimable_at_once_as_before_and_leaves_no_
     );
 }
 
-#[tokio::test]
-async fn one_batch_holding_an_event_its_copy_and_a_forgery_of_its_id_stores_the_first_and_tells_the_others_apart()
- {
-    let seeded = seed(&[], &[]).await;
+async fn one_batch_holding_an_event_its_copy_and_a_forgery_of_its_id_stores_the_first_and_tells_the_others_apart(
+    kind: Kind,
+) {
+    let seeded = seed(kind, &[], &[]).await;
     let store = &seeded.store;
     let mut batch: Vec<Intake> = (0..300)
         .map(|i| intake(&event(&format!("e-{i}"), "void", i, json!({})), &["cam-1"]))
@@ -1115,12 +1118,12 @@ async fn one_batch_holding_an_event_its_copy_and_a_forgery_of_its_id_stores_the_
     );
 }
 /// How many events the store says its search indexes do not hold yet.
-async fn unindexed(store: &SqliteStore) -> i64 {
+async fn unindexed(store: &impl Handle) -> i64 {
     store.counts(&StoreScope::All).await.unwrap().unindexed
 }
 
 /// The ids of the events `store` lists for a search.
-async fn found(store: &SqliteStore, ids: &HashMap<i64, String>, text: &str) -> Vec<String> {
+async fn found(store: &impl Handle, ids: &HashMap<i64, String>, text: &str) -> Vec<String> {
     store
         .events(&EventQuery {
             search: Some(text.into()),
@@ -1136,7 +1139,8 @@ async fn found(store: &SqliteStore, ids: &HashMap<i64, String>, text: &str) -> V
 
 #[tokio::test]
 async fn a_stored_event_is_found_at_once_and_still_after_the_indexer_took_it() {
-    let (store, ids, _dir) = stored(
+    let (store, ids) = stored(
+        Kind::Sqlite,
         &[event(
             "ret-1",
             "refund",
@@ -1174,7 +1178,7 @@ async fn a_stored_event_is_found_at_once_and_still_after_the_indexer_took_it() {
 
 #[tokio::test]
 async fn one_and_two_character_words_are_found_through_the_gram_index_once_indexed() {
-    let shop = shop().await;
+    let shop = shop(Kind::Sqlite).await;
     for (word, seqs) in [
         ("鮭", vec!["ret-1"]),
         ("返品", vec!["ret-2", "ret-1"]),
@@ -1184,7 +1188,7 @@ async fn one_and_two_character_words_are_found_through_the_gram_index_once_index
             "SELECT rowid FROM events_grams WHERE events_grams MATCH ? ORDER BY rowid DESC",
         )
         .bind(super::sqlite::gram_token(word))
-        .fetch_all(shop.indexed.reader())
+        .fetch_all(shop.indexed.sqlite().reader())
         .await
         .unwrap();
         let held: Vec<&str> = held.iter().map(|seq| shop.ids[seq].as_str()).collect();
@@ -1195,8 +1199,7 @@ async fn one_and_two_character_words_are_found_through_the_gram_index_once_index
     assert!(shop.search("鮭レ").await.is_empty());
 }
 
-#[tokio::test]
-async fn a_word_in_more_events_than_an_index_lists_is_found_newest_first_all_the_same() {
+async fn a_word_in_more_events_than_an_index_lists_is_found_newest_first_all_the_same(kind: Kind) {
     // Enough refunds that every index leaves the list to test rows newest first.
     let events: Vec<Value> = (0..1_200)
         .map(|i| {
@@ -1211,7 +1214,7 @@ async fn a_word_in_more_events_than_an_index_lists_is_found_newest_first_all_the
             e
         })
         .collect();
-    let seeded = seed(&events, &[]).await;
+    let seeded = seed(kind, &events, &[]).await;
     let newest = |n: usize, step: usize| -> Vec<String> {
         (0..1_200)
             .rev()
@@ -1260,12 +1263,12 @@ async fn the_index_watermark_survives_a_restart() {
             )
         })
         .collect();
-    let (store, ids, dir) = stored(&events, &[]).await;
-    assert_eq!(store.index_search(3).await.unwrap(), 3);
-    assert_eq!(unindexed(&store).await, 2);
-    store.close().await;
+    let (first, ids) = stored(Kind::Sqlite, &events, &[]).await;
+    assert_eq!(first.index_search(3).await.unwrap(), 3);
+    assert_eq!(unindexed(&first).await, 2);
+    first.close().await;
 
-    let store = SqliteStore::open(&url(&dir)).await.unwrap();
+    let store = first.again().await;
     assert_eq!(
         unindexed(&store).await,
         2,
@@ -1279,7 +1282,7 @@ async fn the_index_watermark_survives_a_restart() {
     );
     store.close().await;
 
-    let store = SqliteStore::open(&url(&dir)).await.unwrap();
+    let store = first.again().await;
     assert_eq!(unindexed(&store).await, 0);
     assert_eq!(store.index_search(100).await.unwrap(), 0);
     assert_eq!(found(&store, &ids, "返品").await.len(), 5);
@@ -1288,7 +1291,7 @@ async fn the_index_watermark_survives_a_restart() {
 
 #[tokio::test]
 async fn changing_or_deleting_an_event_keeps_its_search_right_before_and_after_reindexing() {
-    let shop = shop().await;
+    let shop = shop(Kind::Sqlite).await;
     for store in [&shop.store, &shop.indexed] {
         // An operator's fix in the sqlite3 shell: the reason of ret-2 and a receipt line of ret-1 change, and
         // sale-1 goes (its bookmarks first; it has none).
@@ -1297,7 +1300,7 @@ async fn changing_or_deleting_an_event_keeps_its_search_right_before_and_after_r
             "UPDATE events SET lines = '[\"返金 ¥1,280\"]' WHERE id = 'ret-1'",
             "DELETE FROM events WHERE id = 'sale-1'",
         ] {
-            sqlx::query(fix).execute(store.writer()).await.unwrap();
+            store.execute(fix).await.unwrap();
         }
     }
     assert_eq!(unindexed(&shop.indexed).await, 2, "the two changed events");
@@ -1319,7 +1322,7 @@ async fn changing_or_deleting_an_event_keeps_its_search_right_before_and_after_r
     let held: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM events_search WHERE events_search MATCH '\"品出し\" OR \"お客様都合\"'",
     )
-    .fetch_one(shop.indexed.reader())
+    .fetch_one(shop.indexed.sqlite().reader())
     .await
     .unwrap();
     assert_eq!(held, 0, "the old text is out of the index");
@@ -1353,10 +1356,12 @@ async fn events_the_old_trigger_indexed_keep_their_place_and_get_their_grams() {
     }
     pool.close().await;
 
-    let store = SqliteStore::open(&url(&dir)).await.unwrap();
+    let sqlite = SqliteStore::open(&url(&dir)).await.unwrap();
+    let reader = sqlite.reader().clone();
+    let store: Box<dyn Tested> = Box::new(sqlite);
     let (seq, grams_seq): (i64, i64) =
         sqlx::query_as("SELECT seq, grams_seq FROM search_watermark")
-            .fetch_one(store.reader())
+            .fetch_one(&reader)
             .await
             .unwrap();
     assert_eq!(
@@ -1387,16 +1392,16 @@ async fn events_the_old_trigger_indexed_keep_their_place_and_get_their_grams() {
     let trigram_rows: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM events_search WHERE events_search MATCH '\"お客様都合\"'",
     )
-    .fetch_one(store.reader())
+    .fetch_one(&reader)
     .await
     .unwrap();
     assert_eq!(trigram_rows, 3, "indexed once each, not again");
 }
 
-#[tokio::test]
-async fn a_claim_takes_each_camera_systems_rows_up_to_its_own_room_and_leaves_the_rest_due() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&url(&dir)).await.unwrap();
+async fn a_claim_takes_each_camera_systems_rows_up_to_its_own_room_and_leaves_the_rest_due(
+    kind: Kind,
+) {
+    let store = TestStore::new(kind).await.unwrap();
     let batch: Vec<Intake> = (0..3)
         .map(|n| {
             let mut intake = intake(
@@ -1423,7 +1428,10 @@ async fn a_claim_takes_each_camera_systems_rows_up_to_its_own_room_and_leaves_th
         systems: vec![("slow".into(), 1), ("fast".into(), 2)],
         others: 1,
     };
-    let first = store.claim_due(later, 60_000, &room).await.unwrap();
+    let first = store
+        .claim_due("tillmark", later, 60_000, &room)
+        .await
+        .unwrap();
     assert_eq!(systems(&first), ["fast", "fast", "gone", "slow"]);
     let slow = first.iter().find(|j| j.bookmark.system == "slow").unwrap();
     assert_eq!(slow.event.id, "r-0", "each system's earliest first");
@@ -1432,11 +1440,14 @@ async fn a_claim_takes_each_camera_systems_rows_up_to_its_own_room_and_leaves_th
         systems: vec![("slow".into(), 0), ("fast".into(), 5)],
         others: 0,
     };
-    let second = store.claim_due(later, 60_000, &room).await.unwrap();
+    let second = store
+        .claim_due("tillmark", later, 60_000, &room)
+        .await
+        .unwrap();
     assert_eq!(systems(&second), ["fast"], "no room, no rows: slow's wait");
     assert!(
         store
-            .claim_due(later, 60_000, &Room::default())
+            .claim_due("tillmark", later, 60_000, &Room::default())
             .await
             .unwrap()
             .is_empty()
@@ -1466,10 +1477,127 @@ async fn reading_pages_holds_at_most_a_small_page_cache_on_each_index_connection
     }
 }
 
-#[tokio::test]
-async fn a_camera_system_hold_only_lengthens_and_ends_when_its_time_has_passed() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&url(&dir)).await.unwrap();
+backend_tests!(kind:
+    a_two_character_japanese_word_finds_the_receipt_line_and_the_reason_holding_it_and_nothing_else,
+    a_longer_japanese_phrase_is_found_anywhere_inside_a_reason,
+    a_transaction_number_and_a_cashier_id_are_found_in_any_case,
+    every_word_of_a_search_must_appear_whatever_its_length,
+    quotes_stars_and_query_syntax_in_a_search_are_plain_text,
+    amount_bounds_include_both_ends_and_leave_out_events_without_an_amount,
+    the_bookmark_state_filter_lists_events_with_a_bookmark_in_that_state,
+    search_combines_with_every_other_filter,
+    paging_through_a_filtered_search_returns_every_match_once,
+    a_case_moves_only_as_its_state_allows_and_its_history_cannot_be_rewritten,
+    an_id_used_again_with_other_content_is_a_dead_letter_and_marks_the_original,
+    a_dead_letter_keeps_the_size_and_sha256_of_the_payload_as_received_beside_its_excerpt,
+    a_list_read_returns_at_most_an_excerpt_of_each_letter_and_says_when_it_cut,
+    purging_by_age_removes_only_the_letters_received_before_the_bound,
+    purging_by_total_size_removes_the_oldest_until_the_rest_fit,
+    both_bounds_apply_in_one_purge_age_first,
+    a_dismissed_letter_leaves_the_count_and_the_default_list_but_is_kept,
+    a_paced_bookmark_keeps_its_attempt_count_and_what_earlier_attempts_left_and_waits_as_told,
+    a_claim_given_back_unsent_is_claimable_at_once_as_before_and_leaves_no_history,
+    one_batch_holding_an_event_its_copy_and_a_forgery_of_its_id_stores_the_first_and_tells_the_others_apart,
+    a_word_in_more_events_than_an_index_lists_is_found_newest_first_all_the_same,
+    a_claim_takes_each_camera_systems_rows_up_to_its_own_room_and_leaves_the_rest_due,
+);
+
+// ---- Leases across daemons ----
+
+/// Stores `n` voids, each with one bookmark due now.
+async fn outbox(store: &TestStore, n: i64) {
+    let batch: Vec<Intake> = (0..n)
+        .map(|i| intake(&event(&format!("v{i}"), "void", i, json!({})), &["cam-1"]))
+        .collect();
+    store.ingest(&batch, NOW_MS).await.unwrap();
+}
+
+/// Every row `store` claims for `holder`, a few at a time, until none is left due.
+async fn claim_all(store: &impl Handle, holder: &str) -> Vec<i64> {
+    let mut ids = Vec::new();
+    loop {
+        let jobs = store
+            .claim_due(holder, NOW_MS + 3_600_000, 60_000, &Room::any(7))
+            .await
+            .unwrap();
+        if jobs.is_empty() {
+            return ids;
+        }
+        ids.extend(jobs.iter().map(|j| j.bookmark.id));
+    }
+}
+
+async fn two_daemons_claiming_at_once_never_get_the_same_row(store: &TestStore) {
+    outbox(store, 300).await;
+    let other = store.again().await;
+    let (mine, theirs) = tokio::join!(claim_all(store, "a"), claim_all(&other, "b"));
+    let mine: BTreeSet<i64> = mine.into_iter().collect();
+    let theirs: BTreeSet<i64> = theirs.into_iter().collect();
+    assert!(
+        mine.is_disjoint(&theirs),
+        "both claimed {:?}",
+        mine.intersection(&theirs).collect::<Vec<_>>()
+    );
+    assert_eq!(mine.len() + theirs.len(), 300, "every row claimed once");
+}
+
+async fn a_live_lease_is_never_taken_and_an_expired_one_is_with_its_attempt_marked(
+    store: &TestStore,
+) {
+    outbox(store, 1).await;
+    let other = store.again().await;
+    let first = store
+        .claim_due("a", NOW_MS, 60_000, &Room::any(10))
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 1);
+    assert!(!first[0].maybe_created);
+    for at in [NOW_MS, NOW_MS + 59_999] {
+        let taken = other
+            .claim_due("b", at, 60_000, &Room::any(10))
+            .await
+            .unwrap();
+        assert!(taken.is_empty(), "a's lease is live at {at}");
+    }
+    let taken = other
+        .claim_due("b", NOW_MS + 60_000, 60_000, &Room::any(10))
+        .await
+        .unwrap();
+    assert_eq!(taken.len(), 1, "a's lease has expired");
+    assert_eq!(taken[0].bookmark.id, first[0].bookmark.id);
+    assert!(
+        taken[0].maybe_created,
+        "a never reported back: its attempt may have reached the camera"
+    );
+}
+
+async fn a_restarted_daemon_releases_only_its_own_leases(store: &TestStore) {
+    outbox(store, 2).await;
+    let other = store.again().await;
+    let mine = store
+        .claim_due("a", NOW_MS, 60_000, &Room::any(1))
+        .await
+        .unwrap();
+    let theirs = other
+        .claim_due("b", NOW_MS, 60_000, &Room::any(1))
+        .await
+        .unwrap();
+    assert_eq!((mine.len(), theirs.len()), (1, 1));
+    assert_eq!(store.release_orphaned_claims("a").await.unwrap(), 1);
+    let again = store
+        .claim_due("a", NOW_MS + 1, 60_000, &Room::any(10))
+        .await
+        .unwrap();
+    let ids: Vec<i64> = again.iter().map(|j| j.bookmark.id).collect();
+    assert_eq!(
+        ids,
+        [mine[0].bookmark.id],
+        "a's own row at once; b's stays b's while its lease lasts"
+    );
+    assert_eq!(store.release_orphaned_claims("c").await.unwrap(), 0);
+}
+
+async fn a_camera_system_hold_only_lengthens_and_ends_when_its_time_has_passed(store: &TestStore) {
     store.hold_system("verkada", 10_000).await.unwrap();
     store.hold_system("verkada", 8_000).await.unwrap();
     store.hold_system("nvr", 5_000).await.unwrap();
@@ -1486,3 +1614,10 @@ async fn a_camera_system_hold_only_lengthens_and_ends_when_its_time_has_passed()
     );
     assert!(store.held_systems(10_000).await.unwrap().is_empty());
 }
+
+backend_tests!(
+    a_camera_system_hold_only_lengthens_and_ends_when_its_time_has_passed,
+    two_daemons_claiming_at_once_never_get_the_same_row,
+    a_live_lease_is_never_taken_and_an_expired_one_is_with_its_attempt_marked,
+    a_restarted_daemon_releases_only_its_own_leases,
+);

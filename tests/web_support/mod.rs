@@ -152,7 +152,7 @@ impl Site {
             other => panic!("not stored: {other:?}"),
         };
         for job in store
-            .claim_due(now, 60_000, &tillmark::store::Room::any(10))
+            .claim_due("tillmark", now, 60_000, &tillmark::store::Room::any(10))
             .await
             .unwrap()
         {

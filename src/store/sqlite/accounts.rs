@@ -1,33 +1,17 @@
 //! People, sessions and API tokens in SQLite.
 
 use async_trait::async_trait;
-use sqlx::Row;
+use sqlx::{FromRow, Row};
 
 use super::SqliteStore;
 use crate::accounts::{NewUser, Role, User};
+use crate::store::accounts::{TOKEN_INFO, USER_COLUMNS, UserRow};
 use crate::store::*;
 use crate::totp::TotpSecret;
 
-const TOKEN_INFO: &str = "SELECT t.id, u.name AS user, t.label, t.created_ms, t.last_used_ms, t.expires_ms \
-     FROM api_tokens t JOIN users u ON u.id = t.user_id";
 fn user_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<User, StoreError> {
-    let role: String = row.try_get("role")?;
-    let stores: String = row.try_get("stores")?;
-    Ok(User {
-        id: row.try_get("id")?,
-        name: row.try_get("name")?,
-        role: Role::parse(&role)
-            .ok_or_else(|| StoreError::Invalid(format!("user role \"{role}\"")))?,
-        stores: serde_json::from_str(&stores)
-            .map_err(|e| StoreError::Invalid(format!("user stores: {e}")))?,
-        created_ms: row.try_get("created_ms")?,
-        totp: row.try_get("totp")?,
-        timezone: row.try_get("timezone")?,
-    })
+    UserRow::from_row(row)?.user()
 }
-
-const USER_COLUMNS: &str =
-    "u.id, u.name, u.role, u.stores, u.created_ms, u.totp_secret IS NOT NULL AS totp, u.timezone";
 
 #[async_trait]
 impl Accounts for SqliteStore {

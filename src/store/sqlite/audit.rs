@@ -7,8 +7,6 @@ use super::SqliteStore;
 use crate::store::audit::*;
 use crate::store::*;
 
-/// Audit rows removed in one transaction: a purge of a large log never holds the writer long.
-const AUDIT_PURGE_BATCH: i64 = 1_000;
 /// Appends `e` to the chain inside `tx`, after the newest row; returns its id.
 async fn append(
     tx: &mut sqlx::Transaction<'_, Sqlite>,
@@ -79,21 +77,7 @@ impl AuditLog for SqliteStore {
             last_hash: last_hash.unwrap_or_default(),
             before_ms: purge.before_ms,
         };
-        checkpoint.id =
-            append(
-                &mut tx,
-                &NewAuditEntry {
-                    at_ms: purge.at_ms,
-                    actor: Some(purge.actor.clone()),
-                    address: purge.address.clone(),
-                    action: CHECKPOINT_ACTION.into(),
-                    target: Some("audit_log".into()),
-                    detail: Some(serde_json::to_string(&checkpoint).map_err(|e| {
-                        StoreError::Invalid(format!("cannot write a checkpoint: {e}"))
-                    })?),
-                },
-            )
-            .await?;
+        checkpoint.id = append(&mut tx, &checkpoint_entry(purge, &checkpoint)?).await?;
         tx.commit().await?;
         // The checkpoint is durable before the first row goes, so a purge stopped half way leaves a log that
         // verifies, and the next purge takes the rest.
@@ -115,120 +99,28 @@ impl AuditLog for SqliteStore {
     }
 
     async fn verify_audit(&self) -> Result<AuditCheck, StoreError> {
-        type Row = (
-            i64,
-            i64,
-            Option<String>,
-            Option<String>,
-            String,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            Option<String>,
+        let checkpoints = checkpoints(
+            sqlx::query_as("SELECT id, detail FROM audit_log WHERE action = ? ORDER BY id")
+                .bind(CHECKPOINT_ACTION)
+                .fetch_all(self.reader())
+                .await?,
         );
-        // Every checkpoint, read first: the chain's beginning is vouched for by one of them. A checkpoint's
-        // own row is checked like any other in the walk, so a forged or altered one breaks the chain there.
-        let checkpoints: Vec<Checkpoint> = sqlx::query_as::<_, (i64, Option<String>)>(
-            "SELECT id, detail FROM audit_log WHERE action = ? ORDER BY id",
-        )
-        .bind(CHECKPOINT_ACTION)
-        .fetch_all(self.reader())
-        .await?
-        .into_iter()
-        .filter_map(|(id, detail)| {
-            let mut c: Checkpoint = serde_json::from_str(detail.as_deref()?).ok()?;
-            c.id = id;
-            Some(c)
-        })
-        .collect();
-        let mut check = AuditCheck {
-            rows: 0,
-            before_chain: 0,
-            checkpoint: None,
-            broken: None,
-        };
-        // The previous row's id and hash, once the chain has begun.
-        let mut last: Option<(i64, String)> = None;
+        let mut walk = ChainWalk::new(&checkpoints);
         let mut after = 0i64;
         loop {
-            let page: Vec<Row> = sqlx::query_as(
-                "SELECT id, at_ms, actor, address, action, target, detail, prev_hash, hash FROM audit_log \
-                 WHERE id > ? ORDER BY id LIMIT 1000",
-            )
+            let page: Vec<ChainRow> = sqlx::query_as(&format!(
+                "SELECT {CHAIN_COLUMNS} FROM audit_log WHERE id > ? ORDER BY id LIMIT ?"
+            ))
             .bind(after)
+            .bind(VERIFY_PAGE)
             .fetch_all(self.reader())
             .await?;
             let Some(newest) = page.last() else {
-                return Ok(check);
+                return Ok(walk.finish());
             };
-            after = newest.0;
-            for (id, at_ms, actor, address, action, target, detail, prev_hash, hash) in page {
-                check.rows += 1;
-                let (Some(prev_hash), Some(hash)) = (prev_hash, hash) else {
-                    match last {
-                        None => check.before_chain += 1,
-                        Some(_) => {
-                            check.broken =
-                                Some((id, "has no hash, though rows before it do".into()));
-                            return Ok(check);
-                        }
-                    }
-                    continue;
-                };
-                match &last {
-                    Some((before, expected)) if prev_hash != *expected => {
-                        check.broken = Some((
-                            id,
-                            format!(
-                                "does not follow row {before}: a row between them was removed, or one altered"
-                            ),
-                        ));
-                        return Ok(check);
-                    }
-                    Some(_) => {}
-                    None if prev_hash.is_empty() => {}
-                    None => match anchor(&checkpoints, id, &prev_hash) {
-                        Some(c) => check.checkpoint = Some(c.clone()),
-                        None => {
-                            check.broken = Some((
-                                id,
-                                "is the first chained row but names a row before it, and no retention \
-                                 checkpoint accounts for the rows removed before it"
-                                    .into(),
-                            ));
-                            return Ok(check);
-                        }
-                    },
-                }
-                let entry = NewAuditEntry {
-                    at_ms,
-                    actor,
-                    address,
-                    action,
-                    target,
-                    detail,
-                };
-                if chain_hash(&prev_hash, &entry) != hash {
-                    check.broken = Some((
-                        id,
-                        "was altered: its content does not match its hash".into(),
-                    ));
-                    return Ok(check);
-                }
-                if let Some(c) = checkpoints
-                    .iter()
-                    .find(|c| c.last_id == id && c.last_hash != hash)
-                {
-                    check.broken = Some((
-                        id,
-                        format!(
-                            "is not the row checkpoint row {} says it removes up to: its hash differs",
-                            c.id
-                        ),
-                    ));
-                    return Ok(check);
-                }
-                last = Some((id, hash));
+            after = newest.id;
+            if !page.into_iter().all(|row| walk.step(row)) {
+                return Ok(walk.finish());
             }
         }
     }
@@ -237,23 +129,7 @@ impl AuditLog for SqliteStore {
         let mut q = QueryBuilder::<Sqlite>::new(
             "SELECT id, at_ms, actor, address, action, target, detail FROM audit_log WHERE 1 = 1",
         );
-        if let Some(actor) = &query.actor {
-            q.push(" AND actor = ").push_bind(actor);
-        }
-        if let Some(action) = &query.action {
-            q.push(" AND action = ").push_bind(action);
-        }
-        if let Some(from) = query.from_ms {
-            q.push(" AND at_ms >= ").push_bind(from);
-        }
-        if let Some(to) = query.to_ms {
-            q.push(" AND at_ms < ").push_bind(to);
-        }
-        if let Some(before) = query.before {
-            q.push(" AND id < ").push_bind(before);
-        }
-        q.push(" ORDER BY id DESC LIMIT ")
-            .push_bind(query.limit.clamp(1, 1000));
+        push_audit_query(&mut q, query);
         Ok(q.build_query_as().fetch_all(self.reader()).await?)
     }
 

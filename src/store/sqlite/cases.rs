@@ -4,35 +4,8 @@ use async_trait::async_trait;
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
 use super::{SqliteStore, push_scope};
-use crate::event::mask_card_numbers;
 use crate::store::cases::*;
 use crate::store::*;
-
-/// A row of `cases`, as both the single and the list reads select it.
-#[derive(sqlx::FromRow)]
-struct CaseRow {
-    event_seq: i64,
-    state: String,
-    opened_ms: i64,
-    opened_by: String,
-    changed_ms: i64,
-}
-
-const CASE_COLUMNS: &str = "SELECT event_seq, state, opened_ms, opened_by, changed_ms FROM cases";
-
-impl CaseRow {
-    fn summary(self) -> Result<(i64, CaseSummary), StoreError> {
-        Ok((
-            self.event_seq,
-            CaseSummary {
-                state: CaseState::parse(&self.state)?,
-                opened_ms: self.opened_ms,
-                opened_by: self.opened_by,
-                changed_ms: self.changed_ms,
-            },
-        ))
-    }
-}
 
 async fn summary(conn: &mut SqliteConnection, seq: i64) -> Result<Option<CaseSummary>, StoreError> {
     let row: Option<CaseRow> = sqlx::query_as(&format!("{CASE_COLUMNS} WHERE event_seq = ?"))
@@ -129,12 +102,6 @@ impl Cases for SqliteStore {
                 .execute(&mut *tx)
                 .await?;
         }
-        let outcome = match change {
-            CaseChange::Close { outcome, .. } => Some(outcome.state().as_str()),
-            _ => None,
-        };
-        // A note is evidence kept for years: a card number typed into it is masked like one a register sent.
-        let text = Some(mask_card_numbers(change.text().trim())).filter(|t| !t.is_empty());
         sqlx::query(
             "INSERT INTO case_history (event_seq, at_ms, actor, action, outcome, text) VALUES (?, ?, ?, ?, ?, ?)",
         )
@@ -142,8 +109,8 @@ impl Cases for SqliteStore {
         .bind(at_ms)
         .bind(actor)
         .bind(change.action())
-        .bind(outcome)
-        .bind(text)
+        .bind(change.outcome())
+        .bind(change.recorded_text())
         .execute(&mut *tx)
         .await?;
         let case = record(&mut tx, seq)

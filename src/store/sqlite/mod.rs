@@ -16,8 +16,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 
@@ -29,8 +28,6 @@ pub struct SqliteStore {
     reader: SqlitePool,
 }
 
-pub(super) const EVENT_COLUMNS: &str = "e.seq, e.event_key, e.id AS event_id, e.type, e.at, e.at_ms, e.received_ms, e.store, e.register, \
-     e.cashier, e.txn, e.amount, e.currency, e.reason, e.lines, e.attributes, e.flagged, e.mapped, e.topic, e.signed, e.reused, e.sent_at, e.sent_at_ms";
 /// Leaves out the rows of camera systems that are busy or cooling down.
 fn push_skip(q: &mut QueryBuilder<Sqlite>, skip: &[String]) {
     if skip.is_empty() {
@@ -42,6 +39,12 @@ fn push_skip(q: &mut QueryBuilder<Sqlite>, skip: &[String]) {
         list.push_bind(system.clone());
     }
     q.push(")");
+}
+
+impl reads::Dialect for Sqlite {
+    fn push_scope(q: &mut QueryBuilder<'_, Sqlite>, column: &str, scope: &StoreScope) {
+        push_scope(q, column, scope);
+    }
 }
 
 /// Narrows to the events of the stores in `scope`; an empty list matches nothing.
@@ -291,34 +294,11 @@ fn event_grams<'a>(store: &str, texts: impl Iterator<Item = &'a str>) -> String 
     tokens.join(" ")
 }
 
-/// The escape character of [`like_pattern`].
-const ESCAPE: &str = " ESCAPE '\\'";
-
-/// A LIKE pattern finding `word` anywhere: its own `%`, `_` and `\` are escaped to mean themselves.
-fn like_pattern(word: &str) -> String {
-    let mut pattern = String::with_capacity(word.len() + 2);
-    pattern.push('%');
-    for c in word.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            pattern.push('\\');
-        }
-        pattern.push(c);
-    }
-    pattern.push('%');
-    pattern
-}
-
-/// Rows sleeping out a backoff after a failure, waiting past the bound that follows.
-const WAITING_AFTER_FAILURE: &str = " WHERE state = 'pending' AND claimed_until_ms IS NULL AND last_error IS NOT NULL AND next_attempt_ms > ";
-
 /// Each index connection's SQLite page cache, in KiB. SQLite's default (2,000 KiB) on every pooled connection
 /// kept the pages of each page read (the 24-hour timeline, the cashier chart) in the daemon's memory long after:
 /// about 11 MB more after 150 page renders (`cargo bench --bench memory`). The operating system caches the file
 /// anyway, so a page not held here costs a read from memory, not from disk.
 const READER_CACHE_KIB: u32 = 256;
-
-const BOOKMARK_COLUMNS: &str = "b.id, b.system, b.device, b.camera, b.moment_ms, b.start_ms, b.duration_ms, b.state, \
-     b.attempts, b.next_attempt_ms, b.vendor_id, b.last_error, b.made_ms, b.made_as";
 
 /// Whether a connection given back is outside any transaction, as a connection back in the pool must be;
 /// one that is not is closed, and the pool opens a fresh one.
@@ -471,74 +451,18 @@ impl SqliteStore {
     }
 }
 
-fn bookmark_from_row(row: &SqliteRow) -> Result<BookmarkRecord, StoreError> {
-    let state: String = row.try_get("state")?;
-    let state = BookmarkState::parse(&state)
-        .ok_or_else(|| StoreError::Invalid(format!("bookmark has unknown state \"{state}\"")))?;
-    Ok(BookmarkRecord {
-        id: row.try_get("id")?,
-        system: row.try_get("system")?,
-        device: row.try_get("device")?,
-        camera: row.try_get("camera")?,
-        moment_ms: row.try_get("moment_ms")?,
-        start_ms: row.try_get("start_ms")?,
-        duration_ms: row.try_get("duration_ms")?,
-        next_attempt_ms: if state == BookmarkState::Pending {
-            row.try_get("next_attempt_ms")?
-        } else {
-            None
-        },
-        state,
-        attempts: row.try_get("attempts")?,
-        vendor_id: row.try_get("vendor_id")?,
-        last_error: row.try_get("last_error")?,
-        made_ms: row.try_get("made_ms")?,
-        made_as: row.try_get("made_as")?,
-    })
-}
-
-pub(super) fn event_from_row(row: &SqliteRow) -> Result<EventRecord, StoreError> {
-    let lines: String = row.try_get("lines")?;
-    let attributes: String = row.try_get("attributes")?;
-    Ok(EventRecord {
-        seq: row.try_get("seq")?,
-        key: row.try_get("event_key")?,
-        id: row.try_get("event_id")?,
-        kind: row.try_get("type")?,
-        at: row.try_get("at")?,
-        at_ms: row.try_get("at_ms")?,
-        sent_at: row.try_get("sent_at")?,
-        sent_at_ms: row.try_get("sent_at_ms")?,
-        received_ms: row.try_get("received_ms")?,
-        store: row.try_get("store")?,
-        register: row.try_get("register")?,
-        cashier: row.try_get("cashier")?,
-        transaction: row.try_get("txn")?,
-        amount: row.try_get("amount")?,
-        currency: row.try_get("currency")?,
-        reason: row.try_get("reason")?,
-        lines: serde_json::from_str(&lines).unwrap_or_default(),
-        attributes: serde_json::from_str(&attributes).unwrap_or_default(),
-        flagged: row.try_get("flagged")?,
-        mapped: row.try_get("mapped")?,
-        topic: row.try_get("topic")?,
-        signed: row.try_get("signed")?,
-        reused: row.try_get("reused")?,
-        bookmarks: Vec::new(),
-        case: None,
-    })
-}
-
-/// `size` and `sha256` are of the payload as it arrived; `raw` is what is kept of it (masked, maybe cut).
 async fn insert_dead_letter(
     tx: &mut sqlx::Transaction<'_, Sqlite>,
-    received_ms: i64,
-    topic: &str,
-    reason: &str,
-    raw: &str,
-    size: u64,
-    sha256: &str,
+    letter: &LetterRow<'_>,
 ) -> Result<(), StoreError> {
+    let LetterRow {
+        received_ms,
+        topic,
+        reason,
+        raw,
+        size,
+        sha256,
+    } = *letter;
     let kept_bytes = raw.len() + topic.len() + reason.len();
     sqlx::query(
         "INSERT INTO dead_letters (received_ms, topic, reason, raw, size, sha256, kept_bytes) \
@@ -560,43 +484,24 @@ async fn insert_dead_letter(
 /// for something else, which is kept as a dead letter and marked on the original, never dropped in silence.
 async fn reused_or_duplicate(
     tx: &mut sqlx::Transaction<'_, Sqlite>,
-    event: &Event,
-    digest: &str,
-    topic: &str,
-    received_ms: i64,
-    raw: &str,
+    e: &EventRow<'_>,
 ) -> Result<IntakeOutcome, StoreError> {
     let (seq, stored): (i64, Option<String>) =
         sqlx::query_as("SELECT seq, digest FROM events WHERE store = ? AND id = ?")
-            .bind(&event.store)
-            .bind(&event.id)
+            .bind(&e.event.store)
+            .bind(&e.event.id)
             .fetch_one(&mut **tx)
             .await?;
     // Events stored before digests existed cannot be compared: a copy is the likelier reading.
-    if stored.is_none_or(|d| d == digest) {
+    if stored.is_none_or(|d| d == e.digest) {
         return Ok(IntakeOutcome::Duplicate);
     }
     sqlx::query("UPDATE events SET reused = reused + 1 WHERE seq = ?")
         .bind(seq)
         .execute(&mut **tx)
         .await?;
-    let reason = format!(
-        "id reused with different content: event {seq} ({}/{}, id {}) was stored first and is kept; this message is not",
-        event.store, event.register, event.id
-    );
-    // The event's payload was not kept byte for byte: size and digest are of the text kept, which is the
-    // payload itself unless masking changed it.
-    let size = raw.len() as u64;
-    insert_dead_letter(
-        tx,
-        received_ms,
-        topic,
-        &reason,
-        raw,
-        size,
-        &sha256_hex(raw.as_bytes()),
-    )
-    .await?;
+    let (mut reason, mut sha256) = (String::new(), String::new());
+    insert_dead_letter(tx, &reused_letter(seq, e, &mut reason, &mut sha256)).await?;
     Ok(IntakeOutcome::Reused { seq })
 }
 
@@ -619,43 +524,6 @@ async fn run_chunk(
         .await?;
     Ok(())
 }
-
-/// The parts of an [`Intake::Event`] that are written.
-struct EventRow<'a> {
-    event: &'a Event,
-    raw: &'a str,
-    digest: &'a str,
-    signed: Option<bool>,
-    topic: &'a str,
-    received_ms: i64,
-    flagged: bool,
-    mapped: bool,
-    bookmarks: &'a [NewBookmark],
-    drawer: DrawerRule,
-}
-
-/// Events of `severity` or above, as SQL on `e`: by type, and a drawer open only while flagged
-/// ([`crate::event::Severity::of`]). Built from the type list, so the two cannot disagree.
-fn severity_condition(severity: crate::event::Severity) -> String {
-    use crate::event::{EventType, Severity};
-    if severity == Severity::Low {
-        return "1 = 1".into();
-    }
-    let types: Vec<String> = EventType::ALL
-        .into_iter()
-        .filter(|t| *t != EventType::DrawerOpen && t.severity() >= severity)
-        .map(|t| format!("'{}'", t.as_str()))
-        .collect();
-    let drawer_open = if EventType::DrawerOpen.severity() >= severity {
-        " OR (e.type = 'drawer_open' AND e.flagged = 1)"
-    } else {
-        ""
-    };
-    format!("(e.type IN ({}){drawer_open})", types.join(", "))
-}
-
-/// The types that explain a drawer open ([`crate::event::EventType::explains_drawer_open`]), as stored.
-const EXPLAINING_TYPES: &str = "('sale', 'refund', 'paid_in', 'paid_out')";
 
 /// Whether an event that explains a drawer open is stored at this register within `within_ms` of `at_ms`.
 async fn drawer_open_explained(
@@ -824,9 +692,7 @@ async fn insert_events(
                     bookmarks: e.bookmarks.len(),
                 });
             }
-            None => outcomes.push(
-                reused_or_duplicate(tx, event, e.digest, e.topic, e.received_ms, e.raw).await?,
-            ),
+            None => outcomes.push(reused_or_duplicate(tx, e).await?),
         }
     }
     for chunk in planned.chunks(ROWS_PER_INSERT) {
@@ -953,77 +819,31 @@ impl Store for SqliteStore {
     ) -> Result<Vec<IntakeOutcome>, StoreError> {
         let mut tx = self.writer.begin().await?;
         let mut outcomes = Vec::with_capacity(batch.len());
-        let mut events = Vec::new();
-        for intake in batch {
-            match intake {
-                Intake::Event {
-                    event,
-                    raw,
-                    digest,
-                    signed,
-                    topic,
-                    received_ms,
-                    flagged,
-                    mapped,
-                    bookmarks,
-                    drawer,
-                } => {
-                    events.push(EventRow {
-                        event,
-                        raw,
-                        digest,
-                        signed: *signed,
-                        topic,
-                        received_ms: *received_ms,
-                        flagged: *flagged,
-                        mapped: *mapped,
-                        bookmarks,
-                        drawer: *drawer,
-                    });
-                    if events.len() == ROWS_PER_INSERT {
-                        insert_events(&mut tx, &events, now_ms, &mut outcomes).await?;
-                        events.clear();
-                    }
-                }
-                Intake::DeadLetter {
-                    topic,
-                    received_ms,
-                    reason,
-                    raw,
-                    size,
-                    sha256,
-                } => {
+        for piece in pieces(batch, ROWS_PER_INSERT) {
+            match piece {
+                Piece::Events(events) => {
                     insert_events(&mut tx, &events, now_ms, &mut outcomes).await?;
-                    events.clear();
-                    insert_dead_letter(&mut tx, *received_ms, topic, reason, raw, *size, sha256)
-                        .await?;
+                }
+                Piece::Letter(letter) => {
+                    insert_dead_letter(&mut tx, &letter).await?;
                     outcomes.push(IntakeOutcome::DeadLettered);
                 }
             }
         }
-        insert_events(&mut tx, &events, now_ms, &mut outcomes).await?;
         tx.commit().await?;
         Ok(outcomes)
     }
 
     async fn claim_due(
         &self,
+        holder: &str,
         now_ms: i64,
         lease_ms: i64,
         room: &Room,
     ) -> Result<Vec<Job>, StoreError> {
         // One arm per camera system with room, each its own earliest due rows up to its limit, and one for
         // every system not listed; systems with no room are not read at all.
-        let listed: Vec<String> = room.systems.iter().map(|(s, _)| s.clone()).collect();
-        let mut arms: Vec<(Option<&str>, usize)> = room
-            .systems
-            .iter()
-            .filter(|(_, n)| *n > 0)
-            .map(|(s, n)| (Some(s.as_str()), *n))
-            .collect();
-        if room.others > 0 {
-            arms.push((None, room.others));
-        }
+        let (arms, listed) = room.arms();
         if arms.is_empty() {
             return Ok(Vec::new());
         }
@@ -1032,6 +852,7 @@ impl Store for SqliteStore {
         // reached the camera system, so it counts as maybe created.
         let mut q = QueryBuilder::<Sqlite>::new("UPDATE bookmarks SET claimed_until_ms = ");
         q.push_bind(now_ms + lease_ms);
+        q.push(", claimed_by = ").push_bind(holder.to_string());
         q.push(", maybe_created = (maybe_created OR in_flight), in_flight = 1, attempts = attempts + 1, updated_ms = ");
         q.push_bind(now_ms);
         q.push(" WHERE id IN (");
@@ -1096,7 +917,7 @@ impl Store for SqliteStore {
             // Never sent: the claim's attempt and in_flight are taken back; maybe_created keeps what the claim
             // found.
             let mut q = QueryBuilder::<Sqlite>::new(
-                "UPDATE bookmarks SET attempts = MAX(attempts - 1, 0), in_flight = 0, claimed_until_ms = NULL \
+                "UPDATE bookmarks SET attempts = MAX(attempts - 1, 0), in_flight = 0, claimed_until_ms = NULL, claimed_by = NULL \
                  WHERE id IN (",
             );
             let mut ids = q.separated(", ");
@@ -1109,7 +930,7 @@ impl Store for SqliteStore {
         for chunk in of(|o| matches!(o, Outcome::Made { .. })).chunks(ROWS_PER_INSERT) {
             let mut q = QueryBuilder::<Sqlite>::new(
                 "UPDATE bookmarks SET state = 'made', vendor_id = v.column2, made_as = v.column3, made_ms = v.column4, \
-                 updated_ms = v.column4, in_flight = 0, maybe_created = 0, claimed_until_ms = NULL, last_error = NULL \
+                 updated_ms = v.column4, in_flight = 0, maybe_created = 0, claimed_until_ms = NULL, claimed_by = NULL, last_error = NULL \
                  FROM (",
             );
             q.push_values(chunk, |mut row, f| {
@@ -1130,7 +951,7 @@ impl Store for SqliteStore {
         for chunk in of(|o| matches!(o, Outcome::Retry { .. })).chunks(ROWS_PER_INSERT) {
             let mut q = QueryBuilder::<Sqlite>::new(
                 "UPDATE bookmarks SET next_attempt_ms = v.column2, last_error = v.column3, maybe_created = v.column4, \
-                 in_flight = 0, claimed_until_ms = NULL, updated_ms = v.column5 FROM (",
+                 in_flight = 0, claimed_until_ms = NULL, claimed_by = NULL, updated_ms = v.column5 FROM (",
             );
             q.push_values(chunk, |mut row, f| {
                 let Outcome::Retry {
@@ -1155,7 +976,7 @@ impl Store for SqliteStore {
             // neither stands. maybe_created keeps what earlier attempts left.
             let mut q = QueryBuilder::<Sqlite>::new(
                 "UPDATE bookmarks SET next_attempt_ms = v.column2, last_error = v.column3, \
-                 attempts = MAX(attempts - 1, 0), in_flight = 0, claimed_until_ms = NULL, updated_ms = v.column4 \
+                 attempts = MAX(attempts - 1, 0), in_flight = 0, claimed_until_ms = NULL, claimed_by = NULL, updated_ms = v.column4 \
                  FROM (",
             );
             q.push_values(chunk, |mut row, f| {
@@ -1173,7 +994,7 @@ impl Store for SqliteStore {
         for chunk in of(|o| matches!(o, Outcome::Failed { .. })).chunks(ROWS_PER_INSERT) {
             let mut q = QueryBuilder::<Sqlite>::new(
                 "UPDATE bookmarks SET state = 'failed', last_error = v.column2, in_flight = 0, \
-                 claimed_until_ms = NULL, updated_ms = v.column3 FROM (",
+                 claimed_until_ms = NULL, claimed_by = NULL, updated_ms = v.column3 FROM (",
             );
             q.push_values(chunk, |mut row, f| {
                 let Outcome::Failed { error } = &f.outcome else {
@@ -1262,12 +1083,15 @@ impl Store for SqliteStore {
         Ok(q.build_query_scalar().fetch_one(&self.reader).await?)
     }
 
-    async fn release_orphaned_claims(&self) -> Result<u64, StoreError> {
-        // One SQLite file has one daemon, so at start-up every lease is a dead process's. `in_flight` stays set:
-        // that attempt may have reached the camera system.
+    async fn release_orphaned_claims(&self, holder: &str) -> Result<u64, StoreError> {
+        // `in_flight` stays set: that attempt may have reached the camera system. A lease with no holder was
+        // taken before holders were recorded (migration 0018), when one file had one daemon: it is this
+        // daemon's own.
         let done = sqlx::query(
-            "UPDATE bookmarks SET claimed_until_ms = NULL WHERE claimed_until_ms IS NOT NULL",
+            "UPDATE bookmarks SET claimed_until_ms = NULL, claimed_by = NULL \
+             WHERE claimed_until_ms IS NOT NULL AND (claimed_by = ? OR claimed_by IS NULL)",
         )
+        .bind(holder)
         .execute(&self.writer)
         .await?;
         Ok(done.rows_affected())
@@ -1309,7 +1133,7 @@ impl Store for SqliteStore {
         let done = sqlx::query(
             "UPDATE bookmarks SET state = 'pending', system = ?2, device = ?3, camera = ?4, moment_ms = ?5, \
              start_ms = ?6, duration_ms = ?7, attempts = 0, next_attempt_ms = ?8, updated_ms = ?8, \
-             claimed_until_ms = NULL, in_flight = 0, \
+             claimed_until_ms = NULL, claimed_by = NULL, in_flight = 0, \
              maybe_created = CASE WHEN device = ?3 AND system = ?2 THEN maybe_created ELSE 0 END \
              WHERE id = ?1 AND state = 'failed' AND NOT EXISTS (SELECT 1 FROM bookmarks o \
              WHERE o.event_seq = bookmarks.event_seq AND o.system = ?2 AND o.device = ?3 AND o.id != ?1)",
@@ -1337,60 +1161,8 @@ impl Store for SqliteStore {
         ));
         push_from(&mut q, &plan);
         q.push(" WHERE 1 = 1");
-        push_scope(&mut q, "e.store", &query.scope);
-        if let Some(store) = &query.store {
-            q.push(" AND e.store = ").push_bind(store);
-        }
-        if let Some(register) = &query.register {
-            q.push(" AND e.register = ").push_bind(register);
-        }
-        if let Some(kind) = &query.kind {
-            q.push(" AND e.type = ").push_bind(kind);
-        }
-        if let Some(cashier) = &query.cashier {
-            q.push(" AND e.cashier = ").push_bind(cashier);
-        }
-        if let Some(txn) = &query.transaction {
-            q.push(" AND e.txn = ").push_bind(txn);
-        }
-        if let Some(from) = query.from_ms {
-            q.push(" AND e.at_ms >= ").push_bind(from);
-        }
-        if let Some(to) = query.to_ms {
-            q.push(" AND e.at_ms < ").push_bind(to);
-        }
-        if !query.days.is_empty() {
-            q.push(" AND (");
-            for (i, day) in query.days.iter().enumerate() {
-                if i > 0 {
-                    q.push(" OR ");
-                }
-                q.push("(e.store = ")
-                    .push_bind(day.store.clone())
-                    .push(" AND e.at_ms >= ")
-                    .push_bind(day.from_ms)
-                    .push(" AND e.at_ms < ")
-                    .push_bind(day.to_ms)
-                    .push(")");
-            }
-            q.push(")");
-        }
-        if query.flagged_only {
-            q.push(" AND e.flagged = 1");
-        }
-        if let Some(severity) = query.severity {
-            q.push(" AND ").push(severity_condition(severity));
-        }
+        reads::push_filters(&mut q, query);
         push_search(&mut q, &plan);
-        if let Some(min) = query.min_amount {
-            q.push(" AND e.amount >= ").push_bind(min);
-        }
-        if let Some(max) = query.max_amount {
-            q.push(" AND e.amount <= ").push_bind(max);
-        }
-        if let Some(currency) = &query.currency {
-            q.push(" AND e.currency = ").push_bind(currency);
-        }
         match query.bookmark_state {
             // Made is what most bookmarks become: walking events newest first fills a page at once.
             Some(BookmarkState::Made) => {
@@ -1404,9 +1176,6 @@ impl Store for SqliteStore {
                     .push(")");
             }
             None => {}
-        }
-        if let Some(case) = query.case {
-            q.push(case.condition());
         }
         if let Some((at_ms, seq)) = query.before {
             // `at_ms <=` is implied by the OR, but only a plain range lets the time indexes start at the cursor
@@ -1434,22 +1203,9 @@ impl Store for SqliteStore {
         since_ms: i64,
         limit: i64,
     ) -> Result<SeenValues, StoreError> {
-        // Recent events only: the time index bounds the read, and a cashier who left a year ago is not one
-        // to offer.
         let distinct = async |column: &str| -> Result<Vec<String>, StoreError> {
-            let mut q = QueryBuilder::<Sqlite>::new(format!(
-                "SELECT DISTINCT e.{column} FROM events e WHERE e.at_ms >= "
-            ));
-            q.push_bind(since_ms);
-            push_scope(&mut q, "e.store", scope);
-            if let Some(store) = store {
-                q.push(" AND e.store = ").push_bind(store.to_string());
-            }
-            q.push(format!(
-                " AND e.{column} IS NOT NULL AND e.{column} != '' ORDER BY 1 LIMIT "
-            ))
-            .push_bind(limit);
-            Ok(q.build_query_scalar::<String>()
+            Ok(reads::seen::<Sqlite>(column, scope, store, since_ms, limit)
+                .build_query_scalar()
                 .fetch_all(&self.reader)
                 .await?)
         };
@@ -1467,46 +1223,22 @@ impl Store for SqliteStore {
         from_ms: i64,
         to_ms: i64,
     ) -> Result<Vec<(String, String, i64)>, StoreError> {
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "SELECT cashier, type, COUNT(*) FROM events WHERE store = ",
-        );
-        q.push_bind(store)
-            .push(" AND at_ms >= ")
-            .push_bind(from_ms)
-            .push(" AND at_ms < ")
-            .push_bind(to_ms)
-            .push(" AND cashier IS NOT NULL");
-        push_scope(&mut q, "store", scope);
-        q.push(" GROUP BY cashier, type ORDER BY cashier, type");
-        Ok(q.build_query_as().fetch_all(&self.reader).await?)
+        Ok(
+            reads::cashier_counts::<Sqlite>(scope, store, from_ms, to_ms)
+                .build_query_as()
+                .fetch_all(&self.reader)
+                .await?,
+        )
     }
 
     async fn register_activity(
         &self,
         r: &RegisterActivity<'_>,
     ) -> Result<Vec<EventRecord>, StoreError> {
-        let mut q = QueryBuilder::<Sqlite>::new(format!(
-            "SELECT {EVENT_COLUMNS} FROM events e WHERE e.store = "
-        ));
-        q.push_bind(r.store)
-            .push(" AND e.register = ")
-            .push_bind(r.register)
-            .push(" AND e.at_ms >= ")
-            .push_bind(r.from_ms)
-            .push(" AND e.at_ms < ")
-            .push_bind(r.to_ms);
-        push_scope(&mut q, "e.store", r.scope);
-        if !r.types.is_empty() {
-            let mut types = q.push(" AND e.type IN (").separated(", ");
-            for t in r.types {
-                types.push_bind(*t);
-            }
-            types.push_unseparated(")");
-        }
-        let order = if r.newest_first { "DESC" } else { "ASC" };
-        q.push(format!(" ORDER BY e.at_ms {order}, e.seq {order} LIMIT "))
-            .push_bind(r.limit.max(1));
-        let rows = q.build().fetch_all(&self.reader).await?;
+        let rows = reads::register_activity::<Sqlite>(r)
+            .build()
+            .fetch_all(&self.reader)
+            .await?;
         let mut events = rows
             .iter()
             .map(event_from_row)
@@ -1519,12 +1251,10 @@ impl Store for SqliteStore {
     }
 
     async fn event(&self, seq: i64, scope: &StoreScope) -> Result<Option<EventRecord>, StoreError> {
-        let mut q = QueryBuilder::<Sqlite>::new(format!(
-            "SELECT {EVENT_COLUMNS} FROM events e WHERE e.seq = "
-        ));
-        q.push_bind(seq);
-        push_scope(&mut q, "e.store", scope);
-        let row = q.build().fetch_optional(&self.reader).await?;
+        let row = reads::event::<Sqlite>(seq, scope)
+            .build()
+            .fetch_optional(&self.reader)
+            .await?;
         let Some(row) = row else { return Ok(None) };
         let mut events = vec![event_from_row(&row)?];
         self.attach_details(&mut events).await?;
@@ -1538,15 +1268,12 @@ impl Store for SqliteStore {
         register: &str,
         limit: i64,
     ) -> Result<Vec<(i64, Option<i64>, i64)>, StoreError> {
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "SELECT e.at_ms, e.sent_at_ms, e.received_ms FROM events e WHERE e.store = ",
-        );
-        q.push_bind(store)
-            .push(" AND e.register = ")
-            .push_bind(register);
-        push_scope(&mut q, "e.store", scope);
-        q.push(" ORDER BY e.at_ms DESC LIMIT ").push_bind(limit);
-        Ok(q.build_query_as().fetch_all(&self.reader).await?)
+        Ok(
+            reads::register_timings::<Sqlite>(scope, store, register, limit)
+                .build_query_as()
+                .fetch_all(&self.reader)
+                .await?,
+        )
     }
 
     async fn attempts(&self, bookmark_id: i64) -> Result<Vec<AttemptRecord>, StoreError> {

@@ -3,22 +3,9 @@
 use async_trait::async_trait;
 use sqlx::{QueryBuilder, Sqlite};
 
-use super::{EVENT_COLUMNS, SqliteStore, event_from_row};
+use super::SqliteStore;
 use crate::store::retention::*;
 use crate::store::*;
-
-/// The candidates' condition: `id` as the cashier, or somewhere in the payload (a word of it is checked in
-/// Rust, since SQL has no such test), of `store` if given.
-fn push_naming(q: &mut QueryBuilder<Sqlite>, id: &str, store: Option<&str>) {
-    q.push(" AND (e.cashier = ")
-        .push_bind(id.to_string())
-        .push(" OR instr(e.raw, ")
-        .push_bind(id.to_string())
-        .push(") > 0)");
-    if let Some(store) = store {
-        q.push(" AND e.store = ").push_bind(store.to_string());
-    }
-}
 
 #[async_trait]
 impl Retention for SqliteStore {
@@ -114,30 +101,19 @@ impl Retention for SqliteStore {
         after_seq: i64,
         limit: i64,
     ) -> Result<Vec<EventRecord>, StoreError> {
-        let mut found = Vec::new();
-        let mut after = after_seq;
-        // Candidates hold the text somewhere; only those naming it as a word are the person's.
-        while (found.len() as i64) < limit {
+        let mut found = naming(id, after_seq, limit, |after| async move {
             let mut q = QueryBuilder::<Sqlite>::new(format!(
                 "SELECT {EVENT_COLUMNS}, e.raw FROM events e WHERE e.seq > "
             ));
             q.push_bind(after);
-            push_naming(&mut q, id, store);
+            push_naming(&mut q, "instr", id, store);
             q.push(" ORDER BY e.seq LIMIT ").push_bind(PURGE_BATCH);
             let rows = q.build().fetch_all(self.reader()).await?;
-            let Some(last) = rows.last() else { break };
-            after = sqlx::Row::try_get(last, "seq")?;
-            for row in &rows {
-                let raw: String = sqlx::Row::try_get(row, "raw")?;
-                let event = event_from_row(row)?;
-                if event_names(&event, &raw, id) && (found.len() as i64) < limit {
-                    found.push(event);
-                }
-            }
-            if (rows.len() as i64) < PURGE_BATCH {
-                break;
-            }
-        }
+            rows.iter()
+                .map(|row| Ok((event_from_row(row)?, sqlx::Row::try_get(row, "raw")?)))
+                .collect()
+        })
+        .await?;
         self.attach_details(&mut found).await?;
         Ok(found)
     }
@@ -148,72 +124,51 @@ impl Retention for SqliteStore {
         store: Option<&str>,
         pseudonym: &str,
     ) -> Result<Erased, StoreError> {
-        type Row = (
-            i64,
-            Option<String>,
-            String,
-            String,
-            String,
-            Option<String>,
-            bool,
-        );
         let mut erased = Erased::default();
         let mut after = 0i64;
         loop {
             let mut tx = self.writer().begin().await?;
-            let mut q = QueryBuilder::<Sqlite>::new(
-                "SELECT e.seq, e.cashier, e.raw, e.attributes, e.lines, e.reason, \
-                 EXISTS (SELECT 1 FROM cases c WHERE c.event_seq = e.seq AND c.state = 'open') \
-                 FROM events e WHERE e.seq > ",
-            );
+            let mut q = QueryBuilder::<Sqlite>::new(format!(
+                "SELECT {NAMING_COLUMNS} FROM events e WHERE e.seq > "
+            ));
             q.push_bind(after);
-            push_naming(&mut q, id, store);
+            push_naming(&mut q, "instr", id, store);
             q.push(" ORDER BY e.seq LIMIT ").push_bind(PURGE_BATCH);
-            let rows: Vec<Row> = q.build_query_as().fetch_all(&mut *tx).await?;
+            let rows: Vec<NamingEvent> = q.build_query_as().fetch_all(&mut *tx).await?;
             let Some(last) = rows.last() else {
                 tx.rollback().await?;
                 break;
             };
-            after = last.0;
+            after = last.seq;
             let full = rows.len() as i64 == PURGE_BATCH;
-            for (seq, cashier, raw, attributes, lines, reason, held) in rows {
-                let own = cashier.as_deref() == Some(id);
-                if !own && !names(&raw, id) {
+            for event in rows {
+                if !event.names(id) {
                     continue;
                 }
-                if held {
+                if event.held {
                     erased.held += 1;
                     continue;
                 }
-                let cashier = if own {
-                    Some(pseudonym.to_string())
-                } else {
-                    cashier.map(|c| replace_word(&c, id, pseudonym).unwrap_or(c))
-                };
-                let raw = replace_in_json_text(&raw, id, pseudonym).unwrap_or(raw);
-                let attributes =
-                    replace_in_json_text(&attributes, id, pseudonym).unwrap_or(attributes);
-                let lines = replace_in_json_text(&lines, id, pseudonym).unwrap_or(lines);
-                let reason = reason.map(|r| replace_word(&r, id, pseudonym).unwrap_or(r));
+                let event = event.erased(id, pseudonym);
                 // The update trigger takes the event out of both search indexes until the indexer reads it
                 // again; meanwhile a search reads its new text from the row.
                 sqlx::query(
                     "UPDATE events SET cashier = ?, raw = ?, attributes = ?, lines = ?, reason = ?, \
                      digest = NULL WHERE seq = ?",
                 )
-                .bind(cashier)
-                .bind(raw)
-                .bind(attributes)
-                .bind(lines)
-                .bind(reason)
-                .bind(seq)
+                .bind(&event.cashier)
+                .bind(&event.raw)
+                .bind(&event.attributes)
+                .bind(&event.lines)
+                .bind(&event.reason)
+                .bind(event.seq)
                 .execute(&mut *tx)
                 .await?;
                 erased.events += 1;
                 let notes: Vec<String> = sqlx::query_scalar(
                     "SELECT text FROM case_history WHERE event_seq = ? AND text IS NOT NULL",
                 )
-                .bind(seq)
+                .bind(event.seq)
                 .fetch_all(&mut *tx)
                 .await?;
                 erased.case_notes += notes.iter().filter(|t| names(t, id)).count() as u64;
@@ -223,28 +178,19 @@ impl Retention for SqliteStore {
                 break;
             }
         }
-        // Dead letters belong to no event; a store's are those that came on its topics.
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "SELECT id, raw, topic, reason FROM dead_letters WHERE instr(raw, ",
-        );
-        q.push_bind(id.to_string()).push(") > 0");
-        if let Some(store) = store {
-            q.push(" AND instr(topic, ")
-                .push_bind(format!("/{store}/"))
-                .push(") > 0");
-        }
+        let mut q = letters_naming::<Sqlite>("instr", id, store);
         let letters: Vec<(i64, String, String, String)> =
             q.build_query_as().fetch_all(self.writer()).await?;
         let mut tx = self.writer().begin().await?;
         for (letter, raw, topic, reason) in letters {
-            let Some(raw) = replace_word(&raw, id, pseudonym) else {
+            let Some((raw, reason, kept)) = erased_letter(&raw, &topic, reason, id, pseudonym)
+            else {
                 continue;
             };
-            let reason = replace_word(&reason, id, pseudonym).unwrap_or(reason);
             sqlx::query("UPDATE dead_letters SET raw = ?, reason = ?, kept_bytes = ? WHERE id = ?")
                 .bind(&raw)
                 .bind(&reason)
-                .bind((raw.len() + topic.len() + reason.len()) as i64)
+                .bind(kept)
                 .bind(letter)
                 .execute(&mut *tx)
                 .await?;
