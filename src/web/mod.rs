@@ -12,6 +12,7 @@ mod footage;
 mod format;
 pub mod i18n;
 mod local_path;
+pub mod metrics;
 mod pages;
 mod people;
 mod signin;
@@ -45,6 +46,8 @@ pub struct AppState {
     pub lanes: crate::delivery::Lanes,
     /// What the database is failing, if anything, for `/healthz`.
     pub health: crate::store::StoreHealth,
+    /// What `/metrics` reports.
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// Declares every route once: the router is built from this list, and [`ROUTES`] lists it, so a test can walk
@@ -106,7 +109,15 @@ pub const PUBLIC_ROUTES: &[&str] = &[
 ];
 
 pub fn router(state: AppState) -> Router {
-    routes()
+    // `/metrics` is none of the index's routes: it is there only when `[metrics]` puts it on this port, and it
+    // takes its own bearer token, not a person's sign-in.
+    let routes = match state.config.metrics {
+        crate::config::MetricsConfig::WebPort { .. } => {
+            routes().route("/metrics", axum::routing::get(metrics::scrape))
+        }
+        _ => routes(),
+    };
+    routes
         .layer(axum::middleware::map_response_with_state(
             state.clone(),
             pages::security_headers,
