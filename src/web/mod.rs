@@ -13,6 +13,7 @@ mod format;
 pub mod i18n;
 mod local_path;
 pub mod metrics;
+mod openapi;
 mod pages;
 mod people;
 mod signin;
@@ -96,16 +97,19 @@ index! {
     get "/api/events" => api::events,
     get "/api/events/{seq}" => api::event,
     get "/api/dead-letters" => api::dead_letters,
+    get "/api/openapi.json" => openapi::document,
 }
 
 /// The routes a signed-out visitor may reach: health for monitoring, the sign-in form and its second step (the
-/// authenticator code), its stylesheet and the language switch.
+/// authenticator code), its stylesheet, the language switch, and the API's description (the document in the
+/// repository, no data).
 pub const PUBLIC_ROUTES: &[&str] = &[
     "/healthz",
     "/static/style.css",
     "/login",
     "/login/code",
     "/lang",
+    "/api/openapi.json",
 ];
 
 pub fn router(state: AppState) -> Router {
