@@ -71,6 +71,74 @@ pub fn describe(config: &Config, file: Option<&Path>) -> String {
     )
 }
 
+/// `tillmark migrate`: applies the database's migrations without starting the daemon, and says which it applied
+/// or that there were none: the deployment step that upgrades a database before the new version's daemons
+/// start on it.
+pub async fn migrate(config: &Config) -> anyhow::Result<String> {
+    let url = &config.database.url;
+    let before = applied_migrations(url).await?;
+    // Opening the store is what migrates it, in one place for the daemon and this command.
+    let store = store::open(url)
+        .await
+        .with_context(|| format!("migrating {url}"))?;
+    store.close().await;
+    let after = applied_migrations(url).await?;
+    let named = |(version, description): &(i64, String)| format!("{version:04} {description}");
+    let newest = after
+        .last()
+        .map(named)
+        .unwrap_or_else(|| "none".to_string());
+    let applied: Vec<String> = after
+        .iter()
+        .filter(|m| !before.contains(m))
+        .map(named)
+        .collect();
+    Ok(match applied.len() {
+        0 => format!("Nothing to apply: {url} is current, at migration {newest}.\n"),
+        n => format!(
+            "Applied {n} migration{} to {url}:\n  {}\nIt is current, at migration {newest}.\n",
+            if n == 1 { "" } else { "s" },
+            applied.join("\n  ")
+        ),
+    })
+}
+
+/// The migrations a SQLite database records as applied, `(version, description)` oldest first; none when the
+/// file cannot be opened yet (it does not exist: `store::open` makes it). Read beside the store rather than
+/// through it: it is sqlx's own record of the migrations that `store::open` runs, not the store's data.
+async fn applied_migrations(url: &str) -> anyhow::Result<Vec<(i64, String)>> {
+    use std::str::FromStr;
+
+    use sqlx::sqlite::SqliteConnectOptions;
+    use sqlx::{ConnectOptions, Connection};
+    if !url.starts_with("sqlite:") {
+        return Ok(Vec::new());
+    }
+    let Ok(mut conn) = SqliteConnectOptions::from_str(url)?
+        .read_only(true)
+        .connect()
+        .await
+    else {
+        return Ok(Vec::new());
+    };
+    let recorded: Option<String> = sqlx::query_scalar(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+    )
+    .fetch_optional(&mut conn)
+    .await?;
+    let applied =
+        match recorded {
+            Some(_) => sqlx::query_as(
+                "SELECT version, description FROM _sqlx_migrations WHERE success ORDER BY version",
+            )
+            .fetch_all(&mut conn)
+            .await?,
+            None => Vec::new(),
+        };
+    conn.close().await?;
+    Ok(applied)
+}
+
 /// `tillmark dead-letters`: the newest `limit`, dismissed ones marked, each payload's beginning only.
 pub async fn dead_letters(config: &Config, limit: i64) -> anyhow::Result<()> {
     let store = store::open(&config.database.url)

@@ -14,6 +14,7 @@ pub mod delivery;
 pub mod event;
 pub mod indexer;
 pub mod ingest;
+pub mod metrics;
 pub mod money;
 pub mod retention;
 pub mod secret;
@@ -52,6 +53,10 @@ pub struct Daemon {
     indexer_cancel: CancellationToken,
     store: Arc<dyn Store>,
     web_addr: SocketAddr,
+    /// `/metrics`'s own listener and its server, when `[metrics] listen` asks for one; it stops with the web
+    /// index.
+    metrics_addr: Option<SocketAddr>,
+    metrics_server: Option<JoinHandle<()>>,
     broker: BrokerUrl,
 }
 
@@ -73,6 +78,13 @@ pub enum StartError {
         "cannot serve the web index on {addr}: {source}. Choose another address with `[web] listen`."
     )]
     Web {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(
+        "cannot serve metrics on {addr}: {source}. Choose another address with `[metrics] listen`."
+    )]
+    Metrics {
         addr: SocketAddr,
         source: std::io::Error,
     },
@@ -169,6 +181,7 @@ impl Daemon {
         let web_cancel = CancellationToken::new();
         let intake = ingest::Status::default();
         let lanes = delivery::Lanes::default();
+        let metrics = metrics::Metrics::default();
         let state = web::AppState {
             store: store.clone(),
             config: config.clone(),
@@ -177,6 +190,30 @@ impl Daemon {
             cameras: cameras.clone(),
             lanes: lanes.clone(),
             health: health.clone(),
+            metrics: metrics.clone(),
+        };
+        let (metrics_addr, metrics_server) = match &config.metrics {
+            config::MetricsConfig::Listener { listen, .. } => {
+                let failed = |source| StartError::Metrics {
+                    addr: *listen,
+                    source,
+                };
+                let listener = tokio::net::TcpListener::bind(listen)
+                    .await
+                    .map_err(failed)?;
+                let addr = listener.local_addr().map_err(failed)?;
+                let server = tokio::spawn({
+                    let (state, cancel) = (state.clone(), web_cancel.clone());
+                    async move {
+                        if let Err(e) = web::metrics::serve(listener, state, cancel).await {
+                            tracing::error!(error = %e, "The metrics listener stopped.");
+                        }
+                    }
+                });
+                tracing::info!(url = %format!("http://{addr}/metrics"), "Metrics listening.");
+                (Some(addr), Some(server))
+            }
+            _ => (None, None),
         };
         let web = tokio::spawn({
             let cancel = web_cancel.clone();
@@ -199,6 +236,7 @@ impl Daemon {
             lanes,
             failures: Default::default(),
             health: health.clone(),
+            metrics: metrics.clone(),
         };
         let delivery = tokio::spawn(worker.run(delivery_cancel.clone()));
         tokio::spawn(expedite_on_new_definitions(
@@ -222,6 +260,7 @@ impl Daemon {
             id_key,
             wake,
             (intake, health),
+            metrics,
         );
         Ok(Daemon {
             ingest,
@@ -237,12 +276,19 @@ impl Daemon {
             indexer_cancel,
             store,
             web_addr,
+            metrics_addr,
+            metrics_server,
             broker,
         })
     }
 
     pub fn web_addr(&self) -> SocketAddr {
         self.web_addr
+    }
+
+    /// Where `/metrics` has a listener of its own (`[metrics] listen`), if it has.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// Connected to the broker with the subscription in place, or the embedded listener is up.
@@ -265,6 +311,9 @@ impl Daemon {
         }
         self.web_cancel.cancel();
         let _ = self.web.await;
+        if let Some(server) = self.metrics_server {
+            let _ = server.await;
+        }
         self.watch_cancel.cancel();
         let _ = self.watcher.await;
         self.housekeeping_cancel.cancel();

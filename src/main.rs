@@ -83,6 +83,9 @@ enum Command {
     Run(ConfigArg),
     /// Validate a config file and print every error in it.
     CheckConfig(ConfigArg),
+    /// Apply the database's migrations and exit, without starting the daemon: the deployment step that
+    /// upgrades the database before the new version starts on it.
+    Migrate(ConfigArg),
     /// Publish a realistic stream of register events, for demos and load tests.
     Simulate {
         /// The broker to publish to, e.g. mqtt://127.0.0.1:1883.
@@ -398,6 +401,12 @@ async fn main() -> ExitCode {
                 );
                 Ok(())
             }
+            Err(code) => return code,
+        },
+        Command::Migrate(arg) => match load(&arg) {
+            Ok(config) => tillmark::cli::migrate(&config)
+                .await
+                .map(|out| print!("{out}")),
             Err(code) => return code,
         },
         Command::Simulate {

@@ -1975,3 +1975,76 @@ fn integrations_check_renders_each_systems_templates_and_names_an_undefined_one(
         run(tillmark(dir.path()).args(["integrations", "check", "--config", "tillmark.toml"]));
     assert_eq!(code, Some(0), "{stdout}");
 }
+
+/// `NNNN description` of each migration file, in order, as sqlx names them.
+fn migration_names() -> Vec<String> {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite");
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|f| f.unwrap().file_name().to_string_lossy().into_owned())
+        .filter_map(|f| {
+            let (version, rest) = f.strip_suffix(".sql")?.split_once('_')?;
+            Some(format!("{version} {}", rest.replace('_', " ")))
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+fn migrate(dir: &Path, file: &Path) -> (Option<i32>, String, String) {
+    run(tillmark(dir).args(["migrate", "--config"]).arg(file))
+}
+
+#[test]
+fn migrate_applies_every_migration_to_a_fresh_file_names_them_and_then_finds_it_current() {
+    let dir = tempfile::tempdir().unwrap();
+    let (file, url) = database_config(dir.path());
+    let migrations = migration_names();
+    let newest = migrations.last().unwrap();
+    // It returns by itself: the daemon would run until a signal.
+    let (code, stdout, stderr) = migrate(dir.path(), &file);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        stdout,
+        format!(
+            "Applied {} migrations to {url}:\n  {}\nIt is current, at migration {newest}.\n",
+            migrations.len(),
+            migrations.join("\n  ")
+        )
+    );
+    assert!(
+        stdout.contains("\n  0001 events and bookmarks\n"),
+        "{stdout}"
+    );
+    assert!(dir.path().join("x.db").exists());
+
+    let (code, stdout, stderr) = migrate(dir.path(), &file);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        stdout,
+        format!("Nothing to apply: {url} is current, at migration {newest}.\n")
+    );
+}
+
+#[tokio::test]
+async fn migrate_on_a_database_a_newer_tillmark_migrated_exits_1_naming_the_migration_it_lacks() {
+    let dir = tempfile::tempdir().unwrap();
+    let (file, url) = database_config(dir.path());
+    store::open(&url).await.unwrap().close().await;
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+         VALUES (9999, 'from a newer tillmark', 1, x'00', 0)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    let (code, stdout, stderr) = migrate(dir.path(), &file);
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(
+        stderr.contains(&format!("error: migrating {url}: "))
+            && stderr.contains("migration 9999 was previously applied"),
+        "{stderr}"
+    );
+}

@@ -135,6 +135,7 @@ impl Site {
             cameras: Default::default(),
             lanes: Default::default(),
             health: Default::default(),
+            metrics: Default::default(),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

@@ -8,6 +8,7 @@
 
 mod duration;
 mod intake;
+mod metrics;
 pub(crate) mod reader;
 mod size;
 
@@ -18,6 +19,7 @@ use std::path::{Path, PathBuf};
 
 pub use duration::{Millis, parse as parse_duration};
 pub use intake::IntakeConfig;
+pub use metrics::MetricsConfig;
 pub use reader::ConfigError;
 pub use reader::Section;
 use reader::{At, Doc, Table};
@@ -39,6 +41,8 @@ pub struct Config {
     pub retention: RetentionConfig,
     pub integrations: IntegrationsConfig,
     pub intake: IntakeConfig,
+    /// `[metrics]`: where Prometheus scrapes `/metrics`; off by default.
+    pub metrics: MetricsConfig,
     /// `[signing]`: whether events must be signed, and each register's key.
     pub signing: crate::event::Signing,
     pub stores: Vec<StoreConfig>,
@@ -526,6 +530,7 @@ impl Builder<'_> {
         let (dead_letters, keep_for) = self.dead_letters(top.opt_table("dead_letters").as_ref());
         let integrations = self.integrations(top.opt_table("integrations").as_ref());
         let intake = self.intake(top.opt_table("intake").as_ref());
+        let metrics = self.metrics(top.opt_table("metrics").as_ref());
         let signing = self.signing(top.opt_table("signing").as_ref());
         let retention = self.retention(
             top.opt_table("retention").as_ref(),
@@ -566,6 +571,7 @@ impl Builder<'_> {
             retention,
             integrations,
             intake,
+            metrics,
             signing,
             stores,
             camera_systems: systems,

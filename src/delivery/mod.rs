@@ -63,6 +63,8 @@ pub struct Worker {
     pub failures: std::sync::Mutex<failures::FailureLog>,
     /// Where a failing database is reported, once, by its kind.
     pub health: StoreHealth,
+    /// Each attempt's latency, by camera system.
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// Most attempts in flight across all camera systems; each system also has its own limit.
@@ -339,7 +341,11 @@ impl Worker {
         let pace = &lane.pace;
         let sent = Instant::now();
         let delivery = match self.cameras.get(&b.system) {
-            Some(system) => system.deliver(&job).await,
+            Some(system) => {
+                let delivery = system.deliver(&job).await;
+                self.metrics.delivered(&b.system, sent.elapsed());
+                delivery
+            }
             None => Delivery::Retry {
                 error: format!(
                     "no camera system \"{}\" in the config; the bookmark waits for it",

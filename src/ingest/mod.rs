@@ -17,7 +17,6 @@ use std::time::Duration;
 use rumqttc::Transport;
 use rumqttc::v5::{AsyncClient, MqttOptions};
 use tokio::sync::Notify;
-use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -94,8 +93,10 @@ pub fn start(
     id_key: Vec<u8>,
     wake: Arc<Notify>,
     (status, health): (Status, StoreHealth),
+    metrics: crate::metrics::Metrics,
 ) -> Ingest {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let tx = poller::Handoff::new(tx, &metrics);
     let generation = poller::Generation::default();
     let backlog = poller::Backlog::default();
     let intake = CancellationToken::new();
@@ -128,6 +129,7 @@ pub fn start(
         wake,
         id_key,
         health,
+        metrics,
     };
     let writer = tokio::spawn(writer.run(rx, intake.clone()));
     Ingest {
@@ -143,7 +145,7 @@ pub fn start(
 fn connect(
     config: &Config,
     (broker, tls): (&BrokerUrl, Option<(MqttTls, Tunnel)>),
-    (tx, backlog): (UnboundedSender<poller::Inbound>, poller::Backlog),
+    (tx, backlog): (poller::Handoff, poller::Backlog),
     generation: poller::Generation,
     status: Status,
     (intake, stop): (CancellationToken, CancellationToken),

@@ -35,6 +35,36 @@ pub enum Inbound {
     Subscribe,
 }
 
+/// The writer's inbox, as the poller and the embedded listener hand messages to it: each published message is
+/// counted as waiting until the committer has committed its batch ([`crate::metrics::Metrics::waiting`]).
+#[derive(Clone)]
+pub struct Handoff {
+    tx: UnboundedSender<Inbound>,
+    waiting: prometheus_client::metrics::gauge::Gauge,
+}
+
+impl Handoff {
+    pub fn new(tx: UnboundedSender<Inbound>, metrics: &crate::metrics::Metrics) -> Handoff {
+        Handoff {
+            tx,
+            waiting: metrics.waiting().clone(),
+        }
+    }
+
+    /// Hands `inbound` to the writer; `Err` once the writer has stopped.
+    pub fn send(&self, inbound: Inbound) -> Result<(), ()> {
+        let publish = matches!(inbound, Inbound::Publish { .. });
+        if publish {
+            self.waiting.inc();
+        }
+        self.tx.send(inbound).map_err(|_| {
+            if publish {
+                self.waiting.dec();
+            }
+        })
+    }
+}
+
 /// A published message as either source received it.
 pub struct Message {
     pub topic: String,
@@ -140,7 +170,7 @@ impl Backlog {
 /// What the polling task owns; [`Poller::run`] polls until `stop`, or until the DISCONNECT that shutdown sends.
 pub struct Poller {
     pub eventloop: EventLoop,
-    pub tx: UnboundedSender<Inbound>,
+    pub tx: Handoff,
     pub backlog: Backlog,
     pub generation: Generation,
     pub status: Status,

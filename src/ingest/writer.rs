@@ -46,6 +46,8 @@ pub struct Writer {
     pub id_key: Vec<u8>,
     /// Where a failing database is reported, once, by its kind.
     pub health: StoreHealth,
+    /// Counts what became of each message, and how many wait to be committed.
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// A message read into what the store keeps, with how to acknowledge it.
@@ -63,6 +65,7 @@ impl Writer {
             generation: self.generation.clone(),
             wake: self.wake.clone(),
             health: self.health.clone(),
+            metrics: self.metrics.clone(),
         };
         let committer = tokio::spawn(committer.run(to_commit));
         let mut batch = Vec::new();
@@ -186,6 +189,7 @@ struct Committer {
     generation: Generation,
     wake: Arc<Notify>,
     health: StoreHealth,
+    metrics: crate::metrics::Metrics,
 }
 
 impl Committer {
@@ -221,8 +225,10 @@ impl Committer {
                 }
             }
         };
+        self.metrics.waiting().dec_by(intakes.len() as i64);
         let mut new_bookmarks = 0;
         for (intake, outcome) in intakes.iter().zip(&outcomes) {
+            self.metrics.committed(outcome);
             match (intake, outcome) {
                 (Intake::Event { event, .. }, IntakeOutcome::Stored { bookmarks, .. }) => {
                     new_bookmarks += bookmarks;

@@ -625,8 +625,9 @@ mod tests {
         let mut files = 0;
         for entry in std::fs::read_dir(&folder).unwrap() {
             let path = entry.unwrap().path();
-            // The JSON API and its errors answer programs, in English by design, as the README documents it.
-            let api = ["api.rs", "error.rs"]
+            // The JSON API and its errors answer programs, in English by design, as the README documents it; so
+            // does /metrics, whose reader is Prometheus.
+            let api = ["api.rs", "error.rs", "metrics.rs"]
                 .iter()
                 .any(|f| path.file_name().is_some_and(|n| n == *f));
             if path.extension().is_none_or(|e| e != "rs") || api {

@@ -12,6 +12,8 @@ mod footage;
 mod format;
 pub mod i18n;
 mod local_path;
+pub mod metrics;
+mod openapi;
 mod pages;
 mod people;
 mod signin;
@@ -45,6 +47,8 @@ pub struct AppState {
     pub lanes: crate::delivery::Lanes,
     /// What the database is failing, if anything, for `/healthz`.
     pub health: crate::store::StoreHealth,
+    /// What `/metrics` reports.
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// Declares every route once: the router is built from this list, and [`ROUTES`] lists it, so a test can walk
@@ -93,20 +97,31 @@ index! {
     get "/api/events" => api::events,
     get "/api/events/{seq}" => api::event,
     get "/api/dead-letters" => api::dead_letters,
+    get "/api/openapi.json" => openapi::document,
 }
 
 /// The routes a signed-out visitor may reach: health for monitoring, the sign-in form and its second step (the
-/// authenticator code), its stylesheet and the language switch.
+/// authenticator code), its stylesheet, the language switch, and the API's description (the document in the
+/// repository, no data).
 pub const PUBLIC_ROUTES: &[&str] = &[
     "/healthz",
     "/static/style.css",
     "/login",
     "/login/code",
     "/lang",
+    "/api/openapi.json",
 ];
 
 pub fn router(state: AppState) -> Router {
-    routes()
+    // `/metrics` is none of the index's routes: it is there only when `[metrics]` puts it on this port, and it
+    // takes its own bearer token, not a person's sign-in.
+    let routes = match state.config.metrics {
+        crate::config::MetricsConfig::WebPort { .. } => {
+            routes().route("/metrics", axum::routing::get(metrics::scrape))
+        }
+        _ => routes(),
+    };
+    routes
         .layer(axum::middleware::map_response_with_state(
             state.clone(),
             pages::security_headers,

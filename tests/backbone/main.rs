@@ -13,6 +13,7 @@ mod flow;
 mod frigate;
 mod full_disk;
 mod genetec;
+mod metrics;
 mod milestone;
 mod mqtt_tls;
 mod nx_legacy;

@@ -19,13 +19,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
-use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls;
 use tokio_util::sync::CancellationToken;
 
-use super::poller::{Inbound, Status};
+use super::poller::{Handoff, Status};
 use crate::config::{BrokerUrl, MqttConfig, TlsFiles};
 
 #[derive(Debug, thiserror::Error)]
@@ -94,7 +93,7 @@ impl Bound {
     pub fn serve(
         self,
         config: &MqttConfig,
-        tx: UnboundedSender<Inbound>,
+        tx: Handoff,
         status: Status,
         intake: CancellationToken,
     ) -> JoinHandle<()> {
@@ -135,7 +134,7 @@ fn acceptor(files: &TlsFiles) -> Result<TlsAcceptor, BrokerError> {
 /// What every connection of one listener shares.
 pub(crate) struct Shared {
     acl: acl::Acl,
-    tx: UnboundedSender<Inbound>,
+    tx: Handoff,
     intake: CancellationToken,
     /// Client id → the connection holding it, which a new connection with the same id closes.
     clients: Mutex<HashMap<String, (u64, CancellationToken)>>,
