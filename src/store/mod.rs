@@ -139,6 +139,125 @@ pub enum Intake {
     },
 }
 
+/// An [`Intake::Event`]'s parts as a backend writes them.
+pub(crate) struct EventRow<'a> {
+    pub event: &'a Event,
+    pub raw: &'a str,
+    pub digest: &'a str,
+    pub signed: Option<bool>,
+    pub topic: &'a str,
+    pub received_ms: i64,
+    pub flagged: bool,
+    pub mapped: bool,
+    pub bookmarks: &'a [NewBookmark],
+    pub drawer: DrawerRule,
+}
+
+/// A dead letter as a backend writes it: `size` and `sha256` are of the payload as it arrived, `raw` what is
+/// kept of it (masked, maybe cut).
+pub(crate) struct LetterRow<'a> {
+    pub received_ms: i64,
+    pub topic: &'a str,
+    pub reason: &'a str,
+    pub raw: &'a str,
+    pub size: u64,
+    pub sha256: &'a str,
+}
+
+/// The dead letter of a message that used stored event `seq`'s id with other content: the original is kept and
+/// marked, this message kept as the letter. The event's payload was not kept byte for byte: size and digest
+/// are of the text kept, which is the payload itself unless masking changed it.
+pub(crate) fn reused_letter<'a>(
+    seq: i64,
+    e: &EventRow<'a>,
+    reason: &'a mut String,
+    sha256: &'a mut String,
+) -> LetterRow<'a> {
+    let event = e.event;
+    *reason = format!(
+        "id reused with different content: event {seq} ({}/{}, id {}) was stored first and is kept; this message is not",
+        event.store, event.register, event.id
+    );
+    *sha256 = sha256_hex(e.raw.as_bytes());
+    LetterRow {
+        received_ms: e.received_ms,
+        topic: e.topic,
+        reason,
+        raw: e.raw,
+        size: e.raw.len() as u64,
+        sha256,
+    }
+}
+
+/// One write of a batch: a run of consecutive events, or a dead letter between them.
+pub(crate) enum Piece<'a> {
+    Events(Vec<EventRow<'a>>),
+    Letter(LetterRow<'a>),
+}
+
+/// A batch as its writes, in its order (outcomes follow it): runs of at most `per_run` consecutive events, and
+/// each dead letter where it stood.
+pub(crate) fn pieces(batch: &[Intake], per_run: usize) -> Vec<Piece<'_>> {
+    let mut pieces = Vec::new();
+    let mut events = Vec::new();
+    for intake in batch {
+        match intake {
+            Intake::Event {
+                event,
+                raw,
+                digest,
+                signed,
+                topic,
+                received_ms,
+                flagged,
+                mapped,
+                bookmarks,
+                drawer,
+            } => {
+                events.push(EventRow {
+                    event,
+                    raw,
+                    digest,
+                    signed: *signed,
+                    topic,
+                    received_ms: *received_ms,
+                    flagged: *flagged,
+                    mapped: *mapped,
+                    bookmarks,
+                    drawer: *drawer,
+                });
+                if events.len() == per_run {
+                    pieces.push(Piece::Events(std::mem::take(&mut events)));
+                }
+            }
+            Intake::DeadLetter {
+                topic,
+                received_ms,
+                reason,
+                raw,
+                size,
+                sha256,
+            } => {
+                if !events.is_empty() {
+                    pieces.push(Piece::Events(std::mem::take(&mut events)));
+                }
+                pieces.push(Piece::Letter(LetterRow {
+                    received_ms: *received_ms,
+                    topic,
+                    reason,
+                    raw,
+                    size: *size,
+                    sha256,
+                }));
+            }
+        }
+    }
+    if !events.is_empty() {
+        pieces.push(Piece::Events(events));
+    }
+    pieces
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IntakeOutcome {
     Stored {
@@ -372,6 +491,22 @@ impl Room {
             })
             .map(|(system, _)| system.clone())
             .collect()
+    }
+
+    /// A claim's arms: each listed system with room and its limit, then `None` with `others` for every system
+    /// not listed; systems with no room are not read at all. Beside them, the listed systems.
+    pub(crate) fn arms(&self) -> (Vec<(Option<&str>, usize)>, Vec<String>) {
+        let mut arms: Vec<(Option<&str>, usize)> = self
+            .systems
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(s, n)| (Some(s.as_str()), *n))
+            .collect();
+        if self.others > 0 {
+            arms.push((None, self.others));
+        }
+        let listed = self.systems.iter().map(|(s, _)| s.clone()).collect();
+        (arms, listed)
     }
 
     /// Up to `n` rows, of any camera systems.

@@ -96,30 +96,18 @@ fn push_skip(q: &mut QueryBuilder<Postgres>, skip: &[String]) {
     }
 }
 
-/// The parts of an [`Intake::Event`] that are written.
-struct EventRow<'a> {
-    event: &'a Event,
-    raw: &'a str,
-    digest: &'a str,
-    signed: Option<bool>,
-    topic: &'a str,
-    received_ms: i64,
-    flagged: bool,
-    mapped: bool,
-    bookmarks: &'a [NewBookmark],
-    drawer: DrawerRule,
-}
-
-/// `size` and `sha256` are of the payload as it arrived; `raw` is what is kept of it (masked, maybe cut).
 async fn insert_dead_letter(
     tx: &mut Transaction<'_, Postgres>,
-    received_ms: i64,
-    topic: &str,
-    reason: &str,
-    raw: &str,
-    size: u64,
-    sha256: &str,
+    letter: &LetterRow<'_>,
 ) -> Result<(), StoreError> {
+    let LetterRow {
+        received_ms,
+        topic,
+        reason,
+        raw,
+        size,
+        sha256,
+    } = *letter;
     let kept_bytes = raw.len() + topic.len() + reason.len();
     sqlx::query(
         "INSERT INTO dead_letters (received_ms, topic, reason, raw, size, sha256, kept_bytes) \
@@ -144,11 +132,10 @@ async fn reused_or_duplicate(
     tx: &mut Transaction<'_, Postgres>,
     e: &EventRow<'_>,
 ) -> Result<IntakeOutcome, StoreError> {
-    let event = e.event;
     let (seq, stored): (i64, Option<String>) =
         sqlx::query_as("SELECT seq, digest FROM events WHERE store = $1 AND id = $2")
-            .bind(&event.store)
-            .bind(&event.id)
+            .bind(&e.event.store)
+            .bind(&e.event.id)
             .fetch_one(&mut **tx)
             .await?;
     if stored.is_none_or(|d| d == e.digest) {
@@ -158,21 +145,8 @@ async fn reused_or_duplicate(
         .bind(seq)
         .execute(&mut **tx)
         .await?;
-    let reason = format!(
-        "id reused with different content: event {seq} ({}/{}, id {}) was stored first and is kept; this message is not",
-        event.store, event.register, event.id
-    );
-    let kept = e.raw;
-    insert_dead_letter(
-        tx,
-        e.received_ms,
-        e.topic,
-        &reason,
-        kept,
-        kept.len() as u64,
-        &sha256_hex(kept.as_bytes()),
-    )
-    .await?;
+    let (mut reason, mut sha256) = (String::new(), String::new());
+    insert_dead_letter(tx, &reused_letter(seq, e, &mut reason, &mut sha256)).await?;
     Ok(IntakeOutcome::Reused { seq })
 }
 
@@ -457,50 +431,17 @@ impl Store for PgStore {
     ) -> Result<Vec<IntakeOutcome>, StoreError> {
         let mut tx = self.pool.begin().await?;
         let mut outcomes = Vec::with_capacity(batch.len());
-        let mut events = Vec::new();
-        for intake in batch {
-            match intake {
-                Intake::Event {
-                    event,
-                    raw,
-                    digest,
-                    signed,
-                    topic,
-                    received_ms,
-                    flagged,
-                    mapped,
-                    bookmarks,
-                    drawer,
-                } => events.push(EventRow {
-                    event,
-                    raw,
-                    digest,
-                    signed: *signed,
-                    topic,
-                    received_ms: *received_ms,
-                    flagged: *flagged,
-                    mapped: *mapped,
-                    bookmarks,
-                    drawer: *drawer,
-                }),
-                Intake::DeadLetter {
-                    topic,
-                    received_ms,
-                    reason,
-                    raw,
-                    size,
-                    sha256,
-                } => {
-                    // Outcomes stay in the batch's order: the events before this letter go first.
+        for piece in pieces(batch, usize::MAX) {
+            match piece {
+                Piece::Events(events) => {
                     insert_events(&mut tx, &events, now_ms, &mut outcomes).await?;
-                    events.clear();
-                    insert_dead_letter(&mut tx, *received_ms, topic, reason, raw, *size, sha256)
-                        .await?;
+                }
+                Piece::Letter(letter) => {
+                    insert_dead_letter(&mut tx, &letter).await?;
                     outcomes.push(IntakeOutcome::DeadLettered);
                 }
             }
         }
-        insert_events(&mut tx, &events, now_ms, &mut outcomes).await?;
         tx.commit().await?;
         Ok(outcomes)
     }
@@ -512,16 +453,7 @@ impl Store for PgStore {
         lease_ms: i64,
         room: &Room,
     ) -> Result<Vec<Job>, StoreError> {
-        let listed: Vec<String> = room.systems.iter().map(|(s, _)| s.clone()).collect();
-        let mut arms: Vec<(Option<&str>, usize)> = room
-            .systems
-            .iter()
-            .filter(|(_, n)| *n > 0)
-            .map(|(s, n)| (Some(s.as_str()), *n))
-            .collect();
-        if room.others > 0 {
-            arms.push((None, room.others));
-        }
+        let (arms, listed) = room.arms();
         if arms.is_empty() {
             return Ok(Vec::new());
         }

@@ -431,16 +431,18 @@ impl SqliteStore {
     }
 }
 
-/// `size` and `sha256` are of the payload as it arrived; `raw` is what is kept of it (masked, maybe cut).
 async fn insert_dead_letter(
     tx: &mut sqlx::Transaction<'_, Sqlite>,
-    received_ms: i64,
-    topic: &str,
-    reason: &str,
-    raw: &str,
-    size: u64,
-    sha256: &str,
+    letter: &LetterRow<'_>,
 ) -> Result<(), StoreError> {
+    let LetterRow {
+        received_ms,
+        topic,
+        reason,
+        raw,
+        size,
+        sha256,
+    } = *letter;
     let kept_bytes = raw.len() + topic.len() + reason.len();
     sqlx::query(
         "INSERT INTO dead_letters (received_ms, topic, reason, raw, size, sha256, kept_bytes) \
@@ -462,43 +464,24 @@ async fn insert_dead_letter(
 /// for something else, which is kept as a dead letter and marked on the original, never dropped in silence.
 async fn reused_or_duplicate(
     tx: &mut sqlx::Transaction<'_, Sqlite>,
-    event: &Event,
-    digest: &str,
-    topic: &str,
-    received_ms: i64,
-    raw: &str,
+    e: &EventRow<'_>,
 ) -> Result<IntakeOutcome, StoreError> {
     let (seq, stored): (i64, Option<String>) =
         sqlx::query_as("SELECT seq, digest FROM events WHERE store = ? AND id = ?")
-            .bind(&event.store)
-            .bind(&event.id)
+            .bind(&e.event.store)
+            .bind(&e.event.id)
             .fetch_one(&mut **tx)
             .await?;
     // Events stored before digests existed cannot be compared: a copy is the likelier reading.
-    if stored.is_none_or(|d| d == digest) {
+    if stored.is_none_or(|d| d == e.digest) {
         return Ok(IntakeOutcome::Duplicate);
     }
     sqlx::query("UPDATE events SET reused = reused + 1 WHERE seq = ?")
         .bind(seq)
         .execute(&mut **tx)
         .await?;
-    let reason = format!(
-        "id reused with different content: event {seq} ({}/{}, id {}) was stored first and is kept; this message is not",
-        event.store, event.register, event.id
-    );
-    // The event's payload was not kept byte for byte: size and digest are of the text kept, which is the
-    // payload itself unless masking changed it.
-    let size = raw.len() as u64;
-    insert_dead_letter(
-        tx,
-        received_ms,
-        topic,
-        &reason,
-        raw,
-        size,
-        &sha256_hex(raw.as_bytes()),
-    )
-    .await?;
+    let (mut reason, mut sha256) = (String::new(), String::new());
+    insert_dead_letter(tx, &reused_letter(seq, e, &mut reason, &mut sha256)).await?;
     Ok(IntakeOutcome::Reused { seq })
 }
 
@@ -520,20 +503,6 @@ async fn run_chunk(
         .execute(conn)
         .await?;
     Ok(())
-}
-
-/// The parts of an [`Intake::Event`] that are written.
-struct EventRow<'a> {
-    event: &'a Event,
-    raw: &'a str,
-    digest: &'a str,
-    signed: Option<bool>,
-    topic: &'a str,
-    received_ms: i64,
-    flagged: bool,
-    mapped: bool,
-    bookmarks: &'a [NewBookmark],
-    drawer: DrawerRule,
 }
 
 /// Whether an event that explains a drawer open is stored at this register within `within_ms` of `at_ms`.
@@ -703,9 +672,7 @@ async fn insert_events(
                     bookmarks: e.bookmarks.len(),
                 });
             }
-            None => outcomes.push(
-                reused_or_duplicate(tx, event, e.digest, e.topic, e.received_ms, e.raw).await?,
-            ),
+            None => outcomes.push(reused_or_duplicate(tx, e).await?),
         }
     }
     for chunk in planned.chunks(ROWS_PER_INSERT) {
@@ -811,55 +778,17 @@ impl Store for SqliteStore {
     ) -> Result<Vec<IntakeOutcome>, StoreError> {
         let mut tx = self.writer.begin().await?;
         let mut outcomes = Vec::with_capacity(batch.len());
-        let mut events = Vec::new();
-        for intake in batch {
-            match intake {
-                Intake::Event {
-                    event,
-                    raw,
-                    digest,
-                    signed,
-                    topic,
-                    received_ms,
-                    flagged,
-                    mapped,
-                    bookmarks,
-                    drawer,
-                } => {
-                    events.push(EventRow {
-                        event,
-                        raw,
-                        digest,
-                        signed: *signed,
-                        topic,
-                        received_ms: *received_ms,
-                        flagged: *flagged,
-                        mapped: *mapped,
-                        bookmarks,
-                        drawer: *drawer,
-                    });
-                    if events.len() == ROWS_PER_INSERT {
-                        insert_events(&mut tx, &events, now_ms, &mut outcomes).await?;
-                        events.clear();
-                    }
-                }
-                Intake::DeadLetter {
-                    topic,
-                    received_ms,
-                    reason,
-                    raw,
-                    size,
-                    sha256,
-                } => {
+        for piece in pieces(batch, ROWS_PER_INSERT) {
+            match piece {
+                Piece::Events(events) => {
                     insert_events(&mut tx, &events, now_ms, &mut outcomes).await?;
-                    events.clear();
-                    insert_dead_letter(&mut tx, *received_ms, topic, reason, raw, *size, sha256)
-                        .await?;
+                }
+                Piece::Letter(letter) => {
+                    insert_dead_letter(&mut tx, &letter).await?;
                     outcomes.push(IntakeOutcome::DeadLettered);
                 }
             }
         }
-        insert_events(&mut tx, &events, now_ms, &mut outcomes).await?;
         tx.commit().await?;
         Ok(outcomes)
     }
@@ -873,16 +802,7 @@ impl Store for SqliteStore {
     ) -> Result<Vec<Job>, StoreError> {
         // One arm per camera system with room, each its own earliest due rows up to its limit, and one for
         // every system not listed; systems with no room are not read at all.
-        let listed: Vec<String> = room.systems.iter().map(|(s, _)| s.clone()).collect();
-        let mut arms: Vec<(Option<&str>, usize)> = room
-            .systems
-            .iter()
-            .filter(|(_, n)| *n > 0)
-            .map(|(s, n)| (Some(s.as_str()), *n))
-            .collect();
-        if room.others > 0 {
-            arms.push((None, room.others));
-        }
+        let (arms, listed) = room.arms();
         if arms.is_empty() {
             return Ok(Vec::new());
         }
