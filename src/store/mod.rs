@@ -16,6 +16,7 @@ mod dead_letters;
 #[cfg(test)]
 mod drawer_tests;
 mod postgres;
+mod reads;
 mod retention;
 mod rows;
 mod sql;

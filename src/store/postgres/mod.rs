@@ -44,6 +44,12 @@ pub(super) fn push_scope(q: &mut QueryBuilder<Postgres>, column: &str, scope: &S
     q.push(")");
 }
 
+impl reads::Dialect for Postgres {
+    fn push_scope(q: &mut QueryBuilder<'_, Postgres>, column: &str, scope: &StoreScope) {
+        push_scope(q, column, scope);
+    }
+}
+
 impl PgStore {
     pub(super) fn pool(&self) -> &PgPool {
         &self.pool
@@ -717,64 +723,14 @@ impl Store for PgStore {
         let mut q = QueryBuilder::<Postgres>::new(format!(
             "SELECT {EVENT_COLUMNS} FROM events e WHERE true"
         ));
-        push_scope(&mut q, "e.store", &query.scope);
-        let equal = [
-            ("e.store", &query.store),
-            ("e.register", &query.register),
-            ("e.type", &query.kind),
-            ("e.cashier", &query.cashier),
-            ("e.txn", &query.transaction),
-            ("e.currency", &query.currency),
-        ];
-        for (column, value) in equal {
-            if let Some(value) = value {
-                q.push(format!(" AND {column} = ")).push_bind(value.clone());
-            }
-        }
-        if let Some(from) = query.from_ms {
-            q.push(" AND e.at_ms >= ").push_bind(from);
-        }
-        if let Some(to) = query.to_ms {
-            q.push(" AND e.at_ms < ").push_bind(to);
-        }
-        if !query.days.is_empty() {
-            q.push(" AND (");
-            for (i, day) in query.days.iter().enumerate() {
-                if i > 0 {
-                    q.push(" OR ");
-                }
-                q.push("(e.store = ")
-                    .push_bind(day.store.clone())
-                    .push(" AND e.at_ms >= ")
-                    .push_bind(day.from_ms)
-                    .push(" AND e.at_ms < ")
-                    .push_bind(day.to_ms)
-                    .push(")");
-            }
-            q.push(")");
-        }
-        if query.flagged_only {
-            q.push(" AND e.flagged");
-        }
-        if let Some(severity) = query.severity {
-            q.push(" AND ").push(severity_condition(severity));
-        }
+        reads::push_filters(&mut q, query);
         push_search(&mut q, query.search.as_deref());
-        if let Some(min) = query.min_amount {
-            q.push(" AND e.amount >= ").push_bind(min);
-        }
-        if let Some(max) = query.max_amount {
-            q.push(" AND e.amount <= ").push_bind(max);
-        }
         if let Some(state) = query.bookmark_state {
             q.push(
                 " AND EXISTS (SELECT 1 FROM bookmarks b WHERE b.event_seq = e.seq AND b.state = ",
             )
             .push_bind(state.as_str())
             .push(")");
-        }
-        if let Some(case) = query.case {
-            q.push(case.condition());
         }
         if let Some((at_ms, seq)) = query.before {
             // A row comparison the time index (at_ms DESC, seq DESC) starts at: page 50 costs what page 1 does.
@@ -796,24 +752,13 @@ impl Store for PgStore {
         since_ms: i64,
         limit: i64,
     ) -> Result<SeenValues, StoreError> {
-        // Recent events only: the time index bounds the read, and a cashier who left a year ago is not one
-        // to offer.
         let distinct = async |column: &str| -> Result<Vec<String>, StoreError> {
-            let mut q = QueryBuilder::<Postgres>::new(format!(
-                "SELECT DISTINCT e.{column} FROM events e WHERE e.at_ms >= "
-            ));
-            q.push_bind(since_ms);
-            push_scope(&mut q, "e.store", scope);
-            if let Some(store) = store {
-                q.push(" AND e.store = ").push_bind(store.to_string());
-            }
-            q.push(format!(
-                " AND e.{column} IS NOT NULL AND e.{column} <> '' ORDER BY 1 LIMIT "
-            ))
-            .push_bind(limit);
-            Ok(q.build_query_scalar::<String>()
-                .fetch_all(&self.pool)
-                .await?)
+            Ok(
+                reads::seen::<Postgres>(column, scope, store, since_ms, limit)
+                    .build_query_scalar()
+                    .fetch_all(&self.pool)
+                    .await?,
+            )
         };
         Ok(SeenValues {
             registers: distinct("register").await?,
@@ -823,12 +768,7 @@ impl Store for PgStore {
     }
 
     async fn event(&self, seq: i64, scope: &StoreScope) -> Result<Option<EventRecord>, StoreError> {
-        let mut q = QueryBuilder::<Postgres>::new(format!(
-            "SELECT {EVENT_COLUMNS} FROM events e WHERE e.seq = "
-        ));
-        q.push_bind(seq);
-        push_scope(&mut q, "e.store", scope);
-        Ok(self.listed(q).await?.pop())
+        Ok(self.listed(reads::event(seq, scope)).await?.pop())
     }
 
     async fn cashier_counts(
@@ -838,43 +778,19 @@ impl Store for PgStore {
         from_ms: i64,
         to_ms: i64,
     ) -> Result<Vec<(String, String, i64)>, StoreError> {
-        let mut q = QueryBuilder::<Postgres>::new(
-            "SELECT e.cashier, e.type, COUNT(*) FROM events e WHERE e.store = ",
-        );
-        q.push_bind(store.to_string())
-            .push(" AND e.at_ms >= ")
-            .push_bind(from_ms)
-            .push(" AND e.at_ms < ")
-            .push_bind(to_ms)
-            .push(" AND e.cashier IS NOT NULL");
-        push_scope(&mut q, "e.store", scope);
-        q.push(" GROUP BY e.cashier, e.type ORDER BY e.cashier, e.type");
-        Ok(q.build_query_as().fetch_all(&self.pool).await?)
+        Ok(
+            reads::cashier_counts::<Postgres>(scope, store, from_ms, to_ms)
+                .build_query_as()
+                .fetch_all(&self.pool)
+                .await?,
+        )
     }
 
     async fn register_activity(
         &self,
         r: &RegisterActivity<'_>,
     ) -> Result<Vec<EventRecord>, StoreError> {
-        let mut q = QueryBuilder::<Postgres>::new(format!(
-            "SELECT {EVENT_COLUMNS} FROM events e WHERE e.store = "
-        ));
-        q.push_bind(r.store.to_string())
-            .push(" AND e.register = ")
-            .push_bind(r.register.to_string())
-            .push(" AND e.at_ms >= ")
-            .push_bind(r.from_ms)
-            .push(" AND e.at_ms < ")
-            .push_bind(r.to_ms);
-        push_scope(&mut q, "e.store", r.scope);
-        if !r.types.is_empty() {
-            let types: Vec<String> = r.types.iter().map(|t| t.to_string()).collect();
-            q.push(" AND e.type = ANY(").push_bind(types).push(")");
-        }
-        let order = if r.newest_first { "DESC" } else { "ASC" };
-        q.push(format!(" ORDER BY e.at_ms {order}, e.seq {order} LIMIT "))
-            .push_bind(r.limit.max(1));
-        let mut events = self.listed(q).await?;
+        let mut events = self.listed(reads::register_activity(r)).await?;
         if r.newest_first {
             events.reverse();
         }
@@ -905,15 +821,12 @@ impl Store for PgStore {
         register: &str,
         limit: i64,
     ) -> Result<Vec<(i64, Option<i64>, i64)>, StoreError> {
-        let mut q = QueryBuilder::<Postgres>::new(
-            "SELECT e.at_ms, e.sent_at_ms, e.received_ms FROM events e WHERE e.store = ",
-        );
-        q.push_bind(store.to_string())
-            .push(" AND e.register = ")
-            .push_bind(register.to_string());
-        push_scope(&mut q, "e.store", scope);
-        q.push(" ORDER BY e.at_ms DESC LIMIT ").push_bind(limit);
-        Ok(q.build_query_as().fetch_all(&self.pool).await?)
+        Ok(
+            reads::register_timings::<Postgres>(scope, store, register, limit)
+                .build_query_as()
+                .fetch_all(&self.pool)
+                .await?,
+        )
     }
 
     async fn counts(&self, scope: &StoreScope) -> Result<Counts, StoreError> {

@@ -41,6 +41,12 @@ fn push_skip(q: &mut QueryBuilder<Sqlite>, skip: &[String]) {
     q.push(")");
 }
 
+impl reads::Dialect for Sqlite {
+    fn push_scope(q: &mut QueryBuilder<'_, Sqlite>, column: &str, scope: &StoreScope) {
+        push_scope(q, column, scope);
+    }
+}
+
 /// Narrows to the events of the stores in `scope`; an empty list matches nothing.
 pub(super) fn push_scope(q: &mut QueryBuilder<Sqlite>, column: &str, scope: &StoreScope) {
     let StoreScope::Only(stores) = scope else {
@@ -1120,60 +1126,8 @@ impl Store for SqliteStore {
         ));
         push_from(&mut q, &plan);
         q.push(" WHERE 1 = 1");
-        push_scope(&mut q, "e.store", &query.scope);
-        if let Some(store) = &query.store {
-            q.push(" AND e.store = ").push_bind(store);
-        }
-        if let Some(register) = &query.register {
-            q.push(" AND e.register = ").push_bind(register);
-        }
-        if let Some(kind) = &query.kind {
-            q.push(" AND e.type = ").push_bind(kind);
-        }
-        if let Some(cashier) = &query.cashier {
-            q.push(" AND e.cashier = ").push_bind(cashier);
-        }
-        if let Some(txn) = &query.transaction {
-            q.push(" AND e.txn = ").push_bind(txn);
-        }
-        if let Some(from) = query.from_ms {
-            q.push(" AND e.at_ms >= ").push_bind(from);
-        }
-        if let Some(to) = query.to_ms {
-            q.push(" AND e.at_ms < ").push_bind(to);
-        }
-        if !query.days.is_empty() {
-            q.push(" AND (");
-            for (i, day) in query.days.iter().enumerate() {
-                if i > 0 {
-                    q.push(" OR ");
-                }
-                q.push("(e.store = ")
-                    .push_bind(day.store.clone())
-                    .push(" AND e.at_ms >= ")
-                    .push_bind(day.from_ms)
-                    .push(" AND e.at_ms < ")
-                    .push_bind(day.to_ms)
-                    .push(")");
-            }
-            q.push(")");
-        }
-        if query.flagged_only {
-            q.push(" AND e.flagged = 1");
-        }
-        if let Some(severity) = query.severity {
-            q.push(" AND ").push(severity_condition(severity));
-        }
+        reads::push_filters(&mut q, query);
         push_search(&mut q, &plan);
-        if let Some(min) = query.min_amount {
-            q.push(" AND e.amount >= ").push_bind(min);
-        }
-        if let Some(max) = query.max_amount {
-            q.push(" AND e.amount <= ").push_bind(max);
-        }
-        if let Some(currency) = &query.currency {
-            q.push(" AND e.currency = ").push_bind(currency);
-        }
         match query.bookmark_state {
             // Made is what most bookmarks become: walking events newest first fills a page at once.
             Some(BookmarkState::Made) => {
@@ -1187,9 +1141,6 @@ impl Store for SqliteStore {
                     .push(")");
             }
             None => {}
-        }
-        if let Some(case) = query.case {
-            q.push(case.condition());
         }
         if let Some((at_ms, seq)) = query.before {
             // `at_ms <=` is implied by the OR, but only a plain range lets the time indexes start at the cursor
@@ -1217,22 +1168,9 @@ impl Store for SqliteStore {
         since_ms: i64,
         limit: i64,
     ) -> Result<SeenValues, StoreError> {
-        // Recent events only: the time index bounds the read, and a cashier who left a year ago is not one
-        // to offer.
         let distinct = async |column: &str| -> Result<Vec<String>, StoreError> {
-            let mut q = QueryBuilder::<Sqlite>::new(format!(
-                "SELECT DISTINCT e.{column} FROM events e WHERE e.at_ms >= "
-            ));
-            q.push_bind(since_ms);
-            push_scope(&mut q, "e.store", scope);
-            if let Some(store) = store {
-                q.push(" AND e.store = ").push_bind(store.to_string());
-            }
-            q.push(format!(
-                " AND e.{column} IS NOT NULL AND e.{column} != '' ORDER BY 1 LIMIT "
-            ))
-            .push_bind(limit);
-            Ok(q.build_query_scalar::<String>()
+            Ok(reads::seen::<Sqlite>(column, scope, store, since_ms, limit)
+                .build_query_scalar()
                 .fetch_all(&self.reader)
                 .await?)
         };
@@ -1250,46 +1188,22 @@ impl Store for SqliteStore {
         from_ms: i64,
         to_ms: i64,
     ) -> Result<Vec<(String, String, i64)>, StoreError> {
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "SELECT cashier, type, COUNT(*) FROM events WHERE store = ",
-        );
-        q.push_bind(store)
-            .push(" AND at_ms >= ")
-            .push_bind(from_ms)
-            .push(" AND at_ms < ")
-            .push_bind(to_ms)
-            .push(" AND cashier IS NOT NULL");
-        push_scope(&mut q, "store", scope);
-        q.push(" GROUP BY cashier, type ORDER BY cashier, type");
-        Ok(q.build_query_as().fetch_all(&self.reader).await?)
+        Ok(
+            reads::cashier_counts::<Sqlite>(scope, store, from_ms, to_ms)
+                .build_query_as()
+                .fetch_all(&self.reader)
+                .await?,
+        )
     }
 
     async fn register_activity(
         &self,
         r: &RegisterActivity<'_>,
     ) -> Result<Vec<EventRecord>, StoreError> {
-        let mut q = QueryBuilder::<Sqlite>::new(format!(
-            "SELECT {EVENT_COLUMNS} FROM events e WHERE e.store = "
-        ));
-        q.push_bind(r.store)
-            .push(" AND e.register = ")
-            .push_bind(r.register)
-            .push(" AND e.at_ms >= ")
-            .push_bind(r.from_ms)
-            .push(" AND e.at_ms < ")
-            .push_bind(r.to_ms);
-        push_scope(&mut q, "e.store", r.scope);
-        if !r.types.is_empty() {
-            let mut types = q.push(" AND e.type IN (").separated(", ");
-            for t in r.types {
-                types.push_bind(*t);
-            }
-            types.push_unseparated(")");
-        }
-        let order = if r.newest_first { "DESC" } else { "ASC" };
-        q.push(format!(" ORDER BY e.at_ms {order}, e.seq {order} LIMIT "))
-            .push_bind(r.limit.max(1));
-        let rows = q.build().fetch_all(&self.reader).await?;
+        let rows = reads::register_activity::<Sqlite>(r)
+            .build()
+            .fetch_all(&self.reader)
+            .await?;
         let mut events = rows
             .iter()
             .map(event_from_row)
@@ -1302,12 +1216,10 @@ impl Store for SqliteStore {
     }
 
     async fn event(&self, seq: i64, scope: &StoreScope) -> Result<Option<EventRecord>, StoreError> {
-        let mut q = QueryBuilder::<Sqlite>::new(format!(
-            "SELECT {EVENT_COLUMNS} FROM events e WHERE e.seq = "
-        ));
-        q.push_bind(seq);
-        push_scope(&mut q, "e.store", scope);
-        let row = q.build().fetch_optional(&self.reader).await?;
+        let row = reads::event::<Sqlite>(seq, scope)
+            .build()
+            .fetch_optional(&self.reader)
+            .await?;
         let Some(row) = row else { return Ok(None) };
         let mut events = vec![event_from_row(&row)?];
         self.attach_details(&mut events).await?;
@@ -1321,15 +1233,12 @@ impl Store for SqliteStore {
         register: &str,
         limit: i64,
     ) -> Result<Vec<(i64, Option<i64>, i64)>, StoreError> {
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "SELECT e.at_ms, e.sent_at_ms, e.received_ms FROM events e WHERE e.store = ",
-        );
-        q.push_bind(store)
-            .push(" AND e.register = ")
-            .push_bind(register);
-        push_scope(&mut q, "e.store", scope);
-        q.push(" ORDER BY e.at_ms DESC LIMIT ").push_bind(limit);
-        Ok(q.build_query_as().fetch_all(&self.reader).await?)
+        Ok(
+            reads::register_timings::<Sqlite>(scope, store, register, limit)
+                .build_query_as()
+                .fetch_all(&self.reader)
+                .await?,
+        )
     }
 
     async fn attempts(&self, bookmark_id: i64) -> Result<Vec<AttemptRecord>, StoreError> {
