@@ -454,7 +454,16 @@ mod tests {
             store.remove_user("ken").await,
             Err(AccountError::LastOwner(_))
         ));
+        let aiko = aiko.id;
+        store.add_token("aiko", "ci", "d1", 5, None).await.unwrap();
+        store
+            .add_session("s1", aiko, "csrf", None, 5)
+            .await
+            .unwrap();
         store.remove_user("aiko").await.unwrap();
+        assert!(store.token_user("d1", 6).await.unwrap().is_none());
+        assert!(store.session("s1", 6, 1_000).await.unwrap().is_none());
+        assert!(store.tokens(None).await.unwrap().is_empty());
         assert!(matches!(
             store.remove_user("aiko").await,
             Err(AccountError::Missing(_))

@@ -276,3 +276,62 @@ pub(super) fn next_state(
         (CaseChange::Reopen { .. }, Some(_)) => Ok(CaseState::Open),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::store::test_backends::{Kind, postgres_named};
+    use crate::store::tests::{NOW_MS, event, stored};
+
+    /// Two daemons closing one case at the same moment (two tabs, two load-balanced requests): one closes it, the
+    /// other is told it is closed, and the history holds one closing, as it would had they come in turn.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_case_closed_from_two_daemons_at_once_is_closed_once() {
+        if !postgres_named() {
+            eprintln!("TILLMARK_TEST_POSTGRES_URL is not set: not run on PostgreSQL");
+            return;
+        }
+        let (store, ids) = stored(Kind::Postgres, &[event("v1", "void", 0, json!({}))], &[]).await;
+        let seq = *ids.keys().next().unwrap();
+        let (one, two) = (store.again().await, store.again().await);
+        let scope = &StoreScope::All;
+        let store = &store;
+        let change = |c: CaseChange| async move {
+            store
+                .change_case(seq, scope, "ken", NOW_MS, &c)
+                .await
+                .unwrap()
+        };
+        change(CaseChange::Open {
+            note: String::new(),
+        })
+        .await;
+        let close = |reason: &str| CaseChange::Close {
+            outcome: CaseOutcome::Explained,
+            reason: reason.into(),
+        };
+        let (by_one, by_two) = (close("one"), close("two"));
+        for round in 1..=20 {
+            let (a, b) = tokio::join!(
+                one.change_case(seq, scope, "aiko", NOW_MS, &by_one),
+                two.change_case(seq, scope, "ken", NOW_MS, &by_two)
+            );
+            assert!(
+                matches!(
+                    (&a, &b),
+                    (Ok(_), Err(CaseError::Closed)) | (Err(CaseError::Closed), Ok(_))
+                ),
+                "round {round}: {a:?} {b:?}"
+            );
+            change(CaseChange::Reopen {
+                reason: "again".into(),
+            })
+            .await;
+        }
+        let history = store.case(seq, scope).await.unwrap().unwrap().history;
+        let closed = history.iter().filter(|e| e.action == "closed").count();
+        assert_eq!((history.len(), closed), (41, 20));
+    }
+}

@@ -305,6 +305,236 @@ pub(super) fn erased_letter(
 mod tests {
     use super::*;
 
+    use serde_json::json;
+
+    use crate::store::test_backends::{Kind, TestStore, backend_tests};
+    use crate::store::tests::{NOW_MS, event, letter, stored};
+    use crate::store::{CaseChange, CaseOutcome, StoreScope};
+
+    backend_tests!(kind:
+        an_events_purge_takes_old_events_with_their_bookmarks_and_closed_cases_and_holds_open_cases_and_pending_bookmarks,
+        erasing_a_cashier_replaces_the_id_as_a_word_everywhere_but_in_an_open_case,
+    );
+    backend_tests!(sign_ins_left_before_the_bound_are_purged_and_later_ones_kept);
+
+    /// Opens the case of event `seq` with `note`, and closes it as explained unless `open`.
+    async fn case(store: &TestStore, seq: i64, note: &str, open: bool) {
+        let change = |c: CaseChange| async move {
+            store
+                .change_case(seq, &StoreScope::All, "ken", NOW_MS, &c)
+                .await
+                .unwrap()
+        };
+        change(CaseChange::Open { note: note.into() }).await;
+        if !open {
+            change(CaseChange::Close {
+                outcome: CaseOutcome::Explained,
+                reason: "counted again".into(),
+            })
+            .await;
+        }
+    }
+
+    async fn an_events_purge_takes_old_events_with_their_bookmarks_and_closed_cases_and_holds_open_cases_and_pending_bookmarks(
+        kind: Kind,
+    ) {
+        let (store, ids) = stored(
+            kind,
+            &[
+                event("old", "sale", 0, json!({})),
+                event("old-closed", "void", 1, json!({})),
+                event("old-open", "void", 2, json!({})),
+                event("old-pending", "void", 3, json!({})),
+                event("old-failed", "void", 4, json!({})),
+                event("new", "void", 60, json!({})),
+            ],
+            &[("old-pending", &["cam-1"]), ("old-failed", &["cam-1"])],
+        )
+        .await;
+        let seq = |id: &str| *ids.iter().find(|(_, v)| *v == id).unwrap().0;
+        case(&store, seq("old-closed"), "a note", false).await;
+        case(&store, seq("old-open"), "a note", true).await;
+        store
+            .execute(&format!(
+                "UPDATE bookmarks SET state = 'failed' WHERE event_seq = {}",
+                seq("old-failed")
+            ))
+            .await
+            .unwrap();
+
+        let bound = NOW_MS + 30 * 60_000;
+        let held = EventsPurged {
+            held_open_case: 1,
+            held_pending: 1,
+            ..EventsPurged::default()
+        };
+        assert_eq!(
+            store.purge_events(bound).await.unwrap(),
+            EventsPurged {
+                events: 3,
+                bookmarks: 1,
+                closed_cases: 1,
+                ..held
+            }
+        );
+        let mut left = Vec::new();
+        for (seq, id) in &ids {
+            if store.event(*seq, &StoreScope::All).await.unwrap().is_some() {
+                left.push(id.as_str());
+            }
+        }
+        left.sort();
+        assert_eq!(left, ["new", "old-open", "old-pending"]);
+        let open = store
+            .case(seq("old-open"), &StoreScope::All)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(open.history.len(), 1, "an open case keeps its history");
+        assert_eq!(store.purge_events(bound).await.unwrap(), held, "again");
+    }
+
+    async fn erasing_a_cashier_replaces_the_id_as_a_word_everywhere_but_in_an_open_case(
+        kind: Kind,
+    ) {
+        let (store, ids) = stored(
+            kind,
+            &[
+                event(
+                    "s-1",
+                    "void",
+                    0,
+                    json!({"cashier": "c117", "lines": ["void approved by c117."],
+                           "attributes": {"supervisor": "c117"}}),
+                ),
+                event(
+                    "s-2",
+                    "refund",
+                    1,
+                    json!({"cashier": "c1170", "reason": "approved by c117"}),
+                ),
+                event("s-3", "void", 2, json!({"cashier": "c117"})),
+                event("s-4", "void", 3, json!({"cashier": "c1170"})),
+            ],
+            &[],
+        )
+        .await;
+        let seq = |id: &str| *ids.iter().find(|(_, v)| *v == id).unwrap().0;
+        case(&store, seq("s-1"), "c117 counted it", false).await;
+        case(&store, seq("s-3"), "ask c117", true).await;
+        store
+            .ingest(
+                &[
+                    letter(NOW_MS, b"{", "{\"cashier\": \"c117\""),
+                    letter(NOW_MS, b"{", "{\"cashier\": \"c1170\""),
+                ],
+                NOW_MS,
+            )
+            .await
+            .unwrap();
+        let naming = |after: i64| {
+            let store = &store;
+            async move {
+                let found = store.events_naming("c117", None, after, 10).await.unwrap();
+                found.into_iter().map(|e| e.id).collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(naming(0).await, ["s-1", "s-2", "s-3"]);
+        assert_eq!(naming(seq("s-1")).await, ["s-2", "s-3"]);
+        let s1 = store.events_naming("c117", None, 0, 1).await.unwrap();
+        assert_eq!(
+            s1[0].case.as_ref().map(|c| c.state),
+            Some(crate::store::CaseState::Explained),
+            "with its case"
+        );
+        assert!(
+            store
+                .events_naming("c117", Some("osaka-02"), 0, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+
+        let erased = store
+            .erase_identifier("c117", None, "erased-1")
+            .await
+            .unwrap();
+        assert_eq!(
+            erased,
+            Erased {
+                events: 2,
+                held: 1,
+                dead_letters: 1,
+                case_notes: 1,
+            }
+        );
+        let s1 = store
+            .event(seq("s-1"), &StoreScope::All)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(s1.cashier.as_deref(), Some("erased-1"));
+        assert_eq!(s1.lines, ["void approved by erased-1."]);
+        assert_eq!(s1.attributes["supervisor"], "erased-1");
+        let s2 = store
+            .event(seq("s-2"), &StoreScope::All)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (s2.cashier.as_deref(), s2.reason.as_deref()),
+            (Some("c1170"), Some("approved by erased-1"))
+        );
+        assert_eq!(naming(0).await, ["s-3"], "held in its open case");
+        let letters = store
+            .dead_letters(&crate::store::DeadLetterQuery {
+                include_dismissed: true,
+                limit: 10,
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            letters
+                .iter()
+                .filter(|l| l.raw.contains("erased-1"))
+                .count(),
+            1
+        );
+        store.scrub().await.unwrap();
+        assert_eq!(naming(0).await, ["s-3"], "the same after the scrub");
+    }
+
+    async fn sign_ins_left_before_the_bound_are_purged_and_later_ones_kept(store: &TestStore) {
+        let user = store
+            .add_user(
+                &crate::accounts::NewUser {
+                    name: "aiko".into(),
+                    role: crate::accounts::Role::Owner,
+                    stores: vec![],
+                    password_hash: "x".into(),
+                },
+                0,
+            )
+            .await
+            .unwrap();
+        store
+            .add_session("old", user.id, "c", None, 100)
+            .await
+            .unwrap();
+        store
+            .add_session("new", user.id, "c", None, 900)
+            .await
+            .unwrap();
+        store
+            .add_sign_in_challenge("waiting", user.id, 200, 0)
+            .await
+            .unwrap();
+        assert_eq!(store.purge_sessions(500).await.unwrap(), 2);
+        assert!(store.session("new", 950, 1_000).await.unwrap().is_some());
+        assert!(store.session("old", 950, 1_000).await.unwrap().is_none());
+        assert_eq!(store.purge_sessions(500).await.unwrap(), 0);
+    }
+
     #[test]
     fn an_identifier_is_replaced_as_a_word_and_never_inside_a_longer_one() {
         assert_eq!(

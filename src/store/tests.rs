@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use super::test_backends::{Handle, Kind, TestStore, Tested, backend_tests};
 use super::*;
 
-const NOW_MS: i64 = 1_800_000_000_000;
+pub(super) const NOW_MS: i64 = 1_800_000_000_000;
 
 /// A store on a temporary file, and the sequence numbers of what was put in it, by event id; beside it, the same
 /// events in a store whose search indexer has taken them all. Every list is read from both and must agree: a
@@ -28,7 +28,7 @@ fn url(dir: &tempfile::TempDir) -> String {
 }
 
 /// An event as a register would send it; `minute` orders them in time.
-fn event(id: &str, kind: &str, minute: i64, fields: Value) -> Value {
+pub(super) fn event(id: &str, kind: &str, minute: i64, fields: Value) -> Value {
     let at = chrono::DateTime::from_timestamp_millis(NOW_MS + minute * 60_000)
         .unwrap()
         .to_rfc3339();
@@ -59,7 +59,7 @@ async fn index_all(store: &impl Handle) {
     while store.index_search(100).await.unwrap() == 100 {}
 }
 
-async fn stored(
+pub(super) async fn stored(
     kind: Kind,
     events: &[Value],
     cameras: &[(&str, &[&str])],
@@ -672,7 +672,7 @@ async fn an_id_used_again_with_other_content_is_a_dead_letter_and_marks_the_orig
 const DAY_MS: i64 = 86_400_000;
 
 /// A message refused as the writer would keep it: `payload` is what arrived, `raw` what is kept of it.
-fn letter(received_ms: i64, payload: &[u8], raw: &str) -> Intake {
+pub(super) fn letter(received_ms: i64, payload: &[u8], raw: &str) -> Intake {
     Intake::DeadLetter {
         topic: "pos/shibuya-01/r1/events".into(),
         received_ms,
