@@ -13,6 +13,8 @@ mod fake_nx;
 #[allow(dead_code)]
 #[path = "backbone/support.rs"]
 mod support;
+#[path = "test_database/mod.rs"]
+mod test_database;
 
 use std::collections::HashMap;
 use std::io::Write;

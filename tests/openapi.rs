@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 
 use reqwest::StatusCode;
 use serde_json::Value;
-use tillmark::store::{Intake, Store};
+use tillmark::store::Intake;
 use web_support::*;
 
 fn keys(value: &Value) -> BTreeSet<String> {

@@ -9,7 +9,7 @@ use reqwest::StatusCode;
 use reqwest::header::SET_COOKIE;
 use serde_json::{Value, json};
 use tillmark::config::Config;
-use tillmark::store::{Accounts, AuditLog, AuditQuery, Store};
+use tillmark::store::AuditQuery;
 use tillmark::web::{PUBLIC_ROUTES, ROUTES};
 use web_support::*;
 
@@ -1023,12 +1023,9 @@ async fn a_code_without_a_live_challenge_asks_for_the_password_again() {
     // The challenge has outlived its five minutes.
     let browser = Browser::new(&site);
     let (_, _, page) = browser.sign_in("ken", PASSWORD, "/").await;
-    let url = format!("sqlite://{}", site._dir.path().join("t.db").display());
-    let raw = sqlx::SqlitePool::connect(&url).await.unwrap();
-    sqlx::query("UPDATE sign_in_challenges SET created_ms = created_ms - 301000")
-        .execute(&raw)
-        .await
-        .unwrap();
+    site.db
+        .execute("UPDATE sign_in_challenges SET created_ms = created_ms - 301000")
+        .await;
     let (status, headers, body) = browser.code(&page, &app.generate_current().unwrap()).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert!(!session_cookie(&headers));

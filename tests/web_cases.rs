@@ -8,7 +8,7 @@ mod web_support;
 
 use reqwest::StatusCode;
 use serde_json::Value;
-use tillmark::store::{AuditEntry, AuditLog, AuditQuery, CaseRecord, Cases, StoreScope};
+use tillmark::store::{AuditEntry, AuditQuery, CaseRecord, StoreScope};
 use web_support::*;
 
 const CASE_PATH: &str = "/case";

@@ -8,9 +8,7 @@ mod web_support;
 
 use reqwest::StatusCode;
 use serde_json::Value;
-use tillmark::store::{
-    AuditEntry, AuditLog, AuditQuery, DeadLetterQuery, DeadLetterStore, Intake, Store, sha256_hex,
-};
+use tillmark::store::{AuditEntry, AuditQuery, DeadLetterQuery, Intake, sha256_hex};
 use web_support::*;
 
 const TOPIC: &str = "pos/shibuya-01/r7/events";

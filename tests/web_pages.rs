@@ -1,4 +1,5 @@
-//! The index pages as a user meets them: a real SQLite file filled through `Store::ingest`, bookmarks moved to
+//! The index pages as a user meets them: a real database (SQLite, or PostgreSQL with
+//! `TILLMARK_TEST_BACKEND=postgres`) filled through `Store::ingest`, bookmarks moved to
 //! made, failed and pending through `claim_due` + `finish`, the real router on a real port, fetched over HTTP.
 
 use std::collections::HashMap;
@@ -8,9 +9,11 @@ use serde_json::{Value, json};
 use tillmark::accounts::{NewUser, Role, token_digest};
 use tillmark::config::Config;
 use tillmark::event::event_key;
-use tillmark::store::{
-    Accounts, Finished, Intake, IntakeOutcome, NewBookmark, Outcome, SqliteStore, Store,
-};
+use tillmark::store::{Finished, Intake, IntakeOutcome, NewBookmark, Outcome, Store};
+
+#[path = "test_database/mod.rs"]
+mod test_database;
+use test_database::TestDatabase;
 use tillmark::web::{AppState, router};
 
 const CONFIG: &str = r#"
@@ -94,9 +97,11 @@ fn intake(payload: &Value, flagged: bool, mapped: bool, cameras: &[(&str, &str)]
 
 struct Site {
     base: String,
-    store: Arc<SqliteStore>,
+    store: Arc<dyn Store>,
     /// Sequence numbers by event id.
     seqs: HashMap<String, i64>,
+    /// Dropped before `_dir`: on PostgreSQL, the test's schema.
+    _db: TestDatabase,
     _dir: tempfile::TempDir,
 }
 
@@ -107,8 +112,8 @@ impl Site {
 
     async fn with_config(config: &str) -> Site {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("t.db").display());
-        let store = Arc::new(SqliteStore::open(&url).await.unwrap());
+        let db = TestDatabase::new(dir.path());
+        let store = tillmark::store::open(&db.url).await.unwrap();
         // The pages are read as an owner would, with an API token.
         let owner = NewUser {
             name: "owner".into(),
@@ -144,6 +149,7 @@ impl Site {
             base: format!("http://{addr}"),
             store,
             seqs: HashMap::new(),
+            _db: db,
             _dir: dir,
         }
     }
@@ -1665,6 +1671,10 @@ async fn the_language_switch_remembers_the_choice_and_returns_only_to_this_sites
 
 #[tokio::test]
 async fn the_events_list_says_how_many_events_wait_for_the_search_index_until_it_has_them() {
+    if TestDatabase::on_postgres() {
+        eprintln!("not run on PostgreSQL: its search index is kept as events are written, none trails");
+        return;
+    }
     let site = Site::filled().await;
     let waiting = site.store.counts(&Default::default()).await.unwrap().events;
     assert!(waiting > 0);

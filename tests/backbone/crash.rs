@@ -260,9 +260,14 @@ async fn a_daemon_killed_while_draining_a_twenty_thousand_event_backlog_stores_e
     drop(mosquitto);
 }
 
-/// Events in the site's database, read from the file itself.
+/// Events in the site's database, read from the database itself.
 async fn site_events(site: &Site) -> i64 {
-    use tillmark::store::{SqliteStore, Store, StoreScope};
-    let store = SqliteStore::open(&site.db_url()).await.expect("open");
-    store.counts(&StoreScope::All).await.expect("counts").events as i64
+    let store = tillmark::store::open(&site.db_url()).await.expect("open");
+    let events = store
+        .counts(&tillmark::store::StoreScope::All)
+        .await
+        .expect("counts")
+        .events;
+    store.close().await;
+    events
 }

@@ -47,17 +47,19 @@ async fn daemon(site: &Site, mqtt: &str, extra: &str) -> Daemon {
     daemon
 }
 
-/// The ids of the events in the SQLite file, read from the file itself.
+/// The ids of the events in the database, oldest first, read from the database itself.
 async fn stored_ids(site: &Site) -> Vec<String> {
-    let pool = sqlx::SqlitePool::connect(&site.db_url())
+    let store = tillmark::store::open(&site.db_url())
         .await
         .expect("open the database");
-    let ids = sqlx::query_scalar("SELECT id FROM events ORDER BY seq")
-        .fetch_all(&pool)
-        .await
-        .expect("read events");
-    pool.close().await;
-    ids
+    let query = tillmark::store::EventQuery {
+        limit: 10_000,
+        ..Default::default()
+    };
+    let mut events = store.events(&query).await.expect("read events");
+    store.close().await;
+    events.sort_by_key(|e| e.seq);
+    events.into_iter().map(|e| e.id).collect()
 }
 
 async fn wait_stored(site: &Site, id: &str) {
@@ -424,12 +426,13 @@ async fn a_packet_above_16_mib_closes_its_connection_and_an_oversized_event_belo
         .send(&publish_packet(&topic, 1, 1, &vec![b'x'; 100 * 1024]))
         .await;
     assert_eq!(other.next().await, Some(vec![0x40, 2, 0, 1]));
-    let pool = sqlx::SqlitePool::connect(&site.db_url()).await.unwrap();
-    let dead: i64 = sqlx::query_scalar("SELECT count(*) FROM dead_letters")
-        .fetch_one(&pool)
+    let store = tillmark::store::open(&site.db_url()).await.unwrap();
+    let dead = store
+        .counts(&tillmark::store::StoreScope::All)
         .await
-        .unwrap();
-    pool.close().await;
+        .unwrap()
+        .dead_letters;
+    store.close().await;
     assert_eq!(dead, 1);
     daemon.shutdown().await;
 }

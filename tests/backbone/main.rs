@@ -29,6 +29,8 @@ mod secrets;
 mod shared;
 mod signed;
 mod support;
+#[path = "../test_database/mod.rs"]
+mod test_database;
 mod verkada;
 mod web_across;
 mod webhook;

@@ -376,6 +376,9 @@ async fn a_daemon_stopping_gives_back_the_rows_it_claimed_ahead_and_after_a_rest
     const BOOKMARKS: usize = 40;
     let (url, crowd) = start_crowded_receiver(|_| Duration::from_millis(200)).await;
     let site = Site::new();
+    if site.sqlite_only("reading the outbox's columns from the file") {
+        return;
+    }
     let config = webhook_config(&site, &url, "");
     let (daemon, mut bridge) = start_daemon(config.clone()).await;
     publish_backlog(&site, &mut bridge, "v", "r1", BOOKMARKS).await;

@@ -105,6 +105,8 @@ pub struct Site {
     pub dir: tempfile::TempDir,
     pub topic_root: String,
     pub client_id: String,
+    /// Dropped before `dir`: a PostgreSQL schema goes with the test.
+    pub db: crate::test_database::TestDatabase,
 }
 
 impl Site {
@@ -115,15 +117,27 @@ impl Site {
             ))
             .with_test_writer()
             .try_init();
+        let dir = tempfile::tempdir().expect("tempdir");
         Site {
-            dir: tempfile::tempdir().expect("tempdir"),
+            db: crate::test_database::TestDatabase::new(dir.path()),
+            dir,
             topic_root: unique("pos"),
             client_id: unique("tillmark"),
         }
     }
 
     pub fn db_url(&self) -> String {
-        format!("sqlite://{}", self.dir.path().join("tillmark.db").display())
+        self.db.url.clone()
+    }
+
+    /// Whether this run is on PostgreSQL, for the tests that read SQLite's file themselves: they say so and
+    /// pass, since what they check is SQLite's.
+    pub fn sqlite_only(&self, what: &str) -> bool {
+        let skip = crate::test_database::TestDatabase::on_postgres();
+        if skip {
+            eprintln!("not run on PostgreSQL: {what} is SQLite's");
+        }
+        skip
     }
 
     pub fn topic(&self, store: &str, register: &str) -> String {
@@ -420,8 +434,7 @@ pub const TOKEN: &str = "tm_backbone-tests-owner-token";
 /// would. Its password hash is no hash, so nobody signs in with it.
 pub async fn allow_tests(url: &str) {
     use tillmark::accounts::{NewUser, Role, token_digest};
-    use tillmark::store::{Accounts, SqliteStore, Store};
-    let store = SqliteStore::open(url)
+    let store = tillmark::store::open(url)
         .await
         .expect("open the test database");
     let owner = NewUser {

@@ -3,14 +3,16 @@
 
 use std::sync::Arc;
 
+#[path = "../test_database/mod.rs"]
+mod test_database;
+pub use test_database::TestDatabase;
+
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, LOCATION};
 use serde_json::json;
 use tillmark::accounts::{NewUser, Role, hash_password, new_token, token_digest};
 use tillmark::config::Config;
-use tillmark::store::{
-    Accounts, Finished, Intake, NewBookmark, Outcome, SqliteStore, Store, StoreScope,
-};
+use tillmark::store::{Finished, Intake, NewBookmark, Outcome, Store, StoreScope};
 use tillmark::web::{AppState, router};
 
 pub const CONFIG: &str = r#"
@@ -81,21 +83,23 @@ pub fn intake(id: &str, kind: &str, store: &str, txn: &str, cashier: &str, devic
 
 pub struct Site {
     pub base: String,
-    pub store: Arc<SqliteStore>,
+    pub store: Arc<dyn Store>,
     /// Osaka's event and its bookmark, the ones a Shibuya investigator must never reach.
     pub osaka_seq: i64,
     pub osaka_bookmark: i64,
     pub shibuya_seq: i64,
     /// API tokens by user name.
     pub tokens: std::collections::HashMap<&'static str, String>,
+    /// Dropped before `_dir`: on PostgreSQL, the test's schema.
+    pub db: TestDatabase,
     pub _dir: tempfile::TempDir,
 }
 
 impl Site {
     pub async fn start(extra_web: &str) -> Site {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("t.db").display());
-        let store = Arc::new(SqliteStore::open(&url).await.unwrap());
+        let db = TestDatabase::new(dir.path());
+        let store = tillmark::store::open(&db.url).await.unwrap();
         let config = Config::parse(&format!("{extra_web}\n{CONFIG}"), &|name| {
             (name == "NX_PW").then(|| "secret".to_string())
         })
@@ -201,6 +205,7 @@ impl Site {
             osaka_bookmark: osaka.bookmarks[0].id,
             shibuya_seq: seq(0),
             tokens,
+            db,
             _dir: dir,
         }
     }
