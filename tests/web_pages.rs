@@ -1672,7 +1672,9 @@ async fn the_language_switch_remembers_the_choice_and_returns_only_to_this_sites
 #[tokio::test]
 async fn the_events_list_says_how_many_events_wait_for_the_search_index_until_it_has_them() {
     if TestDatabase::on_postgres() {
-        eprintln!("not run on PostgreSQL: its search index is kept as events are written, none trails");
+        eprintln!(
+            "not run on PostgreSQL: its search index is kept as events are written, none trails"
+        );
         return;
     }
     let site = Site::filled().await;

@@ -3,6 +3,7 @@
 mod axis;
 mod bad_input;
 mod card_corpus;
+mod chain;
 mod crash;
 mod drawer;
 mod eagle_eye;

@@ -43,6 +43,20 @@ impl TestDatabase {
         }
         let admin = std::env::var(POSTGRES_URL)
             .unwrap_or_else(|_| panic!("{BACKEND}=postgres needs {POSTGRES_URL}"));
+        Self::schema(admin)
+    }
+
+    /// A fresh PostgreSQL schema whatever the run's backend, for the tests of what only PostgreSQL serves
+    /// (several daemons on one database); `None` when `TILLMARK_TEST_POSTGRES_URL` is not set.
+    #[allow(dead_code)]
+    pub fn postgres() -> Option<TestDatabase> {
+        std::env::var(POSTGRES_URL)
+            .ok()
+            .filter(|u| !u.is_empty())
+            .map(Self::schema)
+    }
+
+    fn schema(admin: String) -> TestDatabase {
         let name = format!("e2e_{}", &uuid::Uuid::new_v4().simple().to_string()[..16]);
         let (url, statement) = (admin.clone(), format!("CREATE SCHEMA {name}"));
         block_on(async move {
