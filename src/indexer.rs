@@ -42,7 +42,7 @@ pub async fn run(store: Arc<dyn Store>, health: StoreHealth, cancel: Cancellatio
             _ = cancel.cancelled() => return,
             _ = every.tick() => {}
         }
-        let Some(now) = newest(&*store).await else {
+        let Some(now) = newest(&*store, &health).await else {
             continue;
         };
         let bursting = mark.is_some_and(|before| burst(before, now));
@@ -68,7 +68,7 @@ pub async fn run(store: Arc<dyn Store>, health: StoreHealth, cancel: Cancellatio
             if cancel.is_cancelled() || bursting {
                 break;
             }
-            let Some(now) = newest(&*store).await else {
+            let Some(now) = newest(&*store, &health).await else {
                 break;
             };
             let before = mark.replace(now);
@@ -80,11 +80,12 @@ pub async fn run(store: Arc<dyn Store>, health: StoreHealth, cancel: Cancellatio
 }
 
 /// When the newest event's sequence number was read, and what it was.
-async fn newest(store: &dyn Store) -> Option<(Instant, i64)> {
+async fn newest(store: &dyn Store, health: &StoreHealth) -> Option<(Instant, i64)> {
     match store.newest_seq().await {
         Ok(seq) => Some((Instant::now(), seq)),
         Err(e) => {
-            tracing::warn!(error = %e, "Could not read the newest event; the search index waits.");
+            // The search index waits for the next tick.
+            health.failed("search index", &e);
             None
         }
     }

@@ -1,5 +1,5 @@
-//! The database's disk fills up mid-run: intake pauses without acknowledging anything, `/healthz` says the
-//! disk is full, and once space is freed everything waiting is stored, each event once.
+//! The database fails mid-run, its disk full or PostgreSQL stopped: intake pauses without acknowledging
+//! anything, `/healthz` says why, and once the database is back everything waiting is stored, each event once.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -179,6 +179,86 @@ async fn a_full_disk_pauses_intake_without_acknowledging_says_so_on_health_and_l
     })
     .await;
     assert_eq!(body["database"]["ok"], true, "{status} {body}");
+    let events = get_json(&format!("{base}/api/events?limit=1000")).await;
+    let mut ids: Vec<&str> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    ids.sort();
+    let mut expected: Vec<String> = (0..10).map(|i| format!("before-{i}")).chain(sent).collect();
+    expected.sort();
+    assert_eq!(ids, expected, "every event stored once");
+    daemon.shutdown().await;
+}
+
+#[tokio::test]
+async fn postgresql_stopped_mid_run_pauses_intake_without_acknowledging_and_everything_resumes_when_it_is_back()
+ {
+    if std::env::var("TILLMARK_TEST_POSTGRES_URL").is_err() {
+        eprintln!("skipped: TILLMARK_TEST_POSTGRES_URL is not set");
+        return;
+    }
+    let Some(pg) = crate::private_postgres::PrivatePostgres::start() else {
+        eprintln!("skipped: no PostgreSQL server programs (initdb, pg_ctl) on this machine");
+        return;
+    };
+    let site = Site::new();
+    let mut config = site.config(None, "http://127.0.0.1:9/", "");
+    config.database.url = pg.url();
+    let (daemon, mut bridge) = start_daemon(config).await;
+    let base = web_base(&daemon);
+    let topic = site.topic("shibuya-01", "r9");
+    for i in 0..10 {
+        bridge.publish(&topic, &void(&format!("before-{i}"))).await;
+    }
+    assert_eq!(health(&base).await.0, 200);
+
+    assert!(pg.down(), "PostgreSQL stops");
+    let mut sent = Vec::new();
+    for i in 0..5 {
+        let id = format!("during-{i}");
+        bridge.publish_unacked(&topic, &void(&id)).await;
+        sent.push(id);
+    }
+    let (_, body) = eventually(
+        Duration::from_secs(30),
+        "health to say the database is unreachable",
+        || {
+            let base = base.clone();
+            async move {
+                let (status, body) = health(&base).await;
+                let ingest = body["database"]["problems"]
+                    .as_array()?
+                    .iter()
+                    .any(|p| p["part"] == "ingest" && p["kind"] == "unavailable");
+                (status == 503 && ingest).then_some((status, body))
+            }
+        },
+    )
+    .await;
+    assert!(
+        body["status"].as_str().unwrap().contains("unreachable"),
+        "{body}"
+    );
+    assert!(
+        !bridge.acked_within(Duration::from_secs(1)).await,
+        "a message was acknowledged while PostgreSQL was down"
+    );
+
+    assert!(pg.up(), "PostgreSQL starts again");
+    for _ in 0..sent.len() {
+        assert!(
+            bridge.acked_within(Duration::from_secs(30)).await,
+            "each message is acknowledged once PostgreSQL is back"
+        );
+    }
+    eventually(Duration::from_secs(30), "health to recover", || {
+        let base = base.clone();
+        async move { (health(&base).await.0 == 200).then_some(()) }
+    })
+    .await;
     let events = get_json(&format!("{base}/api/events?limit=1000")).await;
     let mut ids: Vec<&str> = events["events"]
         .as_array()

@@ -20,6 +20,7 @@ mod mqtt_tls;
 mod nx_legacy;
 mod outage;
 mod pacing;
+mod private_postgres;
 mod probe;
 mod realtime;
 mod rhombus;
