@@ -88,6 +88,25 @@ pub struct MqttConfig {
     pub clients: Vec<MqttClient>,
 }
 
+/// Whether a PostgreSQL URL carries a password: `user:password@` before the host, or a `password=` parameter.
+fn postgres_password_in(url: &str) -> bool {
+    let Some(rest) = url
+        .strip_prefix("postgres://")
+        .or_else(|| url.strip_prefix("postgresql://"))
+    else {
+        return false;
+    };
+    let authority = &rest[..rest.find(['/', '?']).unwrap_or(rest.len())];
+    let in_userinfo = authority
+        .rsplit_once('@')
+        .is_some_and(|(userinfo, _)| userinfo.contains(':'));
+    let query = rest.split_once('?').map_or("", |(_, q)| q);
+    in_userinfo
+        || query
+            .split('&')
+            .any(|pair| pair.to_ascii_lowercase().starts_with("password="))
+}
+
 impl MqttConfig {
     /// What is subscribed for `topic`: itself, or its shared form when daemons share the stream.
     pub fn filter(&self, topic: &str) -> String {
@@ -840,6 +859,15 @@ impl Builder<'_> {
                 .iter()
                 .any(|scheme| url.value.starts_with(scheme))
             {
+                if postgres_password_in(&url.value) {
+                    // Said without the URL: it holds the password.
+                    t.error(
+                        "url",
+                        "holds a password, and secrets never go in the file: give it in the environment \
+                         (PGPASSWORD) or in ~/.pgpass of the user tillmark runs as, or use a client certificate \
+                         (sslcert, sslkey)",
+                    );
+                }
                 cfg.url = url.value;
             } else {
                 t.error(

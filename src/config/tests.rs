@@ -1873,3 +1873,26 @@ fn delivery_daemons_is_how_many_share_each_vendors_rate() {
         );
     }
 }
+
+#[test]
+fn a_postgres_url_is_taken_and_one_holding_a_password_is_refused_without_repeating_it() {
+    let url = "postgres://tillmark@db.internal:5432/tillmark?sslmode=verify-full";
+    assert_eq!(
+        valid(&format!("[database]\nurl = \"{url}\"\n"))
+            .database
+            .url,
+        url
+    );
+    for bad in [
+        "postgres://tillmark:hunter2-secret@db.internal/tillmark",
+        "postgresql://tillmark@db.internal/tillmark?sslmode=require&password=hunter2-secret",
+    ] {
+        let errors = invalid(&format!("[database]\nurl = \"{bad}\"\n"));
+        let e = error_at(&errors, "database.url");
+        assert!(e.message.contains("holds a password"), "{e:?}");
+        assert!(
+            !e.message.contains("hunter2"),
+            "the error repeats the password: {e:?}"
+        );
+    }
+}
