@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use tillmark::event::event_key;
 
+use crate::crash::assert_each_once_at_its_moment;
 use crate::fake_nx::FakeNx;
 use crate::support::*;
 use crate::test_database::TestDatabase;
@@ -133,19 +134,5 @@ async fn three_daemons_on_one_postgres_share_a_burst_and_one_killed_mid_burst_lo
         total,
         "each bookmark made once on the camera system"
     );
-    for (key, at_ms, cameras) in &expected {
-        for cam in cameras {
-            let on_cam: Vec<_> = nx
-                .with_tag(key)
-                .into_iter()
-                .filter(|m| m.device == *cam)
-                .collect();
-            assert_eq!(on_cam.len(), 1, "{key} on {cam}: exactly one bookmark");
-            assert_eq!(
-                on_cam[0].start_ms,
-                at_ms - 10_000,
-                "{key} at its original moment"
-            );
-        }
-    }
+    assert_each_once_at_its_moment(&nx, &expected);
 }

@@ -107,21 +107,7 @@ async fn a_daemon_killed_mid_stream_bookmarks_every_flagged_event_exactly_once_a
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
 
-    for (key, at_ms, cameras) in &expected {
-        for cam in cameras {
-            let on_cam: Vec<_> = nx
-                .with_tag(key)
-                .into_iter()
-                .filter(|m| m.device == *cam)
-                .collect();
-            assert_eq!(on_cam.len(), 1, "{key} on {cam}: exactly one bookmark");
-            assert_eq!(
-                on_cam[0].start_ms,
-                at_ms - 10_000,
-                "{key} at its original moment"
-            );
-        }
-    }
+    assert_each_once_at_its_moment(&nx, &expected);
     assert_eq!(nx.bookmarks().len(), total, "no duplicates");
 
     terminate(&daemon);
@@ -270,4 +256,24 @@ async fn site_events(site: &Site) -> i64 {
         .events;
     store.close().await;
     events
+}
+
+/// Each flagged event (its key, register moment and cameras) has exactly one bookmark on each of its cameras,
+/// starting at its moment less the 10 s pre-roll.
+pub fn assert_each_once_at_its_moment(nx: &FakeNx, expected: &[(String, i64, Vec<&str>)]) {
+    for (key, at_ms, cameras) in expected {
+        for cam in cameras {
+            let on_cam: Vec<_> = nx
+                .with_tag(key)
+                .into_iter()
+                .filter(|m| m.device == *cam)
+                .collect();
+            assert_eq!(on_cam.len(), 1, "{key} on {cam}: exactly one bookmark");
+            assert_eq!(
+                on_cam[0].start_ms,
+                at_ms - 10_000,
+                "{key} at its original moment"
+            );
+        }
+    }
 }

@@ -179,17 +179,7 @@ async fn a_full_disk_pauses_intake_without_acknowledging_says_so_on_health_and_l
     })
     .await;
     assert_eq!(body["database"]["ok"], true, "{status} {body}");
-    let events = get_json(&format!("{base}/api/events?limit=1000")).await;
-    let mut ids: Vec<&str> = events["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["id"].as_str().unwrap())
-        .collect();
-    ids.sort();
-    let mut expected: Vec<String> = (0..10).map(|i| format!("before-{i}")).chain(sent).collect();
-    expected.sort();
-    assert_eq!(ids, expected, "every event stored once");
+    assert_stored_once(&base, sent).await;
     daemon.shutdown().await;
 }
 
@@ -259,6 +249,12 @@ async fn postgresql_stopped_mid_run_pauses_intake_without_acknowledging_and_ever
         async move { (health(&base).await.0 == 200).then_some(()) }
     })
     .await;
+    assert_stored_once(&base, sent).await;
+    daemon.shutdown().await;
+}
+
+/// The ten events published before the failure and `sent` during it are stored, each once.
+async fn assert_stored_once(base: &str, sent: Vec<String>) {
     let events = get_json(&format!("{base}/api/events?limit=1000")).await;
     let mut ids: Vec<&str> = events["events"]
         .as_array()
@@ -270,5 +266,4 @@ async fn postgresql_stopped_mid_run_pauses_intake_without_acknowledging_and_ever
     let mut expected: Vec<String> = (0..10).map(|i| format!("before-{i}")).chain(sent).collect();
     expected.sort();
     assert_eq!(ids, expected, "every event stored once");
-    daemon.shutdown().await;
 }
