@@ -12,7 +12,15 @@
 //! - publish-to-request latency at a steady 2,500 events/s;
 //! - the daemon's resident memory, idle and at full rate.
 //!
-//! Prints figures; asserts nothing. Needs `mosquitto` and `mosquitto_sub` on the PATH.
+//! With `TILLMARK_BENCH_POSTGRES_URL` naming a PostgreSQL database (`postgres://postgres@127.0.0.1:5432/test`;
+//! the bench makes a schema of its own there for each measurement and drops it after), the same rows again
+//! with the daemon on PostgreSQL, each beside SQLite's figure and on a Mosquitto of its own; then the intake of
+//! the same queued burst by 1, 2 and 3 daemons (each its own process and `client_id`) of one
+//! `[mqtt] shared_group` on one database and one Mosquitto, against one daemon. Without the variable, only
+//! SQLite's rows.
+//!
+//! Prints figures; asserts nothing. Needs `mosquitto` and `mosquitto_sub` on the PATH; says so and measures
+//! nothing without `mosquitto`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -31,6 +39,10 @@ use sample_mosquitto::SampleMosquitto;
 #[path = "support/process.rs"]
 mod process;
 use process::{free_port, rss_kib};
+
+#[path = "support/postgres.rs"]
+mod postgres;
+use postgres::{POSTGRES_URL, Schema};
 
 /// Every tenth event is a void (a bookmark); the rest are sales, as at a till.
 const FLAGGED_EVERY: u64 = 10;
@@ -166,7 +178,16 @@ async fn start_receivers(epoch: Instant) -> Receivers {
     }
 }
 
-fn write_config(dir: &Path, broker: u16, web: u16, receivers: &str) -> PathBuf {
+/// Where a daemon keeps its events, and whom it shares the broker's stream with.
+struct Setup<'a> {
+    database: &'a str,
+    client_id: &'a str,
+    shared_group: Option<&'a str>,
+    /// `[delivery] daemons`: how many share the database's deliveries.
+    daemons: usize,
+}
+
+fn write_config(dir: &Path, broker: u16, web: u16, receivers: &str, setup: &Setup) -> PathBuf {
     // The body carries the publish instant, so the receiver measures latency.
     std::fs::create_dir_all(dir.join("integrations")).unwrap();
     std::fs::write(
@@ -178,13 +199,22 @@ body = '{"sent_us": {{ event.attributes.sent_us | tojson }}, "key": {{ key | toj
 "#,
     )
     .unwrap();
+    let shared = setup
+        .shared_group
+        .map(|g| format!("shared_group = \"{g}\""))
+        .unwrap_or_default();
+    let daemons = match setup.daemons {
+        1 => String::new(),
+        n => format!("daemons = {n}"),
+    };
     let text = format!(
         r#"
 [mqtt]
 url = "mqtt://127.0.0.1:{broker}"
-client_id = "tillmark-bench"
+client_id = "{client_id}"
+{shared}
 [database]
-url = "sqlite://{db}"
+url = "{database}"
 [web]
 listen = "127.0.0.1:{web}"
 [integrations]
@@ -193,6 +223,7 @@ dir = "{defs}"
 max_age = "3650d"
 [delivery]
 concurrency = {CEILING}
+{daemons}
 [[stores]]
 id = "bench"
 timezone = "Asia/Tokyo"
@@ -221,7 +252,8 @@ system = "limited"
 device = "cam"
 registers = ["bench/limited"]
 "#,
-        db = dir.join("bench.db").display(),
+        client_id = setup.client_id,
+        database = setup.database,
         defs = dir.join("integrations").display(),
     );
     let path = dir.join("tillmark.toml");
@@ -271,7 +303,13 @@ impl Daemon {
     }
 
     async fn until_receiving(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
         loop {
+            assert!(
+                Instant::now() < deadline,
+                "the daemon on port {} was not receiving after a minute",
+                self.web
+            );
             if let Some(h) = self.health().await
                 && h["mqtt"]["receiving"] == true
             {
@@ -388,20 +426,21 @@ fn row(what: &str, figure: String, limit: String, ratio: Option<f64>) -> Row {
     }
 }
 
-#[tokio::main]
-async fn main() {
-    let burst: u64 = std::env::args()
-        .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(20_000);
-    let dir = tempfile::tempdir().expect("tempdir");
+/// One backend's rows: intake against a Mosquitto of its own (and `mosquitto_sub`'s rate on it), delivery,
+/// latency and memory, with the daemon's database at `database`. `None` when no Mosquitto can be started.
+async fn pass(dir: &Path, database: &str, backend: &str, burst: u64) -> Option<Pass> {
     let epoch = Instant::now();
-    let mosquitto =
-        SampleMosquitto::start(&dir.path().join("mosquitto")).expect("mosquitto on the PATH");
+    let mosquitto = SampleMosquitto::start(&dir.join("mosquitto"))?;
     let broker = mosquitto.port;
     let receivers = start_receivers(epoch).await;
     let web = free_port();
-    let config = write_config(dir.path(), broker, web, &receivers.url);
+    let setup = Setup {
+        database,
+        client_id: "tillmark-bench",
+        shared_group: None,
+        daemons: 1,
+    };
+    let config = write_config(dir, broker, web, &receivers.url, &setup);
     let publisher = Publisher::connect(broker, epoch);
     let mut published = 0u64;
     let mut rows = Vec::new();
@@ -447,7 +486,7 @@ async fn main() {
     let intake = started.elapsed();
     let intake_rate = burst as f64 / intake.as_secs_f64();
     rows.push(row(
-        &format!("durable intake of {burst} queued events (SQLite, full sync)"),
+        &format!("durable intake of {burst} queued events ({backend})"),
         format!("{intake_rate:.0} events/s"),
         format!("mosquitto_sub -q 1: {raw_rate:.0} msg/s"),
         Some(intake_rate / raw_rate),
@@ -542,6 +581,100 @@ async fn main() {
     ));
     daemon.stop();
     let _ = published;
+    Some(Pass { rows, raw_rate })
+}
+
+struct Pass {
+    rows: Vec<Row>,
+    /// `mosquitto_sub -q 1`'s rate on this pass's broker, msg/s.
+    raw_rate: f64,
+}
+
+/// Intake of `burst` events queued while `daemons` daemons of one shared group were down, all of them on
+/// `database` and one Mosquitto of its own: events per second from their restart until all are stored. `None`
+/// when no Mosquitto can be started.
+async fn shared_intake(dir: &Path, database: &str, daemons: usize, burst: u64) -> Option<f64> {
+    let mosquitto = SampleMosquitto::start(&dir.join("mosquitto"))?;
+    let broker = mosquitto.port;
+    let configs: Vec<(PathBuf, u16)> = (1..=daemons)
+        .map(|i| {
+            let client_id = format!("tillmark-bench-{i}");
+            let web = free_port();
+            let setup = Setup {
+                database,
+                client_id: &client_id,
+                shared_group: Some("bench"),
+                daemons,
+            };
+            // No camera watches the queued register: intake only. The systems' address is never asked.
+            let receivers = "http://127.0.0.1:9";
+            let config = write_config(&dir.join(&client_id), broker, web, receivers, &setup);
+            (config, web)
+        })
+        .collect();
+    let start = || -> Vec<Daemon> {
+        configs
+            .iter()
+            .map(|(config, web)| Daemon::start(config, *web))
+            .collect()
+    };
+    // Each daemon's session and its share of the subscription, then all down while the burst queues: the
+    // broker hands each queued message to one session of the group.
+    let up = start();
+    for daemon in &up {
+        daemon.until_receiving().await;
+    }
+    up.into_iter().for_each(Daemon::stop);
+    let publisher = Publisher::connect(broker, Instant::now());
+    for i in 0..burst {
+        publisher.publish("queued", i, FLAGGED_EVERY).await;
+    }
+    publisher.until_acked(burst).await;
+    let started = Instant::now();
+    let up = start();
+    // Any daemon's health counts the events of the database they share.
+    while up[0].stored().await < burst {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let rate = burst as f64 / started.elapsed().as_secs_f64();
+    up.into_iter().for_each(Daemon::stop);
+    Some(rate)
+}
+
+fn print_table(header: &str, rows: &[Vec<String>]) {
+    let columns = header.matches('|').count() - 1;
+    println!("{header}");
+    println!("|---:|{}", "---|".repeat(columns - 1));
+    for r in rows {
+        println!("| {} |", r.join(" | "));
+    }
+}
+
+fn ratio(x: Option<f64>) -> String {
+    x.map(|x| format!("{x:.2}")).unwrap_or_default()
+}
+
+const NO_MOSQUITTO: &str = "Mosquitto could not be started here (needs `mosquitto` on the PATH)";
+
+#[tokio::main]
+async fn main() {
+    let burst: u64 = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(20_000);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sqlite_url = format!("sqlite://{}", dir.path().join("bench.db").display());
+    let sqlite = pass(
+        &dir.path().join("sqlite"),
+        &sqlite_url,
+        "SQLite, full sync",
+        burst,
+    )
+    .await;
+    let Some(sqlite) = sqlite else {
+        println!("pipeline benchmark: {NO_MOSQUITTO}: nothing measured");
+        return;
+    };
 
     println!(
         "pipeline benchmark ({} cores): Mosquitto 2 with examples/mosquitto/store.conf, the daemon binary, SQLite WAL full sync",
@@ -550,10 +683,111 @@ async fn main() {
             .unwrap_or(0)
     );
     println!();
-    println!("| ratio | what | tillmark | the limit |");
-    println!("|---:|---|---|---|");
-    for r in rows {
-        let ratio = r.ratio.map(|x| format!("{x:.2}")).unwrap_or_default();
-        println!("| {ratio} | {} | {} | {} |", r.what, r.figure, r.limit);
+    print_table(
+        "| ratio | what | tillmark | the limit |",
+        &sqlite
+            .rows
+            .iter()
+            .map(|r| {
+                vec![
+                    ratio(r.ratio),
+                    r.what.clone(),
+                    r.figure.clone(),
+                    r.limit.clone(),
+                ]
+            })
+            .collect::<Vec<_>>(),
+    );
+
+    let Some(admin) = postgres::admin_url() else {
+        println!();
+        println!("PostgreSQL: not measured ({POSTGRES_URL} names no database)");
+        return;
+    };
+    let shown = postgres::shown(&admin);
+    let schema = match Schema::create(&admin, "pipeline").await {
+        Ok(schema) => schema,
+        Err(e) => {
+            println!();
+            println!("PostgreSQL at {shown}: not measured (cannot make a schema: {e})");
+            return;
+        }
+    };
+    let pg = pass(
+        &dir.path().join("postgres"),
+        &schema.url,
+        "PostgreSQL",
+        burst,
+    )
+    .await;
+    schema.drop().await;
+    let Some(pg) = pg else {
+        println!("PostgreSQL: {NO_MOSQUITTO}: not measured");
+        return;
+    };
+    println!();
+    println!(
+        "the same on PostgreSQL ({shown}, a fresh schema), each row beside SQLite's; the intake limit is \
+         mosquitto_sub on this pass's own Mosquitto"
+    );
+    println!();
+    print_table(
+        "| ratio | what | tillmark on PostgreSQL | on SQLite | the limit |",
+        &pg.rows
+            .iter()
+            .zip(&sqlite.rows)
+            .map(|(p, s)| {
+                vec![
+                    ratio(p.ratio),
+                    p.what.clone(),
+                    p.figure.clone(),
+                    s.figure.clone(),
+                    p.limit.clone(),
+                ]
+            })
+            .collect::<Vec<_>>(),
+    );
+
+    // Daemons sharing the database and the stream: the same queued burst, split by the broker.
+    let mut shared: Vec<(usize, f64)> = Vec::new();
+    for daemons in 1..=3 {
+        let schema = match Schema::create(&admin, &format!("shared{daemons}")).await {
+            Ok(schema) => schema,
+            Err(e) => {
+                println!("PostgreSQL: cannot make a schema for {daemons} daemons: {e}");
+                break;
+            }
+        };
+        let place = dir.path().join(format!("shared-{daemons}"));
+        let rate = shared_intake(&place, &schema.url, daemons, burst).await;
+        schema.drop().await;
+        let Some(rate) = rate else {
+            println!("daemons sharing a group: {NO_MOSQUITTO}: not measured");
+            break;
+        };
+        shared.push((daemons, rate));
     }
+    let Some(&(_, one)) = shared.first() else {
+        return;
+    };
+    println!();
+    println!(
+        "durable intake of {burst} queued events by daemons of one `[mqtt] shared_group`, on one PostgreSQL \
+         database (a fresh schema each) and one Mosquitto (a fresh one each), each daemon its own process"
+    );
+    println!();
+    print_table(
+        "| ratio to 1 daemon | daemons | events/s | of mosquitto_sub -q 1 (the PostgreSQL pass's) |",
+        &shared
+            .iter()
+            .map(|&(daemons, rate)| {
+                vec![
+                    ratio(Some(rate / one)),
+                    daemons.to_string(),
+                    format!("{rate:.0}"),
+                    format!("{:.2} of {:.0} msg/s", rate / pg.raw_rate, pg.raw_rate),
+                ]
+            })
+            .collect::<Vec<_>>(),
+    );
 }
