@@ -198,26 +198,44 @@ fn row(rng: &mut StdRng, i: usize, n: usize) -> Row {
     }
 }
 
+/// An event to write: `(seq, row, its bookmark's state when flagged)`.
+type Generated = (i64, Row, Option<&'static str>);
+
 /// The events of a run of `n`, in runs of up to [`ROWS_PER_STATEMENT`], each flagged one with its bookmark's
 /// state: the same, in the same order, for every backend.
-struct Generated {
+struct Generator {
     rng: StdRng,
     i: usize,
     n: usize,
 }
 
-impl Generated {
-    fn new(n: usize) -> Generated {
-        Generated {
+impl Generator {
+    fn new(n: usize) -> Generator {
+        Generator {
             rng: StdRng::seed_from_u64(7),
             i: 0,
             n,
         }
     }
 
-    /// The next events up to (not past) event `end`: `(seq, row, its bookmark's state when flagged)`. The table
-    /// starts empty, so event `i` gets seq `i + 1`.
-    fn next_run(&mut self, end: usize) -> Vec<(i64, Row, Option<&'static str>)> {
+    /// The next transaction's events, up to [`BATCH`], in statements of `per_statement` (a multiple of
+    /// [`ROWS_PER_STATEMENT`], so that every backend draws the same numbers in the same order); `None` after
+    /// the last.
+    fn next_transaction(&mut self, per_statement: usize) -> Option<Vec<Vec<Generated>>> {
+        let end = (self.i + BATCH).min(self.n);
+        let mut statements = Vec::new();
+        while self.i < end {
+            let mut rows = Vec::with_capacity(per_statement);
+            while self.i < end && rows.len() < per_statement {
+                rows.extend(self.next_run(end));
+            }
+            statements.push(rows);
+        }
+        (!statements.is_empty()).then_some(statements)
+    }
+
+    /// The next events up to (not past) event `end`. The table starts empty, so event `i` gets seq `i + 1`.
+    fn next_run(&mut self, end: usize) -> Vec<Generated> {
         let (from, n) = (self.i, self.n);
         let rows: Vec<(i64, Row)> = (from..(from + ROWS_PER_STATEMENT).min(end))
             .map(|i| (i as i64 + 1, row(&mut self.rng, i, n)))
@@ -246,14 +264,10 @@ async fn fill(url: &str, n: usize) -> Duration {
         .execute(&mut conn)
         .await
         .unwrap();
-    let mut generated = Generated::new(n);
-    let mut i = 0;
-    while i < n {
+    let mut generator = Generator::new(n);
+    while let Some(statements) = generator.next_transaction(ROWS_PER_STATEMENT) {
         let mut tx = conn.begin().await.unwrap();
-        let end = (i + BATCH).min(n);
-        while i < end {
-            let rows = generated.next_run(end);
-            i += rows.len();
+        for rows in statements {
             let mut q = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO events (seq, store, id, event_key, type, at, at_ms, received_ms, register, cashier, \
                  txn, amount, currency, reason, lines, raw, topic, flagged, mapped) ",
@@ -345,18 +359,10 @@ async fn fill_postgres(url: &str, n: usize) -> PgFill {
         .execute(&mut conn)
         .await
         .unwrap();
-    let mut generated = Generated::new(n);
-    let mut i = 0;
-    while i < n {
+    let mut generator = Generator::new(n);
+    while let Some(statements) = generator.next_transaction(PG_ROWS_PER_STATEMENT) {
         let mut tx = conn.begin().await.unwrap();
-        let end = (i + BATCH).min(n);
-        while i < end {
-            let mut rows = Vec::with_capacity(PG_ROWS_PER_STATEMENT);
-            while i < end && rows.len() < PG_ROWS_PER_STATEMENT {
-                let run = generated.next_run(end);
-                i += run.len();
-                rows.extend(run);
-            }
+        for rows in statements {
             let text = |f: &dyn Fn(&Row) -> String| -> Vec<String> {
                 rows.iter().map(|(_, r, _)| f(r)).collect()
             };
