@@ -73,6 +73,8 @@ const MAX_IN_FLIGHT: usize = 1024;
 const MAX_HELD: usize = 2 * MAX_IN_FLIGHT;
 /// Most rows claimed at once of camera systems no longer in the config; each gets its lane as it comes.
 const UNCONFIGURED: usize = 8;
+/// How often the pauses other daemons were asked for are read: a pause reaches every daemon within this.
+const HOLDS_EVERY: Duration = Duration::from_millis(250);
 /// Longest a lane's pause may keep rows it has claimed; past it they go back to the outbox until it ends.
 const HOLD_THROUGH_PAUSE_MS: i64 = 10_000;
 
@@ -120,6 +122,9 @@ impl Worker {
         // How long a claim takes to come back, made durable: how far ahead each lane claims.
         let mut claim_time = Duration::from_millis(5);
         let mut claim_began = Instant::now();
+        // When the holds other daemons wrote were last read: at most every HOLDS_EVERY, not on every claim,
+        // which under load come hundreds a second.
+        let mut holds_read: Option<Instant> = None;
         loop {
             if cancel.is_cancelled() {
                 break;
@@ -138,10 +143,16 @@ impl Worker {
                 let store = this.store.clone();
                 let lanes = this.lanes.clone();
                 let holder = this.holder.clone();
+                let read_holds = holds_read.is_none_or(|at| instant - at >= HOLDS_EVERY);
+                if read_holds {
+                    holds_read = Some(instant);
+                }
                 claim = Some(Box::pin(async move {
                     // Pauses other daemons were asked for hold our lanes too: their rows claimed now wait
                     // for the pause's end rather than meet the same 429.
-                    lanes.hold(&store.held_systems(now).await?);
+                    if read_holds {
+                        lanes.hold(&store.held_systems(now).await?);
+                    }
                     let jobs = store.claim_due(&holder, now, LEASE_MS, &room).await?;
                     let short = room.short(&jobs);
                     // When the next row is due of a system that came back short; the others have rows due now,
