@@ -9,8 +9,8 @@ use crate::config::Config;
 use crate::store;
 
 /// Runs until SIGINT or SIGTERM, then shuts down in order; a second signal exits at once.
-pub async fn run(config: Config) -> anyhow::Result<()> {
-    let daemon = Daemon::start(config).await?;
+pub async fn run(config: Config, file: Option<&Path>) -> anyhow::Result<()> {
+    let daemon = Daemon::start_from(config, file.map(Path::to_path_buf)).await?;
     wait_for_signal().await;
     tracing::info!(
         "Shutting down: stopping intake, then finishing deliveries. Signal again to exit at once."

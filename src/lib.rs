@@ -17,6 +17,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod money;
 pub mod retention;
+pub mod rules;
 pub mod secret;
 pub mod simulate;
 pub mod store;
@@ -51,6 +52,9 @@ pub struct Daemon {
     housekeeping_cancel: CancellationToken,
     indexer: JoinHandle<()>,
     indexer_cancel: CancellationToken,
+    /// The rules' evaluator and the config file's watcher.
+    rules: JoinHandle<()>,
+    rules_cancel: CancellationToken,
     store: Arc<dyn Store>,
     web_addr: SocketAddr,
     /// `/metrics`'s own listener and its server, when `[metrics] listen` asks for one; it stops with the web
@@ -100,6 +104,15 @@ pub enum StartError {
 
 impl Daemon {
     pub async fn start(config: Config) -> Result<Daemon, StartError> {
+        Daemon::start_from(config, None).await
+    }
+
+    /// Starts from `config`, read from `file` when given: the file is then watched, and its `[[rules]]`
+    /// follow it without a restart.
+    pub async fn start_from(
+        config: Config,
+        file: Option<std::path::PathBuf>,
+    ) -> Result<Daemon, StartError> {
         let config = Arc::new(config);
         // Before anything opens: a config the definitions refuse starts nothing, as when the file itself is bad.
         let integrations = camera::Integrations::load(&config.integrations.dir);
@@ -239,6 +252,24 @@ impl Daemon {
             metrics: metrics.clone(),
         };
         let delivery = tokio::spawn(worker.run(delivery_cancel.clone()));
+        let rules_cancel = CancellationToken::new();
+        let rule_set: rules::Rules = Arc::new(arc_swap::ArcSwap::from_pointee(config.rules.clone()));
+        if let Some(file) = file {
+            tokio::spawn(rules::watch(
+                file,
+                config.clone(),
+                rule_set.clone(),
+                rules_cancel.clone(),
+            ));
+        }
+        let rules = tokio::spawn(rules::run(
+            store.clone(),
+            config.clone(),
+            rule_set,
+            wake.clone(),
+            health.clone(),
+            rules_cancel.clone(),
+        ));
         tokio::spawn(expedite_on_new_definitions(
             config.clone(),
             integrations.clone(),
@@ -274,6 +305,8 @@ impl Daemon {
             housekeeping_cancel,
             indexer,
             indexer_cancel,
+            rules,
+            rules_cancel,
             store,
             web_addr,
             metrics_addr,
@@ -302,7 +335,8 @@ impl Daemon {
     }
 
     /// Stops in order: intake (what arrived is written and acknowledged), then delivery (in-flight attempts
-    /// finish), then the web index, then the search indexer (its step in progress commits), then the database.
+    /// finish), then the web index, then the search indexer and the rules (each one's step in progress
+    /// commits), then the database.
     pub async fn shutdown(self) {
         self.ingest.shutdown().await;
         self.delivery_cancel.cancel();
@@ -320,6 +354,8 @@ impl Daemon {
         let _ = self.housekeeping.await;
         self.indexer_cancel.cancel();
         let _ = self.indexer.await;
+        self.rules_cancel.cancel();
+        let _ = self.rules.await;
         self.store.close().await;
         tracing::info!("Stopped.");
     }

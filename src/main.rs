@@ -390,7 +390,7 @@ async fn main() -> ExitCode {
     let command = cli.command.unwrap_or(Command::Run(cli.run));
     let result = match command {
         Command::Run(arg) => match load_site(&arg, None) {
-            Ok((config, _)) => tillmark::cli::run(config).await,
+            Ok((config, _)) => tillmark::cli::run(config, arg.config.as_deref()).await,
             Err(code) => return code,
         },
         Command::CheckConfig(arg) => match load_site(&arg, None) {

@@ -1860,6 +1860,7 @@ async fn person_export_prints_only_that_cashiers_events_and_erase_replaces_the_i
             "shibuya-01",
             now - 10 * DAY_MS,
             now,
+            None,
         )
         .await
         .unwrap();

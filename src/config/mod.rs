@@ -10,6 +10,7 @@ mod duration;
 mod intake;
 mod metrics;
 pub(crate) mod reader;
+mod rules;
 mod size;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -22,6 +23,9 @@ pub use intake::IntakeConfig;
 pub use metrics::MetricsConfig;
 pub use reader::ConfigError;
 pub use reader::Section;
+pub use rules::{
+    CompareOp, Comparison, Matcher, OpeningHours, RuleConfig, RuleKind, TextField,
+};
 use reader::{At, Doc, Table};
 pub use size::{Bytes, parse as parse_size};
 
@@ -48,6 +52,8 @@ pub struct Config {
     pub stores: Vec<StoreConfig>,
     pub camera_systems: Vec<CameraSystemConfig>,
     pub cameras: Vec<CameraConfig>,
+    /// `[[rules]]`: the exception rules, in file order. Default: none.
+    pub rules: Vec<RuleConfig>,
 }
 
 /// `[mqtt]`: where register events come from.
@@ -339,6 +345,9 @@ pub struct StoreConfig {
     pub name: String,
     /// IANA zone, required: times in the index are shown in it.
     pub timezone: chrono_tz::Tz,
+    /// `hours`: when it is open, in `timezone` (`"09:00-22:00"`, or a table by weekday), for the
+    /// `outside_hours` rule. Default: none, always open.
+    pub hours: Option<OpeningHours>,
 }
 
 /// The vendor definition a camera system uses, by name (built in, or a file in the integrations folder).
@@ -580,6 +589,7 @@ impl Builder<'_> {
             .collect();
         self.unique(&store_ids);
         self.unique(&system_ids);
+        let rules = self.rules(&top.tables("rules"), &store_ids);
         Some(Config {
             mqtt: mqtt?,
             database: database?,
@@ -595,6 +605,7 @@ impl Builder<'_> {
             stores,
             camera_systems: systems,
             cameras,
+            rules,
         })
     }
 
@@ -994,23 +1005,7 @@ impl Builder<'_> {
             cfg.drawer_open_explained_within = d;
         }
         if let Some(types) = t.opt_str_list("types") {
-            cfg.types.clear();
-            for ty in types {
-                match EventType::parse(&ty.value) {
-                    Some(kind) => {
-                        cfg.types.insert(kind);
-                    }
-                    None => self.doc.push(
-                        ty.path,
-                        Some(ty.line),
-                        format!(
-                            "unknown event type \"{}\"; known types: {}",
-                            ty.value,
-                            EventType::names().join(", ")
-                        ),
-                    ),
-                }
-            }
+            cfg.types = self.event_types(types);
         }
         (cfg.pre_roll, cfg.post_roll) = self.rolls(t, (cfg.pre_roll, cfg.post_roll));
         t.finish();
@@ -1223,6 +1218,7 @@ impl Builder<'_> {
             );
         }
         let name = t.opt_str("name");
+        let hours = self.hours(t);
         let tz = t
             .req_str("timezone")
             .and_then(|tz| match tz.value.parse::<chrono_tz::Tz>() {
@@ -1244,6 +1240,7 @@ impl Builder<'_> {
             name: name.map(|n| n.value).unwrap_or_else(|| id.clone()),
             id,
             timezone: tz?,
+            hours,
         })
     }
 

@@ -150,6 +150,12 @@ impl Section {
     }
 }
 
+/// What [`Table::opt_str_or_table`] found.
+pub enum StrOrTable<'a, 'i> {
+    Str(At<String>),
+    Table(Table<'a, 'i>),
+}
+
 /// A value with where it was found, for checks made after reading (cross references, duplicates).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct At<T> {
@@ -308,6 +314,32 @@ impl<'a, 'i> Table<'a, 'i> {
                 );
                 None
             }
+        }
+    }
+
+    /// A number, written as an integer or with decimals.
+    pub fn opt_float(&self, key: &'static str) -> Option<f64> {
+        let v = self.get(key)?;
+        let parsed = match v.get_ref() {
+            DeValue::Integer(_) => int_value(v.get_ref()).map(|n| n as f64),
+            DeValue::Float(f) => f.as_str().replace('_', "").parse::<f64>().ok(),
+            _ => {
+                self.wrong_type(key, v, "a number");
+                return None;
+            }
+        };
+        if parsed.is_none() {
+            self.error(key, "is not a number");
+        }
+        parsed.filter(|x| x.is_finite())
+    }
+
+    /// A value that may be written as a string or as a table (`hours = "09:00-22:00"` or `hours = { mon = ... }`).
+    pub fn opt_str_or_table(&self, key: &'static str) -> Option<StrOrTable<'a, 'i>> {
+        let v = self.get(key)?;
+        match v.get_ref() {
+            DeValue::Table(_) => self.opt_table(key).map(StrOrTable::Table),
+            _ => self.opt_str(key).map(StrOrTable::Str),
         }
     }
 

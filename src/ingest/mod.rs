@@ -7,7 +7,7 @@
 //! lost to a crash; the broker or the register then sends it again.
 
 mod embedded;
-mod plan;
+pub(crate) mod plan;
 mod poller;
 mod writer;
 

@@ -16,6 +16,7 @@ mod dead_letters;
 #[cfg(test)]
 mod drawer_tests;
 mod error;
+mod exceptions;
 mod health;
 mod postgres;
 mod reads;
@@ -24,7 +25,7 @@ mod rows;
 mod sql;
 pub(crate) mod sqlite;
 #[cfg(test)]
-mod test_backends;
+pub(crate) mod test_backends;
 #[cfg(test)]
 mod tests;
 
@@ -45,6 +46,9 @@ pub use dead_letters::{
     DeadLetterTotals, Dismissal, Purged, sha256_hex,
 };
 pub use error::{ErrorKind, StoreError};
+pub use exceptions::{
+    ExceptionFilter, ExceptionQuery, ExceptionRecord, Exceptions, NewException, RuleResults,
+};
 pub use health::{Problem, StoreHealth};
 pub use postgres::PgStore;
 pub use retention::{
@@ -410,6 +414,11 @@ pub struct EventQuery {
     pub bookmark_state: Option<BookmarkState>,
     /// Only events with a case in this state.
     pub case: Option<CaseFilter>,
+    /// Only events a rule matched (any rule, or this one).
+    pub exception: Option<ExceptionFilter>,
+    /// Only events stored before this sequence number: what the store held when that event arrived, which is
+    /// what a rule evaluating it reads, live or in a back-test.
+    pub stored_before: Option<i64>,
     /// Only events older than this one (by time, then sequence): the next page.
     pub before: Option<(i64, i64)>,
     pub limit: i64,
@@ -578,7 +587,7 @@ pub struct Counts {
 
 #[async_trait]
 pub trait Store:
-    Accounts + AuditLog + Cases + DeadLetterStore + Retention + Send + Sync + 'static
+    Accounts + AuditLog + Cases + DeadLetterStore + Exceptions + Retention + Send + Sync + 'static
 {
     /// Writes a batch in one transaction and returns once it is durable, one outcome per intake, in order.
     async fn ingest(&self, batch: &[Intake], now_ms: i64)
@@ -655,13 +664,15 @@ pub trait Store:
     /// One event, if it exists and is in `scope`.
     async fn event(&self, seq: i64, scope: &StoreScope) -> Result<Option<EventRecord>, StoreError>;
     /// How many events of each type each cashier had at a store in `[from_ms, to_ms)`: `(cashier, type,
-    /// count)`; events without a cashier are left out, and a store outside `scope` has none.
+    /// count)`; events without a cashier are left out, and a store outside `scope` has none. With
+    /// `stored_before`, only the events stored before that sequence number.
     async fn cashier_counts(
         &self,
         scope: &StoreScope,
         store: &str,
         from_ms: i64,
         to_ms: i64,
+        stored_before: Option<i64>,
     ) -> Result<Vec<(String, String, i64)>, StoreError>;
     /// Events at one register with `from_ms <= at < to_ms`, oldest first, of the given types (all when
     /// empty), with their bookmarks; at most `limit`. `newest_first` gives the last ones before `to_ms`.

@@ -4,7 +4,9 @@
 
 use sqlx::{Database, Encode, QueryBuilder, Type};
 
-use super::{EVENT_COLUMNS, EventQuery, RegisterActivity, StoreScope, severity_condition};
+use super::{
+    EVENT_COLUMNS, EventQuery, ExceptionFilter, RegisterActivity, StoreScope, severity_condition,
+};
 
 /// What a backend adds to the shared reads.
 pub(crate) trait Dialect: Database {
@@ -69,6 +71,20 @@ where
     if let Some(case) = query.case {
         q.push(case.condition());
     }
+    match &query.exception {
+        Some(ExceptionFilter::Any) => {
+            q.push(" AND e.seq IN (SELECT event_seq FROM exceptions)");
+        }
+        Some(ExceptionFilter::Rule(rule)) => {
+            q.push(" AND e.seq IN (SELECT event_seq FROM exceptions WHERE rule = ")
+                .push_bind(rule.clone())
+                .push(")");
+        }
+        None => {}
+    }
+    if let Some(seq) = query.stored_before {
+        q.push(" AND e.seq < ").push_bind(seq);
+    }
 }
 
 /// The distinct non-empty values of `column` among the events in `scope` (at `store` when given) at or after
@@ -107,6 +123,7 @@ pub(crate) fn cashier_counts<'a, DB: Dialect>(
     store: &str,
     from_ms: i64,
     to_ms: i64,
+    stored_before: Option<i64>,
 ) -> QueryBuilder<'a, DB>
 where
     for<'q> DB::Arguments<'q>: Default,
@@ -121,6 +138,9 @@ where
         .push(" AND e.at_ms < ")
         .push_bind(to_ms)
         .push(" AND e.cashier IS NOT NULL");
+    if let Some(seq) = stored_before {
+        q.push(" AND e.seq < ").push_bind(seq);
+    }
     DB::push_scope(&mut q, "e.store", scope);
     q.push(" GROUP BY e.cashier, e.type ORDER BY e.cashier, e.type");
     q

@@ -201,6 +201,8 @@ impl EventParams {
             currency: None,
             bookmark_state,
             case,
+            exception: None,
+            stored_before: None,
             before,
             limit,
         })

@@ -18,6 +18,7 @@ use super::format::Zone;
 use super::i18n::text;
 use super::pages::{PageError, nav, render};
 use crate::clock::now_ms;
+use crate::rules::{per_100, stands_out};
 
 /// What is compared: one event type each, so a bar links to exactly the events behind it.
 pub(super) const MEASURES: [(&str, &str); 3] = [
@@ -28,6 +29,9 @@ pub(super) const MEASURES: [(&str, &str); 3] = [
 const WEEK_MS: i64 = 7 * 86_400_000;
 /// Chart geometry, in SVG units.
 const BAR_AREA: f64 = 360.0;
+
+/// A bar is marked when its rate is this many times the other cashiers' (a `cashier_rate` rule sets its own).
+const HIGH_FACTOR: f64 = 1.5;
 
 #[derive(Debug, Default, Deserialize)]
 pub struct CashierParams {
@@ -57,11 +61,6 @@ struct Chart {
     /// The rate of every cashier together, and where it falls on the bars' scale.
     store_rate: Option<String>,
     store_x: Option<f64>,
-}
-
-/// Count per 100 sales.
-fn per_100(count: i64, sales: i64) -> Option<f64> {
-    (sales > 0).then(|| count as f64 * 100.0 / sales as f64)
 }
 
 pub async fn page(
@@ -106,7 +105,7 @@ pub async fn page(
     let to_ms = from_ms + WEEK_MS;
     let counts = state
         .store
-        .cashier_counts(&scope, store, from_ms, to_ms)
+        .cashier_counts(&scope, store, from_ms, to_ms, None)
         .await?;
     let mut by_cashier: BTreeMap<&str, BTreeMap<&str, i64>> = BTreeMap::new();
     for (cashier, kind, n) in &counts {
@@ -155,7 +154,7 @@ pub async fn page(
                         sales: *s,
                         rate: rate.map(|r| format!("{r:.1}")),
                         width: rate.map(scale).unwrap_or(0.0),
-                        high: matches!((rate, others), (Some(r), Some(o)) if *r > 0.0 && *r >= o * 1.5),
+                        high: stands_out(*rate, others, HIGH_FACTOR),
                         href: href(cashier, key),
                     }
                 })

@@ -359,6 +359,7 @@ mod tests {
             id: id.into(),
             name: id.into(),
             timezone,
+            hours: None,
         }
     }
 

@@ -9,6 +9,7 @@ mod accounts;
 mod audit;
 mod cases;
 mod dead_letters;
+mod exceptions;
 mod retention;
 
 use std::collections::HashMap;
@@ -156,6 +157,42 @@ async fn reused_or_duplicate(
     Ok(IntakeOutcome::Reused { seq })
 }
 
+/// Inserts bookmark rows `(event, bookmark, due)`; a camera that already has a row for the event keeps it.
+pub(super) async fn insert_bookmarks(
+    tx: &mut Transaction<'_, Postgres>,
+    planned: &[(i64, &NewBookmark, i64)],
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    if planned.is_empty() {
+        return Ok(());
+    }
+    let text = |f: fn(&NewBookmark) -> &String| -> Vec<String> {
+        planned.iter().map(|(_, b, _)| f(b).clone()).collect()
+    };
+    let number = |f: fn(&(i64, &NewBookmark, i64)) -> i64| -> Vec<i64> {
+        planned.iter().map(f).collect()
+    };
+    sqlx::query(
+        "INSERT INTO bookmarks (event_seq, system, device, camera, moment_ms, start_ms, duration_ms, \
+         next_attempt_ms, created_ms, updated_ms) \
+         SELECT s, sy, d, c, m, st, du, due, $9, $9 FROM UNNEST($1::bigint[], $2::text[], $3::text[], \
+         $4::text[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[]) AS v (s, sy, d, c, m, st, du, due) \
+         ON CONFLICT (event_seq, system, device) DO NOTHING",
+    )
+    .bind(number(|p| p.0))
+    .bind(text(|b| &b.system))
+    .bind(text(|b| &b.device))
+    .bind(text(|b| &b.camera))
+    .bind(number(|p| p.1.moment_ms))
+    .bind(number(|p| p.1.start_ms))
+    .bind(number(|p| p.1.duration_ms))
+    .bind(number(|p| p.2))
+    .bind(now_ms)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 /// Inserts `events` and their bookmarks, pushing each one's outcome in order. Each column goes as one array
 /// (UNNEST), so a batch of any size is one statement with one text, prepared once per connection.
 async fn insert_events(
@@ -244,32 +281,7 @@ async fn insert_events(
             bookmarks: e.bookmarks.len(),
         });
     }
-    if !planned.is_empty() {
-        let text = |f: fn(&NewBookmark) -> &String| -> Vec<String> {
-            planned.iter().map(|(_, b, _)| f(b).clone()).collect()
-        };
-        let number = |f: fn(&(i64, &NewBookmark, i64)) -> i64| -> Vec<i64> {
-            planned.iter().map(f).collect()
-        };
-        sqlx::query(
-            "INSERT INTO bookmarks (event_seq, system, device, camera, moment_ms, start_ms, duration_ms, \
-             next_attempt_ms, created_ms, updated_ms) \
-             SELECT s, sy, d, c, m, st, du, due, $9, $9 FROM UNNEST($1::bigint[], $2::text[], $3::text[], \
-             $4::text[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[]) AS v (s, sy, d, c, m, st, du, due) \
-             ON CONFLICT (event_seq, system, device) DO NOTHING",
-        )
-        .bind(number(|p| p.0))
-        .bind(text(|b| &b.system))
-        .bind(text(|b| &b.device))
-        .bind(text(|b| &b.camera))
-        .bind(number(|p| p.1.moment_ms))
-        .bind(number(|p| p.1.start_ms))
-        .bind(number(|p| p.1.duration_ms))
-        .bind(number(|p| p.2))
-        .bind(now_ms)
-        .execute(&mut **tx)
-        .await?;
-    }
+    insert_bookmarks(tx, &planned, now_ms).await?;
     // After the drawer opens of this statement are in: a sale may explain one stored beside it.
     if !explaining.is_empty() {
         explain_drawer_opens(tx, &explaining).await?;
@@ -798,9 +810,10 @@ impl Store for PgStore {
         store: &str,
         from_ms: i64,
         to_ms: i64,
+        stored_before: Option<i64>,
     ) -> Result<Vec<(String, String, i64)>, StoreError> {
         Ok(
-            reads::cashier_counts::<Postgres>(scope, store, from_ms, to_ms)
+            reads::cashier_counts::<Postgres>(scope, store, from_ms, to_ms, stored_before)
                 .build_query_as()
                 .fetch_all(&self.pool)
                 .await?,

@@ -7,6 +7,7 @@ mod accounts;
 mod audit;
 mod cases;
 mod dead_letters;
+mod exceptions;
 mod retention;
 
 use std::collections::{BTreeSet, HashMap};
@@ -602,6 +603,38 @@ async fn explain_drawer_opens(
     Ok(())
 }
 
+/// Inserts bookmark rows `(event, bookmark, due)`; a camera that already has a row for the event keeps it.
+pub(super) async fn insert_bookmarks(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    planned: &[(i64, &NewBookmark, i64)],
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    for chunk in planned.chunks(ROWS_PER_INSERT) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO bookmarks (event_seq, system, device, camera, moment_ms, start_ms, duration_ms, \
+             next_attempt_ms, created_ms, updated_ms) ",
+        );
+        q.push_values(chunk, |mut row, (seq, b, due_ms)| {
+            row.push_bind(*seq)
+                .push_bind(&b.system)
+                .push_bind(&b.device)
+                .push_bind(&b.camera)
+                .push_bind(b.moment_ms)
+                .push_bind(b.start_ms)
+                .push_bind(b.duration_ms)
+                .push_bind(*due_ms)
+                .push_bind(now_ms)
+                .push_bind(now_ms);
+        });
+        q.push(" ON CONFLICT (event_seq, system, device) DO NOTHING");
+        q.build()
+            .persistent(chunk.len() == ROWS_PER_INSERT)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
 /// Inserts `events` and their bookmarks, pushing each one's outcome in order. An event whose (store, id) is
 /// already stored, earlier or in this very statement, is a copy or a reused id.
 async fn insert_events(
@@ -695,29 +728,7 @@ async fn insert_events(
             None => outcomes.push(reused_or_duplicate(tx, e).await?),
         }
     }
-    for chunk in planned.chunks(ROWS_PER_INSERT) {
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO bookmarks (event_seq, system, device, camera, moment_ms, start_ms, duration_ms, \
-             next_attempt_ms, created_ms, updated_ms) ",
-        );
-        q.push_values(chunk, |mut row, (seq, b, due_ms)| {
-            row.push_bind(*seq)
-                .push_bind(&b.system)
-                .push_bind(&b.device)
-                .push_bind(&b.camera)
-                .push_bind(b.moment_ms)
-                .push_bind(b.start_ms)
-                .push_bind(b.duration_ms)
-                .push_bind(*due_ms)
-                .push_bind(now_ms)
-                .push_bind(now_ms);
-        });
-        q.push(" ON CONFLICT (event_seq, system, device) DO NOTHING");
-        q.build()
-            .persistent(chunk.len() == ROWS_PER_INSERT)
-            .execute(&mut **tx)
-            .await?;
-    }
+    insert_bookmarks(tx, &planned, now_ms).await?;
     // After the drawer opens of this statement are in: a sale may explain one stored beside it.
     if !explaining.is_empty() {
         explain_drawer_opens(tx, &explaining).await?;
@@ -1222,9 +1233,10 @@ impl Store for SqliteStore {
         store: &str,
         from_ms: i64,
         to_ms: i64,
+        stored_before: Option<i64>,
     ) -> Result<Vec<(String, String, i64)>, StoreError> {
         Ok(
-            reads::cashier_counts::<Sqlite>(scope, store, from_ms, to_ms)
+            reads::cashier_counts::<Sqlite>(scope, store, from_ms, to_ms, stored_before)
                 .build_query_as()
                 .fetch_all(&self.reader)
                 .await?,
