@@ -593,3 +593,190 @@ impl Builder<'_> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::config::tests::{env, error_at, with_site};
+
+    #[test]
+    fn rules_of_every_kind_are_read_with_their_defaults() {
+        let text = with_site(
+            r#"
+[[rules]]
+id = "big-refund"
+kind = "amount_over"
+types = ["refund"]
+min_amount = 500000
+currency = "JPY"
+severity = "high"
+stores = ["shibuya-01"]
+bookmark = true
+[[rules]]
+id = "override"
+kind = "text"
+pattern = "*PRICE OVERRIDE*"
+value = ">= 1,000"
+[[rules]]
+id = "no-sale"
+kind = "no_sale_after_sign_on"
+[[rules]]
+id = "refund"
+kind = "refund_without_sale"
+[[rules]]
+id = "voids"
+kind = "item_voids_in_transaction"
+[[rules]]
+id = "sweetheart"
+kind = "sequence"
+first = "sale"
+then = "void"
+within = "2m"
+[[rules]]
+id = "night"
+kind = "outside_hours"
+[[rules]]
+id = "rate"
+kind = "cashier_rate"
+types = ["void", "refund"]
+factor = 2.5
+"#,
+        );
+        let config = Config::parse(&text, &env).expect("valid");
+        let r = &config.rules;
+        assert_eq!(r.len(), 8);
+        assert_eq!(
+            (r[0].severity, r[0].bookmark, r[0].stores.as_slice()),
+            (Severity::High, true, ["shibuya-01".to_string()].as_slice())
+        );
+        assert_eq!((r[1].severity, r[1].bookmark, r[1].stores.len()), (Severity::Medium, false, 0));
+        assert!(matches!(&r[1].kind, RuleKind::Text { value: Some(c), field: TextField::Lines, .. }
+            if *c == Comparison { op: CompareOp::AtLeast, value: 1000.0 }));
+        assert!(matches!(r[2].kind, RuleKind::NoSaleAfterSignOn { within: Millis(60_000) }));
+        assert!(matches!(r[3].kind, RuleKind::RefundWithoutSale { within: Millis(2_592_000_000) }));
+        assert!(matches!(r[4].kind, RuleKind::ItemVoidsInTransaction { min_count: 3 }));
+        assert!(matches!(r[5].kind, RuleKind::Sequence { within: Millis(120_000), same_amount: false, .. }));
+        assert!(matches!(&r[7].kind, RuleKind::CashierRate { factor, min_count: 5, window: Millis(604_800_000), .. }
+            if *factor == 2.5));
+    }
+
+    #[test]
+    fn mistakes_in_rules_and_hours_come_back_with_their_key_and_line() {
+        let text = with_site(
+            r#"
+[[stores]]
+id = "ny-01"
+timezone = "America/New_York"
+hours = { mon = "9:00-25:00", tue = "closed", fry = "09:00-17:00" }
+[[rules]]
+id = "a"
+kind = "amount_over"
+currency = "yen"
+[[rules]]
+id = "a"
+kind = "text"
+pattern = "*X*"
+regex = "x"
+value = "about 5"
+[[rules]]
+id = "b"
+kind = "text"
+regex = "(unclosed"
+stores = ["nowhere"]
+severity = "urgent"
+[[rules]]
+id = "c"
+kind = "sequence"
+first = "sale"
+then = "voided"
+[[rules]]
+id = "d"
+kind = "cashier_rate"
+types = ["sale"]
+factor = 0.5
+within = "1m"
+[[rules]]
+id = "e"
+kind = "velocity"
+"#,
+        );
+        let errors = match Config::parse(&text, &env) {
+            Ok(_) => panic!("expected errors"),
+            Err(errors) => errors,
+        };
+        let line = |needle: &str| {
+            text.lines()
+                .position(|l| l.contains(needle))
+                .map(|i| i + 1)
+                .unwrap()
+        };
+        let at = |path: &str, needle: &str, says: &str| {
+            let e = error_at(&errors, path);
+            assert_eq!(e.line, Some(line(needle)), "{e}");
+            assert!(e.message.contains(says), "{e}");
+        };
+        at("stores[1].hours.mon", "9:00-25:00", "\"25:00\" is not a time");
+        at("stores[1].hours.fry", "9:00-25:00", "unknown key");
+        // A missing key is placed on its section's header, the line before the section's first key.
+        let missing = |path: &str, first_key: &str| {
+            let e = error_at(&errors, path);
+            assert_eq!(e.line, Some(line(first_key) - 1), "{e}");
+            assert!(e.message.contains("is required"), "{e}");
+        };
+        missing("rules[0].min_amount", "id = \"a\"");
+        at("rules[0].currency", "currency = \"yen\"", "ISO 4217");
+        let twice = error_at(&errors, "rules[1].id");
+        assert!(twice.message.contains("used twice"), "{twice}");
+        assert!(twice.line > Some(line("id = \"a\"")), "{twice}");
+        at("rules[1].regex", "regex = \"x\"", "not both");
+        at("rules[1].value", "about 5", "not a comparison");
+        at("rules[2].regex", "(unclosed", "not a regular expression");
+        at("rules[2].stores[0]", "nowhere", "no [[stores]] section");
+        at("rules[2].severity", "urgent", "use low, medium or high");
+        missing("rules[3].within", "id = \"c\"");
+        at("rules[3].then", "voided", "unknown event type");
+        at("rules[4].types", "types = [\"sale\"]", "cannot count sales");
+        at("rules[4].factor", "factor = 0.5", "between 1 and 1000");
+        at("rules[4].within", "within = \"1m\"", "unknown key");
+        at("rules[5].kind", "velocity", "not a rule kind");
+    }
+
+    fn at(local: &str) -> i64 {
+        chrono::DateTime::parse_from_rfc3339(&format!("{local}+09:00"))
+            .unwrap()
+            .timestamp_millis()
+    }
+
+    #[test]
+    fn opening_hours_follow_the_weekday_and_a_late_span_runs_past_midnight() {
+        let tokyo: chrono_tz::Tz = "Asia/Tokyo".parse().unwrap();
+        let mut hours = OpeningHours::default();
+        // Friday 2026-11-20 to 02:00 Saturday; Saturday 10:00-12:00 and 13:00-24:00.
+        hours.days[4] = OpeningHours::day("17:00-02:00").unwrap();
+        hours.days[5] = OpeningHours::day("10:00-12:00, 13:00-24:00").unwrap();
+        let open = |local: &str| hours.is_open(tokyo, at(local));
+        assert!(!open("2026-11-20T16:59:00"));
+        assert!(open("2026-11-20T23:59:00"));
+        assert!(open("2026-11-21T01:59:00"));
+        assert!(!open("2026-11-21T02:00:00"));
+        assert!(!open("2026-11-21T12:30:00"));
+        assert!(open("2026-11-21T23:30:00"));
+        // Sunday: closed, and Saturday's span ended at midnight.
+        assert!(!open("2026-11-22T00:30:00"));
+        assert!(OpeningHours::day("10:00-10:00").is_err());
+        assert!(OpeningHours::day("closed").unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_number_is_read_from_a_receipt_line_as_printed() {
+        assert_eq!(last_number("PRICE OVERRIDE      1,280"), Some(1280.0));
+        assert_eq!(last_number("REFUND -12.80 USD"), Some(-12.8));
+        assert_eq!(last_number("ITEM 3 x 150"), Some(150.0));
+        assert_eq!(last_number("NO NUMBER"), None);
+        let m = Matcher::regex(r"OVERRIDE\s+(\d+) ->").unwrap();
+        assert_eq!(m.find("OVERRIDE 980 -> 100"), Some(Some(980.0)));
+        assert_eq!(Matcher::wildcard("*gift card*").find("1 GIFT CARD 5000"), Some(Some(5000.0)));
+        assert_eq!(Matcher::wildcard("gift card").find("1 GIFT CARD"), None);
+    }
+}

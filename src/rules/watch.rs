@@ -88,3 +88,59 @@ fn without_rules(config: &Config) -> String {
         }
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STORE: &str = "[[stores]]\nid = \"shibuya-01\"\ntimezone = \"Asia/Tokyo\"\n";
+
+    fn rule(id: &str) -> String {
+        format!("[[rules]]\nid = \"{id}\"\nkind = \"outside_hours\"\n")
+    }
+
+    fn ids(rules: &Rules) -> Vec<String> {
+        rules.load().iter().map(|r| r.id.clone()).collect()
+    }
+
+    /// Waits up to 10 s for the running rules to become `want`.
+    async fn until(rules: &Rules, want: &[&str]) {
+        for _ in 0..100 {
+            if ids(rules) == want {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(ids(rules), want);
+    }
+
+    #[tokio::test]
+    async fn a_saved_config_swaps_the_rules_and_a_broken_one_keeps_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tillmark.toml");
+        std::fs::write(&path, format!("{STORE}{}", rule("night"))).unwrap();
+        let running = Arc::new(Config::load(Some(&path)).unwrap());
+        let rules: Rules = Arc::new(arc_swap::ArcSwap::from_pointee(running.rules.clone()));
+        let cancel = CancellationToken::new();
+        let watcher = tokio::spawn(watch(
+            path.clone(),
+            running.clone(),
+            rules.clone(),
+            cancel.clone(),
+        ));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        std::fs::write(&path, format!("{STORE}{}{}", rule("night"), rule("late"))).unwrap();
+        until(&rules, &["night", "late"]).await;
+        // Saved by rename, as many editors do, with a mistake in it: the rules running stay.
+        let draft = dir.path().join("tillmark.toml.swp");
+        std::fs::write(&draft, format!("{STORE}{}kind = \"velocity\"\n", rule("x"))).unwrap();
+        std::fs::rename(&draft, &path).unwrap();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(ids(&rules), ["night", "late"]);
+        // Fixed: taken.
+        std::fs::write(&path, format!("{STORE}{}", rule("fixed"))).unwrap();
+        until(&rules, &["fixed"]).await;
+        cancel.cancel();
+        watcher.await.unwrap();
+    }
+}
