@@ -1218,3 +1218,100 @@ pub async fn token_revoke(config: &Config, id: i64) -> anyhow::Result<String> {
 /// What to do when nobody can sign in yet.
 pub const NO_USERS: &str = "No users yet, so nobody can sign in to the index. Create the first owner \
     (a password is made up and printed once) with:\n  tillmark user add NAME --role owner [--config FILE]\n";
+
+/// How far back `tillmark rules list` counts.
+const RULES_LIST_SPAN_MS: i64 = 30 * 86_400_000;
+
+/// `tillmark rules list`: each rule, what it looks for, and its exceptions in the last 30 days.
+pub async fn rules_list(config: &Config) -> anyhow::Result<String> {
+    use std::fmt::Write;
+    if config.rules.is_empty() {
+        return Ok("No [[rules]] in the config.\n".into());
+    }
+    let store = store::open(&config.database.url)
+        .await
+        .with_context(|| format!("opening {}", config.database.url))?;
+    let counts = store
+        .exception_counts(
+            &store::StoreScope::All,
+            crate::clock::now_ms() - RULES_LIST_SPAN_MS,
+        )
+        .await;
+    store.close().await;
+    let counts = counts?;
+    let mut out = String::new();
+    for rule in &config.rules {
+        let n = counts
+            .iter()
+            .find(|(id, _)| *id == rule.id)
+            .map_or(0, |(_, n)| *n);
+        let stores = if rule.stores.is_empty() {
+            "every store".to_string()
+        } else {
+            rule.stores.join(", ")
+        };
+        writeln!(
+            out,
+            "{}  {}  {}  {stores}{}  {n} in the last 30 days",
+            rule.id,
+            rule.kind.name(),
+            rule.severity.as_str(),
+            if rule.bookmark { "  bookmarks" } else { "" },
+        )?;
+    }
+    Ok(out)
+}
+
+/// `tillmark rules test`: the matches `rule_id` would have made among the events of the last `since`, one a
+/// line (store-local moment, store and register, type, amount, why), then their count. Records nothing.
+pub async fn rules_test(
+    config: &Config,
+    rule_id: &str,
+    since: crate::config::Millis,
+) -> anyhow::Result<String> {
+    use std::fmt::Write;
+    let Some(rule) = config.rules.iter().find(|r| r.id == rule_id) else {
+        let known: Vec<&str> = config.rules.iter().map(|r| r.id.as_str()).collect();
+        anyhow::bail!(
+            "no rule \"{rule_id}\" in the config; its rules are: {}",
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
+        );
+    };
+    let store = store::open(&config.database.url)
+        .await
+        .with_context(|| format!("opening {}", config.database.url))?;
+    let since_ms = crate::clock::now_ms() - since.0;
+    let found = crate::rules::backtest(&*store, config, rule, since_ms).await;
+    store.close().await;
+    let found = found?;
+    let mut out = String::new();
+    for (hit, event) in &found {
+        let amount = event
+            .amount
+            .map(|a| crate::money::format_amount(a, event.currency.as_deref()))
+            .unwrap_or_else(|| "-".into());
+        writeln!(
+            out,
+            "{}  {}/{}  {}  {amount}  event {}  {}",
+            crate::rules::local_time(config, &event.store, event.at_ms),
+            event.store,
+            event.register,
+            event.kind,
+            hit.event_seq,
+            hit.why
+        )?;
+    }
+    writeln!(
+        out,
+        "{} match{} of rule {} ({}) in the last {since}.",
+        found.len(),
+        if found.len() == 1 { "" } else { "es" },
+        rule.id,
+        rule.kind.name()
+    )?;
+    Ok(out)
+}

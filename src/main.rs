@@ -144,6 +144,9 @@ enum Command {
     /// Retention: remove now what [retention] keeps no longer, as the daemon does daily.
     #[command(subcommand)]
     Retention(RetentionCommand),
+    /// Exception rules: list them with their counts, or try one on history before switching it on.
+    #[command(subcommand)]
+    Rules(RulesCommand),
     /// A data subject's requests: export or erase what is kept about a cashier.
     #[command(subcommand)]
     Person(PersonCommand),
@@ -168,6 +171,24 @@ enum AuditCommand {
         config: ConfigArg,
         /// How far back: 30d, 12h.
         #[arg(long, value_parser = tillmark::cli::parse_age)]
+        since: tillmark::config::Millis,
+    },
+}
+
+#[derive(Subcommand)]
+enum RulesCommand {
+    /// Each [[rules]] section, and how many exceptions it found in the last 30 days.
+    List(ConfigArg),
+    /// Print the matches a rule would have made on the stored events, each judged against what was stored
+    /// before it, as live matching judges it; nothing is recorded. Tune a rule's thresholds with it.
+    Test {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The rule's id.
+        #[arg(long)]
+        rule: String,
+        /// How far back: 30d, 12h.
+        #[arg(long, value_parser = tillmark::cli::parse_age, default_value = "30d")]
         since: tillmark::config::Millis,
     },
 }
@@ -572,6 +593,22 @@ async fn main() -> ExitCode {
         },
         Command::Audit(AuditCommand::Export { config, since }) => match load(&config) {
             Ok(config) => tillmark::cli::audit_export(&config, since).await,
+            Err(code) => return code,
+        },
+        Command::Rules(RulesCommand::List(config)) => match load(&config) {
+            Ok(config) => tillmark::cli::rules_list(&config)
+                .await
+                .map(|out| print!("{out}")),
+            Err(code) => return code,
+        },
+        Command::Rules(RulesCommand::Test {
+            config,
+            rule,
+            since,
+        }) => match load(&config) {
+            Ok(config) => tillmark::cli::rules_test(&config, &rule, since)
+                .await
+                .map(|out| print!("{out}")),
             Err(code) => return code,
         },
         Command::Retention(RetentionCommand::Purge(config)) => match load(&config) {

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::config::Watchers;
+use crate::config::{Millis, Watchers};
 use crate::store::test_backends::{Handle, Kind, TestStore, backend_tests};
 use crate::store::{ExceptionFilter, ExceptionQuery, EventQuery, Intake, IntakeOutcome, StoreScope};
 
@@ -767,4 +767,45 @@ async fn an_event_that_just_arrived_waits_to_settle_before_it_is_judged() {
     let judged = |now| step(&*store, &config, &watchers, &config.rules, now);
     assert_eq!(judged(at_ms + SETTLE_MS - 1).await.unwrap().0, 0);
     assert_eq!(judged(at_ms + SETTLE_MS).await.unwrap().0, 1);
+}
+
+/// `tillmark rules test` on a site's database: each match on its store's clock, and the count; nothing is
+/// recorded, so the rule can be tuned and tried again. `tillmark rules list` then shows no exceptions.
+#[tokio::test]
+async fn the_rules_test_command_prints_each_match_in_store_time_and_records_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("site.db").display());
+    let config = config(&format!("[database]\nurl = \"{url}\"\n{AMOUNT}"));
+    let store: Box<dyn crate::store::test_backends::Tested> =
+        Box::new(crate::store::SqliteStore::open(&url).await.unwrap());
+    let yen = |amount: i64| json!({"amount": amount, "currency": "JPY"});
+    put(
+        &store,
+        &config,
+        &[
+            ev("small", "refund", "12:00:00", yen(1_000)),
+            ev("big", "refund", "18:42:07", yen(600_000)),
+        ],
+    )
+    .await;
+    store.close().await;
+    let out = crate::cli::rules_test(&config, "big-refund", Millis(3650 * 86_400_000))
+        .await
+        .unwrap();
+    assert_eq!(
+        out,
+        "2026-11-21 18:42:07 JST  shibuya-01/r1  refund  ¥600,000  event 2  refund of ¥600,000, at or above ¥500,000\n\
+         1 match of rule big-refund (amount_over) in the last 10y.\n"
+    );
+    assert_eq!(
+        crate::cli::rules_list(&config).await.unwrap(),
+        "big-refund  amount_over  high  shibuya-01  0 in the last 30 days\n"
+    );
+    let unknown = crate::cli::rules_test(&config, "nope", Millis(86_400_000))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        unknown.to_string(),
+        "no rule \"nope\" in the config; its rules are: big-refund"
+    );
 }
