@@ -14,7 +14,9 @@ use super::error::ApiError;
 use super::view::{event_view, iso_utc};
 use crate::config::{Config, StoreConfig};
 use crate::event::{EventType, Severity};
-use crate::store::{BookmarkState, CaseFilter, DeadLetterQuery, EventQuery, StoreDay, StoreScope};
+use crate::store::{
+    BookmarkState, CaseFilter, DeadLetterQuery, EventQuery, ExceptionFilter, StoreDay, StoreScope,
+};
 
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct EventParams {
@@ -38,6 +40,8 @@ pub struct EventParams {
     pub state: Option<String>,
     /// Only events with a case: `open`, `closed` or `any`.
     pub case: Option<String>,
+    /// `any`, or a rule's id: only the events a rule matched.
+    pub exception: Option<String>,
     pub limit: Option<String>,
     pub before: Option<String>,
     /// `today`: only events on their store's today, each store on its own clock.
@@ -167,6 +171,15 @@ impl EventParams {
             })?),
             None => None,
         };
+        let exception = match non_empty(&self.exception) {
+            Some(e) if e == "any" || crate::event::is_valid_id(&e) => ExceptionFilter::parse(&e),
+            Some(e) => {
+                return Err(ApiError::bad_request(format!(
+                    "exception: \"{e}\" is neither any nor a rule id"
+                )));
+            }
+            None => None,
+        };
         let severity = match non_empty(&self.severity) {
             Some(s) => Some(Severity::parse(&s).ok_or_else(|| {
                 ApiError::bad_request(format!(
@@ -201,7 +214,7 @@ impl EventParams {
             currency: None,
             bookmark_state,
             case,
-            exception: None,
+            exception,
             stored_before: None,
             before,
             limit,

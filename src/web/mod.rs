@@ -8,6 +8,7 @@ mod cases;
 mod cashiers;
 mod dead_letters;
 mod error;
+mod exceptions;
 mod footage;
 mod format;
 pub mod i18n;
@@ -83,6 +84,7 @@ index! {
     get "/timeline" => timeline::page,
     get "/timeline.csv" => timeline::csv,
     get "/cashiers" => cashiers::page,
+    get "/exceptions" => exceptions::page,
     get "/dead-letters" => dead_letters::page,
     post "/dead-letters/dismiss" => dead_letters::dismiss,
     get "/integrations" => pages::integrations,
