@@ -48,7 +48,10 @@ async fn the_exceptions_page_lists_what_the_rules_found_in_the_readers_stores_on
     let (status, owner) = site.get_as("aiko", "/exceptions").await;
     assert_eq!(status, StatusCode::OK, "{owner}");
     assert!(owner.contains(&link(site.shibuya_seq)) && owner.contains(&link(site.osaka_seq)));
-    assert!(owner.contains("refund of ¥5,000, at or above ¥1,000"), "{owner}");
+    assert!(
+        owner.contains("refund of ¥5,000, at or above ¥1,000"),
+        "{owner}"
+    );
     assert!(owner.contains("href=\"/?exception=big-refund\""), "{owner}");
 
     let (status, ken) = site.get_as("ken", "/exceptions").await;
@@ -73,7 +76,10 @@ async fn an_event_page_shows_its_exceptions_and_the_list_and_api_filter_by_rule(
         .get_as("ken", &format!("/events/{}", site.shibuya_seq))
         .await;
     assert!(page.contains("id=\"exceptions\""), "{page}");
-    assert!(page.contains("refund of ¥5,000, at or above ¥1,000"), "{page}");
+    assert!(
+        page.contains("refund of ¥5,000, at or above ¥1,000"),
+        "{page}"
+    );
 
     let listed = |html: &str, seq: i64| html.contains(&format!("href=\"/events/{seq}\""));
     let (status, list) = site.get_as("ken", "/?exception=big-refund").await;
@@ -93,5 +99,8 @@ async fn an_event_page_shows_its_exceptions_and_the_list_and_api_filter_by_rule(
     assert_eq!(count(&api), Some(1), "{api}");
     let (status, api) = site.get_as("ken", "/api/events?exception=no%20such").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(api.contains("exception: \\\"no such\\\" is neither any nor a rule id"), "{api}");
+    assert!(
+        api.contains("exception: \\\"no such\\\" is neither any nor a rule id"),
+        "{api}"
+    );
 }

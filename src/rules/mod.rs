@@ -15,9 +15,9 @@
 //!   and the rules running stay.
 
 mod kinds;
-mod watch;
 #[cfg(test)]
 mod tests;
+mod watch;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -106,12 +106,7 @@ pub async fn page(
         .store
         .exception_counts(&scope, now_ms() - COUNTED_MS)
         .await?;
-    let count_of = |id: &str| {
-        counted
-            .iter()
-            .find(|(r, _)| r == id)
-            .map_or(0, |(_, n)| *n)
-    };
+    let count_of = |id: &str| counted.iter().find(|(r, _)| r == id).map_or(0, |(_, n)| *n);
     let mut counts: Vec<Count> = config
         .rules
         .iter()

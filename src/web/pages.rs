@@ -37,8 +37,7 @@ use crate::event::{EventType, Lateness, Timing, median_skew, timing};
 use crate::money::{AmountError, TypedAmount, format_amount, parse_amount};
 use crate::store::{
     AttemptRecord, CASE_TEXT_MAX_CHARS, CaseRecord, CaseState, ErrorKind, EventQuery, EventRecord,
-    ExceptionQuery,
-    StoreError, StoreScope,
+    ExceptionQuery, StoreError, StoreScope,
 };
 
 use super::cases::CaseForm;

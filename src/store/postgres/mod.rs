@@ -169,9 +169,8 @@ pub(super) async fn insert_bookmarks(
     let text = |f: fn(&NewBookmark) -> &String| -> Vec<String> {
         planned.iter().map(|(_, b, _)| f(b).clone()).collect()
     };
-    let number = |f: fn(&(i64, &NewBookmark, i64)) -> i64| -> Vec<i64> {
-        planned.iter().map(f).collect()
-    };
+    let number =
+        |f: fn(&(i64, &NewBookmark, i64)) -> i64| -> Vec<i64> { planned.iter().map(f).collect() };
     sqlx::query(
         "INSERT INTO bookmarks (event_seq, system, device, camera, moment_ms, start_ms, duration_ms, \
          next_attempt_ms, created_ms, updated_ms) \
