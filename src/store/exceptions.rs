@@ -84,11 +84,11 @@ pub enum ExceptionFilter {
 }
 
 impl ExceptionFilter {
-    /// `any` (or `yes`), or a rule id.
+    /// `any`, or a rule id.
     pub fn parse(text: &str) -> Option<ExceptionFilter> {
         match text.trim() {
             "" => None,
-            "any" | "yes" => Some(ExceptionFilter::Any),
+            "any" => Some(ExceptionFilter::Any),
             rule => Some(ExceptionFilter::Rule(rule.to_string())),
         }
     }
