@@ -104,3 +104,71 @@ async fn an_event_page_shows_its_exceptions_and_the_list_and_api_filter_by_rule(
         "{api}"
     );
 }
+
+#[tokio::test]
+async fn the_exceptions_api_answers_in_its_documented_shape_within_the_readers_stores() {
+    let site = judged().await;
+    let (status, body) = site.get_as("ken", "/api/exceptions").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let answer: Value = serde_json::from_str(&body).unwrap();
+    let list = answer["exceptions"].as_array().unwrap();
+    assert_eq!(list.len(), 1, "only Shibuya's: {body}");
+    assert_eq!(list[0]["event_seq"], site.shibuya_seq);
+    assert_eq!(list[0]["severity"], "high");
+    assert_eq!(
+        answer["counts_30d"].as_object().map(|c| c.len() <= 1),
+        Some(true)
+    );
+    for mark in OSAKA_MARKS {
+        assert!(!body.contains(mark), "{mark}: {body}");
+    }
+    // Every field is in the document's schema, and every property there is answered.
+    let (_, _, doc) = site.send("GET", "/api/openapi.json", None).await;
+    let doc: Value = serde_json::from_str(&doc).unwrap();
+    let keys = |v: &Value| {
+        v.as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    assert_eq!(
+        keys(&list[0]),
+        keys(&doc["components"]["schemas"]["Exception"]["properties"])
+    );
+    let (status, body) = site.get_as("aiko", "/api/exceptions?severity=urgent").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.contains("severity: unknown severity"), "{body}");
+    let (_, body) = site.get_as("aiko", "/api/exceptions?rule=other").await;
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["exceptions"],
+        serde_json::json!([])
+    );
+    let (status, _) = site.get_as("ito", "/api/exceptions").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+/// A script's read of exceptions is a read of events: the audit log says who asked what and got how many.
+#[tokio::test]
+async fn a_scripts_read_of_exceptions_is_in_the_audit_log() {
+    let site = judged().await;
+    site.get_as("ken", "/api/exceptions?rule=big-refund").await;
+    let entries = site
+        .store
+        .audit(&tillmark::store::AuditQuery {
+            action: Some("api_read".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let read = entries
+        .iter()
+        .find(|e| e.actor.as_deref() == Some("ken"))
+        .unwrap_or_else(|| panic!("{entries:?}"));
+    assert_eq!(
+        read.target.as_deref(),
+        Some("/api/exceptions?rule=big-refund")
+    );
+    assert_eq!(read.detail.as_deref(), Some("1 event"));
+}

@@ -99,6 +99,7 @@ index! {
     get "/api/events" => api::events,
     get "/api/events/{seq}" => api::event,
     get "/api/dead-letters" => api::dead_letters,
+    get "/api/exceptions" => api::exceptions,
     get "/api/openapi.json" => openapi::document,
 }
 
