@@ -72,6 +72,8 @@ pub struct Reply {
     pub headers: HeaderMap,
     /// Bytes, not text: a thumbnail is an image.
     pub body: Vec<u8>,
+    /// The body went past the limit it was read with, and reading stopped there: `body` is not all of it.
+    pub cut: bool,
 }
 
 impl Reply {
@@ -121,6 +123,25 @@ pub fn at_path(value: &serde_json::Value, path: &str) -> Option<String> {
         serde_json::Value::Bool(b) => Some(b.to_string()),
         _ => None,
     }
+}
+
+/// A body read up to `limit` bytes: empty and cut at once when the answer says it is larger, cut where it
+/// passes the limit otherwise.
+async fn read_capped(
+    mut resp: reqwest::Response,
+    limit: u64,
+) -> Result<(Vec<u8>, bool), reqwest::Error> {
+    if resp.content_length().is_some_and(|n| n > limit) {
+        return Ok((Vec::new(), true));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await? {
+        if (body.len() + chunk.len()) as u64 > limit {
+            return Ok((body, true));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok((body, false))
 }
 
 /// A session token and when to renew it.
@@ -357,13 +378,15 @@ impl Wire {
             .map_err(|e| format!("cannot build the request: {e}"))
     }
 
-    /// Sends one request, no auth added: the login itself, or a vendor without auth.
+    /// Sends one request, no auth added: the login itself, or a vendor without auth. With a `limit`, the body
+    /// is read only that far (a clip: never all of a file too big to keep).
     async fn exchange(
         &self,
         what: &str,
         mut req: reqwest::Request,
         maybe_created: bool,
         auth_header: Option<(&str, String)>,
+        limit: Option<u64>,
     ) -> Result<Reply, Delivery> {
         if let Some(refused) = self.elsewhere(what, req.url()) {
             return Err(refused);
@@ -391,10 +414,21 @@ impl Wire {
                 return Err(transport_error(what, &e, maybe_created));
             }
         };
+        let (status, headers) = (resp.status(), resp.headers().clone());
+        let (body, cut) = match limit {
+            None => (
+                resp.bytes().await.map(|b| b.to_vec()).unwrap_or_default(),
+                false,
+            ),
+            Some(limit) => read_capped(resp, limit)
+                .await
+                .map_err(|e| transport_error(what, &e, maybe_created))?,
+        };
         let reply = Reply {
-            status: resp.status(),
-            headers: resp.headers().clone(),
-            body: resp.bytes().await.map(|b| b.to_vec()).unwrap_or_default(),
+            status,
+            headers,
+            body,
+            cut,
         };
         if let Some(c) = &copy {
             self.record(what, c, Ok(&reply));
@@ -504,7 +538,7 @@ impl Wire {
             .build(&rendered)
             .map_err(|error| Delivery::Failed { error })?;
         let what = format!("{} login", def.title);
-        let reply = self.exchange(&what, req, false, None).await?;
+        let reply = self.exchange(&what, req, false, None, None).await?;
         if !reply.status.is_success() {
             // An OAuth2 refresh grant logs in as a client, not a user: name what the operator should look for.
             let who = match (&self.system.username, &self.system.client_id) {
@@ -575,6 +609,37 @@ impl Wire {
         r: &Rendered,
         maybe_created: bool,
     ) -> Result<Reply, Delivery> {
+        self.send_with(def, what, r, maybe_created, None).await
+    }
+
+    /// Fetches a file (a clip), its body read at most to `limit`. On the camera system's own origin it goes
+    /// with the system's credentials, as any request; to another allowed host (a vendor's pre-signed download
+    /// link) without them: such a link carries its own authorisation, and the credentials stay at home.
+    pub async fn download(
+        &self,
+        def: &Definition,
+        what: &str,
+        r: &Rendered,
+        limit: u64,
+    ) -> Result<Reply, Delivery> {
+        let url = url::Url::parse(&r.url).map_err(|e| Delivery::Failed {
+            error: format!("{what}: \"{}\" is not an address: {e}", r.url),
+        })?;
+        if url.origin() == self.system.url.origin() {
+            return self.send_with(def, what, r, false, Some(limit)).await;
+        }
+        let req = self.build(r).map_err(|error| Delivery::Failed { error })?;
+        self.exchange(what, req, false, None, Some(limit)).await
+    }
+
+    async fn send_with(
+        &self,
+        def: &Definition,
+        what: &str,
+        r: &Rendered,
+        maybe_created: bool,
+        limit: Option<u64>,
+    ) -> Result<Reply, Delivery> {
         let mut renew = false;
         for attempt in 0..2 {
             let req = self.build(r).map_err(|error| Delivery::Failed { error })?;
@@ -585,6 +650,7 @@ impl Wire {
                     req,
                     maybe_created,
                     credential.as_ref().map(|(k, v)| (k.as_str(), v.clone())),
+                    limit,
                 )
                 .await?;
             if attempt == 1 {
