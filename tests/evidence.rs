@@ -439,7 +439,8 @@ async fn changing_one_byte_of_any_file_or_of_the_manifest_makes_verify_exit_1_na
         assert_eq!(code, Some(1), "{name}: {out}{err}");
         let named = match name.as_str() {
             // The manifest is what the signature covers: a change to it, or to the signature, breaks that.
-            "manifest.json" | "manifest.sig" => "manifest.sig: the signature does not verify".to_string(),
+            "manifest.json" => "manifest.json".to_string(),
+            "manifest.sig" => "manifest.sig: the signature of manifest.json does not verify".to_string(),
             file => format!("{file}: SHA-256 differs"),
         };
         assert!(err.contains(&named), "{name}: {err}");
@@ -498,7 +499,7 @@ async fn a_missing_file_an_extra_file_and_another_installations_key_are_each_nam
     let (code, _, err) = case.tillmark(&["evidence", "verify", &path, "--key", other]);
     assert_eq!(code, Some(1), "{err}");
     assert!(
-        err.contains("manifest.sig: the signature does not verify with the key given"),
+        err.contains("manifest.sig: the signature of manifest.json does not verify with the key given"),
         "{err}"
     );
     let (code, _, err) = case.tillmark(&["evidence", "verify", &path, "--key", "not-a-key"]);

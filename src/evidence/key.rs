@@ -33,6 +33,14 @@ impl EvidenceKey {
         })
     }
 
+    /// A key from a fixed seed, for tests that need no database.
+    #[cfg(test)]
+    pub fn for_tests(seed: [u8; 32]) -> EvidenceKey {
+        EvidenceKey {
+            signing: SigningKey::from_bytes(&seed),
+        }
+    }
+
     pub fn public(&self) -> PublicKey {
         PublicKey(self.signing.verifying_key())
     }
@@ -103,9 +111,7 @@ mod tests {
     use super::*;
 
     fn key(seed: u8) -> EvidenceKey {
-        EvidenceKey {
-            signing: SigningKey::from_bytes(&[seed; 32]),
-        }
+        EvidenceKey::for_tests([seed; 32])
     }
 
     #[test]

@@ -175,14 +175,14 @@ pub fn verify(archive: &[u8], key: Option<PublicKey>) -> Result<Verified, Vec<St
     {
         problems.push(if given {
             format!(
-                "{SIGNATURE}: the signature does not verify with the key given ({}): the manifest was changed, or \
-                 another key signed it",
+                "{SIGNATURE}: the signature of {MANIFEST} does not verify with the key given ({}): {MANIFEST} was \
+                 changed, or another key signed it",
                 k.fingerprint()
             )
         } else {
             format!(
-                "{SIGNATURE}: the signature does not verify with the key in the manifest: the manifest or its \
-                 signature was changed"
+                "{SIGNATURE}: the signature of {MANIFEST} does not verify with the key in it: {MANIFEST} or \
+                 {SIGNATURE} was changed"
             )
         });
     }
@@ -210,5 +210,56 @@ pub fn verify(archive: &[u8], key: Option<PublicKey>) -> Result<Verified, Vec<St
             given,
         }),
         _ => Err(problems),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head() -> Manifest {
+        Manifest {
+            format: FORMAT.into(),
+            event: 7,
+            made_at: "2026-11-21T09:42:07.310Z".into(),
+            made_by: "ken".into(),
+            public_key: String::new(),
+            fingerprint: String::new(),
+            files: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_same_case_makes_the_same_archive_and_it_verifies() {
+        let key = EvidenceKey::for_tests([3; 32]);
+        let files: BTreeMap<String, Vec<u8>> = [
+            ("case.json".to_string(), b"{}\n".to_vec()),
+            ("timeline.csv".to_string(), b"time\r\n".to_vec()),
+        ]
+        .into();
+        let head = Manifest {
+            public_key: key.public().hex(),
+            fingerprint: key.public().fingerprint(),
+            ..head()
+        };
+        let one = write(head.clone(), &files, &key).unwrap();
+        let two = write(head, &files, &key).unwrap();
+        assert_eq!(one.zip, two.zip);
+        let checked = verify(&one.zip, Some(key.public())).unwrap();
+        assert_eq!(checked.manifest_sha256, one.manifest_sha256);
+        assert!(checked.given);
+        assert_eq!(checked.manifest.files.len(), 2);
+    }
+
+    #[test]
+    fn what_is_not_a_package_is_refused_in_words_never_with_a_panic() {
+        assert!(verify(b"", None).unwrap_err()[0].starts_with("not a ZIP archive"));
+        let key = EvidenceKey::for_tests([4; 32]);
+        let bare = write(head(), &BTreeMap::new(), &key).unwrap();
+        // A manifest whose public key is empty: said so, and nothing else is claimed.
+        assert_eq!(
+            verify(&bare.zip, None).unwrap_err(),
+            [format!("{MANIFEST}: its public key: a public key has 32 bytes; this one has 0")]
+        );
     }
 }
