@@ -1301,10 +1301,7 @@ pub fn evidence_verify(file: &Path, key: Option<&str>) -> anyhow::Result<String>
     match crate::evidence::verify(&bytes, key) {
         Ok(v) => {
             let against = if v.given {
-                format!(
-                    "the key given (fingerprint {})",
-                    v.key.fingerprint()
-                )
+                format!("the key given (fingerprint {})", v.key.fingerprint())
             } else {
                 format!(
                     "the key inside the package (fingerprint {}). A package signed by any key verifies against \

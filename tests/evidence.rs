@@ -369,14 +369,20 @@ async fn an_exported_case_verifies_and_holds_its_history_the_event_the_timeline_
         })
         .collect();
     assert_eq!(listed.len(), 6, "{manifest}");
-    assert_eq!(listed[clip.as_str()], (sha256(&clip_bytes()).as_str(), 4096));
+    assert_eq!(
+        listed[clip.as_str()],
+        (sha256(&clip_bytes()).as_str(), 4096)
+    );
     assert_eq!(manifest["event"], case.seq);
     assert_eq!(manifest["made_by"], "ken");
     assert_eq!(package.manifest_sha256, sha256(&files["manifest.json"]));
 
     // What an investigator reads: the case, the receipt line, the timeline's line, the bookmark's window.
     let history: Value = serde_json::from_slice(&files["case.json"]).unwrap();
-    assert_eq!(history["case"]["history"][0]["text"], "Drawer ¥5,000 short at close");
+    assert_eq!(
+        history["case"]["history"][0]["text"],
+        "Drawer ¥5,000 short at close"
+    );
     assert_eq!(history["case"]["state"], "open");
     let event: Value =
         serde_json::from_slice(&files[&format!("events/{}.json", case.seq)]).unwrap();
@@ -440,7 +446,9 @@ async fn changing_one_byte_of_any_file_or_of_the_manifest_makes_verify_exit_1_na
         let named = match name.as_str() {
             // The manifest is what the signature covers: a change to it, or to the signature, breaks that.
             "manifest.json" => "manifest.json".to_string(),
-            "manifest.sig" => "manifest.sig: the signature of manifest.json does not verify".to_string(),
+            "manifest.sig" => {
+                "manifest.sig: the signature of manifest.json does not verify".to_string()
+            }
             file => format!("{file}: SHA-256 differs"),
         };
         assert!(err.contains(&named), "{name}: {err}");
@@ -474,7 +482,10 @@ async fn a_missing_file_an_extra_file_and_another_installations_key_are_each_nam
     let mut more = files.clone();
     more.insert("clips/extra.mp4".into(), b"planted".to_vec());
     let problems = verify(&repack(&more), None).unwrap_err();
-    assert_eq!(problems, ["clips/extra.mp4: extra file, not in the manifest"]);
+    assert_eq!(
+        problems,
+        ["clips/extra.mp4: extra file, not in the manifest"]
+    );
 
     // Checked with this installation's key it passes; with another's it is refused, naming the signature.
     let (code, key, err) = case.tillmark(&[
@@ -499,20 +510,23 @@ async fn a_missing_file_an_extra_file_and_another_installations_key_are_each_nam
     let (code, _, err) = case.tillmark(&["evidence", "verify", &path, "--key", other]);
     assert_eq!(code, Some(1), "{err}");
     assert!(
-        err.contains("manifest.sig: the signature of manifest.json does not verify with the key given"),
+        err.contains(
+            "manifest.sig: the signature of manifest.json does not verify with the key given"
+        ),
         "{err}"
     );
     let (code, _, err) = case.tillmark(&["evidence", "verify", &path, "--key", "not-a-key"]);
     assert_eq!(code, Some(1));
-    assert!(err.contains("--key: \"not-a-key\" is not a public key"), "{err}");
+    assert!(
+        err.contains("--key: \"not-a-key\" is not a public key"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
 async fn a_clip_over_the_size_limit_is_left_out_and_its_bookmark_keeps_the_link_and_the_window() {
-    let small = include_str!("../integrations/frigate.toml").replace(
-        "max_size = \"500MB\"",
-        "max_size = \"1KB\"",
-    );
+    let small = include_str!("../integrations/frigate.toml")
+        .replace("max_size = \"500MB\"", "max_size = \"1KB\"");
     let case = Case::open(&[("frigate.toml", small)]).await;
     let package = case.export_as_ken().await.unwrap();
     let files = entries(&package.zip);
@@ -524,9 +538,15 @@ async fn a_clip_over_the_size_limit_is_left_out_and_its_bookmark_keeps_the_link_
     let bookmark: Value =
         serde_json::from_slice(&files[&format!("bookmarks/{}.json", case.bookmark)]).unwrap();
     assert_eq!(bookmark["clip"], Value::Null);
-    assert_eq!(bookmark["clip_note"], "clip over 0.001 MB: link and window only");
+    assert_eq!(
+        bookmark["clip_note"],
+        "clip over 0.001 MB: link and window only"
+    );
     assert_eq!(bookmark["window"]["start_ms"], 1_795_254_114_810_i64);
-    assert!(bookmark["footage"][0]["url"].as_str().is_some(), "{bookmark}");
+    assert!(
+        bookmark["footage"][0]["url"].as_str().is_some(),
+        "{bookmark}"
+    );
     assert!(verify(&package.zip, None).is_ok());
 }
 

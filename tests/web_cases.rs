@@ -406,7 +406,11 @@ async fn an_investigator_downloads_the_signed_evidence_package_of_a_case_and_the
     assert_eq!(headers[reqwest::header::CONTENT_TYPE], "application/zip");
     assert_eq!(
         headers[reqwest::header::CONTENT_DISPOSITION],
-        format!("attachment; filename=\"evidence-event-{}.zip\"", site.shibuya_seq).as_str()
+        format!(
+            "attachment; filename=\"evidence-event-{}.zip\"",
+            site.shibuya_seq
+        )
+        .as_str()
     );
     let zip = resp.bytes().await.unwrap();
     let package = tillmark::evidence::verify(&zip, None).unwrap();

@@ -78,7 +78,9 @@ pub enum ClipOutcome {
     NotOffered,
     Downloaded(ClipFile),
     /// Larger than the definition's `max_size`: reading stopped there and nothing of it is kept.
-    TooLarge { limit: crate::config::Bytes },
+    TooLarge {
+        limit: crate::config::Bytes,
+    },
     /// Requested but not had (refused, failed, or not ready in the time limit): why, secrets blanked.
     Failed(String),
 }

@@ -128,8 +128,15 @@ mod tests {
     fn a_public_key_reads_back_from_hex_and_base64_and_anything_else_is_refused_plainly() {
         let public = key(7).public();
         assert_eq!(PublicKey::parse(&public.hex()), Ok(public));
-        assert_eq!(PublicKey::parse(&format!(" {}\n", public.base64())), Ok(public));
-        assert!(PublicKey::parse("abc").unwrap_err().contains("not a public key"));
+        assert_eq!(
+            PublicKey::parse(&format!(" {}\n", public.base64())),
+            Ok(public)
+        );
+        assert!(
+            PublicKey::parse("abc")
+                .unwrap_err()
+                .contains("not a public key")
+        );
         assert!(PublicKey::parse("abcd").unwrap_err().contains("32 bytes"));
         let fp = public.fingerprint();
         assert_eq!((fp.len(), fp.matches('-').count()), (19, 3), "{fp}");

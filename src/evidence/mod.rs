@@ -25,7 +25,9 @@ use serde_json::json;
 use crate::camera::{Cameras, ClipOutcome, Integrations};
 use crate::config::Config;
 use crate::retention::Actor;
-use crate::store::{BookmarkRecord, EventRecord, Job, NewAuditEntry, Store, StoreError, StoreScope};
+use crate::store::{
+    BookmarkRecord, EventRecord, Job, NewAuditEntry, Store, StoreError, StoreScope,
+};
 use crate::web::{TimelineSpan, audit_target, event_view, iso_utc, timeline_csv};
 pub use key::{EvidenceKey, PublicKey};
 pub use package::{Entry, FORMAT, MANIFEST, Manifest, SIGNATURE, Verified, verify};
@@ -111,11 +113,7 @@ async fn bookmark(
         Some(system) => {
             match system.thumbnail(&job).await {
                 Ok(Some(image)) => {
-                    let path = format!(
-                        "stills/{}.{}",
-                        b.id,
-                        image_extension(&image.content_type)
-                    );
+                    let path = format!("stills/{}.{}", b.id, image_extension(&image.content_type));
                     files.insert(path.clone(), image.bytes);
                     still = Some(path);
                 }

@@ -74,7 +74,11 @@ pub fn write(
     let options = zip::write::SimpleFileOptions::default()
         .compression_method(zip::CompressionMethod::Deflated)
         .last_modified_time(zip::DateTime::default())
-        .large_file(files.values().any(|b| b.len() as u64 >= u64::from(u32::MAX)));
+        .large_file(
+            files
+                .values()
+                .any(|b| b.len() as u64 >= u64::from(u32::MAX)),
+        );
     let all = files
         .iter()
         .map(|(p, b)| (p.as_str(), b.as_slice()))
@@ -131,7 +135,9 @@ pub fn verify(archive: &[u8], key: Option<PublicKey>) -> Result<Verified, Vec<St
         let mut bytes = Vec::new();
         // A changed byte in a compressed file fails its CRC, or its inflation: named as the file it is.
         if let Err(e) = file.read_to_end(&mut bytes) {
-            problems.push(format!("{name}: cannot be read from the archive ({e}): changed"));
+            problems.push(format!(
+                "{name}: cannot be read from the archive ({e}): changed"
+            ));
             contents.insert(name, Vec::new());
             continue;
         }
@@ -191,7 +197,9 @@ pub fn verify(archive: &[u8], key: Option<PublicKey>) -> Result<Verified, Vec<St
         listed.insert(entry.path.as_str());
         match contents.get(&entry.path) {
             None => problems.push(format!("{}: missing", entry.path)),
-            Some(bytes) if bytes.len() as u64 != entry.size || sha256_hex(bytes) != entry.sha256 => {
+            Some(bytes)
+                if bytes.len() as u64 != entry.size || sha256_hex(bytes) != entry.sha256 =>
+            {
                 problems.push(format!("{}: SHA-256 differs", entry.path));
             }
             Some(_) => {}
@@ -259,7 +267,9 @@ mod tests {
         // A manifest whose public key is empty: said so, and nothing else is claimed.
         assert_eq!(
             verify(&bare.zip, None).unwrap_err(),
-            [format!("{MANIFEST}: its public key: a public key has 32 bytes; this one has 0")]
+            [format!(
+                "{MANIFEST}: its public key: a public key has 32 bytes; this one has 0"
+            )]
         );
     }
 }

@@ -17,11 +17,11 @@ use super::format::{LocalTimeError, Zone};
 use super::i18n::{event_label, text, type_label};
 use super::pages::{PageError, nav, register_clock, render};
 use super::view::{CameraFootage, event_cameras};
+use crate::camera::Integrations;
 use crate::clock::now_ms;
+use crate::config::Config;
 use crate::event::Severity;
 use crate::money::format_amount;
-use crate::camera::Integrations;
-use crate::config::Config;
 use crate::store::{RegisterActivity, Store, StoreError, StoreScope};
 
 /// What a shortage is made of: drawer opens, no-sales, undone sales and cash taken out.
@@ -166,7 +166,7 @@ async fn read(
         to_ms,
     };
     Ok(Ok(
-        lines(&*state.store, config, &state.integrations, &span).await?,
+        lines(&*state.store, config, &state.integrations, &span).await?
     ))
 }
 

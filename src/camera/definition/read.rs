@@ -241,7 +241,10 @@ fn clip(doc: &Doc, hosts: &Hosts, c: &Table) -> Option<Clip> {
             Some(url) if super::hosts::is_answer_address(&url.value) => {
                 let method = d.opt_str("method");
                 if method.is_some_and(|m| m.value != "GET") {
-                    d.error("method", "a download from an address in the answer is a GET");
+                    d.error(
+                        "method",
+                        "a download from an address in the answer is a GET",
+                    );
                 }
                 template(doc, &d, "url", true).map(|url| Request {
                     method: reqwest::Method::GET,
