@@ -28,6 +28,8 @@ use tillmark::store::{
 };
 
 const TILL: &str = "till_front";
+const SAFIE_DEVICE: &str = "dev-safie-till";
+const SAFIE_KEY: &str = "sk-live-7f3a9c";
 const EXPORT_ID: &str = "till_front_x7k2q9";
 /// What the fake serves as the exported recording: not a real MP4, but bytes whose every one is checked.
 fn clip_bytes() -> Vec<u8> {
@@ -117,7 +119,8 @@ async fn fake_frigate() -> (String, Arc<Frigate>) {
     (url, state)
 }
 
-fn config_text(frigate: &str, database: &str, integrations: &Path) -> String {
+/// The site: Shibuya's register r1 watched by the till camera on Frigate, and `more` (another camera system).
+fn config_text(frigate: &str, database: &str, integrations: &Path, more: &str) -> String {
     format!(
         r#"
 [database]
@@ -141,7 +144,7 @@ system = "frigate"
 device = "{TILL}"
 name = "Till front"
 registers = ["shibuya-01/r1"]
-"#,
+{more}"#,
         integrations.display()
     )
 }
@@ -162,6 +165,11 @@ struct Case {
 impl Case {
     /// `definitions`: files for the integrations folder (a changed frigate.toml), by name.
     async fn open(definitions: &[(&str, String)]) -> Case {
+        Case::open_on(definitions, "", ("frigate", TILL)).await
+    }
+
+    /// With `more` in the config, the bookmark on `(system, device)`.
+    async fn open_on(definitions: &[(&str, String)], more: &str, on: (&str, &str)) -> Case {
         let dir = tempfile::tempdir().unwrap();
         let db = TestDatabase::new(dir.path());
         let store = tillmark::store::open(&db.url).await.unwrap();
@@ -171,10 +179,13 @@ impl Case {
         for (name, text) in definitions {
             std::fs::write(folder.join(name), text).unwrap();
         }
-        let text = config_text(&url, &db.url, &folder);
+        let text = config_text(&url, &db.url, &folder, more);
         let config_file = dir.path().join("tillmark.toml");
         std::fs::write(&config_file, &text).unwrap();
-        let config = Config::parse(&text, &|_| None).unwrap();
+        let config = Config::parse(&text, &|name| {
+            (name == "SAFIE_API_KEY").then(|| SAFIE_KEY.to_string())
+        })
+        .unwrap();
         let integrations = Integrations::load(&folder);
         let payload = json!({
             "id": "s-1", "type": "refund", "at": "2026-11-21T09:42:07.310Z", "store": "shibuya-01",
@@ -194,8 +205,8 @@ impl Case {
             flagged: true,
             mapped: true,
             bookmarks: vec![NewBookmark {
-                system: "frigate".into(),
-                device: TILL.into(),
+                system: on.0.into(),
+                device: on.1.into(),
                 camera: "Till front".into(),
                 moment_ms: at_ms,
                 start_ms: at_ms - 12_500,
@@ -597,4 +608,159 @@ async fn the_cli_writes_a_package_of_a_case_never_over_another_file_and_none_of_
     assert_eq!(code, Some(1));
     assert!(err.contains("no event 999999"), "{err}");
     assert!(!other.exists(), "no file for no package");
+}
+
+/// What the fake Safie and the host its clip links point at saw.
+#[derive(Default)]
+struct Safie {
+    /// The bodies of clip requests, each with the API key it came with.
+    requests: Mutex<Vec<(Value, Option<String>)>>,
+    /// Whether each download came with an API key.
+    downloads: Mutex<Vec<Option<String>>>,
+    /// Where the clip link points: the other host.
+    clip_host: Mutex<String>,
+}
+
+fn api_key(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers
+        .get("Safie-API-Key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+fn unauthorized() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        axum::Json(json!({"message": "Unauthorized"})),
+    )
+        .into_response()
+}
+
+async fn safie_request(
+    State(s): State<Arc<Safie>>,
+    UrlPath(device): UrlPath<String>,
+    headers: axum::http::HeaderMap,
+    axum::Json(body): axum::Json<Value>,
+) -> Response {
+    let key = api_key(&headers);
+    if key.as_deref() != Some(SAFIE_KEY) || device != SAFIE_DEVICE {
+        return unauthorized();
+    }
+    s.requests.lock().unwrap().push((body, key));
+    axum::Json(json!({"request_id": 42})).into_response()
+}
+
+async fn safie_poll(
+    State(s): State<Arc<Safie>>,
+    UrlPath((device, id)): UrlPath<(String, String)>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    if api_key(&headers).as_deref() != Some(SAFIE_KEY) || device != SAFIE_DEVICE || id != "42" {
+        return unauthorized();
+    }
+    let host = s.clip_host.lock().unwrap().clone();
+    axum::Json(json!({
+        "request_id": 42,
+        "state": "AVAILABLE",
+        "url": format!("{host}/media/42.mp4?Expires=1795260000&Signature=abc"),
+    }))
+    .into_response()
+}
+
+async fn safie_clip(State(s): State<Arc<Safie>>, headers: axum::http::HeaderMap) -> Response {
+    s.downloads.lock().unwrap().push(api_key(&headers));
+    ([(header::CONTENT_TYPE, "video/mp4")], clip_bytes()).into_response()
+}
+
+/// Safie's API, and the other host its clip links point at. Answers the URLs of both.
+async fn fake_safie() -> (String, String, Arc<Safie>) {
+    let state = Arc::new(Safie::default());
+    let api = axum::Router::new()
+        .route(
+            "/v2/devices/{device}/media_files/requests",
+            post(safie_request),
+        )
+        .route(
+            "/v2/devices/{device}/media_files/requests/{id}",
+            get(safie_poll),
+        )
+        .with_state(state.clone());
+    let files = axum::Router::new()
+        .route("/media/{file}", get(safie_clip))
+        .with_state(state.clone());
+    let mut urls = Vec::new();
+    for app in [api, files] {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        urls.push(format!("http://{}", listener.local_addr().unwrap()));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+    }
+    *state.clip_host.lock().unwrap() = urls[1].clone();
+    (urls[0].clone(), urls[1].clone(), state)
+}
+
+fn safie_site(api: &str, allowed: &[&str]) -> String {
+    format!(
+        r#"
+[[camera_systems]]
+id = "safie"
+integration = "safie"
+url = "{api}"
+api_key_env = "SAFIE_API_KEY"
+allowed_hosts = {allowed:?}
+[camera_systems.options]
+definition_id = "def-1"
+
+[[cameras]]
+system = "safie"
+device = "{SAFIE_DEVICE}"
+name = "Till (Safie)"
+registers = ["shibuya-01/r1"]
+"#
+    )
+}
+
+#[tokio::test]
+async fn a_safie_clip_comes_from_the_link_it_answers_on_an_allowed_host_without_the_api_key_and_never_from_another()
+ {
+    let (api, files, safie) = fake_safie().await;
+    let clip_host = files.trim_start_matches("http://").to_string();
+    let site = safie_site(&api, &[clip_host.as_str()]);
+    let case = Case::open_on(&[], &site, ("safie", SAFIE_DEVICE)).await;
+    let package = case.export_as_ken().await.unwrap();
+    let files_in = entries(&package.zip);
+    let clip = format!("clips/{}.mp4", case.bookmark);
+    assert_eq!(files_in[&clip], clip_bytes());
+    let (body, key) = safie.requests.lock().unwrap()[0].clone();
+    assert_eq!(
+        body,
+        json!({"start": "2026-11-21T18:41:54.810+09:00", "end": "2026-11-21T18:42:52.310+09:00"})
+    );
+    assert_eq!(key.as_deref(), Some(SAFIE_KEY), "the API gets the key");
+    assert_eq!(
+        *safie.downloads.lock().unwrap(),
+        [None],
+        "the clip's own host never sees the key"
+    );
+    for (name, bytes) in &files_in {
+        assert!(
+            !String::from_utf8_lossy(bytes).contains(SAFIE_KEY),
+            "{name} holds the API key"
+        );
+    }
+
+    // A link to a host the site does not allow is not followed: the package keeps the link and the window.
+    let (api, _, safie) = fake_safie().await;
+    let case = Case::open_on(&[], &safie_site(&api, &[]), ("safie", SAFIE_DEVICE)).await;
+    let package = case.export_as_ken().await.unwrap();
+    let files_in = entries(&package.zip);
+    assert!(!files_in.keys().any(|f| f.starts_with("clips/")));
+    let bookmark: Value =
+        serde_json::from_slice(&files_in[&format!("bookmarks/{}.json", case.bookmark)]).unwrap();
+    let note = bookmark["clip_note"].as_str().unwrap();
+    assert!(
+        note.contains("refused, so its credentials stay with it"),
+        "{note}"
+    );
+    assert!(note.ends_with("link and window only"), "{note}");
+    assert!(safie.downloads.lock().unwrap().is_empty());
 }
