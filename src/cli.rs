@@ -1297,8 +1297,10 @@ pub fn evidence_verify(file: &Path, key: Option<&str>) -> anyhow::Result<String>
         .map(crate::evidence::PublicKey::parse)
         .transpose()
         .map_err(|e| anyhow::anyhow!("--key: {e}"))?;
-    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-    match crate::evidence::verify(&bytes, key) {
+    let archive = std::fs::File::open(file)
+        .map(std::io::BufReader::new)
+        .with_context(|| format!("reading {}", file.display()))?;
+    match crate::evidence::verify(archive, key) {
         Ok(v) => {
             let against = if v.given {
                 format!("the key given (fingerprint {})", v.key.fingerprint())

@@ -472,7 +472,7 @@ async fn changing_one_byte_of_any_file_or_of_the_manifest_makes_verify_exit_1_na
         .map(|start| start + 60)
         .unwrap();
     raw[at] ^= 0xff;
-    let problems = verify(&raw, None).unwrap_err();
+    let problems = verify(Cursor::new(&raw), None).unwrap_err();
     assert!(
         problems.iter().any(|p| p.starts_with("bookmarks/")),
         "{problems:?}"
@@ -487,12 +487,12 @@ async fn a_missing_file_an_extra_file_and_another_installations_key_are_each_nam
 
     let mut fewer = files.clone();
     fewer.remove("timeline.csv");
-    let problems = verify(&repack(&fewer), None).unwrap_err();
+    let problems = verify(Cursor::new(repack(&fewer)), None).unwrap_err();
     assert_eq!(problems, ["timeline.csv: missing"]);
 
     let mut more = files.clone();
     more.insert("clips/extra.mp4".into(), b"planted".to_vec());
-    let problems = verify(&repack(&more), None).unwrap_err();
+    let problems = verify(Cursor::new(repack(&more)), None).unwrap_err();
     assert_eq!(
         problems,
         ["clips/extra.mp4: extra file, not in the manifest"]
@@ -558,7 +558,7 @@ async fn a_clip_over_the_size_limit_is_left_out_and_its_bookmark_keeps_the_link_
         bookmark["footage"][0]["url"].as_str().is_some(),
         "{bookmark}"
     );
-    assert!(verify(&package.zip, None).is_ok());
+    assert!(verify(Cursor::new(&package.zip), None).is_ok());
 }
 
 #[tokio::test]
@@ -582,7 +582,7 @@ async fn the_cli_writes_a_package_of_a_case_never_over_another_file_and_none_of_
     assert_eq!(code, Some(0), "{said}{err}");
     assert!(said.contains("manifest SHA-256"), "{said}");
     let written = std::fs::read(&out).unwrap();
-    assert!(verify(&written, None).is_ok());
+    assert!(verify(Cursor::new(&written), None).is_ok());
     let (code, _, err) = case.tillmark(&args);
     assert_eq!(code, Some(1));
     assert!(err.contains("it must not exist yet"), "{err}");

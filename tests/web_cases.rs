@@ -413,7 +413,7 @@ async fn an_investigator_downloads_the_signed_evidence_package_of_a_case_and_the
         .as_str()
     );
     let zip = resp.bytes().await.unwrap();
-    let package = tillmark::evidence::verify(&zip, None).unwrap();
+    let package = tillmark::evidence::verify(std::io::Cursor::new(&zip), None).unwrap();
     assert_eq!(package.manifest.event, site.shibuya_seq);
     assert_eq!(package.manifest.made_by, "ken");
     let paths: Vec<&str> = package

@@ -4,7 +4,7 @@
 //! each by name, rather than stopping at the first.
 
 use std::collections::BTreeMap;
-use std::io::{Cursor, Read, Write};
+use std::io::{Cursor, Read, Seek, Write};
 
 use serde::{Deserialize, Serialize};
 
@@ -109,14 +109,39 @@ pub struct Verified {
     pub given: bool,
 }
 
+/// The most a manifest or its signature may hold; anything larger is not one.
+const MAX_MANIFEST: u64 = 16 * 1024 * 1024;
+
+/// What a file of the archive holds, hashed as it is read: a package may hold clips of hundreds of megabytes,
+/// and one from elsewhere may claim to unpack to anything.
+struct Digest {
+    hasher: sha2::Sha256,
+    size: u64,
+}
+
+impl Write for Digest {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        sha2::Digest::update(&mut self.hasher, buf);
+        self.size += buf.len() as u64;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Checks a package: every file against the manifest (none missing, none extra, each size and SHA-256), and
 /// the manifest's signature, with `key` when given, else with the key the manifest names. Every problem is
-/// named, in the archive's terms (`events/12.json: SHA-256 differs`).
-pub fn verify(archive: &[u8], key: Option<PublicKey>) -> Result<Verified, Vec<String>> {
-    let mut zip = zip::ZipArchive::new(Cursor::new(archive))
-        .map_err(|e| vec![format!("not a ZIP archive: {e}")])?;
+/// named, in the archive's terms (`events/12.json: SHA-256 differs`). Files are hashed as they are read,
+/// never held whole, but for the manifest and its signature.
+pub fn verify<R: Read + Seek>(archive: R, key: Option<PublicKey>) -> Result<Verified, Vec<String>> {
+    let mut zip =
+        zip::ZipArchive::new(archive).map_err(|e| vec![format!("not a ZIP archive: {e}")])?;
     let mut problems = Vec::new();
-    let mut contents: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    // Each file's size and SHA-256; `None` for one that could not be read (already a problem).
+    let mut seen: BTreeMap<String, Option<(u64, String)>> = BTreeMap::new();
+    let (mut manifest_bytes, mut signature) = (None, None);
     for i in 0..zip.len() {
         let mut file = match zip.by_index(i) {
             Ok(f) => f,
@@ -132,28 +157,55 @@ pub fn verify(archive: &[u8], key: Option<PublicKey>) -> Result<Verified, Vec<St
                 continue;
             }
         };
-        let mut bytes = Vec::new();
+        let read = if name == MANIFEST || name == SIGNATURE {
+            let mut bytes = Vec::new();
+            (&mut file)
+                .take(MAX_MANIFEST + 1)
+                .read_to_end(&mut bytes)
+                .map(|_| {
+                    let digest = (bytes.len() as u64, sha256_hex(&bytes));
+                    if bytes.len() as u64 > MAX_MANIFEST {
+                        problems.push(format!("{name}: larger than any manifest: changed"));
+                    } else if name == MANIFEST {
+                        manifest_bytes = Some(bytes);
+                    } else {
+                        signature = Some(bytes);
+                    }
+                    digest
+                })
+        } else {
+            let mut digest = Digest {
+                hasher: sha2::Sha256::default(),
+                size: 0,
+            };
+            std::io::copy(&mut file, &mut digest).map(|_| {
+                let hash = sha2::Digest::finalize(digest.hasher);
+                (digest.size, hex::encode(hash))
+            })
+        };
         // A changed byte in a compressed file fails its CRC, or its inflation: named as the file it is.
-        if let Err(e) = file.read_to_end(&mut bytes) {
-            problems.push(format!(
-                "{name}: cannot be read from the archive ({e}): changed"
-            ));
-            contents.insert(name, Vec::new());
-            continue;
-        }
-        if contents.insert(name.clone(), bytes).is_some() {
+        let read = match read {
+            Ok(digest) => Some(digest),
+            Err(e) => {
+                problems.push(format!(
+                    "{name}: cannot be read from the archive ({e}): changed"
+                ));
+                None
+            }
+        };
+        if seen.insert(name.clone(), read).is_some() {
             problems.push(format!("{name}: in the archive twice"));
         }
     }
-    let (Some(manifest_bytes), Some(signature)) = (contents.get(MANIFEST), contents.get(SIGNATURE))
-    else {
+    let (Some(manifest_bytes), Some(signature)) = (manifest_bytes, signature) else {
         for name in [MANIFEST, SIGNATURE] {
-            if !contents.contains_key(name) {
+            if !seen.contains_key(name) {
                 problems.push(format!("{name}: missing"));
             }
         }
         return Err(problems);
     };
+    let manifest_bytes = manifest_bytes.as_slice();
     let manifest: Manifest = match serde_json::from_slice(manifest_bytes) {
         Ok(m) => m,
         Err(e) => {
@@ -177,7 +229,7 @@ pub fn verify(archive: &[u8], key: Option<PublicKey>) -> Result<Verified, Vec<St
         }
     };
     if let Some(k) = used
-        && !k.verifies(manifest_bytes, &String::from_utf8_lossy(signature))
+        && !k.verifies(manifest_bytes, &String::from_utf8_lossy(&signature))
     {
         problems.push(if given {
             format!(
@@ -195,17 +247,15 @@ pub fn verify(archive: &[u8], key: Option<PublicKey>) -> Result<Verified, Vec<St
     let mut listed = std::collections::BTreeSet::new();
     for entry in &manifest.files {
         listed.insert(entry.path.as_str());
-        match contents.get(&entry.path) {
+        match seen.get(&entry.path) {
             None => problems.push(format!("{}: missing", entry.path)),
-            Some(bytes)
-                if bytes.len() as u64 != entry.size || sha256_hex(bytes) != entry.sha256 =>
-            {
+            Some(Some((size, sha256))) if *size != entry.size || *sha256 != entry.sha256 => {
                 problems.push(format!("{}: SHA-256 differs", entry.path));
             }
             Some(_) => {}
         }
     }
-    for name in contents.keys() {
+    for name in seen.keys() {
         if name != MANIFEST && name != SIGNATURE && !listed.contains(name.as_str()) {
             problems.push(format!("{name}: extra file, not in the manifest"));
         }
@@ -253,7 +303,7 @@ mod tests {
         let one = write(head.clone(), &files, &key).unwrap();
         let two = write(head, &files, &key).unwrap();
         assert_eq!(one.zip, two.zip);
-        let checked = verify(&one.zip, Some(key.public())).unwrap();
+        let checked = verify(Cursor::new(&one.zip), Some(key.public())).unwrap();
         assert_eq!(checked.manifest_sha256, one.manifest_sha256);
         assert!(checked.given);
         assert_eq!(checked.manifest.files.len(), 2);
@@ -261,12 +311,12 @@ mod tests {
 
     #[test]
     fn what_is_not_a_package_is_refused_in_words_never_with_a_panic() {
-        assert!(verify(b"", None).unwrap_err()[0].starts_with("not a ZIP archive"));
+        assert!(verify(Cursor::new(b""), None).unwrap_err()[0].starts_with("not a ZIP archive"));
         let key = EvidenceKey::for_tests([4; 32]);
         let bare = write(head(), &BTreeMap::new(), &key).unwrap();
         // A manifest whose public key is empty: said so, and nothing else is claimed.
         assert_eq!(
-            verify(&bare.zip, None).unwrap_err(),
+            verify(Cursor::new(&bare.zip), None).unwrap_err(),
             [format!(
                 "{MANIFEST}: its public key: a public key has 32 bytes; this one has 0"
             )]
