@@ -641,12 +641,15 @@ async fn main() -> ExitCode {
                 .map(|out| println!("{out}")),
             Err(code) => return code,
         },
-        Command::Evidence(EvidenceCommand::Export { config, case, out }) => match load(&config) {
-            Ok(config) => tillmark::cli::evidence_export(&config, case, &out)
-                .await
-                .map(|out| print!("{out}")),
-            Err(code) => return code,
-        },
+        // Held against the definitions like the daemon's: a clip comes only from hosts they declare.
+        Command::Evidence(EvidenceCommand::Export { config, case, out }) => {
+            match load_site(&config, None) {
+                Ok((config, _)) => tillmark::cli::evidence_export(&config, case, &out)
+                    .await
+                    .map(|out| print!("{out}")),
+                Err(code) => return code,
+            }
+        }
         Command::Evidence(EvidenceCommand::Key(config)) => match load(&config) {
             Ok(config) => tillmark::cli::evidence_key(&config)
                 .await

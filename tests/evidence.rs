@@ -724,8 +724,9 @@ async fn a_safie_clip_comes_from_the_link_it_answers_on_an_allowed_host_without_
  {
     let (api, files, safie) = fake_safie().await;
     let clip_host = files.trim_start_matches("http://").to_string();
+    let declared = declaring(&clip_host);
     let site = safie_site(&api, &[clip_host.as_str()]);
-    let case = Case::open_on(&[], &site, ("safie", SAFIE_DEVICE)).await;
+    let case = Case::open_on(&declared, &site, ("safie", SAFIE_DEVICE)).await;
     let package = case.export_as_ken().await.unwrap();
     let files_in = entries(&package.zip);
     let clip = format!("clips/{}.mp4", case.bookmark);
@@ -748,19 +749,41 @@ async fn a_safie_clip_comes_from_the_link_it_answers_on_an_allowed_host_without_
         );
     }
 
-    // A link to a host the site does not allow is not followed: the package keeps the link and the window.
-    let (api, _, safie) = fake_safie().await;
-    let case = Case::open_on(&[], &safie_site(&api, &[]), ("safie", SAFIE_DEVICE)).await;
-    let package = case.export_as_ken().await.unwrap();
-    let files_in = entries(&package.zip);
-    assert!(!files_in.keys().any(|f| f.starts_with("clips/")));
-    let bookmark: Value =
-        serde_json::from_slice(&files_in[&format!("bookmarks/{}.json", case.bookmark)]).unwrap();
-    let note = bookmark["clip_note"].as_str().unwrap();
-    assert!(
-        note.contains("refused, so its credentials stay with it"),
-        "{note}"
+    // A link to a host the site does not allow, or the definition does not declare, is not followed: the
+    // package keeps the link and the window.
+    for (definitions, why) in [
+        (true, "refused, so its credentials stay with it"),
+        (
+            false,
+            "a host the safie definition does not declare: not fetched",
+        ),
+    ] {
+        let (api, files, safie) = fake_safie().await;
+        let host = files.trim_start_matches("http://").to_string();
+        let (declared, allowed) = match definitions {
+            true => (declaring(&host), vec![]),
+            false => (vec![], vec![host.as_str()]),
+        };
+        let site = safie_site(&api, &allowed);
+        let case = Case::open_on(&declared, &site, ("safie", SAFIE_DEVICE)).await;
+        let package = case.export_as_ken().await.unwrap();
+        let files_in = entries(&package.zip);
+        assert!(!files_in.keys().any(|f| f.starts_with("clips/")));
+        let bookmark: Value =
+            serde_json::from_slice(&files_in[&format!("bookmarks/{}.json", case.bookmark)])
+                .unwrap();
+        let note = bookmark["clip_note"].as_str().unwrap();
+        assert!(note.contains(why), "{note}");
+        assert!(note.ends_with("link and window only"), "{note}");
+        assert!(safie.downloads.lock().unwrap().is_empty());
+    }
+}
+
+/// Safie's definition with `host` declared as where its clip links point, as an integrator would write it.
+fn declaring(host: &str) -> Vec<(&'static str, String)> {
+    let text = format!(
+        "{}\n[hosts]\n\"{host}\" = \"Safie's clip links (media_files requests' url)\"\n",
+        include_str!("../integrations/safie.toml")
     );
-    assert!(note.ends_with("link and window only"), "{note}");
-    assert!(safie.downloads.lock().unwrap().is_empty());
+    vec![("safie.toml", text)]
 }

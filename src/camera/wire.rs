@@ -628,6 +628,22 @@ impl Wire {
         if url.origin() == self.system.url.origin() {
             return self.send_with(def, what, r, false, Some(limit)).await;
         }
+        // An address the vendor answered with: its host must be one the definition declares, besides being
+        // allowed by the site (checked as the request leaves).
+        let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
+        let host = match url.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host,
+        };
+        if !def.hosts.contains_key(&host) {
+            return Err(Delivery::Failed {
+                error: format!(
+                    "{what} would go to {}, a host the {} definition does not declare: not fetched",
+                    url.origin().ascii_serialization(),
+                    def.name
+                ),
+            });
+        }
         let req = self.build(r).map_err(|error| Delivery::Failed { error })?;
         self.exchange(what, req, false, None, Some(limit)).await
     }
