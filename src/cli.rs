@@ -1222,46 +1222,46 @@ pub const NO_USERS: &str = "No users yet, so nobody can sign in to the index. Cr
 /// `tillmark evidence export`: writes the evidence package of event `seq`'s case to `out`, which must not
 /// exist yet (an earlier package is never overwritten); returns what to print.
 pub async fn evidence_export(config: &Config, seq: i64, out: &Path) -> anyhow::Result<String> {
-    use std::io::Write;
     // Before anything is fetched or recorded: a package that cannot be written is not made.
-    let mut file = std::fs::OpenOptions::new()
+    let file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .open(out)
         .with_context(|| format!("cannot create {} (it must not exist yet)", out.display()))?;
-    let store = open_store(config).await?;
-    let integrations = crate::camera::Integrations::load(&config.integrations.dir);
     let made = async {
-        let cameras = crate::camera::Cameras::build(config, &integrations)?;
-        let sources = crate::evidence::Sources {
-            store: &*store,
-            config,
-            integrations: &integrations,
-            cameras: &cameras,
-        };
-        let made = crate::evidence::export(
-            &sources,
-            seq,
-            &store::StoreScope::All,
-            &cli_actor(),
-            crate::clock::now_ms(),
-        )
-        .await?;
-        anyhow::Ok(made)
+        let store = open_store(config).await?;
+        let integrations = crate::camera::Integrations::load(&config.integrations.dir);
+        let made = async {
+            let cameras = crate::camera::Cameras::build(config, &integrations)?;
+            let sources = crate::evidence::Sources {
+                store: &*store,
+                config,
+                integrations: &integrations,
+                cameras: &cameras,
+            };
+            let actor = cli_actor();
+            let now = crate::clock::now_ms();
+            let made =
+                crate::evidence::export(&sources, seq, &store::StoreScope::All, &actor, now, file)
+                    .await?;
+            made.out
+                .sync_all()
+                .with_context(|| format!("writing {}", out.display()))?;
+            anyhow::Ok(made)
+        }
+        .await;
+        store.close().await;
+        made
     }
     .await;
-    store.close().await;
     let made = match made {
         Ok(made) => made,
         Err(e) => {
-            drop(file);
+            // What was written is no package.
             let _ = std::fs::remove_file(out);
             return Err(e);
         }
     };
-    file.write_all(&made.zip)
-        .and_then(|()| file.sync_all())
-        .with_context(|| format!("writing {}", out.display()))?;
     Ok(format!(
         "Wrote {}: the case of event {seq}, {} files, manifest SHA-256 {}, signed with the key of fingerprint {}.\n",
         out.display(),

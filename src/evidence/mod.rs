@@ -19,6 +19,7 @@ pub mod key;
 mod package;
 
 use std::collections::BTreeMap;
+use std::io::{Seek, Write};
 
 use serde_json::json;
 
@@ -30,6 +31,7 @@ use crate::store::{
 };
 use crate::web::{TimelineSpan, audit_target, event_view, iso_utc, timeline_csv};
 pub use key::{EvidenceKey, PublicKey};
+use package::Writer;
 pub use package::{Entry, FORMAT, MANIFEST, Manifest, SIGNATURE, Verified, verify};
 
 /// How far the timeline in a package reaches either side of the event: a shift's worth.
@@ -63,8 +65,9 @@ pub enum EvidenceError {
 }
 
 /// A made package.
-pub struct Exported {
-    pub zip: Vec<u8>,
+pub struct Exported<W> {
+    /// Where it was written.
+    pub out: W,
     pub manifest_sha256: String,
     /// Files listed in the manifest.
     pub files: usize,
@@ -85,14 +88,14 @@ fn image_extension(content_type: &str) -> &'static str {
     }
 }
 
-/// One bookmark's entry, its still and its clip, added to `files`.
-async fn bookmark(
+/// One bookmark's entry, its still and its clip, written to the package.
+async fn bookmark<W: Write + Seek>(
     src: &Sources<'_>,
     event: &EventRecord,
     b: &BookmarkRecord,
     footage: serde_json::Value,
-    files: &mut BTreeMap<String, Vec<u8>>,
-) -> serde_json::Value {
+    package: &mut Writer<W>,
+) -> Result<(), EvidenceError> {
     let job = Job {
         bookmark: b.clone(),
         maybe_created: false,
@@ -114,7 +117,9 @@ async fn bookmark(
             match system.thumbnail(&job).await {
                 Ok(Some(image)) => {
                     let path = format!("stills/{}.{}", b.id, image_extension(&image.content_type));
-                    files.insert(path.clone(), image.bytes);
+                    package
+                        .add(&path, &image.bytes)
+                        .map_err(EvidenceError::Write)?;
                     still = Some(path);
                 }
                 Ok(None) => {}
@@ -123,7 +128,9 @@ async fn bookmark(
             match system.clip(&job).await {
                 ClipOutcome::Downloaded(file) => {
                     let path = format!("clips/{}.{}", b.id, file.extension);
-                    files.insert(path.clone(), file.bytes);
+                    package
+                        .add(&path, &file.bytes)
+                        .map_err(EvidenceError::Write)?;
                     clip = Some(path);
                 }
                 ClipOutcome::NotOffered => {
@@ -145,7 +152,7 @@ async fn bookmark(
         }
     }
     let end_ms = b.start_ms + b.duration_ms;
-    json!({
+    let entry = json!({
         "id": b.id,
         "camera": crate::web::camera_name(src.config, &b.system, &b.device, Some(&b.camera)),
         "system": b.system,
@@ -167,7 +174,10 @@ async fn bookmark(
         "still_note": still_note,
         "clip": clip,
         "clip_note": clip_note,
-    })
+    });
+    package
+        .add(&format!("bookmarks/{}.json", b.id), &json_file(&entry))
+        .map_err(EvidenceError::Write)
 }
 
 /// Pretty JSON with a final newline, as every JSON file of a package is written.
@@ -177,14 +187,16 @@ fn json_file(value: &impl serde::Serialize) -> Vec<u8> {
     bytes
 }
 
-/// Makes the package of event `seq`'s case for `actor`, who sees `scope`, and records it in the audit log.
-pub async fn export(
+/// Writes the package of event `seq`'s case to `out` for `actor`, who sees `scope`, and records it in the
+/// audit log. On an error what is in `out` is no package: the caller throws it away.
+pub async fn export<W: Write + Seek>(
     src: &Sources<'_>,
     seq: i64,
     scope: &StoreScope,
     actor: &Actor,
     now_ms: i64,
-) -> Result<Exported, EvidenceError> {
+    out: W,
+) -> Result<Exported<W>, EvidenceError> {
     let event = src
         .store
         .event(seq, scope)
@@ -195,11 +207,14 @@ pub async fn export(
         .case(seq, scope)
         .await?
         .ok_or(EvidenceError::NoCase(seq))?;
-    let mut files = BTreeMap::new();
-    files.insert(
-        "case.json".to_string(),
-        json_file(&json!({ "event": seq, "case": case })),
-    );
+    let mut package = Writer::new(out);
+    let write = EvidenceError::Write;
+    package
+        .add(
+            "case.json",
+            &json_file(&json!({ "event": seq, "case": case })),
+        )
+        .map_err(write)?;
     let view = event_view(src.config, src.integrations, event.clone());
     let footage: BTreeMap<i64, serde_json::Value> = view
         .bookmarks
@@ -213,7 +228,9 @@ pub async fn export(
             (b.bookmark.id, serde_json::Value::Array(links))
         })
         .collect();
-    files.insert(format!("events/{seq}.json"), json_file(&view));
+    package
+        .add(&format!("events/{seq}.json"), &json_file(&view))
+        .map_err(write)?;
     let span = TimelineSpan {
         scope,
         store: &event.store,
@@ -222,11 +239,10 @@ pub async fn export(
         to_ms: event.at_ms + TIMELINE_SPAN_MS,
     };
     let (csv, _) = timeline_csv(src.store, src.config, src.integrations, &span).await?;
-    files.insert("timeline.csv".to_string(), csv.into_bytes());
+    package.add("timeline.csv", csv.as_bytes()).map_err(write)?;
     for b in &event.bookmarks {
         let links = footage.get(&b.id).cloned().unwrap_or_default();
-        let entry = bookmark(src, &event, b, links, &mut files).await;
-        files.insert(format!("bookmarks/{}.json", b.id), json_file(&entry));
+        bookmark(src, &event, b, links, &mut package).await?;
     }
     let key = EvidenceKey::of(src.store).await?;
     let public = key.public();
@@ -239,7 +255,7 @@ pub async fn export(
         fingerprint: public.fingerprint(),
         files: Vec::new(),
     };
-    let written = package::write(head, &files, &key).map_err(EvidenceError::Write)?;
+    let written = package.finish(head, &key).map_err(write)?;
     src.store
         .record(&NewAuditEntry {
             at_ms: now_ms,
@@ -255,7 +271,7 @@ pub async fn export(
         .await
         .map_err(EvidenceError::Audit)?;
     Ok(Exported {
-        zip: written.zip,
+        out: written.out,
         manifest_sha256: written.manifest_sha256,
         files: written.files,
         fingerprint: public.fingerprint(),

@@ -4,7 +4,7 @@
 //! each by name, rather than stopping at the first.
 
 use std::collections::BTreeMap;
-use std::io::{Cursor, Read, Seek, Write};
+use std::io::{Read, Seek, Write};
 
 use serde::{Deserialize, Serialize};
 
@@ -41,62 +41,85 @@ pub struct Entry {
     pub sha256: String,
 }
 
-/// A written package.
-pub struct Written {
-    pub zip: Vec<u8>,
+/// A package being written: each file goes into the archive as it comes, hashed on the way, so a package of
+/// several clips never holds more than one in memory; the manifest and its signature close it.
+pub struct Writer<W: Write + Seek> {
+    zip: zip::ZipWriter<W>,
+    entries: Vec<Entry>,
+}
+
+/// A finished package: where it was written, its manifest's SHA-256 and how many files the manifest lists.
+pub struct Written<W> {
+    pub out: W,
     pub manifest_sha256: String,
     pub files: usize,
 }
 
-/// The package of `files` (path → content), with the manifest `head` describes and its signature.
-pub fn write(
-    head: Manifest,
-    files: &BTreeMap<String, Vec<u8>>,
-    key: &EvidenceKey,
-) -> Result<Written, String> {
-    let manifest = Manifest {
-        files: files
-            .iter()
-            .map(|(path, bytes)| Entry {
-                path: path.clone(),
-                size: bytes.len() as u64,
-                sha256: sha256_hex(bytes),
-            })
-            .collect(),
-        ..head
-    };
-    let mut manifest_bytes =
-        serde_json::to_vec_pretty(&manifest).map_err(|e| format!("manifest: {e}"))?;
-    manifest_bytes.push(b'\n');
-    let signature = key.sign(&manifest_bytes);
-    let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
-    // A fixed time on every entry: the manifest says when it was made, and equal content makes an equal file.
-    let options = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Deflated)
-        .last_modified_time(zip::DateTime::default())
-        .large_file(
-            files
-                .values()
-                .any(|b| b.len() as u64 >= u64::from(u32::MAX)),
-        );
-    let all = files
-        .iter()
-        .map(|(p, b)| (p.as_str(), b.as_slice()))
-        .chain([
+impl<W: Write + Seek> Writer<W> {
+    pub fn new(out: W) -> Writer<W> {
+        Writer {
+            zip: zip::ZipWriter::new(out),
+            entries: Vec::new(),
+        }
+    }
+
+    /// Adds one file. Media (stills, clips) are stored as they are: they do not compress.
+    pub fn add(&mut self, path: &str, bytes: &[u8]) -> Result<(), String> {
+        let media = path.starts_with("clips/") || path.starts_with("stills/");
+        let method = if media {
+            zip::CompressionMethod::Stored
+        } else {
+            zip::CompressionMethod::Deflated
+        };
+        // A fixed time on every entry: the manifest says when it was made, and equal content makes an equal
+        // archive.
+        let options = zip::write::SimpleFileOptions::default()
+            .compression_method(method)
+            .last_modified_time(zip::DateTime::default())
+            .large_file(bytes.len() as u64 >= u64::from(u32::MAX));
+        self.zip
+            .start_file(path, options)
+            .and_then(|()| self.zip.write_all(bytes).map_err(Into::into))
+            .map_err(|e| format!("{path}: {e}"))?;
+        self.entries.push(Entry {
+            path: path.to_string(),
+            size: bytes.len() as u64,
+            sha256: sha256_hex(bytes),
+        });
+        Ok(())
+    }
+
+    /// Writes the manifest `head` describes, listing every file added in path order, and its signature.
+    pub fn finish(mut self, head: Manifest, key: &EvidenceKey) -> Result<Written<W>, String> {
+        self.entries.sort_by(|a, b| a.path.cmp(&b.path));
+        let files = self.entries.len();
+        let manifest = Manifest {
+            files: std::mem::take(&mut self.entries),
+            ..head
+        };
+        let mut manifest_bytes =
+            serde_json::to_vec_pretty(&manifest).map_err(|e| format!("manifest: {e}"))?;
+        manifest_bytes.push(b'\n');
+        let signature = key.sign(&manifest_bytes);
+        let options = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated)
+            .last_modified_time(zip::DateTime::default());
+        for (path, bytes) in [
             (MANIFEST, manifest_bytes.as_slice()),
             (SIGNATURE, signature.as_bytes()),
-        ]);
-    for (path, bytes) in all {
-        zip.start_file(path, options)
-            .and_then(|()| zip.write_all(bytes).map_err(Into::into))
-            .map_err(|e| format!("{path}: {e}"))?;
+        ] {
+            self.zip
+                .start_file(path, options)
+                .and_then(|()| self.zip.write_all(bytes).map_err(Into::into))
+                .map_err(|e| format!("{path}: {e}"))?;
+        }
+        let out = self.zip.finish().map_err(|e| e.to_string())?;
+        Ok(Written {
+            out,
+            manifest_sha256: sha256_hex(&manifest_bytes),
+            files,
+        })
     }
-    let zip = zip.finish().map_err(|e| e.to_string())?.into_inner();
-    Ok(Written {
-        zip,
-        manifest_sha256: sha256_hex(&manifest_bytes),
-        files: files.len(),
-    })
 }
 
 /// A package that checked out.
@@ -273,6 +296,8 @@ pub fn verify<R: Read + Seek>(archive: R, key: Option<PublicKey>) -> Result<Veri
 
 #[cfg(test)]
 mod tests {
+    use std::io::Cursor;
+
     use super::*;
 
     fn head() -> Manifest {
@@ -300,23 +325,39 @@ mod tests {
             fingerprint: key.public().fingerprint(),
             ..head()
         };
-        let one = write(head.clone(), &files, &key).unwrap();
-        let two = write(head, &files, &key).unwrap();
-        assert_eq!(one.zip, two.zip);
-        let checked = verify(Cursor::new(&one.zip), Some(key.public())).unwrap();
+        let write = |head: Manifest| {
+            let mut writer = Writer::new(Cursor::new(Vec::new()));
+            // In any order: the manifest lists them by path.
+            for (path, bytes) in files.iter().rev() {
+                writer.add(path, bytes).unwrap();
+            }
+            writer.finish(head, &key).unwrap()
+        };
+        let one = write(head.clone());
+        let two = write(head);
+        assert_eq!(one.out.get_ref(), two.out.get_ref());
+        let checked = verify(Cursor::new(one.out.get_ref()), Some(key.public())).unwrap();
         assert_eq!(checked.manifest_sha256, one.manifest_sha256);
         assert!(checked.given);
-        assert_eq!(checked.manifest.files.len(), 2);
+        let paths: Vec<&str> = checked
+            .manifest
+            .files
+            .iter()
+            .map(|f| f.path.as_str())
+            .collect();
+        assert_eq!(paths, ["case.json", "timeline.csv"]);
     }
 
     #[test]
     fn what_is_not_a_package_is_refused_in_words_never_with_a_panic() {
         assert!(verify(Cursor::new(b""), None).unwrap_err()[0].starts_with("not a ZIP archive"));
         let key = EvidenceKey::for_tests([4; 32]);
-        let bare = write(head(), &BTreeMap::new(), &key).unwrap();
+        let bare = Writer::new(Cursor::new(Vec::new()))
+            .finish(head(), &key)
+            .unwrap();
         // A manifest whose public key is empty: said so, and nothing else is claimed.
         assert_eq!(
-            verify(Cursor::new(&bare.zip), None).unwrap_err(),
+            verify(Cursor::new(bare.out.get_ref()), None).unwrap_err(),
             [format!(
                 "{MANIFEST}: its public key: a public key has 32 bytes; this one has 0"
             )]

@@ -3,11 +3,15 @@
 //! fetched from the camera systems then) and recorded in the audit log with its manifest's SHA-256 before it
 //! is sent; see [`crate::evidence`] for what is in it.
 
+use std::io::{Seek, SeekFrom};
+
+use axum::body::Body;
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Form, Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
+use tokio_util::io::ReaderStream;
 
 use super::AppState;
 use super::auth::{Cases as CasesAccess, Refusal, Signed};
@@ -16,6 +20,19 @@ use super::pages::{PageError, event_response};
 use crate::clock::now_ms;
 use crate::evidence::{EvidenceError, Sources, export};
 use crate::retention::Actor;
+
+/// A file for the package while it is made and sent: in the system's temporary folder, its name removed at
+/// once, so it goes when the download ends (or fails) and nobody else can open it meanwhile.
+fn scratch_file() -> std::io::Result<std::fs::File> {
+    let path = std::env::temp_dir().join(format!("tillmark-evidence-{}.zip", uuid::Uuid::new_v4()));
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&path)?;
+    std::fs::remove_file(&path)?;
+    Ok(file)
+}
 
 #[derive(Debug, Deserialize)]
 pub struct EvidenceParams {
@@ -43,6 +60,13 @@ pub async fn download(
     let Ok(number) = seq.parse::<i64>() else {
         return Err(page(StatusCode::NOT_FOUND, None).await);
     };
+    let file = match scratch_file() {
+        Ok(file) => file,
+        Err(e) => {
+            tracing::error!(error = %e, "No scratch file for an evidence package.");
+            return Err(PageError::unavailable().into_response());
+        }
+    };
     let sources = Sources {
         store: &*state.store,
         config: &state.config,
@@ -53,20 +77,27 @@ pub async fn download(
         name: viewer.user.name.clone(),
         address: Some(viewer.address.clone()),
     };
-    match export(&sources, number, &viewer.scope(), &actor, now_ms()).await {
-        Ok(package) => Ok((
-            [
-                (header::CONTENT_TYPE, "application/zip".to_string()),
-                (
-                    header::CONTENT_DISPOSITION,
-                    format!("attachment; filename=\"{}\"", package.name),
-                ),
-                // It shows a shop's floor and a person's work: never kept by a cache on the way.
-                (header::CACHE_CONTROL, "no-store".to_string()),
-            ],
-            package.zip,
-        )
-            .into_response()),
+    match export(&sources, number, &viewer.scope(), &actor, now_ms(), file).await {
+        Ok(mut package) => {
+            if let Err(e) = package.out.seek(SeekFrom::Start(0)) {
+                tracing::error!(error = %e, "An evidence package could not be read back.");
+                return Err(PageError::unavailable().into_response());
+            }
+            let body = Body::from_stream(ReaderStream::new(tokio::fs::File::from_std(package.out)));
+            Ok((
+                [
+                    (header::CONTENT_TYPE, "application/zip".to_string()),
+                    (
+                        header::CONTENT_DISPOSITION,
+                        format!("attachment; filename=\"{}\"", package.name),
+                    ),
+                    // It shows a shop's floor and a person's work: never kept by a cache on the way.
+                    (header::CACHE_CONTROL, "no-store".to_string()),
+                ],
+                body,
+            )
+                .into_response())
+        }
         // Another store's event is "not found", exactly as one that does not exist.
         Err(EvidenceError::NoEvent(_)) => Err(page(StatusCode::NOT_FOUND, None).await),
         Err(EvidenceError::NoCase(_)) => {
