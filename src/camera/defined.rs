@@ -6,6 +6,9 @@
 //! earlier attempt, look the bookmark up before making another; for a realtime vendor, make the fallback
 //! (an export of the window) when the mark can no longer land at the right moment; then create, and read it
 //! back when the definition asks.
+//!
+//! For an evidence package it also exports a clip of a bookmark's window where the definition has `[clip]`:
+//! request, poll until ready, download within `max_size`, all within `time_limit`.
 
 use std::collections::BTreeMap;
 

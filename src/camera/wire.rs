@@ -1,7 +1,8 @@
 //! One camera system's connection: renders a definition's request, counts it against the vendor's rate limit,
 //! authenticates it (a static credential, a Digest answer, or a session token renewed before it expires and
 //! whenever the vendor says it has), sends it, and records the exchange when asked to (for
-//! `tillmark integrations test`), with every secret blanked.
+//! `tillmark integrations test`), with every secret blanked. A download (a clip) is read only up to its limit,
+//! and leaves the system's origin only for a host both the definition and the site name, without credentials.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex as SyncMutex};
