@@ -1315,3 +1315,116 @@ pub async fn rules_test(
     )?;
     Ok(out)
 }
+
+/// `tillmark evidence export`: writes the evidence package of event `seq`'s case to `out`, which must not
+/// exist yet (an earlier package is never overwritten); returns what to print.
+pub async fn evidence_export(config: &Config, seq: i64, out: &Path) -> anyhow::Result<String> {
+    // Before anything is fetched or recorded: a package that cannot be written is not made.
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(out)
+        .with_context(|| format!("cannot create {} (it must not exist yet)", out.display()))?;
+    let made = async {
+        let store = open_store(config).await?;
+        let integrations = crate::camera::Integrations::load(&config.integrations.dir);
+        let made = async {
+            let cameras = crate::camera::Cameras::build(config, &integrations)?;
+            let sources = crate::evidence::Sources {
+                store: &*store,
+                config,
+                integrations: &integrations,
+                cameras: &cameras,
+            };
+            let actor = cli_actor();
+            let now = crate::clock::now_ms();
+            let made =
+                crate::evidence::export(&sources, seq, &store::StoreScope::All, &actor, now, file)
+                    .await?;
+            made.out
+                .sync_all()
+                .with_context(|| format!("writing {}", out.display()))?;
+            anyhow::Ok(made)
+        }
+        .await;
+        store.close().await;
+        made
+    }
+    .await;
+    let made = match made {
+        Ok(made) => made,
+        Err(e) => {
+            // What was written is no package.
+            let _ = std::fs::remove_file(out);
+            return Err(e);
+        }
+    };
+    Ok(format!(
+        "Wrote {}: the case of event {seq}, {} files, manifest SHA-256 {}, signed with the key of fingerprint {}.\n",
+        out.display(),
+        made.files,
+        made.manifest_sha256,
+        made.fingerprint
+    ))
+}
+
+/// `tillmark evidence key`: the installation's public key (made on first use) and its fingerprint.
+pub async fn evidence_key(config: &Config) -> anyhow::Result<String> {
+    let store = open_store(config).await?;
+    let key = crate::evidence::EvidenceKey::of(&*store).await;
+    store.close().await;
+    let key = key?.public();
+    Ok(format!(
+        "Evidence packages of this installation are signed with this Ed25519 key.\n\
+         public key (hex):    {}\n\
+         public key (base64): {}\n\
+         fingerprint:         {}\n\
+         Give the fingerprint (or the key) to whoever checks a package: without --key, `tillmark evidence verify` \
+         checks a package against the key inside it, which anyone could have made.\n",
+        key.hex(),
+        key.base64(),
+        key.fingerprint()
+    ))
+}
+
+/// `tillmark evidence verify`: what to print for an intact package; an error (exit 1) naming every file that
+/// fails.
+pub fn evidence_verify(file: &Path, key: Option<&str>) -> anyhow::Result<String> {
+    let key = key
+        .map(crate::evidence::PublicKey::parse)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--key: {e}"))?;
+    let archive = std::fs::File::open(file)
+        .map(std::io::BufReader::new)
+        .with_context(|| format!("reading {}", file.display()))?;
+    match crate::evidence::verify(archive, key) {
+        Ok(v) => {
+            let against = if v.given {
+                format!("the key given (fingerprint {})", v.key.fingerprint())
+            } else {
+                format!(
+                    "the key inside the package (fingerprint {}). A package signed by any key verifies against \
+                     itself: compare this fingerprint with the installation's (`tillmark evidence key`), or check \
+                     with --key",
+                    v.key.fingerprint()
+                )
+            };
+            Ok(format!(
+                "{}: intact. The case of event {}, made {} by {}: {} files match their SHA-256 in {}, whose \
+                 SHA-256 is {}; its signature verifies with {against}.\n",
+                file.display(),
+                v.manifest.event,
+                v.manifest.made_at,
+                v.manifest.made_by,
+                v.manifest.files.len(),
+                crate::evidence::MANIFEST,
+                v.manifest_sha256
+            ))
+        }
+        Err(problems) => anyhow::bail!(
+            "{} does not verify:\n  {}",
+            file.display(),
+            problems.join("\n  ")
+        ),
+    }
+}

@@ -12,6 +12,7 @@ pub mod clock;
 pub mod config;
 pub mod delivery;
 pub mod event;
+pub mod evidence;
 pub mod indexer;
 pub mod ingest;
 pub mod metrics;

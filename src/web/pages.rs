@@ -248,6 +248,16 @@ pub struct PageError {
 }
 
 impl PageError {
+    /// Something the person cannot fix, already logged by the caller: the page says to try again later.
+    pub(super) fn unavailable() -> Self {
+        PageError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            problem: "unavailable",
+            detail: None,
+            nav: None,
+        }
+    }
+
     fn not_found(what: String, nav: Nav) -> Self {
         PageError {
             status: StatusCode::NOT_FOUND,
