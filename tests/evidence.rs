@@ -230,11 +230,14 @@ impl Case {
             made_as: Some("export of the window".into()),
         };
         store
-            .finish(&[Finished {
-                bookmark_id: bookmark,
-                outcome: made,
-                at_ms: now,
-            }])
+            .finish(
+                "tillmark",
+                &[Finished {
+                    bookmark_id: bookmark,
+                    outcome: made,
+                    at_ms: now,
+                }],
+            )
             .await
             .unwrap();
         let open = CaseChange::Open {
