@@ -128,7 +128,7 @@ pub async fn step(
     if !events.is_empty() {
         let new = store.record_rule_results(&results, now_ms).await?;
         if new > 0 {
-            tracing::info!(
+            tracing::debug!(
                 exceptions = new,
                 "Rules found exceptions; the exceptions page lists them."
             );
