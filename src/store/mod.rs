@@ -10,9 +10,12 @@
 //!   the next attempt looks before it creates.
 
 mod accounts;
+mod alerts;
 mod audit;
 mod cases;
 mod dead_letters;
+#[cfg(test)]
+mod alert_tests;
 #[cfg(test)]
 mod drawer_tests;
 mod error;
@@ -32,6 +35,7 @@ mod tests;
 use async_trait::async_trait;
 use serde::Serialize;
 
+pub use alerts::{AlertJob, AlertOutbox, AlertOutcome, AlertSubject, NewAlert};
 pub use accounts::{AccountError, Accounts, SessionRecord, TokenInfo, TotpState};
 pub use audit::{
     AuditCheck, AuditEntry, AuditLog, AuditPurge, AuditQuery, CHECKPOINT_ACTION, Checkpoint,
@@ -587,7 +591,16 @@ pub struct Counts {
 
 #[async_trait]
 pub trait Store:
-    Accounts + AuditLog + Cases + DeadLetterStore + Exceptions + Retention + Send + Sync + 'static
+    Accounts
+    + AlertOutbox
+    + AuditLog
+    + Cases
+    + DeadLetterStore
+    + Exceptions
+    + Retention
+    + Send
+    + Sync
+    + 'static
 {
     /// Writes a batch in one transaction and returns once it is durable, one outcome per intake, in order.
     async fn ingest(&self, batch: &[Intake], now_ms: i64)
