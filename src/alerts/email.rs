@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use lettre::message::header::ContentType;
-use lettre::message::Mailbox;
+use lettre::message::header::{ContentTransferEncoding, ContentType};
+use lettre::message::{Mailbox, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use sha2::Digest;
@@ -26,13 +26,18 @@ pub(super) async fn send(
     let mut builder = lettre::Message::builder()
         .from(from.clone())
         .subject(subject)
-        .message_id(Some(format!("<{id}@tillmark>")))
-        .header(ContentType::TEXT_PLAIN);
+        .message_id(Some(format!("<{id}@tillmark>")));
     for address in to {
         builder = builder.to(address.clone());
     }
+    // Base64, which every relay carries, rather than 8-bit text that some refuse.
     let email = builder
-        .body(text)
+        .singlepart(
+            SinglePart::builder()
+                .header(ContentType::TEXT_PLAIN)
+                .header(ContentTransferEncoding::Base64)
+                .body(text),
+        )
         .map_err(|e| Failure::Refused(format!("the email cannot be written: {e}")))?;
     let transport = match smtp.security {
         SmtpSecurity::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&smtp.host),

@@ -146,7 +146,7 @@ impl Alerter {
                 format,
             } => {
                 let body = message.webhook_body(*format);
-                webhook::send(&self.http, url, secret.as_ref(), &job.key(), &body, now_ms).await
+                webhook::send(&self.http, url, secret.as_ref(), &job.key(), &body).await
             }
             Channel::Email { to, from, smtp } => {
                 email::send(smtp, from, to, &message, &job.key(), TIMEOUT).await
