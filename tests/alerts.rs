@@ -52,8 +52,10 @@ severity = "high"
 {alerts}
 "#
     );
-    Config::parse(&text, &|name| (name == "ALERT_SECRET").then(|| SECRET.to_string()))
-        .unwrap_or_else(|e| panic!("a valid config: {e:#?}"))
+    Config::parse(&text, &|name| {
+        (name == "ALERT_SECRET").then(|| SECRET.to_string())
+    })
+    .unwrap_or_else(|e| panic!("a valid config: {e:#?}"))
 }
 
 struct Shop {
@@ -76,7 +78,9 @@ impl Shop {
     /// Stores a refund of `yen` at Shibuya's register r1 at `at_ms`, received then, as ingest would; returns its
     /// sequence number.
     async fn refund(&self, id: &str, yen: i64, at_ms: i64) -> i64 {
-        let at = chrono::DateTime::from_timestamp_millis(at_ms).unwrap().to_rfc3339();
+        let at = chrono::DateTime::from_timestamp_millis(at_ms)
+            .unwrap()
+            .to_rfc3339();
         let payload = json!({"id": id, "type": "refund", "at": at, "store": "shibuya-01", "register": "r1",
             "amount": -yen, "currency": "JPY"});
         let parsed = tillmark::event::parse(payload.to_string().as_bytes());
@@ -103,13 +107,25 @@ impl Shop {
     /// The rules judge what is stored, at `now_ms`.
     async fn judge(&self, now_ms: i64) {
         let watchers = Watchers::new(&self.config);
-        tillmark::rules::step(&*self.store, &self.config, &watchers, &self.config.rules, now_ms)
-            .await
-            .unwrap();
+        tillmark::rules::step(
+            &*self.store,
+            &self.config,
+            &watchers,
+            &self.config.rules,
+            now_ms,
+        )
+        .await
+        .unwrap();
     }
 
     fn alerter(&self, holder: &str, now_ms: i64) -> Alerter {
-        Alerter::new(self.store.clone(), self.config.clone(), holder.into(), now_ms).unwrap()
+        Alerter::new(
+            self.store.clone(),
+            self.config.clone(),
+            holder.into(),
+            now_ms,
+        )
+        .unwrap()
     }
 }
 
@@ -184,7 +200,10 @@ async fn receiver(check: Check) -> Receiver {
         body: Bytes,
     ) -> (StatusCode, String) {
         if r.down.load(Ordering::SeqCst) {
-            return (StatusCode::SERVICE_UNAVAILABLE, "down for maintenance".into());
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "down for maintenance".into(),
+            );
         }
         if let Err(e) = check(&headers, &body) {
             return (StatusCode::BAD_REQUEST, e);
@@ -223,7 +242,8 @@ fn webhook(id: &str, url: &str, format: &str) -> String {
 }
 
 #[tokio::test]
-async fn a_webhook_alert_carries_the_exception_its_links_and_a_signature_the_readmes_steps_verify() {
+async fn a_webhook_alert_carries_the_exception_its_links_and_a_signature_the_readmes_steps_verify()
+{
     let hook = receiver(signed).await;
     let shop = shop(&webhook("lp-desk", &hook.url, "json")).await;
     let now = now_ms();
@@ -241,21 +261,47 @@ async fn a_webhook_alert_carries_the_exception_its_links_and_a_signature_the_rea
     assert_eq!(body["idempotency_key"], got[0].key.as_str());
     assert_eq!(body["exception"]["rule"], "big-refund");
     assert_eq!(body["exception"]["severity"], "high");
-    assert!(body["exception"]["why"].as_str().unwrap().contains("60"), "{body}");
+    assert!(
+        body["exception"]["why"].as_str().unwrap().contains("60"),
+        "{body}"
+    );
     let event = &body["event"];
     assert_eq!(
-        (&event["store"], &event["register"], &event["type"], &event["amount"], &event["currency"]),
-        (&json!("shibuya-01"), &json!("r1"), &json!("refund"), &json!(-60000), &json!("JPY"))
+        (
+            &event["store"],
+            &event["register"],
+            &event["type"],
+            &event["amount"],
+            &event["currency"]
+        ),
+        (
+            &json!("shibuya-01"),
+            &json!("r1"),
+            &json!("refund"),
+            &json!(-60000),
+            &json!("JPY")
+        )
     );
-    assert_eq!(body["links"]["event"], format!("https://lp.example/tillmark/events/{seq}"));
-    assert_eq!(body["links"]["footage"], format!("https://lp.example/tillmark/events/{seq}/footage/0"));
+    assert_eq!(
+        body["links"]["event"],
+        format!("https://lp.example/tillmark/events/{seq}")
+    );
+    assert_eq!(
+        body["links"]["footage"],
+        format!("https://lp.example/tillmark/events/{seq}/footage/0")
+    );
 
     // The receiver's check is no formality: one changed byte, another secret or an old time fails it.
     let text = serde_json::to_string(body).unwrap();
     let t = now / 1000;
     let header = tillmark::alerts::signature(SECRET, t, &text);
     assert!(verify(SECRET, &header, text.as_bytes(), t));
-    assert!(!verify(SECRET, &header, text.replace("60000", "6000").as_bytes(), t));
+    assert!(!verify(
+        SECRET,
+        &header,
+        text.replace("60000", "6000").as_bytes(),
+        t
+    ));
     assert!(!verify("another-secret", &header, text.as_bytes(), t));
     assert!(!verify(SECRET, &header, text.as_bytes(), t + 301));
 }
@@ -281,7 +327,10 @@ async fn an_exception_is_alerted_once_through_a_receiver_outage_a_crash_mid_send
     assert_eq!(second.step(now + 1_300).await.unwrap().sent, 1);
     // A restarted daemon looks a day back and finds it owed nothing.
     let mut restarted = shop.alerter("d1", now + 2_000);
-    assert_eq!(restarted.step(now + 2_000).await.unwrap(), Default::default());
+    assert_eq!(
+        restarted.step(now + 2_000).await.unwrap(),
+        Default::default()
+    );
     let keys: Vec<String> = hook.got().into_iter().map(|r| r.key).collect();
     assert_eq!(keys, [format!("lp-desk:big-refund:{seq}")]);
 
@@ -293,14 +342,25 @@ async fn an_exception_is_alerted_once_through_a_receiver_outage_a_crash_mid_send
     hook.down.store(true, Ordering::SeqCst);
     assert_eq!(restarted.step(now + 6_000).await.unwrap().retried, 1);
     hook.down.store(false, Ordering::SeqCst);
-    let in_flight = shop.store.claim_alerts("d1", now + 8_000, 120_000, 10).await.unwrap();
+    let in_flight = shop
+        .store
+        .claim_alerts("d1", now + 8_000, 120_000, 10)
+        .await
+        .unwrap();
     assert_eq!(in_flight.len(), 1);
-    assert_eq!(second.step(now + 60_000).await.unwrap().sent, 0, "a live lease is never taken");
+    assert_eq!(
+        second.step(now + 60_000).await.unwrap().sent,
+        0,
+        "a live lease is never taken"
+    );
     assert_eq!(second.step(now + 128_001).await.unwrap().sent, 1);
     let keys: Vec<String> = hook.got().into_iter().map(|r| r.key).collect();
     assert_eq!(
         keys,
-        [format!("lp-desk:big-refund:{seq}"), format!("lp-desk:big-refund:{later}")]
+        [
+            format!("lp-desk:big-refund:{seq}"),
+            format!("lp-desk:big-refund:{later}")
+        ]
     );
 }
 
@@ -329,7 +389,10 @@ fn slack_shape(_: &HeaderMap, body: &[u8]) -> Result<(), String> {
             Some("section") => text_object(&block["text"], &["mrkdwn", "plain_text"], 3000),
             Some("header") => text_object(&block["text"], &["plain_text"], 150),
             Some("context") => block["elements"].as_array().is_some_and(|e| {
-                !e.is_empty() && e.len() <= 10 && e.iter().all(|x| text_object(x, &["mrkdwn", "plain_text"], 3000))
+                !e.is_empty()
+                    && e.len() <= 10
+                    && e.iter()
+                        .all(|x| text_object(x, &["mrkdwn", "plain_text"], 3000))
             }),
             Some("divider") => true,
             _ => false,
@@ -348,9 +411,12 @@ fn teams_shape(_: &HeaderMap, body: &[u8]) -> Result<(), String> {
     let card = v["@type"] == "MessageCard" && v["@context"] == "https://schema.org/extensions";
     let summary = v["summary"].as_str().is_some_and(|s| !s.is_empty());
     let actions = v["potentialAction"].as_array().is_some_and(|a| {
-        a.iter().all(|x| x["@type"] == "OpenUri" && x["targets"][0]["uri"].is_string())
+        a.iter()
+            .all(|x| x["@type"] == "OpenUri" && x["targets"][0]["uri"].is_string())
     });
-    (card && summary && actions).then_some(()).ok_or_else(|| "Summary or Text is required.".into())
+    (card && summary && actions)
+        .then_some(())
+        .ok_or_else(|| "Summary or Text is required.".into())
 }
 
 #[tokio::test]
@@ -373,9 +439,14 @@ async fn slack_and_teams_take_the_alert_in_their_documented_shapes_in_the_stores
     // Shibuya is a Tokyo store: its alerts are in Japanese.
     assert_eq!(message["text"], "【tillmark】big-refund：Shibuya/r1 の返品");
     let section = message["blocks"][1]["text"]["text"].as_str().unwrap();
-    assert!(section.contains("ルール：big-refund（重要度 high）"), "{section}");
     assert!(
-        section.contains(&format!("<https://lp.example/tillmark/events/{seq}/footage/0|映像>")),
+        section.contains("ルール：big-refund（重要度 high）"),
+        "{section}"
+    );
+    assert!(
+        section.contains(&format!(
+            "<https://lp.example/tillmark/events/{seq}/footage/0|映像>"
+        )),
         "{section}"
     );
     let card = &teams.got()[0].body;
@@ -454,7 +525,9 @@ fn header(message: &str, name: &str) -> String {
                 let mut parts = encoded.splitn(3, '?');
                 let (_, how, data) = (parts.next(), parts.next().unwrap(), parts.next().unwrap());
                 assert!(how.eq_ignore_ascii_case("b"), "{word}");
-                let bytes = base64::engine::general_purpose::STANDARD.decode(data).unwrap();
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(data)
+                    .unwrap();
                 out.push_str(&String::from_utf8(bytes).unwrap());
             }
             None => {
@@ -470,18 +543,27 @@ fn header(message: &str, name: &str) -> String {
 
 /// A message's base64 body, decoded.
 fn body(message: &str) -> String {
-    assert!(message.contains("Content-Transfer-Encoding: base64"), "{message}");
+    assert!(
+        message.contains("Content-Transfer-Encoding: base64"),
+        "{message}"
+    );
     let text: String = message
         .split_once("\r\n\r\n")
         .unwrap()
         .1
         .split_whitespace()
         .collect();
-    String::from_utf8(base64::engine::general_purpose::STANDARD.decode(text).unwrap()).unwrap()
+    String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .unwrap(),
+    )
+    .unwrap()
 }
 
 #[tokio::test]
-async fn an_email_alert_for_a_japanese_store_arrives_in_japanese_with_the_rule_the_event_and_the_footage_link() {
+async fn an_email_alert_for_a_japanese_store_arrives_in_japanese_with_the_rule_the_event_and_the_footage_link()
+ {
     let (port, mail) = smtp_sink().await;
     let shop = shop(&format!(
         r#"
@@ -510,7 +592,10 @@ severities = ["high"]
         message.to_ascii_lowercase().contains("subject: =?utf-8?b?"),
         "the subject is MIME-encoded: {message}"
     );
-    assert_eq!(header(message, "Subject"), "【tillmark】big-refund：Shibuya/r1 の返品");
+    assert_eq!(
+        header(message, "Subject"),
+        "【tillmark】big-refund：Shibuya/r1 の返品"
+    );
     let text = body(message);
     for line in [
         "Shibuya でルールが例外を見つけました。",
@@ -531,7 +616,8 @@ fn tokyo(local: &str) -> i64 {
 }
 
 #[tokio::test]
-async fn a_digest_goes_out_once_at_the_stores_local_time_listing_the_exceptions_of_the_day_before_it() {
+async fn a_digest_goes_out_once_at_the_stores_local_time_listing_the_exceptions_of_the_day_before_it()
+ {
     let hook = receiver(signed).await;
     let shop = shop(&format!(
         "{}digest = \"18:00\"\n",
@@ -539,23 +625,46 @@ async fn a_digest_goes_out_once_at_the_stores_local_time_listing_the_exceptions_
     ))
     .await;
     // Two big refunds on Saturday morning, one that evening after the digest.
-    let morning = shop.refund("r-1", 60_000, tokyo("2026-11-21T10:00:00")).await;
-    let noon = shop.refund("r-2", 70_000, tokyo("2026-11-21T12:00:00")).await;
+    let morning = shop
+        .refund("r-1", 60_000, tokyo("2026-11-21T10:00:00"))
+        .await;
+    let noon = shop
+        .refund("r-2", 70_000, tokyo("2026-11-21T12:00:00"))
+        .await;
     shop.judge(tokyo("2026-11-21T12:30:00")).await;
     let mut alerter = shop.alerter("d1", tokyo("2026-11-21T09:00:00"));
     let nothing = alerter.step(tokyo("2026-11-21T17:59:59")).await.unwrap();
     assert_eq!((nothing.planned, nothing.sent), (0, 0));
     assert!(hook.got().is_empty(), "nothing before 18:00 Tokyo");
 
-    let evening = shop.refund("r-3", 90_000, tokyo("2026-11-21T19:00:00")).await;
+    let evening = shop
+        .refund("r-3", 90_000, tokyo("2026-11-21T19:00:00"))
+        .await;
     shop.judge(tokyo("2026-11-21T19:00:30")).await;
     // The digest waits a few seconds past 18:00 for exceptions stamped just before it to be committed.
-    assert_eq!(alerter.step(tokyo("2026-11-21T18:00:11")).await.unwrap().sent, 1);
-    assert_eq!(alerter.step(tokyo("2026-11-21T23:00:00")).await.unwrap().sent, 0);
+    assert_eq!(
+        alerter
+            .step(tokyo("2026-11-21T18:00:11"))
+            .await
+            .unwrap()
+            .sent,
+        1
+    );
+    assert_eq!(
+        alerter
+            .step(tokyo("2026-11-21T23:00:00"))
+            .await
+            .unwrap()
+            .sent,
+        0
+    );
     let got = hook.got();
     assert_eq!(got[0].key, "daily:shibuya-01:2026-11-21");
     let digest = &got[0].body;
-    assert_eq!((&digest["type"], &digest["day"], &digest["count"]), (&json!("digest"), &json!("2026-11-21"), &json!(2)));
+    assert_eq!(
+        (&digest["type"], &digest["day"], &digest["count"]),
+        (&json!("digest"), &json!("2026-11-21"), &json!(2))
+    );
     assert_eq!(digest["until"], "2026-11-21T18:00:00+09:00");
     let seqs: Vec<i64> = digest["exceptions"]
         .as_array()
@@ -567,8 +676,25 @@ async fn a_digest_goes_out_once_at_the_stores_local_time_listing_the_exceptions_
 
     // A restarted daemon sends Saturday's again to nobody; Sunday's lists the evening refund.
     let mut restarted = shop.alerter("d1", tokyo("2026-11-22T09:00:00"));
-    assert_eq!(restarted.step(tokyo("2026-11-22T17:00:00")).await.unwrap().sent, 0);
-    assert_eq!(restarted.step(tokyo("2026-11-22T18:00:11")).await.unwrap().sent, 1);
+    assert_eq!(
+        restarted
+            .step(tokyo("2026-11-22T17:00:00"))
+            .await
+            .unwrap()
+            .sent,
+        0
+    );
+    assert_eq!(
+        restarted
+            .step(tokyo("2026-11-22T18:00:11"))
+            .await
+            .unwrap()
+            .sent,
+        1
+    );
     let sunday = &hook.got()[1].body;
-    assert_eq!((&sunday["day"], &sunday["exceptions"][0]["event"]["seq"]), (&json!("2026-11-22"), &json!(evening)));
+    assert_eq!(
+        (&sunday["day"], &sunday["exceptions"][0]["event"]["seq"]),
+        (&json!("2026-11-22"), &json!(evening))
+    );
 }

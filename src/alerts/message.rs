@@ -44,10 +44,7 @@ impl Message {
         let shop = config.store(&job.store);
         let more = exceptions.len().saturating_sub(DIGEST_MOST as usize);
         exceptions.truncate(DIGEST_MOST as usize);
-        let links = exceptions
-            .iter()
-            .map(|x| links(config, x))
-            .collect();
+        let links = exceptions.iter().map(|x| links(config, x)).collect();
         Message {
             alert: alert.id.clone(),
             key: job.key(),
@@ -84,7 +81,10 @@ impl Message {
                 lines.push(String::new());
             }
             if self.more > 0 {
-                lines.push(i18n::text_with("alert.digest_more", &[("count", &self.more.to_string())]));
+                lines.push(i18n::text_with(
+                    "alert.digest_more",
+                    &[("count", &self.more.to_string())],
+                ));
             }
             (self.subject(), lines.join("\n"))
         })
@@ -145,7 +145,10 @@ impl Message {
     /// One exception's lines: the rule, why, the event, its amount and its links.
     fn details(&self, x: &ExceptionRecord, links: &Links) -> Vec<String> {
         let mut lines = vec![
-            i18n::text_with("alert.rule", &[("rule", &x.rule), ("severity", &x.severity)]),
+            i18n::text_with(
+                "alert.rule",
+                &[("rule", &x.rule), ("severity", &x.severity)],
+            ),
             i18n::text_with("alert.why", &[("why", &x.why)]),
             i18n::text_with(
                 "alert.event",
@@ -161,7 +164,10 @@ impl Message {
             let shown = crate::money::format_amount(amount, x.currency.as_deref());
             lines.push(i18n::text_with("alert.amount", &[("amount", &shown)]));
         }
-        for (key, url) in [("alert.event_link", &links.event), ("alert.footage_link", &links.footage)] {
+        for (key, url) in [
+            ("alert.event_link", &links.event),
+            ("alert.footage_link", &links.footage),
+        ] {
             if let Some(url) = url {
                 lines.push(i18n::text_with(key, &[("url", url)]));
             }
@@ -194,7 +200,9 @@ impl Message {
                     "alert": self.alert,
                     "idempotency_key": self.key,
                 });
-                if let (Some(map), Some(Value::Object(item))) = (body.as_object_mut(), items.into_iter().next()) {
+                if let (Some(map), Some(Value::Object(item))) =
+                    (body.as_object_mut(), items.into_iter().next())
+                {
                     map.extend(item);
                 }
                 body
@@ -302,7 +310,10 @@ fn links(config: &Config, x: &ExceptionRecord) -> Links {
         return Links::default();
     };
     let event = base.join(&format!("events/{}", x.event_seq)).ok();
-    let watched = config.cameras.iter().any(|c| c.watches(&x.store, &x.register));
+    let watched = config
+        .cameras
+        .iter()
+        .any(|c| c.watches(&x.store, &x.register));
     let footage = watched
         .then(|| base.join(&format!("events/{}/footage/0", x.event_seq)).ok())
         .flatten();

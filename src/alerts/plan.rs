@@ -122,7 +122,8 @@ impl Planner {
             .iter()
             .filter(|s| alert.stores.is_empty() || alert.stores.contains(&s.id))
         {
-            let Some((day, from_ms, to_ms)) = last_digest(shop.timezone, time, now_ms - DIGEST_SETTLE_MS)
+            let Some((day, from_ms, to_ms)) =
+                last_digest(shop.timezone, time, now_ms - DIGEST_SETTLE_MS)
             else {
                 continue;
             };
@@ -130,11 +131,18 @@ impl Planner {
             if self.digests_seen.get(&seen) == Some(&day) {
                 continue;
             }
-            if !digest_exceptions(store, alert, &shop.id, from_ms, to_ms).await?.is_empty() {
+            if !digest_exceptions(store, alert, &shop.id, from_ms, to_ms)
+                .await?
+                .is_empty()
+            {
                 let row = NewAlert {
                     alert: alert.id.clone(),
                     store: shop.id.clone(),
-                    what: AlertSubject::Digest { day: day.clone(), from_ms, to_ms },
+                    what: AlertSubject::Digest {
+                        day: day.clone(),
+                        from_ms,
+                        to_ms,
+                    },
                     due_ms: to_ms,
                 };
                 new += store.plan_alerts(&[row], now_ms).await?;
@@ -148,14 +156,21 @@ impl Planner {
 /// The latest digest moment at or before `at_ms` on the clock of `zone`: its local day (`YYYY-MM-DD`), and the
 /// span it covers, from the day before's moment to its own. A moment a clock change skips is taken an hour
 /// later; one it repeats, the first time.
-pub fn last_digest(zone: chrono_tz::Tz, time: DigestTime, at_ms: i64) -> Option<(String, i64, i64)> {
+pub fn last_digest(
+    zone: chrono_tz::Tz,
+    time: DigestTime,
+    at_ms: i64,
+) -> Option<(String, i64, i64)> {
     let utc = chrono::DateTime::from_timestamp_millis(at_ms)?;
     let today = zone.from_utc_datetime(&utc.naive_utc()).date_naive();
     let moment = |day: NaiveDate| -> Option<i64> {
         let local = day.and_hms_opt(time.hour, time.minute, 0)?;
         zone.from_local_datetime(&local)
             .earliest()
-            .or_else(|| zone.from_local_datetime(&(local + chrono::Duration::hours(1))).earliest())
+            .or_else(|| {
+                zone.from_local_datetime(&(local + chrono::Duration::hours(1)))
+                    .earliest()
+            })
             .map(|t| t.timestamp_millis())
     };
     let mut day = today;
@@ -212,7 +227,10 @@ mod tests {
 
     #[test]
     fn the_last_digest_is_todays_once_its_local_time_has_come_and_yesterdays_before() {
-        let six = DigestTime { hour: 18, minute: 0 };
+        let six = DigestTime {
+            hour: 18,
+            minute: 0,
+        };
         let tokyo = chrono_tz::Asia::Tokyo;
         assert_eq!(
             last_digest(tokyo, six, ms("2026-11-21T17:59:59+09:00")),
@@ -223,7 +241,9 @@ mod tests {
             ))
         );
         assert_eq!(
-            last_digest(tokyo, six, ms("2026-11-21T18:00:00+09:00")).unwrap().0,
+            last_digest(tokyo, six, ms("2026-11-21T18:00:00+09:00"))
+                .unwrap()
+                .0,
             "2026-11-21"
         );
         // New York's day of the clock change back is 25 hours long, and its digest covers all of them.

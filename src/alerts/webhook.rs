@@ -49,7 +49,11 @@ pub(super) async fn send(
         request = request.header(
             "Tillmark-Signature",
             // The wall clock's, whatever the alerter was told: the receiver checks it against its own.
-            signature(secret.expose(), crate::clock::now_ms().div_euclid(1000), body),
+            signature(
+                secret.expose(),
+                crate::clock::now_ms().div_euclid(1000),
+                body,
+            ),
         );
     }
     let response = request.send().await.map_err(|e| {

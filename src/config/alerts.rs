@@ -165,11 +165,12 @@ impl Builder<'_> {
     pub(super) fn public_url(&self, t: &Table) -> Option<url::Url> {
         let text = t.opt_str("public_url")?;
         match url::Url::parse(&text.value) {
-            Ok(u) if matches!(u.scheme(), "http" | "https")
-                && u.host().is_some()
-                && u.username().is_empty()
-                && u.password().is_none()
-                && u.query().is_none() =>
+            Ok(u)
+                if matches!(u.scheme(), "http" | "https")
+                    && u.host().is_some()
+                    && u.username().is_empty()
+                    && u.password().is_none()
+                    && u.query().is_none() =>
             {
                 // A base to join `events/...` to: without the slash, its last segment would be replaced.
                 let mut u = u;
@@ -193,14 +194,16 @@ impl Builder<'_> {
     pub(super) fn language(&self, t: &Table, zone: Option<chrono_tz::Tz>) -> Language {
         match t.opt_str("language") {
             None => zone.map_or(Language::En, Language::default_for),
-            Some(l) => match l.value.as_str() {
-                "en" => Language::En,
-                "ja" => Language::Ja,
-                other => {
-                    t.error("language", format!("\"{other}\" is not a language tillmark speaks: use \"en\" or \"ja\""));
-                    Language::En
+            Some(l) => {
+                match l.value.as_str() {
+                    "en" => Language::En,
+                    "ja" => Language::Ja,
+                    other => {
+                        t.error("language", format!("\"{other}\" is not a language tillmark speaks: use \"en\" or \"ja\""));
+                        Language::En
+                    }
                 }
-            },
+            }
         }
     }
 
@@ -238,7 +241,10 @@ impl Builder<'_> {
             }
         };
         if url.password().is_some() {
-            t.error(url_key, format!("must not carry a password: name its variable with {password_key}"));
+            t.error(
+                url_key,
+                format!("must not carry a password: name its variable with {password_key}"),
+            );
             return None;
         }
         let host = url.host()?;
@@ -247,13 +253,19 @@ impl Builder<'_> {
             ("smtp", true) => SmtpSecurity::Plain,
             _ => SmtpSecurity::StartTls,
         };
-        let username = (!url.username().is_empty()).then(|| {
-            percent_encoding_decode(url.username())
-        });
+        let username =
+            (!url.username().is_empty()).then(|| percent_encoding_decode(url.username()));
         if password.is_some() && username.is_none() {
-            t.error(url_key, format!("needs a user (smtps://USER@HOST) when {password_key} is set"));
+            t.error(
+                url_key,
+                format!("needs a user (smtps://USER@HOST) when {password_key} is set"),
+            );
         }
-        let default_port = if security == SmtpSecurity::Tls { 465 } else { 587 };
+        let default_port = if security == SmtpSecurity::Tls {
+            465
+        } else {
+            587
+        };
         Some(SmtpConfig {
             host: url.host_str()?.trim_matches(['[', ']']).to_string(),
             port: url.port().unwrap_or(default_port),
@@ -366,7 +378,10 @@ impl Builder<'_> {
                         "slack" => Some(WebhookFormat::Slack),
                         "teams" => Some(WebhookFormat::Teams),
                         other => {
-                            t.error("format", format!("\"{other}\" is not a format: use json, slack or teams"));
+                            t.error(
+                                "format",
+                                format!("\"{other}\" is not a format: use json, slack or teams"),
+                            );
                             None
                         }
                     },
@@ -418,7 +433,9 @@ impl Builder<'_> {
                             .collect()
                     }
                 };
-                let own = t.has("smtp_url").then(|| self.smtp_server(t, "smtp_url", "smtp_password_env"));
+                let own = t
+                    .has("smtp_url")
+                    .then(|| self.smtp_server(t, "smtp_url", "smtp_password_env"));
                 if !t.has("smtp_url") && t.has("smtp_password_env") {
                     t.error("smtp_password_env", "goes with smtp_url");
                 }
@@ -527,10 +544,15 @@ severities = ["medium", "high"]
 "#
         ));
         let config = Config::parse(&text, &env).expect("valid");
-        assert_eq!(config.web.public_url.as_ref().unwrap().as_str(), "https://lp.example/tillmark/");
+        assert_eq!(
+            config.web.public_url.as_ref().unwrap().as_str(),
+            "https://lp.example/tillmark/"
+        );
         let a = &config.alerts;
         assert_eq!(a.len(), 3);
-        assert!(matches!(&a[0].channel, Channel::Webhook { format: WebhookFormat::Json, secret: Some(s), .. } if s.expose() == "whsec-test"));
+        assert!(
+            matches!(&a[0].channel, Channel::Webhook { format: WebhookFormat::Json, secret: Some(s), .. } if s.expose() == "whsec-test")
+        );
         assert_eq!((a[0].digest, a[0].stores.len()), (None, 0));
         assert!(a[0].covers("big-refund", "low", "ny-01"));
         assert!(!a[0].covers("other", "high", "ny-01"));
@@ -539,11 +561,27 @@ severities = ["medium", "high"]
         };
         assert_eq!(to[0].email.to_string(), "owner@shop.example");
         assert_eq!(from.email.to_string(), "alerts@shop.example");
-        assert_eq!((smtp.host.as_str(), smtp.port, smtp.security), ("mail.example.com", 465, SmtpSecurity::Tls));
+        assert_eq!(
+            (smtp.host.as_str(), smtp.port, smtp.security),
+            ("mail.example.com", 465, SmtpSecurity::Tls)
+        );
         assert_eq!(smtp.username.as_deref(), Some("alerts@shop.example"));
-        assert_eq!(a[1].digest, Some(DigestTime { hour: 18, minute: 0 }));
+        assert_eq!(
+            a[1].digest,
+            Some(DigestTime {
+                hour: 18,
+                minute: 0
+            })
+        );
         assert!(a[1].covers("any", "high", "shibuya-01") && !a[1].covers("any", "high", "ny-01"));
-        assert!(matches!(&a[2].channel, Channel::Webhook { format: WebhookFormat::Slack, secret: None, .. }));
+        assert!(matches!(
+            &a[2].channel,
+            Channel::Webhook {
+                format: WebhookFormat::Slack,
+                secret: None,
+                ..
+            }
+        ));
         // Tokyo speaks Japanese unless told otherwise.
         assert_eq!(config.store("shibuya-01").unwrap().language, Language::Ja);
     }
@@ -585,7 +623,12 @@ url = "https://lp.example/hook"
             Ok(_) => panic!("expected errors"),
             Err(errors) => errors,
         };
-        let line = |needle: &str| text.lines().position(|l| l.contains(needle)).map(|i| i + 1).unwrap();
+        let line = |needle: &str| {
+            text.lines()
+                .position(|l| l.contains(needle))
+                .map(|i| i + 1)
+                .unwrap()
+        };
         let at = |path: &str, needle: &str, says: &str| {
             let e = error_at(&errors, path);
             assert_eq!(e.line, Some(line(needle)), "{e}");
@@ -600,7 +643,11 @@ url = "https://lp.example/hook"
         let secret = error_at(&errors, "alerts[3].secret_env");
         assert!(secret.message.contains("is required"), "{secret}");
         at("alerts[1].to[0]", "not an address", "not an email address");
-        at("alerts[1].smtp_url", "smtp://mail.example.com", "needs a user");
+        at(
+            "alerts[1].smtp_url",
+            "smtp://mail.example.com",
+            "needs a user",
+        );
         at("alerts[1].digest", "25:00", "time of day");
         at("alerts[1].severities[0]", "urgent", "low, medium or high");
         let from = error_at(&errors, "alerts[1].from");
@@ -613,12 +660,20 @@ url = "https://lp.example/hook"
     #[test]
     fn plain_smtp_is_only_for_a_relay_on_this_machine() {
         let server = |url: &str| {
-            let text = with_site(&format!("[smtp]\nurl = \"{url}\"\nfrom = \"a@b.example\"\n"));
+            let text = with_site(&format!(
+                "[smtp]\nurl = \"{url}\"\nfrom = \"a@b.example\"\n"
+            ));
             Config::parse(&text, &env).expect("valid").smtp.unwrap()
         };
-        assert_eq!(server("smtp://127.0.0.1:2525").security, SmtpSecurity::Plain);
+        assert_eq!(
+            server("smtp://127.0.0.1:2525").security,
+            SmtpSecurity::Plain
+        );
         assert_eq!(server("smtp://localhost").port, 587);
         let remote = server("smtp://mail.example.com");
-        assert_eq!((remote.security, remote.port), (SmtpSecurity::StartTls, 587));
+        assert_eq!(
+            (remote.security, remote.port),
+            (SmtpSecurity::StartTls, 587)
+        );
     }
 }

@@ -12,7 +12,12 @@ use crate::event::Severity;
 /// their sequence numbers.
 async fn with_exceptions(kind: Kind) -> (test_backends::TestStore, Vec<i64>) {
     let events = [
-        event("a", "refund", 0, json!({"amount": -60000, "currency": "JPY"})),
+        event(
+            "a",
+            "refund",
+            0,
+            json!({"amount": -60000, "currency": "JPY"}),
+        ),
         event("b", "no_sale", 1, json!({})),
     ];
     let (store, ids) = stored(kind, &events, &[]).await;
@@ -36,7 +41,10 @@ async fn with_exceptions(kind: Kind) -> (test_backends::TestStore, Vec<i64>) {
         ],
         bookmarks: Vec::new(),
     };
-    assert_eq!(store.record_rule_results(&results, NOW_MS).await.unwrap(), 2);
+    assert_eq!(
+        store.record_rule_results(&results, NOW_MS).await.unwrap(),
+        2
+    );
     (store, seqs)
 }
 
@@ -60,7 +68,10 @@ async fn planning_an_exception_again_from_another_daemon_adds_nothing(kind: Kind
         .unwrap();
     let rules: Vec<&str> = found.iter().map(|x| x.rule.as_str()).collect();
     assert_eq!(rules, ["big-refund", "night"]);
-    let rows = [owed("lp-desk", "big-refund", seqs[0]), owed("lp-desk", "night", seqs[1])];
+    let rows = [
+        owed("lp-desk", "big-refund", seqs[0]),
+        owed("lp-desk", "night", seqs[1]),
+    ];
     assert_eq!(store.plan_alerts(&rows, NOW_MS).await.unwrap(), 2);
     let other = store.again().await;
     assert_eq!(other.plan_alerts(&rows, NOW_MS + 5).await.unwrap(), 0);
@@ -99,49 +110,104 @@ async fn a_live_alert_lease_is_never_taken_and_an_expired_one_is_claimed_again(k
     let first = store.claim_alerts("d1", NOW_MS, 60_000, 10).await.unwrap();
     assert_eq!((first.len(), first[0].attempts), (1, 1));
     let other = store.again().await;
-    assert!(other.claim_alerts("d2", NOW_MS + 59_999, 60_000, 10).await.unwrap().is_empty());
+    assert!(
+        other
+            .claim_alerts("d2", NOW_MS + 59_999, 60_000, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     // d1 died mid-send: once its lease is over, d2 sends it again, under the same key.
-    let again = other.claim_alerts("d2", NOW_MS + 60_000, 60_000, 10).await.unwrap();
+    let again = other
+        .claim_alerts("d2", NOW_MS + 60_000, 60_000, 10)
+        .await
+        .unwrap();
     assert_eq!((again[0].key(), again[0].attempts), (first[0].key(), 2));
     // d1's late report changes nothing: the row is d2's now.
     store
         .finish_alert(first[0].id, "d1", &AlertOutcome::Sent, NOW_MS + 60_001)
         .await
         .unwrap();
-    assert!(store.claim_alerts("d3", NOW_MS + 120_001, 60_000, 10).await.unwrap().len() == 1);
+    assert!(
+        store
+            .claim_alerts("d3", NOW_MS + 120_001, 60_000, 10)
+            .await
+            .unwrap()
+            .len()
+            == 1
+    );
 }
 
 async fn a_retried_alert_waits_for_its_time_and_a_sent_or_failed_one_is_never_claimed_again(
     kind: Kind,
 ) {
     let (store, seqs) = with_exceptions(kind).await;
-    let rows = [owed("a", "big-refund", seqs[0]), owed("b", "big-refund", seqs[0]), owed("c", "night", seqs[1])];
+    let rows = [
+        owed("a", "big-refund", seqs[0]),
+        owed("b", "big-refund", seqs[0]),
+        owed("c", "night", seqs[1]),
+    ];
     store.plan_alerts(&rows, NOW_MS).await.unwrap();
     let jobs = store.claim_alerts("d1", NOW_MS, 60_000, 10).await.unwrap();
     let outcomes = [
         AlertOutcome::Sent,
-        AlertOutcome::Failed { error: "HTTP 410".into() },
-        AlertOutcome::Retry { error: "HTTP 503".into(), next_ms: NOW_MS + 5_000 },
+        AlertOutcome::Failed {
+            error: "HTTP 410".into(),
+        },
+        AlertOutcome::Retry {
+            error: "HTTP 503".into(),
+            next_ms: NOW_MS + 5_000,
+        },
     ];
     for (job, outcome) in jobs.iter().zip(&outcomes) {
-        store.finish_alert(job.id, "d1", outcome, NOW_MS + 1).await.unwrap();
+        store
+            .finish_alert(job.id, "d1", outcome, NOW_MS + 1)
+            .await
+            .unwrap();
     }
-    assert!(store.claim_alerts("d1", NOW_MS + 4_999, 60_000, 10).await.unwrap().is_empty());
-    let retried = store.claim_alerts("d1", NOW_MS + 5_000, 60_000, 10).await.unwrap();
-    assert_eq!(retried.iter().map(|j| (j.alert.as_str(), j.attempts)).collect::<Vec<_>>(), [("c", 2)]);
+    assert!(
+        store
+            .claim_alerts("d1", NOW_MS + 4_999, 60_000, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let retried = store
+        .claim_alerts("d1", NOW_MS + 5_000, 60_000, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        retried
+            .iter()
+            .map(|j| (j.alert.as_str(), j.attempts))
+            .collect::<Vec<_>>(),
+        [("c", 2)]
+    );
 }
 
 async fn a_restarted_daemon_releases_only_its_own_alert_leases(kind: Kind) {
     let (store, seqs) = with_exceptions(kind).await;
     store
-        .plan_alerts(&[owed("a", "big-refund", seqs[0]), owed("b", "night", seqs[1])], NOW_MS)
+        .plan_alerts(
+            &[
+                owed("a", "big-refund", seqs[0]),
+                owed("b", "night", seqs[1]),
+            ],
+            NOW_MS,
+        )
         .await
         .unwrap();
     store.claim_alerts("d1", NOW_MS, 60_000, 1).await.unwrap();
     store.claim_alerts("d2", NOW_MS, 60_000, 1).await.unwrap();
     assert_eq!(store.release_orphaned_alerts("d1").await.unwrap(), 1);
-    let taken = store.claim_alerts("d1", NOW_MS + 1, 60_000, 10).await.unwrap();
-    assert_eq!(taken.iter().map(|j| j.alert.as_str()).collect::<Vec<_>>(), ["a"]);
+    let taken = store
+        .claim_alerts("d1", NOW_MS + 1, 60_000, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        taken.iter().map(|j| j.alert.as_str()).collect::<Vec<_>>(),
+        ["a"]
+    );
 }
 
 backend_tests!(kind:

@@ -69,9 +69,14 @@ impl AlertJob {
 pub enum AlertOutcome {
     Sent,
     /// Try again at `next_ms`.
-    Retry { error: String, next_ms: i64 },
+    Retry {
+        error: String,
+        next_ms: i64,
+    },
     /// Never again: the receiver refused it for good, or its exception is gone.
-    Failed { error: String },
+    Failed {
+        error: String,
+    },
 }
 
 #[async_trait]
@@ -107,7 +112,6 @@ pub trait AlertOutbox: Send + Sync {
 
     /// Releases the leases `holder` left when it stopped without finishing.
     async fn release_orphaned_alerts(&self, holder: &str) -> Result<u64, StoreError>;
-
 }
 
 pub(super) const ALERT_COLUMNS: &str =
@@ -128,7 +132,13 @@ pub(super) struct AlertRow {
 
 impl AlertRow {
     pub(super) fn job(self) -> Result<AlertJob, StoreError> {
-        let what = match (self.rule, self.event_seq, self.day, self.from_ms, self.to_ms) {
+        let what = match (
+            self.rule,
+            self.event_seq,
+            self.day,
+            self.from_ms,
+            self.to_ms,
+        ) {
             (Some(rule), Some(event_seq), ..) => AlertSubject::Exception { rule, event_seq },
             (_, _, Some(day), Some(from_ms), Some(to_ms)) => AlertSubject::Digest {
                 day,
@@ -170,7 +180,10 @@ where
 }
 
 /// For [`AlertOutbox::plan_alerts`]; `None` for no rows.
-pub(super) fn plan<'a, DB: Dialect>(rows: &'a [NewAlert], now_ms: i64) -> Option<QueryBuilder<'a, DB>>
+pub(super) fn plan<'a, DB: Dialect>(
+    rows: &'a [NewAlert],
+    now_ms: i64,
+) -> Option<QueryBuilder<'a, DB>>
 where
     for<'q> DB::Arguments<'q>: Default,
     String: for<'q> Encode<'q, DB> + Type<DB>,
@@ -189,9 +202,11 @@ where
             AlertSubject::Exception { rule, event_seq } => {
                 (Some(rule.clone()), Some(*event_seq), None, None, None)
             }
-            AlertSubject::Digest { day, from_ms, to_ms } => {
-                (None, None, Some(day.clone()), Some(*from_ms), Some(*to_ms))
-            }
+            AlertSubject::Digest {
+                day,
+                from_ms,
+                to_ms,
+            } => (None, None, Some(day.clone()), Some(*from_ms), Some(*to_ms)),
         };
         row.push_bind(a.alert.clone())
             .push_bind(a.store.clone())
@@ -246,10 +261,12 @@ where
     String: for<'q> Encode<'q, DB> + Type<DB>,
     i64: for<'q> Encode<'q, DB> + Type<DB>,
 {
-    let mut q = QueryBuilder::new("UPDATE alert_outbox SET claimed_by = NULL, claimed_until_ms = NULL, ");
+    let mut q =
+        QueryBuilder::new("UPDATE alert_outbox SET claimed_by = NULL, claimed_until_ms = NULL, ");
     match outcome {
         AlertOutcome::Sent => {
-            q.push("state = 'sent', last_error = NULL, sent_ms = ").push_bind(now_ms);
+            q.push("state = 'sent', last_error = NULL, sent_ms = ")
+                .push_bind(now_ms);
         }
         AlertOutcome::Retry { error, next_ms } => {
             q.push("last_error = ")
@@ -258,7 +275,8 @@ where
                 .push_bind(*next_ms);
         }
         AlertOutcome::Failed { error } => {
-            q.push("state = 'failed', last_error = ").push_bind(error.clone());
+            q.push("state = 'failed', last_error = ")
+                .push_bind(error.clone());
         }
     }
     q.push(" WHERE id = ")

@@ -10,12 +10,12 @@
 //!   the next attempt looks before it creates.
 
 mod accounts;
+#[cfg(test)]
+mod alert_tests;
 mod alerts;
 mod audit;
 mod cases;
 mod dead_letters;
-#[cfg(test)]
-mod alert_tests;
 #[cfg(test)]
 mod drawer_tests;
 mod error;
@@ -35,8 +35,8 @@ mod tests;
 use async_trait::async_trait;
 use serde::Serialize;
 
-pub use alerts::{AlertJob, AlertOutbox, AlertOutcome, AlertSubject, NewAlert};
 pub use accounts::{AccountError, Accounts, SessionRecord, TokenInfo, TotpState};
+pub use alerts::{AlertJob, AlertOutbox, AlertOutcome, AlertSubject, NewAlert};
 pub use audit::{
     AuditCheck, AuditEntry, AuditLog, AuditPurge, AuditQuery, CHECKPOINT_ACTION, Checkpoint,
     NewAuditEntry, SignInRecord, SignInWindows,

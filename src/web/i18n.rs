@@ -139,11 +139,9 @@ pub fn in_language<R>(lang: Lang, f: impl FnOnce() -> R) -> R {
 /// A message in the current language with each `{name}` replaced by its value, as plain text (no escaping):
 /// for text that is no page, such as an email.
 pub fn text_with(key: &str, values: &[(&str, &str)]) -> String {
-    values
-        .iter()
-        .fold(text(key), |message, (name, value)| {
-            message.replace(&format!("{{{name}}}"), value)
-        })
+    values.iter().fold(text(key), |message, (name, value)| {
+        message.replace(&format!("{{{name}}}"), value)
+    })
 }
 
 impl From<crate::config::Language> for Lang {

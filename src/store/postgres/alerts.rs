@@ -37,11 +37,15 @@ impl AlertOutbox for PgStore {
         lease_ms: i64,
         limit: i64,
     ) -> Result<Vec<AlertJob>, StoreError> {
-        let rows: Vec<AlertRow> = claim::<Postgres>(holder, now_ms, lease_ms, limit, " FOR UPDATE SKIP LOCKED")
-            .build_query_as()
-            .fetch_all(self.pool())
-            .await?;
-        let mut jobs = rows.into_iter().map(AlertRow::job).collect::<Result<Vec<_>, _>>()?;
+        let rows: Vec<AlertRow> =
+            claim::<Postgres>(holder, now_ms, lease_ms, limit, " FOR UPDATE SKIP LOCKED")
+                .build_query_as()
+                .fetch_all(self.pool())
+                .await?;
+        let mut jobs = rows
+            .into_iter()
+            .map(AlertRow::job)
+            .collect::<Result<Vec<_>, _>>()?;
         jobs.sort_by_key(|j| j.id);
         Ok(jobs)
     }
@@ -61,7 +65,10 @@ impl AlertOutbox for PgStore {
     }
 
     async fn release_orphaned_alerts(&self, holder: &str) -> Result<u64, StoreError> {
-        let done = release::<Postgres>(holder).build().execute(self.pool()).await?;
+        let done = release::<Postgres>(holder)
+            .build()
+            .execute(self.pool())
+            .await?;
         Ok(done.rows_affected())
     }
 }

@@ -41,7 +41,10 @@ impl AlertOutbox for SqliteStore {
             .build_query_as()
             .fetch_all(self.writer())
             .await?;
-        let mut jobs = rows.into_iter().map(AlertRow::job).collect::<Result<Vec<_>, _>>()?;
+        let mut jobs = rows
+            .into_iter()
+            .map(AlertRow::job)
+            .collect::<Result<Vec<_>, _>>()?;
         jobs.sort_by_key(|j| j.id);
         Ok(jobs)
     }
@@ -61,7 +64,10 @@ impl AlertOutbox for SqliteStore {
     }
 
     async fn release_orphaned_alerts(&self, holder: &str) -> Result<u64, StoreError> {
-        let done = release::<Sqlite>(holder).build().execute(self.writer()).await?;
+        let done = release::<Sqlite>(holder)
+            .build()
+            .execute(self.writer())
+            .await?;
         Ok(done.rows_affected())
     }
 }
