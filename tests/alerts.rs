@@ -698,3 +698,219 @@ async fn a_digest_goes_out_once_at_the_stores_local_time_listing_the_exceptions_
         (&json!("2026-11-22"), &json!(evening))
     );
 }
+
+// ---- The daemon binary, killed mid-send ----
+
+/// A receiver that takes each `Idempotency-Key` once, as the README tells one to: a repeat is answered 200
+/// and dropped. It answers slowly, so a daemon killed while sending leaves a request in flight.
+#[derive(Clone, Default)]
+struct Deduplicating {
+    taken: Arc<Mutex<Vec<String>>>,
+    repeats: Arc<Mutex<Vec<String>>>,
+    down: Arc<AtomicBool>,
+}
+
+async fn deduplicating() -> (String, Deduplicating) {
+    async fn hook(
+        State(r): State<Deduplicating>,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> (StatusCode, &'static str) {
+        if r.down.load(Ordering::SeqCst) {
+            return (StatusCode::SERVICE_UNAVAILABLE, "down");
+        }
+        if signed(&headers, &body).is_err() {
+            return (StatusCode::BAD_REQUEST, "bad signature");
+        }
+        let key = headers["idempotency-key"].to_str().unwrap().to_string();
+        {
+            let mut taken = r.taken.lock().unwrap();
+            if taken.contains(&key) {
+                r.repeats.lock().unwrap().push(key);
+            } else {
+                taken.push(key);
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        (StatusCode::OK, "ok")
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let state = Deduplicating::default();
+    let app = axum::Router::new()
+        .route("/hook", axum::routing::post(hook))
+        .with_state(state.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, state)
+}
+
+/// The daemon binary on `config`, its log in `log`; killed when dropped.
+struct Daemon(std::process::Child);
+
+impl Daemon {
+    fn spawn(config: &std::path::Path, log: &std::path::Path) -> Daemon {
+        Daemon(
+            std::process::Command::new(env!("CARGO_BIN_EXE_tillmark"))
+                .args(["run", "--config"])
+                .arg(config)
+                .env("ALERT_SECRET", SECRET)
+                .env("RUST_LOG", "info,rumqttd=off")
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::fs::File::create(log).unwrap())
+                .spawn()
+                .expect("start tillmark"),
+        )
+    }
+
+    /// `kill -9`.
+    fn kill(mut self) {
+        self.0.kill().unwrap();
+        self.0.wait().unwrap();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn until(what: &str, secs: u64, check: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while !check() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_killed_mid_send_and_a_receiver_outage_still_leave_exactly_one_alert_per_exception()
+ {
+    let (url, hook) = deduplicating().await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = dir.path().join("tillmark.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[mqtt]
+embedded_listen = "127.0.0.1:{port}"
+client_id = "alerts-crash"
+[database]
+url = "sqlite://{db}"
+[web]
+listen = "127.0.0.1:0"
+[delivery]
+retry = ["200ms"]
+[[stores]]
+id = "shibuya-01"
+timezone = "Asia/Tokyo"
+[[rules]]
+id = "big-refund"
+kind = "amount_over"
+types = ["refund"]
+min_amount = 50000
+currency = "JPY"
+{alert}"#,
+            db = dir.path().join("t.db").display(),
+            alert = webhook("lp-desk", &url, "json"),
+        ),
+    )
+    .unwrap();
+    let (log1, log2) = (dir.path().join("run1.log"), dir.path().join("run2.log"));
+    let daemon = Daemon::spawn(&config, &log1);
+    until("the embedded broker to listen", 30, || {
+        std::fs::read_to_string(&log1).is_ok_and(|l| l.contains("Embedded MQTT broker listening."))
+    })
+    .await;
+
+    let mut options = rumqttc::MqttOptions::new("register-r1", "127.0.0.1", port);
+    options.set_keep_alive(std::time::Duration::from_secs(10));
+    let (client, mut events) = rumqttc::AsyncClient::new(options, 100);
+    let acks = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = acks.clone();
+    tokio::spawn(async move {
+        while let Ok(event) = events.poll().await {
+            if let rumqttc::Event::Incoming(rumqttc::Packet::PubAck(_)) = event {
+                counted.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    });
+    const REFUNDS: usize = 20;
+    for i in 0..REFUNDS {
+        let at = chrono::DateTime::from_timestamp_millis(now_ms() - 1_000)
+            .unwrap()
+            .to_rfc3339();
+        let event = json!({"id": format!("r-{i}"), "type": "refund", "at": at, "store": "shibuya-01",
+            "register": "r1", "amount": -60_000, "currency": "JPY"});
+        client
+            .publish(
+                "pos/shibuya-01/r1/events",
+                rumqttc::QoS::AtLeastOnce,
+                false,
+                event.to_string(),
+            )
+            .await
+            .unwrap();
+    }
+    until("every refund acknowledged", 20, || {
+        acks.load(Ordering::SeqCst) == REFUNDS
+    })
+    .await;
+
+    // Killed while it sends: some alerts taken, one perhaps in flight, the rest still owed.
+    until("the first alerts", 30, || {
+        hook.taken.lock().unwrap().len() >= 5
+    })
+    .await;
+    daemon.kill();
+    let before = hook.taken.lock().unwrap().len();
+    assert!(
+        before < REFUNDS,
+        "killed mid-send ({before} of {REFUNDS} sent)"
+    );
+
+    // It comes back to a receiver that is down for a while.
+    hook.down.store(true, Ordering::SeqCst);
+    let daemon = Daemon::spawn(&config, &log2);
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    hook.down.store(false, Ordering::SeqCst);
+    until("an alert for every refund", 60, || {
+        hook.taken.lock().unwrap().len() == REFUNDS
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    daemon.kill();
+
+    let taken = hook.taken.lock().unwrap().clone();
+    let mut distinct = taken.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), REFUNDS, "one key per exception: {taken:?}");
+    // Only a request in flight at the kill may come again, under its own key.
+    let repeats = hook.repeats.lock().unwrap().clone();
+    assert!(repeats.len() <= 1, "{repeats:?}");
+    let second = std::fs::read_to_string(&log2).unwrap();
+    assert!(
+        second.contains("it is tried again"),
+        "the outage is in the log: {second}"
+    );
+    assert!(
+        !second.contains(SECRET) && !second.contains(&url),
+        "no secret or URL in the log"
+    );
+}
