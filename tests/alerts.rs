@@ -322,6 +322,17 @@ async fn an_exception_is_alerted_once_through_a_receiver_outage_a_crash_mid_send
     let early = second.step(now + 700).await.unwrap();
     assert_eq!((early.planned, early.sent, early.retried), (0, 0, 0));
     assert!(hook.got().is_empty());
+    // The outage shows on /healthz's alerts, in the receiver's words, without its URL.
+    let trouble = shop.store.alert_trouble().await.unwrap();
+    let (alert, error) = trouble.newest.clone().unwrap();
+    assert_eq!(
+        (trouble.retrying, trouble.failed, alert.as_str()),
+        (1, 0, "lp-desk")
+    );
+    assert!(
+        error.contains("HTTP 503: down for maintenance") && !error.contains(&hook.url),
+        "{error}"
+    );
 
     hook.down.store(false, Ordering::SeqCst);
     assert_eq!(second.step(now + 1_300).await.unwrap().sent, 1);

@@ -165,6 +165,15 @@ async fn a_retried_alert_waits_for_its_time_and_a_sent_or_failed_one_is_never_cl
             .await
             .unwrap();
     }
+    // What /healthz shows: one refused for good, one to be tried again, and the newest error.
+    assert_eq!(
+        store.alert_trouble().await.unwrap(),
+        AlertTrouble {
+            failed: 1,
+            retrying: 1,
+            newest: Some(("c".into(), "HTTP 503".into())),
+        }
+    );
     assert!(
         store
             .claim_alerts("d1", NOW_MS + 4_999, 60_000, 10)

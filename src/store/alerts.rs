@@ -79,6 +79,18 @@ pub enum AlertOutcome {
     },
 }
 
+/// What is wrong in the outbox, for `/healthz`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AlertTrouble {
+    /// Rows refused for good.
+    pub failed: i64,
+    /// Rows waiting to be tried again after an error.
+    pub retrying: i64,
+    /// The newest such row's alert and error (never a secret: status codes, transport errors and redacted
+    /// answers).
+    pub newest: Option<(String, String)>,
+}
+
 #[async_trait]
 pub trait AlertOutbox: Send + Sync {
     /// Exceptions found in `[from_ms, to_ms)`, oldest finding first, at most `limit`.
@@ -112,6 +124,9 @@ pub trait AlertOutbox: Send + Sync {
 
     /// Releases the leases `holder` left when it stopped without finishing.
     async fn release_orphaned_alerts(&self, holder: &str) -> Result<u64, StoreError>;
+
+    /// How many rows failed for good and how many wait to be tried again, and the newest error.
+    async fn alert_trouble(&self) -> Result<AlertTrouble, StoreError>;
 }
 
 pub(super) const ALERT_COLUMNS: &str =
@@ -298,3 +313,12 @@ where
     q.push_bind(holder.to_string());
     q
 }
+
+/// For [`AlertOutbox::alert_trouble`]: the counts, then the newest error. Both read only rows not sent, which
+/// an index keeps few to read however long the outbox grows.
+pub(super) const TROUBLE: &str = "SELECT \
+     COALESCE(SUM(CASE WHEN state = 'failed' THEN 1 ELSE 0 END), 0), \
+     COALESCE(SUM(CASE WHEN state = 'pending' THEN 1 ELSE 0 END), 0) \
+     FROM alert_outbox WHERE state <> 'sent' AND last_error IS NOT NULL";
+pub(super) const NEWEST_TROUBLE: &str = "SELECT alert, last_error FROM alert_outbox \
+     WHERE state <> 'sent' AND last_error IS NOT NULL ORDER BY id DESC LIMIT 1";

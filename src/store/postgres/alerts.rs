@@ -71,4 +71,16 @@ impl AlertOutbox for PgStore {
             .await?;
         Ok(done.rows_affected())
     }
+
+    async fn alert_trouble(&self) -> Result<AlertTrouble, StoreError> {
+        let (failed, retrying): (i64, i64) = sqlx::query_as(TROUBLE).fetch_one(self.pool()).await?;
+        let newest = sqlx::query_as(NEWEST_TROUBLE)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(AlertTrouble {
+            failed,
+            retrying,
+            newest,
+        })
+    }
 }

@@ -70,4 +70,17 @@ impl AlertOutbox for SqliteStore {
             .await?;
         Ok(done.rows_affected())
     }
+
+    async fn alert_trouble(&self) -> Result<AlertTrouble, StoreError> {
+        let (failed, retrying): (i64, i64) =
+            sqlx::query_as(TROUBLE).fetch_one(self.reader()).await?;
+        let newest = sqlx::query_as(NEWEST_TROUBLE)
+            .fetch_optional(self.reader())
+            .await?;
+        Ok(AlertTrouble {
+            failed,
+            retrying,
+            newest,
+        })
+    }
 }
