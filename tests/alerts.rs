@@ -147,6 +147,8 @@ struct Receiver {
     got: Arc<Mutex<Vec<Received>>>,
     /// Answer 503 to everything, as a receiver that is down does.
     down: Arc<AtomicBool>,
+    /// How many requests it answered 503.
+    refused: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// The README's verification: split the header at commas, take `t` and every `v1`, compute the HMAC-SHA256 of
@@ -193,6 +195,7 @@ async fn receiver(check: Check) -> Receiver {
         url: String::new(),
         got: Default::default(),
         down: Default::default(),
+        refused: Default::default(),
     };
     async fn hook(
         State((r, check)): State<(Receiver, Check)>,
@@ -200,6 +203,7 @@ async fn receiver(check: Check) -> Receiver {
         body: Bytes,
     ) -> (StatusCode, String) {
         if r.down.load(Ordering::SeqCst) {
+            r.refused.fetch_add(1, Ordering::SeqCst);
             return (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "down for maintenance".into(),
@@ -373,6 +377,24 @@ async fn an_exception_is_alerted_once_through_a_receiver_outage_a_crash_mid_send
             format!("lp-desk:big-refund:{later}")
         ]
     );
+}
+
+#[tokio::test]
+async fn a_receiver_that_is_down_is_asked_once_a_pass_not_once_for_every_alert_it_is_owed() {
+    let hook = receiver(signed).await;
+    let shop = shop(&webhook("lp-desk", &hook.url, "json")).await;
+    let now = now_ms();
+    for i in 0..6 {
+        shop.refund(&format!("r-{i}"), 60_000, now - 60_000 + i)
+            .await;
+    }
+    shop.judge(now).await;
+    hook.down.store(true, Ordering::SeqCst);
+    let mut alerter = shop.alerter("d1", now);
+    assert_eq!(alerter.step(now).await.unwrap().retried, 6);
+    assert_eq!(hook.refused.load(Ordering::SeqCst), 1);
+    hook.down.store(false, Ordering::SeqCst);
+    assert_eq!(alerter.step(now + 1_300).await.unwrap().sent, 6);
 }
 
 /// Slack's incoming webhooks (api.slack.com/messaging/webhooks, and the Block Kit reference): a JSON object

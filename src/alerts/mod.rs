@@ -19,6 +19,7 @@ mod message;
 mod plan;
 mod webhook;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,14 +30,15 @@ use crate::store::{
     AlertJob, AlertOutcome, AlertSubject, ExceptionQuery, Store, StoreError, StoreHealth,
 };
 
-pub use message::Message;
+use message::Message;
 pub use webhook::signature;
 
-/// How long a claimed row is a daemon's own: longer than a webhook's or an email's time limit.
-const LEASE_MS: i64 = 120_000;
+/// How long a claimed row is a daemon's own: longer than a batch of sends at their time limits takes, so
+/// another daemon never takes a row this one is still going to send.
+const LEASE_MS: i64 = 300_000;
 
-/// Rows one pass claims.
-const BATCH: i64 = 16;
+/// Rows one pass claims: few, so the last of them is sent well within its lease.
+const BATCH: i64 = 4;
 
 /// How often the alerter looks for work.
 const TICK: Duration = Duration::from_secs(1);
@@ -96,6 +98,7 @@ impl Alerter {
                 .await?,
             ..Step::default()
         };
+        let mut failing: HashMap<String, String> = HashMap::new();
         loop {
             let jobs = self
                 .store
@@ -103,11 +106,24 @@ impl Alerter {
                 .await?;
             let claimed = jobs.len();
             for job in jobs {
-                let outcome = self.attempt(&job, now_ms).await?;
+                // An alert whose receiver just failed is not tried again in the same pass: a receiver that is
+                // down would otherwise cost every row owed to it a time limit.
+                let outcome = match failing.get(&job.alert) {
+                    Some(error) => AlertOutcome::Retry {
+                        error: format!(
+                            "not tried: the alert's previous message just failed ({error})"
+                        ),
+                        next_ms: self.retry_at(job.attempts, None, now_ms),
+                    },
+                    None => self.attempt(&job, now_ms).await?,
+                };
                 match &outcome {
                     AlertOutcome::Sent => step.sent += 1,
                     AlertOutcome::Retry { error, .. } => {
                         step.retried += 1;
+                        failing
+                            .entry(job.alert.clone())
+                            .or_insert_with(|| error.clone());
                         tracing::warn!(alert = %job.alert, key = %job.key(), attempts = job.attempts, %error,
                             "An alert was not delivered; it is tried again.");
                     }
@@ -155,19 +171,23 @@ impl Alerter {
         Ok(match result {
             Ok(()) => AlertOutcome::Sent,
             Err(Failure::Refused(error)) => AlertOutcome::Failed { error },
-            Err(Failure::Retry { error, retry_after }) => {
-                let wait = crate::delivery::next_delay(
-                    &self.config.delivery.retry,
-                    job.attempts,
-                    retry_after,
-                    rand::random::<f64>(),
-                );
-                AlertOutcome::Retry {
-                    error,
-                    next_ms: now_ms + wait.as_millis() as i64,
-                }
-            }
+            Err(Failure::Retry { error, retry_after }) => AlertOutcome::Retry {
+                error,
+                next_ms: self.retry_at(job.attempts, retry_after, now_ms),
+            },
         })
+    }
+
+    /// When a row that failed its `attempts`th try is tried again: the `[delivery] retry` schedule, as for
+    /// bookmarks.
+    fn retry_at(&self, attempts: i64, retry_after: Option<Duration>, now_ms: i64) -> i64 {
+        let wait = crate::delivery::next_delay(
+            &self.config.delivery.retry,
+            attempts,
+            retry_after,
+            rand::random::<f64>(),
+        );
+        now_ms + wait.as_millis() as i64
     }
 
     /// What a row says, read now: its exception, or the digest's exceptions. `None` when nothing is left.

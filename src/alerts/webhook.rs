@@ -82,7 +82,9 @@ pub(super) async fn send(
         .and_then(|v| v.trim().parse::<u64>().ok())
         .map(Duration::from_secs);
     let answer = response.text().await.unwrap_or_default();
-    let secrets: Vec<&str> = secret.map(|s| s.expose()).into_iter().collect();
+    // A receiver may echo its own address, and a Slack or Teams webhook's address is a secret.
+    let mut secrets: Vec<&str> = vec![url.as_str(), url.path()];
+    secrets.extend(secret.map(Secret::expose));
     let mut answer = redact(answer.trim(), &secrets);
     if let Some((end, _)) = answer.char_indices().nth(ANSWER_KEPT) {
         answer.truncate(end);

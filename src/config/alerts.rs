@@ -43,7 +43,9 @@ impl AlertConfig {
 /// A digest's time of day on the store's clock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DigestTime {
+    /// 0 to 23; no default (`digest` is written whole).
     pub hour: u32,
+    /// 0 to 59; no default.
     pub minute: u32,
 }
 
@@ -87,7 +89,9 @@ pub struct SmtpConfig {
     /// `url`, required: `smtps://[USER@]HOST[:465]` (TLS from the start) or `smtp://[USER@]HOST[:587]`
     /// (STARTTLS, required); plain SMTP only to a loopback address.
     pub host: String,
+    /// The URL's port. Default 465 for `smtps://`, 587 for `smtp://`.
     pub port: u16,
+    /// From the scheme and the host, as above.
     pub security: SmtpSecurity,
     /// The user part of `url`. Default: none (no login).
     pub username: Option<String>,
