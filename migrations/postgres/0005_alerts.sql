@@ -28,3 +28,5 @@ CREATE INDEX alert_outbox_due ON alert_outbox (next_attempt_ms) WHERE state = 'p
 CREATE INDEX alert_outbox_event ON alert_outbox (event_seq);
 -- What /healthz counts: the rows not sent, few however long the outbox grows.
 CREATE INDEX alert_outbox_unsent ON alert_outbox (id) WHERE state <> 'sent';
+-- The planner reads the exceptions found since it last looked, every second: by the moment they were found.
+CREATE INDEX exceptions_found ON exceptions (found_ms);

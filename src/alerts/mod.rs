@@ -37,8 +37,12 @@ pub use webhook::signature;
 /// another daemon never takes a row this one is still going to send.
 const LEASE_MS: i64 = 300_000;
 
-/// Rows one pass claims: few, so the last of them is sent well within its lease.
+/// Rows one claim takes: few, so the last of them is sent well within its lease.
 const BATCH: i64 = 4;
+
+/// Claims one step makes at most: the rest wait for the next tick, so a shutdown waits for a few sends, not
+/// for a backlog.
+const CLAIMS_PER_STEP: usize = 8;
 
 /// How often the alerter looks for work.
 const TICK: Duration = Duration::from_secs(1);
@@ -89,7 +93,8 @@ impl Alerter {
         })
     }
 
-    /// Plans what is owed as of `now_ms`, then sends every due row, a batch at a time.
+    /// Plans what is owed as of `now_ms`, then sends the due rows, a batch at a time, up to
+    /// [`CLAIMS_PER_STEP`] batches.
     pub async fn step(&mut self, now_ms: i64) -> Result<Step, StoreError> {
         let mut step = Step {
             planned: self
@@ -99,7 +104,7 @@ impl Alerter {
             ..Step::default()
         };
         let mut failing: HashMap<String, String> = HashMap::new();
-        loop {
+        for _ in 0..CLAIMS_PER_STEP {
             let jobs = self
                 .store
                 .claim_alerts(&self.holder, now_ms, LEASE_MS, BATCH)
@@ -138,9 +143,10 @@ impl Alerter {
                     .await?;
             }
             if (claimed as i64) < BATCH {
-                return Ok(step);
+                break;
             }
         }
+        Ok(step)
     }
 
     /// One attempt at one row.
