@@ -15,9 +15,13 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
+#[path = "test_database/mod.rs"]
+mod test_database;
+
+use test_database::TestDatabase;
 use tillmark::alerts::Alerter;
 use tillmark::config::{Config, Watchers};
-use tillmark::store::{Intake, IntakeOutcome, SqliteStore, Store};
+use tillmark::store::{Intake, IntakeOutcome, Store};
 
 const SECRET: &str = "whsec-5b1f0c7e9a";
 
@@ -61,15 +65,19 @@ severity = "high"
 struct Shop {
     store: Arc<dyn Store>,
     config: Arc<Config>,
+    /// Dropped before `_dir`: on PostgreSQL, the test's schema.
+    _db: TestDatabase,
     _dir: tempfile::TempDir,
 }
 
+/// A database of the run's backend (SQLite, or PostgreSQL with `TILLMARK_TEST_BACKEND=postgres`).
 async fn shop(alerts: &str) -> Shop {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    let db = TestDatabase::new(dir.path());
     Shop {
-        store: Arc::new(SqliteStore::open(&url).await.unwrap()),
+        store: tillmark::store::open(&db.url).await.unwrap(),
         config: Arc::new(config(alerts)),
+        _db: db,
         _dir: dir,
     }
 }
@@ -629,6 +637,9 @@ severities = ["high"]
         header(message, "Subject"),
         "【tillmark】big-refund：Shibuya/r1 の返品"
     );
+    // The same for every attempt of this alert: a mail client shows a message sent twice once.
+    let id = header(message, "Message-ID");
+    assert!(id.starts_with('<') && id.ends_with("@tillmark>"), "{id}");
     let text = body(message);
     for line in [
         "Shibuya でルールが例外を見つけました。",
@@ -834,6 +845,7 @@ async fn the_daemon_killed_mid_send_and_a_receiver_outage_still_leave_exactly_on
  {
     let (url, hook) = deduplicating().await;
     let dir = tempfile::tempdir().unwrap();
+    let db = TestDatabase::new(dir.path());
     let port = free_port();
     let config = dir.path().join("tillmark.toml");
     std::fs::write(
@@ -844,7 +856,7 @@ async fn the_daemon_killed_mid_send_and_a_receiver_outage_still_leave_exactly_on
 embedded_listen = "127.0.0.1:{port}"
 client_id = "alerts-crash"
 [database]
-url = "sqlite://{db}"
+url = "{db}"
 [web]
 listen = "127.0.0.1:0"
 [delivery]
@@ -859,7 +871,7 @@ types = ["refund"]
 min_amount = 50000
 currency = "JPY"
 {alert}"#,
-            db = dir.path().join("t.db").display(),
+            db = db.url,
             alert = webhook("lp-desk", &url, "json"),
         ),
     )
