@@ -21,6 +21,9 @@ pub const DIGEST_SETTLE_MS: i64 = 10_000;
 /// Exceptions one read takes.
 const PAGE: i64 = 2_000;
 
+/// Rows one planning statement writes: well inside SQLite's limit on a statement's values.
+const PLAN_CHUNK: usize = 500;
+
 /// The most exceptions one digest lists; it says how many more there were.
 pub const DIGEST_MOST: i64 = 200;
 
@@ -62,46 +65,31 @@ impl Planner {
         config: &Config,
         now_ms: i64,
     ) -> Result<u64, StoreError> {
+        let found = all_found(store, self.cursor_ms - OVERLAP_MS, now_ms + 1).await?;
+        let rows: Vec<NewAlert> = found
+            .iter()
+            .flat_map(|x| {
+                config
+                    .alerts
+                    .iter()
+                    .filter(|a| a.digest.is_none() && a.covers(&x.rule, &x.severity, &x.store))
+                    .map(|a| NewAlert {
+                        alert: a.id.clone(),
+                        store: x.store.clone(),
+                        what: AlertSubject::Exception {
+                            rule: x.rule.clone(),
+                            event_seq: x.event_seq,
+                        },
+                        due_ms: now_ms,
+                    })
+            })
+            .collect();
         let mut new = 0;
-        loop {
-            let from = self.cursor_ms - OVERLAP_MS;
-            let found = store.exceptions_found(from, now_ms + 1, PAGE).await?;
-            let rows: Vec<NewAlert> = found
-                .iter()
-                .flat_map(|x| {
-                    config
-                        .alerts
-                        .iter()
-                        .filter(|a| a.digest.is_none() && a.covers(&x.rule, &x.severity, &x.store))
-                        .map(|a| NewAlert {
-                            alert: a.id.clone(),
-                            store: x.store.clone(),
-                            what: AlertSubject::Exception {
-                                rule: x.rule.clone(),
-                                event_seq: x.event_seq,
-                            },
-                            due_ms: now_ms,
-                        })
-                })
-                .collect();
-            new += store.plan_alerts(&rows, now_ms).await?;
-            match (found.len() as i64 == PAGE, found.first(), found.last()) {
-                // A full page: read on from its last moment (again, since more may share it), or past it when
-                // the whole page shares one moment.
-                (true, Some(first), Some(last)) => {
-                    let next = if first.found_ms == last.found_ms {
-                        last.found_ms + 1
-                    } else {
-                        last.found_ms
-                    };
-                    self.cursor_ms = next + OVERLAP_MS;
-                }
-                _ => {
-                    self.cursor_ms = now_ms;
-                    return Ok(new);
-                }
-            }
+        for chunk in rows.chunks(PLAN_CHUNK) {
+            new += store.plan_alerts(chunk, now_ms).await?;
         }
+        self.cursor_ms = now_ms;
+        Ok(new)
     }
 
     /// The digest of each store `alert` covers, once its moment (plus [`DIGEST_SETTLE_MS`]) has passed, if
@@ -183,8 +171,8 @@ pub fn last_digest(
     Some((day.format("%Y-%m-%d").to_string(), from, to))
 }
 
-/// The exceptions `alert` lists for `shop` among those found in `[from_ms, to_ms)`, at most [`DIGEST_MOST`]
-/// and one more (so the message can say there were more).
+/// The exceptions `alert` lists for `shop` among those found in `[from_ms, to_ms)`, all of them: the message
+/// lists the first [`DIGEST_MOST`] and counts the rest.
 pub(super) async fn digest_exceptions(
     store: &dyn Store,
     alert: &AlertConfig,
@@ -192,25 +180,29 @@ pub(super) async fn digest_exceptions(
     from_ms: i64,
     to_ms: i64,
 ) -> Result<Vec<ExceptionRecord>, StoreError> {
-    let mut listed = Vec::new();
-    let mut from = from_ms;
+    let mut found = all_found(store, from_ms, to_ms).await?;
+    found.retain(|x| x.store == shop && alert.covers(&x.rule, &x.severity, &x.store));
+    Ok(found)
+}
+
+/// Every exception found in `[from_ms, to_ms)`, in the order found, read a page at a time.
+async fn all_found(
+    store: &dyn Store,
+    from_ms: i64,
+    to_ms: i64,
+) -> Result<Vec<ExceptionRecord>, StoreError> {
+    let mut all: Vec<ExceptionRecord> = Vec::new();
     loop {
-        let found = store.exceptions_found(from, to_ms, PAGE).await?;
-        let full = found.len() as i64 == PAGE;
-        let next = found.last().map(|x| x.found_ms);
-        for x in found {
-            if x.store == shop && alert.covers(&x.rule, &x.severity, &x.store) {
-                listed.push(x);
-                if listed.len() as i64 > DIGEST_MOST {
-                    return Ok(listed);
-                }
-            }
-        }
-        match next {
-            // Exceptions found in one moment are few; stepping past a full page's last moment loses none of
-            // the digest's count that matters.
-            Some(last) if full => from = last + 1,
-            _ => return Ok(listed),
+        let after = all
+            .last()
+            .map(|x| (x.found_ms, x.event_seq, x.rule.clone()));
+        let page = store
+            .exceptions_found(from_ms, to_ms, after.as_ref(), PAGE)
+            .await?;
+        let full = page.len() as i64 == PAGE;
+        all.extend(page);
+        if !full {
+            return Ok(all);
         }
     }
 }

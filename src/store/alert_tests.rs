@@ -63,11 +63,25 @@ fn owed(alert: &str, rule: &str, event_seq: i64) -> NewAlert {
 async fn planning_an_exception_again_from_another_daemon_adds_nothing(kind: Kind) {
     let (store, seqs) = with_exceptions(kind).await;
     let found = store
-        .exceptions_found(NOW_MS - 1, NOW_MS + 1, 10)
+        .exceptions_found(NOW_MS - 1, NOW_MS + 1, None, 10)
         .await
         .unwrap();
     let rules: Vec<&str> = found.iter().map(|x| x.rule.as_str()).collect();
     assert_eq!(rules, ["big-refund", "night"]);
+    // Both were found in the same moment: a page that ends between them goes on from the second.
+    let first = store
+        .exceptions_found(NOW_MS - 1, NOW_MS + 1, None, 1)
+        .await
+        .unwrap();
+    let after = (first[0].found_ms, first[0].event_seq, first[0].rule.clone());
+    let rest = store
+        .exceptions_found(NOW_MS - 1, NOW_MS + 1, Some(&after), 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        rest.iter().map(|x| x.rule.as_str()).collect::<Vec<_>>(),
+        ["night"]
+    );
     let rows = [
         owed("lp-desk", "big-refund", seqs[0]),
         owed("lp-desk", "night", seqs[1]),

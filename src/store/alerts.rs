@@ -18,6 +18,9 @@ use super::exceptions::EXCEPTION_COLUMNS;
 use super::reads::Dialect;
 use super::{ExceptionRecord, StoreError};
 
+/// Where a page of [`AlertOutbox::exceptions_found`] ended: `(found_ms, event_seq, rule)`.
+pub type FoundKey = (i64, i64, String);
+
 /// A row to plan: an exception for an immediate alert, or a store's day for a digest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewAlert {
@@ -93,11 +96,13 @@ pub struct AlertTrouble {
 
 #[async_trait]
 pub trait AlertOutbox: Send + Sync {
-    /// Exceptions found in `[from_ms, to_ms)`, oldest finding first, at most `limit`.
+    /// Exceptions found in `[from_ms, to_ms)`, in the order found (then by event and rule), after `after`
+    /// (the last one of the page before, as `(found_ms, event_seq, rule)`), at most `limit`.
     async fn exceptions_found(
         &self,
         from_ms: i64,
         to_ms: i64,
+        after: Option<&FoundKey>,
         limit: i64,
     ) -> Result<Vec<ExceptionRecord>, StoreError>;
 
@@ -178,9 +183,15 @@ impl AlertRow {
 }
 
 /// For [`AlertOutbox::exceptions_found`].
-pub(super) fn found<'a, DB: Dialect>(from_ms: i64, to_ms: i64, limit: i64) -> QueryBuilder<'a, DB>
+pub(super) fn found<'a, DB: Dialect>(
+    from_ms: i64,
+    to_ms: i64,
+    after: Option<&FoundKey>,
+    limit: i64,
+) -> QueryBuilder<'a, DB>
 where
     for<'q> DB::Arguments<'q>: Default,
+    String: for<'q> Encode<'q, DB> + Type<DB>,
     i64: for<'q> Encode<'q, DB> + Type<DB>,
 {
     let mut q = QueryBuilder::new(format!(
@@ -188,8 +199,21 @@ where
     ));
     q.push_bind(from_ms)
         .push(" AND x.found_ms < ")
-        .push_bind(to_ms)
-        .push(" ORDER BY x.found_ms, x.event_seq, x.rule LIMIT ")
+        .push_bind(to_ms);
+    if let Some((found_ms, seq, rule)) = after {
+        q.push(" AND (x.found_ms > ")
+            .push_bind(*found_ms)
+            .push(" OR (x.found_ms = ")
+            .push_bind(*found_ms)
+            .push(" AND (x.event_seq > ")
+            .push_bind(*seq)
+            .push(" OR (x.event_seq = ")
+            .push_bind(*seq)
+            .push(" AND x.rule > ")
+            .push_bind(rule.clone())
+            .push("))))");
+    }
+    q.push(" ORDER BY x.found_ms, x.event_seq, x.rule LIMIT ")
         .push_bind(limit.clamp(1, 10_000));
     q
 }

@@ -36,7 +36,9 @@ use async_trait::async_trait;
 use serde::Serialize;
 
 pub use accounts::{AccountError, Accounts, SessionRecord, TokenInfo, TotpState};
-pub use alerts::{AlertJob, AlertOutbox, AlertOutcome, AlertSubject, AlertTrouble, NewAlert};
+pub use alerts::{
+    AlertJob, AlertOutbox, AlertOutcome, AlertSubject, AlertTrouble, FoundKey, NewAlert,
+};
 pub use audit::{
     AuditCheck, AuditEntry, AuditLog, AuditPurge, AuditQuery, CHECKPOINT_ACTION, Checkpoint,
     NewAuditEntry, SignInRecord, SignInWindows,

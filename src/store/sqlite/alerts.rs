@@ -14,9 +14,10 @@ impl AlertOutbox for SqliteStore {
         &self,
         from_ms: i64,
         to_ms: i64,
+        after: Option<&FoundKey>,
         limit: i64,
     ) -> Result<Vec<ExceptionRecord>, StoreError> {
-        let rows: Vec<ExceptionRow> = found::<Sqlite>(from_ms, to_ms, limit)
+        let rows: Vec<ExceptionRow> = found::<Sqlite>(from_ms, to_ms, after, limit)
             .build_query_as()
             .fetch_all(self.reader())
             .await?;
