@@ -872,7 +872,13 @@ async fn searches(store: &dyn Store, n: usize, events: i64) -> Vec<Timing> {
         time("cashier chart: one store, one week", RUNS, async |run| {
             let from_ms = START_MS + (run as i64 % 20) * 7 * day_ms;
             store
-                .cashier_counts(&two_stores, "shibuya-01", from_ms, from_ms + 7 * day_ms)
+                .cashier_counts(
+                    &two_stores,
+                    "shibuya-01",
+                    from_ms,
+                    from_ms + 7 * day_ms,
+                    None,
+                )
                 .await
                 .unwrap()
                 .len()

@@ -1218,3 +1218,213 @@ pub async fn token_revoke(config: &Config, id: i64) -> anyhow::Result<String> {
 /// What to do when nobody can sign in yet.
 pub const NO_USERS: &str = "No users yet, so nobody can sign in to the index. Create the first owner \
     (a password is made up and printed once) with:\n  tillmark user add NAME --role owner [--config FILE]\n";
+
+/// How far back `tillmark rules list` counts.
+const RULES_LIST_SPAN_MS: i64 = 30 * 86_400_000;
+
+/// `tillmark rules list`: each rule, what it looks for, and its exceptions in the last 30 days.
+pub async fn rules_list(config: &Config) -> anyhow::Result<String> {
+    use std::fmt::Write;
+    if config.rules.is_empty() {
+        return Ok("No [[rules]] in the config.\n".into());
+    }
+    let store = store::open(&config.database.url)
+        .await
+        .with_context(|| format!("opening {}", config.database.url))?;
+    let counts = store
+        .exception_counts(
+            &store::StoreScope::All,
+            crate::clock::now_ms() - RULES_LIST_SPAN_MS,
+        )
+        .await;
+    store.close().await;
+    let counts = counts?;
+    let mut out = String::new();
+    for rule in &config.rules {
+        let n = counts
+            .iter()
+            .find(|(id, _)| *id == rule.id)
+            .map_or(0, |(_, n)| *n);
+        let stores = if rule.stores.is_empty() {
+            "every store".to_string()
+        } else {
+            rule.stores.join(", ")
+        };
+        writeln!(
+            out,
+            "{}  {}  {}  {stores}{}  {n} in the last 30 days",
+            rule.id,
+            rule.kind.name(),
+            rule.severity.as_str(),
+            if rule.bookmark { "  bookmarks" } else { "" },
+        )?;
+    }
+    Ok(out)
+}
+
+/// `tillmark rules test`: the matches `rule_id` would have made among the events of the last `since`, one a
+/// line (store-local moment, store and register, type, amount, why), then their count. Records nothing.
+pub async fn rules_test(
+    config: &Config,
+    rule_id: &str,
+    since: crate::config::Millis,
+) -> anyhow::Result<String> {
+    use std::fmt::Write;
+    let Some(rule) = config.rules.iter().find(|r| r.id == rule_id) else {
+        let known: Vec<&str> = config.rules.iter().map(|r| r.id.as_str()).collect();
+        anyhow::bail!(
+            "no rule \"{rule_id}\" in the config; its rules are: {}",
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
+        );
+    };
+    let store = store::open(&config.database.url)
+        .await
+        .with_context(|| format!("opening {}", config.database.url))?;
+    let since_ms = crate::clock::now_ms() - since.0;
+    let found = crate::rules::backtest(&*store, config, rule, since_ms).await;
+    store.close().await;
+    let found = found?;
+    let mut out = String::new();
+    for (hit, event) in &found {
+        let amount = event
+            .amount
+            .map(|a| crate::money::format_amount(a, event.currency.as_deref()))
+            .unwrap_or_else(|| "-".into());
+        writeln!(
+            out,
+            "{}  {}/{}  {}  {amount}  event {}  {}",
+            crate::rules::local_time(config, &event.store, event.at_ms),
+            event.store,
+            event.register,
+            event.kind,
+            hit.event_seq,
+            hit.why
+        )?;
+    }
+    writeln!(
+        out,
+        "{} match{} of rule {} ({}) in the last {since}.",
+        found.len(),
+        if found.len() == 1 { "" } else { "es" },
+        rule.id,
+        rule.kind.name()
+    )?;
+    Ok(out)
+}
+
+/// `tillmark evidence export`: writes the evidence package of event `seq`'s case to `out`, which must not
+/// exist yet (an earlier package is never overwritten); returns what to print.
+pub async fn evidence_export(config: &Config, seq: i64, out: &Path) -> anyhow::Result<String> {
+    // Before anything is fetched or recorded: a package that cannot be written is not made.
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(out)
+        .with_context(|| format!("cannot create {} (it must not exist yet)", out.display()))?;
+    let made = async {
+        let store = open_store(config).await?;
+        let integrations = crate::camera::Integrations::load(&config.integrations.dir);
+        let made = async {
+            let cameras = crate::camera::Cameras::build(config, &integrations)?;
+            let sources = crate::evidence::Sources {
+                store: &*store,
+                config,
+                integrations: &integrations,
+                cameras: &cameras,
+            };
+            let actor = cli_actor();
+            let now = crate::clock::now_ms();
+            let made =
+                crate::evidence::export(&sources, seq, &store::StoreScope::All, &actor, now, file)
+                    .await?;
+            made.out
+                .sync_all()
+                .with_context(|| format!("writing {}", out.display()))?;
+            anyhow::Ok(made)
+        }
+        .await;
+        store.close().await;
+        made
+    }
+    .await;
+    let made = match made {
+        Ok(made) => made,
+        Err(e) => {
+            // What was written is no package.
+            let _ = std::fs::remove_file(out);
+            return Err(e);
+        }
+    };
+    Ok(format!(
+        "Wrote {}: the case of event {seq}, {} files, manifest SHA-256 {}, signed with the key of fingerprint {}.\n",
+        out.display(),
+        made.files,
+        made.manifest_sha256,
+        made.fingerprint
+    ))
+}
+
+/// `tillmark evidence key`: the installation's public key (made on first use) and its fingerprint.
+pub async fn evidence_key(config: &Config) -> anyhow::Result<String> {
+    let store = open_store(config).await?;
+    let key = crate::evidence::EvidenceKey::of(&*store).await;
+    store.close().await;
+    let key = key?.public();
+    Ok(format!(
+        "Evidence packages of this installation are signed with this Ed25519 key.\n\
+         public key (hex):    {}\n\
+         public key (base64): {}\n\
+         fingerprint:         {}\n\
+         Give the fingerprint (or the key) to whoever checks a package: without --key, `tillmark evidence verify` \
+         checks a package against the key inside it, which anyone could have made.\n",
+        key.hex(),
+        key.base64(),
+        key.fingerprint()
+    ))
+}
+
+/// `tillmark evidence verify`: what to print for an intact package; an error (exit 1) naming every file that
+/// fails.
+pub fn evidence_verify(file: &Path, key: Option<&str>) -> anyhow::Result<String> {
+    let key = key
+        .map(crate::evidence::PublicKey::parse)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--key: {e}"))?;
+    let archive = std::fs::File::open(file)
+        .map(std::io::BufReader::new)
+        .with_context(|| format!("reading {}", file.display()))?;
+    match crate::evidence::verify(archive, key) {
+        Ok(v) => {
+            let against = if v.given {
+                format!("the key given (fingerprint {})", v.key.fingerprint())
+            } else {
+                format!(
+                    "the key inside the package (fingerprint {}). A package signed by any key verifies against \
+                     itself: compare this fingerprint with the installation's (`tillmark evidence key`), or check \
+                     with --key",
+                    v.key.fingerprint()
+                )
+            };
+            Ok(format!(
+                "{}: intact. The case of event {}, made {} by {}: {} files match their SHA-256 in {}, whose \
+                 SHA-256 is {}; its signature verifies with {against}.\n",
+                file.display(),
+                v.manifest.event,
+                v.manifest.made_at,
+                v.manifest.made_by,
+                v.manifest.files.len(),
+                crate::evidence::MANIFEST,
+                v.manifest_sha256
+            ))
+        }
+        Err(problems) => anyhow::bail!(
+            "{} does not verify:\n  {}",
+            file.display(),
+            problems.join("\n  ")
+        ),
+    }
+}

@@ -13,6 +13,7 @@ pub mod clock;
 pub mod config;
 pub mod delivery;
 pub mod event;
+pub mod evidence;
 pub mod indexer;
 pub mod ingest;
 pub mod metrics;
@@ -258,7 +259,8 @@ impl Daemon {
         };
         let delivery = tokio::spawn(worker.run(delivery_cancel.clone()));
         let rules_cancel = CancellationToken::new();
-        let rule_set: rules::Rules = Arc::new(arc_swap::ArcSwap::from_pointee(config.rules.clone()));
+        let rule_set: rules::Rules =
+            Arc::new(arc_swap::ArcSwap::from_pointee(config.rules.clone()));
         if let Some(file) = file {
             tokio::spawn(rules::watch(
                 file,

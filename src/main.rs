@@ -144,9 +144,15 @@ enum Command {
     /// Retention: remove now what [retention] keeps no longer, as the daemon does daily.
     #[command(subcommand)]
     Retention(RetentionCommand),
+    /// Exception rules: list them with their counts, or try one on history before switching it on.
+    #[command(subcommand)]
+    Rules(RulesCommand),
     /// A data subject's requests: export or erase what is kept about a cashier.
     #[command(subcommand)]
     Person(PersonCommand),
+    /// Evidence packages: a case as a signed ZIP, the key that signs them, and checking one.
+    #[command(subcommand)]
+    Evidence(EvidenceCommand),
     /// Put failed bookmarks back in the queue, after fixing what made them fail.
     RetryFailed {
         #[command(flatten)]
@@ -154,6 +160,35 @@ enum Command {
         /// Only this camera system's.
         #[arg(long)]
         system: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum EvidenceCommand {
+    /// Write the evidence package of an event's case: its history, the event, the register's timeline, each
+    /// bookmark with its footage link, stills and clips where the camera system serves them; signed, and
+    /// recorded in the audit log.
+    Export {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The event whose case it is, by its number in the index (/events/N).
+        #[arg(long = "case", value_name = "N")]
+        case: i64,
+        /// The ZIP file to write; it must not exist yet.
+        #[arg(long, value_name = "FILE.zip")]
+        out: PathBuf,
+    },
+    /// Print the installation's public key that signs evidence packages, and its fingerprint.
+    Key(ConfigArg),
+    /// Check a package: every file against its SHA-256 in the manifest, none missing or extra, and the
+    /// manifest's signature; exit 1 naming each thing that fails. Needs no config or database.
+    Verify {
+        /// The package.
+        file: PathBuf,
+        /// The installation's public key (hex or base64, from `tillmark evidence key`); without it, the key
+        /// inside the package is used, which proves only that the package is as its signer made it.
+        #[arg(long)]
+        key: Option<String>,
     },
 }
 
@@ -168,6 +203,24 @@ enum AuditCommand {
         config: ConfigArg,
         /// How far back: 30d, 12h.
         #[arg(long, value_parser = tillmark::cli::parse_age)]
+        since: tillmark::config::Millis,
+    },
+}
+
+#[derive(Subcommand)]
+enum RulesCommand {
+    /// Each [[rules]] section, and how many exceptions it found in the last 30 days.
+    List(ConfigArg),
+    /// Print the matches a rule would have made on the stored events, each judged against what was stored
+    /// before it, as live matching judges it; nothing is recorded. Tune a rule's thresholds with it.
+    Test {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The rule's id.
+        #[arg(long)]
+        rule: String,
+        /// How far back: 30d, 12h.
+        #[arg(long, value_parser = tillmark::cli::parse_age, default_value = "30d")]
         since: tillmark::config::Millis,
     },
 }
@@ -574,6 +627,22 @@ async fn main() -> ExitCode {
             Ok(config) => tillmark::cli::audit_export(&config, since).await,
             Err(code) => return code,
         },
+        Command::Rules(RulesCommand::List(config)) => match load(&config) {
+            Ok(config) => tillmark::cli::rules_list(&config)
+                .await
+                .map(|out| print!("{out}")),
+            Err(code) => return code,
+        },
+        Command::Rules(RulesCommand::Test {
+            config,
+            rule,
+            since,
+        }) => match load(&config) {
+            Ok(config) => tillmark::cli::rules_test(&config, &rule, since)
+                .await
+                .map(|out| print!("{out}")),
+            Err(code) => return code,
+        },
         Command::Retention(RetentionCommand::Purge(config)) => match load(&config) {
             Ok(config) => tillmark::cli::retention_purge(&config)
                 .await
@@ -609,6 +678,24 @@ async fn main() -> ExitCode {
                 .map(|out| println!("{out}")),
             Err(code) => return code,
         },
+        // Held against the definitions like the daemon's: a clip comes only from hosts they declare.
+        Command::Evidence(EvidenceCommand::Export { config, case, out }) => {
+            match load_site(&config, None) {
+                Ok((config, _)) => tillmark::cli::evidence_export(&config, case, &out)
+                    .await
+                    .map(|out| print!("{out}")),
+                Err(code) => return code,
+            }
+        }
+        Command::Evidence(EvidenceCommand::Key(config)) => match load(&config) {
+            Ok(config) => tillmark::cli::evidence_key(&config)
+                .await
+                .map(|out| print!("{out}")),
+            Err(code) => return code,
+        },
+        Command::Evidence(EvidenceCommand::Verify { file, key }) => {
+            tillmark::cli::evidence_verify(&file, key.as_deref()).map(|out| print!("{out}"))
+        }
         Command::RetryFailed { config, system } => match load(&config) {
             Ok(config) => tillmark::cli::retry_failed(&config, system.as_deref())
                 .await

@@ -1362,15 +1362,18 @@ async fn deliver_all(db: &dyn store::Store) {
         .await
         .unwrap()
     {
-        db.finish(&[store::Finished {
-            bookmark_id: job.bookmark.id,
-            outcome: store::Outcome::Made {
-                vendor_id: Some(format!("vendor-{}", job.bookmark.id)),
-                detail: "created".into(),
-                made_as: None,
-            },
-            at_ms: now,
-        }])
+        db.finish(
+            "tillmark",
+            &[store::Finished {
+                bookmark_id: job.bookmark.id,
+                outcome: store::Outcome::Made {
+                    vendor_id: Some(format!("vendor-{}", job.bookmark.id)),
+                    detail: "created".into(),
+                    made_as: None,
+                },
+                at_ms: now,
+            }],
+        )
         .await
         .unwrap();
     }

@@ -371,3 +371,87 @@ async fn another_stores_case_cannot_be_read_or_changed_and_a_form_without_its_to
         "{api}"
     );
 }
+
+#[tokio::test]
+async fn an_investigator_downloads_the_signed_evidence_package_of_a_case_and_the_audit_log_holds_its_manifest_hash()
+ {
+    let site = Site::start("").await;
+    let ken = Ken::sign_in(&site).await;
+    let event = site.event_path(site.shibuya_seq);
+    let evidence = format!("{event}/evidence");
+    // No case yet: no button, and a package is refused with the page's reason.
+    let (_, _, page) = ken.browser.get(&event).await;
+    assert!(!page.contains(&evidence), "{page}");
+    let (status, _, page) = ken.browser.post(&evidence, &[("csrf", &ken.csrf)]).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(
+        page.contains("This event has no case yet: flag it first."),
+        "{page}"
+    );
+
+    ken.send("open", "", "Refund without a receipt").await;
+    let (_, _, page) = ken.browser.get(&event).await;
+    assert!(page.contains(&evidence), "{page}");
+    assert!(page.contains("Evidence package"), "{page}");
+    let resp = ken
+        .browser
+        .client
+        .post(format!("{}{evidence}", site.base))
+        .form(&[("csrf", ken.csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let headers = resp.headers().clone();
+    assert_eq!(headers[reqwest::header::CONTENT_TYPE], "application/zip");
+    assert_eq!(
+        headers[reqwest::header::CONTENT_DISPOSITION],
+        format!(
+            "attachment; filename=\"evidence-event-{}.zip\"",
+            site.shibuya_seq
+        )
+        .as_str()
+    );
+    let zip = resp.bytes().await.unwrap();
+    let package = tillmark::evidence::verify(std::io::Cursor::new(&zip), None).unwrap();
+    assert_eq!(package.manifest.event, site.shibuya_seq);
+    assert_eq!(package.manifest.made_by, "ken");
+    let paths: Vec<&str> = package
+        .manifest
+        .files
+        .iter()
+        .map(|f| f.path.as_str())
+        .collect();
+    assert!(
+        paths.contains(&format!("events/{}.json", site.shibuya_seq).as_str()),
+        "{paths:?}"
+    );
+    let audited = site.audited(Some("ken"), Some("evidence_exported")).await;
+    assert_eq!(audited.len(), 1, "{audited:?}");
+    assert!(
+        audited[0]
+            .detail
+            .as_deref()
+            .unwrap_or_default()
+            .contains(&package.manifest_sha256),
+        "{audited:?}"
+    );
+
+    // A manager reads the case but gets no package; nor does a form without the session's token, nor a
+    // request for another store's event.
+    let resp = Site::client()
+        .post(format!("{}{evidence}", site.base))
+        .bearer_auth(&site.tokens["mika"])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    let (status, _, _) = ken.browser.post(&evidence, &[("csrf", "forged")]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let osaka = format!("{}/evidence", site.event_path(site.osaka_seq));
+    let (status, _, page) = ken.browser.post(&osaka, &[("csrf", &ken.csrf)]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(!page.contains("T-OSAKA-77"), "{page}");
+    let audited = site.audited(None, Some("evidence_exported")).await;
+    assert_eq!(audited.len(), 1, "only the one package: {audited:?}");
+}

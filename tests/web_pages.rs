@@ -343,7 +343,7 @@ impl Site {
                 outcome: outcome(&job.event.id, &job.bookmark.device),
                 at_ms: now + 100,
             };
-            self.store.finish(&[done]).await.unwrap();
+            self.store.finish("tillmark", &[done]).await.unwrap();
         }
     }
 

@@ -6,6 +6,9 @@
 //! earlier attempt, look the bookmark up before making another; for a realtime vendor, make the fallback
 //! (an export of the window) when the mark can no longer land at the right moment; then create, and read it
 //! back when the definition asks.
+//!
+//! For an evidence package it also exports a clip of a bookmark's window where the definition has `[clip]`:
+//! request, poll until ready, download within `max_size`, all within `time_limit`.
 
 use std::collections::BTreeMap;
 
@@ -13,12 +16,12 @@ use async_trait::async_trait;
 use minijinja::Value;
 use tokio::sync::Mutex;
 
-use super::definition::{Answer, Definition, IdFrom, Lookup, RateLimit, Setup};
+use super::definition::{Answer, Clip, Definition, IdFrom, Lookup, RateLimit, Setup};
 use super::http::{redirected_to, vendor_message};
 use super::mark::Mark;
 use super::registry::Integrations;
 use super::wire::{Reply, Trace, Wire, at_path, paced, pause, render};
-use super::{CameraSystem, Delivery, Thumbnail, Zones, template};
+use super::{CameraSystem, ClipFile, ClipOutcome, Delivery, Thumbnail, Zones, template};
 use crate::clock::now_ms;
 use crate::config::CameraSystemConfig;
 use crate::store::Job;
@@ -485,6 +488,172 @@ impl CameraSystem for Defined {
     async fn thumbnail(&self, job: &Job) -> Result<Option<Thumbnail>, String> {
         self.still(job).await.map_err(|e| self.wire.redact(&e))
     }
+
+    async fn clip(&self, job: &Job) -> ClipOutcome {
+        let Some(def) = self.integrations.get(&self.name) else {
+            return ClipOutcome::NotOffered;
+        };
+        let Some(clip) = &def.clip else {
+            return ClipOutcome::NotOffered;
+        };
+        let limit = clip.time_limit;
+        match tokio::time::timeout(limit, self.export_clip(&def, clip, job)).await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(why)) => ClipOutcome::Failed(self.wire.redact(&why)),
+            Err(_) => ClipOutcome::Failed(format!(
+                "{} clip export: not done within its time limit of {} s",
+                def.title,
+                limit.as_secs()
+            )),
+        }
+    }
+}
+
+/// The words of a request that did not get an answer to read.
+fn unanswered(d: Delivery) -> String {
+    match d {
+        Delivery::Retry { error, .. }
+        | Delivery::Paced { note: error, .. }
+        | Delivery::Failed { error } => error,
+        Delivery::Made { detail, .. } => detail,
+    }
+}
+
+/// A clip file's extension: the download address's own (`.mp4`), else one for its content type.
+fn extension(url: &str, content_type: &str) -> String {
+    let from_path = url::Url::parse(url).ok().and_then(|u| {
+        let name = u.path_segments()?.next_back()?.to_string();
+        let (_, ext) = name.rsplit_once('.')?;
+        (!ext.is_empty() && ext.len() <= 5 && ext.chars().all(|c| c.is_ascii_alphanumeric()))
+            .then(|| ext.to_ascii_lowercase())
+    });
+    from_path.unwrap_or_else(|| {
+        match content_type.split(';').next().unwrap_or("").trim() {
+            "video/mp4" => "mp4",
+            "video/quicktime" => "mov",
+            "video/x-matroska" => "mkv",
+            "video/mp2t" => "ts",
+            "video/webm" => "webm",
+            _ => "bin",
+        }
+        .to_string()
+    })
+}
+
+impl Defined {
+    /// Requests the export, polls until it is ready, downloads it within the size limit; the time limit is
+    /// the caller's. An error is the vendor's words, not yet redacted.
+    async fn export_clip(
+        &self,
+        def: &Definition,
+        clip: &Clip,
+        job: &Job,
+    ) -> Result<ClipOutcome, String> {
+        let ctx = self.context(
+            def,
+            job,
+            Value::from_serialize(BTreeMap::<String, String>::new()),
+        );
+        let what = format!("{} clip export", def.title);
+        let rendered = render(&clip.request, &ctx)
+            .map_err(|e| format!("definition {}: clip: {e}", def.name))?;
+        let reply = self
+            .wire
+            .send(def, &what, &rendered, false)
+            .await
+            .map_err(unanswered)?;
+        let reading = Reading {
+            def,
+            answer: &clip.answer,
+            what: &what,
+            ctx: &ctx,
+            maybe_created: false,
+        };
+        let id = match reading.made(&reply) {
+            Delivery::Made {
+                vendor_id: Some(id),
+                ..
+            } => id,
+            Delivery::Made { .. } => {
+                return Err(format!(
+                    "{what}: HTTP {} without the export's id",
+                    reply.status
+                ));
+            }
+            other => return Err(unanswered(other)),
+        };
+        let job_ctx = minijinja::context! { job => id, ..ctx };
+        let what = format!("{} clip export {id}", def.title);
+        let ready = loop {
+            let rendered = render(&clip.poll, &job_ctx)
+                .map_err(|e| format!("definition {}: clip.poll: {e}", def.name))?;
+            let reply = self
+                .wire
+                .send(def, &what, &rendered, false)
+                .await
+                .map_err(unanswered)?;
+            let status = reply.status.as_u16();
+            if reply.status.is_success() {
+                let answer_ctx = minijinja::context! {
+                    answer => Value::from_serialize(reply.json()),
+                    ..job_ctx.clone()
+                };
+                if let Some(failed) = &clip.failed
+                    && yes(failed, &answer_ctx)
+                        .map_err(|e| format!("definition {}: clip.poll.failed: {e}", def.name))?
+                {
+                    return Err(format!(
+                        "{what}: the camera system says the export failed: {}",
+                        vendor_message(&reply.text())
+                    ));
+                }
+                if yes(&clip.ready, &answer_ctx)
+                    .map_err(|e| format!("definition {}: clip.poll.ready: {e}", def.name))?
+                {
+                    break answer_ctx;
+                }
+            } else if !(status == 408 || status == 429 || status >= 500) {
+                return Err(format!(
+                    "{what}: HTTP {}: {}",
+                    reply.status,
+                    vendor_message(&reply.text())
+                ));
+            }
+            // Not ready, or the vendor is busy: ask again after the definition's pause (or the vendor's).
+            tokio::time::sleep(pause(def, &reply).unwrap_or(clip.every)).await;
+        };
+        let rendered = render(&clip.download, &ready)
+            .map_err(|e| format!("definition {}: clip.download: {e}", def.name))?;
+        let what = format!("{} clip download", def.title);
+        let reply = self
+            .wire
+            .download(def, &what, &rendered, clip.max_size.0)
+            .await
+            .map_err(unanswered)?;
+        if reply.cut {
+            return Ok(ClipOutcome::TooLarge {
+                limit: clip.max_size,
+            });
+        }
+        if !reply.status.is_success() {
+            return Err(format!(
+                "{what}: HTTP {}: {}",
+                reply.status,
+                vendor_message(&reply.text())
+            ));
+        }
+        let content_type = reply
+            .headers
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("application/octet-stream")
+            .to_string();
+        Ok(ClipOutcome::Downloaded(ClipFile {
+            extension: extension(&rendered.url, &content_type),
+            content_type,
+            bytes: reply.body,
+        }))
+    }
 }
 
 impl Defined {
@@ -532,6 +701,9 @@ impl Defined {
         }
         if let Some(thumbnail) = &def.thumbnail {
             check("thumbnail", render(thumbnail, &ctx).map(drop));
+        }
+        if let Some(clip) = &def.clip {
+            check("clip", render(&clip.request, &ctx).map(drop));
         }
         if let Some(link) = &def.footage_link {
             let b = &job.bookmark;

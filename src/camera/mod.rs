@@ -71,9 +71,37 @@ pub struct Thumbnail {
     pub bytes: Vec<u8>,
 }
 
+/// What came of asking a camera system for a clip of a bookmark's window (for an evidence package).
+#[derive(Debug, Clone)]
+pub enum ClipOutcome {
+    /// Its definition has no `[clip]`: the package keeps the link and the window.
+    NotOffered,
+    Downloaded(ClipFile),
+    /// Larger than the definition's `max_size`: reading stopped there and nothing of it is kept.
+    TooLarge {
+        limit: crate::config::Bytes,
+    },
+    /// Requested but not had (refused, failed, or not ready in the time limit): why, secrets blanked.
+    Failed(String),
+}
+
+/// A downloaded clip.
+#[derive(Debug, Clone)]
+pub struct ClipFile {
+    pub content_type: String,
+    /// The file name's extension, from the download's address or its content type (`mp4`).
+    pub extension: String,
+    pub bytes: Vec<u8>,
+}
+
 #[async_trait]
 pub trait CameraSystem: Send + Sync {
     async fn deliver(&self, job: &Job) -> Delivery;
+
+    /// A clip of the bookmark's window, exported by the camera system where its definition says how.
+    async fn clip(&self, _job: &Job) -> ClipOutcome {
+        ClipOutcome::NotOffered
+    }
 
     /// The still the vendor offers at the bookmark's moment; `Ok(None)` when it offers none.
     async fn thumbnail(&self, job: &Job) -> Result<Option<Thumbnail>, String>;

@@ -1,7 +1,8 @@
 //! One camera system's connection: renders a definition's request, counts it against the vendor's rate limit,
 //! authenticates it (a static credential, a Digest answer, or a session token renewed before it expires and
 //! whenever the vendor says it has), sends it, and records the exchange when asked to (for
-//! `tillmark integrations test`), with every secret blanked.
+//! `tillmark integrations test`), with every secret blanked. A download (a clip) is read only up to its limit,
+//! and leaves the system's origin only for a host both the definition and the site name, without credentials.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex as SyncMutex};
@@ -72,6 +73,8 @@ pub struct Reply {
     pub headers: HeaderMap,
     /// Bytes, not text: a thumbnail is an image.
     pub body: Vec<u8>,
+    /// The body went past the limit it was read with, and reading stopped there: `body` is not all of it.
+    pub cut: bool,
 }
 
 impl Reply {
@@ -121,6 +124,25 @@ pub fn at_path(value: &serde_json::Value, path: &str) -> Option<String> {
         serde_json::Value::Bool(b) => Some(b.to_string()),
         _ => None,
     }
+}
+
+/// A body read up to `limit` bytes: empty and cut at once when the answer says it is larger, cut where it
+/// passes the limit otherwise.
+async fn read_capped(
+    mut resp: reqwest::Response,
+    limit: u64,
+) -> Result<(Vec<u8>, bool), reqwest::Error> {
+    if resp.content_length().is_some_and(|n| n > limit) {
+        return Ok((Vec::new(), true));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await? {
+        if (body.len() + chunk.len()) as u64 > limit {
+            return Ok((body, true));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok((body, false))
 }
 
 /// A session token and when to renew it.
@@ -357,13 +379,15 @@ impl Wire {
             .map_err(|e| format!("cannot build the request: {e}"))
     }
 
-    /// Sends one request, no auth added: the login itself, or a vendor without auth.
+    /// Sends one request, no auth added: the login itself, or a vendor without auth. With a `limit`, the body
+    /// is read only that far (a clip: never all of a file too big to keep).
     async fn exchange(
         &self,
         what: &str,
         mut req: reqwest::Request,
         maybe_created: bool,
         auth_header: Option<(&str, String)>,
+        limit: Option<u64>,
     ) -> Result<Reply, Delivery> {
         if let Some(refused) = self.elsewhere(what, req.url()) {
             return Err(refused);
@@ -391,10 +415,21 @@ impl Wire {
                 return Err(transport_error(what, &e, maybe_created));
             }
         };
+        let (status, headers) = (resp.status(), resp.headers().clone());
+        let (body, cut) = match limit {
+            None => (
+                resp.bytes().await.map(|b| b.to_vec()).unwrap_or_default(),
+                false,
+            ),
+            Some(limit) => read_capped(resp, limit)
+                .await
+                .map_err(|e| transport_error(what, &e, maybe_created))?,
+        };
         let reply = Reply {
-            status: resp.status(),
-            headers: resp.headers().clone(),
-            body: resp.bytes().await.map(|b| b.to_vec()).unwrap_or_default(),
+            status,
+            headers,
+            body,
+            cut,
         };
         if let Some(c) = &copy {
             self.record(what, c, Ok(&reply));
@@ -504,7 +539,7 @@ impl Wire {
             .build(&rendered)
             .map_err(|error| Delivery::Failed { error })?;
         let what = format!("{} login", def.title);
-        let reply = self.exchange(&what, req, false, None).await?;
+        let reply = self.exchange(&what, req, false, None, None).await?;
         if !reply.status.is_success() {
             // An OAuth2 refresh grant logs in as a client, not a user: name what the operator should look for.
             let who = match (&self.system.username, &self.system.client_id) {
@@ -575,6 +610,53 @@ impl Wire {
         r: &Rendered,
         maybe_created: bool,
     ) -> Result<Reply, Delivery> {
+        self.send_with(def, what, r, maybe_created, None).await
+    }
+
+    /// Fetches a file (a clip), its body read at most to `limit`. On the camera system's own origin it goes
+    /// with the system's credentials, as any request; to another allowed host (a vendor's pre-signed download
+    /// link) without them: such a link carries its own authorisation, and the credentials stay at home.
+    pub async fn download(
+        &self,
+        def: &Definition,
+        what: &str,
+        r: &Rendered,
+        limit: u64,
+    ) -> Result<Reply, Delivery> {
+        let url = url::Url::parse(&r.url).map_err(|e| Delivery::Failed {
+            error: format!("{what}: \"{}\" is not an address: {e}", r.url),
+        })?;
+        if url.origin() == self.system.url.origin() {
+            return self.send_with(def, what, r, false, Some(limit)).await;
+        }
+        // An address the vendor answered with: its host must be one the definition declares, besides being
+        // allowed by the site (checked as the request leaves).
+        let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
+        let host = match url.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host,
+        };
+        if !def.hosts.contains_key(&host) {
+            return Err(Delivery::Failed {
+                error: format!(
+                    "{what} would go to {}, a host the {} definition does not declare: not fetched",
+                    url.origin().ascii_serialization(),
+                    def.name
+                ),
+            });
+        }
+        let req = self.build(r).map_err(|error| Delivery::Failed { error })?;
+        self.exchange(what, req, false, None, Some(limit)).await
+    }
+
+    async fn send_with(
+        &self,
+        def: &Definition,
+        what: &str,
+        r: &Rendered,
+        maybe_created: bool,
+        limit: Option<u64>,
+    ) -> Result<Reply, Delivery> {
         let mut renew = false;
         for attempt in 0..2 {
             let req = self.build(r).map_err(|error| Delivery::Failed { error })?;
@@ -585,6 +667,7 @@ impl Wire {
                     req,
                     maybe_created,
                     credential.as_ref().map(|(k, v)| (k.as_str(), v.clone())),
+                    limit,
                 )
                 .await?;
             if attempt == 1 {

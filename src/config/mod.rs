@@ -27,10 +27,8 @@ pub use intake::IntakeConfig;
 pub use metrics::MetricsConfig;
 pub use reader::ConfigError;
 pub use reader::Section;
-pub use rules::{
-    CompareOp, Comparison, Matcher, OpeningHours, RuleConfig, RuleKind, TextField,
-};
 use reader::{At, Doc, Table};
+pub use rules::{CompareOp, Comparison, Matcher, OpeningHours, RuleConfig, RuleKind, TextField};
 pub use size::{Bytes, parse as parse_size};
 
 pub use crate::event::RegisterScope;

@@ -302,9 +302,9 @@ impl OpeningHours {
         let minute = local.hour() * 60 + local.minute();
         let today = local.weekday().num_days_from_monday() as usize;
         let yesterday = (today + 6) % 7;
-        let open_today = self.days[today].iter().any(|&(start, end)| {
-            minute >= start && (end <= start || minute < end)
-        });
+        let open_today = self.days[today]
+            .iter()
+            .any(|&(start, end)| minute >= start && (end <= start || minute < end));
         let open_from_yesterday = self.days[yesterday]
             .iter()
             .any(|&(start, end)| end <= start && minute < end);
@@ -401,10 +401,7 @@ impl Builder<'_> {
         let ids: Vec<At<String>> = tables.iter().filter_map(|t| t.peek_str("id")).collect();
         self.unique(&ids);
         let known: HashSet<&str> = store_ids.iter().map(|s| s.value.as_str()).collect();
-        tables
-            .iter()
-            .filter_map(|t| self.rule(t, &known))
-            .collect()
+        tables.iter().filter_map(|t| self.rule(t, &known)).collect()
     }
 
     fn rule(&self, t: &Table, stores: &HashSet<&str>) -> Option<RuleConfig> {
@@ -412,10 +409,7 @@ impl Builder<'_> {
         if let Some(id) = &id
             && !is_valid_id(&id.value)
         {
-            t.error(
-                "id",
-                "must be 1 to 64 of A-Z a-z 0-9 . _ - (as store ids)",
-            );
+            t.error("id", "must be 1 to 64 of A-Z a-z 0-9 . _ - (as store ids)");
         }
         let severity = match t.opt_str("severity") {
             None => Some(Severity::Medium),
@@ -472,9 +466,13 @@ impl Builder<'_> {
                     t.error("min_amount", "is required: in the minor unit of `currency`");
                 }
                 let currency = t.req_str("currency").and_then(|c| {
-                    let valid = c.value.len() == 3 && c.value.bytes().all(|b| b.is_ascii_uppercase());
+                    let valid =
+                        c.value.len() == 3 && c.value.bytes().all(|b| b.is_ascii_uppercase());
                     if !valid {
-                        t.error("currency", format!("\"{}\" is not an ISO 4217 code such as JPY", c.value));
+                        t.error(
+                            "currency",
+                            format!("\"{}\" is not an ISO 4217 code such as JPY", c.value),
+                        );
                     }
                     valid.then_some(c.value)
                 });
@@ -545,7 +543,10 @@ impl Builder<'_> {
                 let within = if t.has("within") {
                     within(0)
                 } else {
-                    t.error("within", "is required: how soon after `first` the `then` event counts");
+                    t.error(
+                        "within",
+                        "is required: how soon after `first` the `then` event counts",
+                    );
                     Millis(0)
                 };
                 let (first, then) = (self.event_type(t, "first"), self.event_type(t, "then"));
@@ -562,7 +563,10 @@ impl Builder<'_> {
             "cashier_rate" => {
                 let counted = types("types");
                 if counted.is_empty() && !t.has("types") {
-                    t.error("types", "is required: what to count per 100 sales, such as [\"void\"]");
+                    t.error(
+                        "types",
+                        "is required: what to count per 100 sales, such as [\"void\"]",
+                    );
                 }
                 if counted.contains(&EventType::Sale) {
                     t.error("types", "cannot count sales per 100 sales");
@@ -650,15 +654,42 @@ factor = 2.5
             (r[0].severity, r[0].bookmark, r[0].stores.as_slice()),
             (Severity::High, true, ["shibuya-01".to_string()].as_slice())
         );
-        assert_eq!((r[1].severity, r[1].bookmark, r[1].stores.len()), (Severity::Medium, false, 0));
-        assert!(matches!(&r[1].kind, RuleKind::Text { value: Some(c), field: TextField::Lines, .. }
-            if *c == Comparison { op: CompareOp::AtLeast, value: 1000.0 }));
-        assert!(matches!(r[2].kind, RuleKind::NoSaleAfterSignOn { within: Millis(60_000) }));
-        assert!(matches!(r[3].kind, RuleKind::RefundWithoutSale { within: Millis(2_592_000_000) }));
-        assert!(matches!(r[4].kind, RuleKind::ItemVoidsInTransaction { min_count: 3 }));
-        assert!(matches!(r[5].kind, RuleKind::Sequence { within: Millis(120_000), same_amount: false, .. }));
-        assert!(matches!(&r[7].kind, RuleKind::CashierRate { factor, min_count: 5, window: Millis(604_800_000), .. }
-            if *factor == 2.5));
+        assert_eq!(
+            (r[1].severity, r[1].bookmark, r[1].stores.len()),
+            (Severity::Medium, false, 0)
+        );
+        assert!(
+            matches!(&r[1].kind, RuleKind::Text { value: Some(c), field: TextField::Lines, .. }
+            if *c == Comparison { op: CompareOp::AtLeast, value: 1000.0 })
+        );
+        assert!(matches!(
+            r[2].kind,
+            RuleKind::NoSaleAfterSignOn {
+                within: Millis(60_000)
+            }
+        ));
+        assert!(matches!(
+            r[3].kind,
+            RuleKind::RefundWithoutSale {
+                within: Millis(2_592_000_000)
+            }
+        ));
+        assert!(matches!(
+            r[4].kind,
+            RuleKind::ItemVoidsInTransaction { min_count: 3 }
+        ));
+        assert!(matches!(
+            r[5].kind,
+            RuleKind::Sequence {
+                within: Millis(120_000),
+                same_amount: false,
+                ..
+            }
+        ));
+        assert!(
+            matches!(&r[7].kind, RuleKind::CashierRate { factor, min_count: 5, window: Millis(604_800_000), .. }
+            if *factor == 2.5)
+        );
     }
 
     #[test]
@@ -716,7 +747,11 @@ kind = "velocity"
             assert_eq!(e.line, Some(line(needle)), "{e}");
             assert!(e.message.contains(says), "{e}");
         };
-        at("stores[1].hours.mon", "9:00-25:00", "\"25:00\" is not a time");
+        at(
+            "stores[1].hours.mon",
+            "9:00-25:00",
+            "\"25:00\" is not a time",
+        );
         at("stores[1].hours.fry", "9:00-25:00", "unknown key");
         // A missing key is placed on its section's header, the line before the section's first key.
         let missing = |path: &str, first_key: &str| {
@@ -776,7 +811,10 @@ kind = "velocity"
         assert_eq!(last_number("NO NUMBER"), None);
         let m = Matcher::regex(r"OVERRIDE\s+(\d+) ->").unwrap();
         assert_eq!(m.find("OVERRIDE 980 -> 100"), Some(Some(980.0)));
-        assert_eq!(Matcher::wildcard("*gift card*").find("1 GIFT CARD 5000"), Some(Some(5000.0)));
+        assert_eq!(
+            Matcher::wildcard("*gift card*").find("1 GIFT CARD 5000"),
+            Some(Some(5000.0))
+        );
         assert_eq!(Matcher::wildcard("gift card").find("1 GIFT CARD"), None);
     }
 }

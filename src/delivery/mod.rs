@@ -97,6 +97,7 @@ impl Worker {
         let (done_tx, done_rx) = tokio::sync::mpsc::unbounded_channel();
         let recorder = tokio::spawn(record(
             self.store.clone(),
+            self.holder.clone(),
             done_rx,
             self.wake.clone(),
             self.health.clone(),
@@ -471,6 +472,7 @@ fn seconds(ms: i64) -> String {
 /// writer from ingest one fsync per bookmark. Until an outcome is written its row stays leased to us.
 async fn record(
     store: Arc<dyn Store>,
+    holder: String,
     mut done: tokio::sync::mpsc::UnboundedReceiver<Finished>,
     wake: Arc<Notify>,
     health: StoreHealth,
@@ -488,7 +490,7 @@ async fn record(
         // If the database stays unavailable past the lease, the rows are claimed again and, being in flight,
         // checked on the camera system before anything is created again.
         for _ in 0..10 {
-            match store.finish(&batch).await {
+            match store.finish(&holder, &batch).await {
                 Ok(sooner) => {
                     health.answered("delivery");
                     // Due times changed: a retry rescheduled, a claim given back, or a made bookmark pulling its

@@ -74,7 +74,14 @@ pub(super) async fn check(
             Ok(Vec::new())
         }
         RuleKind::NoSaleAfterSignOn { within } => {
-            pair(store, event, (EventType::SignOn, EventType::NoSale), *within, false).await
+            pair(
+                store,
+                event,
+                (EventType::SignOn, EventType::NoSale),
+                *within,
+                false,
+            )
+            .await
         }
         RuleKind::Sequence {
             first,
@@ -148,14 +155,12 @@ pub(super) async fn check(
             let local = chrono::DateTime::from_timestamp_millis(event.at_ms)
                 .map(|t| shop.timezone.from_utc_datetime(&t.naive_utc()));
             let when = local.map_or_else(String::new, |t| {
-                format!(
-                    "{:02}:{:02} on a {}",
-                    t.hour(),
-                    t.minute(),
-                    t.weekday()
-                )
+                format!("{:02}:{:02} on a {}", t.hour(), t.minute(), t.weekday())
             });
-            hit(format!("{} at {when}, outside the store's hours", event.kind))
+            hit(format!(
+                "{} at {when}, outside the store's hours",
+                event.kind
+            ))
         }
         RuleKind::CashierRate {
             types,
@@ -259,7 +264,11 @@ async fn pair(
                 .collect::<Vec<_>>(),
         )
     };
-    let amount = if same_amount { " of the same amount" } else { "" };
+    let amount = if same_amount {
+        " of the same amount"
+    } else {
+        ""
+    };
     let mut hits = Vec::new();
     if event.kind == then.as_str() {
         // The newest earlier `first`: the list is newest first.
@@ -329,9 +338,17 @@ impl Rates {
         for (who, kind, n) in counts {
             let mine = who == cashier;
             if kind == EventType::Sale.as_str() {
-                *if mine { &mut r.sales } else { &mut r.others_sales } += n;
+                *if mine {
+                    &mut r.sales
+                } else {
+                    &mut r.others_sales
+                } += n;
             } else if types.iter().any(|t| t.as_str() == kind) {
-                *if mine { &mut r.count } else { &mut r.others_count } += n;
+                *if mine {
+                    &mut r.count
+                } else {
+                    &mut r.others_count
+                } += n;
             }
         }
         r

@@ -15,9 +15,9 @@
 //!   and the rules running stay.
 
 mod kinds;
-mod watch;
 #[cfg(test)]
 mod tests;
+mod watch;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -233,4 +233,19 @@ pub async fn backtest(
         }
     }
     Ok(found)
+}
+
+/// A moment on its store's clock, with the zone's abbreviation: `2026-11-21 18:42:07 JST`. A store missing
+/// from the config reads in UTC, and says so.
+pub fn local_time(config: &Config, store: &str, at_ms: i64) -> String {
+    use chrono::TimeZone;
+    let zone = config.store(store).map_or(chrono_tz::UTC, |s| s.timezone);
+    chrono::DateTime::from_timestamp_millis(at_ms).map_or_else(
+        || at_ms.to_string(),
+        |t| {
+            zone.from_utc_datetime(&t.naive_utc())
+                .format("%Y-%m-%d %H:%M:%S %Z")
+                .to_string()
+        },
+    )
 }

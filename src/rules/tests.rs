@@ -7,9 +7,11 @@ use std::collections::BTreeSet;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::config::Watchers;
+use crate::config::{Millis, Watchers};
 use crate::store::test_backends::{Handle, Kind, TestStore, backend_tests};
-use crate::store::{ExceptionFilter, ExceptionQuery, EventQuery, Intake, IntakeOutcome, StoreScope};
+use crate::store::{
+    EventQuery, ExceptionFilter, ExceptionQuery, Intake, IntakeOutcome, StoreScope,
+};
 
 /// Shibuya keeps Tokyo time and is open 09:00 to 22:00, but to 02:00 the next morning on Fridays and Saturdays
 /// and not at all on Mondays. Its register r1 is watched by one camera; the New York store by none.
@@ -78,7 +80,10 @@ async fn put(store: &impl Handle, config: &Config, events: &[Value]) {
         })
         .collect();
     for outcome in store.ingest(&batch, LATER_MS).await.unwrap() {
-        assert!(matches!(outcome, IntakeOutcome::Stored { .. }), "{outcome:?}");
+        assert!(
+            matches!(outcome, IntakeOutcome::Stored { .. }),
+            "{outcome:?}"
+        );
     }
 }
 
@@ -104,7 +109,11 @@ async fn found(store: &impl Handle) -> Vec<(String, String)> {
         .await
         .unwrap()
     {
-        let event = store.event(x.event_seq, &StoreScope::All).await.unwrap().unwrap();
+        let event = store
+            .event(x.event_seq, &StoreScope::All)
+            .await
+            .unwrap()
+            .unwrap();
         out.push((x.rule, event.id));
     }
     out.sort();
@@ -139,7 +148,12 @@ stores = ["shibuya-01"]
 async fn a_refund_at_or_above_the_amount_in_its_currency_is_an_exception(store: &TestStore) {
     let config = config(AMOUNT);
     let yen = |id: &str, kind: &str, amount: i64, currency: &str| {
-        ev(id, kind, "12:00:00", json!({"amount": amount, "currency": currency}))
+        ev(
+            id,
+            kind,
+            "12:00:00",
+            json!({"amount": amount, "currency": currency}),
+        )
     };
     put(
         store,
@@ -156,7 +170,10 @@ async fn a_refund_at_or_above_the_amount_in_its_currency_is_an_exception(store: 
     )
     .await;
     judge(store, &config).await;
-    assert_eq!(matched(store, "big-refund").await, ids(&["exact", "negative"]));
+    assert_eq!(
+        matched(store, "big-refund").await,
+        ids(&["exact", "negative"])
+    );
     let listed = store
         .exceptions(&ExceptionQuery {
             rule: Some("big-refund".into()),
@@ -167,7 +184,9 @@ async fn a_refund_at_or_above_the_amount_in_its_currency_is_an_exception(store: 
         .unwrap();
     assert!(listed.iter().all(|x| x.severity == "high"));
     assert!(
-        listed.iter().any(|x| x.why == "refund of ¥500,000, at or above ¥500,000"),
+        listed
+            .iter()
+            .any(|x| x.why == "refund of ¥500,000, at or above ¥500,000"),
         "{listed:?}"
     );
 }
@@ -195,7 +214,14 @@ async fn receipt_lines_reasons_and_attributes_match_wildcards_regexes_and_values
     store: &TestStore,
 ) {
     let config = config(TEXT);
-    let lines = |id: &str, line: &str| ev(id, "correction", "12:00:00", json!({"lines": ["ONIGIRI 180", line]}));
+    let lines = |id: &str, line: &str| {
+        ev(
+            id,
+            "correction",
+            "12:00:00",
+            json!({"lines": ["ONIGIRI 180", line]}),
+        )
+    };
     put(
         store,
         &config,
@@ -203,10 +229,30 @@ async fn receipt_lines_reasons_and_attributes_match_wildcards_regexes_and_values
             lines("big-override", "price override      1,280"),
             lines("small-override", "PRICE OVERRIDE       980"),
             lines("other-line", "DISCOUNT            1,280"),
-            ev("gift", "refund", "12:01:00", json!({"reason": "Gift Card returned"})),
-            ev("gift-sale", "sale", "12:01:00", json!({"reason": "gift card"})),
-            ev("unapproved", "void", "12:02:00", json!({"attributes": {"manager": "NONE"}})),
-            ev("approved", "void", "12:02:00", json!({"attributes": {"manager": "m7"}})),
+            ev(
+                "gift",
+                "refund",
+                "12:01:00",
+                json!({"reason": "Gift Card returned"}),
+            ),
+            ev(
+                "gift-sale",
+                "sale",
+                "12:01:00",
+                json!({"reason": "gift card"}),
+            ),
+            ev(
+                "unapproved",
+                "void",
+                "12:02:00",
+                json!({"attributes": {"manager": "NONE"}}),
+            ),
+            ev(
+                "approved",
+                "void",
+                "12:02:00",
+                json!({"attributes": {"manager": "m7"}}),
+            ),
         ],
     )
     .await;
@@ -223,7 +269,10 @@ async fn receipt_lines_reasons_and_attributes_match_wildcards_regexes_and_values
         .await
         .unwrap()[0]
         .why;
-    assert_eq!(why, "line 2 matches \"*PRICE OVERRIDE*\" with value 1280 (> 1000)");
+    assert_eq!(
+        why,
+        "line 2 matches \"*PRICE OVERRIDE*\" with value 1280 (> 1000)"
+    );
 }
 
 const SIGN_ON: &str = r#"
@@ -252,9 +301,19 @@ async fn a_no_sale_within_a_minute_of_sign_on_is_an_exception_and_a_later_one_is
     .await;
     judge(store, &config).await;
     // The sign-on arrives after its no-sale (a register that queued): still found.
-    put(store, &config, &[ev("queued-no-sale", "no_sale", "14:00:30", json!({}))]).await;
+    put(
+        store,
+        &config,
+        &[ev("queued-no-sale", "no_sale", "14:00:30", json!({}))],
+    )
+    .await;
     judge(store, &config).await;
-    put(store, &config, &[ev("queued-on", "sign_on", "14:00:00", json!({}))]).await;
+    put(
+        store,
+        &config,
+        &[ev("queued-on", "sign_on", "14:00:00", json!({}))],
+    )
+    .await;
     judge(store, &config).await;
     assert_eq!(
         matched(store, "quick-no-sale").await,
@@ -274,7 +333,12 @@ async fn a_refund_whose_original_sale_was_not_seen_is_an_exception_and_one_with_
 ) {
     let config = config(REFUND);
     let refund = |id: &str, original: &str| {
-        ev(id, "refund", "12:00:00", json!({"attributes": {"original_transaction": original}}))
+        ev(
+            id,
+            "refund",
+            "12:00:00",
+            json!({"attributes": {"original_transaction": original}}),
+        )
     };
     put(
         store,
@@ -308,7 +372,8 @@ min_count = 3
 
 async fn the_third_item_void_of_a_transaction_is_its_one_exception(store: &TestStore) {
     let config = config(ITEM_VOIDS);
-    let void = |id: &str, txn: &str, local: &str| ev(id, "item_void", local, json!({"transaction": txn}));
+    let void =
+        |id: &str, txn: &str, local: &str| ev(id, "item_void", local, json!({"transaction": txn}));
     put(
         store,
         &config,
@@ -342,7 +407,12 @@ async fn sweethearting(kind: Kind) {
     let store = TestStore::new(kind).await.unwrap();
     let config = config(SEQUENCE);
     let money = |id: &str, kind: &str, local: &str, amount: i64| {
-        ev(id, kind, local, json!({"amount": amount, "currency": "JPY"}))
+        ev(
+            id,
+            kind,
+            local,
+            json!({"amount": amount, "currency": "JPY"}),
+        )
     };
     put(
         &store,
@@ -362,7 +432,12 @@ async fn sweethearting(kind: Kind) {
     put(&store, &config, &[money("v4", "void", "12:30:50", 4500)]).await;
     judge(&store, &config).await;
     let again = store.again().await;
-    put(&again, &config, &[money("s4-late", "sale", "12:30:00", 4500)]).await;
+    put(
+        &again,
+        &config,
+        &[money("s4-late", "sale", "12:30:00", 4500)],
+    )
+    .await;
     judge(&again, &config).await;
     assert_eq!(matched(&again, "sweetheart").await, ids(&["v1", "v4"]));
     // A void is bookmarked by its type already: the rule's `bookmark` adds no second one.
@@ -458,7 +533,8 @@ async fn a_cashier_whose_void_rate_reaches_the_factor_is_one_exception_across_a_
             ));
         }
     }
-    let void = |id: &str, cashier: &str, local: &str| ev(id, "void", local, json!({"cashier": cashier}));
+    let void =
+        |id: &str, cashier: &str, local: &str| ev(id, "void", local, json!({"cashier": cashier}));
     events.push(void("ken-v1", "ken", "11:00:00"));
     events.push(void("ken-v2", "ken", "11:01:00"));
     events.push(void("aiko-v1", "aiko", "11:02:00"));
@@ -491,7 +567,12 @@ async fn a_cashier_whose_void_rate_reaches_the_factor_is_one_exception_across_a_
 /// with only what came before, and one pair's first half arrived late): the back-test over the same events
 /// reports exactly what live matching recorded.
 async fn the_back_test_reports_exactly_what_live_matching_recorded(store: &TestStore) {
-    let config = config(&[AMOUNT, TEXT, SIGN_ON, REFUND, ITEM_VOIDS, SEQUENCE, HOURS, CASHIER].concat());
+    let config = config(
+        &[
+            AMOUNT, TEXT, SIGN_ON, REFUND, ITEM_VOIDS, SEQUENCE, HOURS, CASHIER,
+        ]
+        .concat(),
+    );
     let yen = |amount: i64| json!({"amount": amount, "currency": "JPY"});
     let with = |fields: Value, cashier: &str| {
         let mut f = fields;
@@ -501,36 +582,89 @@ async fn the_back_test_reports_exactly_what_live_matching_recorded(store: &TestS
     let mut pieces = vec![
         vec![
             ev("big", "refund", "12:00:00", yen(600_000)),
-            ev("override", "correction", "12:00:10", json!({"lines": ["PRICE OVERRIDE 2,000"]})),
+            ev(
+                "override",
+                "correction",
+                "12:00:10",
+                json!({"lines": ["PRICE OVERRIDE 2,000"]}),
+            ),
             ev("on", "sign_on", "12:01:00", json!({})),
             ev("quick", "no_sale", "12:01:30", json!({})),
-            ev("refund-unseen", "refund", "12:02:00", json!({"attributes": {"original_transaction": "T-9"}})),
+            ev(
+                "refund-unseen",
+                "refund",
+                "12:02:00",
+                json!({"attributes": {"original_transaction": "T-9"}}),
+            ),
         ],
         vec![
-            ev("iv1", "item_void", "12:03:00", json!({"transaction": "T-5"})),
-            ev("iv2", "item_void", "12:03:10", json!({"transaction": "T-5"})),
+            ev(
+                "iv1",
+                "item_void",
+                "12:03:00",
+                json!({"transaction": "T-5"}),
+            ),
+            ev(
+                "iv2",
+                "item_void",
+                "12:03:10",
+                json!({"transaction": "T-5"}),
+            ),
             ev("late-void", "void", "12:04:30", yen(3300)),
             ev("closed", "no_sale", "2026-11-23T12:00:00", json!({})),
         ],
         vec![
-            ev("iv3", "item_void", "12:03:20", json!({"transaction": "T-5"})),
+            ev(
+                "iv3",
+                "item_void",
+                "12:03:20",
+                json!({"transaction": "T-5"}),
+            ),
             ev("late-sale", "sale", "12:04:00", yen(3300)),
         ],
     ];
     let mut rate = Vec::new();
     for i in 0..10 {
-        rate.push(ev(&format!("ken-sale-{i}"), "sale", &format!("10:{i:02}:00"), with(json!({"register": "r2"}), "ken")));
+        rate.push(ev(
+            &format!("ken-sale-{i}"),
+            "sale",
+            &format!("10:{i:02}:00"),
+            with(json!({"register": "r2"}), "ken"),
+        ));
     }
-    rate.push(ev("ken-void", "void", "10:30:00", with(json!({"register": "r2"}), "ken")));
+    rate.push(ev(
+        "ken-void",
+        "void",
+        "10:30:00",
+        with(json!({"register": "r2"}), "ken"),
+    ));
     for i in 0..2 {
-        rate.push(ev(&format!("aiko-sale-{i}"), "sale", &format!("10:4{i}:00"), with(json!({}), "aiko")));
+        rate.push(ev(
+            &format!("aiko-sale-{i}"),
+            "sale",
+            &format!("10:4{i}:00"),
+            with(json!({}), "aiko"),
+        ));
     }
     for i in 0..4 {
-        rate.push(ev(&format!("aiko-void-{i}"), "void", &format!("10:5{i}:00"), with(json!({}), "aiko")));
+        rate.push(ev(
+            &format!("aiko-void-{i}"),
+            "void",
+            &format!("10:5{i}:00"),
+            with(json!({}), "aiko"),
+        ));
     }
     pieces.push(rate);
     // Noise around them: every type, amounts and texts that mostly miss.
-    let kinds = ["sale", "void", "item_void", "refund", "no_sale", "sign_on", "correction"];
+    let kinds = [
+        "sale",
+        "void",
+        "item_void",
+        "refund",
+        "no_sale",
+        "sign_on",
+        "correction",
+    ];
     let noise: Vec<Value> = (0..120_i64)
         .map(|i| {
             let cashier = ["aiko", "ken", "yuki"][(i % 3) as usize];
@@ -539,7 +673,12 @@ async fn the_back_test_reports_exactly_what_live_matching_recorded(store: &TestS
             ev(
                 &format!("n{i}"),
                 kinds[(i * 7 % 11 % 7) as usize],
-                &format!("2026-11-24T{:02}:{:02}:{:02}", 8 + i % 15, i % 60, (i * 13) % 60),
+                &format!(
+                    "2026-11-24T{:02}:{:02}:{:02}",
+                    8 + i % 15,
+                    i % 60,
+                    (i * 13) % 60
+                ),
                 json!({
                     "cashier": cashier,
                     "register": register,
@@ -602,7 +741,12 @@ bookmark = true
     put(
         store,
         &config,
-        &[ev("big", "sale", "12:00:00", json!({"amount": 150_000, "currency": "JPY"}))],
+        &[ev(
+            "big",
+            "sale",
+            "12:00:00",
+            json!({"amount": 150_000, "currency": "JPY"}),
+        )],
     )
     .await;
     judge(store, &config).await;
@@ -628,8 +772,15 @@ bookmark = true
             crate::ingest::plan::bookmark_for(&config.cameras[0], event.at_ms),
         )],
     };
-    assert_eq!(store.record_rule_results(&again, LATER_MS).await.unwrap(), 0);
-    let event = store.event(event.seq, &StoreScope::All).await.unwrap().unwrap();
+    assert_eq!(
+        store.record_rule_results(&again, LATER_MS).await.unwrap(),
+        0
+    );
+    let event = store
+        .event(event.seq, &StoreScope::All)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(!event.flagged, "a sale's own type flags nothing");
     assert_eq!(event.bookmarks.len(), 1);
     assert_eq!(event.bookmarks[0].device, "counter");
@@ -767,4 +918,45 @@ async fn an_event_that_just_arrived_waits_to_settle_before_it_is_judged() {
     let judged = |now| step(&*store, &config, &watchers, &config.rules, now);
     assert_eq!(judged(at_ms + SETTLE_MS - 1).await.unwrap().0, 0);
     assert_eq!(judged(at_ms + SETTLE_MS).await.unwrap().0, 1);
+}
+
+/// `tillmark rules test` on a site's database: each match on its store's clock, and the count; nothing is
+/// recorded, so the rule can be tuned and tried again. `tillmark rules list` then shows no exceptions.
+#[tokio::test]
+async fn the_rules_test_command_prints_each_match_in_store_time_and_records_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("site.db").display());
+    let config = config(&format!("[database]\nurl = \"{url}\"\n{AMOUNT}"));
+    let store: Box<dyn crate::store::test_backends::Tested> =
+        Box::new(crate::store::SqliteStore::open(&url).await.unwrap());
+    let yen = |amount: i64| json!({"amount": amount, "currency": "JPY"});
+    put(
+        &store,
+        &config,
+        &[
+            ev("small", "refund", "12:00:00", yen(1_000)),
+            ev("big", "refund", "18:42:07", yen(600_000)),
+        ],
+    )
+    .await;
+    store.close().await;
+    let out = crate::cli::rules_test(&config, "big-refund", Millis(3650 * 86_400_000))
+        .await
+        .unwrap();
+    assert_eq!(
+        out,
+        "2026-11-21 18:42:07 JST  shibuya-01/r1  refund  ¥600,000  event 2  refund of ¥600,000, at or above ¥500,000\n\
+         1 match of rule big-refund (amount_over) in the last 10y.\n"
+    );
+    assert_eq!(
+        crate::cli::rules_list(&config).await.unwrap(),
+        "big-refund  amount_over  high  shibuya-01  0 in the last 30 days\n"
+    );
+    let unknown = crate::cli::rules_test(&config, "nope", Millis(86_400_000))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        unknown.to_string(),
+        "no rule \"nope\" in the config; its rules are: big-refund"
+    );
 }

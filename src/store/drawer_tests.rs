@@ -188,15 +188,18 @@ async fn a_sale_arriving_after_the_bookmark_was_attempted_takes_nothing_back(sto
         .unwrap();
     assert_eq!(jobs.len(), 1);
     store
-        .finish(&[Finished {
-            bookmark_id: jobs[0].bookmark.id,
-            outcome: Outcome::Made {
-                vendor_id: Some("b-1".into()),
-                detail: "created".into(),
-                made_as: None,
-            },
-            at_ms: due,
-        }])
+        .finish(
+            "tillmark",
+            &[Finished {
+                bookmark_id: jobs[0].bookmark.id,
+                outcome: Outcome::Made {
+                    vendor_id: Some("b-1".into()),
+                    detail: "created".into(),
+                    made_as: None,
+                },
+                at_ms: due,
+            }],
+        )
         .await
         .unwrap();
     // Late, but within the window by the register's clock: the camera already has the mark, and so does the index.

@@ -84,11 +84,11 @@ pub enum ExceptionFilter {
 }
 
 impl ExceptionFilter {
-    /// `any` (or `yes`), or a rule id.
+    /// `any`, or a rule id.
     pub fn parse(text: &str) -> Option<ExceptionFilter> {
         match text.trim() {
             "" => None,
-            "any" | "yes" => Some(ExceptionFilter::Any),
+            "any" => Some(ExceptionFilter::Any),
             rule => Some(ExceptionFilter::Rule(rule.to_string())),
         }
     }
@@ -170,8 +170,7 @@ pub trait Exceptions: Send + Sync {
     ) -> Result<Vec<EventRecord>, StoreError>;
 
     /// Exceptions newest event first (then by sequence and rule).
-    async fn exceptions(&self, query: &ExceptionQuery)
-    -> Result<Vec<ExceptionRecord>, StoreError>;
+    async fn exceptions(&self, query: &ExceptionQuery) -> Result<Vec<ExceptionRecord>, StoreError>;
 
     /// How many exceptions each rule has in `scope` among events at or after `since_ms`, by rule id.
     async fn exception_counts(
@@ -295,9 +294,8 @@ where
     i64: for<'q> Encode<'q, DB> + Type<DB>,
 {
     let found = (!results.found.is_empty()).then(|| {
-        let mut q = QueryBuilder::new(
-            "INSERT INTO exceptions (rule, event_seq, severity, why, found_ms) ",
-        );
+        let mut q =
+            QueryBuilder::new("INSERT INTO exceptions (rule, event_seq, severity, why, found_ms) ");
         q.push_values(&results.found, |mut row, x| {
             row.push_bind(x.rule.clone())
                 .push_bind(x.event_seq)

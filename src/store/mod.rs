@@ -34,6 +34,7 @@ mod tests;
 
 use async_trait::async_trait;
 use serde::Serialize;
+use std::collections::HashSet;
 
 pub use accounts::{AccountError, Accounts, SessionRecord, TokenInfo, TotpState};
 pub use alerts::{
@@ -565,6 +566,18 @@ pub struct Finished {
     pub at_ms: i64,
 }
 
+/// Begins the history line of an outcome that arrived after its lease had passed to another daemon.
+pub const LATE_OUTCOME: &str = "late, the lease had passed to another daemon: ";
+
+/// An attempt's line in its row's history: marked when the outcome came late (see [`Store::finish`]).
+pub(crate) fn history_detail(late: &HashSet<i64>, bookmark_id: i64, detail: &str) -> String {
+    if late.contains(&bookmark_id) {
+        format!("{LATE_OUTCOME}{detail}")
+    } else {
+        detail.to_string()
+    }
+}
+
 /// How one camera system's bookmarks stand, for the integrations page.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct SystemStats {
@@ -624,7 +637,12 @@ pub trait Store:
     /// system makes that system's rows waiting after failures due now: it answers again. A paced row gives back
     /// the attempt its claim counted. Says whether any row got a new due time (given back, rescheduled, paced,
     /// or pulled forward), which the outbox's reader wants to know; made and failed rows are done.
-    async fn finish(&self, results: &[Finished]) -> Result<bool, StoreError>;
+    ///
+    /// Only `holder`'s own leases are ended: an outcome that arrives after its lease passed to another daemon
+    /// changes nothing but the row's history (marked [`LATE_OUTCOME`]), since the new holder's attempt is under
+    /// way and ending its lease would let a third daemon send the same bookmark again. A late *made* is the
+    /// exception: the camera system has that bookmark, so a row still pending is recorded as made.
+    async fn finish(&self, holder: &str, results: &[Finished]) -> Result<bool, StoreError>;
 
     /// Makes the bookmarks of these camera systems that wait after a failure due now, for when what failed
     /// them is fixed (a definition appeared or changed).

@@ -192,7 +192,7 @@ async fn deliver(store: &impl Handle) {
             outcome,
             at_ms: NOW_MS,
         };
-        store.finish(&[done]).await.unwrap();
+        store.finish("tillmark", &[done]).await.unwrap();
     }
 }
 
@@ -953,7 +953,7 @@ async fn a_paced_bookmark_keeps_its_attempt_count_and_what_earlier_attempts_left
             outcome,
             at_ms: at,
         };
-        store.finish(&[done]).await.unwrap();
+        store.finish("tillmark", &[done]).await.unwrap();
     };
     let paced = |at_ms: i64| Outcome::Paced {
         at_ms,
@@ -1023,7 +1023,7 @@ async fn a_claim_given_back_unsent_is_claimable_at_once_as_before_and_leaves_no_
             at_ms,
         };
         assert!(
-            store.finish(&[done]).await.unwrap(),
+            store.finish("tillmark", &[done]).await.unwrap(),
             "due again: the outbox's reader is told"
         );
     };
@@ -1061,7 +1061,7 @@ async fn a_claim_given_back_unsent_is_claimable_at_once_as_before_and_leaves_no_
         at_ms: NOW_MS + 60_000,
     };
     assert!(
-        !store.finish(&[made]).await.unwrap(),
+        !store.finish("tillmark", &[made]).await.unwrap(),
         "a bookmark made, nothing waiting after failures: no row is due sooner"
     );
 }
@@ -1571,6 +1571,116 @@ async fn a_live_lease_is_never_taken_and_an_expired_one_is_with_its_attempt_mark
     );
 }
 
+async fn an_outcome_after_its_lease_passed_on_leaves_the_new_holder_alone_unless_it_was_made(
+    store: &TestStore,
+) {
+    outbox(store, 2).await;
+    let other = store.again().await;
+    let first = store
+        .claim_due("a", NOW_MS, 60_000, &Room::any(10))
+        .await
+        .unwrap();
+    let taken = other
+        .claim_due("b", NOW_MS + 60_000, 60_000, &Room::any(10))
+        .await
+        .unwrap();
+    assert_eq!(
+        (first.len(), taken.len()),
+        (2, 2),
+        "a's leases expired and b took both rows"
+    );
+    let (timed_out, made) = (&first[0], &first[1]);
+    let at = NOW_MS + 61_000;
+    let finished = |id: i64, outcome: Outcome| Finished {
+        bookmark_id: id,
+        outcome,
+        at_ms: at,
+    };
+    let vendor = |id: &str| Outcome::Made {
+        vendor_id: Some(id.into()),
+        detail: "201".into(),
+        made_as: None,
+    };
+    // a was slow, not dead: its answers arrive while b's requests are under way.
+    store
+        .finish(
+            "a",
+            &[
+                finished(
+                    timed_out.bookmark.id,
+                    Outcome::Retry {
+                        at_ms: at,
+                        error: "timed out".into(),
+                        maybe_created: true,
+                    },
+                ),
+                finished(made.bookmark.id, vendor("vms-a")),
+            ],
+        )
+        .await
+        .unwrap();
+    assert!(
+        store
+            .claim_due("c", at, 60_000, &Room::any(10))
+            .await
+            .unwrap()
+            .is_empty(),
+        "b's lease on the timed-out row still holds, and the made row is done"
+    );
+    other
+        .finish(
+            "b",
+            &[
+                finished(timed_out.bookmark.id, vendor("vms-b")),
+                finished(
+                    made.bookmark.id,
+                    Outcome::Failed {
+                        error: "409 exists".into(),
+                    },
+                ),
+            ],
+        )
+        .await
+        .unwrap();
+    let bookmark = |job: &Job| {
+        let seq = job.event.seq;
+        async move {
+            let event = store.event(seq, &StoreScope::All).await.unwrap().unwrap();
+            event.bookmarks.into_iter().next().unwrap()
+        }
+    };
+    let (b_made, a_made) = (bookmark(timed_out).await, bookmark(made).await);
+    assert_eq!(
+        (b_made.state, b_made.vendor_id.as_deref()),
+        (BookmarkState::Made, Some("vms-b"))
+    );
+    assert_eq!(
+        (a_made.state, a_made.vendor_id.as_deref()),
+        (BookmarkState::Made, Some("vms-a")),
+        "the camera system has a's bookmark: b's late failure does not undo it"
+    );
+    let history = store.attempts(made.bookmark.id).await.unwrap();
+    let lines: Vec<(&str, &str)> = history
+        .iter()
+        .map(|a| (a.outcome.as_str(), a.detail.as_deref().unwrap_or("")))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            ("made", "late, the lease had passed to another daemon: 201"),
+            (
+                "failed",
+                "late, the lease had passed to another daemon: 409 exists"
+            ),
+        ]
+    );
+    let history = store.attempts(timed_out.bookmark.id).await.unwrap();
+    assert_eq!(
+        history[0].detail.as_deref(),
+        Some("late, the lease had passed to another daemon: timed out")
+    );
+}
+
 async fn a_restarted_daemon_releases_only_its_own_leases(store: &TestStore) {
     outbox(store, 2).await;
     let other = store.again().await;
@@ -1619,5 +1729,6 @@ backend_tests!(
     a_camera_system_hold_only_lengthens_and_ends_when_its_time_has_passed,
     two_daemons_claiming_at_once_never_get_the_same_row,
     a_live_lease_is_never_taken_and_an_expired_one_is_with_its_attempt_marked,
+    an_outcome_after_its_lease_passed_on_leaves_the_new_holder_alone_unless_it_was_made,
     a_restarted_daemon_releases_only_its_own_leases,
 );

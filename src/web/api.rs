@@ -14,7 +14,10 @@ use super::error::ApiError;
 use super::view::{event_view, iso_utc};
 use crate::config::{Config, StoreConfig};
 use crate::event::{EventType, Severity};
-use crate::store::{BookmarkState, CaseFilter, DeadLetterQuery, EventQuery, StoreDay, StoreScope};
+use crate::store::{
+    BookmarkState, CaseFilter, DeadLetterQuery, EventQuery, ExceptionFilter, ExceptionQuery,
+    StoreDay, StoreScope,
+};
 
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct EventParams {
@@ -38,6 +41,8 @@ pub struct EventParams {
     pub state: Option<String>,
     /// Only events with a case: `open`, `closed` or `any`.
     pub case: Option<String>,
+    /// `any`, or a rule's id: only the events a rule matched.
+    pub exception: Option<String>,
     pub limit: Option<String>,
     pub before: Option<String>,
     /// `today`: only events on their store's today, each store on its own clock.
@@ -167,6 +172,15 @@ impl EventParams {
             })?),
             None => None,
         };
+        let exception = match non_empty(&self.exception) {
+            Some(e) if e == "any" || crate::event::is_valid_id(&e) => ExceptionFilter::parse(&e),
+            Some(e) => {
+                return Err(ApiError::bad_request(format!(
+                    "exception: \"{e}\" is neither any nor a rule id"
+                )));
+            }
+            None => None,
+        };
         let severity = match non_empty(&self.severity) {
             Some(s) => Some(Severity::parse(&s).ok_or_else(|| {
                 ApiError::bad_request(format!(
@@ -201,7 +215,7 @@ impl EventParams {
             currency: None,
             bookmark_state,
             case,
-            exception: None,
+            exception,
             stored_before: None,
             before,
             limit,
@@ -395,6 +409,73 @@ pub async fn dead_letters(
         })
         .collect();
     Ok(Json(json!({ "dead_letters": list })))
+}
+
+/// `/api/exceptions`'s query.
+#[derive(Debug, Default, Deserialize)]
+pub struct ExceptionParams {
+    pub rule: Option<String>,
+    pub store: Option<String>,
+    pub severity: Option<String>,
+    pub limit: Option<String>,
+}
+
+/// How far back `/api/exceptions` counts each rule's exceptions.
+const COUNTED_MS: i64 = 30 * 86_400_000;
+
+/// What the rules found in the reader's stores, newest event first, and each rule's count over the last 30
+/// days; a bad parameter answers 400 like `/api/events`.
+pub async fn exceptions(
+    State(state): State<AppState>,
+    Signed(viewer, _): Signed<Events>,
+    RawQuery(raw): RawQuery,
+    params: Result<Query<ExceptionParams>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(params) =
+        params.map_err(|e| ApiError::bad_request(format!("bad query: {}", e.body_text())))?;
+    let rule = non_empty(&params.rule);
+    if let Some(r) = &rule
+        && !crate::event::is_valid_id(r)
+    {
+        return Err(ApiError::bad_request(format!(
+            "rule: \"{r}\" is not a rule id"
+        )));
+    }
+    let severity = match non_empty(&params.severity) {
+        Some(s) => Some(Severity::parse(&s).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "severity: unknown severity \"{s}\"; expected high, medium or low"
+            ))
+        })?),
+        None => None,
+    };
+    let scope = viewer.scope();
+    let query = ExceptionQuery {
+        scope: scope.clone(),
+        rule,
+        store: non_empty(&params.store),
+        severity,
+        limit: parse_limit(&params.limit)?,
+        ..ExceptionQuery::default()
+    };
+    let list = state.store.exceptions(&query).await?;
+    // An exception names its event's store, register, type and amount: read in bulk like the events.
+    audit_read(
+        &state,
+        &viewer,
+        "/api/exceptions",
+        raw.as_deref(),
+        list.len(),
+    )
+    .await;
+    let counts: serde_json::Map<String, Value> = state
+        .store
+        .exception_counts(&scope, crate::clock::now_ms() - COUNTED_MS)
+        .await?
+        .into_iter()
+        .map(|(rule, n)| (rule, json!(n)))
+        .collect();
+    Ok(Json(json!({ "exceptions": list, "counts_30d": counts })))
 }
 
 /// 200 while events can arrive and the database answers; 503 otherwise, so monitoring can alert, with what

@@ -20,7 +20,7 @@ use crate::store::AuditQuery;
 const PAGE: i64 = 200;
 
 /// The actions the log holds, for the filter; in the order a reader thinks of them.
-pub(super) const ACTIONS: [&str; 25] = [
+pub(super) const ACTIONS: [&str; 26] = [
     "sign_in",
     "sign_in_refused",
     "sign_in_throttled",
@@ -33,6 +33,7 @@ pub(super) const ACTIONS: [&str; 25] = [
     "case_noted",
     "case_closed",
     "case_reopened",
+    "evidence_exported",
     "dead_letter_dismissed",
     "user_added",
     "password_set",

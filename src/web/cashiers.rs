@@ -142,7 +142,13 @@ pub async fn page(
                 .filter_map(|r| r.3)
                 .chain(store_rate)
                 .fold(0.0_f64, f64::max);
-            let scale = |rate: f64| if max > 0.0 { rate / max * BAR_AREA } else { 0.0 };
+            let scale = |rate: f64| {
+                if max > 0.0 {
+                    rate / max * BAR_AREA
+                } else {
+                    0.0
+                }
+            };
             let bars: Vec<Bar> = rates
                 .iter()
                 .map(|(cashier, n, s, rate)| {

@@ -11,7 +11,7 @@ use super::view::event_footage;
 use crate::store::EventRecord;
 
 /// How the audit log names an event: enough to find it again, even after the event page is gone.
-pub(super) fn target(event: &EventRecord) -> String {
+pub(crate) fn target(event: &EventRecord) -> String {
     format!(
         "event {}: {} at {}/{}, {}",
         event.seq, event.kind, event.store, event.register, event.at

@@ -8,6 +8,8 @@ mod cases;
 mod cashiers;
 mod dead_letters;
 mod error;
+mod evidence;
+mod exceptions;
 mod footage;
 mod format;
 pub mod i18n;
@@ -23,6 +25,10 @@ mod tokens;
 mod view;
 
 pub use view::iso_utc;
+// What an evidence package shows as the index does: the event, its footage, the register's timeline.
+pub(crate) use footage::target as audit_target;
+pub(crate) use timeline::{Span as TimelineSpan, span_csv as timeline_csv};
+pub(crate) use view::{camera_name, event_view};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -78,11 +84,13 @@ index! {
     get "/" => pages::events,
     get "/events/{seq}" => pages::event,
     post "/events/{seq}/case" => cases::change_case,
+    post "/events/{seq}/evidence" => evidence::download,
     get "/events/{seq}/footage/{n}" => footage::open,
     get "/events/{seq}/bookmarks/{id}/thumbnail" => thumbnail::bookmark_thumbnail,
     get "/timeline" => timeline::page,
     get "/timeline.csv" => timeline::csv,
     get "/cashiers" => cashiers::page,
+    get "/exceptions" => exceptions::page,
     get "/dead-letters" => dead_letters::page,
     post "/dead-letters/dismiss" => dead_letters::dismiss,
     get "/integrations" => pages::integrations,
@@ -97,6 +105,7 @@ index! {
     get "/api/events" => api::events,
     get "/api/events/{seq}" => api::event,
     get "/api/dead-letters" => api::dead_letters,
+    get "/api/exceptions" => api::exceptions,
     get "/api/openapi.json" => openapi::document,
 }
 

@@ -22,7 +22,7 @@ mod tests {
 
     use super::DOCUMENT;
     use crate::web::ROUTES;
-    use crate::web::api::{DeadLetterParams, EventParams};
+    use crate::web::api::{DeadLetterParams, EventParams, ExceptionParams};
 
     const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
 
@@ -137,6 +137,7 @@ mod tests {
         let queries = [
             ("/api/events", events),
             ("/api/dead-letters", query_fields::<DeadLetterParams>()),
+            ("/api/exceptions", query_fields::<ExceptionParams>()),
         ];
         for (method, path, op) in operations(&doc) {
             let expected = queries

@@ -37,12 +37,12 @@ use crate::event::{EventType, Lateness, Timing, median_skew, timing};
 use crate::money::{AmountError, TypedAmount, format_amount, parse_amount};
 use crate::store::{
     AttemptRecord, CASE_TEXT_MAX_CHARS, CaseRecord, CaseState, ErrorKind, EventQuery, EventRecord,
-    StoreError, StoreScope,
+    ExceptionQuery, StoreError, StoreScope,
 };
 
 use super::cases::CaseForm;
 
-pub(super) const TEMPLATES: [(&str, &str); 14] = [
+pub(super) const TEMPLATES: [(&str, &str); 15] = [
     ("login.html", include_str!("../../web/templates/login.html")),
     (
         "password.html",
@@ -60,6 +60,10 @@ pub(super) const TEMPLATES: [(&str, &str); 14] = [
     (
         "cashiers.html",
         include_str!("../../web/templates/cashiers.html"),
+    ),
+    (
+        "exceptions.html",
+        include_str!("../../web/templates/exceptions.html"),
     ),
     (
         "timeline.html",
@@ -244,6 +248,16 @@ pub struct PageError {
 }
 
 impl PageError {
+    /// Something the person cannot fix, already logged by the caller: the page says to try again later.
+    pub(super) fn unavailable() -> Self {
+        PageError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            problem: "unavailable",
+            detail: None,
+            nav: None,
+        }
+    }
+
     fn not_found(what: String, nav: Nav) -> Self {
         PageError {
             status: StatusCode::NOT_FOUND,
@@ -537,6 +551,7 @@ struct Form {
     max_amount: String,
     state: String,
     case: String,
+    exception: String,
     limit: String,
 }
 
@@ -632,6 +647,7 @@ fn list_href(params: &EventParams, before: Option<&str>) -> String {
         ("max_amount", &params.max_amount),
         ("state", &params.state),
         ("case", &params.case),
+        ("exception", &params.exception),
         ("limit", &params.limit),
         ("day", &params.day),
         ("tz", &params.tz),
@@ -766,6 +782,7 @@ pub async fn events(
         max_amount: params.max_amount.clone().unwrap_or_default(),
         state: params.state.clone().unwrap_or_default(),
         case: params.case.clone().unwrap_or_default(),
+        exception: params.exception.clone().unwrap_or_default(),
         limit: params.limit.clone().unwrap_or_default(),
     };
     let mut as_ms = |bound: Result<Option<i64>, Problem>| match bound {
@@ -900,6 +917,7 @@ pub async fn events(
         &form.max_amount,
         &form.state,
         &form.case,
+        &form.exception,
     ]
     .iter()
     .filter(|v| !v.is_empty())
@@ -920,6 +938,7 @@ pub async fn events(
             page => if form.case == "open" { "cases" } else { "events" },
             nav,
             f => form,
+            rules => config.rules.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
             types,
             stores,
             store_listed,
@@ -982,13 +1001,22 @@ pub(super) async fn event_response(
         None => None,
     };
     let clock = register_clock(state, &viewer.scope(), &record.store, &record.register).await?;
+    let exceptions = state
+        .store
+        .exceptions(&ExceptionQuery {
+            scope: viewer.scope(),
+            event_seq: Some(record.seq),
+            limit: 100,
+            ..ExceptionQuery::default()
+        })
+        .await?;
     let mut page = event_page(&state.config, &state.integrations, record, attempts);
     page.register_clock = clock;
     let case = case.map(|c| case_view(&page, c));
     Ok(render(
         status,
         "event.html",
-        context! { page => "event", nav, p => page, case, case_form },
+        context! { page => "event", nav, p => page, case, case_form, exceptions },
     ))
 }
 

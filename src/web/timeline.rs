@@ -17,10 +17,12 @@ use super::format::{LocalTimeError, Zone};
 use super::i18n::{event_label, text, type_label};
 use super::pages::{PageError, nav, register_clock, render};
 use super::view::{CameraFootage, event_cameras};
+use crate::camera::Integrations;
 use crate::clock::now_ms;
+use crate::config::Config;
 use crate::event::Severity;
 use crate::money::format_amount;
-use crate::store::{RegisterActivity, StoreScope};
+use crate::store::{RegisterActivity, Store, StoreError, StoreScope};
 
 /// What a shortage is made of: drawer opens, no-sales, undone sales and cash taken out.
 const CASH_TYPES: [&str; 7] = [
@@ -156,6 +158,42 @@ async fn read(
     if from_ms >= to_ms {
         return Ok(Err(Problem::Order));
     }
+    let span = Span {
+        scope,
+        store,
+        register,
+        from_ms,
+        to_ms,
+    };
+    Ok(Ok(
+        lines(&*state.store, config, &state.integrations, &span).await?
+    ))
+}
+
+/// One register's span of a timeline, for a reader.
+pub(crate) struct Span<'a> {
+    pub scope: &'a StoreScope,
+    pub store: &'a str,
+    pub register: &'a str,
+    pub from_ms: i64,
+    pub to_ms: i64,
+}
+
+/// The timeline of a span whose store the caller has found in the config and in the reader's scope.
+async fn lines(
+    db: &dyn Store,
+    config: &Config,
+    integrations: &Integrations,
+    span: &Span<'_>,
+) -> Result<Read, StoreError> {
+    let Span {
+        scope,
+        store,
+        register,
+        from_ms,
+        to_ms,
+    } = *span;
+    let zone = Zone::of_store(config, Some(store));
     let shown = [CASH_TYPES.as_slice(), SIGN_TYPES.as_slice()].concat();
     let span = RegisterActivity {
         scope,
@@ -168,8 +206,7 @@ async fn read(
         newest_first: false,
     };
     // Who was signed on when the span opened: the last sign-on or sign-off before it.
-    let before = state
-        .store
+    let before = db
         .register_activity(&RegisterActivity {
             from_ms: from_ms - 30 * DAY_MS,
             to_ms: from_ms,
@@ -183,7 +220,7 @@ async fn read(
         .last()
         .filter(|e| e.kind == "sign_on")
         .and_then(|e| e.cashier.clone());
-    let events = state.store.register_activity(&span).await?;
+    let events = db.register_activity(&span).await?;
     let truncated = events.len() as i64 > MAX_LINES;
     let mut totals: BTreeMap<&str, (usize, BTreeMap<String, Sum>)> = BTreeMap::new();
     let mut lines = Vec::new();
@@ -223,7 +260,7 @@ async fn read(
             amount: e.amount.map(|a| format_amount(a, e.currency.as_deref())),
             reason: e.reason.clone(),
             // A line has no room for stills: only cameras with a link to open.
-            cameras: event_cameras(config, &state.integrations, e)
+            cameras: event_cameras(config, integrations, e)
                 .into_iter()
                 .filter(|c| !c.links.is_empty())
                 .collect(),
@@ -249,7 +286,7 @@ async fn read(
             })
         })
         .collect();
-    Ok(Ok(Read {
+    Ok(Read {
         store: store.to_string(),
         register: register.to_string(),
         zone,
@@ -258,7 +295,7 @@ async fn read(
         lines,
         totals,
         truncated,
-    }))
+    })
 }
 
 /// A timeline's address (or its CSV's, by `path`): the span as wall times in the store's zone, as its form
@@ -414,39 +451,8 @@ pub async fn csv(
             return Ok((StatusCode::BAD_REQUEST, text("csv.needs_choice")).into_response());
         }
     };
+    let out = csv_text(&r);
     let zone = r.zone.label(r.from_ms);
-    // A byte-order mark: spreadsheet programs in Japan read UTF-8 without one as Shift_JIS.
-    let mut out = String::from("\u{feff}");
-    // Column names and type names in the reader's language; the type's code beside them, for scripts and
-    // pivot tables that must not depend on who exported.
-    let header: Vec<String> = CSV_COLUMNS
-        .iter()
-        .map(|c| match *c {
-            "time" => cell(&format!("{} ({})", text("csv.time"), zone.abbr)),
-            other => cell(&text(&format!("csv.{other}"))),
-        })
-        .collect();
-    out.push_str(&header.join(","));
-    out.push_str("\r\n");
-    for l in r.lines.iter().filter(|l| !l.context) {
-        let fields = [
-            l.time.as_str(),
-            l.label.as_str(),
-            l.kind.as_str(),
-            l.cashier.as_deref().unwrap_or(""),
-            l.transaction.as_deref().unwrap_or(""),
-            l.amount.as_deref().unwrap_or(""),
-            l.reason.as_deref().unwrap_or(""),
-            l.cameras
-                .first()
-                .and_then(|c| c.links.first())
-                .map(|f| f.link.url.as_str())
-                .unwrap_or(""),
-        ];
-        let row: Vec<String> = fields.iter().map(|f| cell(f)).collect();
-        out.push_str(&row.join(","));
-        out.push_str("\r\n");
-    }
     viewer
         .audit(
             &state,
@@ -488,6 +494,58 @@ pub async fn csv(
         out,
     )
         .into_response())
+}
+
+/// The timeline as CSV, for the investigator's spreadsheet: column names in the reader's language, the cash
+/// lines only.
+fn csv_text(r: &Read) -> String {
+    let zone = r.zone.label(r.from_ms);
+    // A byte-order mark: spreadsheet programs in Japan read UTF-8 without one as Shift_JIS.
+    let mut out = String::from("\u{feff}");
+    // Column names and type names in the reader's language; the type's code beside them, for scripts and
+    // pivot tables that must not depend on who exported.
+    let header: Vec<String> = CSV_COLUMNS
+        .iter()
+        .map(|c| match *c {
+            "time" => cell(&format!("{} ({})", text("csv.time"), zone.abbr)),
+            other => cell(&text(&format!("csv.{other}"))),
+        })
+        .collect();
+    out.push_str(&header.join(","));
+    out.push_str("\r\n");
+    for l in r.lines.iter().filter(|l| !l.context) {
+        let fields = [
+            l.time.as_str(),
+            l.label.as_str(),
+            l.kind.as_str(),
+            l.cashier.as_deref().unwrap_or(""),
+            l.transaction.as_deref().unwrap_or(""),
+            l.amount.as_deref().unwrap_or(""),
+            l.reason.as_deref().unwrap_or(""),
+            l.cameras
+                .first()
+                .and_then(|c| c.links.first())
+                .map(|f| f.link.url.as_str())
+                .unwrap_or(""),
+        ];
+        let row: Vec<String> = fields.iter().map(|f| cell(f)).collect();
+        out.push_str(&row.join(","));
+        out.push_str("\r\n");
+    }
+    out
+}
+
+/// The shortage timeline of one register over a span, as its CSV export has it, with how many cash lines it
+/// holds (for an evidence package). The caller vouches that the store is in the reader's scope.
+pub(crate) async fn span_csv(
+    db: &dyn Store,
+    config: &Config,
+    integrations: &Integrations,
+    span: &Span<'_>,
+) -> Result<(String, usize), StoreError> {
+    let r = lines(db, config, integrations, span).await?;
+    let count = r.lines.iter().filter(|l| !l.context).count();
+    Ok((csv_text(&r), count))
 }
 
 #[cfg(test)]

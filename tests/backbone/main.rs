@@ -24,6 +24,7 @@ mod private_postgres;
 mod probe;
 mod realtime;
 mod rhombus;
+mod rules;
 mod safie;
 mod sample_mosquitto;
 mod search_index;

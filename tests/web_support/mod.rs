@@ -170,7 +170,7 @@ impl Site {
                 outcome: made,
                 at_ms: now,
             };
-            store.finish(&[done]).await.unwrap();
+            store.finish("tillmark", &[done]).await.unwrap();
         }
         let osaka = store
             .event(seq(1), &StoreScope::All)

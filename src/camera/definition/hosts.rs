@@ -69,6 +69,23 @@ pub fn check_url(template: &str, declared: &BTreeMap<String, String>) -> Result<
     }
 }
 
+/// A URL that is an address the vendor's answer gives, whole (`{{ answer.url }}`): a clip's download link
+/// (Safie's `url`). It cannot be checked before it exists, so it is checked when sent (`Wire::elsewhere`:
+/// the system's origin or an allowed host), and goes off the origin without the system's credentials.
+pub fn is_answer_address(template: &str) -> bool {
+    let text = template.trim();
+    let Some(inner) = text.strip_prefix("{{").and_then(|t| t.strip_suffix("}}")) else {
+        return false;
+    };
+    let inner = inner.trim();
+    inner.strip_prefix("answer.").is_some_and(|path| {
+        !path.is_empty()
+            && path
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+    })
+}
+
 /// The template from its first output on: past blank space and `{% set ... %}` tags, which print nothing
 /// (Genetec's URL first makes its text safe for the call it builds).
 fn after_assignments(template: &str) -> &str {
@@ -221,6 +238,21 @@ mod tests {
             "https:///x",
         ] {
             assert!(check_url(bad, &eagle).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn only_a_whole_address_from_the_answer_counts_as_one() {
+        assert!(is_answer_address("{{ answer.url }}"));
+        assert!(is_answer_address(" {{answer.data.url}} "));
+        for not in [
+            "{{ answer.url }}/x",
+            "https://x/{{ answer.url }}",
+            "{{ answer.url ~ '@evil' }}",
+            "{{ answer }}",
+            "{{ system.url }}",
+        ] {
+            assert!(!is_answer_address(not), "{not}");
         }
     }
 

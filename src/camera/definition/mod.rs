@@ -164,6 +164,32 @@ pub struct Fallback {
     pub answer: Answer,
 }
 
+/// A clip of a bookmark's window exported by the camera system (`[clip]`), for evidence packages: requested,
+/// waited for, then downloaded within a size limit. A definition without one offers the link and the window
+/// only.
+#[derive(Debug, Clone)]
+pub struct Clip {
+    /// The export request, templates over the bookmark as the create request sees it; its answer gives the
+    /// export's id (`id`), which the poll and download templates see as `job`.
+    pub request: Request,
+    pub answer: Answer,
+    /// Asked every `every` until `ready` renders `true`; templates see `job` and, in `ready` and `failed`,
+    /// the poll's JSON answer as `answer`.
+    pub poll: Request,
+    pub ready: String,
+    /// Renders `true` when the vendor says the export will never be ready.
+    pub failed: Option<String>,
+    pub every: Duration,
+    /// The download; templates see `job` and the ready poll answer as `answer`. Its URL may be an address
+    /// from that answer (`{{ answer.url }}`): checked when it is sent to be on the system's origin or one of
+    /// its allowed hosts, and sent there without the system's credentials.
+    pub download: Request,
+    /// The largest clip taken; past it the download stops and the package keeps the link and the window.
+    pub max_size: crate::config::Bytes,
+    /// How long the whole export may take, request to last byte.
+    pub time_limit: Duration,
+}
+
 #[derive(Debug, Clone)]
 pub struct Definition {
     pub name: String,
@@ -179,6 +205,7 @@ pub struct Definition {
     pub footage_link: Option<String>,
     /// A still of the camera at the moment, fetched by tillmark with the system's credentials.
     pub thumbnail: Option<Request>,
+    pub clip: Option<Clip>,
     pub max_name: Option<usize>,
     pub max_description: Option<usize>,
     /// The rate the vendor allows this camera system, all requests counted.
@@ -611,6 +638,43 @@ mod tests {
         )
         .unwrap();
         assert_eq!(def.rate_limit.map(|r| r.per_second()), Some(10.0));
+    }
+
+    #[test]
+    fn frigate_and_safie_export_clips_and_milestone_documents_none() {
+        let set = load_all(Path::new("/nonexistent/integrations"));
+        let frigate = set.definitions["frigate"].clip.as_ref().unwrap();
+        assert!(frigate.request.url.contains("/api/export/"));
+        assert!(matches!(&frigate.answer.id, IdFrom::Path(p) if p == "export_id"));
+        assert_eq!(frigate.max_size, crate::config::Bytes(500_000_000));
+        let safie = set.definitions["safie"].clip.as_ref().unwrap();
+        assert_eq!(safie.download.url, "{{ answer.url }}");
+        assert!(set.definitions["milestone"].clip.is_none());
+    }
+
+    #[test]
+    fn a_clip_section_without_its_id_poll_or_download_is_reported_with_its_line() {
+        let text = "name = \"acme\"\n[create]\nurl = \"{{ system.url }}\"\n[clip]\nurl = \"{{ system.url }}/export\"\nmax_size = \"lots\"\n";
+        let errors = parse(text, "acme", None).unwrap_err();
+        let mut got: Vec<(&str, usize)> = errors
+            .iter()
+            .map(|e| (e.path.as_str(), e.line.unwrap_or(0)))
+            .collect();
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                ("clip.download", 4),
+                ("clip.id", 4),
+                ("clip.max_size", 6),
+                ("clip.poll", 4)
+            ],
+            "{errors:#?}"
+        );
+        let elsewhere = "name = \"acme\"\n[create]\nurl = \"{{ system.url }}\"\n[clip]\nurl = \"{{ system.url }}/export\"\nid = \"id\"\n[clip.poll]\nurl = \"{{ system.url }}/export/{{ job }}\"\nready = \"{{ answer.done }}\"\n[clip.download]\nurl = \"https://cdn.example/{{ answer.file }}\"\n";
+        let errors = parse(elsewhere, "acme", None).unwrap_err();
+        assert_eq!(errors[0].path, "clip.download.url", "{errors:#?}");
+        assert!(errors[0].message.contains("cdn.example"), "{errors:?}");
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::{
-    Answer, Auth, Body, Create, DEFAULT_RETRY, Definition, Fallback, IdFrom, Lookup, Moment,
+    Answer, Auth, Body, Clip, Create, DEFAULT_RETRY, Definition, Fallback, IdFrom, Lookup, Moment,
     RateLimit, Request, Session, Setup, TokenFrom,
 };
 use crate::config::Integration;
@@ -188,6 +188,88 @@ fn answer(doc: &Doc, t: &Table) -> Answer {
         }
     }
     answer
+}
+
+/// `[clip]`: the export request and its answer, `[clip.poll]` with its `ready` test, `[clip.download]`, and the
+/// limits on the whole.
+fn clip(doc: &Doc, hosts: &Hosts, c: &Table) -> Option<Clip> {
+    let export = request(doc, hosts, c, "POST");
+    let answer = answer(doc, c);
+    if matches!(answer.id, IdFrom::None) {
+        c.error(
+            "id",
+            "is required: the path of the export's id in the answer, which the poll and download use as `job`",
+        );
+    }
+    let every = c
+        .opt_duration("every")
+        .map(|m| m.as_std())
+        .unwrap_or(Duration::from_secs(2));
+    let time_limit = c
+        .opt_duration("time_limit")
+        .map(|m| m.as_std())
+        .unwrap_or(Duration::from_secs(600));
+    let max_size = c
+        .opt_size("max_size")
+        .unwrap_or(crate::config::Bytes(500 * 1000 * 1000));
+    let mut ready = None;
+    let mut failed = None;
+    let poll = c.opt_table("poll");
+    if poll.is_none() {
+        c.error(
+            "poll",
+            "is required: the request that asks whether the export is ready",
+        );
+    }
+    let poll = poll.and_then(|p| {
+        let r = request(doc, hosts, &p, "GET");
+        ready = template(doc, &p, "ready", true);
+        failed = template(doc, &p, "failed", false);
+        p.finish();
+        r
+    });
+    let download = c.opt_table("download");
+    if download.is_none() {
+        c.error(
+            "download",
+            "is required: the request that fetches the finished clip",
+        );
+    }
+    let download = download.and_then(|d| {
+        // An address the answer gives whole is checked when sent; any other URL is checked here.
+        let r = match d.peek_str("url") {
+            Some(url) if super::hosts::is_answer_address(&url.value) => {
+                let method = d.opt_str("method");
+                if method.is_some_and(|m| m.value != "GET") {
+                    d.error(
+                        "method",
+                        "a download from an address in the answer is a GET",
+                    );
+                }
+                template(doc, &d, "url", true).map(|url| Request {
+                    method: reqwest::Method::GET,
+                    url,
+                    headers: Vec::new(),
+                    body: Body::None,
+                })
+            }
+            _ => request(doc, hosts, &d, "GET"),
+        };
+        d.finish();
+        r
+    });
+    c.finish();
+    Some(Clip {
+        request: export?,
+        answer,
+        poll: poll?,
+        ready: ready?,
+        failed,
+        every,
+        download: download?,
+        max_size,
+        time_limit,
+    })
 }
 
 fn lookup(doc: &Doc, hosts: &Hosts, t: &Table) -> Option<Lookup> {
@@ -491,6 +573,7 @@ pub fn definition(doc: &Doc, top: &Table, name: &str, source: Option<&Path>) -> 
         t.finish();
         r
     });
+    let clip = top.opt_table("clip").and_then(|c| clip(doc, &hosts, &c));
     let (mut max_name, mut max_description) = (None, None);
     let (mut rate_limit, mut cooldown) = (None, None);
     if let Some(l) = top.opt_table("limits") {
@@ -527,6 +610,7 @@ pub fn definition(doc: &Doc, top: &Table, name: &str, source: Option<&Path>) -> 
         fallback,
         footage_link,
         thumbnail,
+        clip,
         max_name,
         max_description,
         rate_limit,

@@ -58,10 +58,7 @@ impl Exceptions for PgStore {
         rows.iter().map(event_from_row).collect()
     }
 
-    async fn exceptions(
-        &self,
-        query: &ExceptionQuery,
-    ) -> Result<Vec<ExceptionRecord>, StoreError> {
+    async fn exceptions(&self, query: &ExceptionQuery) -> Result<Vec<ExceptionRecord>, StoreError> {
         let rows: Vec<ExceptionRow> = list::<Postgres>(query)
             .build_query_as()
             .fetch_all(self.pool())

@@ -13,7 +13,7 @@ mod dead_letters;
 mod exceptions;
 mod retention;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -170,9 +170,8 @@ pub(super) async fn insert_bookmarks(
     let text = |f: fn(&NewBookmark) -> &String| -> Vec<String> {
         planned.iter().map(|(_, b, _)| f(b).clone()).collect()
     };
-    let number = |f: fn(&(i64, &NewBookmark, i64)) -> i64| -> Vec<i64> {
-        planned.iter().map(f).collect()
-    };
+    let number =
+        |f: fn(&(i64, &NewBookmark, i64)) -> i64| -> Vec<i64> { planned.iter().map(f).collect() };
     sqlx::query(
         "INSERT INTO bookmarks (event_seq, system, device, camera, moment_ms, start_ms, duration_ms, \
          next_attempt_ms, created_ms, updated_ms) \
@@ -546,7 +545,7 @@ impl Store for PgStore {
             .collect()
     }
 
-    async fn finish(&self, results: &[Finished]) -> Result<bool, StoreError> {
+    async fn finish(&self, holder: &str, results: &[Finished]) -> Result<bool, StoreError> {
         // One statement for every outcome of the batch: each row's new values come as arrays, and the CASEs
         // pick what its kind of outcome changes. A lease ends with every outcome.
         let mut ids = Vec::with_capacity(results.len());
@@ -557,6 +556,17 @@ impl Store for PgStore {
         let mut made_as: Vec<Option<String>> = Vec::with_capacity(results.len());
         let mut maybe: Vec<bool> = Vec::with_capacity(results.len());
         let mut at: Vec<i64> = Vec::with_capacity(results.len());
+        let mut tx = self.pool.begin().await?;
+        // Locked until commit: a lease that is ours now stays ours while its outcome is written.
+        let late: HashSet<i64> = sqlx::query_scalar(
+            "SELECT id FROM bookmarks WHERE id = ANY($1) AND claimed_by IS DISTINCT FROM $2 FOR UPDATE",
+        )
+        .bind(results.iter().map(|f| f.bookmark_id).collect::<Vec<_>>())
+        .bind(holder)
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .collect();
         for f in results {
             let (kind, when, text, vendor, made, maybe_created) = match &f.outcome {
                 Outcome::Unsent => ("unsent", None, None, None, None, false),
@@ -592,13 +602,12 @@ impl Store for PgStore {
             ids.push(f.bookmark_id);
             kinds.push(kind);
             due.push(when);
-            texts.push(text.cloned());
+            texts.push(text.map(|t| history_detail(&late, f.bookmark_id, t)));
             vendor_ids.push(vendor);
             made_as.push(made);
             maybe.push(maybe_created);
             at.push(f.at_ms);
         }
-        let mut tx = self.pool.begin().await?;
         // Unsent and paced give back the attempt their claim counted (neither reached the vendor); unsent
         // keeps the last error and due time, paced keeps maybe_created as earlier attempts left it.
         sqlx::query(
@@ -615,7 +624,7 @@ impl Store for PgStore {
                in_flight = false, claimed_until_ms = NULL, claimed_by = NULL \
              FROM UNNEST($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::boolean[], \
                $8::bigint[]) AS v (id, kind, due, text, vendor_id, made_as, maybe, at) \
-             WHERE b.id = v.id",
+             WHERE b.id = v.id AND (b.claimed_by = $9 OR (v.kind = 'made' AND b.state = 'pending'))",
         )
         .bind(&ids)
         .bind(&kinds)
@@ -625,6 +634,7 @@ impl Store for PgStore {
         .bind(&made_as)
         .bind(&maybe)
         .bind(&at)
+        .bind(holder)
         .execute(&mut *tx)
         .await?;
         // Every attempt's line in the row's history; a claim given back unsent was no attempt.

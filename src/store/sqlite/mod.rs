@@ -11,7 +11,7 @@ mod dead_letters;
 mod exceptions;
 mod retention;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt::Write;
 use std::str::FromStr;
 use std::time::Duration;
@@ -527,6 +527,27 @@ async fn run_chunk(
     Ok(())
 }
 
+/// The rows among `results` whose lease is no longer `holder`'s (see [`Store::finish`]).
+async fn late_outcomes(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    holder: &str,
+    results: &[Finished],
+) -> Result<HashSet<i64>, StoreError> {
+    let mut late = HashSet::new();
+    for chunk in results.chunks(ROWS_PER_INSERT) {
+        let mut q =
+            QueryBuilder::<Sqlite>::new("SELECT id FROM bookmarks WHERE claimed_by IS NOT ");
+        q.push_bind(holder).push(" AND id IN (");
+        let mut ids = q.separated(", ");
+        for f in chunk {
+            ids.push_bind(f.bookmark_id);
+        }
+        q.push(")");
+        late.extend(q.build_query_scalar::<i64>().fetch_all(&mut **tx).await?);
+    }
+    Ok(late)
+}
+
 /// Whether an event that explains a drawer open is stored at this register within `within_ms` of `at_ms`.
 async fn drawer_open_explained(
     tx: &mut sqlx::Transaction<'_, Sqlite>,
@@ -918,8 +939,9 @@ impl Store for SqliteStore {
         Ok(jobs)
     }
 
-    async fn finish(&self, results: &[Finished]) -> Result<bool, StoreError> {
+    async fn finish(&self, holder: &str, results: &[Finished]) -> Result<bool, StoreError> {
         let mut tx = self.writer.begin().await?;
+        let late = late_outcomes(&mut tx, holder, results).await?;
         // One statement per kind of outcome and chunk of rows, not two per row: a batch of hundreds of
         // outcomes takes the writer for a few statements, so claims and ingest do not queue behind it.
         let of = |kind: fn(&Outcome) -> bool| -> Vec<&Finished> {
@@ -930,8 +952,9 @@ impl Store for SqliteStore {
             // found.
             let mut q = QueryBuilder::<Sqlite>::new(
                 "UPDATE bookmarks SET attempts = MAX(attempts - 1, 0), in_flight = 0, claimed_until_ms = NULL, claimed_by = NULL \
-                 WHERE id IN (",
+                 WHERE claimed_by = ",
             );
+            q.push_bind(holder).push(" AND id IN (");
             let mut ids = q.separated(", ");
             for f in chunk {
                 ids.push_bind(f.bookmark_id);
@@ -957,7 +980,9 @@ impl Store for SqliteStore {
                     .push_bind(made_as)
                     .push_bind(f.at_ms);
             });
-            q.push(") AS v WHERE bookmarks.id = v.column1");
+            q.push(") AS v WHERE bookmarks.id = v.column1 AND (bookmarks.claimed_by = ")
+                .push_bind(holder)
+                .push(" OR bookmarks.state = 'pending')");
             run_chunk(q, chunk.len(), &mut tx).await?;
         }
         for chunk in of(|o| matches!(o, Outcome::Retry { .. })).chunks(ROWS_PER_INSERT) {
@@ -980,7 +1005,8 @@ impl Store for SqliteStore {
                     .push_bind(maybe_created)
                     .push_bind(f.at_ms);
             });
-            q.push(") AS v WHERE bookmarks.id = v.column1");
+            q.push(") AS v WHERE bookmarks.id = v.column1 AND bookmarks.claimed_by = ")
+                .push_bind(holder);
             run_chunk(q, chunk.len(), &mut tx).await?;
         }
         for chunk in of(|o| matches!(o, Outcome::Paced { .. })).chunks(ROWS_PER_INSERT) {
@@ -1000,7 +1026,8 @@ impl Store for SqliteStore {
                     .push_bind(note)
                     .push_bind(f.at_ms);
             });
-            q.push(") AS v WHERE bookmarks.id = v.column1");
+            q.push(") AS v WHERE bookmarks.id = v.column1 AND bookmarks.claimed_by = ")
+                .push_bind(holder);
             run_chunk(q, chunk.len(), &mut tx).await?;
         }
         for chunk in of(|o| matches!(o, Outcome::Failed { .. })).chunks(ROWS_PER_INSERT) {
@@ -1016,7 +1043,8 @@ impl Store for SqliteStore {
                     .push_bind(error)
                     .push_bind(f.at_ms);
             });
-            q.push(") AS v WHERE bookmarks.id = v.column1");
+            q.push(") AS v WHERE bookmarks.id = v.column1 AND bookmarks.claimed_by = ")
+                .push_bind(holder);
             run_chunk(q, chunk.len(), &mut tx).await?;
         }
         // Every attempt's line in the row's history; a claim given back unsent was no attempt.
@@ -1035,7 +1063,7 @@ impl Store for SqliteStore {
                 row.push_bind(f.bookmark_id)
                     .push_bind(f.at_ms)
                     .push_bind(label)
-                    .push_bind(detail);
+                    .push_bind(history_detail(&late, f.bookmark_id, detail));
             });
             run_chunk(q, chunk.len(), &mut tx).await?;
         }
