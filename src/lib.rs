@@ -6,6 +6,7 @@
 //! This file wires them from a [`config::Config`] and shuts them down in order.
 
 pub mod accounts;
+pub mod alerts;
 pub mod camera;
 pub mod cli;
 pub mod clock;
@@ -56,6 +57,8 @@ pub struct Daemon {
     /// The rules' evaluator and the config file's watcher.
     rules: JoinHandle<()>,
     rules_cancel: CancellationToken,
+    /// The alert sender, when the config has `[[alerts]]`; it trails the rules and stops with them.
+    alerts: Option<JoinHandle<()>>,
     store: Arc<dyn Store>,
     web_addr: SocketAddr,
     /// `/metrics`'s own listener and its server, when `[metrics] listen` asks for one; it stops with the web
@@ -67,6 +70,8 @@ pub struct Daemon {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    #[error(transparent)]
+    Alerts(#[from] alerts::AlertError),
     #[error(transparent)]
     Broker(#[from] ingest::BrokerError),
     #[error("cannot open the database {url}: {source}")]
@@ -272,6 +277,21 @@ impl Daemon {
             health.clone(),
             rules_cancel.clone(),
         ));
+        let alerts = if config.alerts.is_empty() {
+            None
+        } else {
+            let alerter = alerts::Alerter::new(
+                store.clone(),
+                config.clone(),
+                config.mqtt.client_id.clone(),
+                clock::now_ms(),
+            )?;
+            Some(tokio::spawn(alerts::run(
+                alerter,
+                health.clone(),
+                rules_cancel.clone(),
+            )))
+        };
         tokio::spawn(expedite_on_new_definitions(
             config.clone(),
             integrations.clone(),
@@ -309,6 +329,7 @@ impl Daemon {
             indexer_cancel,
             rules,
             rules_cancel,
+            alerts,
             store,
             web_addr,
             metrics_addr,
@@ -337,8 +358,8 @@ impl Daemon {
     }
 
     /// Stops in order: intake (what arrived is written and acknowledged), then delivery (in-flight attempts
-    /// finish), then the web index, then the search indexer and the rules (each one's step in progress
-    /// commits), then the database.
+    /// finish), then the web index, then the search indexer, the rules and the alerts (each one's step in
+    /// progress commits), then the database.
     pub async fn shutdown(self) {
         self.ingest.shutdown().await;
         self.delivery_cancel.cancel();
@@ -358,6 +379,9 @@ impl Daemon {
         let _ = self.indexer.await;
         self.rules_cancel.cancel();
         let _ = self.rules.await;
+        if let Some(alerts) = self.alerts {
+            let _ = alerts.await;
+        }
         self.store.close().await;
         tracing::info!("Stopped.");
     }

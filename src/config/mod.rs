@@ -6,6 +6,7 @@
 //!
 //! Secrets are never in the file: it names environment variables (`password_env`), read here into [`Secret`]s.
 
+mod alerts;
 mod duration;
 mod intake;
 mod metrics;
@@ -18,6 +19,9 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
+pub use alerts::{
+    AlertConfig, Channel, DigestTime, Language, SmtpConfig, SmtpSecurity, WebhookFormat,
+};
 pub use duration::{Millis, parse as parse_duration};
 pub use intake::IntakeConfig;
 pub use metrics::MetricsConfig;
@@ -52,6 +56,10 @@ pub struct Config {
     pub cameras: Vec<CameraConfig>,
     /// `[[rules]]`: the exception rules, in file order. Default: none.
     pub rules: Vec<RuleConfig>,
+    /// `[smtp]`: the mail server email alerts go through unless an alert names its own. Default: none.
+    pub smtp: Option<SmtpConfig>,
+    /// `[[alerts]]`: who hears about exceptions, and how. Default: none.
+    pub alerts: Vec<AlertConfig>,
 }
 
 /// `[mqtt]`: where register events come from.
@@ -226,6 +234,9 @@ pub struct WebConfig {
     pub session_idle: Millis,
     /// How long an API token works when `tillmark token create` is not told (`--expires`). Default `90d`.
     pub token_lifetime: Millis,
+    /// `public_url`: the index's address as people outside reach it (`https://tillmark.example.com/`), for the
+    /// links in alerts. Default: none, so alerts carry no links.
+    pub public_url: Option<url::Url>,
 }
 
 #[derive(Debug, Clone)]
@@ -346,6 +357,9 @@ pub struct StoreConfig {
     /// `hours`: when it is open, in `timezone` (`"09:00-22:00"`, or a table by weekday), for the
     /// `outside_hours` rule. Default: none, always open.
     pub hours: Option<OpeningHours>,
+    /// `language`: `en` or `ja`, the language of its alerts. Default `ja` for a store in `Asia/Tokyo`, else
+    /// `en`.
+    pub language: Language,
 }
 
 /// The vendor definition a camera system uses, by name (built in, or a file in the integrations folder).
@@ -587,7 +601,21 @@ impl Builder<'_> {
             .collect();
         self.unique(&store_ids);
         self.unique(&system_ids);
-        let rules = self.rules(&top.tables("rules"), &store_ids);
+        let rule_tables = top.tables("rules");
+        let rules = self.rules(&rule_tables, &store_ids);
+        let rule_ids: Vec<At<String>> = rule_tables
+            .iter()
+            .filter_map(|t| t.peek_str("id"))
+            .collect();
+        let smtp_table = top.opt_table("smtp");
+        let smtp = self.smtp(smtp_table.as_ref());
+        let alerts = self.alerts(
+            &top.tables("alerts"),
+            &store_ids,
+            &rule_ids,
+            smtp.as_ref(),
+            smtp_table.is_some(),
+        );
         Some(Config {
             mqtt: mqtt?,
             database: database?,
@@ -604,6 +632,8 @@ impl Builder<'_> {
             camera_systems: systems,
             cameras,
             rules,
+            smtp,
+            alerts,
         })
     }
 
@@ -900,9 +930,11 @@ impl Builder<'_> {
             trusted_proxies: Vec::new(),
             session_idle: Millis(8 * 3_600_000),
             token_lifetime: Millis(90 * 86_400_000),
+            public_url: None,
         };
         let Some(t) = t else { return Some(cfg) };
         cfg.behind_proxy = t.opt_bool("behind_proxy").unwrap_or(false);
+        cfg.public_url = self.public_url(t);
         for proxy in t.opt_str_list("trusted_proxies").unwrap_or_default() {
             match proxy.value.parse::<IpAddr>() {
                 Ok(ip) => cfg.trusted_proxies.push(ip),
@@ -1232,6 +1264,7 @@ impl Builder<'_> {
                     None
                 }
             });
+        let language = self.language(t, tz);
         t.finish();
         let id = id?.value;
         Some(StoreConfig {
@@ -1239,6 +1272,7 @@ impl Builder<'_> {
             id,
             timezone: tz?,
             hours,
+            language,
         })
     }
 

@@ -511,7 +511,7 @@ fn each_mistake_comes_with_a_message_that_says_how_to_fix_it() {
     let message = |path: &str| error_at(&errors, path).message.clone();
     assert_eq!(
         message("colour"),
-        "unknown key; expected one of: bookmarks, camera_systems, cameras, database, dead_letters, delivery, intake, integrations, metrics, mqtt, retention, rules, signing, stores, web"
+        "unknown key; expected one of: alerts, bookmarks, camera_systems, cameras, database, dead_letters, delivery, intake, integrations, metrics, mqtt, retention, rules, signing, smtp, stores, web"
     );
     assert_eq!(
         message("mqtt.retain"),
@@ -877,8 +877,9 @@ fn the_error_list_names_the_file_counts_the_errors_and_lists_each_on_its_own_lin
     assert_eq!(
         lines.next(),
         Some(
-            "  - colour (line 1): unknown key; expected one of: bookmarks, camera_systems, cameras, database, \
-             dead_letters, delivery, intake, integrations, metrics, mqtt, retention, rules, signing, stores, web"
+            "  - colour (line 1): unknown key; expected one of: alerts, bookmarks, camera_systems, cameras, \
+             database, dead_letters, delivery, intake, integrations, metrics, mqtt, retention, rules, signing, \
+             smtp, stores, web"
         )
     );
     assert_eq!(lines.count(), 17);

@@ -10,6 +10,9 @@
 //!   the next attempt looks before it creates.
 
 mod accounts;
+#[cfg(test)]
+mod alert_tests;
+mod alerts;
 mod audit;
 mod cases;
 mod dead_letters;
@@ -34,6 +37,9 @@ use serde::Serialize;
 use std::collections::HashSet;
 
 pub use accounts::{AccountError, Accounts, SessionRecord, TokenInfo, TotpState};
+pub use alerts::{
+    AlertJob, AlertOutbox, AlertOutcome, AlertSubject, AlertTrouble, FoundKey, NewAlert,
+};
 pub use audit::{
     AuditCheck, AuditEntry, AuditLog, AuditPurge, AuditQuery, CHECKPOINT_ACTION, Checkpoint,
     NewAuditEntry, SignInRecord, SignInWindows,
@@ -600,7 +606,16 @@ pub struct Counts {
 
 #[async_trait]
 pub trait Store:
-    Accounts + AuditLog + Cases + DeadLetterStore + Exceptions + Retention + Send + Sync + 'static
+    Accounts
+    + AlertOutbox
+    + AuditLog
+    + Cases
+    + DeadLetterStore
+    + Exceptions
+    + Retention
+    + Send
+    + Sync
+    + 'static
 {
     /// Writes a batch in one transaction and returns once it is durable, one outcome per intake, in order.
     async fn ingest(&self, batch: &[Intake], now_ms: i64)

@@ -509,6 +509,18 @@ pub async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Value>)
         StatusCode::SERVICE_UNAVAILABLE
     };
     let counts = counts.unwrap_or_default();
+    // What the alerts could not deliver: no reason to call the daemon unhealthy, but an operator's to fix.
+    let alerts = match state.store.alert_trouble().await {
+        Ok(t) => json!({
+            "failed": t.failed,
+            "retrying": t.retrying,
+            "newest_error": t.newest.map(|(alert, error)| json!({"alert": alert, "error": error})),
+        }),
+        Err(e) => {
+            tracing::warn!(error = %e, "Cannot read the alert outbox for /healthz.");
+            Value::Null
+        }
+    };
     let database: Vec<Value> = problems
         .iter()
         .map(|p| {
@@ -527,6 +539,7 @@ pub async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Value>)
             "bookmarks_failed": counts.failed,
             "dead_letters": counts.dead_letters,
             "last_received_at": counts.last_received_ms.map(iso_utc),
+            "alerts": alerts,
         })),
     )
 }

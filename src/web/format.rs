@@ -360,6 +360,7 @@ mod tests {
             name: id.into(),
             timezone,
             hours: None,
+            language: crate::config::Language::default_for(timezone),
         }
     }
 

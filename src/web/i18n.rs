@@ -126,6 +126,33 @@ pub fn current() -> Lang {
     HERE.try_with(|h| h.lang).unwrap_or(Lang::En)
 }
 
+/// Runs `f` speaking `lang`, as a page rendered for a request in that language would: for what is written
+/// outside a request, such as an alert's email in its store's language.
+pub fn in_language<R>(lang: Lang, f: impl FnOnce() -> R) -> R {
+    let here = Here {
+        lang,
+        path: "/".into(),
+    };
+    HERE.sync_scope(here, f)
+}
+
+/// A message in the current language with each `{name}` replaced by its value, as plain text (no escaping):
+/// for text that is no page, such as an email.
+pub fn text_with(key: &str, values: &[(&str, &str)]) -> String {
+    values.iter().fold(text(key), |message, (name, value)| {
+        message.replace(&format!("{{{name}}}"), value)
+    })
+}
+
+impl From<crate::config::Language> for Lang {
+    fn from(language: crate::config::Language) -> Lang {
+        match language {
+            crate::config::Language::En => Lang::En,
+            crate::config::Language::Ja => Lang::Ja,
+        }
+    }
+}
+
 type Catalog = HashMap<String, String>;
 
 /// Nested tables flattened to dotted keys: `[case] open = "…"` is `case.open`.

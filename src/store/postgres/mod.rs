@@ -6,6 +6,7 @@
 //! Schema: `migrations/postgres`, the whole of what the SQLite migrations build.
 
 mod accounts;
+mod alerts;
 mod audit;
 mod cases;
 mod dead_letters;

@@ -4,6 +4,7 @@
 //! ingest.
 
 mod accounts;
+mod alerts;
 mod audit;
 mod cases;
 mod dead_letters;
