@@ -1302,7 +1302,7 @@ pub async fn rules_test(
             event.register,
             event.kind,
             hit.event_seq,
-            hit.why
+            hit.why.text()
         )?;
     }
     writeln!(

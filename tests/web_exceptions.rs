@@ -148,6 +148,43 @@ async fn the_exceptions_api_answers_in_its_documented_shape_within_the_readers_s
     assert_eq!(status, StatusCode::FORBIDDEN);
 }
 
+#[tokio::test]
+async fn a_reader_of_the_index_in_japanese_reads_why_in_japanese_and_the_api_keeps_english() {
+    let site = judged().await;
+    let get = |path: String| {
+        Site::client()
+            .get(format!("{}{path}", site.base))
+            .bearer_auth(&site.tokens["aiko"])
+            .header("cookie", "lang=ja")
+            .send()
+    };
+    let page = get("/exceptions".into())
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("返品 ¥5,000（¥1,000 以上）"), "{page}");
+    assert!(!page.contains("at or above"), "{page}");
+    let page = get(format!("/events/{}", site.shibuya_seq))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("返品 ¥5,000（¥1,000 以上）"), "{page}");
+    let api: Value = get("/api/exceptions".into())
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        api["exceptions"][0]["why"],
+        "refund of ¥5,000, at or above ¥1,000"
+    );
+}
+
 /// A script's read of exceptions is a read of events: the audit log says who asked what and got how many.
 #[tokio::test]
 async fn a_scripts_read_of_exceptions_is_in_the_audit_log() {

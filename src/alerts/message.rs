@@ -149,7 +149,7 @@ impl Message {
                 "alert.rule",
                 &[("rule", &x.rule), ("severity", &x.severity)],
             ),
-            i18n::text_with("alert.why", &[("why", &x.why)]),
+            i18n::text_with("alert.why", &[("why", &crate::rules::why_text(&x.why))]),
             i18n::text_with(
                 "alert.event",
                 &[
@@ -294,7 +294,7 @@ impl Message {
 /// One exception in tillmark's JSON.
 fn item(x: &ExceptionRecord, links: &Links) -> Value {
     json!({
-        "exception": {"rule": x.rule, "severity": x.severity, "why": x.why, "found_ms": x.found_ms},
+        "exception": {"rule": x.rule, "severity": x.severity, "why": crate::rules::english_why(&x.why), "found_ms": x.found_ms},
         "event": {
             "seq": x.event_seq, "store": x.store, "register": x.register, "type": x.kind, "at": x.at,
             "amount": x.amount, "currency": x.currency,

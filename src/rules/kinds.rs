@@ -6,10 +6,10 @@
 
 use chrono::{Datelike, TimeZone, Timelike};
 
+use super::reason::{Place, Reason};
 use super::{Hit, per_100, stands_out};
 use crate::config::{Config, Millis, RuleConfig, RuleKind, TextField};
 use crate::event::EventType;
-use crate::money::format_amount;
 use crate::store::{EventQuery, EventRecord, Store, StoreError, StoreScope};
 
 /// Receipt numbers restart (daily, per register): item voids of one number count together only within a day.
@@ -25,7 +25,7 @@ pub(super) async fn check(
     rule: &RuleConfig,
     event: &EventRecord,
 ) -> Result<Vec<Hit>, StoreError> {
-    let hit = |why: String| Ok(vec![Hit::on(event, why)]);
+    let hit = |why: Reason| Ok(vec![Hit::on(event, why)]);
     match &rule.kind {
         RuleKind::AmountOver {
             types,
@@ -39,12 +39,12 @@ pub(super) async fn check(
                 && event.currency.as_deref() == Some(currency)
                 && amount.unsigned_abs() >= min_amount.unsigned_abs()
             {
-                return hit(format!(
-                    "{} of {}, at or above {}",
-                    event.kind,
-                    format_amount(amount, Some(currency)),
-                    format_amount(*min_amount, Some(currency))
-                ));
+                return hit(Reason::AmountOver {
+                    kind: event.kind.clone(),
+                    amount,
+                    min_amount: *min_amount,
+                    currency: currency.clone(),
+                });
             }
             Ok(Vec::new())
         }
@@ -61,12 +61,15 @@ pub(super) async fn check(
                 let Some(number) = matcher.find(&text) else {
                     continue;
                 };
+                let matched = |value| Reason::Text {
+                    place: place.clone(),
+                    matcher: matcher.to_string(),
+                    value,
+                };
                 match (value, number) {
-                    (None, _) => return hit(format!("{place} matches \"{matcher}\"")),
+                    (None, _) => return hit(matched(None)),
                     (Some(cmp), Some(n)) if cmp.holds(n) => {
-                        return hit(format!(
-                            "{place} matches \"{matcher}\" with value {n} ({cmp})"
-                        ));
+                        return hit(matched(Some((n, cmp.to_string()))));
                     }
                     _ => {}
                 }
@@ -109,9 +112,10 @@ pub(super) async fn check(
                 })
                 .await?;
             if sales.is_empty() {
-                return hit(format!(
-                    "its original transaction {original} was not seen as a sale at this store in the {within} before it"
-                ));
+                return hit(Reason::RefundWithoutSale {
+                    transaction: original,
+                    within_ms: within.0,
+                });
             }
             Ok(Vec::new())
         }
@@ -136,9 +140,10 @@ pub(super) async fn check(
                 .await?;
             // Only the one that reaches the count: one exception per transaction, not one per further void.
             if before.len() as i64 + 1 == *min_count {
-                return hit(format!(
-                    "item void number {min_count} in transaction {transaction}"
-                ));
+                return hit(Reason::ItemVoids {
+                    count: *min_count,
+                    transaction: transaction.clone(),
+                });
             }
             Ok(Vec::new())
         }
@@ -154,13 +159,10 @@ pub(super) async fn check(
             }
             let local = chrono::DateTime::from_timestamp_millis(event.at_ms)
                 .map(|t| shop.timezone.from_utc_datetime(&t.naive_utc()));
-            let when = local.map_or_else(String::new, |t| {
-                format!("{:02}:{:02} on a {}", t.hour(), t.minute(), t.weekday())
-            });
-            hit(format!(
-                "{} at {when}, outside the store's hours",
-                event.kind
-            ))
+            hit(Reason::OutsideHours {
+                kind: event.kind.clone(),
+                at: local.map(|t| (t.weekday(), t.hour(), t.minute())),
+            })
         }
         RuleKind::CashierRate {
             types,
@@ -214,22 +216,22 @@ fn attribute(event: &EventRecord, name: &str) -> Option<String> {
     }
 }
 
-/// The texts a `text` rule reads, each with how the reason names it.
-fn texts(field: &TextField, event: &EventRecord) -> Vec<(String, String)> {
+/// The texts a `text` rule reads, each with where it is.
+fn texts(field: &TextField, event: &EventRecord) -> Vec<(Place, String)> {
     match field {
         TextField::Lines => event
             .lines
             .iter()
             .enumerate()
-            .map(|(i, l)| (format!("line {}", i + 1), l.clone()))
+            .map(|(i, l)| (Place::Line(i + 1), l.clone()))
             .collect(),
         TextField::Reason => event
             .reason
             .iter()
-            .map(|r| ("the reason".to_string(), r.clone()))
+            .map(|r| (Place::Reason, r.clone()))
             .collect(),
         TextField::Attribute(name) => attribute(event, name)
-            .map(|v| (format!("attribute {name}"), v))
+            .map(|v| (Place::Attribute(name.clone()), v))
             .into_iter()
             .collect(),
     }
@@ -264,10 +266,11 @@ async fn pair(
                 .collect::<Vec<_>>(),
         )
     };
-    let amount = if same_amount {
-        " of the same amount"
-    } else {
-        ""
+    let why = |gap_ms| Reason::Sequence {
+        first: first.as_str().into(),
+        then: then.as_str().into(),
+        gap_ms,
+        same_amount,
     };
     let mut hits = Vec::new();
     if event.kind == then.as_str() {
@@ -276,24 +279,14 @@ async fn pair(
             .await?
             .first()
         {
-            hits.push(Hit::on(
-                event,
-                format!(
-                    "{then} {} after a {first}{amount} at the same register",
-                    gap(event.at_ms - a.at_ms)
-                ),
-            ));
+            hits.push(Hit::on(event, why(event.at_ms - a.at_ms)));
         }
     }
     if event.kind == first.as_str() {
         // This `first` arrived after the `then` events it explains: each of them is the exception.
         for b in partners(then, event.at_ms, event.at_ms + within.0 + 1).await? {
             if b.seq != event.seq {
-                let why = format!(
-                    "{then} {} after a {first}{amount} at the same register",
-                    gap(b.at_ms - event.at_ms)
-                );
-                hits.push(Hit::on(&b, why));
+                hits.push(Hit::on(&b, why(b.at_ms - event.at_ms)));
             }
         }
     }
@@ -303,16 +296,6 @@ async fn pair(
 fn same_money(a: &EventRecord, b: &EventRecord) -> bool {
     matches!((a.amount, b.amount), (Some(x), Some(y)) if x.unsigned_abs() == y.unsigned_abs())
         && a.currency == b.currency
-}
-
-/// A gap as people say it: `12s`, `1m 05s`.
-fn gap(ms: i64) -> String {
-    let s = ms.max(0) / 1000;
-    if s < 60 {
-        format!("{s}s")
-    } else {
-        format!("{}m {:02}s", s / 60, s % 60)
-    }
 }
 
 /// One cashier's counted events and sales in a window, beside the store's other cashiers'.
@@ -363,12 +346,13 @@ impl Rates {
             )
     }
 
-    fn why(&self, window: Millis) -> String {
-        let rate = per_100(self.count, self.sales).unwrap_or_default();
-        let others = per_100(self.others_count, self.others_sales).unwrap_or_default();
-        format!(
-            "the cashier's {} in {} sales over {window} are {rate:.1} per 100 sales, against {others:.1} for the store's other cashiers",
-            self.count, self.sales
-        )
+    fn why(&self, window: Millis) -> Reason {
+        Reason::CashierRate {
+            count: self.count,
+            sales: self.sales,
+            others_count: self.others_count,
+            others_sales: self.others_sales,
+            window_ms: window.0,
+        }
     }
 }

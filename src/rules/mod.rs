@@ -15,6 +15,7 @@
 //!   and the rules running stay.
 
 mod kinds;
+mod reason;
 #[cfg(test)]
 mod tests;
 mod watch;
@@ -29,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{Config, RuleConfig, Watchers};
 use crate::store::{EventRecord, NewException, RuleResults, Store, StoreError, StoreHealth};
 
+pub use reason::{Place, Reason, english_why, why_text};
 pub use watch::watch;
 
 /// The running rule set: swapped whole when the config file changes.
@@ -39,11 +41,11 @@ pub type Rules = Arc<ArcSwap<Vec<RuleConfig>>>;
 #[derive(Debug, Clone)]
 pub struct Hit {
     pub event: EventRecord,
-    pub why: String,
+    pub why: Reason,
 }
 
 impl Hit {
-    fn on(event: &EventRecord, why: String) -> Hit {
+    fn on(event: &EventRecord, why: Reason) -> Hit {
         Hit {
             event: event.clone(),
             why,
@@ -120,7 +122,7 @@ pub async fn step(
                     rule: rule.id.clone(),
                     event_seq: hit.event.seq,
                     severity: rule.severity,
-                    why: hit.why,
+                    why: hit.why.stored(),
                 });
             }
         }
@@ -186,10 +188,10 @@ pub async fn run(
 }
 
 /// A match the back-test reports.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Backtested {
     pub event_seq: i64,
-    pub why: String,
+    pub why: Reason,
 }
 
 /// Events a back-test reads at a time.

@@ -458,7 +458,11 @@ pub async fn exceptions(
         limit: parse_limit(&params.limit)?,
         ..ExceptionQuery::default()
     };
-    let list = state.store.exceptions(&query).await?;
+    let mut list = state.store.exceptions(&query).await?;
+    // `why` stays the English sentence it always was, whatever language the request asks for.
+    for x in &mut list {
+        x.why = crate::rules::english_why(&x.why);
+    }
     // An exception names its event's store, register, type and amount: read in bulk like the events.
     audit_read(
         &state,

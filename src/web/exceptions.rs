@@ -67,7 +67,7 @@ fn row(config: &crate::config::Config, x: ExceptionRecord) -> Row {
         amount: x.amount.map(|a| format_amount(a, x.currency.as_deref())),
         rule: x.rule,
         severity: x.severity,
-        why: x.why,
+        why: crate::rules::why_text(&x.why),
         seq: x.event_seq,
         store: x.store,
         register: x.register,

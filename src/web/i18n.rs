@@ -220,6 +220,11 @@ pub fn text(key: &str) -> String {
         })
 }
 
+/// Whether the current language's catalog has `key`: for words with a fallback of their own.
+pub fn has(key: &str) -> bool {
+    catalog().is_some_and(|c| c.contains_key(key))
+}
+
 /// Escapes text for HTML text and double-quoted attributes, which is everywhere the templates put a message
 /// (a test keeps single-quoted attributes out of them). Unlike a full escape it leaves `'` and `/` as they are,
 /// so the messages read the same in the page's source as in the catalog.

@@ -1001,7 +1001,7 @@ pub(super) async fn event_response(
         None => None,
     };
     let clock = register_clock(state, &viewer.scope(), &record.store, &record.register).await?;
-    let exceptions = state
+    let mut exceptions = state
         .store
         .exceptions(&ExceptionQuery {
             scope: viewer.scope(),
@@ -1010,6 +1010,10 @@ pub(super) async fn event_response(
             ..ExceptionQuery::default()
         })
         .await?;
+    // The reasons in the reader's language: the page is rendered in the request's.
+    for x in &mut exceptions {
+        x.why = crate::rules::why_text(&x.why);
+    }
     let mut page = event_page(&state.config, &state.integrations, record, attempts);
     page.register_clock = clock;
     let case = case.map(|c| case_view(&page, c));
