@@ -276,7 +276,7 @@ async fn a_webhook_alert_carries_the_exception_its_links_and_a_signature_the_rea
     // The JSON is for programs: its reason is in English whatever the store's language.
     assert_eq!(
         body["exception"]["why"],
-        "refund of ¥60,000, at or above ¥50,000"
+        "refund of -¥60,000, at or above ¥50,000"
     );
     let event = &body["event"];
     assert_eq!(
@@ -486,7 +486,7 @@ async fn slack_and_teams_take_the_alert_in_their_documented_shapes_in_the_stores
         "{section}"
     );
     assert!(
-        section.contains("理由：返品 ¥60,000（¥50,000 以上）"),
+        section.contains("理由：返品 -¥60,000（¥50,000 以上）"),
         "{section}"
     );
     assert!(
@@ -649,7 +649,7 @@ severities = ["high"]
     for line in [
         "Shibuya でルールが例外を見つけました。",
         "ルール：big-refund（重要度 high）",
-        "理由：返品 ¥60,000（¥50,000 以上）",
+        "理由：返品 -¥60,000（¥50,000 以上）",
         "イベント：Shibuya/r1 の返品、",
         "金額：",
         &format!("イベントのページ：https://lp.example/tillmark/events/{seq}"),
