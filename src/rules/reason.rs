@@ -201,9 +201,11 @@ pub fn english_why(stored: &str) -> String {
 /// An event type as a reason's sentence names it: the catalog's word for it, else the type as sent.
 fn word(kind: &str) -> String {
     let key = format!("reason.type.{kind}");
-    i18n::has(&key)
-        .then(|| i18n::text(&key))
-        .unwrap_or_else(|| kind.to_string())
+    if i18n::has(&key) {
+        i18n::text(&key)
+    } else {
+        kind.to_string()
+    }
 }
 
 /// A gap as people say it: `12s`, `1m 05s` (`12秒`, `1分05秒`).
