@@ -75,12 +75,7 @@ pub(super) async fn send(
     if status.is_success() {
         return Ok(());
     }
-    let retry_after = response
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
+    let retry_after = crate::camera::retry_after(response.headers());
     let answer = response.text().await.unwrap_or_default();
     // A receiver may echo its own address, and a Slack or Teams webhook's address is a secret.
     let mut secrets: Vec<&str> = vec![url.as_str(), url.path()];

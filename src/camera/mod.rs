@@ -26,6 +26,7 @@ use crate::config::{CameraSystemConfig, Config};
 use crate::store::Job;
 pub use defined::Defined;
 
+pub use http::retry_after;
 pub use registry::Integrations;
 pub use site::check_site;
 pub use wire::Trace;
